@@ -1,0 +1,150 @@
+//! The proxy-wasm ABI calls the filter makes, declared here so that every host status is mapped
+//! to a [`HostError`] instead of the SDK's `panic!("unexpected status")`.
+//!
+//! Statuses are read as plain `u32` (a value outside the SDK's enum must not become UB).
+//! Buffers the host returns were allocated through the SDK's exported allocator, so we own them.
+
+use std::ptr::{null, null_mut};
+
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+use crate::flow::HostError;
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_log(level: LogLevel, message_data: *const u8, message_size: usize) -> u32;
+}
+
+fn check(call: &'static str, status: u32) -> Result<(), HostError> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostError { call, status })
+    }
+}
+
+/// Takes ownership of a host-allocated buffer (empty when the host returned none).
+///
+/// # Safety
+/// `data`/`size` must come from a successful host call that allocated through our allocator.
+unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointers are valid for the call; on OK the host hands us `data`.
+    unsafe {
+        match proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) {
+            OK => Ok(Some(take(data, size))),
+            NOT_FOUND => Ok(None),
+            status => Err(HostError { call: "get_header_map_value", status }),
+        }
+    }
+}
+
+pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    check("replace_header_map_value", status)
+}
+
+pub fn remove_header(map: MapType, name: &str) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) };
+    check("remove_header_map_value", status)
+}
+
+pub fn buffer(kind: BufferType, start: usize, max: usize) -> Result<Vec<u8>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        match proxy_get_buffer_bytes(kind, start, max, &mut data, &mut size) {
+            OK => Ok(take(data, size)),
+            NOT_FOUND => Ok(Vec::new()),
+            status => Err(HostError { call: "get_buffer_bytes", status }),
+        }
+    }
+}
+
+/// Same wire layout as the SDK's map serialisation: count, (key_len, value_len)*, key\0value\0*.
+fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + pairs.iter().map(|(k, v)| k.len() + v.len() + 10).sum::<usize>());
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8], details: &str) -> Result<(), HostError> {
+    let hdrs = serialize_pairs(headers);
+    // SAFETY: all pointers are valid for the duration of the call.
+    let st = unsafe {
+        proxy_send_local_response(
+            status,
+            if details.is_empty() { null() } else { details.as_ptr() },
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            hdrs.as_ptr(),
+            hdrs.len(),
+            -1,
+        )
+    };
+    check("send_local_response", st)
+}
+
+/// Logging must never fail the request: a failed log call is dropped.
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: pointers are valid for the duration of the call.
+    let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}

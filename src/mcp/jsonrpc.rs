@@ -1,0 +1,570 @@
+//! JSON-RPC 2.0 envelope: one borrowed, single-pass parse of a posted body.
+//!
+//! Only the fields a gateway decides on are decoded (`jsonrpc`, `id`, `method`, `params.name`,
+//! `params.uri`, `params.taskId`, `params._meta`, legacy `initialize` fields); everything else is
+//! skipped without allocation. Strings borrow from the body unless they contain escapes.
+//!
+//! Duplicate keys: JSON parsers disagree on which of two equal keys wins (Python and JS take the
+//! last, some take the first). If the filter and the upstream could read different values for a
+//! key the filter decides on, the routing headers would stop being trustworthy, so a duplicate of
+//! any key read here is recorded and the flow rejects the request.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Most elements a legacy batch may hold (nesting depth is bounded by serde_json at 128).
+pub const MAX_BATCH_ELEMENTS: usize = 64;
+
+/// A JSON string that borrows from the input when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonStr<'a>(pub Cow<'a, str>);
+
+impl<'a> JsonStr<'a> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A field that should be a string; anything else is remembered as `NotAString` instead of
+/// failing the whole parse, so the error can still carry the request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrField<'a> {
+    Str(JsonStr<'a>),
+    NotAString,
+}
+
+impl<'a> StrField<'a> {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            StrField::Str(s) => Some(s.as_str()),
+            StrField::NotAString => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StrField<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrField<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(StrField::Str(JsonStr(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StrField::Str(JsonStr(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(StrField::Str(JsonStr(Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(StrField::NotAString)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(StrField::NotAString)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(StrField::NotAString)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(StrField::NotAString)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(StrField::NotAString)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StrField::NotAString)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StrField::NotAString)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The shape of a JSON-RPC `id`, with its raw text kept for echoing it back byte-exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    String,
+    Integer,
+    /// `null`, a float, a bool, an object or an array: not a valid MCP request id.
+    Invalid,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId<'a> {
+    pub raw: &'a RawValue,
+    pub kind: IdKind,
+}
+
+impl<'a> RequestId<'a> {
+    fn from_raw(raw: &'a RawValue) -> Self {
+        let text = raw.get();
+        let kind = match text.as_bytes().first() {
+            Some(b'"') => IdKind::String,
+            Some(b'-' | b'0'..=b'9') if !text.contains(['.', 'e', 'E']) => IdKind::Integer,
+            _ => IdKind::Invalid,
+        };
+        RequestId { raw, kind }
+    }
+
+    /// The id exactly as the client wrote it (JSON text).
+    pub fn json(&self) -> &'a str {
+        self.raw.get()
+    }
+}
+
+/// `params._meta`: only the keys the gateway uses.
+#[derive(Debug, Default, Clone)]
+pub struct Meta<'a> {
+    pub protocol_version: Option<StrField<'a>>,
+    /// Present and a JSON object.
+    pub client_capabilities: Option<&'a RawValue>,
+    pub client_info: Option<ClientInfo<'a>>,
+    pub traceparent: Option<StrField<'a>>,
+    pub progress_token: bool,
+    pub duplicate_key: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientInfo<'a> {
+    pub name: Option<StrField<'a>>,
+    pub version: Option<StrField<'a>>,
+}
+
+/// `params`: only the keys the gateway uses; `arguments` is kept raw for later scanners.
+#[derive(Debug, Default, Clone)]
+pub struct Params<'a> {
+    pub name: Option<StrField<'a>>,
+    pub uri: Option<StrField<'a>>,
+    pub task_id: Option<StrField<'a>>,
+    /// `None` when absent; `Some(None)` when present but not an object.
+    pub meta: Option<Option<Meta<'a>>>,
+    pub arguments: Option<&'a RawValue>,
+    /// Legacy `initialize`: version, capabilities and client info are top-level params.
+    pub protocol_version: Option<StrField<'a>>,
+    pub client_info: Option<ClientInfo<'a>>,
+    pub has_request_state: bool,
+    pub has_input_responses: bool,
+    pub duplicate_key: Option<&'static str>,
+}
+
+impl<'a> Params<'a> {
+    pub fn meta(&self) -> Option<&Meta<'a>> {
+        self.meta.as_ref().and_then(Option::as_ref)
+    }
+}
+
+/// One JSON-RPC message object.
+#[derive(Debug, Default, Clone)]
+pub struct Envelope<'a> {
+    pub jsonrpc: Option<StrField<'a>>,
+    pub id: Option<RequestId<'a>>,
+    pub method: Option<StrField<'a>>,
+    /// `None` when absent; `Some(None)` when present but not an object.
+    pub params: Option<Option<Params<'a>>>,
+    pub has_result: bool,
+    pub has_error: bool,
+    pub duplicate_key: Option<&'static str>,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn params(&self) -> Option<&Params<'a>> {
+        self.params.as_ref().and_then(Option::as_ref)
+    }
+
+    pub fn method_str(&self) -> Option<&str> {
+        self.method.as_ref().and_then(StrField::as_str)
+    }
+
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` is present (any type): the
+    /// request claims the 2026-07-28 era.
+    pub fn claims_modern(&self) -> bool {
+        self.params()
+            .and_then(Params::meta)
+            .is_some_and(|m| m.protocol_version.is_some())
+    }
+
+    /// The first duplicated key found at any level read by the parser.
+    pub fn duplicate_key(&self) -> Option<&'static str> {
+        self.duplicate_key
+            .or_else(|| self.params().and_then(|p| p.duplicate_key))
+            .or_else(|| self.params().and_then(Params::meta).and_then(|m| m.duplicate_key))
+    }
+}
+
+/// What a posted body is, before era rules apply.
+#[derive(Debug)]
+pub enum Body<'a> {
+    Single(Envelope<'a>),
+    Batch(Vec<Envelope<'a>>),
+}
+
+/// Why a body could not be read as JSON-RPC at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not JSON (syntax, encoding, trailing bytes, too deep).
+    NotJson(String),
+    /// JSON, but neither an object nor an array of objects.
+    NotAnObject,
+    /// An empty batch array, or more elements than [`MAX_BATCH_ELEMENTS`].
+    BadBatch,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ParseError::NotJson(e) => write!(f, "body is not valid JSON: {e}"),
+            ParseError::NotAnObject => f.write_str("body is not a JSON-RPC message object"),
+            ParseError::BadBatch => f.write_str("batch must hold 1 to 64 message objects"),
+        }
+    }
+}
+
+/// Parses a posted body once. Batches are split into borrowed elements.
+pub fn parse_body(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'[') => {
+            let raws: Vec<&RawValue> =
+                serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+            if raws.is_empty() || raws.len() > MAX_BATCH_ELEMENTS {
+                return Err(ParseError::BadBatch);
+            }
+            let mut out = Vec::with_capacity(raws.len());
+            for raw in raws {
+                out.push(parse_object(raw.get().as_bytes())?);
+            }
+            Ok(Body::Batch(out))
+        }
+        Some(b'{') => Ok(Body::Single(parse_object(body)?)),
+        Some(_) => match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => Err(ParseError::NotAnObject),
+            Err(e) => Err(ParseError::NotJson(e.to_string())),
+        },
+        None => Err(ParseError::NotJson("empty body".to_owned())),
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let env = Envelope::deserialize(&mut de).map_err(classify_serde_error)?;
+    de.end().map_err(|e| ParseError::NotJson(e.to_string()))?;
+    Ok(env)
+}
+
+fn classify_serde_error(e: serde_json::Error) -> ParseError {
+    match e.classify() {
+        serde_json::error::Category::Data => ParseError::NotAnObject,
+        _ => ParseError::NotJson(e.to_string()),
+    }
+}
+
+/// Records the first duplicate among the keys a visitor reads.
+fn mark_dup(seen: &mut u32, bit: u32, key: &'static str, dup: &mut Option<&'static str>) -> bool {
+    if *seen & bit != 0 {
+        if dup.is_none() {
+            *dup = Some(key);
+        }
+        false
+    } else {
+        *seen |= bit;
+        true
+    }
+}
+
+/// Reads a map key without allocating when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Deserializes `T` if the value is an object, otherwise skips it and yields `None`.
+struct ObjectOr<T>(Option<T>);
+
+impl<'de, T: ObjectVisit<'de>> Deserialize<'de> for ObjectOr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: ObjectVisit<'de>> Visitor<'de> for V<T> {
+            type Value = ObjectOr<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::visit(a).map(|t| ObjectOr(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ObjectOr(None))
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+trait ObjectVisit<'de>: Sized {
+    fn visit<A: MapAccess<'de>>(a: A) -> Result<Self, A::Error>;
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON-RPC message object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                Envelope::visit(a)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> ObjectVisit<'de> for Envelope<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut env = Envelope::default();
+        let mut seen = 0u32;
+        let dup = &mut env.duplicate_key;
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            match k.as_ref() {
+                "jsonrpc" if mark_dup(&mut seen, 1, "jsonrpc", dup) => {
+                    env.jsonrpc = Some(a.next_value()?);
+                }
+                "id" if mark_dup(&mut seen, 2, "id", dup) => {
+                    let raw: &'de RawValue = a.next_value()?;
+                    env.id = Some(RequestId::from_raw(raw));
+                }
+                "method" if mark_dup(&mut seen, 4, "method", dup) => {
+                    env.method = Some(a.next_value()?);
+                }
+                "params" if mark_dup(&mut seen, 8, "params", dup) => {
+                    let p: ObjectOr<Params<'de>> = a.next_value()?;
+                    env.params = Some(p.0);
+                }
+                "result" if mark_dup(&mut seen, 16, "result", dup) => {
+                    a.next_value::<IgnoredAny>()?;
+                    env.has_result = true;
+                }
+                "error" if mark_dup(&mut seen, 32, "error", dup) => {
+                    a.next_value::<IgnoredAny>()?;
+                    env.has_error = true;
+                }
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+impl<'de> ObjectVisit<'de> for Params<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut p = Params::default();
+        let mut seen = 0u32;
+        let dup = &mut p.duplicate_key;
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            match k.as_ref() {
+                "name" if mark_dup(&mut seen, 1, "params.name", dup) => {
+                    p.name = Some(a.next_value()?);
+                }
+                "uri" if mark_dup(&mut seen, 2, "params.uri", dup) => {
+                    p.uri = Some(a.next_value()?);
+                }
+                "taskId" if mark_dup(&mut seen, 4, "params.taskId", dup) => {
+                    p.task_id = Some(a.next_value()?);
+                }
+                "_meta" if mark_dup(&mut seen, 8, "params._meta", dup) => {
+                    let m: ObjectOr<Meta<'de>> = a.next_value()?;
+                    p.meta = Some(m.0);
+                }
+                "arguments" if mark_dup(&mut seen, 16, "params.arguments", dup) => {
+                    p.arguments = Some(a.next_value()?);
+                }
+                "protocolVersion" if mark_dup(&mut seen, 32, "params.protocolVersion", dup) => {
+                    p.protocol_version = Some(a.next_value()?);
+                }
+                "clientInfo" if mark_dup(&mut seen, 64, "params.clientInfo", dup) => {
+                    let c: ObjectOr<ClientInfo<'de>> = a.next_value()?;
+                    p.client_info = c.0;
+                }
+                "requestState" if mark_dup(&mut seen, 128, "params.requestState", dup) => {
+                    a.next_value::<IgnoredAny>()?;
+                    p.has_request_state = true;
+                }
+                "inputResponses" if mark_dup(&mut seen, 256, "params.inputResponses", dup) => {
+                    a.next_value::<IgnoredAny>()?;
+                    p.has_input_responses = true;
+                }
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+const KEY_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const KEY_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+const KEY_INFO: &str = "io.modelcontextprotocol/clientInfo";
+
+impl<'de> ObjectVisit<'de> for Meta<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut m = Meta::default();
+        let mut seen = 0u32;
+        let dup = &mut m.duplicate_key;
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            match k.as_ref() {
+                KEY_VERSION if mark_dup(&mut seen, 1, "params._meta.protocolVersion", dup) => {
+                    m.protocol_version = Some(a.next_value()?);
+                }
+                KEY_CAPS if mark_dup(&mut seen, 2, "params._meta.clientCapabilities", dup) => {
+                    let raw: &'de RawValue = a.next_value()?;
+                    if raw.get().starts_with('{') {
+                        m.client_capabilities = Some(raw);
+                    }
+                }
+                KEY_INFO if mark_dup(&mut seen, 4, "params._meta.clientInfo", dup) => {
+                    let c: ObjectOr<ClientInfo<'de>> = a.next_value()?;
+                    m.client_info = c.0;
+                }
+                "traceparent" if mark_dup(&mut seen, 8, "params._meta.traceparent", dup) => {
+                    m.traceparent = Some(a.next_value()?);
+                }
+                "progressToken" if mark_dup(&mut seen, 16, "params._meta.progressToken", dup) => {
+                    a.next_value::<IgnoredAny>()?;
+                    m.progress_token = true;
+                }
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl<'de> ObjectVisit<'de> for ClientInfo<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut c = ClientInfo::default();
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            match k.as_ref() {
+                "name" => c.name = Some(a.next_value()?),
+                "version" => c.version = Some(a.next_value()?),
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(body: &str) -> Envelope<'_> {
+        match parse_body(body.as_bytes()) {
+            Ok(Body::Single(e)) => e,
+            other => panic!("expected a single envelope, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn borrows_plain_strings_and_decodes_escapes() {
+        let e = single(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ec\u0068o"}}"#);
+        assert!(matches!(e.method, Some(StrField::Str(JsonStr(Cow::Borrowed("tools/call"))))));
+        assert_eq!(e.params().and_then(|p| p.name.as_ref()).and_then(StrField::as_str), Some("echo"));
+        assert_eq!(e.id.map(|i| i.kind), Some(IdKind::Integer));
+    }
+
+    #[test]
+    fn records_duplicate_keys_at_every_level_read() {
+        let e = single(r#"{"id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#);
+        assert_eq!(e.duplicate_key(), Some("params.name"));
+        let e = single(r#"{"id":1,"id":2,"method":"x"}"#);
+        assert_eq!(e.duplicate_key(), Some("id"));
+        let e = single(
+            r#"{"id":1,"method":"x","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"a","io.modelcontextprotocol/protocolVersion":"b"}}}"#,
+        );
+        assert_eq!(e.duplicate_key(), Some("params._meta.protocolVersion"));
+    }
+
+    #[test]
+    fn id_kinds() {
+        assert_eq!(single(r#"{"id":"a"}"#).id.map(|i| i.kind), Some(IdKind::String));
+        assert_eq!(single(r#"{"id":-3}"#).id.map(|i| i.kind), Some(IdKind::Integer));
+        assert_eq!(single(r#"{"id":1.5}"#).id.map(|i| i.kind), Some(IdKind::Invalid));
+        assert_eq!(single(r#"{"id":null}"#).id.map(|i| i.kind), Some(IdKind::Invalid));
+        assert_eq!(single(r#"{"id":"x\"y"}"#).id.map(|i| i.json()), Some(r#""x\"y""#));
+    }
+
+    #[test]
+    fn non_objects_and_garbage() {
+        assert!(matches!(parse_body(b"42"), Err(ParseError::NotAnObject)));
+        assert!(matches!(parse_body(b"[]"), Err(ParseError::BadBatch)));
+        assert!(matches!(parse_body(b"[1]"), Err(ParseError::NotAnObject)));
+        assert!(matches!(parse_body(b"{\"id\":1"), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse_body(b"{} x"), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse_body(b"  "), Err(ParseError::NotJson(_))));
+        assert!(matches!(parse_body(b"\xff"), Err(ParseError::NotJson(_))));
+    }
+
+    #[test]
+    fn wrong_types_do_not_lose_the_id() {
+        let e = single(r#"{"id":5,"method":3,"params":[1,2]}"#);
+        assert_eq!(e.id.map(|i| i.json()), Some("5"));
+        assert_eq!(e.method, Some(StrField::NotAString));
+        assert!(matches!(e.params, Some(None)));
+    }
+}
