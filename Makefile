@@ -1,0 +1,90 @@
+# mcp-warden: the two commands a new user needs are `make run` and `make test`.
+# Everything they need is installed on first use into git-ignored, project-local folders
+# (.venv for Python + Envoy, .node for Node 22 + npm packages, the rustup wasm target).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+VENV          := .venv
+PY            := $(VENV)/bin/python
+ENVOY         := $(VENV)/bin/envoy
+WASM          := target/wasm32-wasip1/release/mcp_warden.wasm
+WASM_FAULT    := target/fault-injection/wasm32-wasip1/release/mcp_warden.wasm
+WARDEN        := target/release/warden
+RUN_DIR       := .run
+
+export GATEWAY_PORT  ?= 10000
+export ADMIN_PORT    ?= 9901
+export UPSTREAM_PORT ?= 8080
+export SINK_PORT     ?= 4317
+
+.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e validate bench clippy
+
+help:
+	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
+	@echo "make up     - the same in the background (PIDs and logs in .run/); make down stops it"
+	@echo "make test   - every test layer (unit, wasm32, fake host, real Envoy e2e, conformance)"
+	@echo "make bench  - A/B throughput and latency against bare Envoy"
+	@echo "make build  - build the filter (.wasm) and host tools"
+
+## --- dependencies (installed once, then offline) ---------------------------------------
+
+$(VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+deps-py: $(VENV)/.stamp
+
+$(RUN_DIR)/.rust-target:
+	@mkdir -p $(RUN_DIR)
+	rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	touch $@
+
+deps-rust: $(RUN_DIR)/.rust-target
+
+deps: deps-py deps-rust
+
+## --- build ----------------------------------------------------------------------------
+
+build: deps-rust
+	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --bin warden
+	@printf 'mcp_warden.wasm: %s bytes\n' "$$(stat -c %s $(WASM))"
+
+# A second .wasm that panics on request, only for the fail-closed e2e test.
+build-fault: deps-rust
+	cargo build --release --target wasm32-wasip1 --lib --features fault-injection --target-dir target/fault-injection
+
+validate: build deps-py
+	@for f in envoy/*.yaml; do \
+	  $(PY) scripts/render_envoy.py $$f > $(RUN_DIR)/validate.yaml && \
+	  $(ENVOY) --mode validate -c $(RUN_DIR)/validate.yaml -l error >/dev/null && echo "envoy validate OK: $$f" || { echo "envoy validate FAILED: $$f"; exit 1; }; \
+	done
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+
+## --- run ------------------------------------------------------------------------------
+
+run: build deps
+	$(PY) scripts/gateway.py run
+
+up: build deps
+	$(PY) scripts/gateway.py up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/gateway.py down; fi
+
+## --- test -----------------------------------------------------------------------------
+
+test-unit:
+	cargo test --all-targets
+
+test-e2e: build build-fault deps
+	$(VENV)/bin/pytest -q tests/e2e
+
+test: deps test-unit validate test-e2e
+
+-include mk/*.mk
