@@ -8,7 +8,7 @@
 //! - [`flow`]: the per-request state machine, written against the [`flow::HttpIo`] trait so the
 //!   same code runs in Envoy and under the fake host in tests.
 //! - [`metrics`]: metric names (constants) and the recording trait.
-//! - `host` (wasm32 only): the only module that knows proxy-wasm.
+//! - `host` (wasm32-wasip1 only): the only module that knows proxy-wasm.
 //!
 //! Everything outside `host` is plain Rust that `cargo test` runs natively.
 
@@ -17,5 +17,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod policy;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(target_os = "wasi")]
 mod host;
