@@ -19,7 +19,8 @@ Tools:
                                `open_gate(gate)` is called (from another request), so a test can
                                prove that progress reaches the client while the tool is running.
   open_gate(gate)              releases a waiting slow_sum.
-  announce_change()            publishes tools/list_changed to `subscriptions/listen` streams.
+  announce_change()            notifications/tools/list_changed: to `subscriptions/listen` streams
+                               (2026-07-28) and to the caller's legacy session GET stream.
   blocked_tool()               a harmless tool that gateway route tests block by `Mcp-Name`.
 
 Run: `python demo/upstream.py --port 8080` (or UPSTREAM_PORT=8080).
@@ -52,6 +53,7 @@ DASHBOARD_HTML = """<!doctype html>
 </script></body></html>
 """
 GATE_TIMEOUT_S = 60.0
+MODERN_VERSION = "2026-07-28"
 
 log = logging.getLogger("demo-upstream")
 
@@ -118,9 +120,13 @@ def open_gate(gate: str) -> str:
     return f"opened {gate}"
 
 
-@mcp.tool(description="Tell subscriptions/listen streams that the tool list changed")
+@mcp.tool(description="Announce that the tool list changed")
 async def announce_change(ctx: Context) -> str:
+    # 2026-07-28: to every subscriptions/listen stream that asked for toolsListChanged.
     await ctx.notify_tools_changed()
+    # 2025-11-25: to the caller's session, on its standalone GET SSE stream.
+    if (ctx.protocol_version or "") < MODERN_VERSION:
+        await ctx.session.send_tool_list_changed()
     return "announced"
 
 

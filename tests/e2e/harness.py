@@ -127,3 +127,117 @@ def envoy_stats(admin_port: int, filter_regex: str = "") -> dict[str, int]:
     with urllib.request.urlopen(url, timeout=5) as r:
         data = json.load(r)
     return {s["name"]: s["value"] for s in data.get("stats", []) if isinstance(s.get("value"), int)}
+
+
+# --- additions for the demo upstream, plugin-config overrides and HTTP readiness -------------
+
+DEMO_UPSTREAM = ROOT / "demo" / "upstream.py"
+
+# Every process started through start_demo_upstream / the conftest fixtures is listed here
+# while it runs, so a failing test can attach the tail of each live log to its report.
+LIVE_PROCS: list[Proc] = []
+
+MODERN_VERSION = "2026-07-28"
+
+
+def modern_meta(capabilities: dict | None = None, **extra) -> dict:
+    """The `_meta` every 2026-07-28 request carries."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp-warden-e2e", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities if capabilities is not None else {},
+    }
+    meta.update(extra)
+    return meta
+
+
+def modern_headers(method: str, name: str | None = None, **extra: str) -> dict[str, str]:
+    """HTTP headers of a well-formed 2026-07-28 POST (routing headers mirror the body)."""
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+         "MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": method}
+    if name is not None:
+        h["Mcp-Name"] = name
+    h.update(extra)
+    return h
+
+
+def mcp_post_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers a well-formed 2026-07-28 server/discover with HTTP 200."""
+    body = json.dumps({"jsonrpc": "2.0", "id": "ready", "method": "server/discover",
+                       "params": {"_meta": modern_meta()}}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers=modern_headers("server/discover"))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_mcp(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
+    """Wait until an MCP endpoint answers server/discover with 200 (through Envoy or direct)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}\n{proc.tail()}")
+        if mcp_post_ok(url):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer server/discover with 200 after {timeout}s"
+                       + (f"\n{proc.tail()}" if proc else ""))
+
+
+def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream") -> Proc:
+    """Start demo/upstream.py on 127.0.0.1:`port` and wait until /mcp answers."""
+    proc = Proc(name, [str(PYTHON), str(DEMO_UPSTREAM), "--port", str(port)], log_dir,
+                env={"PYTHONUNBUFFERED": "1"})
+    try:
+        wait_port(port, timeout=30, proc=proc)
+        wait_mcp(f"http://127.0.0.1:{port}/mcp", timeout=30, proc=proc)
+    except Exception:
+        proc.stop()
+        raise
+    return proc
+
+
+def set_plugin_config(yaml_text: str, config: dict, occurrence: int = 0) -> str:
+    """Replace the JSON plugin configuration (`value: |` block under a
+    google.protobuf.StringValue) of the `occurrence`-th such block in an Envoy YAML."""
+    lines = yaml_text.split("\n")
+    seen = -1
+    for i, line in enumerate(lines):
+        if "type.googleapis.com/google.protobuf.StringValue" not in line:
+            continue
+        seen += 1
+        if seen != occurrence:
+            continue
+        j = i + 1
+        while j < len(lines) and not lines[j].strip().startswith("value:"):
+            j += 1
+        if j == len(lines):
+            break
+        head = lines[j]
+        value_indent = len(head) - len(head.lstrip())
+        k = j + 1
+        block_indent = None
+        while k < len(lines):
+            stripped = lines[k].strip()
+            indent = len(lines[k]) - len(lines[k].lstrip())
+            if stripped and indent <= value_indent:
+                break
+            if stripped and block_indent is None:
+                block_indent = indent
+            k += 1
+        pad = " " * (block_indent if block_indent is not None else value_indent + 2)
+        body = [pad + ln for ln in json.dumps(config, indent=2).split("\n")]
+        new_head = head[:value_indent] + "value: |"
+        return "\n".join(lines[:j] + [new_head] + body + lines[k:])
+    raise ValueError(f"no StringValue plugin configuration #{occurrence} found")
+
+
+def render_envoy_config(template: str | Path, out_dir: Path, ports: dict[str, int], wasm: Path | None = None,
+                        replace: dict[str, str] | None = None, plugin_config: dict | None = None) -> Path:
+    """render_envoy plus an optional plugin configuration override (a dict, written as JSON)."""
+    out = render_envoy(template, out_dir, ports, wasm=wasm, replace=replace)
+    if plugin_config is not None:
+        out.write_text(set_plugin_config(out.read_text(), plugin_config))
+    return out
