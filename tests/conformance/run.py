@@ -65,6 +65,7 @@ class SuiteRun:
     scenarios: dict[str, Scenario]
     output_path: Path
     envoy_requests: int = 0  # downstream requests Envoy counted during this run (gateway runs)
+    upstream_requests: int = 0  # of those, requests Envoy forwarded to the upstream (the rest were answered locally)
 
     @property
     def n_ok(self) -> int:
@@ -174,7 +175,9 @@ class Comparison:
                  f"{self.gateway.n_ok}/{len(self.gateway.scenarios)}"),
                 ("checks passing", f"{self.direct.n_checks_ok}/{self.direct.n_checks_ok + self.direct.n_checks_failed}",
                  f"{self.gateway.n_checks_ok}/{self.gateway.n_checks_ok + self.gateway.n_checks_failed}"),
-                ("HTTP requests seen by Envoy", "-", str(self.gateway.envoy_requests))):
+                ("HTTP requests seen by Envoy", "-", str(self.gateway.envoy_requests)),
+                ("... answered by the gateway itself", "-",
+                 str(self.gateway.envoy_requests - self.gateway.upstream_requests))):
             rows.append(f"{title:<48} {dv:>12} {gv:>12}")
         return "\n".join(rows)
 
@@ -213,10 +216,12 @@ class Gateway:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}/mcp"
 
-    def requests(self) -> int:
-        """Downstream requests Envoy's HTTP connection manager has counted so far."""
-        stats = harness.envoy_stats(self.admin_port, r"^http\.mcp_gateway\.downstream_rq_total$")
-        return stats.get("http.mcp_gateway.downstream_rq_total", 0)
+    def requests(self) -> tuple[int, int]:
+        """(downstream requests Envoy has counted so far, requests it forwarded to the upstream)."""
+        stats = harness.envoy_stats(self.admin_port, r"(^http\.mcp_gateway\.downstream_rq_total$)|"
+                                                     r"(^cluster\.mcp_upstream\.upstream_rq_total$)")
+        return (stats.get("http.mcp_gateway.downstream_rq_total", 0),
+                stats.get("cluster.mcp_upstream.upstream_rq_total", 0))
 
     def stop(self) -> None:
         for p in (self.envoy, self.upstream):
@@ -247,11 +252,14 @@ def compare(upstream: str = "demo", requirement_sets=REQUIREMENT_SETS, scenario:
                 before = gw.requests()
                 r = run_suite(url, req, run_dir / f"{upstream}-{req}-{label}", label, timeout_ms, scenario)
                 if label == "gateway":
-                    r.envoy_requests = gw.requests() - before
+                    after = gw.requests()
+                    r.envoy_requests = after[0] - before[0]
+                    r.upstream_requests = after[1] - before[1]
                 if verbose:
                     print(f"[{upstream} {req} {label}] {r.n_ok}/{len(r.scenarios)} scenarios, "
                           f"{r.n_checks_ok} checks passed, {r.n_checks_failed} failed, exit {r.exit_code}, "
-                          f"{r.seconds:.1f}s" + (f", {r.envoy_requests} requests through Envoy"
+                          f"{r.seconds:.1f}s" + (f", {r.envoy_requests} requests through Envoy, "
+                                                  f"{r.upstream_requests} forwarded upstream"
                                                   if label == "gateway" else ""), flush=True)
                 if not r.scenarios:
                     raise RuntimeError(f"no scenario results parsed from {r.output_path}:\n"
