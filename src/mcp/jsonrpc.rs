@@ -16,8 +16,14 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Most elements a legacy batch may hold (nesting depth is bounded by serde_json at 128).
+/// Most elements a legacy batch may hold.
 pub const MAX_BATCH_ELEMENTS: usize = 64;
+
+/// Deepest array/object nesting a body may have. serde_json stops at 128 levels only for values
+/// it deserializes; values it skips or keeps raw (`arguments`, `clientCapabilities`, unknown keys)
+/// are skipped iteratively with no bound, so without this check any depth would reach upstream
+/// parsers (Python's `json` raises at ~1000 levels).
+pub const MAX_DEPTH: usize = 128;
 
 /// A JSON string that borrows from the input when it has no escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +238,9 @@ impl fmt::Display for ParseError {
 
 /// Parses a posted body once. Batches are split into borrowed elements.
 pub fn parse_body(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    if nesting_exceeds(body, MAX_DEPTH) {
+        return Err(ParseError::NotJson(format!("nesting deeper than {MAX_DEPTH} levels")));
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
@@ -253,6 +262,38 @@ pub fn parse_body(body: &[u8]) -> Result<Body<'_>, ParseError> {
         },
         None => Err(ParseError::NotJson("empty body".to_owned())),
     }
+}
+
+/// True when arrays/objects nest deeper than `max` (brackets inside strings do not count). One
+/// linear pass, no allocation; malformed input is left to the parser.
+fn nesting_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
@@ -558,6 +599,21 @@ mod tests {
         assert!(matches!(parse_body(b"{} x"), Err(ParseError::NotJson(_))));
         assert!(matches!(parse_body(b"  "), Err(ParseError::NotJson(_))));
         assert!(matches!(parse_body(b"\xff"), Err(ParseError::NotJson(_))));
+    }
+
+    #[test]
+    fn nesting_is_bounded_even_where_values_are_skipped() {
+        let nest = |pre: &str, d: usize, post: &str| format!("{pre}{}{}{post}", "[".repeat(d), "]".repeat(d));
+        // `arguments` is kept raw and unknown keys are skipped: serde_json alone bounds neither.
+        for (pre, post) in [(r#"{"id":1,"method":"x","params":{"arguments":"#, "}}"), (r#"{"id":1,"zzz":"#, "}")] {
+            let deep = nest(pre, 200, post);
+            assert!(matches!(parse_body(deep.as_bytes()), Err(ParseError::NotJson(_))), "{pre}");
+            let ok = nest(pre, 100, post);
+            assert!(parse_body(ok.as_bytes()).is_ok(), "{pre}");
+        }
+        // Brackets inside strings are text, not nesting.
+        let s = format!(r#"{{"id":1,"method":"x","params":{{"name":"{}\"{}"}}}}"#, "[".repeat(300), "{".repeat(300));
+        assert!(parse_body(s.as_bytes()).is_ok());
     }
 
     #[test]
