@@ -1,0 +1,369 @@
+//! Who is acting: the principal, resolved from identities Envoy has already verified.
+//!
+//! Sources are tried in the configured order ([`Sources`]); the first that yields an identity
+//! wins, otherwise the principal is anonymous and known only by a client fingerprint (hash of the
+//! source address without port and the user agent). The filter never sees or logs raw tokens: it
+//! reads the *payload* `jwt_authn` wrote to dynamic metadata after verifying the signature.
+//!
+//! A JWT's RFC 8693 `act` claim is flattened into a delegation chain, subject first:
+//! `{"sub":"alice","act":{"sub":"agent-7","act":{"sub":"search"}}}` is "alice via agent-7 via
+//! search".
+//!
+//! Everything stateful keys on hashes defined here, once: [`Principal::key`] (who) and
+//! [`CorrelationKey`] = hash(principal, upstream, client fingerprint).
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use crate::policy::spec::SourceKind;
+
+/// Header prefix the filter owns: stripped from client requests, set by the filter.
+pub const WARDEN_HEADER_PREFIX: &str = "x-warden-";
+/// Principal fingerprint header sent upstream (hex of [`Principal::key`]; never the raw id).
+pub const HEADER_PRINCIPAL: &str = "x-warden-principal";
+/// How the principal was established (`jwt`, `spiffe`, `istio`, `header`, `anonymous`).
+pub const HEADER_PRINCIPAL_SOURCE: &str = "x-warden-principal-source";
+/// The correlation key of the exchange.
+pub const HEADER_CORRELATION: &str = "x-warden-correlation";
+
+/// Bounds on what a payload can make the filter keep.
+pub const MAX_ID_LEN: usize = 256;
+pub const MAX_GROUPS: usize = 64;
+pub const MAX_CLAIMS: usize = 32;
+pub const MAX_CHAIN: usize = 8;
+pub const MAX_JWT_PAYLOAD: usize = 16 * 1024;
+
+/// True for a header a client must not be able to set (`x-warden-*`, any case).
+pub fn is_warden_header(name: &str) -> bool {
+    name.len() >= WARDEN_HEADER_PREFIX.len()
+        && name.get(..WARDEN_HEADER_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(WARDEN_HEADER_PREFIX))
+}
+
+/// Where the principal came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Jwt,
+    Spiffe,
+    Istio,
+    Header,
+    Anonymous,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Jwt => "jwt",
+            Origin::Spiffe => "spiffe",
+            Origin::Istio => "istio",
+            Origin::Header => "header",
+            Origin::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        match s {
+            "jwt" => Some(Origin::Jwt),
+            "spiffe" => Some(Origin::Spiffe),
+            "istio" => Some(Origin::Istio),
+            "header" => Some(Origin::Header),
+            "anonymous" => Some(Origin::Anonymous),
+            _ => None,
+        }
+    }
+}
+
+/// The compiled principal configuration (from `principal` in the policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    pub order: Vec<SourceKind>,
+    /// Dynamic metadata namespace and key where the host finds the JWT payload.
+    pub jwt_metadata_namespace: String,
+    pub jwt_payload_key: String,
+    pub subject_claim: String,
+    pub group_claims: Vec<String>,
+    /// Lowercase header name for [`SourceKind::Header`].
+    pub trusted_header: Option<String>,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        let spec = crate::policy::spec::PrincipalSpec::default();
+        Sources {
+            order: spec.sources,
+            jwt_metadata_namespace: spec.jwt.metadata_namespace,
+            jwt_payload_key: spec.jwt.payload_key,
+            subject_claim: spec.jwt.subject_claim,
+            group_claims: spec.jwt.group_claims,
+            trusted_header: None,
+        }
+    }
+}
+
+/// What the host read for this request, as plain values. Absent = not available.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerFacts<'a> {
+    /// JSON text of the verified JWT payload (`jwt_authn` `payload_in_metadata`).
+    pub jwt_payload: Option<&'a [u8]>,
+    /// `connection.uri_san_peer_certificate`.
+    pub uri_san: Option<&'a str>,
+    /// Istio `source.principal` (with or without the `spiffe://` scheme).
+    pub istio_principal: Option<&'a str>,
+    /// Value of the configured trusted header.
+    pub trusted_header: Option<&'a [u8]>,
+    /// `source.address` (`ip:port` or `[v6]:port`).
+    pub source_address: Option<&'a str>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub origin: Origin,
+    /// Subject, SPIFFE id, trusted header value, or `anonymous`.
+    pub id: String,
+    /// Delegation chain after the subject: the RFC 8693 `act` subjects, outermost first.
+    pub actors: Vec<String>,
+    pub groups: Vec<String>,
+    /// Top-level scalar claims of the JWT payload (strings; numbers and booleans as JSON text).
+    pub claims: Vec<(String, String)>,
+    /// SPIFFE trust domain, for SPIFFE and Istio principals.
+    pub trust_domain: Option<String>,
+    /// Hex hash of source address (no port) and user agent.
+    pub client_fingerprint: String,
+}
+
+impl Principal {
+    /// "alice via agent-7 via search".
+    pub fn display(&self) -> String {
+        let mut s = self.id.clone();
+        for a in &self.actors {
+            s.push_str(" via ");
+            s.push_str(a);
+        }
+        s
+    }
+
+    pub fn claim(&self, name: &str) -> Option<&str> {
+        self.claims.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Stable identity hash (hex, 32 chars): origin + id + delegation chain. Anonymous principals
+    /// are told apart by their client fingerprint. This is the "principal" of every state key and
+    /// the value of `x-warden-principal`.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"mcpw/principal/v1\0");
+        h.update(self.origin.as_str().as_bytes());
+        h.update([0]);
+        if self.origin == Origin::Anonymous {
+            h.update(self.client_fingerprint.as_bytes());
+        } else {
+            h.update(self.id.as_bytes());
+            for a in &self.actors {
+                h.update([0]);
+                h.update(a.as_bytes());
+            }
+        }
+        hex16(&h.finalize())
+    }
+
+    /// Headers the filter sets upstream (after stripping every client `x-warden-*`).
+    pub fn upstream_headers(&self, correlation: &CorrelationKey) -> [(&'static str, String); 3] {
+        [
+            (HEADER_PRINCIPAL, self.key()),
+            (HEADER_PRINCIPAL_SOURCE, self.origin.as_str().to_owned()),
+            (HEADER_CORRELATION, correlation.0.clone()),
+        ]
+    }
+}
+
+/// hash(principal, upstream, client fingerprint), hex (32 chars). Defined once; used by
+/// everything that keeps per-caller state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationKey(pub String);
+
+impl CorrelationKey {
+    pub fn new(principal: &Principal, upstream: &str) -> CorrelationKey {
+        let mut h = Sha256::new();
+        h.update(b"mcpw/correlation/v1\0");
+        h.update(principal.key().as_bytes());
+        h.update([0]);
+        h.update(upstream.as_bytes());
+        h.update([0]);
+        h.update(principal.client_fingerprint.as_bytes());
+        CorrelationKey(hex16(&h.finalize()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn hex16(digest: &[u8]) -> String {
+    hex::encode(digest.get(..16).unwrap_or(digest))
+}
+
+/// Hash of the client's network address (port dropped: it changes per connection) and user agent.
+pub fn client_fingerprint(source_address: Option<&str>, user_agent: Option<&[u8]>) -> String {
+    let addr = source_address.map(strip_port).unwrap_or("");
+    let mut h = Sha256::new();
+    h.update(b"mcpw/client/v1\0");
+    h.update(addr.as_bytes());
+    h.update([0]);
+    h.update(user_agent.unwrap_or_default());
+    hex16(&h.finalize())
+}
+
+fn strip_port(addr: &str) -> &str {
+    let addr = addr.trim();
+    if let Some(rest) = addr.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match addr.rsplit_once(':') {
+        // One colon: v4:port or host:port. More: a bare v6 address without port.
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => addr,
+    }
+}
+
+/// Resolves the principal. Pure: the host supplies the facts it read.
+pub fn resolve(sources: &Sources, facts: &PeerFacts<'_>) -> Principal {
+    let fp = client_fingerprint(facts.source_address, facts.user_agent);
+    for s in &sources.order {
+        let found = match s {
+            SourceKind::Jwt => facts.jwt_payload.and_then(|p| from_jwt(sources, p, &fp)),
+            SourceKind::Spiffe => facts.uri_san.and_then(|u| from_spiffe(Origin::Spiffe, u, &fp)),
+            SourceKind::Istio => facts.istio_principal.and_then(|u| from_spiffe(Origin::Istio, u, &fp)),
+            SourceKind::Header => facts.trusted_header.and_then(|v| {
+                let v = std::str::from_utf8(v).ok()?.trim();
+                let id = clean(v)?;
+                Some(simple(Origin::Header, id, None, &fp))
+            }),
+        };
+        if let Some(p) = found {
+            return p;
+        }
+    }
+    simple(Origin::Anonymous, "anonymous".to_owned(), None, &fp)
+}
+
+fn simple(origin: Origin, id: String, trust_domain: Option<String>, fp: &str) -> Principal {
+    Principal {
+        origin,
+        id,
+        actors: Vec::new(),
+        groups: Vec::new(),
+        claims: Vec::new(),
+        trust_domain,
+        client_fingerprint: fp.to_owned(),
+    }
+}
+
+/// An identity string we are willing to keep: non-empty, bounded, no control characters.
+fn clean(s: &str) -> Option<String> {
+    if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+        return None;
+    }
+    Some(s.to_owned())
+}
+
+fn from_spiffe(origin: Origin, raw: &str, fp: &str) -> Option<Principal> {
+    let raw = raw.trim();
+    let id = if raw.starts_with("spiffe://") { raw.to_owned() } else if origin == Origin::Istio { format!("spiffe://{raw}") } else { return None };
+    let id = clean(&id)?;
+    let rest = id.strip_prefix("spiffe://")?;
+    let td = rest.split('/').next().unwrap_or_default();
+    if td.is_empty() {
+        return None;
+    }
+    let td = td.to_ascii_lowercase();
+    Some(simple(origin, id, Some(td), fp))
+}
+
+fn from_jwt(sources: &Sources, payload: &[u8], fp: &str) -> Option<Principal> {
+    if payload.len() > MAX_JWT_PAYLOAD {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let obj = v.as_object()?;
+    let id = clean(obj.get(&sources.subject_claim)?.as_str()?)?;
+
+    let mut actors = Vec::new();
+    let mut act = obj.get("act");
+    while let Some(Value::Object(a)) = act {
+        if actors.len() >= MAX_CHAIN {
+            break;
+        }
+        match a.get("sub").and_then(Value::as_str).and_then(clean) {
+            Some(s) => actors.push(s),
+            None => break,
+        }
+        act = a.get("act");
+    }
+
+    let mut groups: Vec<String> = Vec::new();
+    for claim in &sources.group_claims {
+        let vals: Vec<&str> = match obj.get(claim) {
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(s)) => s.split_ascii_whitespace().collect(),
+            _ => continue,
+        };
+        for g in vals {
+            if groups.len() >= MAX_GROUPS {
+                break;
+            }
+            if let Some(g) = clean(g) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+    }
+
+    let mut claims = Vec::new();
+    for (k, val) in obj {
+        if claims.len() >= MAX_CLAIMS {
+            break;
+        }
+        let text = match val {
+            Value::String(s) => s.clone(),
+            Value::Bool(_) | Value::Number(_) => val.to_string(),
+            _ => continue,
+        };
+        if let (Some(k), Some(t)) = (clean(k), clean(&text)) {
+            claims.push((k, t));
+        }
+    }
+
+    Some(Principal {
+        origin: Origin::Jwt,
+        id,
+        actors,
+        groups,
+        claims,
+        trust_domain: None,
+        client_fingerprint: fp.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_dropped() {
+        assert_eq!(strip_port("10.0.0.1:5555"), "10.0.0.1");
+        assert_eq!(strip_port("[::1]:5555"), "::1");
+        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn warden_headers() {
+        assert!(is_warden_header("x-warden-principal"));
+        assert!(is_warden_header("X-Warden-Anything"));
+        assert!(!is_warden_header("x-ward"));
+        assert!(!is_warden_header("mcp-method"));
+    }
+}

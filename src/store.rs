@@ -1,0 +1,320 @@
+//! Bounded state over a key-value store with compare-and-swap (Envoy shared data).
+//!
+//! Envoy shared data is per process, shared by all worker VMs, and its keys can never be
+//! deleted. So state lives in fixed-size **slot tables**: a logical key is hashed to a home slot
+//! and probed over [`SlotTable::ways`] neighbours; the value records the logical key's hash so a
+//! collision is detected, never confused. When every probed slot is taken by another key, an idle
+//! entry (one the owner says holds nothing worth keeping, e.g. a refilled bucket) is reused,
+//! else the least recently used one is evicted. However many principals pass through, at most
+//! `capacity` keys `mcpw/v1/<table>/<slot>` exist, each with a value of bounded size.
+//!
+//! Updates are optimistic: read (value, cas), compute, write with that cas; on a mismatch (another
+//! worker wrote in between) start again, at most [`MAX_CAS_RETRIES`] times.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+/// CAS token as Envoy returns it with a value.
+pub type Cas = u32;
+
+/// Attempts per update before giving up with [`StoreError::Contention`].
+pub const MAX_CAS_RETRIES: u32 = 8;
+/// Largest payload a slot holds (bytes).
+pub const MAX_PAYLOAD: usize = 256;
+/// Largest table an operator may configure.
+pub const MAX_CAPACITY: u32 = 1 << 20;
+
+/// Errors of the underlying store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvError {
+    /// Someone wrote the key after our read.
+    CasMismatch,
+    /// Any other host status (the host's numeric code).
+    Host(u32),
+}
+
+/// A key-value store with CAS: Envoy shared data in the filter, [`FakeKv`] in tests.
+pub trait Kv {
+    /// The value and its CAS token, or `None` when the key was never written.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Cas)>, KvError>;
+    /// Writes `value`. With `Some(cas)` the write fails with [`KvError::CasMismatch`] if the key
+    /// changed since the read that returned `cas`; `None` writes unconditionally (new keys).
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<Cas>) -> Result<(), KvError>;
+}
+
+/// Why an update did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// Every attempt met a concurrent write.
+    Contention,
+    /// The store failed.
+    Kv(KvError),
+    /// The payload was larger than [`MAX_PAYLOAD`].
+    TooLarge,
+}
+
+/// A fixed-size table of slots under one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotTable {
+    /// Short table name in the key, e.g. `rl`.
+    pub name: &'static str,
+    pub capacity: u32,
+    /// Slots probed per key (clamped to `capacity`).
+    pub ways: u32,
+}
+
+const MAGIC: [u8; 3] = *b"MW1";
+/// magic(3) + key hash(16) + last_used(8) + payload len(2).
+const HEADER: usize = 3 + 16 + 8 + 2;
+
+struct Entry {
+    key_hash: [u8; 16],
+    last_used: u64,
+    payload: Vec<u8>,
+}
+
+fn decode(bytes: &[u8]) -> Option<Entry> {
+    if bytes.get(..3)? != MAGIC {
+        return None;
+    }
+    let key_hash: [u8; 16] = bytes.get(3..19)?.try_into().ok()?;
+    let last_used = u64::from_le_bytes(bytes.get(19..27)?.try_into().ok()?);
+    let len = usize::from(u16::from_le_bytes(bytes.get(27..29)?.try_into().ok()?));
+    let payload = bytes.get(HEADER..HEADER + len)?.to_vec();
+    Some(Entry { key_hash, last_used, payload })
+}
+
+fn encode(key_hash: &[u8; 16], last_used: u64, payload: &[u8]) -> Result<Vec<u8>, StoreError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(StoreError::TooLarge);
+    }
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(key_hash);
+    out.extend_from_slice(&last_used.to_le_bytes());
+    out.extend_from_slice(&u16::try_from(payload.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// What the probe found for a logical key.
+enum Target {
+    Own { slot: u32, cas: Cas, payload: Vec<u8> },
+    Free { slot: u32, cas: Option<Cas> },
+}
+
+impl SlotTable {
+    pub fn new(name: &'static str, capacity: u32, ways: u32) -> SlotTable {
+        SlotTable { name, capacity: capacity.clamp(1, MAX_CAPACITY), ways: ways.max(1) }
+    }
+
+    /// The shared-data key of a slot: `mcpw/v1/<name>/<slot>`.
+    pub fn slot_key(&self, slot: u32) -> String {
+        format!("mcpw/v1/{}/{slot}", self.name)
+    }
+
+    fn hash(&self, logical_key: &[u8]) -> ([u8; 16], u32) {
+        let mut h = Sha256::new();
+        h.update(self.name.as_bytes());
+        h.update([0]);
+        h.update(logical_key);
+        let d = h.finalize();
+        let mut kh = [0u8; 16];
+        for (dst, src) in kh.iter_mut().zip(d.iter()) {
+            *dst = *src;
+        }
+        let mut home = [0u8; 8];
+        for (dst, src) in home.iter_mut().zip(d.iter().skip(16)) {
+            *dst = *src;
+        }
+        let home = u64::from_le_bytes(home) % u64::from(self.capacity);
+        (kh, u32::try_from(home).unwrap_or(0))
+    }
+
+    fn probe<K: Kv + ?Sized>(
+        &self,
+        kv: &K,
+        key_hash: &[u8; 16],
+        home: u32,
+        idle: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Target, StoreError> {
+        let ways = self.ways.min(self.capacity);
+        let mut empty: Option<u32> = None;
+        let mut idle_victim: Option<(u32, Cas)> = None;
+        let mut lru: Option<(u32, Cas, u64)> = None;
+        for i in 0..ways {
+            let slot = u32::try_from((u64::from(home) + u64::from(i)) % u64::from(self.capacity)).unwrap_or(0);
+            match kv.get(&self.slot_key(slot)).map_err(StoreError::Kv)? {
+                None => {
+                    if empty.is_none() {
+                        empty = Some(slot);
+                    }
+                }
+                Some((bytes, cas)) => match decode(&bytes) {
+                    Some(e) if e.key_hash == *key_hash => return Ok(Target::Own { slot, cas, payload: e.payload }),
+                    Some(e) => {
+                        if idle_victim.is_none() && idle(&e.payload) {
+                            idle_victim = Some((slot, cas));
+                        }
+                        if lru.is_none_or(|(_, _, t)| e.last_used < t) {
+                            lru = Some((slot, cas, e.last_used));
+                        }
+                    }
+                    // Unreadable (older layout, foreign writer): reuse it, guarded by its cas.
+                    None => {
+                        if idle_victim.is_none() {
+                            idle_victim = Some((slot, cas));
+                        }
+                    }
+                },
+            }
+        }
+        if let Some(slot) = empty {
+            return Ok(Target::Free { slot, cas: None });
+        }
+        if let Some((slot, cas)) = idle_victim {
+            return Ok(Target::Free { slot, cas: Some(cas) });
+        }
+        match lru {
+            Some((slot, cas, _)) => Ok(Target::Free { slot, cas: Some(cas) }),
+            None => Ok(Target::Free { slot: home, cas: None }),
+        }
+    }
+
+    /// Reads, transforms and writes the payload of `logical_key`.
+    ///
+    /// `f` gets the current payload (`None` for a key not in the table) and returns the new
+    /// payload (`None` = leave the store as it is) and a result. `idle` tells whether another
+    /// key's payload may be overwritten without losing information. `f` may run several times
+    /// (once per attempt); only the last attempt's result is returned.
+    pub fn update<K, T, F>(&self, kv: &mut K, logical_key: &[u8], now_ms: u64, idle: &dyn Fn(&[u8]) -> bool, mut f: F) -> Result<T, StoreError>
+    where
+        K: Kv + ?Sized,
+        F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+    {
+        let (key_hash, home) = self.hash(logical_key);
+        for _ in 0..MAX_CAS_RETRIES {
+            let (slot, cas, current) = match self.probe(kv, &key_hash, home, idle)? {
+                Target::Own { slot, cas, payload } => (slot, Some(cas), Some(payload)),
+                Target::Free { slot, cas } => (slot, cas, None),
+            };
+            let (new, out) = f(current.as_deref());
+            let Some(new) = new else { return Ok(out) };
+            let bytes = encode(&key_hash, now_ms, &new)?;
+            match kv.set(&self.slot_key(slot), &bytes, cas) {
+                Ok(()) => return Ok(out),
+                Err(KvError::CasMismatch) => continue,
+                Err(e) => return Err(StoreError::Kv(e)),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// The payload of `logical_key`, if it is in the table.
+    pub fn read<K: Kv + ?Sized>(&self, kv: &K, logical_key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let (key_hash, home) = self.hash(logical_key);
+        match self.probe(kv, &key_hash, home, &|_| false)? {
+            Target::Own { payload, .. } => Ok(Some(payload)),
+            Target::Free { .. } => Ok(None),
+        }
+    }
+}
+
+/// An in-memory [`Kv`] with Envoy's CAS semantics, for tests and native tools. It can be told to
+/// fail the next CAS writes as if another worker had written first.
+#[derive(Debug, Default)]
+pub struct FakeKv {
+    map: HashMap<String, (Vec<u8>, Cas)>,
+    next_cas: Cas,
+    /// CAS writes still to fail (the key's cas is bumped as a concurrent writer would).
+    pub fail_next_cas: u32,
+    /// Successful writes so far.
+    pub writes: u64,
+    /// CAS mismatches reported so far.
+    pub mismatches: u64,
+}
+
+impl FakeKv {
+    pub fn new() -> FakeKv {
+        FakeKv::default()
+    }
+
+    /// Number of keys ever written (shared data never shrinks).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes held in keys and values.
+    pub fn bytes(&self) -> usize {
+        self.map.iter().map(|(k, (v, _))| k.len() + v.len()).sum()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+}
+
+impl Kv for FakeKv {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Cas)>, KvError> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<Cas>) -> Result<(), KvError> {
+        self.next_cas = self.next_cas.wrapping_add(1).max(1);
+        if let Some(expected) = cas {
+            if self.fail_next_cas > 0 {
+                self.fail_next_cas -= 1;
+                self.mismatches += 1;
+                if let Some(entry) = self.map.get_mut(key) {
+                    entry.1 = self.next_cas;
+                }
+                return Err(KvError::CasMismatch);
+            }
+            if self.map.get(key).is_some_and(|(_, c)| *c != expected) {
+                self.mismatches += 1;
+                return Err(KvError::CasMismatch);
+            }
+        }
+        self.writes += 1;
+        self.map.insert(key.to_owned(), (value.to_vec(), self.next_cas));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bump(kv: &mut FakeKv, t: &SlotTable, key: &str) -> Result<u64, StoreError> {
+        t.update(kv, key.as_bytes(), 0, &|_| false, |cur| {
+            let n = cur.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) + 1;
+            (Some(n.to_le_bytes().to_vec()), n)
+        })
+    }
+
+    #[test]
+    fn counts_per_key() {
+        let t = SlotTable::new("t", 64, 4);
+        let mut kv = FakeKv::new();
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(1));
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
+        assert_eq!(bump(&mut kv, &t, "b"), Ok(1));
+        assert!(kv.keys().all(|k| k.starts_with("mcpw/v1/t/")));
+    }
+
+    #[test]
+    fn retries_then_gives_up() {
+        let t = SlotTable::new("t", 8, 2);
+        let mut kv = FakeKv::new();
+        bump(&mut kv, &t, "a").unwrap();
+        kv.fail_next_cas = 3;
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
+        kv.fail_next_cas = MAX_CAS_RETRIES;
+        assert_eq!(bump(&mut kv, &t, "a"), Err(StoreError::Contention));
+    }
+}
