@@ -15,7 +15,11 @@
 pub mod flow;
 pub mod mcp;
 pub mod metrics;
+pub mod killswitch;
 pub mod policy;
+pub mod principal;
+pub mod ratelimit;
+pub mod store;
 
 #[cfg(target_os = "wasi")]
 mod host;
