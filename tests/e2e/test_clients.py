@@ -2,8 +2,9 @@
 
 Three layers:
 1. The real Python `mcp` 2.3.0 client (`mcp.Client`, modes "auto", "2026-07-28", "legacy") against
-   the gateway AND directly against the upstream: the same assertions must hold on both, which is
-   what "the gateway is transparent" means. A recording httpx2 client checks what went over the wire.
+   the gateway (HTTP/1.1 and HTTP/2) AND directly against the upstream: the same assertions must
+   hold on all three, which is what "the gateway is transparent" means. A recording httpx2 client
+   checks what went over the wire.
 2. Raw httpx over HTTP/1.1 and HTTP/2 (prior knowledge, h2c) against the gateway: streamed progress
    and `subscriptions/listen` events are read *while the upstream is still blocked* on a gate that
    only the test can open, so buffering anywhere in the path deadlocks the test (bounded by
@@ -61,9 +62,19 @@ def routes_gw(module_gateway, demo_upstream):
     return module_gateway("envoy/e2e-routes.yaml", upstream_port=demo_upstream.port, wait_mcp=True)
 
 
-@pytest.fixture(params=["gateway", "direct"])
-def target(request, gw, demo_upstream) -> str:
-    return gw.url if request.param == "gateway" else demo_upstream.url
+@dataclass
+class Target:
+    url: str
+    http2: bool = False
+
+
+@pytest.fixture(params=["gateway", "gateway-h2", "direct"])
+def target(request, gw, demo_upstream) -> Target:
+    """Where the SDK client connects: through Envoy + the filter over HTTP/1.1, the same over HTTP/2
+    (h2c prior knowledge), or straight to the upstream (uvicorn, HTTP/1.1) for comparison."""
+    if request.param == "direct":
+        return Target(demo_upstream.url)
+    return Target(gw.url, http2=request.param == "gateway-h2")
 
 
 # --- the real Python SDK client, with a recording HTTP client ------------------------------------
@@ -104,11 +115,12 @@ class Recorder:
 class SdkClient:
     """`mcp.Client` over Streamable HTTP with an httpx2 client that records every exchange."""
 
-    def __init__(self, url: str, mode: str, **client_kwargs: Any):
+    def __init__(self, target: Target, mode: str, **client_kwargs: Any):
         self.rec = Recorder()
-        self.http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300),
-                                       event_hooks={"response": [self.rec.on_response]})
-        self.client = Client(streamable_http_client(url, http_client=self.http), mode=mode, **client_kwargs)
+        self.http_version = "HTTP/2" if target.http2 else "HTTP/1.1"
+        self.http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300), http1=not target.http2,
+                                       http2=target.http2, event_hooks={"response": [self.rec.on_response]})
+        self.client = Client(streamable_http_client(target.url, http_client=self.http), mode=mode, **client_kwargs)
 
     async def __aenter__(self) -> Client:
         await self.http.__aenter__()
@@ -148,6 +160,7 @@ async def test_sdk_discover_list_call_and_ui_read(target, mode):
 
     rec = sdk.rec
     assert all(e.status < 400 for e in rec.exchanges), [(e.method, e.body, e.status) for e in rec.exchanges]
+    assert {e.http_version for e in rec.exchanges} == {sdk.http_version}
     if mode == "auto":
         first = rec.exchanges[0]
         assert first.body["method"] == "server/discover" and first.status == 200
@@ -443,22 +456,21 @@ async def test_raw_filter_is_in_the_path(gw, http_version):
 # --- Envoy routes on the headers the filter made trustworthy (envoy/e2e-routes.yaml) --------------
 
 
-def call_blocked(rid: int) -> dict:
-    return {"name": "blocked_tool", "arguments": {}}
+CALL_BLOCKED = {"name": "blocked_tool", "arguments": {}}
 
 
 async def test_route_legacy_name_set_by_filter(routes_gw, http_version):
     """Legacy tools/call of blocked_tool, no Mcp-Name from the client: the filter sets it from the
     body and the route table is re-evaluated, so the mcp-name route answers 403."""
     async with raw_client(http_version) as http:
-        resp, _ = await legacy_call(http, routes_gw.url, LEGACY_ACCEPT, 1, "tools/call", call_blocked(1))
+        resp, _ = await legacy_call(http, routes_gw.url, LEGACY_ACCEPT, 1, "tools/call", CALL_BLOCKED)
     assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED
 
 
 async def test_route_legacy_lying_client_is_routed_by_body(routes_gw, http_version):
     async with raw_client(http_version) as http:
         # Claims echo, body says blocked_tool: routed by the body.
-        resp, _ = await legacy_call(http, routes_gw.url, LEGACY_ACCEPT, 1, "tools/call", call_blocked(1),
+        resp, _ = await legacy_call(http, routes_gw.url, LEGACY_ACCEPT, 1, "tools/call", CALL_BLOCKED,
                                     headers={"Mcp-Name": "echo", "Mcp-Method": "tools/list"})
         assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED
         # Claims blocked_tool, body says echo: the filter overwrites the header, the request is
@@ -484,7 +496,7 @@ async def test_route_legacy_lying_client_is_routed_by_body(routes_gw, http_versi
 async def test_route_modern(routes_gw, http_version):
     async with raw_client(http_version) as http:
         # Validated Mcp-Name: routed to the 403.
-        resp = await http.post(routes_gw.url, json=modern_call(1, "tools/call", call_blocked(1)),
+        resp = await http.post(routes_gw.url, json=modern_call(1, "tools/call", CALL_BLOCKED),
                                headers=harness.modern_headers("tools/call", "blocked_tool"))
         assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED
         # Client claims blocked_tool for echo: the filter rejects the mismatch before any route acts.
@@ -492,7 +504,7 @@ async def test_route_modern(routes_gw, http_version):
                                headers=harness.modern_headers("tools/call", "blocked_tool"))
         assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020
         # Claims echo for blocked_tool: also a mismatch, never reaches the upstream's blocked_tool.
-        resp = await http.post(routes_gw.url, json=modern_call(3, "tools/call", call_blocked(3)),
+        resp = await http.post(routes_gw.url, json=modern_call(3, "tools/call", CALL_BLOCKED),
                                headers=harness.modern_headers("tools/call", "echo"))
         assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020
         # A method without a name: a client Mcp-Name is removed, so the request is not blocked.
