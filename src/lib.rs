@@ -12,6 +12,7 @@
 //!
 //! Everything outside `host` is plain Rust that `cargo test` runs natively.
 
+pub mod control;
 pub mod flow;
 pub mod mcp;
 pub mod metrics;

@@ -4,6 +4,8 @@
 
 use std::process::ExitCode;
 
+mod control;
+
 fn usage() -> ExitCode {
     eprintln!("usage: warden <command> [args]\n\ncommands:\n  (none yet)");
     ExitCode::from(2)
@@ -12,6 +14,7 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("control") => control::run(args.get(1..).unwrap_or_default()),
         _ => usage(),
     }
 }
