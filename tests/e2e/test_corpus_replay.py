@@ -1,0 +1,333 @@
+"""Every fixture-corpus case (fixtures/corpus/*.json, format in fixtures/README.md) replayed over a
+raw socket to a real Envoy 1.40 running mcp-warden, in front of a recording upstream
+(tests/e2e/recording_upstream.py).
+
+- reject cases: the client gets the expected HTTP status and JSON-RPC error (code, id or no id,
+  data) **and the upstream never saw the request**;
+- forward cases: the client gets the upstream's answer, and the upstream saw the request exactly
+  once, with exactly the expected `mcp-method` / `mcp-name` values (every occurrence of the header
+  counts, so a duplicated header is caught) and the body byte for byte.
+
+Chunked cases are really sent with `Transfer-Encoding: chunked`, one HTTP chunk per piece.
+Cases with a `config` override run on their own Envoy (one per distinct config).
+
+Fail closed: `test_vm_panic_fails_closed` runs the fault-injection build (`make build-fault`),
+which panics on a request carrying `x-warden-test-panic`, and checks what clients get then and
+afterwards (see its docstring for what Envoy 1.40 was observed to do).
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+ROOT = harness.ROOT
+CORPUS_DIR = ROOT / "fixtures" / "corpus"
+TEMPLATE = "envoy/e2e-replay.yaml"
+DEFAULT_CONFIG_LINE = ('value: \'{"eras":{"modern":true,"legacy":true},"supported_versions":["2026-07-28"],'
+                       '"max_body_bytes":1048576}\'')
+
+
+# ------------------------------------------------------------------------------------------------
+# The corpus
+
+def _body(req: dict) -> bytes:
+    if "body" in req:
+        return req["body"].encode("utf-8")
+    if "body_base64" in req:
+        return base64.b64decode(req["body_base64"])
+    if "body_parts" in req:
+        return b"".join(p["text"].encode("utf-8") * p.get("repeat", 1) for p in req["body_parts"])
+    return b""
+
+
+def load_cases() -> list[dict]:
+    cases = []
+    for f in sorted(CORPUS_DIR.glob("*.json")):
+        for c in json.loads(f.read_text(encoding="utf-8"))["cases"]:
+            c["_file"] = f.name
+            c["_body"] = _body(c["request"])
+            cases.append(c)
+    return cases
+
+
+CASES = load_cases()
+
+
+def config_key(case: dict) -> str:
+    return json.dumps(case["config"], sort_keys=True, separators=(",", ":")) if case.get("config") else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes
+
+class Recorder:
+    def __init__(self, log_dir: Path):
+        self.port = harness.free_port()
+        self.proc = harness.Proc("recorder", [str(harness.PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
+                                              "--port", str(self.port)], log_dir)
+        harness.wait_port(self.port, proc=self.proc)
+
+    def requests(self, case_id: str | None = None) -> list[dict]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__recorder/requests", timeout=10) as r:
+            reqs = json.load(r)["requests"]
+        if case_id is None:
+            return reqs
+        return [q for q in reqs if header_values(q, "x-corpus-case") == [case_id.encode()]]
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def header_values(recorded: dict, name: str) -> list[bytes]:
+    """All values of a header as the upstream received them (exact bytes)."""
+    return [v.encode("latin-1") for k, v in recorded["headers"] if k == name]
+
+
+class Gateways:
+    """One Envoy per distinct plugin configuration, started on first use, stopped at the end."""
+
+    def __init__(self, recorder: Recorder, log_dir: Path, wasm: Path):
+        self.recorder, self.log_dir, self.wasm = recorder, log_dir, wasm
+        self.started: dict[str, tuple[int, int, harness.Proc]] = {}
+
+    def get(self, key: str) -> int:
+        if key not in self.started:
+            n = len(self.started)
+            port, admin = harness.free_port(), harness.free_port()
+            replace = {DEFAULT_CONFIG_LINE: "value: '" + key + "'"} if key else None
+            cfg = harness.render_envoy(TEMPLATE, self.log_dir / f"cfg{n}",
+                                       {"GATEWAY_PORT": port, "ADMIN_PORT": admin, "UPSTREAM_PORT": self.recorder.port},
+                                       wasm=self.wasm, replace=replace)
+            proc = harness.start_envoy(cfg, admin, self.log_dir, name=f"envoy{n}")
+            self.started[key] = (port, admin, proc)
+        return self.started[key][0]
+
+    def tail(self, key: str) -> str:
+        return self.started[key][2].tail(40) if key in self.started else ""
+
+    def stop(self) -> None:
+        for _, _, proc in self.started.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory):
+    r = Recorder(tmp_path_factory.mktemp("recorder"))
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(recorder, tmp_path_factory):
+    if not harness.WASM.is_file():
+        pytest.fail(f"filter not built: {harness.WASM} is missing (make build)", pytrace=False)
+    g = Gateways(recorder, tmp_path_factory.mktemp("envoy"), harness.WASM)
+    yield g
+    g.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# A raw HTTP/1.1 exchange
+
+def pieces(body: bytes, chunks: list[int] | None) -> list[bytes]:
+    out, at = [], 0
+    for size in chunks or []:
+        if at >= len(body):
+            break
+        out.append(body[at:at + size])
+        at += size
+    if at < len(body):
+        out.append(body[at:])
+    return out
+
+
+def exchange(port: int, method: str, headers: list[tuple[str, bytes]], body: bytes,
+             chunks: list[int] | None) -> tuple[int, dict[str, str], bytes]:
+    """Sends one request on a fresh connection and returns (status, headers, body). The body is
+    written from a second thread so an early answer (413 at the headers) is read even when Envoy
+    stops reading the body."""
+    lines = [f"{method} /mcp HTTP/1.1".encode(), b"host: 127.0.0.1"]
+    lines += [k.encode() + b": " + v for k, v in headers]
+    if chunks is not None:
+        lines.append(b"transfer-encoding: chunked")
+    elif method == "POST" or body:
+        lines.append(b"content-length: " + str(len(body)).encode())
+    lines.append(b"connection: close")
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+
+    def write() -> None:
+        try:
+            sock.sendall(head)
+            if chunks is not None:
+                for p in pieces(body, chunks):
+                    sock.sendall(b"%x\r\n" % len(p) + p + b"\r\n")
+                sock.sendall(b"0\r\n\r\n")
+            elif body:
+                sock.sendall(body)
+        except OSError:
+            pass  # Envoy answered early and closed; the answer is what we check
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        resp = http.client.HTTPResponse(sock, method=method)
+        resp.begin()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        sock.close()
+        writer.join(timeout=30)
+
+
+def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
+    hs = [(k, v.encode("utf-8")) for k, v in case["request"]["headers"]]
+    hs.append(("x-corpus-case", case_id.encode()))
+    return hs
+
+
+def shown(vals: list[bytes]) -> str:
+    return "<absent>" if not vals else " | ".join(repr(v.decode("utf-8", "replace")) for v in vals)
+
+
+def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: list[tuple[str, bytes]] = ()) -> list[str]:
+    """Replays one case; returns the list of mismatches (empty = pass)."""
+    req = case["request"]
+    status, hdrs, body = exchange(port, req["method"], case_headers(case, case_id) + list(extra),
+                                  case["_body"], req.get("chunks"))
+    seen = recorder.requests(case_id)
+    errs: list[str] = []
+    exp = case["expect"]
+    if "reject" in exp:
+        r = exp["reject"]
+        if seen:
+            errs.append(f"REJECTED REQUEST REACHED THE UPSTREAM ({len(seen)}x)")
+        if status != r["status"]:
+            errs.append(f"status: expected {r['status']}, got {status}")
+        if not hdrs.get("content-type", "").startswith("application/json"):
+            errs.append(f"content-type: {hdrs.get('content-type')!r}")
+        try:
+            v = json.loads(body)
+        except ValueError:
+            errs.append(f"reply body is not JSON: {body[:300]!r}")
+            return errs
+        code = (v.get("error") or {}).get("code")
+        if code != r["code"]:
+            errs.append(f"code: expected {r['code']}, got {code}")
+        if ("id" in r) != ("id" in v) or v.get("id") != r.get("id"):
+            errs.append(f"id: expected {r.get('id', '<none>')!r}, got {v.get('id', '<none>')!r}")
+        if "data" in r and (v.get("error") or {}).get("data") != r["data"]:
+            errs.append(f"error.data: expected {r['data']}, got {(v.get('error') or {}).get('data')}")
+        if errs:
+            errs.append(f"reply body: {body[:300]!r}")
+    else:
+        f = exp["forward"]
+        if status != 200:
+            errs.append(f"status: expected the upstream's 200, got {status}: {body[:300]!r}")
+        if len(seen) != 1:
+            errs.append(f"upstream saw the request {len(seen)} times, expected once")
+        else:
+            q = seen[0]
+            for h, key in (("mcp-method", "mcp_method"), ("mcp-name", "mcp_name")):
+                want = [] if f[key] is None else [f[key].encode("utf-8")]
+                got = header_values(q, h)
+                if got != want:
+                    errs.append(f"upstream {h}: expected {shown(want)}, got {shown(got)}")
+            if base64.b64decode(q["body_b64"]) != case["_body"]:
+                errs.append("upstream body differs from the body sent")
+            if q["method"] != req["method"]:
+                errs.append(f"upstream method {q['method']}")
+    return errs
+
+
+# ------------------------------------------------------------------------------------------------
+# The replay
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_replay(case, gateways, recorder):
+    skip = (case.get("replay") or {}).get("skip")
+    if skip:
+        pytest.skip(f"{case['name']}: {skip}")
+    key = config_key(case)
+    port = gateways.get(key)
+    errs = check_case(case, port, recorder, case_id=f"{case['name']}")
+    assert not errs, f"[{case['_file']}] {case['name']}:\n  " + "\n  ".join(errs) + "\n" + gateways.tail(key)
+
+
+def test_corpus_is_large_and_has_both_outcomes():
+    rejects = [c for c in CASES if "reject" in c["expect"]]
+    forwards = [c for c in CASES if "forward" in c["expect"]]
+    assert len(CASES) >= 120 and len(rejects) >= 60 and len(forwards) >= 40, (len(CASES), len(rejects), len(forwards))
+
+
+# ------------------------------------------------------------------------------------------------
+# Fail closed after a VM panic
+
+def _case(name: str) -> dict:
+    return next(c for c in CASES if c["name"] == name)
+
+
+def test_vm_panic_fails_closed(recorder, tmp_path):
+    """The fault-injection build panics (wasm trap) on `x-warden-test-panic`. The client of that
+    request must not be served by the upstream, and later requests must never pass unfiltered:
+    either the filter still runs (a hostile request is still rejected, a lying legacy header is
+    still rewritten) or Envoy refuses them; never forwarded with the client's own headers."""
+    if not harness.WASM_FAULT.is_file():
+        pytest.fail(f"fault-injection filter not built: {harness.WASM_FAULT} (make build-fault)", pytrace=False)
+    port, admin = harness.free_port(), harness.free_port()
+    cfg = harness.render_envoy(TEMPLATE, tmp_path, {"GATEWAY_PORT": port, "ADMIN_PORT": admin,
+                                                     "UPSTREAM_PORT": recorder.port}, wasm=harness.WASM_FAULT)
+    envoy = harness.start_envoy(cfg, admin, tmp_path, name="envoy-fault")
+    observed: list[str] = []
+    try:
+        liar = _case("legacy-lying-mcp-name-and-method")
+        hostile = _case("hostile-mcp-name-names-other-tool")
+        # Before: the fault build filters like the real one.
+        assert check_case(liar, port, recorder, "fault-before-liar") == []
+        assert check_case(hostile, port, recorder, "fault-before-hostile") == []
+
+        # The panic.
+        good = _case("wire-03-modern-tools_call-plain")
+        status, hdrs, body = exchange(port, "POST", case_headers(good, "fault-panic") + [("x-warden-test-panic", b"1")],
+                                      good["_body"], None)
+        observed.append(f"panicking request: {status} {body[:120]!r}")
+        assert status >= 500, f"a request whose filter VM trapped got {status}: {body[:300]!r}"
+        assert recorder.requests("fault-panic") == [], "the upstream saw the request whose filter panicked"
+
+        # After: several requests, each either filtered correctly or refused, never passed raw.
+        for i in range(3):
+            for case in (hostile, liar, good):
+                cid = f"fault-after-{i}-{case['name']}"
+                status, hdrs, body = exchange(port, "POST", case_headers(case, cid), case["_body"],
+                                              case["request"].get("chunks"))
+                seen = recorder.requests(cid)
+                observed.append(f"after #{i} {case['name']}: {status} upstream-saw={len(seen)}")
+                if "reject" in case["expect"]:
+                    assert seen == [], f"after the panic, hostile request {case['name']} reached the upstream ({status})"
+                    assert status == 400 or status >= 500, (status, body[:300])
+                elif status == 200:
+                    # Forwarded: the filter must have run (headers rewritten from the body).
+                    assert len(seen) == 1
+                    f = case["expect"]["forward"]
+                    assert header_values(seen[0], "mcp-method") == [f["mcp_method"].encode()], observed
+                    assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else []), observed
+                else:
+                    assert status >= 500 and seen == [], (status, len(seen))
+        stats = harness.envoy_stats(admin, "wasm")
+        observed.append("wasm stats: " + json.dumps({k: v for k, v in stats.items() if v}, sort_keys=True))
+    finally:
+        envoy.stop()
+        print("\nVM panic, as observed:\n  " + "\n  ".join(observed))
+        print(envoy.tail(30))
