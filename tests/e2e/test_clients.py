@@ -516,3 +516,47 @@ async def test_route_modern(routes_gw, http_version):
         resp = await http.post(routes_gw.url, json=modern_call(5, "prompts/get", {"name": "p"}),
                                headers=harness.modern_headers("prompts/get", "p"))
         assert resp.status_code == 404 and resp.text == ROUTE_NO_PROMPTS
+
+
+# --- era switches, seen by the real client -------------------------------------------------------
+
+PLUGIN_CONFIG = {"supported_versions": [MODERN], "max_body_bytes": 1048576}
+
+
+async def connects(url: str, mode: str) -> str | None:
+    """The negotiated protocol version after an echo call, or None if the client failed."""
+    try:
+        async with SdkClient(Target(url), mode) as client:
+            result = await client.call_tool("echo", {"text": "era"})
+            assert result.structured_content == {"result": "era"}
+            return client.protocol_version
+    except Exception:  # noqa: BLE001 - any failure to connect/call counts as "not served"
+        return None
+
+
+async def test_era_switch_modern_only(gateway, demo_upstream):
+    gw = gateway(upstream_port=demo_upstream.port, wait_mcp=True,
+                 plugin_config={"eras": {"modern": True, "legacy": False}, **PLUGIN_CONFIG})
+    assert await connects(gw.url, "auto") == MODERN
+    assert await connects(gw.url, MODERN) == MODERN
+    assert await connects(gw.url, "legacy") is None
+    counter = "cluster.mcp_upstream.upstream_rq_total"
+    before = gw.stats(counter).get(counter, 0)
+    async with httpx.AsyncClient() as http:
+        get = await http.get(gw.url, headers={"Accept": "text/event-stream"})
+        assert get.status_code == 405
+        init = await http.post(gw.url, json=LEGACY_INIT, headers=LEGACY_ACCEPT)
+        assert init.status_code == 400
+        # A dual-era client learns which versions are served (spec: name them on initialize errors).
+        assert init.json()["error"]["code"] == -32022 and MODERN in init.json()["error"]["data"]["supported"]
+    assert gw.stats(counter).get(counter, 0) == before
+
+
+async def test_era_switch_legacy_only(gateway, demo_upstream):
+    """With 2026-07-28 switched off, the filter's 400 carries no modern error code, so the SDK's
+    "auto" client falls back to initialize, as the spec's fallback rules intend."""
+    gw = gateway(upstream_port=demo_upstream.port,
+                 plugin_config={"eras": {"modern": False, "legacy": True}, **PLUGIN_CONFIG})
+    assert await connects(gw.url, "auto") == LEGACY
+    assert await connects(gw.url, "legacy") == LEGACY
+    assert await connects(gw.url, MODERN) is None
