@@ -21,6 +21,7 @@ pub mod policy;
 pub mod principal;
 pub mod ratelimit;
 pub mod store;
+pub mod receipt;
 
 #[cfg(target_os = "wasi")]
 mod host;

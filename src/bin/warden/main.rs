@@ -1,20 +1,25 @@
 //! `warden`: the host-side tools shipped with the filter (not part of the .wasm).
 //!
-//! Subcommands are added by their owning modules; each lives in its own file next to this one.
+//! Each subcommand lives in its own file next to this one; dispatch is one match arm each.
 
 use std::process::ExitCode;
 
-mod control;
+mod keygen;
+mod verify;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: warden <command> [args]\n\ncommands:\n  (none yet)");
+    eprintln!(
+        "usage: warden <command> [args]\n\ncommands:\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline"
+    );
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("control") => control::run(args.get(1..).unwrap_or_default()),
+        Some("keygen") => keygen::run(rest),
+        Some("verify") => verify::run(rest),
         _ => usage(),
     }
 }

@@ -1,0 +1,172 @@
+//! One hash chain per writer stream: `chain_seq` counts up from 0, `chain_prev_hash` is
+//! `"genesis"` for seq 0 and otherwise the lowercase hex SHA-256 of the previous receipt's
+//! canonical bytes.
+//!
+//! Naming a predecessor (restart or a second writer): every chain we write starts with a
+//! **chain-open receipt** (seq 0, `"genesis"`) built by [`opening_record`]. It uses only fields
+//! from the older compatible set, so any v1 verifier accepts it:
+//! - `target` = `warden:chain/<chain id>` (binds the chain id, which otherwise travels only in the
+//!   sink's metadata and file name, into signed bytes);
+//! - `method` = `warden/chain_open`, `layer` = `receipt_chain`, `pattern` = `chain_open`;
+//! - `intent` = `chain=<id>` alone for a fresh start, or
+//!   `chain=<id> prior_chain=<id> prior_seq=<n> prior_tail=<64 hex>` when the writer knows the
+//!   tail of the chain it continues (the hash of that chain's last receipt, which an auditor can
+//!   recompute from the predecessor file: see [`Predecessor::parse_intent`]).
+//!
+//! We do not use Pipelock's `key_transition` / `session_control` (newer fields, and they change
+//! how seq 0 is verified); the predecessor link is an assertion signed by the new chain's key.
+
+use super::record::{ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass, Verdict};
+use super::sign::{sign_record, Signer};
+
+/// The literal anchor of receipt 0.
+pub const GENESIS: &str = "genesis";
+/// `method` of a chain-open receipt.
+pub const CHAIN_OPEN_METHOD: &str = "warden/chain_open";
+/// `target` prefix of a chain-open receipt.
+pub const CHAIN_TARGET_PREFIX: &str = "warden:chain/";
+
+/// The tail of a chain that a new chain continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predecessor {
+    pub chain_id: String,
+    /// `chain_seq` of its last receipt.
+    pub last_seq: u64,
+    /// Hex SHA-256 of its last receipt.
+    pub tail_hash: String,
+}
+
+impl Predecessor {
+    /// Reads `prior_chain`/`prior_seq`/`prior_tail` back out of a chain-open `intent`.
+    pub fn parse_intent(intent: &str) -> Option<Predecessor> {
+        let mut chain_id = None;
+        let mut last_seq = None;
+        let mut tail_hash = None;
+        for part in intent.split(' ') {
+            match part.split_once('=') {
+                Some(("prior_chain", v)) => chain_id = Some(v.to_string()),
+                Some(("prior_seq", v)) => last_seq = v.parse().ok(),
+                Some(("prior_tail", v)) => tail_hash = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        Some(Predecessor { chain_id: chain_id?, last_seq: last_seq?, tail_hash: tail_hash? })
+    }
+}
+
+/// Chain-open record for `chain_id`: see the module doc. `chain_id` should contain no spaces.
+pub fn opening_record(
+    chain_id: &str,
+    predecessor: Option<&Predecessor>,
+    timestamp: String,
+    principal: &str,
+    policy_hash: &str,
+) -> ActionRecord {
+    let intent = match predecessor {
+        None => format!("chain={chain_id}"),
+        Some(p) => format!(
+            "chain={chain_id} prior_chain={} prior_seq={} prior_tail={}",
+            p.chain_id, p.last_seq, p.tail_hash
+        ),
+    };
+    ActionRecord {
+        action_id: format!("{chain_id}-open"),
+        action_type: ActionType::Unclassified,
+        timestamp,
+        principal: principal.to_string(),
+        actor: "mcp-warden".to_string(),
+        delegation_chain: Vec::new(),
+        target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
+        intent,
+        data_classes_in: Vec::new(),
+        data_classes_out: Vec::new(),
+        side_effect_class: SideEffectClass::None,
+        reversibility: Reversibility::Full,
+        policy_hash: policy_hash.to_string(),
+        verdict: Verdict::Allow,
+        transport: "mcp_http".to_string(),
+        method: CHAIN_OPEN_METHOD.to_string(),
+        layer: "receipt_chain".to_string(),
+        pattern: "chain_open".to_string(),
+        severity: String::new(),
+        request_id: String::new(),
+        chain_prev_hash: String::new(),
+        chain_seq: 0,
+    }
+}
+
+/// A writer's chain position. Not `Clone`: two copies would fork the chain.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chain {
+    chain_id: String,
+    next_seq: u64,
+    prev_hash: String,
+}
+
+impl Chain {
+    /// A fresh chain; its first receipt is anchored at `"genesis"`.
+    pub fn new(chain_id: impl Into<String>) -> Self {
+        Chain { chain_id: chain_id.into(), next_seq: 0, prev_hash: GENESIS.to_string() }
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// `chain_seq` the next receipt will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// `"genesis"` before the first receipt, then the hash of the last one.
+    pub fn tail_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
+    /// The tail as a [`Predecessor`] for the chain that follows this one, once there is a tail.
+    pub fn as_predecessor(&self) -> Option<Predecessor> {
+        let last_seq = self.next_seq.checked_sub(1)?;
+        Some(Predecessor { chain_id: self.chain_id.clone(), last_seq, tail_hash: self.prev_hash.clone() })
+    }
+
+    /// Sets `record`'s chain fields, signs it and advances the chain.
+    pub fn append(&mut self, mut record: ActionRecord, signer: &dyn Signer) -> Receipt {
+        record.chain_seq = self.next_seq;
+        record.chain_prev_hash = self.prev_hash.clone();
+        let receipt = sign_record(record, signer);
+        self.prev_hash = receipt.hash_hex();
+        self.next_seq = self.next_seq.saturating_add(1);
+        receipt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::sign::Ed25519Signer;
+
+    #[test]
+    fn links_each_receipt_to_the_hash_of_the_previous_one() {
+        let signer = Ed25519Signer::from_seed([3u8; 32]);
+        let mut chain = Chain::new("pod-a.w0.1");
+        assert_eq!(chain.as_predecessor(), None);
+        let r0 = chain.append(opening_record("pod-a.w0.1", None, "2026-01-01T00:00:00Z".into(), "warden", "p"), &signer);
+        let r1 = chain.append(opening_record("x", None, "2026-01-01T00:00:01Z".into(), "warden", "p"), &signer);
+        assert_eq!((r0.record.chain_seq, r0.record.chain_prev_hash.as_str()), (0, GENESIS));
+        assert_eq!(r1.record.chain_seq, 1);
+        assert_eq!(r1.record.chain_prev_hash, r0.hash_hex());
+        assert_eq!(chain.tail_hash(), r1.hash_hex());
+        let p = chain.as_predecessor().unwrap();
+        assert_eq!((p.chain_id.as_str(), p.last_seq), ("pod-a.w0.1", 1));
+    }
+
+    #[test]
+    fn opening_intent_round_trips_the_predecessor() {
+        let p = Predecessor { chain_id: "old".into(), last_seq: 41, tail_hash: "ab".repeat(32) };
+        let rec = opening_record("new", Some(&p), "2026-01-01T00:00:00Z".into(), "warden", "p");
+        assert_eq!(Predecessor::parse_intent(&rec.intent), Some(p));
+        let fresh = opening_record("new", None, "2026-01-01T00:00:00Z".into(), "warden", "p");
+        assert_eq!(fresh.intent, "chain=new");
+        assert_eq!(Predecessor::parse_intent(&fresh.intent), None);
+    }
+}
