@@ -19,7 +19,10 @@ $(NODE_DIR)/.stamp: tools/node/package.json tools/node/package-lock.json
 
 deps-node: $(NODE_DIR)/.stamp
 
-# TS SDK v2 client through Envoy + mcp-warden (both eras).
+# tests/e2e/test_ts_client.py (part of `make test-e2e`) runs the TS SDK under this Node 22.
+test-e2e: deps-node
+
+# TS SDK v2 client through Envoy + mcp-warden (both eras), on its own.
 test-ts-client: build deps deps-node
 	$(VENV)/bin/pytest -q tests/e2e/test_ts_client.py
 
@@ -28,6 +31,7 @@ test-ts-client: build deps deps-node
 test-conformance: build deps deps-node
 	$(VENV)/bin/pytest -q tests/conformance
 
-# The same, printing the table and rewriting tests/conformance/RESULTS.md.
+# The same for every upstream (demo/upstream.py, demo/conformance_server.py), printing the
+# per-scenario table and rewriting tests/conformance/RESULTS.md with the measured numbers.
 conformance-report: build deps deps-node
 	$(PY) tests/conformance/run.py --write-results
