@@ -16,6 +16,7 @@ Run: .venv/bin/pytest -q tests/e2e/test_clients.py
 """
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -484,6 +485,11 @@ async def test_route_legacy_lying_client_is_routed_by_body(routes_gw, http_versi
         # Legacy method route: the filter sets Mcp-Method from the body.
         resp, _ = await legacy_call(http, routes_gw.url, session, 3, "prompts/get", {"name": "any"})
         assert resp.status_code == 404 and resp.text == ROUTE_NO_PROMPTS
+        # A notification and a posted JSON-RPC response carry no name: a client Mcp-Name is removed.
+        for message in ({"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        {"jsonrpc": "2.0", "id": 99, "result": {"action": "cancel"}}):
+            resp = await http.post(routes_gw.url, json=message, headers={**session, "Mcp-Name": "blocked_tool"})
+            assert resp.status_code == 202, (message, resp.status_code, resp.text)
         # A GET stream carrying a client Mcp-Name: the filter strips it, so it is not blocked.
         get_headers = {k: v for k, v in session.items() if k != "Content-Type"}
         async with http.stream("GET", routes_gw.url, headers={**get_headers, "Accept": "text/event-stream",
@@ -517,6 +523,20 @@ async def test_route_modern(routes_gw, http_version):
                                headers=harness.modern_headers("prompts/get", "p"))
         assert resp.status_code == 404 and resp.text == ROUTE_NO_PROMPTS
 
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "KNOWN BYPASS (filter, src/mcp/classify.rs): a 2026-07-28 client may send a plain ASCII name "
+    "sentinel-encoded (Mcp-Name: =?base64?YmxvY2tlZF90b29s?=). The filter decodes it, finds it equal "
+    "to params.name and keeps the header as sent, so Envoy's route on `mcp-name: blocked_tool` does "
+    "not match and blocked_tool runs on the upstream. Fix: after validation, rewrite Mcp-Name to the "
+    "canonical encoding (encode_value(body)) whenever the raw header differs. Remove this marker then."))
+async def test_route_modern_sentinel_encoded_name_is_canonicalised(routes_gw, http_version):
+    encoded = "=?base64?" + base64.b64encode(b"blocked_tool").decode() + "?="
+    async with raw_client(http_version) as http:
+        resp = await http.post(routes_gw.url, json=modern_call(1, "tools/call", CALL_BLOCKED),
+                               headers=harness.modern_headers("tools/call", encoded))
+    assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED, resp.text
 
 # --- era switches, seen by the real client -------------------------------------------------------
 
