@@ -23,6 +23,8 @@ pub struct HostError {
 
 /// What the flow needs from the HTTP host. Header names are lowercase.
 pub trait HttpIo {
+    /// A request header's value; when the header is sent on several lines, all of them joined
+    /// with ", " (RFC 9110 §5.3), never just the first: the upstream receives every line.
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;

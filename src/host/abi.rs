@@ -30,6 +30,7 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -81,6 +82,67 @@ pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
             status => Err(HostError { call: "get_header_map_value", status }),
         }
     }
+}
+
+/// Every value of a header, joined with ", " as RFC 9110 §5.3 combines repeated field lines.
+///
+/// `get_header_map_value` returns only the first of several lines with the same name, while the
+/// upstream receives them all: a client sending `Mcp-Name: echo` and `Mcp-Name: delete_all` got
+/// the first validated and both forwarded. Reading the combined value makes such a request fail
+/// validation instead. Only names that can repeat are worth the extra host call: the first lookup
+/// answers absent headers, and only `mcp-*` headers are re-read as pairs.
+pub fn header_combined(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let first = header(map, name)?;
+    if first.is_none() || !name.starts_with("mcp-") {
+        return Ok(first);
+    }
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointers are valid for the call; on OK the host hands us `data`.
+    let bytes = unsafe {
+        match proxy_get_header_map_pairs(map, &mut data, &mut size) {
+            OK => take(data, size),
+            status => return Err(HostError { call: "get_header_map_pairs", status }),
+        }
+    };
+    let mut out: Option<Vec<u8>> = None;
+    for (k, v) in deserialize_pairs(&bytes).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })? {
+        if k.eq_ignore_ascii_case(name.as_bytes()) {
+            match out.as_mut() {
+                None => out = Some(v.to_vec()),
+                Some(o) => {
+                    o.extend_from_slice(b", ");
+                    o.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    Ok(out.or(first))
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<usize> {
+    let w: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(w)).ok()
+}
+
+/// The host's map serialisation (see `serialize_pairs`), read without trusting any length.
+fn deserialize_pairs(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let n = read_u32(b, 0)?;
+    let mut sizes = Vec::with_capacity(n.min(1024));
+    for i in 0..n {
+        let at = 4usize.checked_add(i.checked_mul(8)?)?;
+        sizes.push((read_u32(b, at)?, read_u32(b, at.checked_add(4)?)?));
+    }
+    let mut at = 4usize.checked_add(n.checked_mul(8)?)?;
+    let mut out = Vec::with_capacity(sizes.len());
+    for (kl, vl) in sizes {
+        let k = b.get(at..at.checked_add(kl)?)?;
+        at = at.checked_add(kl)?.checked_add(1)?;
+        let v = b.get(at..at.checked_add(vl)?)?;
+        at = at.checked_add(vl)?.checked_add(1)?;
+        out.push((k, v));
+    }
+    Some(out)
 }
 
 pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), HostError> {

@@ -26,7 +26,7 @@ struct EnvoyIo;
 
 impl HttpIo for EnvoyIo {
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        abi::header(MapType::HttpRequestHeaders, name)
+        abi::header_combined(MapType::HttpRequestHeaders, name)
     }
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         abi::set_header(MapType::HttpRequestHeaders, name, value)
