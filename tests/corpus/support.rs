@@ -30,6 +30,7 @@ pub const FILES: &[(&str, &str)] = &[
 pub const REQUIRED_TAGS: &[&str] = &[
     "header-body-mismatch",
     "duplicate-keys",
+    "duplicate-headers",
     "base64-valid",
     "base64-invalid-padding",
     "base64-invalid-alphabet",
@@ -84,14 +85,29 @@ impl Case {
         }
     }
 
-    /// The first value of a header (lowercase name), as the flow reads it.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    /// A header (lowercase name) as the flow reads it: repeated lines joined with ", ".
+    pub fn header(&self, name: &str) -> Option<Vec<u8>> {
+        combined(&self.headers, name)
     }
 
     pub fn is_chunked(&self) -> bool {
         self.chunks.is_some()
     }
+}
+
+/// Every value of `name`, joined with ", " (RFC 9110 §5.3), as the Envoy host adapter reads it.
+pub fn combined(headers: &[(String, Vec<u8>)], name: &str) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for (_, v) in headers.iter().filter(|(n, _)| n == name) {
+        match out.as_mut() {
+            None => out = Some(v.clone()),
+            Some(o) => {
+                o.extend_from_slice(b", ");
+                o.extend_from_slice(v);
+            }
+        }
+    }
+    out
 }
 
 fn str_field(v: &Value, key: &str, ctx: &str) -> Result<String, String> {
@@ -352,13 +368,20 @@ pub fn needs_flow(case: &Case) -> bool {
 
 pub fn run_classify(case: &Case) -> Result<Outcome, String> {
     let policy = case.policy();
+    let (ct, pv, mm, mn, sid) = (
+        case.header("content-type"),
+        case.header("mcp-protocol-version"),
+        case.header("mcp-method"),
+        case.header("mcp-name"),
+        case.header("mcp-session-id"),
+    );
     let head = RequestHead {
         http_method: &case.http_method,
-        content_type: case.header("content-type"),
-        protocol_version: case.header("mcp-protocol-version"),
-        mcp_method: case.header("mcp-method"),
-        mcp_name: case.header("mcp-name"),
-        session_id: case.header("mcp-session-id"),
+        content_type: ct.as_deref(),
+        protocol_version: pv.as_deref(),
+        mcp_method: mm.as_deref(),
+        mcp_name: mn.as_deref(),
+        session_id: sid.as_deref(),
     };
     let classified = match classify_head(&head, &policy.wire) {
         HeadDecision::Forward(c) => Ok(c),
@@ -383,8 +406,9 @@ pub fn run_classify(case: &Case) -> Result<Outcome, String> {
 // ---------------------------------------------------------------------------------------------
 // Layer 2: `RequestFlow` on a fake host.
 
-/// A fake proxy-wasm HTTP host: a header list (first value wins on read, like a single-valued
-/// header map), a body buffer that grows as pieces arrive, and the captured local reply.
+/// A fake proxy-wasm HTTP host: a header list (repeated lines read joined with ", ", as the Envoy
+/// adapter does; set replaces every line, remove removes every line, as Envoy does), a body buffer
+/// that grows as pieces arrive, and the captured local reply.
 #[derive(Debug, Default)]
 pub struct FakeHost {
     pub headers: Vec<(String, Vec<u8>)>,
@@ -395,8 +419,13 @@ pub struct FakeHost {
 }
 
 impl FakeHost {
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    /// Every line of a header (what the upstream would receive).
+    pub fn lines(&self, name: &str) -> Vec<Vec<u8>> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<Vec<u8>> {
+        combined(&self.headers, name)
     }
 
     fn check_not_answered(&mut self, what: &str) {
@@ -408,7 +437,7 @@ impl FakeHost {
 
 impl HttpIo for FakeHost {
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(self.header(name).map(<[u8]>::to_vec))
+        Ok(self.header(name))
     }
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.check_not_answered("set_request_header");
@@ -515,13 +544,22 @@ pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost), Stri
             Outcome::Forward {
                 era: req.era.as_str().to_owned(),
                 kind: kind_str(req.kind).to_owned(),
-                mcp_method: host.header("mcp-method").map(<[u8]>::to_vec),
-                mcp_name: host.header("mcp-name").map(<[u8]>::to_vec),
+                mcp_method: single_line(&host, "mcp-method")?,
+                mcp_name: single_line(&host, "mcp-name")?,
             }
         }
         (s, r) => return Err(format!("inconsistent end state: step {s:?}, local reply {:?}", r.as_ref().map(|r| r.0))),
     };
     Ok((outcome, host))
+}
+
+/// The one line of a routing header the upstream receives; two lines are a failure in themselves.
+fn single_line(host: &FakeHost, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut lines = host.lines(name);
+    if lines.len() > 1 {
+        return Err(format!("the upstream would receive {} `{name}` lines: {lines:?}", lines.len()));
+    }
+    Ok(lines.pop())
 }
 
 /// The piece strategies a case runs under: 1 byte, 7 bytes and whole for every body; the case's
