@@ -23,6 +23,7 @@ import json
 import socket
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -279,52 +280,81 @@ def _case(name: str) -> dict:
     return next(c for c in CASES if c["name"] == name)
 
 
-def test_vm_panic_fails_closed(recorder, tmp_path):
+@pytest.mark.parametrize("policy", ["FAIL_CLOSED", "FAIL_RELOAD"])
+def test_vm_panic_fails_closed(policy, recorder, tmp_path):
     """The fault-injection build panics (wasm trap) on `x-warden-test-panic`. The client of that
     request must not be served by the upstream, and later requests must never pass unfiltered:
     either the filter still runs (a hostile request is still rejected, a lying legacy header is
-    still rewritten) or Envoy refuses them; never forwarded with the client's own headers."""
+    still rewritten) or Envoy refuses them; never forwarded with the client's own headers.
+
+    Observed on Envoy 1.40.0 (V8), one worker:
+    - FAIL_CLOSED (what envoy/*.yaml ship): the panicking request gets 503 with an empty body, and
+      so does EVERY later request on that worker: the VM is not recreated, the filter fails
+      closed for good (until a config reload/restart). Safe, but one panic = a worker outage.
+    - FAIL_RELOAD: the panicking request and the requests right after it get 503 too; once the
+      reload backoff (1 s default) has passed, the next request runs on a fresh VM and is filtered
+      normally (hostile -> 400 -32020, legacy liar forwarded with rewritten headers).
+    """
     if not harness.WASM_FAULT.is_file():
         pytest.fail(f"fault-injection filter not built: {harness.WASM_FAULT} (make build-fault)", pytrace=False)
     port, admin = harness.free_port(), harness.free_port()
     cfg = harness.render_envoy(TEMPLATE, tmp_path, {"GATEWAY_PORT": port, "ADMIN_PORT": admin,
-                                                     "UPSTREAM_PORT": recorder.port}, wasm=harness.WASM_FAULT)
+                                                     "UPSTREAM_PORT": recorder.port}, wasm=harness.WASM_FAULT,
+                               replace={"failure_policy: FAIL_CLOSED": f"failure_policy: {policy}"})
     envoy = harness.start_envoy(cfg, admin, tmp_path, name="envoy-fault")
     observed: list[str] = []
     try:
+        observed.append(f"failure_policy: {policy}")
         liar = _case("legacy-lying-mcp-name-and-method")
         hostile = _case("hostile-mcp-name-names-other-tool")
         # Before: the fault build filters like the real one.
-        assert check_case(liar, port, recorder, "fault-before-liar") == []
-        assert check_case(hostile, port, recorder, "fault-before-hostile") == []
+        assert check_case(liar, port, recorder, f"{policy}-before-liar") == []
+        assert check_case(hostile, port, recorder, f"{policy}-before-hostile") == []
 
         # The panic.
         good = _case("wire-03-modern-tools_call-plain")
-        status, hdrs, body = exchange(port, "POST", case_headers(good, "fault-panic") + [("x-warden-test-panic", b"1")],
+        status, hdrs, body = exchange(port, "POST", case_headers(good, f"{policy}-panic") + [("x-warden-test-panic", b"1")],
                                       good["_body"], None)
         observed.append(f"panicking request: {status} {body[:120]!r}")
         assert status >= 500, f"a request whose filter VM trapped got {status}: {body[:300]!r}"
-        assert recorder.requests("fault-panic") == [], "the upstream saw the request whose filter panicked"
+        assert recorder.requests(f"{policy}-panic") == [], "the upstream saw the request whose filter panicked"
 
-        # After: several requests, each either filtered correctly or refused, never passed raw.
-        for i in range(3):
-            for case in (hostile, liar, good):
-                cid = f"fault-after-{i}-{case['name']}"
-                status, hdrs, body = exchange(port, "POST", case_headers(case, cid), case["_body"],
-                                              case["request"].get("chunks"))
-                seen = recorder.requests(cid)
-                observed.append(f"after #{i} {case['name']}: {status} upstream-saw={len(seen)}")
-                if "reject" in case["expect"]:
-                    assert seen == [], f"after the panic, hostile request {case['name']} reached the upstream ({status})"
-                    assert status == 400 or status >= 500, (status, body[:300])
-                elif status == 200:
-                    # Forwarded: the filter must have run (headers rewritten from the body).
-                    assert len(seen) == 1
-                    f = case["expect"]["forward"]
-                    assert header_values(seen[0], "mcp-method") == [f["mcp_method"].encode()], observed
-                    assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else []), observed
-                else:
-                    assert status >= 500 and seen == [], (status, len(seen))
+        def probe(case: dict, cid: str) -> int:
+            """One request after the panic: filtered correctly or refused, never passed raw."""
+            status, _, body = exchange(port, "POST", case_headers(case, cid), case["_body"], case["request"].get("chunks"))
+            seen = recorder.requests(cid)
+            observed.append(f"after: {case['name']}: {status} upstream-saw={len(seen)}")
+            if "reject" in case["expect"]:
+                assert seen == [], f"after the panic, hostile request {case['name']} reached the upstream ({status})"
+                assert status == 400 or status >= 500, (status, body[:300])
+            elif status == 200:
+                assert len(seen) == 1  # forwarded: the filter must have run (headers rewritten from the body)
+                f = case["expect"]["forward"]
+                assert header_values(seen[0], "mcp-method") == [f["mcp_method"].encode()], observed
+                assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else []), observed
+            else:
+                assert status >= 500 and seen == [], (status, len(seen))
+            return status
+
+        # Straight after the panic.
+        immediate = [probe(case, f"{policy}-after-{i}-{case['name']}") for i in range(3) for case in (hostile, liar, good)]
+        if policy == "FAIL_CLOSED":
+            assert set(immediate) == {503}, observed
+            # ...and it stays closed: keep asking for a while, nothing is ever served.
+            for i in range(10):
+                assert probe(good, f"{policy}-later-{i}") == 503, observed
+        else:
+            # FAIL_RELOAD recreates the VM after its backoff (1 s by default): wait for it, then the
+            # hostile request must be rejected by the filter and the liar's headers rewritten.
+            deadline = time.monotonic() + 30
+            n = 0
+            while probe(liar, f"{policy}-poll-{n}") != 200:
+                assert time.monotonic() < deadline, f"no VM reload within 30 s: {observed[-3:]}"
+                n += 1
+                time.sleep(0.2)
+            observed.append(f"recovered after {n} refused polls")
+            assert probe(hostile, f"{policy}-recovered-hostile") == 400
+            assert probe(good, f"{policy}-recovered-good") == 200
         stats = harness.envoy_stats(admin, "wasm")
         observed.append("wasm stats: " + json.dumps({k: v for k, v in stats.items() if v}, sort_keys=True))
     finally:
