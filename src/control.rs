@@ -370,7 +370,7 @@ pub enum PollOutcome {
     /// 304, or the same ETag again: nothing to do.
     Unchanged,
     /// A new document: install it.
-    Update(RemoteState),
+    Update(Box<RemoteState>),
     /// The endpoint is down or served something invalid: keep the current state (fail-static);
     /// log and count the message.
     Failed(String),
@@ -445,7 +445,7 @@ impl Poller {
                     Ok(s) => {
                         self.failures = 0;
                         self.etag = Some(tag);
-                        PollOutcome::Update(s)
+                        PollOutcome::Update(Box::new(s))
                     }
                     Err(e) => {
                         self.failures += 1;

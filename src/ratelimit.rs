@@ -105,15 +105,18 @@ fn decode(q: &Quota, bytes: &[u8]) -> Option<Bucket> {
     Some(Bucket { tat: u128::from_le_bytes(bytes.get(16..32)?.try_into().ok()?) })
 }
 
-/// True when a stored bucket (under any quota) is full at `now_ms`: its slot may be reused.
-fn idle_payload(bytes: &[u8], now_ms: u64) -> bool {
+/// What evicting a stored bucket (under any quota) loses: milliseconds until it is full again
+/// (0 = full: nothing is lost). A bucket deep in debt, i.e. one limiting a heavy caller, is the
+/// last to go.
+fn eviction_cost(bytes: &[u8], now_ms: u64) -> u64 {
     let (Some(rate), Some(tat)) = (
         bytes.get(0..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes),
         bytes.get(16..32).and_then(|b| b.try_into().ok()).map(u128::from_le_bytes),
     ) else {
-        return true;
+        return 0;
     };
-    tat <= u128::from(now_ms) * u128::from(rate.max(1))
+    let debt = tat.saturating_sub(u128::from(now_ms) * u128::from(rate.max(1))) / u128::from(rate.max(1));
+    u64::try_from(debt).unwrap_or(u64::MAX)
 }
 
 /// The rate-limit slot table for a configured capacity: keys `mcpw/v1/rl/<slot>`.
@@ -125,8 +128,8 @@ pub fn table(capacity: u32) -> SlotTable {
 /// filter's choice is to let the request through and count the failure (fail open: a broken
 /// limiter must not take the service down).
 pub fn take<K: Kv + ?Sized>(kv: &mut K, table: &SlotTable, key: &str, quota: &Quota, now_ms: u64) -> Result<RateDecision, StoreError> {
-    let idle = move |b: &[u8]| idle_payload(b, now_ms);
-    table.update(kv, key.as_bytes(), now_ms, &idle, |cur| {
+    let cost = move |b: &[u8]| eviction_cost(b, now_ms);
+    table.update(kv, key.as_bytes(), now_ms, &cost, |cur| {
         let state = cur.and_then(|b| decode(quota, b));
         let (d, next) = check(state, quota, now_ms);
         let write = if d.allowed { Some(encode(quota, &next)) } else { None };

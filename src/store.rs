@@ -3,9 +3,11 @@
 //! Envoy shared data is per process, shared by all worker VMs, and its keys can never be
 //! deleted. So state lives in fixed-size **slot tables**: a logical key is hashed to a home slot
 //! and probed over [`SlotTable::ways`] neighbours; the value records the logical key's hash so a
-//! collision is detected, never confused. When every probed slot is taken by another key, an idle
-//! entry (one the owner says holds nothing worth keeping, e.g. a refilled bucket) is reused,
-//! else the least recently used one is evicted. However many principals pass through, at most
+//! collision is detected, never confused. When every probed slot is taken by another key, the
+//! entry whose loss costs least is reused: the owner scores each payload (0 = holds nothing worth
+//! keeping, e.g. a refilled bucket; a rate limiter scores a bucket by how far it is from full, so
+//! a flood of new keys evicts the calmest buckets, never the one limiting an abuser), ties going
+//! to the least recently written. However many principals pass through, at most
 //! `capacity` keys `mcpw/v1/<table>/<slot>` exist, each with a value of bounded size.
 //!
 //! Updates are optimistic: read (value, cas), compute, write with that cas; on a mismatch (another
@@ -137,12 +139,12 @@ impl SlotTable {
         kv: &K,
         key_hash: &[u8; 16],
         home: u32,
-        idle: &dyn Fn(&[u8]) -> bool,
+        cost: &dyn Fn(&[u8]) -> u64,
     ) -> Result<Target, StoreError> {
         let ways = self.ways.min(self.capacity);
         let mut empty: Option<u32> = None;
-        let mut idle_victim: Option<(u32, Cas)> = None;
-        let mut lru: Option<(u32, Cas, u64)> = None;
+        // (slot, cas, eviction cost, last used)
+        let mut victim: Option<(u32, Cas, u64, u64)> = None;
         for i in 0..ways {
             let slot = u32::try_from((u64::from(home) + u64::from(i)) % u64::from(self.capacity)).unwrap_or(0);
             match kv.get(&self.slot_key(slot)).map_err(StoreError::Kv)? {
@@ -154,17 +156,15 @@ impl SlotTable {
                 Some((bytes, cas)) => match decode(&bytes) {
                     Some(e) if e.key_hash == *key_hash => return Ok(Target::Own { slot, cas, payload: e.payload }),
                     Some(e) => {
-                        if idle_victim.is_none() && idle(&e.payload) {
-                            idle_victim = Some((slot, cas));
-                        }
-                        if lru.is_none_or(|(_, _, t)| e.last_used < t) {
-                            lru = Some((slot, cas, e.last_used));
+                        let c = cost(&e.payload);
+                        if victim.is_none_or(|(_, _, vc, vt)| (c, e.last_used) < (vc, vt)) {
+                            victim = Some((slot, cas, c, e.last_used));
                         }
                     }
-                    // Unreadable (older layout, foreign writer): reuse it, guarded by its cas.
+                    // Unreadable (older layout, foreign writer): free to reuse, guarded by its cas.
                     None => {
-                        if idle_victim.is_none() {
-                            idle_victim = Some((slot, cas));
+                        if victim.is_none_or(|(_, _, vc, vt)| (0, 0) < (vc, vt)) {
+                            victim = Some((slot, cas, 0, 0));
                         }
                     }
                 },
@@ -173,11 +173,8 @@ impl SlotTable {
         if let Some(slot) = empty {
             return Ok(Target::Free { slot, cas: None });
         }
-        if let Some((slot, cas)) = idle_victim {
-            return Ok(Target::Free { slot, cas: Some(cas) });
-        }
-        match lru {
-            Some((slot, cas, _)) => Ok(Target::Free { slot, cas: Some(cas) }),
+        match victim {
+            Some((slot, cas, _, _)) => Ok(Target::Free { slot, cas: Some(cas) }),
             None => Ok(Target::Free { slot: home, cas: None }),
         }
     }
@@ -185,17 +182,17 @@ impl SlotTable {
     /// Reads, transforms and writes the payload of `logical_key`.
     ///
     /// `f` gets the current payload (`None` for a key not in the table) and returns the new
-    /// payload (`None` = leave the store as it is) and a result. `idle` tells whether another
-    /// key's payload may be overwritten without losing information. `f` may run several times
-    /// (once per attempt); only the last attempt's result is returned.
-    pub fn update<K, T, F>(&self, kv: &mut K, logical_key: &[u8], now_ms: u64, idle: &dyn Fn(&[u8]) -> bool, mut f: F) -> Result<T, StoreError>
+    /// payload (`None` = leave the store as it is) and a result. `cost` scores what is lost by
+    /// overwriting another key's payload (0 = nothing). `f` may run several times (once per
+    /// attempt); only the last attempt's result is returned.
+    pub fn update<K, T, F>(&self, kv: &mut K, logical_key: &[u8], now_ms: u64, cost: &dyn Fn(&[u8]) -> u64, mut f: F) -> Result<T, StoreError>
     where
         K: Kv + ?Sized,
         F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
     {
         let (key_hash, home) = self.hash(logical_key);
         for _ in 0..MAX_CAS_RETRIES {
-            let (slot, cas, current) = match self.probe(kv, &key_hash, home, idle)? {
+            let (slot, cas, current) = match self.probe(kv, &key_hash, home, cost)? {
                 Target::Own { slot, cas, payload } => (slot, Some(cas), Some(payload)),
                 Target::Free { slot, cas } => (slot, cas, None),
             };
@@ -214,7 +211,7 @@ impl SlotTable {
     /// The payload of `logical_key`, if it is in the table.
     pub fn read<K: Kv + ?Sized>(&self, kv: &K, logical_key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let (key_hash, home) = self.hash(logical_key);
-        match self.probe(kv, &key_hash, home, &|_| false)? {
+        match self.probe(kv, &key_hash, home, &|_| 0)? {
             Target::Own { payload, .. } => Ok(Some(payload)),
             Target::Free { .. } => Ok(None),
         }
@@ -291,7 +288,7 @@ mod tests {
     use super::*;
 
     fn bump(kv: &mut FakeKv, t: &SlotTable, key: &str) -> Result<u64, StoreError> {
-        t.update(kv, key.as_bytes(), 0, &|_| false, |cur| {
+        t.update(kv, key.as_bytes(), 0, &|_| 0, |cur| {
             let n = cur.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) + 1;
             (Some(n.to_le_bytes().to_vec()), n)
         })
