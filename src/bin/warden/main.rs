@@ -4,12 +4,13 @@
 
 use std::process::ExitCode;
 
+mod control;
 mod keygen;
 mod verify;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: warden <command> [args]\n\ncommands:\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline"
+        "usage: warden <command> [args]\n\ncommands:\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline"
     );
     ExitCode::from(2)
 }
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
+        Some("control") => control::run(rest),
         Some("keygen") => keygen::run(rest),
         Some("verify") => verify::run(rest),
         _ => usage(),
