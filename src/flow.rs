@@ -10,6 +10,7 @@ use std::rc::Rc;
 use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead};
 use crate::mcp::error::{jsonrpc_error_body, RejectKind, Rejection};
 use crate::mcp::headers;
+use crate::mcp::jsonrpc::salvage_id;
 use crate::mcp::model::McpRequest;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -48,8 +49,13 @@ pub enum Step {
 enum State {
     Headers,
     AwaitingBody,
+    /// Content-Length is over the cap: wait for the first chunk only to read the id, then 413.
+    Oversize,
     Done,
 }
+
+/// How much of an over-cap body is read to find the request id for the 413 reply.
+const ID_SALVAGE_PREFIX: usize = 4096;
 
 /// The head values classification needs, copied once from the host.
 #[derive(Debug, Default)]
@@ -132,7 +138,11 @@ impl RequestFlow {
                     .request_header("content-length")?
                     .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok());
                 if declared.is_some_and(|n| n > self.policy.max_body_bytes as u64) {
-                    return self.reject(io, &self.too_large(), m);
+                    if end_of_stream {
+                        return self.reject(io, &self.too_large(None), m);
+                    }
+                    self.state = State::Oversize;
+                    return Ok(Step::Buffer);
                 }
                 if end_of_stream {
                     return self.classify(io, &[], m);
@@ -144,11 +154,13 @@ impl RequestFlow {
     }
 
     fn body_inner(&mut self, io: &mut dyn HttpIo, body_size: usize, end_of_stream: bool, m: &mut dyn Metrics) -> Result<Step, HostError> {
-        if self.state != State::AwaitingBody {
+        if self.state != State::AwaitingBody && self.state != State::Oversize {
             return Ok(Step::Continue);
         }
-        if body_size > self.policy.max_body_bytes {
-            return self.reject(io, &self.too_large(), m);
+        if self.state == State::Oversize || body_size > self.policy.max_body_bytes {
+            let prefix = io.request_body(body_size.min(ID_SALVAGE_PREFIX))?;
+            let id = salvage_id(&prefix);
+            return self.reject(io, &self.too_large(id.as_deref()), m);
         }
         if !end_of_stream {
             return Ok(Step::Buffer);
@@ -164,11 +176,12 @@ impl RequestFlow {
         }
     }
 
-    fn too_large(&self) -> Rejection {
+    fn too_large(&self, id: Option<&str>) -> Rejection {
         Rejection::new(
             RejectKind::BodyTooLarge,
             format!("Request body exceeds the gateway limit of {} bytes", self.policy.max_body_bytes),
         )
+        .with_id(id)
     }
 
     fn forward(&mut self, io: &mut dyn HttpIo, c: Classified, m: &mut dyn Metrics) -> Result<Step, HostError> {

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::error::{push_json_string, RejectKind, Rejection};
 use super::headers::{decode_value, encode_value};
-use super::jsonrpc::{parse_body, Body, Envelope, IdKind, ParseError, StrField};
+use super::jsonrpc::{parse_body, salvage_id, Body, Envelope, IdKind, ParseError, StrField};
 use super::model::{name_source, Era, McpRequest, MessageKind, NameSource};
 
 /// The first revision with stateless semantics and validated routing headers.
@@ -98,7 +98,9 @@ fn is_json_content_type(ct: Option<&[u8]>) -> bool {
 /// Classifies and validates a complete POST body.
 pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> Result<Classified, Rejection> {
     let parsed = parse_body(body).map_err(|e| match e {
-        ParseError::NotJson(_) => Rejection::new(RejectKind::ParseError, format!("Parse error: {e}")),
+        ParseError::NotJson(_) => {
+            Rejection::new(RejectKind::ParseError, format!("Parse error: {e}")).with_id(salvage_id(body).as_deref())
+        }
         ParseError::NotAnObject | ParseError::BadBatch => {
             Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {e}"))
         }

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -294,6 +294,42 @@ fn nesting_exceeds(body: &[u8], max: usize) -> bool {
         }
     }
     false
+}
+
+/// Best effort for error replies: the top-level `"id"` of a body that could not be parsed (cut
+/// short, over the cap, invalid further on), provided it appeared before the fault and is a
+/// valid id. Returns the id's JSON text.
+pub fn salvage_id(body: &[u8]) -> Option<String> {
+    struct Seed<'s>(&'s mut Option<String>);
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON-RPC message object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+            while let Some(Key(k)) = a.next_key::<Key>()? {
+                if k == "id" && self.0.is_none() {
+                    let raw: &'de RawValue = a.next_value()?;
+                    if RequestId::from_raw(raw).kind != IdKind::Invalid {
+                        *self.0 = Some(raw.get().to_owned());
+                    }
+                } else {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Seed(&mut found).deserialize(&mut de);
+    found
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
@@ -614,6 +650,15 @@ mod tests {
         // Brackets inside strings are text, not nesting.
         let s = format!(r#"{{"id":1,"method":"x","params":{{"name":"{}\"{}"}}}}"#, "[".repeat(300), "{".repeat(300));
         assert!(parse_body(s.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn salvages_the_id_of_broken_bodies() {
+        assert_eq!(salvage_id(br#"{"jsonrpc":"2.0","id":4,"method":"tools/ca"#).as_deref(), Some("4"));
+        assert_eq!(salvage_id(br#"{"id":"a\"b","x":[1,2"#).as_deref(), Some(r#""a\"b""#));
+        assert_eq!(salvage_id(br#"{"method":"x","params":{"id":9"#), None);
+        assert_eq!(salvage_id(br#"{"id":null,"x"#), None);
+        assert_eq!(salvage_id(b"garbage"), None);
     }
 
     #[test]
