@@ -260,7 +260,7 @@ def cmd_run(ctx: Ctx) -> int:
         time.sleep(0.2)
     print("\nstopping ...", flush=True)
     _stop_started(ctx, started)
-    for svc, proc in started:
+    for svc, proc in reversed(started):
         print(f"  stopped {svc.name} (pid {proc.pid})")
     return code
 
