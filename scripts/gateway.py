@@ -52,14 +52,32 @@ class Ctx:
 
 @dataclass
 class Service:
-    """One process of the demo. `start` returns a harness.Proc that is already ready to serve.
-    `marker` must appear in the process's command line: `down` never signals a PID whose
-    command line lacks it (the PID may have been reused since `up`)."""
+    """One process of the demo, started in list order and ready before the next one starts.
+
+    Either give `argv` (+ `ready_port`: the port it listens on when ready), or a custom `start`
+    that returns a harness.Proc that is already serving. `ports` are checked to be free first.
+    `marker` must appear in the process's command line: `down` never signals a PID whose command
+    line lacks it (the PID may have been reused since `up`)."""
     name: str
     ports: list[str]
-    start: Callable[[Ctx], harness.Proc]
     marker: str
+    argv: Callable[[Ctx], list[str]] | None = None
+    ready_port: str | None = None
+    start: Callable[[Ctx], harness.Proc] | None = None
     describe: Callable[[Ctx], str] = field(default=lambda ctx: "")
+
+    def launch(self, ctx: Ctx) -> harness.Proc:
+        if self.start is not None:
+            return self.start(ctx)
+        assert self.argv is not None, f"service {self.name}: give argv or start"
+        proc = harness.Proc(self.name, self.argv(ctx), ctx.log_dir)
+        try:
+            if self.ready_port:
+                harness.wait_port(ctx.ports[self.ready_port], timeout=30, proc=proc)
+        except Exception:
+            proc.stop()
+            raise
+        return proc
 
 
 def _start_upstream(ctx: Ctx) -> harness.Proc:
@@ -83,17 +101,17 @@ def _start_envoy(ctx: Ctx) -> harness.Proc:
 
 
 SERVICES: list[Service] = [
-    Service("upstream", ["UPSTREAM_PORT"], _start_upstream, marker="demo/upstream.py",
+    Service("upstream", ["UPSTREAM_PORT"], marker="demo/upstream.py", start=_start_upstream,
             describe=lambda c: f"demo MCP upstream  http://127.0.0.1:{c.ports['UPSTREAM_PORT']}/mcp"),
     # --- receipt sink hook ----------------------------------------------------------------
-    # The receipt sink (`warden sink`, target/release/warden) is started here, before Envoy, so
-    # the filter's receipt export finds it listening. Adding it is one entry, e.g.:
-    #   Service("sink", ["SINK_PORT"], _start_sink, marker="warden",
-    #           describe=lambda c: f"receipt sink  127.0.0.1:{c.ports['SINK_PORT']}"),
-    # with _start_sink returning harness.Proc("sink", [...], ctx.log_dir) after
-    # harness.wait_port(ctx.ports["SINK_PORT"], proc=proc).
+    # The receipt sink goes here, before Envoy, so the filter's receipt export finds it
+    # listening. Adding it is this one entry (uncomment; `make run` builds target/release/warden):
+    # Service("sink", ["SINK_PORT"], marker="warden", ready_port="SINK_PORT",
+    #         argv=lambda c: [str(ROOT / "target/release/warden"), "sink",
+    #                         "--listen", f"127.0.0.1:{c.ports['SINK_PORT']}", "--out", str(c.run_dir / "receipts")],
+    #         describe=lambda c: f"receipt sink  127.0.0.1:{c.ports['SINK_PORT']} -> {c.run_dir / 'receipts'}/"),
     # ---------------------------------------------------------------------------------------
-    Service("envoy", ["GATEWAY_PORT", "ADMIN_PORT"], _start_envoy, marker="envoy",
+    Service("envoy", ["GATEWAY_PORT", "ADMIN_PORT"], marker="envoy", start=_start_envoy,
             describe=lambda c: f"Envoy + mcp-warden {c.gateway_url}  (admin http://127.0.0.1:{c.ports['ADMIN_PORT']})"),
 ]
 
@@ -199,7 +217,7 @@ def _start_all(ctx: Ctx) -> list[tuple[Service, harness.Proc]]:
     try:
         for svc in SERVICES:
             print(f"starting {svc.name} ...", flush=True)
-            proc = svc.start(ctx)
+            proc = svc.launch(ctx)
             started.append((svc, proc))
             _write_state(ctx, svc, proc)
     except BaseException:
