@@ -79,6 +79,18 @@ pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision 
     }
 }
 
+/// A header that matched its body value is rewritten to the canonical spelling (no padding
+/// whitespace; the Base64 sentinel only where the spec requires it), so that an exact-match Envoy
+/// route or RBAC rule downstream sees the same bytes however the client encoded the value.
+fn canonical(raw: Option<&[u8]>, value: &str) -> HeaderEdit {
+    let want = encode_value(value);
+    if raw == Some(want.as_bytes()) {
+        HeaderEdit::Keep
+    } else {
+        HeaderEdit::Set(want.into_owned())
+    }
+}
+
 fn remove_if_present(h: Option<&[u8]>) -> HeaderEdit {
     if h.is_some() {
         HeaderEdit::Remove
@@ -295,7 +307,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
                 format!("Mcp-Method header value {} does not match body value {}", shown(h), shown(method)),
             ))
         }
-        Some(Some(_)) => HeaderEdit::Keep,
+        Some(Some(_)) => canonical(head.mcp_method, method),
     };
 
     let mut request = base_request(Era::Modern, kind, Some(env), head);
@@ -325,7 +337,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
                     let decoded: Cow<'_, str> =
                         decode_value(raw).map_err(|e| mismatch(id, format!("Mcp-Name header: {e}")))?;
                     match body_value {
-                        Some(v) if v == decoded => HeaderEdit::Keep,
+                        Some(v) if v == decoded => canonical(Some(raw), v),
                         Some(v) => {
                             return Err(mismatch(
                                 id,
@@ -417,4 +429,39 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         _ => remove_if_present(head.mcp_name),
     };
     Ok(Classified { request, mcp_method: HeaderEdit::Set(encode_value(method).into_owned()), mcp_name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> WireRules {
+        WireRules { modern_enabled: true, legacy_enabled: true, supported_versions: vec![FIRST_MODERN_VERSION.into()] }
+    }
+
+    const CALL_ADMIN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+    fn head<'a>(method: &'a [u8], name: &'a [u8]) -> RequestHead<'a> {
+        RequestHead {
+            http_method: "POST",
+            content_type: Some(b"application/json"),
+            protocol_version: Some(b"2026-07-28"),
+            mcp_method: Some(method),
+            mcp_name: Some(name),
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn matching_headers_in_another_spelling_are_canonicalised() {
+        // "admin" sent as a Base64 sentinel: equal after decoding, but an exact-match route on
+        // `mcp-name: admin` must see the plain spelling.
+        let c = classify_body(&head(b"tools/call", b"=?base64?YWRtaW4=?="), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!(c.mcp_name, HeaderEdit::Set("admin".into()));
+        let c = classify_body(&head(b" tools/call\t", b" admin "), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!(c.mcp_method, HeaderEdit::Set("tools/call".into()));
+        assert_eq!(c.mcp_name, HeaderEdit::Set("admin".into()));
+        let c = classify_body(&head(b"tools/call", b"admin"), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!((c.mcp_method, c.mcp_name), (HeaderEdit::Keep, HeaderEdit::Keep));
+    }
 }
