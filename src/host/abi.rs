@@ -84,40 +84,49 @@ pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
     }
 }
 
-/// Every value of a header, joined with ", " as RFC 9110 §5.3 combines repeated field lines.
-///
-/// `get_header_map_value` returns only the first of several lines with the same name, while the
-/// upstream receives them all: a client sending `Mcp-Name: echo` and `Mcp-Name: delete_all` got
-/// the first validated and both forwarded. Reading the combined value makes such a request fail
-/// validation instead. Only names that can repeat are worth the extra host call: the first lookup
-/// answers absent headers, and only `mcp-*` headers are re-read as pairs.
-pub fn header_combined(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-    let first = header(map, name)?;
-    if first.is_none() || !name.starts_with("mcp-") {
-        return Ok(first);
-    }
+/// The whole header map in the host's serialisation (see [`HeaderSnapshot`]): one host call.
+pub fn header_map(map: MapType) -> Result<Vec<u8>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: pointers are valid for the call; on OK the host hands us `data`.
-    let bytes = unsafe {
+    unsafe {
         match proxy_get_header_map_pairs(map, &mut data, &mut size) {
-            OK => take(data, size),
-            status => return Err(HostError { call: "get_header_map_pairs", status }),
+            OK => Ok(take(data, size)),
+            status => Err(HostError { call: "get_header_map_pairs", status }),
         }
-    };
-    let mut out: Option<Vec<u8>> = None;
-    for (k, v) in deserialize_pairs(&bytes).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })? {
-        if k.eq_ignore_ascii_case(name.as_bytes()) {
-            match out.as_mut() {
-                None => out = Some(v.to_vec()),
-                Some(o) => {
-                    o.extend_from_slice(b", ");
-                    o.extend_from_slice(v);
+    }
+}
+
+/// A header map read once, answering lookups by name.
+///
+/// Repeated lines of one name are joined with ", " as RFC 9110 §5.3 combines them: the upstream
+/// receives every line, so validation must see every line too (a client sending `Mcp-Name: echo`
+/// and `Mcp-Name: delete_all` must fail the header/body comparison, not pass on the first line).
+pub struct HeaderSnapshot {
+    raw: Vec<u8>,
+}
+
+impl HeaderSnapshot {
+    pub fn read(map: MapType) -> Result<Self, HostError> {
+        Ok(HeaderSnapshot { raw: header_map(map)? })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let pairs = deserialize_pairs(&self.raw).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })?;
+        let mut out: Option<Vec<u8>> = None;
+        for (k, v) in pairs {
+            if k.eq_ignore_ascii_case(name.as_bytes()) {
+                match out.as_mut() {
+                    None => out = Some(v.to_vec()),
+                    Some(o) => {
+                        o.extend_from_slice(b", ");
+                        o.extend_from_slice(v);
+                    }
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out.or(first))
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<usize> {

@@ -1,5 +1,6 @@
 //! HTTP context: adapts proxy-wasm callbacks to [`RequestFlow`] and host calls to [`HttpIo`].
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -21,17 +22,32 @@ impl WardenHttp {
     }
 }
 
-/// Host I/O for the request side of the current HTTP stream.
-struct EnvoyIo;
+/// Host I/O for the request side of the current HTTP stream, for one callback.
+///
+/// The request header map is fetched once, on the first lookup, and every later lookup in the
+/// same callback is answered from it: one host call instead of one per header. Edits drop it.
+#[derive(Default)]
+struct EnvoyIo {
+    headers: OnceCell<abi::HeaderSnapshot>,
+}
 
 impl HttpIo for EnvoyIo {
     fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        abi::header_combined(MapType::HttpRequestHeaders, name)
+        if self.headers.get().is_none() {
+            let snapshot = abi::HeaderSnapshot::read(MapType::HttpRequestHeaders)?;
+            let _ = self.headers.set(snapshot);
+        }
+        match self.headers.get() {
+            Some(h) => h.get(name),
+            None => abi::header(MapType::HttpRequestHeaders, name),
+        }
     }
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.headers.take();
         abi::set_header(MapType::HttpRequestHeaders, name, value)
     }
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.headers.take();
         abi::remove_header(MapType::HttpRequestHeaders, name)
     }
     fn request_body(&self, len: usize) -> Result<Vec<u8>, HostError> {
@@ -60,15 +76,15 @@ impl HttpContext for WardenHttp {
                 panic!("fault injection: x-warden-test-panic");
             }
         }
-        action(self.flow.on_request_headers(&mut EnvoyIo, end_of_stream, &mut NoMetrics))
+        action(self.flow.on_request_headers(&mut EnvoyIo::default(), end_of_stream, &mut NoMetrics))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.body_size = body_size;
-        action(self.flow.on_request_body(&mut EnvoyIo, body_size, end_of_stream, &mut NoMetrics))
+        action(self.flow.on_request_body(&mut EnvoyIo::default(), body_size, end_of_stream, &mut NoMetrics))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        action(self.flow.on_request_trailers(&mut EnvoyIo, self.body_size, &mut NoMetrics))
+        action(self.flow.on_request_trailers(&mut EnvoyIo::default(), self.body_size, &mut NoMetrics))
     }
 }
