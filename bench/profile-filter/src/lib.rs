@@ -1,0 +1,216 @@
+//! Profiling filter (bench only). The plugin configuration is one mode word:
+//!
+//! | mode         | per request                                                              |
+//! |--------------|--------------------------------------------------------------------------|
+//! | `noop`       | nothing: every callback returns Continue (pure VM dispatch cost)         |
+//! | `hdr7`       | the 7 `proxy_get_header_map_value` calls the warden makes, then Continue |
+//! | `hdr70`      | the same 7 names read 10 times each (per-call cost = (hdr70-hdr7)/63)    |
+//! | `pairs`      | one `proxy_get_header_map_pairs` instead of 7 single reads               |
+//! | `buffer`     | pause on headers, buffer the body, Continue at end of stream; no reads   |
+//! | `read`       | `buffer` + one `proxy_get_buffer_bytes` of the whole body                |
+//! | `classify`   | `hdr7` + `read` + the real `classify_body` (no header edits)             |
+//! | `classify11` | as `classify` but `classify_body` runs 11 times (per-call V8 cost)       |
+//! | `set2`       | `classify` + 2 `proxy_replace_header_map_value` (the legacy edit path)   |
+
+#![allow(dead_code, clippy::all)]
+
+use std::cell::Cell;
+use std::ptr::null_mut;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+#[path = "../../../src/mcp/mod.rs"]
+mod mcp;
+
+use mcp::classify::{classify_body, RequestHead, WireRules};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Noop,
+    Hdr7,
+    Hdr70,
+    Pairs,
+    Buffer,
+    Read,
+    Classify,
+    Classify11,
+    Set2,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Mode> {
+        Some(match s.trim() {
+            "noop" => Mode::Noop,
+            "hdr7" => Mode::Hdr7,
+            "hdr70" => Mode::Hdr70,
+            "pairs" => Mode::Pairs,
+            "buffer" => Mode::Buffer,
+            "read" => Mode::Read,
+            "classify" => Mode::Classify,
+            "classify11" => Mode::Classify11,
+            "set2" => Mode::Set2,
+            _ => return None,
+        })
+    }
+    fn buffers(self) -> bool {
+        matches!(self, Mode::Buffer | Mode::Read | Mode::Classify | Mode::Classify11 | Mode::Set2)
+    }
+    fn reads_headers(self) -> bool {
+        matches!(self, Mode::Hdr7 | Mode::Hdr70 | Mode::Classify | Mode::Classify11 | Mode::Set2)
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize,
+        return_value_data: *mut *mut u8, return_value_size: *mut usize) -> u32;
+    fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8,
+        return_map_size: *mut usize) -> u32;
+    fn proxy_replace_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize,
+        value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(buffer_type: BufferType, start: usize, max_size: usize,
+        return_buffer_data: *mut *mut u8, return_buffer_size: *mut usize) -> u32;
+}
+
+unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() { Vec::new() } else { Vec::from_raw_parts(data, size, size) }
+}
+
+fn header(name: &str) -> Option<Vec<u8>> {
+    let mut d = null_mut();
+    let mut n = 0;
+    unsafe {
+        (proxy_get_header_map_value(MapType::HttpRequestHeaders, name.as_ptr(), name.len(), &mut d, &mut n) == 0)
+            .then(|| take(d, n))
+    }
+}
+
+fn pairs() -> Vec<u8> {
+    let mut d = null_mut();
+    let mut n = 0;
+    unsafe {
+        if proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut d, &mut n) == 0 { take(d, n) } else { Vec::new() }
+    }
+}
+
+fn set_header(name: &str, value: &str) {
+    unsafe {
+        proxy_replace_header_map_value(MapType::HttpRequestHeaders, name.as_ptr(), name.len(), value.as_ptr(), value.len());
+    }
+}
+
+fn body(len: usize) -> Vec<u8> {
+    let mut d = null_mut();
+    let mut n = 0;
+    unsafe {
+        if proxy_get_buffer_bytes(BufferType::HttpRequestBody, 0, len, &mut d, &mut n) == 0 { take(d, n) } else { Vec::new() }
+    }
+}
+
+const NAMES: [&str; 7] =
+    [":method", "content-type", "mcp-protocol-version", "mcp-method", "mcp-name", "mcp-session-id", "content-length"];
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Warn);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { mode: Rc::new(Cell::new(Mode::Noop)) }) });
+}}
+
+struct Root {
+    mode: Rc<Cell<Mode>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let cfg = proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
+        match Mode::parse(&String::from_utf8_lossy(&cfg)) {
+            Some(m) => {
+                self.mode.set(m);
+                true
+            }
+            None => false,
+        }
+    }
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http { mode: self.mode.get(), head: Vec::new() }))
+    }
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    mode: Mode,
+    head: Vec<Option<Vec<u8>>>,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, eos: bool) -> Action {
+        match self.mode {
+            Mode::Pairs => {
+                let p = pairs();
+                std::hint::black_box(p);
+            }
+            Mode::Hdr70 => {
+                for _ in 0..10 {
+                    for n in NAMES {
+                        std::hint::black_box(header(n));
+                    }
+                }
+            }
+            m if m.reads_headers() => self.head = NAMES.iter().map(|n| header(n)).collect(),
+            _ => {}
+        }
+        if self.mode.buffers() && !eos { Action::Pause } else { Action::Continue }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, eos: bool) -> Action {
+        if !self.mode.buffers() {
+            return Action::Continue;
+        }
+        if !eos {
+            return Action::Pause;
+        }
+        if self.mode == Mode::Buffer {
+            return Action::Continue;
+        }
+        let b = body(size);
+        let runs = match self.mode {
+            Mode::Read => 0,
+            Mode::Classify11 => 11,
+            _ => 1,
+        };
+        if runs > 0 {
+            let method = self.head.first().cloned().flatten().unwrap_or_default();
+            let method = String::from_utf8_lossy(&method);
+            let h = |i: usize| self.head.get(i).and_then(|v| v.as_deref());
+            let head = RequestHead {
+                http_method: &method,
+                content_type: h(1),
+                protocol_version: h(2),
+                mcp_method: h(3),
+                mcp_name: h(4),
+                session_id: h(5),
+            };
+            let rules = WireRules {
+                modern_enabled: true,
+                legacy_enabled: true,
+                supported_versions: vec!["2026-07-28".to_owned()],
+            };
+            for _ in 0..runs {
+                let r = classify_body(std::hint::black_box(&head), std::hint::black_box(&b), &rules);
+                std::hint::black_box(r.is_ok());
+            }
+        }
+        if self.mode == Mode::Set2 {
+            set_header("mcp-method", "tools/call");
+            set_header("mcp-name", "search_documents");
+        }
+        Action::Continue
+    }
+}
