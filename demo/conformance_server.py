@@ -10,23 +10,29 @@ logging), legacy server->client sampling/elicitation (incl. SEP-1034 defaults an
 enums), the 2026-07-28 multi-round-trip (`input_required`) tools and prompt, the SEP-2575
 `test_missing_capability` probe, list-change triggers, a tool with an `x-mcp-header` parameter
 (SEP-2243 `Mcp-Param-*`), the JSON Schema 2020-12 tool, static/binary/templated resources,
-subscribe/unsubscribe, prompts, completion and logging/setLevel. Not covered: the tasks extension
-(not in the Python SDK's server).
+subscribe/unsubscribe, prompts, completion and logging/setLevel, and the SEP-2663 tasks extension
+(in-memory task store behind MCPServer's Extension seam: tasks/get, tasks/update, tasks/cancel,
+server-directed task creation, MRTR-then-task). Measured: all 50 scenarios of the 2026-07-28
+requirement set and all 33 of 2025-11-25 pass directly against it.
 
 Run: `python demo/conformance_server.py --port 8081`.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import datetime
 import json
 import logging
 import os
+import uuid
 from typing import Annotated, Any
 
 import anyio
 import mcp_types as types
 from mcp_types import (
+    HEADER_MISMATCH,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     AudioContent,
     CallToolResult,
@@ -36,8 +42,9 @@ from mcp_types import (
     TextContent,
     TextResourceContents,
 )
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
@@ -49,7 +56,205 @@ log = logging.getLogger("conformance-server")
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WAV_B64 = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 
-mcp = MCPServer("mcp-warden-conformance-peer", version="0.1.0",
+# ---- tasks extension (SEP-2663), served through MCPServer's Extension seam -----------------
+# A small in-memory task store. Task-supporting tools create a task when the request declares
+# the extension (session or per-request clientCapabilities); otherwise optional ones run
+# synchronously and required ones answer -32021. Jobs run as asyncio tasks on the server's loop.
+
+TASKS_EXT = "io.modelcontextprotocol/tasks"
+TASK_TTL_MS = 300_000
+TASK_POLL_MS = 100
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _declares_tasks(ctx) -> bool:
+    caps = ctx.session.client_capabilities
+    exts = getattr(caps, "extensions", None) if caps is not None else None
+    return bool(exts) and TASKS_EXT in exts
+
+
+def _missing_tasks_capability() -> MCPError:
+    return MCPError(code=MISSING_REQUIRED_CLIENT_CAPABILITY, message=f"Missing required client capability: {TASKS_EXT}",
+                    data={"requiredCapabilities": {"extensions": {TASKS_EXT: {}}}})
+
+
+class TaskRecord:
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
+        self.status = "working"
+        self.created = self.updated = _now()
+        self.result: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.pending: dict[str, Any] = {}  # inputRequests still unanswered
+        self.answers: dict[str, Any] = {}
+        self.answered = asyncio.Event()
+        self.job: asyncio.Task | None = None
+
+    def touch(self, status: str) -> None:
+        self.status, self.updated = status, _now()
+
+    def envelope(self) -> dict[str, Any]:
+        return {"taskId": self.id, "status": self.status, "createdAt": self.created, "lastUpdatedAt": self.updated,
+                "ttlMs": TASK_TTL_MS, "pollIntervalMs": TASK_POLL_MS}
+
+    async def ask(self, requests: dict[str, Any]) -> dict[str, Any]:
+        """Park in input_required until every request is answered; return the answers."""
+        self.pending.update(requests)
+        self.touch("input_required")
+        while any(k not in self.answers for k in requests):
+            self.answered.clear()
+            await self.answered.wait()
+        self.touch("working")
+        return {k: self.answers[k] for k in requests}
+
+
+TASKS: dict[str, TaskRecord] = {}
+
+
+def _tool_result(t: str, is_error: bool = False) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": t}], "isError": is_error}
+
+
+async def _job_slow_compute(task: TaskRecord, args: dict[str, Any]) -> None:
+    seconds = float(args.get("seconds", 1) or 0)
+    await asyncio.sleep(min(max(seconds, 0), 120))
+    task.result = _tool_result(f"slow_compute done after {seconds:g}s ({args.get('label', '')})")
+
+
+async def _job_failing(task: TaskRecord, args: dict[str, Any]) -> None:
+    await asyncio.sleep(0.5)
+    task.result = _tool_result("failing_job failed as designed", is_error=True)
+
+
+async def _job_protocol_error(task: TaskRecord, args: dict[str, Any]) -> None:
+    await asyncio.sleep(0.1)
+    raise RuntimeError("protocol_error_job crashed as designed")
+
+
+async def _job_confirm_delete(task: TaskRecord, args: dict[str, Any]) -> None:
+    a = await task.ask({f"confirm-{task.id[:8]}": _elicit_req("Really delete?", "confirm", "boolean")})
+    task.result = _tool_result(f"delete confirmed: {json.dumps(next(iter(a.values())))}")
+
+
+async def _job_multi_input(task: TaskRecord, args: dict[str, Any]) -> None:
+    a = await task.ask({f"first-{task.id[:8]}": _elicit_req("First value?", "first"),
+                        f"second-{task.id[:8]}": _elicit_req("Second value?", "second")})
+    task.result = _tool_result(f"multi_input got {len(a)} answers")
+
+
+async def _job_greeting_for(task: TaskRecord, args: dict[str, Any]) -> None:
+    await asyncio.sleep(0.1)
+    task.result = _tool_result(f"Hello, {args.get('_user_name', 'unknown')}! (from a task)")
+
+
+# tool name -> (job, task support)
+TASK_TOOLS = {
+    "slow_compute": (_job_slow_compute, "optional"),
+    "failing_job": (_job_failing, "required"),
+    "protocol_error_job": (_job_protocol_error, "optional"),
+    "confirm_delete": (_job_confirm_delete, "optional"),
+    "multi_input": (_job_multi_input, "optional"),
+    "test_tool_with_task": (_job_greeting_for, "required"),
+}
+
+
+async def _run_job(task: TaskRecord, job, args: dict[str, Any]) -> None:
+    try:
+        await job(task, args)
+        task.touch("completed")
+    except asyncio.CancelledError:
+        task.touch("cancelled")
+    except Exception as e:  # noqa: BLE001 - a protocol-level failure of the task
+        task.error = {"code": types.INTERNAL_ERROR, "message": str(e)}
+        task.touch("failed")
+
+
+class TaskIdParams(types.RequestParams):
+    model_config = ConfigDict(extra="allow")
+    task_id: str = Field(alias="taskId")
+    input_responses: dict[str, Any] | None = Field(default=None, alias="inputResponses")
+
+
+class TasksExtension(Extension):
+    identifier = TASKS_EXT
+
+    def methods(self):
+        return [MethodBinding("tasks/get", TaskIdParams, self.get),
+                MethodBinding("tasks/update", TaskIdParams, self.update),
+                MethodBinding("tasks/cancel", TaskIdParams, self.cancel)]
+
+    @staticmethod
+    def _task(ctx, params: TaskIdParams) -> TaskRecord:
+        if not _declares_tasks(ctx):
+            raise _missing_tasks_capability()
+        # SEP-2663: tasks/* carry Mcp-Name: <taskId>; a present, different value is a mismatch.
+        headers = getattr(ctx.request, "headers", None)
+        name = headers.get("mcp-name") if headers is not None else None
+        if name is not None and name.strip() != params.task_id:
+            raise MCPError(code=HEADER_MISMATCH, message="Mcp-Name header does not match params.taskId")
+        task = TASKS.get(params.task_id)
+        if task is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown taskId: {params.task_id}",
+                           data={"taskId": params.task_id})
+        return task
+
+    async def get(self, ctx, params: TaskIdParams) -> dict[str, Any]:
+        task = self._task(ctx, params)
+        out = {"resultType": "complete", **task.envelope()}
+        if task.status == "completed" and task.result is not None:
+            out["result"] = task.result
+        elif task.status == "failed" and task.error is not None:
+            out["error"] = task.error
+        elif task.status == "input_required":
+            out["inputRequests"] = dict(task.pending)
+        return out
+
+    async def update(self, ctx, params: TaskIdParams) -> dict[str, Any]:
+        task = self._task(ctx, params)
+        for k, v in (params.input_responses or {}).items():
+            if k in task.pending:
+                task.pending.pop(k)
+                task.answers[k] = v
+        task.answered.set()
+        return {"resultType": "complete"}
+
+    async def cancel(self, ctx, params: TaskIdParams) -> dict[str, Any]:
+        task = self._task(ctx, params)
+        if task.status in ("working", "input_required") and task.job is not None:
+            task.job.cancel()
+            try:
+                await task.job
+            except asyncio.CancelledError:
+                pass
+            task.touch("cancelled")
+        return {"resultType": "complete"}
+
+    async def intercept_tool_call(self, params, ctx, call_next):
+        spec = TASK_TOOLS.get(params.name)
+        if spec is None:
+            return await call_next(ctx)
+        job, support = spec
+        if not _declares_tasks(ctx):
+            if support == "required":
+                raise _missing_tasks_capability()
+            return await call_next(ctx)  # optional task support: run synchronously
+        args = dict(params.arguments or {})
+        if params.name == "test_tool_with_task":
+            # MRTR first (synchronously), then escalate to a task carrying the answer.
+            answers = plain_responses(params.input_responses)
+            if "user_name" not in answers:
+                return input_required(USER_NAME)
+            args["_user_name"] = ((answers["user_name"] or {}).get("content") or {}).get("name", "unknown")
+        task = TaskRecord()
+        TASKS[task.id] = task
+        task.job = asyncio.get_running_loop().create_task(_run_job(task, job, args))
+        return {"resultType": "task", **task.envelope()}
+
+
+mcp = MCPServer("mcp-warden-conformance-peer", version="0.1.0", extensions=[TasksExtension()],
                 instructions="Conformance-suite peer for mcp-warden's transparency tests.")
 low = mcp._lowlevel_server  # for the handful of methods MCPServer has no decorator for
 
@@ -232,8 +437,11 @@ def input_required(requests: dict[str, Any] | None = None, state: str | None = N
 
 
 def _responses(ctx: Context) -> dict[str, Any]:
-    """inputResponses as plain JSON (None when absent); invalid shapes are a protocol error."""
-    raw = ctx.input_responses
+    """inputResponses as plain JSON ({} when absent); invalid shapes are a protocol error."""
+    return plain_responses(ctx.input_responses)
+
+
+def plain_responses(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if hasattr(raw, "model_dump"):
@@ -505,6 +713,42 @@ async def complete(ref, argument, context) -> types.Completion:
     prefix = getattr(argument, "value", "") or ""
     values = [c for c in candidates if c.startswith(prefix)]
     return types.Completion(values=values, total=len(values), has_more=False)
+
+
+@mcp.tool(description="Sync-only tool (tasks scenarios): greets")
+def greet(name: str = "World") -> CallToolResult:
+    return text(f"Hello, {name}!")
+
+
+@mcp.tool(description="Task-supporting: sleeps `seconds` then answers")
+async def slow_compute(seconds: float = 1, label: str = "") -> CallToolResult:
+    await anyio.sleep(min(max(seconds, 0), 120))
+    return text(f"slow_compute done after {seconds:g}s ({label})")
+
+
+@mcp.tool(description="Task support required: reports a tool error")
+def failing_job() -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text="failing_job failed as designed")], is_error=True)
+
+
+@mcp.tool(description="Task-supporting: fails at the protocol level")
+def protocol_error_job() -> CallToolResult:
+    raise MCPError(code=types.INTERNAL_ERROR, message="protocol_error_job crashed as designed")
+
+
+@mcp.tool(description="Task-supporting: asks for confirmation (elicitation) first")
+def confirm_delete(path: str = "/tmp/x") -> CallToolResult:
+    return text(f"would delete {path} (no tasks: no confirmation asked)")
+
+
+@mcp.tool(description="Task-supporting: asks two questions at once")
+def multi_input() -> CallToolResult:
+    return text("multi_input (no tasks: no questions asked)")
+
+
+@mcp.tool(description="Task support required: MRTR for user_name, then a task")
+def test_tool_with_task() -> CallToolResult:
+    return text("unreachable without the tasks extension")
 
 
 def main() -> None:

@@ -286,8 +286,8 @@ UPSTREAM_NOTES = {
     "demo": "the project's demo server: it lacks most of the suite's fixed-name tools, prompts and "
             "resources, so many scenarios fail directly, and the same ones fail through the gateway.",
     "conformance": "a peer written for the suite (all fixed-name tools, prompts, resources, MRTR, "
-                   "SEP-2243 `x-mcp-header`): every scenario passes directly except the tasks "
-                   "extension, which the Python SDK server does not implement.",
+                   "SEP-2243 `x-mcp-header`, the SEP-2663 tasks extension): every scenario passes "
+                   "directly, so every check through the gateway is meaningful.",
 }
 
 
