@@ -525,18 +525,23 @@ async def test_route_modern(routes_gw, http_version):
 
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN BYPASS (filter, src/mcp/classify.rs): a 2026-07-28 client may send a plain ASCII name "
-    "sentinel-encoded (Mcp-Name: =?base64?YmxvY2tlZF90b29s?=). The filter decodes it, finds it equal "
-    "to params.name and keeps the header as sent, so Envoy's route on `mcp-name: blocked_tool` does "
-    "not match and blocked_tool runs on the upstream. Fix: after validation, rewrite Mcp-Name to the "
-    "canonical encoding (encode_value(body)) whenever the raw header differs. Remove this marker then."))
-async def test_route_modern_sentinel_encoded_name_is_canonicalised(routes_gw, http_version):
+async def test_route_modern_header_spellings_cannot_dodge_the_route(routes_gw, http_version):
+    """Routes compare bytes. A 2026-07-28 client may sentinel-encode a plain name
+    (`=?base64?YmxvY2tlZF90b29s?=` decodes to blocked_tool, so it matches the body); the filter
+    must hand the router the canonical spelling, else the route is bypassed. Repeated Mcp-Name
+    lines must be judged as a whole, never by their first line."""
     encoded = "=?base64?" + base64.b64encode(b"blocked_tool").decode() + "?="
+    counter = "cluster.mcp_upstream.upstream_rq_total"
+    before = routes_gw.stats(counter).get(counter, 0)
     async with raw_client(http_version) as http:
         resp = await http.post(routes_gw.url, json=modern_call(1, "tools/call", CALL_BLOCKED),
                                headers=harness.modern_headers("tools/call", encoded))
-    assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED, resp.text
+        assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED, resp.text
+        for lines in (["blocked_tool", "echo"], ["echo", "blocked_tool"], ["blocked_tool", "blocked_tool"]):
+            headers = list(harness.modern_headers("tools/call").items()) + [("Mcp-Name", v) for v in lines]
+            resp = await http.post(routes_gw.url, json=modern_call(2, "tools/call", CALL_BLOCKED), headers=headers)
+            assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020, (lines, resp.text)
+    assert routes_gw.stats(counter).get(counter, 0) == before
 
 # --- era switches, seen by the real client -------------------------------------------------------
 
