@@ -22,6 +22,7 @@ pub mod principal;
 pub mod ratelimit;
 pub mod store;
 pub mod receipt;
+pub mod export;
 
 #[cfg(target_os = "wasi")]
 mod host;

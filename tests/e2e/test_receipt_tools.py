@@ -120,3 +120,166 @@ def test_keygen_writes_a_private_file_only_we_can_read(warden, tmp_path):
     assert again.returncode == 1 and "exists" in again.stderr
     # The published conformance seed maps to the published public key.
     assert run(warden, "keygen", "--public", env={"WARDEN_SIGNING_KEY": TEST_SEED}).stdout.strip() == TEST_PUB
+
+
+# --- warden sink: OTLP logs Export over gRPC → one JSONL file per chain ------------------------
+
+EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+GOLDEN_EXPORT = FIXTURES / "warden-sample-export.binpb"  # written by tests/receipts_export.rs
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _kv(key: str, value: str) -> bytes:
+    return _field(1, key.encode()) + _field(2, _field(1, value.encode()))
+
+
+def otlp_request(groups: list[tuple[str | None, list[tuple[str, str | None]]]]) -> bytes:
+    """Independent (Python) OTLP encoding: [(resource chain id, [(body, record chain id)])]."""
+    out = b""
+    for resource_chain, records in groups:
+        resource = _field(1, _kv("warden.chain_id", resource_chain)) if resource_chain else b""
+        scope = _field(1, _field(1, b"test"))
+        for body, record_chain in records:
+            rec = _field(5, _field(1, body.encode()))
+            if record_chain:
+                rec += _field(6, _kv("warden.chain_id", record_chain))
+            scope += _field(2, rec)
+        out += _field(1, _field(1, resource) + _field(2, scope))
+    return out
+
+
+def rejected_count(response: bytes) -> int:
+    """ExportLogsServiceResponse.partial_success.rejected_log_records (0 when absent)."""
+    def fields(buf: bytes):
+        i = 0
+        while i < len(buf):
+            key, i = _read_varint(buf, i)
+            num, wire = key >> 3, key & 7
+            if wire == 0:
+                val, i = _read_varint(buf, i)
+            elif wire == 2:
+                length, i = _read_varint(buf, i)
+                val, i = buf[i:i + length], i + length
+            else:
+                raise ValueError(f"unexpected wire type {wire}")
+            yield num, val
+    for num, val in fields(response):
+        if num == 1:
+            return dict(fields(val)).get(1, 0)
+    return 0
+
+
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+
+
+class Sink:
+    def __init__(self, warden: Path, out_dir: Path, log_dir: Path, key: str | None = TEST_PUB):
+        self.port = harness.free_port()
+        cmd = [str(warden), "sink", "--listen", f"127.0.0.1:{self.port}", "--out", str(out_dir)]
+        if key:
+            cmd += ["--key", key]
+        self.proc = harness.Proc(f"sink-{self.port}", cmd, log_dir)
+        harness.wait_port(self.port, proc=self.proc)
+        import grpc
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.export = self.channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+
+    def send(self, request: bytes) -> int:
+        return rejected_count(self.export(request, timeout=10))
+
+    def stop(self):
+        self.channel.close()
+        self.proc.stop()
+
+
+@pytest.fixture
+def sink_factory(warden, tmp_path):
+    started = []
+
+    def start(out_dir: Path, key: str | None = TEST_PUB) -> Sink:
+        s = Sink(warden, out_dir, tmp_path / "logs", key)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def conformance_bodies() -> list[str]:
+    """The raw `detail` receipts of valid-chain.jsonl (Go's bytes, not re-serialized)."""
+    bodies = []
+    for line in (FIXTURES / "pipelock-conformance" / "valid-chain.jsonl").read_text().splitlines():
+        bodies.append(line[line.index('"detail":') + len('"detail":'):line.rindex(',"prev_hash"')])
+    return bodies
+
+
+def test_sink_files_what_our_exporter_sends_byte_for_byte(sink_factory, tmp_path, warden):
+    out = tmp_path / "receipts"
+    sink = sink_factory(out)
+    assert sink.send(GOLDEN_EXPORT.read_bytes()) == 0
+    filed = out / "warden-sample.w0.jsonl"
+    assert filed.read_bytes() == SAMPLE.read_bytes()
+    r = run(PIPELOCK_VERIFY, filed, "--key", TEST_PUB)
+    assert r.returncode == 0 and "Receipts:  6" in r.stdout, r.stdout + r.stderr
+    assert run(warden, "verify", filed, "--key", TEST_PUB).returncode == 0
+
+
+def test_sink_splits_chains_skips_retries_and_rejects_bad_records(sink_factory, tmp_path):
+    out = tmp_path / "receipts"
+    sink = sink_factory(out)
+    ours = SAMPLE.read_text().splitlines()
+    theirs = conformance_bodies()
+    first = otlp_request([("a.w0", [(b, None) for b in ours[:3]]),
+                          (None, [(b, "pipelock-conf") for b in theirs[:2]])])
+    assert sink.send(first) == 0
+    assert sink.send(first) == 0  # a retried batch: duplicates are skipped, not re-filed
+    tampered = ours[4].replace('"verdict":"block"', '"verdict":"allow"')
+    assert tampered != ours[4]
+    second = otlp_request([
+        ("a.w0", [(b, None) for b in ours[3:]]),
+        ("pipelock-conf", [(b, None) for b in theirs[2:]]),
+        ("../escape", [(ours[0], None)]),           # unsafe chain id
+        (None, [(ours[0], None)]),                   # no chain id at all
+        ("junk", [("not a receipt", None)]),         # not a receipt
+        ("forged", [(tampered, None)]),              # signature does not verify under --key
+    ])
+    assert sink.send(second) == 4
+    assert (out / "a.w0.jsonl").read_text() == SAMPLE.read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["a.w0.jsonl", "pipelock-conf.jsonl"]
+    r = run(PIPELOCK_VERIFY, out / "pipelock-conf.jsonl", "--key", TEST_PUB)
+    assert r.returncode == 0 and "Receipts:  5" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_restarted_sink_continues_each_chain_without_duplicates(sink_factory, tmp_path):
+    out = tmp_path / "receipts"
+    lines = SAMPLE.read_text().splitlines()
+    first = sink_factory(out)
+    assert first.send(otlp_request([("c.w0", [(b, None) for b in lines[:4]])])) == 0
+    first.stop()
+    second = sink_factory(out)
+    # The writer retries its last batch after the restart, then goes on.
+    assert second.send(otlp_request([("c.w0", [(b, None) for b in lines[2:]])])) == 0
+    assert (out / "c.w0.jsonl").read_text() == SAMPLE.read_text()
+    r = run(PIPELOCK_VERIFY, out / "c.w0.jsonl", "--key", TEST_PUB)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 mod control;
 mod keygen;
+mod sink;
 mod verify;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: warden <command> [args]\n\ncommands:\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline"
+        "usage: warden <command> [args]\n\ncommands:\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline\n  sink     gRPC server (OTLP logs Export) filing receipts as one JSONL file per chain"
     );
     ExitCode::from(2)
 }
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Some("control") => control::run(rest),
         Some("keygen") => keygen::run(rest),
         Some("verify") => verify::run(rest),
+        Some("sink") => sink::run(rest),
         _ => usage(),
     }
 }
