@@ -2,7 +2,8 @@
 //! `mcp::classify`: every case's expected upstream routing headers or JSON-RPC error.
 //!
 //! The same corpus also runs through the flow on a fake host (`tests/flow_fake_host.rs`), on
-//! wasm32 under Node (`tests/wasm32.rs`) and through a real Envoy (`tests/e2e/test_corpus_replay.py`).
+//! wasm32 under Node (`examples/wasm32_corpus.rs`) and through a real Envoy
+//! (`tests/e2e/test_corpus_replay.py`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 #[path = "corpus/support.rs"]

@@ -2,9 +2,9 @@
 //! the Rust tests run it: straight through `mcp::classify`, and through `RequestFlow` on a fake
 //! `HttpIo` host that feeds the body in pieces.
 //!
-//! Shared by `tests/corpus.rs`, `tests/flow_fake_host.rs` and `tests/wasm32.rs` (the last one on
-//! wasm32-unknown-unknown under Node), so every layer checks the very same expectations. The
-//! corpus is embedded with `include_str!`: no filesystem is needed on wasm.
+//! Shared by `tests/corpus.rs`, `tests/flow_fake_host.rs` and `examples/wasm32_corpus.rs` (the
+//! last on wasm32-unknown-unknown under Node), so every layer checks the very same expectations.
+//! The corpus is embedded with `include_str!`: no filesystem is needed on wasm.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::rc::Rc;
