@@ -70,6 +70,7 @@ class SuiteRun:
     scenarios: dict[str, Scenario]
     output_path: Path
     envoy_requests: int = 0  # downstream requests Envoy counted during this run (gateway runs)
+    access: list = field(default_factory=list)  # Envoy access-log entries of this run (gateway runs)
     upstream_requests: int = 0  # of those, requests Envoy forwarded to the upstream (the rest were answered locally)
 
     @property
@@ -167,6 +168,16 @@ class Comparison:
                     out.append(f"{name}/{cid}: SUCCESS directly, {g.checks.get(cid, 'missing')} through the gateway")
         return out
 
+    def local_replies(self) -> list[str]:
+        """The requests of the gateway run that Envoy answered without the upstream, summarised."""
+        counts: dict[str, int] = {}
+        for e in self.gateway.access:
+            if e.get("upstream") in (None, "-", ""):
+                key = (f"{e.get('method')} Mcp-Method={e.get('mcp_method')} Mcp-Name={e.get('mcp_name')} "
+                       f"-> {e.get('status')} ({e.get('details')})")
+                counts[key] = counts.get(key, 0) + 1
+        return [f"{n} x {k}" if n > 1 else k for k, n in sorted(counts.items())]
+
     def table(self) -> str:
         rows = [f"{'scenario':<48} {'direct':>12} {'gateway':>12}"]
         for name in sorted(set(self.direct.scenarios) | set(self.gateway.scenarios)):
@@ -191,6 +202,44 @@ class Comparison:
         return "\n".join(rows)
 
 
+# One JSON line per request Envoy served (request headers as the filter left them), so a run can
+# name the requests the gateway answered itself (no upstream host) and any that differ.
+ACCESS_LOG_ANCHOR = "          stat_prefix: mcp_gateway\n"
+ACCESS_LOG_FIELDS = {
+    "method": "%REQ(:METHOD)%", "mcp_method": "%REQ(MCP-METHOD)%", "mcp_name": "%REQ(MCP-NAME)%",
+    "protocol_version": "%REQ(MCP-PROTOCOL-VERSION)%", "status": "%RESPONSE_CODE%",
+    "upstream": "%UPSTREAM_HOST%", "details": "%RESPONSE_CODE_DETAILS%",
+}
+
+
+def access_log_yaml(path: Path) -> str:
+    fields = "".join(f"                  {k}: \"{v}\"\n" for k, v in ACCESS_LOG_FIELDS.items())
+    return ("          access_log:\n"
+            "          - name: envoy.access_loggers.file\n"
+            "            typed_config:\n"
+            "              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n"
+            f"              path: {path}\n"
+            "              log_format:\n"
+            "                json_format:\n" + fields)
+
+
+def read_access_log(path: Path, start: int) -> tuple[list[dict], int]:
+    """Entries appended to the access log since byte offset `start`, and the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return [], start
+    entries = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            pass
+    return entries, start + len(data)
+
+
 class Gateway:
     """An upstream MCP server and Envoy + mcp-warden in front of it, on free ports."""
 
@@ -207,12 +256,15 @@ class Gateway:
         self.envoy = None
         try:
             harness.wait_port(self.upstream_port, proc=self.upstream)
+            self.access_log = run_dir / "access.log"
             config = harness.render_envoy("envoy/local.yaml", run_dir, {
                 "GATEWAY_PORT": self.gateway_port, "ADMIN_PORT": self.admin_port,
-                "UPSTREAM_PORT": self.upstream_port}, wasm=harness.WASM)
-            self.envoy = harness.start_envoy(config, self.admin_port, run_dir,
-                                             extra_args=["--component-log-level", f"wasm:{envoy_log_level}"]
-                                             if envoy_log_level != "info" else None)
+                "UPSTREAM_PORT": self.upstream_port}, wasm=harness.WASM,
+                replace={ACCESS_LOG_ANCHOR: ACCESS_LOG_ANCHOR + access_log_yaml(self.access_log)})
+            extra = ["--file-flush-interval-msec", "100"]
+            if envoy_log_level != "info":
+                extra += ["--component-log-level", f"wasm:{envoy_log_level}"]
+            self.envoy = harness.start_envoy(config, self.admin_port, run_dir, extra_args=extra)
         except BaseException:
             self.stop()
             raise
@@ -259,11 +311,19 @@ def compare(upstream: str = "demo", requirement_sets=REQUIREMENT_SETS, scenario:
             runs = {}
             for label, url in (("direct", gw.direct_url), ("gateway", gw.gateway_url)):
                 before = gw.requests()
+                _, log_offset = read_access_log(gw.access_log, 0)
                 r = run_suite(url, req, run_dir / f"{upstream}-{req}-{label}", label, timeout_ms, scenario)
                 if label == "gateway":
                     after = gw.requests()
                     r.envoy_requests = after[0] - before[0]
                     r.upstream_requests = after[1] - before[1]
+                    # The access log is flushed every 100 ms: wait until it holds every request counted.
+                    deadline = time.monotonic() + 10
+                    while True:
+                        r.access, _ = read_access_log(gw.access_log, log_offset)
+                        if len(r.access) >= r.envoy_requests or time.monotonic() > deadline:
+                            break
+                        time.sleep(0.1)
                 if verbose:
                     print(f"[{upstream} {req} {label}] {r.n_ok}/{len(r.scenarios)} scenarios, "
                           f"{r.n_checks_ok} checks passed, {r.n_checks_failed} failed, exit {r.exit_code}, "
@@ -316,6 +376,10 @@ def results_markdown(results: dict[str, list[Comparison]], seconds: float) -> st
     for upstream, comps in results.items():
         for c in comps:
             lines += ["", f"## {upstream}, {c.requirements}", "", "```", c.table(), "```"]
+            local = c.local_replies()
+            if local:
+                lines += ["", "Requests the gateway answered itself (Envoy access log; headers as the filter "
+                              "left them):", ""] + [f"- `{x}`" for x in local]
             regs = c.regressions()
             if regs:
                 lines += ["", "Regressions:", ""] + [f"- {r}" for r in regs]
@@ -344,6 +408,8 @@ def main() -> int:
         for c in comps:
             print(f"\n== upstream {upstream}, requirements {c.requirements} ==")
             print(c.table())
+            for line in c.local_replies():
+                print("answered by the gateway:", line)
             regs = c.regressions()
             bad += len(regs)
             for r in regs:
