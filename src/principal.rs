@@ -5,6 +5,12 @@
 //! source address without port and the user agent). The filter never sees or logs raw tokens: it
 //! reads the *payload* `jwt_authn` wrote to dynamic metadata after verifying the signature.
 //!
+//! The JWT payload is read through [`Claims`]: either the payload as JSON text
+//! ([`PeerFacts::jwt_payload`]) or the host's own reader ([`PeerFacts::jwt_claims`]), which in
+//! Envoy walks `metadata.filter_metadata.<namespace>.<payload_key>.<path…>` with `get_property`
+//! (Envoy serialises a string leaf as its raw bytes, and maps/lists as opaque pairs, so only
+//! string leaves are asked for: `sub`, `act.sub`, `act.act.sub`, `groups.0`, `groups.1`, …).
+//!
 //! A JWT's RFC 8693 `act` claim is flattened into a delegation chain, subject first:
 //! `{"sub":"alice","act":{"sub":"agent-7","act":{"sub":"search"}}}` is "alice via agent-7 via
 //! search".
@@ -81,6 +87,8 @@ pub struct Sources {
     pub jwt_payload_key: String,
     pub subject_claim: String,
     pub group_claims: Vec<String>,
+    /// Claims the policy matches on (`match.claims`); only these are read into the principal.
+    pub claim_names: Vec<String>,
     /// Lowercase header name for [`SourceKind::Header`].
     pub trusted_header: Option<String>,
 }
@@ -94,16 +102,74 @@ impl Default for Sources {
             jwt_payload_key: spec.jwt.payload_key,
             subject_claim: spec.jwt.subject_claim,
             group_claims: spec.jwt.group_claims,
+            claim_names: Vec::new(),
             trusted_header: None,
         }
     }
 }
 
+/// Reads string leaves of the verified JWT payload by path (`["sub"]`, `["act", "sub"]`,
+/// `["groups", "0"]`). `None` when the path is absent or the leaf is not a string.
+pub trait Claims {
+    fn string(&self, path: &[&str]) -> Option<String>;
+    /// A scalar for claim matching; by default only strings. [`JsonClaims`] also renders numbers
+    /// and booleans as their JSON text.
+    fn scalar(&self, path: &[&str]) -> Option<String> {
+        self.string(path)
+    }
+}
+
+/// [`Claims`] over a JSON payload.
+#[derive(Debug, Clone)]
+pub struct JsonClaims(pub Value);
+
+impl JsonClaims {
+    /// Parses a payload (bounded by [`MAX_JWT_PAYLOAD`]); `None` unless it is a JSON object.
+    pub fn parse(payload: &[u8]) -> Option<JsonClaims> {
+        if payload.len() > MAX_JWT_PAYLOAD {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(payload).ok()?;
+        v.is_object().then_some(JsonClaims(v))
+    }
+}
+
+impl JsonClaims {
+    fn at(&self, path: &[&str]) -> Option<&Value> {
+        let mut v = &self.0;
+        for part in path {
+            v = match v {
+                Value::Object(m) => m.get(*part)?,
+                Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+}
+
+impl Claims for JsonClaims {
+    fn string(&self, path: &[&str]) -> Option<String> {
+        self.at(path)?.as_str().map(str::to_owned)
+    }
+
+    fn scalar(&self, path: &[&str]) -> Option<String> {
+        match self.at(path)? {
+            Value::String(s) => Some(s.clone()),
+            v @ (Value::Bool(_) | Value::Number(_)) => Some(v.to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// What the host read for this request, as plain values. Absent = not available.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct PeerFacts<'a> {
-    /// JSON text of the verified JWT payload (`jwt_authn` `payload_in_metadata`).
+    /// JSON text of the verified JWT payload, when the host has it as JSON.
     pub jwt_payload: Option<&'a [u8]>,
+    /// Otherwise: the host's reader of the payload in dynamic metadata (used when `jwt_payload`
+    /// is `None`).
+    pub jwt_claims: Option<&'a dyn Claims>,
     /// `connection.uri_san_peer_certificate`.
     pub uri_san: Option<&'a str>,
     /// Istio `source.principal` (with or without the `spiffe://` scheme).
@@ -115,6 +181,20 @@ pub struct PeerFacts<'a> {
     pub user_agent: Option<&'a [u8]>,
 }
 
+impl std::fmt::Debug for PeerFacts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        // Never print payload contents (they may carry personal data).
+        f.debug_struct("PeerFacts")
+            .field("jwt_payload", &self.jwt_payload.map(<[u8]>::len))
+            .field("jwt_claims", &self.jwt_claims.is_some())
+            .field("uri_san", &self.uri_san)
+            .field("istio_principal", &self.istio_principal)
+            .field("trusted_header", &self.trusted_header.is_some())
+            .field("source_address", &self.source_address)
+            .finish()
+    }
+}
+
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -124,7 +204,7 @@ pub struct Principal {
     /// Delegation chain after the subject: the RFC 8693 `act` subjects, outermost first.
     pub actors: Vec<String>,
     pub groups: Vec<String>,
-    /// Top-level scalar claims of the JWT payload (strings; numbers and booleans as JSON text).
+    /// The claims the policy matches on, as read from the JWT payload.
     pub claims: Vec<(String, String)>,
     /// SPIFFE trust domain, for SPIFFE and Istio principals.
     pub trust_domain: Option<String>,
@@ -232,7 +312,11 @@ pub fn resolve(sources: &Sources, facts: &PeerFacts<'_>) -> Principal {
     let fp = client_fingerprint(facts.source_address, facts.user_agent);
     for s in &sources.order {
         let found = match s {
-            SourceKind::Jwt => facts.jwt_payload.and_then(|p| from_jwt(sources, p, &fp)),
+            SourceKind::Jwt => match (facts.jwt_payload, facts.jwt_claims) {
+                (Some(p), _) => JsonClaims::parse(p).and_then(|c| from_jwt(sources, &c, &fp)),
+                (None, Some(c)) => from_jwt(sources, c, &fp),
+                (None, None) => None,
+            },
             SourceKind::Spiffe => facts.uri_san.and_then(|u| from_spiffe(Origin::Spiffe, u, &fp)),
             SourceKind::Istio => facts.istio_principal.and_then(|u| from_spiffe(Origin::Istio, u, &fp)),
             SourceKind::Header => facts.trusted_header.and_then(|v| {
@@ -281,60 +365,57 @@ fn from_spiffe(origin: Origin, raw: &str, fp: &str) -> Option<Principal> {
     Some(simple(origin, id, Some(td), fp))
 }
 
-fn from_jwt(sources: &Sources, payload: &[u8], fp: &str) -> Option<Principal> {
-    if payload.len() > MAX_JWT_PAYLOAD {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(payload).ok()?;
-    let obj = v.as_object()?;
-    let id = clean(obj.get(&sources.subject_claim)?.as_str()?)?;
+fn from_jwt(sources: &Sources, c: &dyn Claims, fp: &str) -> Option<Principal> {
+    let id = clean(&c.string(&[sources.subject_claim.as_str()])?)?;
 
     let mut actors = Vec::new();
-    let mut act = obj.get("act");
-    while let Some(Value::Object(a)) = act {
-        if actors.len() >= MAX_CHAIN {
-            break;
-        }
-        match a.get("sub").and_then(Value::as_str).and_then(clean) {
+    let mut path: Vec<&str> = Vec::with_capacity(MAX_CHAIN + 1);
+    while actors.len() < MAX_CHAIN {
+        path.push("act");
+        let mut sub_path = path.clone();
+        sub_path.push("sub");
+        match c.string(&sub_path).as_deref().and_then(clean) {
             Some(s) => actors.push(s),
             None => break,
         }
-        act = a.get("act");
     }
 
     let mut groups: Vec<String> = Vec::new();
-    for claim in &sources.group_claims {
-        let vals: Vec<&str> = match obj.get(claim) {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            Some(Value::String(s)) => s.split_ascii_whitespace().collect(),
-            _ => continue,
-        };
-        for g in vals {
-            if groups.len() >= MAX_GROUPS {
-                break;
-            }
+    let add = |g: &str, groups: &mut Vec<String>| {
+        if groups.len() < MAX_GROUPS {
             if let Some(g) = clean(g) {
                 if !groups.contains(&g) {
                     groups.push(g);
                 }
             }
         }
+    };
+    for claim in &sources.group_claims {
+        // A list (`groups: [..]`) reads element by element; a string (`scope: "a b"`) splits.
+        let mut i = 0usize;
+        while groups.len() < MAX_GROUPS {
+            let idx = i.to_string();
+            match c.string(&[claim.as_str(), idx.as_str()]) {
+                Some(g) => add(&g, &mut groups),
+                None => break,
+            }
+            i += 1;
+        }
+        if i == 0 {
+            if let Some(s) = c.string(&[claim.as_str()]) {
+                for g in s.split_ascii_whitespace() {
+                    add(g, &mut groups);
+                }
+            }
+        }
     }
 
-    let mut claims = Vec::new();
-    for (k, val) in obj {
-        if claims.len() >= MAX_CLAIMS {
-            break;
-        }
-        let text = match val {
-            Value::String(s) => s.clone(),
-            Value::Bool(_) | Value::Number(_) => val.to_string(),
-            _ => continue,
-        };
-        if let (Some(k), Some(t)) = (clean(k), clean(&text)) {
-            claims.push((k, t));
-        }
-    }
+    let claims = sources
+        .claim_names
+        .iter()
+        .filter_map(|k| Some((k.clone(), clean(&c.scalar(&[k.as_str()])?)?)))
+        .take(MAX_CLAIMS)
+        .collect();
 
     Some(Principal {
         origin: Origin::Jwt,

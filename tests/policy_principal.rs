@@ -14,9 +14,15 @@ const JWT: &[u8] = br#"{"iss":"https://idp.example","sub":"alice","aud":"mcp","e
   "groups":["staff","admins"],"scope":"tools:read tools:write","tenant":"acme","email_verified":true,
   "act":{"sub":"agent-7","act":{"sub":"search"}}}"#;
 
+const CLAIM_RULES: &str = r#"{"rules": [
+    {"id": "t", "match": {"claims": {"tenant": "acme", "email_verified": "true"}}, "action": "allow"},
+    {"id": "e", "match": {"claims": {"exp": "*", "act": "*"}}, "action": "allow"}
+]}"#;
+
 #[test]
 fn jwt_subject_groups_claims_and_chain() {
-    let s = sources("{}");
+    let s = sources(CLAIM_RULES);
+    assert_eq!(s.claim_names, ["email_verified", "tenant", "act", "exp"]);
     let p = resolve(&s, &PeerFacts { jwt_payload: Some(JWT), ..PeerFacts::default() });
     assert_eq!(p.origin, Origin::Jwt);
     assert_eq!(p.id, "alice");
@@ -27,6 +33,41 @@ fn jwt_subject_groups_claims_and_chain() {
     assert_eq!(p.claim("email_verified"), Some("true"));
     assert_eq!(p.claim("exp"), Some("1900000000"));
     assert_eq!(p.claim("act"), None, "objects are not claims");
+    assert_eq!(p.claim("iss"), None, "claims no rule matches on are not kept");
+}
+
+/// What the Envoy host offers: string leaves by path; maps and lists are not strings.
+struct EnvoyLike(Vec<(&'static str, &'static str)>);
+
+impl principal::Claims for EnvoyLike {
+    fn string(&self, path: &[&str]) -> Option<String> {
+        let key = path.join(".");
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+    }
+}
+
+#[test]
+fn host_claim_reader_gives_the_same_principal() {
+    // The host reads numbers and booleans as binary, so its reader offers strings only: a policy
+    // matching `exp` or `email_verified` needs the JSON form (or a host `scalar`).
+    let s = sources(r#"{"rules": [{"id": "t", "match": {"claims": {"tenant": "acme"}}, "action": "allow"}]}"#);
+    let reader = EnvoyLike(vec![
+        ("sub", "alice"),
+        ("groups.0", "staff"),
+        ("groups.1", "admins"),
+        ("scope", "tools:read tools:write"),
+        ("tenant", "acme"),
+        ("act.sub", "agent-7"),
+        ("act.act.sub", "search"),
+    ]);
+    let via_reader = resolve(&s, &PeerFacts { jwt_claims: Some(&reader), ..PeerFacts::default() });
+    let via_json = resolve(&s, &PeerFacts { jwt_payload: Some(JWT), ..PeerFacts::default() });
+    assert_eq!(via_reader, via_json);
+    // JSON text wins when both are given; neither means the next source.
+    let none = resolve(&s, &PeerFacts { jwt_claims: Some(&EnvoyLike(vec![("aud", "x")])), ..PeerFacts::default() });
+    assert_eq!(none.origin, Origin::Anonymous);
+    let dbg = format!("{:?}", PeerFacts { jwt_payload: Some(JWT), ..PeerFacts::default() });
+    assert!(!dbg.contains("alice"), "payload contents are never printed: {dbg}");
 }
 
 #[test]

@@ -189,8 +189,15 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         return Err(err("max_body_bytes", format!("must be between 1 and {MAX_BODY_CAP}")));
     }
 
-    let sources = compile_sources(&spec)?;
+    let mut sources = compile_sources(&spec)?;
     let rules = compile_rules(&spec.rules)?;
+    for r in &rules {
+        for (k, _) in &r.matcher.claims {
+            if !sources.claim_names.contains(k) {
+                sources.claim_names.push(k.clone());
+            }
+        }
+    }
 
     let default_deny = match spec.default_action {
         DefaultAction::Allow => {
@@ -275,6 +282,7 @@ fn compile_sources(spec: &PolicySpec) -> Result<Sources, ConfigError> {
         jwt_payload_key: p.jwt.payload_key.clone(),
         subject_claim: p.jwt.subject_claim.clone(),
         group_claims: p.jwt.group_claims.clone(),
+        claim_names: Vec::new(),
         trusted_header,
     })
 }

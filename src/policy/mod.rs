@@ -10,8 +10,10 @@
 //! policy::load(bytes) -> Result<Policy, ConfigError>          // ConfigError { field: JSON path, message }
 //!
 //! // per request, after classification
-//! principal::resolve(&policy.sources, &PeerFacts { jwt_payload, uri_san, istio_principal,
-//!                    trusted_header, source_address, user_agent }) -> Principal
+//! principal::resolve(&policy.sources, &PeerFacts { jwt_payload /* JSON */ | jwt_claims /* &dyn Claims */,
+//!                    uri_san, istio_principal, trusted_header, source_address, user_agent }) -> Principal
+//!     // jwt_claims: impl principal::Claims { fn string(&self, path: &[&str]) -> Option<String> } over
+//!     // get_property(["metadata","filter_metadata", sources.jwt_metadata_namespace, sources.jwt_payload_key, path..])
 //! principal::is_warden_header(name) -> bool                    // strip these from the request
 //! CorrelationKey::new(&principal, upstream)
 //! principal.upstream_headers(&corr) -> [(name, value); 3]      // x-warden-principal{,-source}, x-warden-correlation
