@@ -17,6 +17,7 @@ pub mod flow;
 pub mod mcp;
 pub mod metrics;
 pub mod killswitch;
+pub mod pbstruct;
 pub mod policy;
 pub mod principal;
 pub mod ratelimit;
