@@ -401,6 +401,18 @@ mod tests {
     }
 
     #[test]
+    fn metadata_captured_from_envoy_after_jwt_authn() {
+        // Bytes Envoy 1.40 returned for get_property(["metadata"]) after jwt_authn verified a token.
+        let pb = fixture("envoy_jwt_metadata.binpb");
+        let got = struct_field_json(&pb, NS, "jwt_payload").unwrap().unwrap();
+        assert_eq!(got, fixture_text("envoy_jwt_payload.json"));
+        let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(v["sub"], "alice");
+        assert_eq!(v["act"]["sub"], "agent-7");
+        assert!(v["exp"].is_u64(), "exp renders as an integer: {got}");
+    }
+
+    #[test]
     fn other_namespace_and_key_in_the_fixture() {
         let pb = fixture("jwt_metadata.binpb");
         assert_eq!(struct_field_json(&pb, "other.ns", "flag").unwrap().as_deref(), Some("true"));
@@ -417,7 +429,7 @@ mod tests {
 
     #[test]
     fn every_fixture_prefix_is_handled_without_panic() {
-        for name in ["jwt_metadata.binpb", "scalars_metadata.binpb"] {
+        for name in ["jwt_metadata.binpb", "scalars_metadata.binpb", "envoy_jwt_metadata.binpb"] {
             let pb = fixture(name);
             for n in 0..pb.len() {
                 let _ = struct_field_json(&pb[..n], NS, "jwt_payload");
