@@ -1,20 +1,91 @@
 //! Metric names (the one place they are spelled) and the recording trait.
 //!
-//! Names follow Envoy's stats conventions; tags are embedded with Envoy's `tag=value` dot-free
-//! form so Prometheus output at the admin endpoint carries them as labels. Natively the recorder
-//! is a no-op or a test double.
+//! Labels travel inside the stat name as `.<label>.<value>` pairs after the base name; the
+//! `stats_tags` block shipped in every `envoy/*.yaml` (and documented for Istio) turns them into
+//! Prometheus labels, so `/stats/prometheus` shows e.g.
+//! `mcp_warden_requests_total{era="modern",method="tools/call",decision="allow"}`.
+//! Label values come from closed sets (a method outside the known MCP methods is `other`, a
+//! rule id is bounded by the policy), so a client cannot grow the number of stats.
 
-/// Requests seen, tagged by era and JSON-RPC method family.
+/// Requests seen, by era, MCP method and decision (`allow`, `deny`, `hide`, `rate_limited`,
+/// `kill`, `invalid`).
 pub const REQUESTS: &str = "mcp_warden_requests_total";
-/// Requests rejected by wire validation, tagged by kind (see `RejectKind::label`).
+/// Requests denied by policy, by rule (`default` for the default action).
+pub const DENIALS: &str = "mcp_warden_denials_total";
+/// Requests answered 429, by rule.
+pub const RATE_LIMITED: &str = "mcp_warden_rate_limited_total";
+/// Requests stopped by the kill switch, by scope (`all`, `upstream`, `tool`, `method`, `principal`).
+pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
+/// Dry-run rules that would have acted, by rule.
+pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
+/// Requests rejected by wire validation, by kind (`RejectKind::label`).
 pub const VALIDATION_FAILURES: &str = "mcp_warden_validation_failures_total";
+/// Rate-limit state that could not be read or written (the request was let through).
+pub const STORE_ERRORS: &str = "mcp_warden_store_errors_total";
+/// Time spent in the filter per request, microseconds (histogram).
+pub const FILTER_TIME_US: &str = "mcp_warden_filter_time_us";
 /// Configurations refused at load (the last good one stayed in force).
 pub const CONFIG_REJECTED: &str = "mcp_warden_config_rejected_total";
+/// Control endpoint polls that failed (the last good state stayed in force).
+pub const CONTROL_POLL_FAILURES: &str = "mcp_warden_control_poll_failures_total";
+/// Control endpoint documents installed.
+pub const CONTROL_UPDATES: &str = "mcp_warden_control_updates_total";
+
+/// MCP methods that get their own label value; everything else is `other`.
+const KNOWN_METHODS: [&str; 24] = [
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "subscriptions/listen",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "tasks/result",
+    "tasks/list",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
+/// The label value for a method: itself when known, `other` otherwise, `none` when absent.
+pub fn method_label(method: Option<&str>) -> &'static str {
+    match method {
+        None => "none",
+        Some(m) => KNOWN_METHODS.iter().find(|k| **k == m).copied().unwrap_or("other"),
+    }
+}
+
+/// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
+/// Dots inside values would break the split, so they become `_`.
+pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {
+    let mut s = String::from(base);
+    for (k, v) in labels {
+        s.push('.');
+        s.push_str(k);
+        s.push('.');
+        s.extend(v.chars().map(|c| if c == '.' { '_' } else { c }));
+    }
+    s
+}
 
 /// Where the flow records what happened.
 pub trait Metrics {
-    fn request(&mut self, era: &str, decision: &str);
-    fn validation_failure(&mut self, kind: &str);
+    /// Add one to the counter `base` with `labels`.
+    fn count(&mut self, base: &'static str, labels: &[(&str, &str)]);
+    /// Record a histogram sample.
+    fn record(&mut self, base: &'static str, value: u64);
 }
 
 /// Discards everything (native runs, unit tests).
@@ -22,6 +93,35 @@ pub trait Metrics {
 pub struct NoMetrics;
 
 impl Metrics for NoMetrics {
-    fn request(&mut self, _: &str, _: &str) {}
-    fn validation_failure(&mut self, _: &str) {}
+    fn count(&mut self, _: &'static str, _: &[(&str, &str)]) {}
+    fn record(&mut self, _: &'static str, _: u64) {}
+}
+
+/// Remembers every name it was given (tests).
+#[derive(Debug, Default)]
+pub struct RecordingMetrics {
+    pub counts: Vec<String>,
+}
+
+impl Metrics for RecordingMetrics {
+    fn count(&mut self, base: &'static str, labels: &[(&str, &str)]) {
+        self.counts.push(stat_name(base, labels));
+    }
+    fn record(&mut self, _: &'static str, _: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bounded_and_splittable() {
+        assert_eq!(method_label(Some("tools/call")), "tools/call");
+        assert_eq!(method_label(Some("x".repeat(500).as_str())), "other");
+        assert_eq!(
+            stat_name(REQUESTS, &[("era", "modern"), ("method", "tools/call"), ("decision", "allow")]),
+            "mcp_warden_requests_total.era.modern.method.tools/call.decision.allow"
+        );
+        assert_eq!(stat_name(DENIALS, &[("rule", "a.b")]), "mcp_warden_denials_total.rule.a_b");
+    }
 }

@@ -6,7 +6,7 @@
 
 use std::ptr::{null, null_mut};
 
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 
 use crate::flow::HostError;
 
@@ -49,7 +49,30 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_log(level: LogLevel, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_set_buffer_bytes(buffer_type: BufferType, start: usize, size: usize, data: *const u8, data_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_define_metric(metric_type: MetricType, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
+
+/// Envoy's status for a failed compare-and-swap on shared data.
+pub const CAS_MISMATCH: u32 = 8;
 
 fn check(call: &'static str, status: u32) -> Result<(), HostError> {
     if status == OK {
@@ -109,6 +132,12 @@ pub struct HeaderSnapshot {
 impl HeaderSnapshot {
     pub fn read(map: MapType) -> Result<Self, HostError> {
         Ok(HeaderSnapshot { raw: header_map(map)? })
+    }
+
+    /// Every header name, lowercase as Envoy stores them.
+    pub fn names(&self) -> Result<Vec<String>, HostError> {
+        let pairs = deserialize_pairs(&self.raw).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })?;
+        Ok(pairs.into_iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect())
     }
 
     pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
@@ -218,4 +247,83 @@ pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: &[u8], d
 pub fn log(level: LogLevel, message: &str) {
     // SAFETY: pointers are valid for the duration of the call.
     let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// A property by path (`["connection", "uri_san_peer_certificate"]`); `None` when absent.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    // The ABI takes the path segments joined by NUL.
+    let joined = path.join("\0");
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        match proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) {
+            OK => Ok(Some(take(data, size))),
+            NOT_FOUND => Ok(None),
+            status => Err(HostError { call: "get_property", status }),
+        }
+    }
+}
+
+/// Shared data (process-wide, all worker VMs of this vm_id): the value and its CAS token.
+pub fn shared_get(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: as for `header`.
+    unsafe {
+        match proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) {
+            OK => Ok(Some((take(data, size), cas))),
+            NOT_FOUND => Ok(None),
+            status => Err(HostError { call: "get_shared_data", status }),
+        }
+    }
+}
+
+/// Writes shared data; `cas` 0 writes unconditionally. A CAS conflict is `CAS_MISMATCH`.
+pub fn shared_set(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    check("set_shared_data", status)
+}
+
+/// Replaces the first `len` bytes of the buffered body of `kind` (all of it, when `len` is its size).
+pub fn set_buffer(kind: BufferType, len: usize, data: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_set_buffer_bytes(kind, 0, len, data.as_ptr(), data.len()) };
+    check("set_buffer_bytes", status)
+}
+
+/// Host wall clock in nanoseconds since the epoch (0 if the host cannot say).
+pub fn now_nanos() -> u64 {
+    let mut t: u64 = 0;
+    // SAFETY: valid out-pointer.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    if status == OK {
+        t
+    } else {
+        0
+    }
+}
+
+pub fn set_tick_period_ms(ms: u32) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check("set_tick_period_milliseconds", unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+pub fn define_metric(kind: MetricType, name: &str) -> Result<u32, HostError> {
+    let mut id: u32 = 0;
+    // SAFETY: pointers are valid for the duration of the call.
+    let status = unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+    check("define_metric", status).map(|()| id)
+}
+
+pub fn increment_metric(id: u32, by: i64) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check("increment_metric", unsafe { proxy_increment_metric(id, by) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check("record_metric", unsafe { proxy_record_metric(id, value) })
 }

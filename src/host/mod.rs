@@ -3,6 +3,8 @@
 
 mod abi;
 mod http;
+mod kv;
+mod metrics;
 mod root;
 
 use proxy_wasm::traits::RootContext;
