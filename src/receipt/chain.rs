@@ -37,6 +37,22 @@ pub struct Predecessor {
 }
 
 impl Predecessor {
+    /// `<chain id> <last seq> <tail hash>`: how a writer hands its tail to its successor (e.g. in
+    /// Envoy shared data, which outlives a VM reload but not the process).
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.chain_id, self.last_seq, self.tail_hash)
+    }
+
+    pub fn decode(text: &str) -> Option<Predecessor> {
+        let mut parts = text.split(' ');
+        let (id, seq, hash) = (parts.next()?, parts.next()?, parts.next()?);
+        let hex64 = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if parts.next().is_some() || id.is_empty() || !hex64 {
+            return None;
+        }
+        Some(Predecessor { chain_id: id.to_string(), last_seq: seq.parse().ok()?, tail_hash: hash.to_string() })
+    }
+
     /// Reads `prior_chain`/`prior_seq`/`prior_tail` back out of a chain-open `intent`.
     pub fn parse_intent(intent: &str) -> Option<Predecessor> {
         let mut chain_id = None;
@@ -129,6 +145,13 @@ impl Chain {
         Some(Predecessor { chain_id: self.chain_id.clone(), last_seq, tail_hash: self.prev_hash.clone() })
     }
 
+    /// `record` with the chain fields the next [`Self::append`] would give it (nothing advances).
+    pub fn preview(&self, mut record: ActionRecord) -> ActionRecord {
+        record.chain_seq = self.next_seq;
+        record.chain_prev_hash = self.prev_hash.clone();
+        record
+    }
+
     /// Sets `record`'s chain fields, signs it and advances the chain.
     pub fn append(&mut self, mut record: ActionRecord, signer: &dyn Signer) -> Receipt {
         record.chain_seq = self.next_seq;
@@ -168,5 +191,14 @@ mod tests {
         let fresh = opening_record("new", None, "2026-01-01T00:00:00Z".into(), "warden", "p");
         assert_eq!(fresh.intent, "chain=new");
         assert_eq!(Predecessor::parse_intent(&fresh.intent), None);
+    }
+
+    #[test]
+    fn tail_hand_over_round_trips_and_rejects_junk() {
+        let p = Predecessor { chain_id: "node-1.17".into(), last_seq: 9, tail_hash: "0f".repeat(32) };
+        assert_eq!(Predecessor::decode(&p.encode()), Some(p));
+        for junk in ["", "a 1", "a x 00", "a 1 zz", &format!("a 1 {} extra", "0f".repeat(32))] {
+            assert_eq!(Predecessor::decode(junk), None, "{junk}");
+        }
     }
 }

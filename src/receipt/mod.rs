@@ -7,7 +7,8 @@
 //! - [`chain`]: seq / prev-hash / `"genesis"`, and the chain-open receipt naming a predecessor;
 //! - [`classify`]: MCP method and tool name → `action_type` / `side_effect_class`;
 //! - [`exchange`]: the compact per-exchange record the filter enqueues, and its action record;
-//! - [`verify`] (with [`strict`] reading and [`canonical`] re-encoding): receipts and chains.
+//! - [`verify`] (with [`strict`] reading and [`canonical`] re-encoding): receipts and chains;
+//! - [`writer`]: the in-Envoy writer as a pure state machine (queue → chain → batches → OTLP).
 //!
 //! Pure: no clock, no randomness, no I/O. Compiles for wasm32-wasip1.
 
@@ -21,6 +22,7 @@ pub mod sign;
 pub mod strict;
 pub mod time;
 pub mod verify;
+pub mod writer;
 
 pub use chain::{Chain, Predecessor};
 pub use record::{ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass, Verdict};

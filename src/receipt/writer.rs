@@ -1,0 +1,257 @@
+//! The receipt writer as a pure state machine: the part of the in-Envoy singleton (or a worker's
+//! root context) that owns a chain. The host feeds it queue messages, ticks and gRPC results,
+//! passing the time in; it hands back OTLP request bodies to send.
+//!
+//! Host contract (one writer per chain, single-threaded):
+//! 1. `Writer::new` at VM start, with the key from `WARDEN_SIGNING_KEY`, a chain id from
+//!    [`chain_id_for`], and the predecessor tail the previous writer left (if any).
+//! 2. Each shared-queue message → [`Writer::on_record`] (drops are counted, never chained).
+//! 3. On every tick and after every gRPC answer → [`Writer::poll_send`]; a returned body goes out
+//!    with `dispatch_grpc_call(cluster, "opentelemetry.proto.collector.logs.v1.LogsService",
+//!    "Export", body)`. At most one call is in flight, so receipts reach the sink in order.
+//! 4. The gRPC answer → [`Writer::on_export_result`] (`ok` = grpc-status 0); a failure puts the
+//!    batch back in front and backs off.
+//! 5. After each `on_record`, the host may store [`Writer::tail`] (encoded) in shared data so a
+//!    reloaded VM can name it as its predecessor.
+//! 6. On shutdown → [`Writer::drain`] until it returns `None`.
+
+use crate::export::batch::{BatchConfig, Batcher};
+use crate::export::{export_request, LogEntry};
+
+use super::chain::{opening_record, Chain, Predecessor, CHAIN_OPEN_METHOD};
+use super::exchange::{DecodeError, Exchange, WireVerdict};
+use super::record::Receipt;
+use super::sign::Signer;
+use super::time::rfc3339_nano;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterConfig {
+    pub chain_id: String,
+    /// `policy_hash` of the chain-open receipt (records carry their own).
+    pub policy_hash: String,
+    pub batch: BatchConfig,
+    /// First retry delay after a failed export; doubles up to `max_backoff_nanos`.
+    pub backoff_nanos: u64,
+    pub max_backoff_nanos: u64,
+}
+
+impl WriterConfig {
+    pub fn new(chain_id: String) -> Self {
+        WriterConfig {
+            chain_id,
+            policy_hash: String::new(),
+            batch: BatchConfig::default(),
+            backoff_nanos: 500_000_000,
+            max_backoff_nanos: 30_000_000_000,
+        }
+    }
+}
+
+/// Counters for the host to publish as metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Receipts signed and chained (chain-open included).
+    pub signed: u64,
+    /// Exchanges not receipted because the export buffer was full.
+    pub dropped: u64,
+    /// Queue messages that were not an exchange this writer understands.
+    pub decode_errors: u64,
+    /// Receipts the sink acknowledged.
+    pub exported: u64,
+    pub export_failures: u64,
+}
+
+/// What `on_record` did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Signed and buffered as this `chain_seq`.
+    Chained(u64),
+    /// Buffer full: not signed, counted in `dropped`.
+    Dropped,
+}
+
+pub struct Writer<S: Signer> {
+    cfg: WriterConfig,
+    signer: S,
+    chain: Chain,
+    predecessor: Option<Predecessor>,
+    batcher: Batcher,
+    in_flight: Option<Vec<LogEntry>>,
+    retry_at: u64,
+    backoff: u64,
+    stats: WriterStats,
+}
+
+/// A chain id unique per writer: `<node id>.<worker or "main">.<VM start nanos>`, with characters
+/// outside `[A-Za-z0-9._-]` replaced by `_` (the sink uses it as a file name).
+pub fn chain_id_for(node_id: &str, worker: &str, start_unix_nanos: u64) -> String {
+    let clean = |s: &str| -> String {
+        let s: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        let s = s.trim_start_matches('.').to_string();
+        if s.is_empty() { "envoy".to_string() } else { s.chars().take(80).collect() }
+    };
+    format!("{}.{}.{start_unix_nanos}", clean(node_id), clean(worker))
+}
+
+impl<S: Signer> Writer<S> {
+    pub fn new(cfg: WriterConfig, signer: S, predecessor: Option<Predecessor>) -> Self {
+        let batcher = Batcher::new(cfg.batch);
+        let backoff = cfg.backoff_nanos;
+        Writer {
+            chain: Chain::new(cfg.chain_id.clone()),
+            cfg,
+            signer,
+            predecessor,
+            batcher,
+            in_flight: None,
+            retry_at: 0,
+            backoff,
+            stats: WriterStats::default(),
+        }
+    }
+
+    /// One shared-queue message. Opens the chain (chain-open receipt) on first use.
+    pub fn on_record(&mut self, message: &[u8], now_nanos: u64) -> Result<Recorded, DecodeError> {
+        let exchange = Exchange::decode(message).inspect_err(|_| {
+            self.stats.decode_errors = self.stats.decode_errors.saturating_add(1);
+        })?;
+        if self.chain.next_seq() == 0 {
+            let open = opening_record(
+                &self.cfg.chain_id,
+                self.predecessor.as_ref(),
+                rfc3339_nano(now_nanos),
+                "mcp-warden",
+                &self.cfg.policy_hash,
+            );
+            let context = open_context(now_nanos, &self.cfg.policy_hash);
+            if self.add(open, &context, now_nanos).is_none() {
+                return Ok(self.drop_one());
+            }
+        }
+        let action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
+        let record = exchange.to_record(action_id);
+        Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(), Recorded::Chained))
+    }
+
+    fn drop_one(&mut self) -> Recorded {
+        self.batcher.count_drop();
+        self.stats.dropped = self.stats.dropped.saturating_add(1);
+        Recorded::Dropped
+    }
+
+    /// Signs and buffers `record` if its log entry fits; the chain only advances when it does.
+    fn add(&mut self, record: super::ActionRecord, context: &Exchange, now_nanos: u64) -> Option<u64> {
+        // Size check before signing: a placeholder signature has the same encoded length.
+        let preview = Receipt { record: self.chain.preview(record.clone()), signature: [0; 64], signer_key: [0; 32] };
+        let len = LogEntry::new(&self.cfg.chain_id, &preview, context).encoded_len();
+        // The in-flight batch still counts against the bound, so a failed send always fits back.
+        if !self.batcher.has_room(len.saturating_add(self.in_flight_bytes())) {
+            return None;
+        }
+        let receipt = self.chain.append(record, &self.signer);
+        let seq = receipt.record.chain_seq;
+        let entry = LogEntry::new(&self.cfg.chain_id, &receipt, context);
+        self.batcher.push(entry, now_nanos).ok()?;
+        self.stats.signed = self.stats.signed.saturating_add(1);
+        Some(seq)
+    }
+
+    /// The next OTLP request body to send, if one is due and nothing is in flight.
+    pub fn poll_send(&mut self, now_nanos: u64) -> Option<Vec<u8>> {
+        if self.in_flight.is_some() || now_nanos < self.retry_at {
+            return None;
+        }
+        let batch = self.batcher.poll(now_nanos)?;
+        Some(self.send(batch))
+    }
+
+    fn in_flight_bytes(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, |b| b.iter().map(LogEntry::encoded_len).sum())
+    }
+
+    fn send(&mut self, batch: Vec<LogEntry>) -> Vec<u8> {
+        let body = export_request(&batch);
+        self.in_flight = Some(batch);
+        body
+    }
+
+    /// The answer to the request `poll_send` or `drain` returned.
+    pub fn on_export_result(&mut self, ok: bool, now_nanos: u64) {
+        let Some(batch) = self.in_flight.take() else { return };
+        if ok {
+            self.stats.exported = self.stats.exported.saturating_add(batch.len() as u64);
+            self.backoff = self.cfg.backoff_nanos;
+            self.retry_at = 0;
+        } else {
+            self.stats.export_failures = self.stats.export_failures.saturating_add(1);
+            self.batcher.requeue(batch, now_nanos);
+            self.retry_at = now_nanos.saturating_add(self.backoff);
+            self.backoff = self.backoff.saturating_mul(2).min(self.cfg.max_backoff_nanos);
+        }
+    }
+
+    /// Everything buffered, regardless of age and backoff (shutdown). `None` while a request is in
+    /// flight or when nothing is left.
+    pub fn drain(&mut self) -> Option<Vec<u8>> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let batch = self.batcher.flush()?;
+        Some(self.send(batch))
+    }
+
+    /// The chain's tail, once it has one (for the successor's chain-open receipt).
+    pub fn tail(&self) -> Option<Predecessor> {
+        self.chain.as_predecessor()
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.cfg.chain_id
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.stats
+    }
+
+    /// Bytes waiting to be exported (in flight not included).
+    pub fn buffered_bytes(&self) -> usize {
+        self.batcher.buffered_bytes()
+    }
+}
+
+/// Log attributes for the chain-open receipt.
+fn open_context(now_nanos: u64, policy_hash: &str) -> Exchange {
+    Exchange {
+        v: super::exchange::QUEUE_FORMAT_VERSION,
+        unix_nanos: now_nanos,
+        method: CHAIN_OPEN_METHOD.to_string(),
+        name: String::new(),
+        upstream: String::new(),
+        principal: "mcp-warden".to_string(),
+        actor: "mcp-warden".to_string(),
+        delegation_chain: Vec::new(),
+        request_id: String::new(),
+        verdict: WireVerdict::Allow,
+        rule: String::new(),
+        severity: String::new(),
+        data_classes_in: Vec::new(),
+        data_classes_out: Vec::new(),
+        policy_hash: policy_hash.to_string(),
+        traceparent: String::new(),
+        duration_micros: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_are_file_name_safe() {
+        assert_eq!(chain_id_for("sidecar~10.0.0.1~pod.ns", "main", 7), "sidecar_10.0.0.1_pod.ns.main.7");
+        assert_eq!(chain_id_for("", "w/1", 1), "envoy.w_1.1");
+        assert_eq!(chain_id_for("..x", "0", 1), "x.0.1");
+    }
+}

@@ -1,0 +1,206 @@
+//! The in-Envoy writer state machine driven like the host will drive it: queue messages in,
+//! ticks, gRPC results (success, failure, retry), a full buffer, and a successor writer that
+//! names its predecessor's tail. What reaches a simulated sink must verify as one gap-free chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod receipts_support;
+
+use mcp_warden::export::batch::BatchConfig;
+use mcp_warden::export::proto::{any_value, ExportLogsServiceRequest};
+use mcp_warden::receipt::sign::parse_hex32;
+use mcp_warden::receipt::verify::verify_chain;
+use mcp_warden::receipt::writer::{Recorded, Writer, WriterConfig};
+use mcp_warden::receipt::Ed25519Signer;
+use prost::Message;
+use receipts_support::*;
+
+const SEC: u64 = 1_000_000_000;
+
+/// What the sink keeps: receipt lines, retried duplicates skipped by chain_seq.
+#[derive(Default)]
+struct FakeSink {
+    lines: Vec<String>,
+}
+
+impl FakeSink {
+    fn accept(&mut self, body: &[u8]) -> usize {
+        let req = ExportLogsServiceRequest::decode(body).unwrap();
+        let mut n = 0;
+        for rec in req.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records) {
+            let Some(any_value::Value::StringValue(json)) = rec.body.as_ref().and_then(|b| b.value.clone()) else {
+                panic!("body not a string")
+            };
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let seq = v["action_record"]["chain_seq"].as_u64().unwrap();
+            if seq as usize == self.lines.len() {
+                self.lines.push(json);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn verify(&self) -> mcp_warden::receipt::verify::ChainSummary {
+        verify_chain(&self.lines.join("\n"), Some(&parse_hex32(TEST_PUB).unwrap())).unwrap()
+    }
+}
+
+fn writer(chain_id: &str, batch: BatchConfig) -> Writer<Ed25519Signer> {
+    let mut cfg = WriterConfig::new(chain_id.to_string());
+    cfg.batch = batch;
+    cfg.backoff_nanos = SEC;
+    Writer::new(cfg, test_signer(), None)
+}
+
+fn small_batches() -> BatchConfig {
+    BatchConfig { max_batch_bytes: 3_000, max_age_nanos: SEC, max_buffer_bytes: 1 << 20 }
+}
+
+#[test]
+fn queue_to_sink_yields_one_verifiable_chain_in_order() {
+    let mut w = writer("node-a.main.1", small_batches());
+    let mut sink = FakeSink::default();
+    let mut now = T0;
+    for e in sample_exchanges() {
+        assert!(matches!(w.on_record(&e.encode(), now).unwrap(), Recorded::Chained(_)));
+        if let Some(body) = w.poll_send(now) {
+            // Only one request in flight: nothing else goes out until it is answered.
+            assert_eq!(w.poll_send(now + 10 * SEC), None);
+            sink.accept(&body);
+            w.on_export_result(true, now);
+        }
+        now += SEC / 10;
+    }
+    assert_eq!(w.poll_send(now), None, "the rest is younger than max_age");
+    let body = w.poll_send(now + SEC).unwrap();
+    sink.accept(&body);
+    w.on_export_result(true, now + SEC);
+    let summary = sink.verify();
+    assert_eq!(summary.count, 6);
+    assert_eq!(summary.chain_open.unwrap().chain_id, "node-a.main.1");
+    let stats = w.stats();
+    assert_eq!((stats.signed, stats.exported, stats.dropped, stats.export_failures), (6, 6, 0, 0));
+    assert_eq!(w.tail().unwrap().tail_hash, summary.root_hash);
+}
+
+#[test]
+fn a_failed_export_is_retried_after_backoff_in_the_same_order() {
+    let mut w = writer("node-a.main.2", small_batches());
+    let mut sink = FakeSink::default();
+    let exchanges = sample_exchanges();
+    for e in &exchanges[..3] {
+        w.on_record(&e.encode(), T0).unwrap();
+    }
+    let first = w.poll_send(T0 + SEC).unwrap();
+    w.on_export_result(false, T0 + SEC);
+    assert_eq!(w.poll_send(T0 + SEC + SEC / 2), None, "backing off");
+    for e in &exchanges[3..] {
+        w.on_record(&e.encode(), T0 + SEC + SEC / 2).unwrap();
+    }
+    let retry = w.poll_send(T0 + 2 * SEC).unwrap();
+    // The retried request starts with the same receipts as the failed one.
+    let bodies = |b: &[u8]| -> Vec<String> {
+        let req = ExportLogsServiceRequest::decode(b).unwrap();
+        req.resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .map(|r| match r.body.as_ref().unwrap().value.as_ref().unwrap() {
+                any_value::Value::StringValue(s) => s.clone(),
+                _ => panic!(),
+            })
+            .collect()
+    };
+    let (first_bodies, retry_bodies) = (bodies(&first), bodies(&retry));
+    assert_eq!(retry_bodies[..first_bodies.len()], first_bodies[..]);
+    sink.accept(&retry);
+    w.on_export_result(true, T0 + 2 * SEC);
+    while let Some(body) = w.drain() {
+        sink.accept(&body);
+        w.on_export_result(true, T0 + 3 * SEC);
+    }
+    assert_eq!(sink.verify().count, 6);
+    assert_eq!(w.stats().export_failures, 1);
+}
+
+#[test]
+fn a_full_buffer_drops_exchanges_without_breaking_the_chain() {
+    let tiny = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 4_000 };
+    let mut w = writer("node-a.main.3", tiny);
+    let mut outcomes = Vec::new();
+    for e in sample_exchanges() {
+        outcomes.push(w.on_record(&e.encode(), T0).unwrap());
+    }
+    let dropped = outcomes.iter().filter(|o| **o == Recorded::Dropped).count();
+    assert!(dropped > 0, "{outcomes:?}");
+    assert_eq!(w.stats().dropped, dropped as u64);
+    let mut sink = FakeSink::default();
+    while let Some(body) = w.drain() {
+        sink.accept(&body);
+        w.on_export_result(true, T0);
+    }
+    assert_eq!(sink.verify().count as u64, w.stats().signed);
+    assert!(w.buffered_bytes() == 0);
+}
+
+#[test]
+fn a_message_from_another_version_is_counted_not_chained() {
+    let mut w = writer("node-a.main.4", small_batches());
+    assert!(w.on_record(b"{\"v\":2}", T0).is_err());
+    assert!(w.on_record(b"garbage", T0).is_err());
+    assert_eq!(w.stats().decode_errors, 2);
+    assert_eq!(w.stats().signed, 0);
+}
+
+#[test]
+fn a_successor_writer_names_the_predecessor_tail() {
+    let mut first = writer("node-a.main.5", small_batches());
+    let mut sink1 = FakeSink::default();
+    for e in &sample_exchanges()[..2] {
+        first.on_record(&e.encode(), T0).unwrap();
+    }
+    while let Some(body) = first.drain() {
+        sink1.accept(&body);
+        first.on_export_result(true, T0);
+    }
+    // The tail travels as a string (Envoy shared data in the host).
+    let handed_over = first.tail().unwrap().encode();
+    let predecessor = mcp_warden::receipt::Predecessor::decode(&handed_over).unwrap();
+    let mut cfg = WriterConfig::new("node-a.main.6".into());
+    cfg.batch = small_batches();
+    let mut second = Writer::new(cfg, test_signer(), Some(predecessor));
+    let mut sink2 = FakeSink::default();
+    second.on_record(&sample_exchanges()[2].encode(), T0 + SEC).unwrap();
+    while let Some(body) = second.drain() {
+        sink2.accept(&body);
+        second.on_export_result(true, T0 + SEC);
+    }
+    let prior = sink1.verify();
+    let named = sink2.verify().chain_open.unwrap().predecessor.unwrap();
+    assert_eq!(named.chain_id, "node-a.main.5");
+    assert_eq!((named.last_seq, named.tail_hash), (prior.final_seq, prior.root_hash));
+}
+
+#[test]
+fn records_arriving_while_a_send_is_in_flight_never_push_it_out_of_the_buffer() {
+    let bound = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 6_000 };
+    let mut w = writer("node-a.main.7", bound);
+    let ex = sample_exchanges();
+    w.on_record(&ex[0].encode(), T0).unwrap();
+    w.on_record(&ex[1].encode(), T0).unwrap();
+    let _in_flight = w.poll_send(T0 + SEC).unwrap();
+    // The buffer is empty but the in-flight batch still counts: new records are dropped.
+    for e in &ex[2..] {
+        w.on_record(&e.encode(), T0 + SEC).unwrap();
+    }
+    w.on_export_result(false, T0 + SEC);
+    let mut sink = FakeSink::default();
+    while let Some(body) = w.drain() {
+        sink.accept(&body);
+        w.on_export_result(true, T0 + 2 * SEC);
+    }
+    // Everything signed reached the sink; what did not fit was dropped before signing.
+    assert_eq!(sink.verify().count as u64, w.stats().signed);
+    assert!(w.stats().dropped > 0);
+}
