@@ -442,7 +442,11 @@ impl Poller {
                     return PollOutcome::Unchanged;
                 }
                 match parse_state(body) {
-                    Ok(s) => {
+                    Ok(mut s) => {
+                        if !self.config.policy {
+                            // `control.policy: false`: only the kill switch comes from the endpoint.
+                            s.policy = None;
+                        }
                         self.failures = 0;
                         self.etag = Some(tag);
                         PollOutcome::Update(Box::new(s))

@@ -162,3 +162,14 @@ fn state_documents_are_validated_with_paths() {
     let e = control::parse_state(br#"{"version":1,"extra":true}"#).unwrap_err();
     assert_eq!(e.field, "extra");
 }
+
+#[test]
+fn poller_ignores_a_served_policy_when_told_to() {
+    let mut server = ControlServer::new();
+    server.refresh(&files(Some(GOOD), Some(r#"[{"all": true, "reason": "stop"}]"#)), 0);
+    let mut p = Poller::new(ControlConfig { policy: false, ..cfg() });
+    p.request(0);
+    let PollOutcome::Update(st) = p.on_response(1, Some(200), None, server.state().0) else { panic!("expected an update") };
+    assert!(st.policy.is_none(), "control.policy = false: kill switch only");
+    assert_eq!(st.kill.entries.len(), 1);
+}

@@ -5,7 +5,7 @@
 
 use mcp_warden::killswitch::KillSwitch;
 use mcp_warden::mcp::model::{Era, McpRequest, MessageKind};
-use mcp_warden::policy::{self, filter_tools_list, Action, Policy};
+use mcp_warden::policy::{self, filter_list, filter_tools_list, Action, ListKind, Policy};
 use mcp_warden::principal::{Origin, Principal};
 use mcp_warden::store::FakeKv;
 
@@ -256,4 +256,34 @@ fn tools_list_is_filtered_per_principal() {
     let open = policy("{}");
     assert!(!policy::tools_list_varies(&open, Era::Modern, "fs"));
     assert!(filter_tools_list(body, &|t| policy::tool_visible(&open, &alice(), Era::Modern, "fs", t), false).is_none());
+}
+
+#[test]
+fn prompts_and_resources_lists_are_filtered_too() {
+    let p = policy(
+        r#"{"rules": [
+            {"id": "no-secret-prompts", "match": {"methods": ["prompts/get"], "names": ["secret-*"]}, "action": "deny"},
+            {"id": "no-etc", "match": {"methods": ["resources/read"], "names": ["file:///etc/*"]}, "action": "deny"}
+        ]}"#,
+    );
+    let who = alice();
+    let (pr, wr) = (&p, &who);
+    let visible = |kind: ListKind| move |n: &str| policy::item_visible(pr, wr, Era::Modern, "fs", kind, n);
+    let prompts = br#"{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"secret-plan"},{"name":"summary"}],"cacheScope":"public"}}"#;
+    let out = filter_list(prompts, ListKind::Prompts, &visible(ListKind::Prompts), false).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["result"]["prompts"], serde_json::json!([{"name": "summary"}]));
+    assert_eq!(v["result"]["cacheScope"], "private");
+    let resources = br#"{"jsonrpc":"2.0","id":3,"result":{"resources":[{"uri":"file:///etc/passwd","name":"passwd"},{"uri":"file:///srv/a","name":"a"}]}}"#;
+    let out = filter_list(resources, ListKind::Resources, &visible(ListKind::Resources), false).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["result"]["resources"], serde_json::json!([{"uri": "file:///srv/a", "name": "a"}]));
+    assert!(policy::list_varies(&p, Era::Modern, "fs", ListKind::Prompts));
+    assert!(!policy::list_varies(&p, Era::Modern, "fs", ListKind::Tools));
+    assert_eq!(ListKind::from_list_method("resources/list"), Some(ListKind::Resources));
+    // The hidden items answer as unknown when used directly.
+    let (a, _) = decide(&p, &alice(), &req(Era::Modern, "resources/read", Some("file:///etc/passwd")), "fs");
+    let reply = policy::local_reply(&a, &req(Era::Modern, "resources/read", Some("file:///etc/passwd"))).unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("Resource not found: file:///etc/passwd"), "{}", reply.body);
 }

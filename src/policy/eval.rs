@@ -99,10 +99,10 @@ impl Matcher {
             && any_glob(&self.upstreams, Some(upstream))
     }
 
-    /// Could this rule match some principal's `tools/call` on `upstream`?
-    fn may_match_tool_calls(&self, era: Era, upstream: &str) -> bool {
+    /// Could this rule match some principal's `method` on `upstream`?
+    fn may_match_method(&self, era: Era, upstream: &str, method: &str) -> bool {
         (self.eras.is_empty() || self.eras.contains(&era))
-            && any_glob(&self.methods, Some("tools/call"))
+            && any_glob(&self.methods, Some(method))
             && any_glob(&self.upstreams, Some(upstream))
     }
 }
@@ -181,14 +181,55 @@ pub fn enforce<K: Kv + ?Sized>(
     v
 }
 
-/// Whether `principal` may see `tool` in `tools/list` from `upstream`: false when the rule that
-/// would decide a `tools/call` of it (ignoring rate limits and dry-run rules) denies with `hide`.
-pub fn tool_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, tool: &str) -> bool {
+/// The kinds of list a policy can filter, with the method that uses one item of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `tools/list` → `result.tools[].name`, used by `tools/call`.
+    Tools,
+    /// `prompts/list` → `result.prompts[].name`, used by `prompts/get`.
+    Prompts,
+    /// `resources/list` → `result.resources[].uri`, used by `resources/read`.
+    Resources,
+}
+
+impl ListKind {
+    /// The list method whose result this filters (`tools/list`, …).
+    pub fn from_list_method(method: &str) -> Option<ListKind> {
+        match method {
+            "tools/list" => Some(ListKind::Tools),
+            "prompts/list" => Some(ListKind::Prompts),
+            "resources/list" => Some(ListKind::Resources),
+            _ => None,
+        }
+    }
+
+    /// The method that uses one item (`tools/call`, `prompts/get`, `resources/read`).
+    pub fn item_method(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools/call",
+            ListKind::Prompts => "prompts/get",
+            ListKind::Resources => "resources/read",
+        }
+    }
+
+    /// The result field holding the array, and the item field that names an item.
+    pub fn fields(self) -> (&'static str, &'static str) {
+        match self {
+            ListKind::Tools => ("tools", "name"),
+            ListKind::Prompts => ("prompts", "name"),
+            ListKind::Resources => ("resources", "uri"),
+        }
+    }
+}
+
+/// Whether `principal` may see the item `name` of a `kind` list from `upstream`: false when the
+/// rule that would decide using it (ignoring rate limits and dry-run rules) denies with `hide`.
+pub fn item_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, kind: ListKind, name: &str) -> bool {
     for rule in &policy.rules {
         if rule.dry_run || matches!(rule.action, RuleAction::RateLimit { .. }) {
             continue;
         }
-        if !rule.matcher.matches_parts(principal, era, Some("tools/call"), Some(tool), upstream) {
+        if !rule.matcher.matches_parts(principal, era, Some(kind.item_method()), Some(name), upstream) {
             continue;
         }
         return !matches!(rule.action, RuleAction::Deny { hide: true, .. });
@@ -196,13 +237,25 @@ pub fn tool_visible(policy: &Policy, principal: &Principal, era: Era, upstream: 
     policy.default_deny.is_none()
 }
 
-/// True when the policy may hide tools of `upstream` from someone: then every `tools/list` result
-/// from it varies by principal and must carry `cacheScope: "private"`, filtered or not.
-pub fn tools_list_varies(policy: &Policy, era: Era, upstream: &str) -> bool {
+/// [`item_visible`] for tools.
+pub fn tool_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, tool: &str) -> bool {
+    item_visible(policy, principal, era, upstream, ListKind::Tools, tool)
+}
+
+/// True when the policy may hide items of a `kind` list from `upstream` for someone: then every
+/// such list result varies by principal and must carry `cacheScope: "private"`, filtered or not.
+pub fn list_varies(policy: &Policy, era: Era, upstream: &str, kind: ListKind) -> bool {
     policy.default_deny.is_some()
         || policy.rules.iter().any(|r| {
-            !r.dry_run && matches!(r.action, RuleAction::Deny { hide: true, .. }) && r.matcher.may_match_tool_calls(era, upstream)
+            !r.dry_run
+                && matches!(r.action, RuleAction::Deny { hide: true, .. })
+                && r.matcher.may_match_method(era, upstream, kind.item_method())
         })
+}
+
+/// [`list_varies`] for tools.
+pub fn tools_list_varies(policy: &Policy, era: Era, upstream: &str) -> bool {
+    list_varies(policy, era, upstream, ListKind::Tools)
 }
 
 impl Verdict {

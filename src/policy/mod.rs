@@ -25,6 +25,8 @@
 //! policy::tools_list_varies(&policy, era, upstream) -> bool    // force cacheScope private
 //! policy::filter_tools_list(body, &|tool| policy::tool_visible(&policy, &principal, era, upstream, tool),
 //!                           force_private) -> Option<Vec<u8>>  // Some = replace the body
+//! // likewise prompts/list and resources/list: ListKind::from_list_method(method), item_visible,
+//! // list_varies, filter_list(body, kind, visible, force_private)
 //!
 //! // shared data: implement store::Kv { get(key) -> Option<(bytes, cas)>, set(key, bytes, Option<cas)) }
 //! // control endpoint polling: see crate::control::{Poller, RemoteState}
@@ -42,5 +44,8 @@ pub mod spec;
 pub mod tools_list;
 
 pub use compile::{compile, load, ConfigError, ControlConfig, Policy, Rule, RuleAction};
-pub use eval::{enforce, local_reply, tool_visible, tools_list_varies, Action, DryRunHit, LocalReply, Verdict};
-pub use tools_list::filter_tools_list;
+pub use eval::{
+    enforce, item_visible, list_varies, local_reply, tool_visible, tools_list_varies, Action, DryRunHit, ListKind, LocalReply,
+    Verdict,
+};
+pub use tools_list::{filter_list, filter_tools_list};

@@ -1,5 +1,6 @@
-//! `tools/list` result filtering: remove the tools a principal may not see and mark the result
-//! `cacheScope: "private"` (it now depends on who asked; spec §7, SEP-2549).
+//! List result filtering (`tools/list`, and likewise `prompts/list`, `resources/list`): remove
+//! the items a principal may not see and mark the result `cacheScope: "private"` (it now depends
+//! on who asked; spec §7, SEP-2549).
 //!
 //! The rewrite keeps every other byte as the upstream sent it: objects are read as ordered lists
 //! of (key, raw value), only `result.tools` and `result.cacheScope` change.
@@ -68,10 +69,10 @@ impl RawObject {
     }
 }
 
-#[derive(Deserialize)]
-struct ToolName<'a> {
-    #[serde(borrow)]
-    name: Option<std::borrow::Cow<'a, str>>,
+/// The naming field of one list item (`name`, or `uri` for resources).
+fn item_name(item: &RawValue, field: &str) -> Option<String> {
+    let obj: RawObject = serde_json::from_str(item.get()).ok()?;
+    serde_json::from_str::<String>(obj.get(field)?.get()).ok()
 }
 
 /// Filters a `tools/list` JSON-RPC response (one message: a JSON body or one SSE event's data).
@@ -81,17 +82,21 @@ struct ToolName<'a> {
 /// removed or `force_private` is set (the policy varies the list by principal). Returns `None`
 /// when the body needs no change or is not a successful `tools/list` result.
 pub fn filter_tools_list(body: &[u8], visible: &dyn Fn(&str) -> bool, force_private: bool) -> Option<Vec<u8>> {
+    filter_list(body, super::eval::ListKind::Tools, visible, force_private)
+}
+
+/// [`filter_tools_list`] for any [`ListKind`](super::eval::ListKind): `result.tools[].name`,
+/// `result.prompts[].name` or `result.resources[].uri`.
+pub fn filter_list(body: &[u8], kind: super::eval::ListKind, visible: &dyn Fn(&str) -> bool, force_private: bool) -> Option<Vec<u8>> {
+    let (array_field, name_field) = kind.fields();
     let envelope: RawObject = serde_json::from_slice(body).ok()?;
     let result: RawObject = serde_json::from_str(envelope.get("result")?.get()).ok()?;
-    let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get("tools")?.get()).ok()?;
+    let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get(array_field)?.get()).ok()?;
 
     let kept: Vec<&RawValue> = tools
         .iter()
         .map(|t| &**t)
-        .filter(|t| match serde_json::from_str::<ToolName>(t.get()) {
-            Ok(ToolName { name: Some(n) }) => visible(&n),
-            _ => true,
-        })
+        .filter(|t| item_name(t, name_field).is_none_or(|n| visible(&n)))
         .collect();
     let removed = kept.len() != tools.len();
     let scope_private = result.get("cacheScope").is_some_and(|s| s.get() == "\"private\"");
@@ -111,10 +116,14 @@ pub fn filter_tools_list(body: &[u8], visible: &dyn Fn(&str) -> bool, force_priv
 
     let has_scope = result.get("cacheScope").is_some();
     let mut result_json = String::with_capacity(body.len());
-    let replace_result = |k: &str| match k {
-        "tools" => Some(tools_json.clone()),
-        "cacheScope" if want_private => Some("\"private\"".to_owned()),
-        _ => None,
+    let replace_result = |k: &str| {
+        if k == array_field {
+            Some(tools_json.clone())
+        } else if k == "cacheScope" && want_private {
+            Some("\"private\"".to_owned())
+        } else {
+            None
+        }
     };
     let append: Vec<(&str, String)> =
         if want_private && !has_scope { vec![("cacheScope", "\"private\"".to_owned())] } else { Vec::new() };
