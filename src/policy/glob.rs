@@ -74,34 +74,37 @@ impl Glob {
         self.toks.iter().all(|t| matches!(t, Tok::Lit(_)))
     }
 
+    /// Whole-string match. No allocation; `text` is walked by char with one backtrack point.
     pub fn matches(&self, text: &str) -> bool {
-        let t: Vec<char> = text.chars().collect();
         let p = &self.toks;
         let (mut ti, mut pi) = (0usize, 0usize);
+        // (index of the last `*`, byte offset in `text` where its run may resume)
         let mut star: Option<(usize, usize)> = None;
-        while ti < t.len() {
-            match (p.get(pi), t.get(ti)) {
-                (Some(Tok::Star), _) => {
+        while let Some(c) = text.get(ti..).and_then(|r| r.chars().next()) {
+            match p.get(pi) {
+                Some(Tok::Star) => {
                     star = Some((pi, ti));
                     pi += 1;
+                    continue;
                 }
-                (Some(Tok::Any), Some(_)) => {
+                Some(Tok::Any) => {
                     pi += 1;
-                    ti += 1;
+                    ti += c.len_utf8();
+                    continue;
                 }
-                (Some(Tok::Lit(a)), Some(b)) if a == b => {
+                Some(Tok::Lit(a)) if *a == c => {
                     pi += 1;
-                    ti += 1;
+                    ti += c.len_utf8();
+                    continue;
                 }
-                _ => match star {
-                    Some((sp, st)) => {
-                        pi = sp + 1;
-                        ti = st + 1;
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
+                _ => {}
             }
+            let Some((sp, st)) = star else { return false };
+            // Let the last `*` swallow one more character and retry after it.
+            let width = text.get(st..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8);
+            pi = sp + 1;
+            ti = st + width;
+            star = Some((sp, ti));
         }
         p.iter().skip(pi).all(|t| *t == Tok::Star)
     }
@@ -128,9 +131,42 @@ mod tests {
         assert!(!m("a*b*c", "axxbyy"));
         assert!(m("spiffe://corp/ns/*/sa/agent", "spiffe://corp/ns/prod/sa/agent"));
         assert!(m("ü*", "über"));
+        assert!(m("*r", "über"));
+        assert!(m("?ber", "über"));
+        assert!(m("*ü*", "xxüyy"));
+        assert!(!m("*ü", "xxüyy"));
         assert!(m(r"a\*b", "a*b"));
         assert!(!m(r"a\*b", "axb"));
         assert!(!m("abc", "abcd"));
+    }
+
+    /// Reference matcher: plain recursion over chars.
+    fn naive(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| naive(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && naive(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && naive(rest, &t[1..]),
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_naive_matcher() {
+        let alphabet = ['a', 'b', 'ü', '*', '?'];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let pat: String = (0..1 + next(6)).map(|_| alphabet[next(5)]).collect();
+            let text: String = (0..next(8)).map(|_| alphabet[next(3)]).collect();
+            let p: Vec<char> = pat.chars().collect();
+            let t: Vec<char> = text.chars().collect();
+            assert_eq!(Glob::new(&pat).unwrap().matches(&text), naive(&p, &t), "{pat:?} vs {text:?}");
+        }
     }
 
     #[test]
