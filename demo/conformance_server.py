@@ -756,10 +756,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("UPSTREAM_PORT", "8081")))
     parser.add_argument("--log-level", default=os.environ.get("UPSTREAM_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--stateless", action="store_true", help="session-less 2025-11-25 (no Mcp-Session-Id)")
+    parser.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     mcp.settings.log_level = args.log_level
-    mcp.run("streamable-http", host=args.host, port=args.port)
+    mcp.run("streamable-http", host=args.host, port=args.port, stateless_http=args.stateless,
+            json_response=args.json_response)
 
 
 if __name__ == "__main__":

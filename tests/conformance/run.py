@@ -41,7 +41,11 @@ REQUIREMENT_SETS = ("2026-07-28", "2025-11-25")
 UPSTREAMS = {
     "demo": ROOT / "demo" / "upstream.py",
     "conformance": ROOT / "demo" / "conformance_server.py",
+    # The same peer, session-less on 2025-11-25 and answering with JSON bodies instead of SSE.
+    "conformance-stateless-json": ROOT / "demo" / "conformance_server.py",
 }
+UPSTREAM_ARGS = {"conformance-stateless-json": ["--stateless", "--json-response"]}
+DEFAULT_UPSTREAMS = ("demo", "conformance")
 RESULTS_MD = HERE / "RESULTS.md"
 
 SUMMARY_RE = re.compile(r"^\s*([✓✗])\s+(\S+):\s+(\d+) passed,\s+(\d+) failed\s*$")
@@ -252,7 +256,8 @@ class Gateway:
         if not script.is_file():
             raise FileNotFoundError(f"upstream {upstream!r}: {script} does not exist")
         self.upstream = harness.Proc(f"upstream-{upstream}", [str(harness.PYTHON), str(script), "--port",
-                                                              str(self.upstream_port)], run_dir)
+                                                              str(self.upstream_port),
+                                                              *UPSTREAM_ARGS.get(upstream, [])], run_dir)
         self.envoy = None
         try:
             harness.wait_port(self.upstream_port, proc=self.upstream)
@@ -348,6 +353,8 @@ UPSTREAM_NOTES = {
     "conformance": "a peer written for the suite (all fixed-name tools, prompts, resources, MRTR, "
                    "SEP-2243 `x-mcp-header`, the SEP-2663 tasks extension): every scenario passes "
                    "directly, so every check through the gateway is meaningful.",
+    "conformance-stateless-json": "the same peer run with `--stateless --json-response` "
+                                  "(session-less 2025-11-25, JSON bodies instead of SSE).",
 }
 
 
@@ -389,7 +396,7 @@ def results_markdown(results: dict[str, list[Comparison]], seconds: float) -> st
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--upstream", choices=sorted(UPSTREAMS), action="append",
-                    help="upstream(s) to test (default: all that exist)")
+                    help=f"upstream(s) to test (default: {', '.join(DEFAULT_UPSTREAMS)})")
     ap.add_argument("--requirements", choices=REQUIREMENT_SETS, action="append",
                     help="requirement set(s) to run (default: both)")
     ap.add_argument("--scenario", help="run only this scenario")
@@ -398,7 +405,7 @@ def main() -> int:
     ap.add_argument("--write-results", action="store_true",
                     help=f"rewrite {RESULTS_MD.relative_to(ROOT)} with the numbers")
     args = ap.parse_args()
-    upstreams = args.upstream or [u for u in UPSTREAMS if UPSTREAMS[u].is_file()]
+    upstreams = args.upstream or [u for u in DEFAULT_UPSTREAMS if UPSTREAMS[u].is_file()]
     t0 = time.monotonic()
     results = {u: compare(u, tuple(args.requirements or REQUIREMENT_SETS), args.scenario, args.timeout_ms,
                           envoy_log_level=args.envoy_log_level) for u in upstreams}
