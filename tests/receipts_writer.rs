@@ -204,3 +204,39 @@ fn records_arriving_while_a_send_is_in_flight_never_push_it_out_of_the_buffer() 
     assert_eq!(sink.verify().count as u64, w.stats().signed);
     assert!(w.stats().dropped > 0);
 }
+
+/// Golden pair for the `warden verify --prev` e2e test: a chain and its successor.
+#[test]
+fn golden_predecessor_pair_for_the_verify_prev_e2e_test() {
+    let ex = sample_exchanges();
+    let mut first = writer("node-a.main.100", small_batches());
+    let mut sink1 = FakeSink::default();
+    for e in &ex[..3] {
+        first.on_record(&e.encode(), T0).unwrap();
+    }
+    while let Some(body) = first.drain() {
+        sink1.accept(&body);
+        first.on_export_result(true, T0);
+    }
+    let mut cfg = WriterConfig::new("node-a.main.200".into());
+    cfg.batch = small_batches();
+    let mut second = Writer::new(cfg, test_signer(), first.tail());
+    let mut sink2 = FakeSink::default();
+    for e in &ex[3..] {
+        second.on_record(&e.encode(), T0 + 10 * SEC).unwrap();
+    }
+    while let Some(body) = second.drain() {
+        sink2.accept(&body);
+        second.on_export_result(true, T0 + 10 * SEC);
+    }
+    let dir = root().join("fixtures/receipts/successor");
+    for (name, sink) in [("first.jsonl", &sink1), ("second.jsonl", &sink2)] {
+        let text: String = sink.lines.iter().map(|l| format!("{l}\n")).collect();
+        let path = dir.join(name);
+        if std::env::var_os("WARDEN_REGENERATE").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "regenerate with WARDEN_REGENERATE=1");
+    }
+}

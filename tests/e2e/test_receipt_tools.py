@@ -283,3 +283,23 @@ def test_a_restarted_sink_continues_each_chain_without_duplicates(sink_factory, 
     assert (out / "c.w0.jsonl").read_text() == SAMPLE.read_text()
     r = run(PIPELOCK_VERIFY, out / "c.w0.jsonl", "--key", TEST_PUB)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_successor_chain_exposes_a_truncated_predecessor(warden, tmp_path):
+    """fixtures/receipts/successor/: a writer's chain and its successor's, whose chain-open receipt
+    names the predecessor's tail (written by tests/receipts_writer.rs)."""
+    first = FIXTURES / "successor" / "first.jsonl"
+    second = FIXTURES / "successor" / "second.jsonl"
+    for f in (first, second):
+        r = run(PIPELOCK_VERIFY, f, "--key", TEST_PUB)
+        assert r.returncode == 0, r.stdout + r.stderr
+    ok = run(warden, "verify", second, "--prev", first, "--key", TEST_PUB)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "continues node-a.main.100 after chain_seq 3" in ok.stdout, ok.stdout
+    # Cutting the predecessor's last receipt still leaves a valid chain on its own...
+    truncated = tmp_path / "first.jsonl"
+    truncated.write_text("".join(first.read_text().splitlines(keepends=True)[:-1]))
+    assert run(PIPELOCK_VERIFY, truncated, "--key", TEST_PUB).returncode == 0
+    # ...but not next to its successor.
+    bad = run(warden, "verify", second, "--prev", truncated, "--key", TEST_PUB)
+    assert bad.returncode == 1 and "truncated" in bad.stdout, bad.stdout
