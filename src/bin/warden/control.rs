@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,9 @@ const USAGE: &str = "usage: warden control --dir DIR [--listen ADDR] [--check]\n
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// Connections served at once (one thread each); more are closed at once. Pollers are a few
+/// per Envoy worker, so this is generous.
+const MAX_CONNECTIONS: usize = 256;
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut dir: Option<PathBuf> = None;
@@ -76,11 +80,19 @@ pub fn run(args: &[String]) -> ExitCode {
     let _ = std::io::stdout().flush();
 
     let shared = Arc::new(Mutex::new(server));
+    let live = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
-        let Ok(stream) = conn else { continue };
-        let shared = Arc::clone(&shared);
-        let dir = dir.clone();
-        std::thread::spawn(move || serve_connection(stream, &shared, &dir));
+        let Ok(mut stream) = conn else { continue };
+        if live.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            let _ = write_response(&mut stream, &plain(503, "too many connections"), true);
+            continue;
+        }
+        live.fetch_add(1, Ordering::SeqCst);
+        let (shared, live, dir) = (Arc::clone(&shared), Arc::clone(&live), dir.clone());
+        std::thread::spawn(move || {
+            serve_connection(stream, &shared, &dir);
+            live.fetch_sub(1, Ordering::SeqCst);
+        });
     }
     ExitCode::SUCCESS
 }
@@ -213,6 +225,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
