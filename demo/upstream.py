@@ -19,6 +19,7 @@ Tools:
                                `open_gate(gate)` is called (from another request), so a test can
                                prove that progress reaches the client while the tool is running.
   open_gate(gate)              releases a waiting slow_sum.
+  gate_status(gate)            waiting | opened | cancelled (the client closed the stream) | unknown.
   announce_change()            notifications/tools/list_changed: to `subscriptions/listen` streams
                                (2026-07-28) and to the caller's legacy session GET stream.
   blocked_tool()               a harmless tool that gateway route tests block by `Mcp-Name`.
@@ -91,6 +92,8 @@ def book_trip(destination: str, prefs: Annotated[TripPrefs, Resolve(ask_prefs)])
 
 # Named gates for slow_sum/open_gate. One process, one event loop: plain dicts are enough.
 _gates: dict[str, anyio.Event] = {}
+# What happened to the slow_sum waiting on each gate: waiting, opened, cancelled, timed out.
+_gate_states: dict[str, str] = {}
 
 
 def _gate(name: str) -> anyio.Event:
@@ -106,9 +109,21 @@ async def slow_sum(a: int, b: int, ctx: Context, steps: int = 4, delay: float = 
         await ctx.report_progress(i, steps, f"step {i}")
         if i == 1 and gate:
             log.info("slow_sum waiting on gate %r", gate)
-            with anyio.fail_after(GATE_TIMEOUT_S):
-                await _gate(gate).wait()
-            _gates.pop(gate, None)
+            _gate_states[gate] = "waiting"
+            try:
+                with anyio.fail_after(GATE_TIMEOUT_S):
+                    await _gate(gate).wait()
+            except anyio.get_cancelled_exc_class():
+                # The client went away (2026-07-28: closing the stream cancels the request).
+                _gate_states[gate] = "cancelled"
+                log.info("slow_sum on gate %r cancelled", gate)
+                raise
+            except TimeoutError:
+                _gate_states[gate] = "timed out"
+                raise
+            finally:
+                _gates.pop(gate, None)
+            _gate_states[gate] = "opened"
         elif delay > 0:
             await anyio.sleep(min(delay, 5.0))
     return a + b
@@ -118,6 +133,11 @@ async def slow_sum(a: int, b: int, ctx: Context, steps: int = 4, delay: float = 
 def open_gate(gate: str) -> str:
     _gate(gate).set()
     return f"opened {gate}"
+
+
+@mcp.tool(description="What happened to the slow_sum waiting on this gate")
+def gate_status(gate: str) -> str:
+    return _gate_states.get(gate, "unknown")
 
 
 @mcp.tool(description="Announce that the tool list changed")

@@ -20,9 +20,13 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import anyio
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx
 import httpx2
 import pytest
@@ -361,6 +365,104 @@ async def test_raw_progress_is_streamed_not_buffered(gw, http_version):
     assert final["result"]["resultType"] == "complete"
 
 
+async def gate_status(http: httpx.AsyncClient, url: str, gate: str) -> str:
+    resp = await http.post(url, json=modern_call("status", "tools/call", {"name": "gate_status", "arguments": {
+        "gate": gate}}), headers=harness.modern_headers("tools/call", "gate_status"))
+    return resp.json()["result"]["structuredContent"]["result"]
+
+
+class RawH2:
+    """A minimal HTTP/2 (prior knowledge) client over one TCP connection, built on `h2`, because
+    httpx never sends RST_STREAM when a response is closed early (it just forgets the stream)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.data: dict[int, bytearray] = {}
+        self.ended: set[int] = set()
+        self.status: dict[int, int] = {}
+
+    async def __aenter__(self) -> "RawH2":
+        self.sock = await anyio.connect_tcp("127.0.0.1", self.port)
+        self.conn.initiate_connection()
+        await self._flush()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.sock.aclose()
+
+    async def _flush(self) -> None:
+        if out := self.conn.data_to_send():
+            await self.sock.send(out)
+
+    async def post(self, path: str, headers: dict[str, str], body: dict) -> int:
+        sid = self.conn.get_next_available_stream_id()
+        self.data[sid] = bytearray()
+        self.conn.send_headers(sid, [(":method", "POST"), (":path", path), (":scheme", "http"),
+                                     (":authority", f"127.0.0.1:{self.port}")]
+                               + [(k.lower(), v) for k, v in headers.items()])
+        self.conn.send_data(sid, json.dumps(body).encode(), end_stream=True)
+        await self._flush()
+        return sid
+
+    async def read_until(self, sid: int, done: Callable[[bytes], bool]) -> bytes:
+        while not done(bytes(self.data[sid])) and sid not in self.ended:
+            for event in self.conn.receive_data(await self.sock.receive()):
+                if isinstance(event, h2.events.ResponseReceived):
+                    self.status[event.stream_id] = int(dict(event.headers)[":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    self.data.setdefault(event.stream_id, bytearray()).extend(event.data)
+                    self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    self.ended.add(event.stream_id)
+            await self._flush()
+        return bytes(self.data[sid])
+
+    async def reset(self, sid: int) -> None:
+        self.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        await self._flush()
+
+
+async def test_raw_closing_the_stream_cancels_upstream(gw, http_version):
+    """2026-07-28: closing the SSE response stream is the cancellation. The downstream close must
+    reach the upstream through Envoy and the filter (HTTP/1.1: the client closes its connection;
+    HTTP/2: RST_STREAM on that one stream while the connection stays up), and cancel the tool,
+    which is blocked on its gate, so it can only end by cancellation."""
+    gate = f"gate-{uuid.uuid4().hex}"
+    body = modern_call(11, "tools/call", {"name": "slow_sum", "arguments":
+                                          {"a": 1, "b": 2, "steps": 3, "delay": 0, "gate": gate}}, progressToken=11)
+    headers = harness.modern_headers("tools/call", "slow_sum")
+    with anyio.fail_after(GUARD_S):
+        async with httpx.AsyncClient() as side:
+            if http_version == "HTTP/1.1":
+                async with raw_client(http_version) as http:
+                    async with http.stream("POST", gw.url, json=body, headers=headers) as resp:
+                        events = sse_events(resp)  # keep a reference: a collected generator closes the stream
+                        first = await events.__anext__()
+                        assert first["params"]["progress"] == 1
+                        assert await gate_status(side, gw.url, gate) == "waiting"
+                    # Leaving the block closes the unfinished response, and with it the connection.
+                while (state := await gate_status(side, gw.url, gate)) == "waiting":
+                    await anyio.sleep(0.05)
+            else:
+                async with RawH2(gw.port) as h2c:
+                    sid = await h2c.post("/mcp", headers, body)
+                    await h2c.read_until(sid, lambda b: b"notifications/progress" in b and b"\n" in b.split(b"notifications/progress", 1)[1])
+                    assert h2c.status[sid] == 200
+                    assert await gate_status(side, gw.url, gate) == "waiting"
+                    await h2c.reset(sid)
+                    # The connection stays up: poll on it, each poll a new stream.
+                    while True:
+                        poll = await h2c.post("/mcp", harness.modern_headers("tools/call", "gate_status"),
+                                              modern_call("status", "tools/call", {"name": "gate_status",
+                                                                                   "arguments": {"gate": gate}}))
+                        reply = json.loads(await h2c.read_until(poll, lambda b: False))
+                        if (state := reply["result"]["structuredContent"]["result"]) != "waiting":
+                            break
+                        await anyio.sleep(0.05)
+    assert state == "cancelled"
+
+
 async def test_raw_subscriptions_listen_streams_events(gw, http_version):
     listen = modern_call("listen-1", "subscriptions/listen", {"notifications": {"toolsListChanged": True}})
     async with raw_client(http_version) as http:
@@ -426,7 +528,8 @@ async def test_raw_legacy_session(gw, http_version):
                 resp, msg = await legacy_call(http, gw.url, session, 2, "tools/call",
                                               {"name": "announce_change", "arguments": {}})
                 assert resp.status_code == 200 and msg["result"]["content"][0]["text"] == "announced"
-                note = await sse_events(stream).__anext__()
+                stream_events = sse_events(stream)
+                note = await stream_events.__anext__()
                 assert note["method"] == "notifications/tools/list_changed"
 
             resp, msg = await legacy_call(http, gw.url, session, 3, "tools/call",
