@@ -56,6 +56,24 @@ pub struct RemoteState {
     pub policy: Option<Policy>,
 }
 
+impl RemoteState {
+    /// The kill list to pass to [`crate::policy::enforce`] as `remote_kill`, next to the active
+    /// policy (which brings its own `kill_switch`). Both ways in stay in force: when the served
+    /// policy replaces the plugin's, the plugin configuration's kill entries are kept here.
+    pub fn extra_kill(&self, config: &Policy) -> KillSwitch {
+        if self.policy.is_some() {
+            config.kill.merged(&self.kill)
+        } else {
+            self.kill.clone()
+        }
+    }
+
+    /// The policy to enforce: the served one, else the plugin configuration's.
+    pub fn active<'a>(&'a self, config: &'a Policy) -> &'a Policy {
+        self.policy.as_ref().unwrap_or(config)
+    }
+}
+
 /// Reads a state document. Errors name the JSON path inside it (`policy.rules[0].id`).
 pub fn parse_state(body: &[u8]) -> Result<RemoteState, ConfigError> {
     if body.len() > MAX_DOC_BYTES {

@@ -173,3 +173,33 @@ fn poller_ignores_a_served_policy_when_told_to() {
     assert!(st.policy.is_none(), "control.policy = false: kill switch only");
     assert_eq!(st.kill.entries.len(), 1);
 }
+
+#[test]
+fn both_ways_in_stay_in_force() {
+    use mcp_warden::mcp::model::McpRequest;
+    use mcp_warden::principal::{resolve, PeerFacts};
+    use mcp_warden::store::FakeKv;
+
+    let config = mcp_warden::policy::load(br#"{"kill_switch": [{"upstream": "legacy", "reason": "from config"}]}"#).unwrap();
+    let doc = br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}],
+                   "policy":{"kill_switch":[{"upstream":"third","reason":"from served policy"}]}}"#;
+    let remote = control::parse_state(doc).unwrap();
+    let policy = remote.active(&config);
+    let extra = remote.extra_kill(&config);
+    let who = resolve(&policy.sources, &PeerFacts::default());
+    let req = McpRequest::bodyless(None);
+    let mut kv = FakeKv::new();
+    let mut reason = |up: &str| match mcp_warden::policy::enforce(policy, &extra, &who, &req, up, &mut kv, 0).action {
+        mcp_warden::policy::Action::Kill { reason, .. } => reason,
+        other => format!("{other:?}"),
+    };
+    assert_eq!(reason("legacy"), "from config");
+    assert_eq!(reason("other"), "from control");
+    assert_eq!(reason("third"), "from served policy");
+    assert_eq!(reason("fine"), "Allow");
+
+    // Without a served policy the configuration's own list comes with the policy itself.
+    let remote = control::parse_state(br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}]}"#).unwrap();
+    assert_eq!(remote.extra_kill(&config).entries.len(), 1);
+    assert!(std::ptr::eq(remote.active(&config), &config));
+}

@@ -29,7 +29,11 @@
 //! // list_varies, filter_list(body, kind, visible, force_private)
 //!
 //! // shared data: implement store::Kv { get(key) -> Option<(bytes, cas)>, set(key, bytes, Option<cas)) }
-//! // control endpoint polling: see crate::control::{Poller, RemoteState}
+//! // control endpoint (root context tick): control::Poller::new(policy.control?)
+//! //   poller.due(now_ms) -> bool;  poller.request(now_ms) -> PollRequest { cluster, headers, timeout_ms }
+//! //   poller.on_response(now_ms, Some(status) | None, etag, body) -> Unchanged | Update(Box<RemoteState>) | Failed(msg)
+//! //   poller.dispatch_failed(now_ms)
+//! //   then enforce with remote.active(&config_policy) and remote.extra_kill(&config_policy)
 //! ```
 //!
 //! Codes (spec §13): hidden tool/prompt/resource → 200 + `-32602`; visible deny → 403 +
