@@ -256,6 +256,11 @@ impl RequestFlow {
         if self.state != State::AwaitingBody && self.state != State::Oversize {
             return Ok(Step::Continue);
         }
+        if self.state == State::Oversize && body_size < ID_SALVAGE_PREFIX && !end_of_stream {
+            // Wait for the whole prefix (or the end): otherwise whether the 413 carries the id
+            // would depend on how the client's bytes happened to be split into chunks.
+            return Ok(Step::Buffer);
+        }
         if self.state == State::Oversize || body_size > self.policy.max_body_bytes {
             let prefix = io.request_body(body_size.min(ID_SALVAGE_PREFIX))?;
             let id = salvage_id(&prefix);
