@@ -406,6 +406,9 @@ pub fn run_classify(case: &Case) -> Result<Outcome, String> {
 // ---------------------------------------------------------------------------------------------
 // Layer 2: `RequestFlow` on a fake host.
 
+/// A captured local reply: status, headers, body.
+pub type LocalReply = (u32, Vec<(String, String)>, Vec<u8>);
+
 /// A fake proxy-wasm HTTP host: a header list (repeated lines read joined with ", ", as the Envoy
 /// adapter does; set replaces every line, remove removes every line, as Envoy does), a body buffer
 /// that grows as pieces arrive, and the captured local reply.
@@ -413,7 +416,7 @@ pub fn run_classify(case: &Case) -> Result<Outcome, String> {
 pub struct FakeHost {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
-    pub reply: Option<(u32, Vec<(String, String)>, Vec<u8>)>,
+    pub reply: Option<LocalReply>,
     /// Host misuse seen (e.g. a header edit after the local reply, or two replies).
     pub misuse: Vec<String>,
 }
