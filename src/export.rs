@@ -201,9 +201,77 @@ pub fn export_request(entries: &[LogEntry]) -> Vec<u8> {
     out
 }
 
+/// `partial_success.rejected_log_records` of an `ExportLogsServiceResponse` (0 when absent), or
+/// `None` when the bytes are not a well-formed response (the sink's fault).
+pub fn rejected_in_response(response: &[u8]) -> Option<i64> {
+    let mut rejected = 0;
+    for (field, value) in pb_fields(response)? {
+        if let (1, PbValue::Bytes(partial)) = (field, value) {
+            for (inner, v) in pb_fields(partial)? {
+                if let (1, PbValue::Varint(n)) = (inner, v) {
+                    rejected = n as i64;
+                }
+            }
+        }
+    }
+    Some(rejected)
+}
+
+enum PbValue<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// Top-level fields of a protobuf message; `None` on malformed input.
+fn pb_fields(mut buf: &[u8]) -> Option<Vec<(u64, PbValue<'_>)>> {
+    fn read_varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = read_varint(&mut buf)?;
+        let value = match key & 7 {
+            0 => PbValue::Varint(read_varint(&mut buf)?),
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                buf = buf.get(n..)?;
+                PbValue::Fixed
+            }
+            2 => {
+                let len = usize::try_from(read_varint(&mut buf)?).ok()?;
+                let (bytes, rest) = buf.split_at_checked(len)?;
+                buf = rest;
+                PbValue::Bytes(bytes)
+            }
+            _ => return None,
+        };
+        out.push((key >> 3, value));
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_rejected_count_of_an_export_response() {
+        assert_eq!(rejected_in_response(&[]), Some(0));
+        // partial_success { rejected_log_records: 3, error_message: "x" }
+        assert_eq!(rejected_in_response(&[0x0a, 0x05, 0x08, 0x03, 0x12, 0x01, b'x']), Some(3));
+        assert_eq!(rejected_in_response(&[0x0a, 0x05, 0x08]), None);
+        assert_eq!(rejected_in_response(&[0x0f]), None);
+    }
 
     #[test]
     fn varints_match_the_protobuf_spec() {

@@ -240,3 +240,24 @@ fn golden_predecessor_pair_for_the_verify_prev_e2e_test() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "regenerate with WARDEN_REGENERATE=1");
     }
 }
+
+#[test]
+fn the_sinks_partial_success_is_counted_and_a_grpc_error_retried() {
+    use mcp_warden::export::proto::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+    let one_batch = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 1 << 20 };
+    let mut w = writer("node-a.main.8", one_batch);
+    for e in &sample_exchanges()[..2] {
+        w.on_record(&e.encode(), T0).unwrap();
+    }
+    let first = w.poll_send(T0 + SEC).unwrap();
+    w.on_export_response(14, &[], T0 + SEC); // UNAVAILABLE
+    assert_eq!(w.stats().export_failures, 1);
+    let again = w.poll_send(T0 + 2 * SEC).unwrap();
+    assert_eq!(again, first);
+    let response = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess { rejected_log_records: 2, error_message: "bad".into() }),
+    };
+    w.on_export_response(0, &response.encode_to_vec(), T0 + 2 * SEC);
+    let s = w.stats();
+    assert_eq!((s.exported, s.sink_rejected, s.export_failures), (3, 2, 1));
+}

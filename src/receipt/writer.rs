@@ -9,8 +9,8 @@
 //! 3. On every tick and after every gRPC answer → [`Writer::poll_send`]; a returned body goes out
 //!    with `dispatch_grpc_call(cluster, "opentelemetry.proto.collector.logs.v1.LogsService",
 //!    "Export", body)`. At most one call is in flight, so receipts reach the sink in order.
-//! 4. The gRPC answer → [`Writer::on_export_result`] (`ok` = grpc-status 0); a failure puts the
-//!    batch back in front and backs off.
+//! 4. The gRPC answer → [`Writer::on_export_response`] (grpc-status and response message); a
+//!    failure puts the batch back in front and backs off.
 //! 5. After each `on_record`, the host may store [`Writer::tail`] (encoded) in shared data so a
 //!    reloaded VM can name it as its predecessor.
 //! 6. On shutdown → [`Writer::drain`] until it returns `None`.
@@ -59,6 +59,8 @@ pub struct WriterStats {
     /// Receipts the sink acknowledged.
     pub exported: u64,
     pub export_failures: u64,
+    /// Receipts the sink answered as rejected (`partial_success.rejected_log_records`).
+    pub sink_rejected: u64,
 }
 
 /// What `on_record` did with a message.
@@ -173,6 +175,17 @@ impl<S: Signer> Writer<S> {
         let body = export_request(&batch);
         self.in_flight = Some(batch);
         body
+    }
+
+    /// The gRPC answer as the host sees it: `grpc_status` (0 = OK) and the response message.
+    /// Records the sink refused (`partial_success`) are counted in `sink_rejected`; they are
+    /// not resent (the sink refuses them for what they are, e.g. a bad signature).
+    pub fn on_export_response(&mut self, grpc_status: u32, response: &[u8], now_nanos: u64) {
+        if grpc_status == 0 {
+            let rejected = crate::export::rejected_in_response(response).unwrap_or(0);
+            self.stats.sink_rejected = self.stats.sink_rejected.saturating_add(u64::try_from(rejected).unwrap_or(0));
+        }
+        self.on_export_result(grpc_status == 0, now_nanos);
     }
 
     /// The answer to the request `poll_send` or `drain` returned.
