@@ -1,5 +1,5 @@
 //! Configuration and policy in two stages: [`spec`] is what operators write (serde, unknown
-//! fields rejected, errors name the JSON path); [`compile`] turns it into the immutable [`Policy`]
+//! fields rejected, errors name the JSON path); [`compile`](mod@compile) turns it into the immutable [`Policy`]
 //! the data path uses. An invalid document never replaces a compiled policy: the caller keeps the
 //! last good one.
 //!
