@@ -191,3 +191,149 @@ def test_check_mode_names_the_field(warden, tmp_path):
     assert "rules[1].id" in r.stderr and "duplicate rule id `a`" in r.stderr
     r = subprocess.run([str(warden), "control"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "--dir" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Through Envoy: the filter polls `warden control`, and the policy core answers for it.
+# ---------------------------------------------------------------------------------------------
+
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+CONTROL_CLUSTER = """  clusters:
+  - name: warden_control
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: warden_control
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: 127.0.0.1, port_value: {port} }}
+"""
+
+PLUGIN_CONFIG = {
+    "rules": [
+        {"id": "hide-blocked", "match": {"methods": ["tools/call"], "names": ["blocked_tool"]},
+         "action": "deny", "reason": "not for you"},
+        {"id": "sum-budget", "match": {"methods": ["tools/call"], "names": ["slow_sum"]},
+         "action": "rate_limit", "rate_limit": {"rate": 1, "period_secs": 3600, "burst": 2, "key": "principal_tool"}},
+    ],
+    "control": {"cluster": "warden_control", "period_ms": 200, "timeout_ms": 1000},
+}
+
+
+def call(url: str, method: str, params: dict | None = None, name: str | None = None, rid: int = 1):
+    """POST one 2026-07-28 request; returns (status, headers, JSON-RPC message)."""
+    params = dict(params or {})
+    params["_meta"] = harness.modern_meta()
+    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers=harness.modern_headers(method, name))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, headers, raw = r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    except urllib.error.HTTPError as e:
+        status, headers, raw = e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+    text = raw.decode()
+    if headers.get("content-type", "").startswith("text/event-stream"):
+        datas = [ln[5:].strip() for ln in text.splitlines() if ln.startswith("data:")]
+        msgs = [json.loads(d) for d in datas if d]
+        msg = next(m for m in msgs if m.get("id") == rid)
+    else:
+        msg = json.loads(text)
+    return status, headers, msg
+
+
+def tool_call(url: str, tool: str, args: dict, rid: int):
+    return call(url, "tools/call", {"name": tool, "arguments": args}, name=tool, rid=rid)
+
+
+def eventually(check, what: str, proc_logs=(), timeout: float = 15.0):
+    """Polls `check()` until it returns a truthy value (control state travels on a poll period)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    logs = "\n".join(p.tail() for p in proc_logs)
+    raise AssertionError(f"{what}: not reached in {timeout}s (last: {last!r})\n{logs}")
+
+
+def test_policy_and_kill_switch_through_envoy(warden, gateway, demo_upstream, tmp_path):
+    directory = tmp_path / "control"
+    directory.mkdir()
+    cport = harness.free_port()
+    ctl = harness.Proc("warden-control", [str(warden), "control", "--dir", str(directory),
+                                          "--listen", f"127.0.0.1:{cport}"], tmp_path / "logs")
+    harness.LIVE_PROCS.append(ctl)
+    try:
+        harness.wait_port(cport, proc=ctl)
+        gw = gateway(upstream_port=demo_upstream.port, plugin_config=PLUGIN_CONFIG,
+                     replace={"  clusters:\n": CONTROL_CLUSTER.format(port=cport)}, wait_mcp=True)
+        logs = (gw.proc, ctl)
+
+        # Hidden tool: gone from tools/list (now private), and unknown when called.
+        status, _, msg = call(gw.url, "tools/list", rid=10)
+        assert status == 200, msg
+        names = [t["name"] for t in msg["result"]["tools"]]
+        assert "blocked_tool" not in names and "echo" in names, names
+        assert msg["result"]["cacheScope"] == "private"
+        status, _, msg = tool_call(gw.url, "blocked_tool", {}, rid=11)
+        assert status == 200
+        assert msg["id"] == 11
+        assert msg["error"]["code"] == -32602
+        assert msg["error"]["message"] == "Unknown tool: blocked_tool"
+
+        # Rate limit: the burst of 2, then 429 with Retry-After and the id kept.
+        for rid in (20, 21):
+            status, _, msg = tool_call(gw.url, "slow_sum", {"a": 1, "b": 2, "steps": 1, "delay": 0}, rid)
+            assert status == 200 and "error" not in msg, msg
+        status, headers, msg = tool_call(gw.url, "slow_sum", {"a": 1, "b": 2, "steps": 1, "delay": 0}, 22)
+        assert status == 429, msg
+        assert int(headers["retry-after"]) > 0
+        assert msg["id"] == 22 and msg["error"]["code"] == -31429
+        assert msg["error"]["data"]["retryAfterSeconds"] == int(headers["retry-after"])
+
+        # Kill switch from the control endpoint: 503 naming the reason, within a few polls.
+        assert tool_call(gw.url, "echo", {"text": "hi"}, 30)[0] == 200
+        write(directory / "kill.json", [{"tool": "echo", "reason": "incident 4711"}])
+        status, _, msg = eventually(lambda: (r := tool_call(gw.url, "echo", {"text": "hi"}, 31))[0] == 503 and r,
+                                    "kill switch installed", logs)
+        assert msg["id"] == 31 and msg["error"]["code"] == -31503
+        assert msg["error"]["data"] == {"reason": "incident 4711", "scope": "tool"}
+        assert tool_call(gw.url, "open_gate", {"gate": "g"}, 32)[0] == 200, "only the named tool is stopped"
+
+        # Fail-static: with the endpoint down, the filter keeps the kill switch it has.
+        failures_before = sum(gw.stats("control_poll_failures").values())
+        ctl.stop()
+        eventually(lambda: sum(gw.stats("control_poll_failures").values()) >= failures_before + 2,
+                   "the filter saw the endpoint down", logs)
+        assert tool_call(gw.url, "echo", {"text": "hi"}, 33)[0] == 503
+
+        # Back up, serving a policy as well: it replaces the plugin's rules; lifting the kill works.
+        (directory / "kill.json").unlink()
+        write(directory / "policy.json", {"rules": [
+            {"id": "no-echo", "match": {"names": ["echo"]}, "action": "deny", "hide": False,
+             "reason": "echo is switched off by policy"}]})
+        ctl2 = harness.Proc("warden-control-2", [str(warden), "control", "--dir", str(directory),
+                                                 "--listen", f"127.0.0.1:{cport}"], tmp_path / "logs")
+        harness.LIVE_PROCS.append(ctl2)
+        try:
+            harness.wait_port(cport, proc=ctl2)
+            status, _, msg = eventually(lambda: (r := tool_call(gw.url, "echo", {"text": "hi"}, 40))[0] == 403 and r,
+                                        "served policy installed", (gw.proc, ctl2))
+            assert msg["error"] == {"code": -31403, "message": "echo is switched off by policy"}
+            # The served policy has no hide rule: blocked_tool is back.
+            status, _, msg = tool_call(gw.url, "blocked_tool", {}, 41)
+            assert not (msg.get("error") or {}).get("message", "").startswith("Unknown tool"), msg
+        finally:
+            harness.LIVE_PROCS.remove(ctl2)
+            ctl2.stop()
+    finally:
+        if ctl in harness.LIVE_PROCS:
+            harness.LIVE_PROCS.remove(ctl)
+        ctl.stop()
