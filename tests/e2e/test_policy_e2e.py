@@ -1,0 +1,188 @@
+"""Policy through real Envoy, per verified principal, for both eras (legacy 2025-11-25 session
+requests carry no routing headers: the filter derives them from the body).
+
+jwt_authn (envoy/e2e-jwt.yaml, JWKS generated per run) -> mcp-warden -> demo/upstream.py:
+- alice may not call `show_dashboard` (403, -31403, the rule's reason);
+- `book_trip` is hidden from bob: calling it answers like an unknown tool (200, -32602
+  "Unknown tool: book_trip") and it is missing from bob's `tools/list` (result `cacheScope`
+  "private"), while alice still sees and can call it;
+- alice's `echo` is rate limited (2 per hour): the third call gets 429, `Retry-After`, -31429, the
+  request id kept; bob's echo is not limited;
+- a rule on the delegation chain (`actors`) and one on groups;
+- a dry-run rule does nothing to traffic but is counted.
+Every refused request is shown not to have reached the upstream (the demo upstream's own tool
+counters are not observable, so this uses Envoy's upstream request counter for the cluster).
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+import pki  # noqa: E402
+
+TEMPLATE = "envoy/e2e-jwt.yaml"
+ERAS = ["modern", "legacy"]
+
+POLICY = {
+    "principal": {"sources": ["jwt"]},
+    "rules": [
+        {"id": "alice-no-dashboard", "match": {"principals": ["alice"], "methods": ["tools/call"],
+                                               "names": ["show_dashboard"]},
+         "action": "deny", "hide": False, "reason": "alice may not open dashboards"},
+        {"id": "bob-no-trips", "match": {"principals": ["bob"], "names": ["book_trip"]},
+         "action": "deny", "reason": "bob does not book trips"},
+        {"id": "search-agent-no-gates", "match": {"actors": ["search"], "methods": ["tools/call"],
+                                                  "names": ["open_gate"]},
+         "action": "deny", "hide": False, "reason": "the search agent may not open gates"},
+        {"id": "contractors-no-announce", "match": {"groups": ["contractors"], "methods": ["tools/call"],
+                                                    "names": ["announce_change"]},
+         "action": "deny", "hide": False, "reason": "contractors may not announce changes"},
+        {"id": "dry-gate-status", "match": {"names": ["gate_status"]}, "action": "deny", "dry_run": True,
+         "reason": "would deny gate_status"},
+        {"id": "alice-echo", "match": {"principals": ["alice"], "methods": ["tools/call"], "names": ["echo"]},
+         "action": "rate_limit", "rate_limit": {"rate": 2, "period_secs": 3600, "burst": 2, "key": "principal_tool"}},
+    ],
+}
+
+
+def placeholder_jwks() -> str:
+    text = (harness.ROOT / TEMPLATE).read_text()
+    m = re.search(r"inline_string: '(\{\"keys\".*\})'", text)
+    assert m
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> pki.JwtIssuer:
+    return pki.JwtIssuer()
+
+
+@pytest.fixture
+def gw(gateway, demo_upstream, issuer):
+    """A fresh Envoy per test: rate-limit state starts empty."""
+    return gateway(TEMPLATE, upstream_port=demo_upstream.port, replace={placeholder_jwks(): issuer.jwks()},
+                   plugin_config=POLICY, wait_mcp=True)
+
+
+def upstream_requests(gw) -> int:
+    stats = gw.stats(r"^cluster\.mcp_upstream\.upstream_rq_total$")
+    return stats.get("cluster.mcp_upstream.upstream_rq_total", 0)
+
+
+def client(gw, issuer, sub: str, **claims) -> pki.McpClient:
+    return pki.McpClient(gw.url, token=issuer.token(sub, **claims))
+
+
+def call(c: pki.McpClient, era: str, tool: str, arguments: dict | None = None):
+    return c.call(era, "tools/call", {"name": tool, "arguments": arguments or {}})
+
+
+def assert_ok(resp, msg, what=""):
+    assert resp.status_code == 200, f"{what}: {resp.status_code} {resp.text}"
+    assert msg is not None and "result" in msg, f"{what}: {msg}"
+
+
+def tool_names(c: pki.McpClient, era: str) -> tuple[list[str], dict]:
+    resp, msg = c.call(era, "tools/list")
+    assert_ok(resp, msg, "tools/list")
+    return [t["name"] for t in msg["result"]["tools"]], msg["result"]
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_deny_with_reason(gw, issuer, era):
+    alice = client(gw, issuer, "alice")
+    if era == "legacy":
+        alice.initialize()
+    before = upstream_requests(gw)
+    resp, msg = call(alice, era, "show_dashboard", {"city": "Oslo"})
+    assert resp.status_code == 403, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    assert msg["error"]["code"] == -31403
+    assert msg["error"]["message"] == "alice may not open dashboards"
+    assert msg["id"] == alice._rid
+    assert upstream_requests(gw) == before, "a denied call never reaches the upstream"
+    # bob may.
+    bob = client(gw, issuer, "bob")
+    resp, msg = call(bob, era, "show_dashboard", {"city": "Oslo"})
+    assert_ok(resp, msg, "bob show_dashboard")
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_hidden_tool_is_unknown_and_missing_from_the_list(gw, issuer, era):
+    bob, alice = client(gw, issuer, "bob"), client(gw, issuer, "alice")
+    bob_tools, bob_result = tool_names(bob, era)
+    alice_tools, alice_result = tool_names(alice, era)
+    assert "book_trip" in alice_tools
+    assert "book_trip" not in bob_tools
+    assert set(bob_tools) == set(alice_tools) - {"book_trip"}
+    assert bob_result.get("cacheScope") == "private"
+    assert alice_result.get("cacheScope") == "private", "the list varies by principal, for everyone"
+
+    before = upstream_requests(gw)
+    resp, msg = call(bob, era, "book_trip", {"destination": "Oslo"})
+    assert resp.status_code == 200, resp.text
+    assert msg["error"]["code"] == -32602
+    assert msg["error"]["message"] == "Unknown tool: book_trip"
+    assert "bob does not book trips" not in resp.text, "a hidden tool does not reveal the rule"
+    assert msg["id"] == bob._rid
+    assert upstream_requests(gw) == before
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_rate_limit_per_principal_and_tool(gw, issuer, era):
+    alice = client(gw, issuer, "alice")
+    for i in range(2):
+        resp, msg = call(alice, era, "echo", {"text": f"hi {i}"})
+        assert_ok(resp, msg, f"echo #{i + 1}")
+    before = upstream_requests(gw)
+    resp, msg = call(alice, era, "echo", {"text": "one too many"})
+    assert resp.status_code == 429, resp.text
+    assert int(resp.headers["retry-after"]) >= 1
+    assert msg["error"]["code"] == -31429
+    assert msg["id"] == alice._rid
+    assert upstream_requests(gw) == before
+    # Another tool of alice's is not limited; neither is bob's echo.
+    resp, msg = call(alice, era, "gate_status", {"gate": "g"})
+    assert_ok(resp, msg, "alice gate_status")
+    bob = client(gw, issuer, "bob")
+    for i in range(4):
+        resp, msg = call(bob, era, "echo", {"text": f"bob {i}"})
+        assert_ok(resp, msg, f"bob echo #{i + 1}")
+    stats = gw.stats("mcp_warden_rate_limited_total")
+    assert sum(stats.values()) >= 1, stats
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_delegation_chain_and_groups(gw, issuer, era):
+    via_search = client(gw, issuer, "alice", act={"sub": "agent-7", "act": {"sub": "search"}})
+    resp, msg = call(via_search, era, "open_gate", {"gate": "g1"})
+    assert resp.status_code == 403, resp.text
+    assert msg["error"]["message"] == "the search agent may not open gates"
+    direct = client(gw, issuer, "alice")
+    resp, msg = call(direct, era, "open_gate", {"gate": "g1"})
+    assert_ok(resp, msg, "alice directly")
+    via_agent7_only = client(gw, issuer, "alice", act={"sub": "agent-7"})
+    resp, msg = call(via_agent7_only, era, "open_gate", {"gate": "g1"})
+    assert_ok(resp, msg, "alice via agent-7")
+
+    contractor = client(gw, issuer, "carol", groups=["eng", "contractors"])
+    resp, msg = call(contractor, era, "announce_change")
+    assert resp.status_code == 403, resp.text
+    assert msg["error"]["message"] == "contractors may not announce changes"
+    employee = client(gw, issuer, "dave", groups=["eng"])
+    resp, msg = call(employee, era, "announce_change")
+    assert_ok(resp, msg, "employee announce_change")
+
+
+def test_dry_run_rule_is_counted_not_enforced(gw, issuer):
+    alice = client(gw, issuer, "alice")
+    for era in ERAS:
+        resp, msg = call(alice, era, "gate_status", {"gate": "g"})
+        assert_ok(resp, msg, f"{era} gate_status under a dry-run deny")
+    stats = gw.stats("mcp_warden_dry_run_hits_total")
+    assert sum(stats.values()) == 2, stats
