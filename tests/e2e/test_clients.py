@@ -8,9 +8,11 @@ Three layers:
 2. Raw httpx over HTTP/1.1 and HTTP/2 (prior knowledge, h2c) against the gateway: streamed progress
    and `subscriptions/listen` events are read *while the upstream is still blocked* on a gate that
    only the test can open, so buffering anywhere in the path deadlocks the test (bounded by
-   `fail_after`), and a full legacy session (initialize, Mcp-Session-Id, GET stream, DELETE).
+   `fail_after`); closing the stream cancels the upstream tool (HTTP/2: RST_STREAM via raw `h2`);
+   a full legacy session (initialize, Mcp-Session-Id, GET stream, DELETE).
 3. Envoy routes keyed on `Mcp-Name` / `Mcp-Method` (envoy/e2e-routes.yaml) for both eras: the router
    must see the headers the filter validated or set from the body, never what the client claimed.
+4. Era switches in the plugin config, as the real client experiences them.
 
 Run: .venv/bin/pytest -q tests/e2e/test_clients.py
 """
