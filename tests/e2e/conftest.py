@@ -94,18 +94,19 @@ class GatewayFactory:
     def __call__(self, template: str | Path = "envoy/local.yaml", *, upstream_port: int,
                  plugin_config: dict | None = None, replace: dict[str, str] | None = None,
                  wasm: Path | None = None, extra_ports: dict[str, int] | None = None,
-                 wait_mcp: bool = False) -> Gateway:
+                 wait_mcp: bool = False, concurrency: int = 1, envoy_args: list[str] | None = None) -> Gateway:
         """Start Envoy with `template` rendered for free ports. `plugin_config` replaces the
         filter's JSON configuration; `replace` does literal text replacements; `extra_ports`
         (e.g. {"SINK_PORT": 1234}) adds ports to render; `wait_mcp` also waits until /mcp
-        answers a 2026-07-28 server/discover with 200."""
+        answers a 2026-07-28 server/discover with 200; `concurrency` / `envoy_args` go to Envoy."""
         n = len(self._started)
         ports = {"GATEWAY_PORT": harness.free_port(), "ADMIN_PORT": harness.free_port(),
                  "UPSTREAM_PORT": upstream_port, **(extra_ports or {})}
         out = self._out_dir / f"gw{n}"
         config = harness.render_envoy_config(template, out, ports, wasm=wasm or self._wasm, replace=replace,
                                              plugin_config=plugin_config)
-        proc = harness.start_envoy(config, ports["ADMIN_PORT"], out, name=f"envoy-{Path(template).stem}-{n}")
+        proc = harness.start_envoy(config, ports["ADMIN_PORT"], out, name=f"envoy-{Path(template).stem}-{n}",
+                                   concurrency=concurrency, extra_args=envoy_args)
         gw = Gateway(ports["GATEWAY_PORT"], ports["ADMIN_PORT"], upstream_port, config, proc, ports)
         self._started.append(gw)
         harness.LIVE_PROCS.append(proc)
