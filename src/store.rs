@@ -12,6 +12,11 @@
 //!
 //! Updates are optimistic: read (value, cas), compute, write with that cas; on a mismatch (another
 //! worker wrote in between) start again, at most [`MAX_CAS_RETRIES`] times.
+//!
+//! Envoy cannot create a key conditionally (a write to an absent key ignores the cas), so two
+//! workers that both find a slot absent could both "create" it and one update would be lost.
+//! [`SlotTable::init`] closes that window: run once per VM at configuration time, it writes an
+//! empty marker into every absent slot, after which every write to the table is a CAS write.
 
 use std::collections::HashMap;
 
@@ -67,6 +72,8 @@ pub struct SlotTable {
 }
 
 const MAGIC: [u8; 3] = *b"MW1";
+/// Value of a slot that exists but holds nothing (written by [`SlotTable::init`]).
+pub const EMPTY_SLOT: &[u8] = b"MW1-";
 /// magic(3) + key hash(16) + last_used(8) + payload len(2).
 const HEADER: usize = 3 + 16 + 8 + 2;
 
@@ -109,6 +116,21 @@ enum Target {
 impl SlotTable {
     pub fn new(name: &'static str, capacity: u32, ways: u32) -> SlotTable {
         SlotTable { name, capacity: capacity.clamp(1, MAX_CAPACITY), ways: ways.max(1) }
+    }
+
+    /// Writes [`EMPTY_SLOT`] into every slot that does not exist yet, so that later updates are
+    /// all CAS writes (see the module doc). Idempotent; the host calls it once per VM when the
+    /// configuration is loaded (it costs `capacity` reads). Returns how many slots it created.
+    pub fn init<K: Kv + ?Sized>(&self, kv: &mut K) -> Result<u32, StoreError> {
+        let mut created = 0;
+        for slot in 0..self.capacity {
+            let key = self.slot_key(slot);
+            if kv.get(&key).map_err(StoreError::Kv)?.is_none() {
+                kv.set(&key, EMPTY_SLOT, None).map_err(StoreError::Kv)?;
+                created += 1;
+            }
+        }
+        Ok(created)
     }
 
     /// The shared-data key of a slot: `mcpw/v1/<name>/<slot>`.
@@ -161,7 +183,8 @@ impl SlotTable {
                             victim = Some((slot, cas, c, e.last_used));
                         }
                     }
-                    // Unreadable (older layout, foreign writer): free to reuse, guarded by its cas.
+                    // The empty marker, or unreadable (older layout, foreign writer): free to
+                    // reuse, guarded by its cas.
                     None => {
                         if victim.is_none_or(|(_, _, vc, vt)| (0, 0) < (vc, vt)) {
                             victim = Some((slot, cas, 0, 0));
@@ -302,6 +325,17 @@ mod tests {
         assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
         assert_eq!(bump(&mut kv, &t, "b"), Ok(1));
         assert!(kv.keys().all(|k| k.starts_with("mcpw/v1/t/")));
+    }
+
+    #[test]
+    fn init_creates_every_slot_once() {
+        let t = SlotTable::new("t", 16, 4);
+        let mut kv = FakeKv::new();
+        assert_eq!(t.init(&mut kv), Ok(16));
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(1));
+        assert_eq!(t.init(&mut kv), Ok(0), "idempotent, and never touches a live slot");
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
+        assert_eq!(kv.len(), 16);
     }
 
     #[test]

@@ -57,6 +57,28 @@ fn concurrent_writers_never_lose_a_token() {
 }
 
 #[test]
+fn after_init_even_the_first_write_is_protected() {
+    // Without `init`, a competitor creating the same bucket between our read (absent) and our
+    // write would be overwritten (Envoy cannot create keys conditionally). With every slot
+    // pre-created, our first write is a CAS write and the race is caught.
+    let quota = Quota { rate: 1, period_ms: 60_000, burst: 3 };
+    let table = ratelimit::table(8);
+    let mut kv = RacingKv { inner: RefCell::new(FakeKv::new()), interleave: 0, table: table.clone(), quota, now: 1_000, competitor_allowed: 0 };
+    table.init(&mut *kv.inner.borrow_mut()).unwrap();
+    kv.interleave = 1;
+    assert!(take(&mut kv, &table, "shared", &quota, 1_000).unwrap().allowed);
+    assert_eq!(kv.competitor_allowed, 1);
+    let mut ours = 1;
+    for _ in 0..5 {
+        if take(&mut kv, &table, "shared", &quota, 1_000).unwrap().allowed {
+            ours += 1;
+        }
+    }
+    assert_eq!(ours + kv.competitor_allowed, 3, "exactly the burst across both writers");
+    assert_eq!(kv.inner.borrow().len(), 8);
+}
+
+#[test]
 fn bounded_retries_then_contention_error() {
     let table = ratelimit::table(16);
     let q = Quota { rate: 100, period_ms: 1000, burst: 100 };

@@ -337,3 +337,35 @@ def test_policy_and_kill_switch_through_envoy(warden, gateway, demo_upstream, tm
         if ctl in harness.LIVE_PROCS:
             harness.LIVE_PROCS.remove(ctl)
         ctl.stop()
+
+
+def test_rate_limit_is_shared_by_all_workers(demo_upstream, wasm, tmp_path):
+    """Four Envoy workers (four VMs), one bucket in shared data: after a warm-up request creates
+    it, concurrent requests spread over the workers get exactly the rest of the burst."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    burst = 6
+    config = {"rules": [{"id": "echo-budget", "match": {"names": ["echo"]}, "action": "rate_limit",
+                         "rate_limit": {"rate": 1, "period_secs": 3600, "burst": burst, "key": "principal"}}]}
+    ports = {"GATEWAY_PORT": harness.free_port(), "ADMIN_PORT": harness.free_port(), "UPSTREAM_PORT": demo_upstream.port}
+    rendered = harness.render_envoy_config("envoy/local.yaml", tmp_path / "gw", ports, wasm=wasm, plugin_config=config)
+    envoy = harness.start_envoy(rendered, ports["ADMIN_PORT"], tmp_path / "gw", name="envoy-4-workers", concurrency=4)
+    harness.LIVE_PROCS.append(envoy)
+    try:
+        url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/mcp"
+        harness.wait_mcp(url, timeout=30, proc=envoy)
+        assert tool_call(url, "echo", {"text": "warm-up"}, 1)[0] == 200
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            results = list(pool.map(lambda i: tool_call(url, "echo", {"text": str(i)}, 100 + i), range(24)))
+        statuses = sorted(r[0] for r in results)
+        assert statuses.count(200) == burst - 1, statuses
+        assert statuses.count(429) == 24 - (burst - 1), statuses
+        for status, _, msg in results:
+            if status == 429:
+                assert msg["error"]["code"] == -31429
+        stats = harness.envoy_stats(ports["ADMIN_PORT"], r"worker_\d+\.downstream_cx_total")
+        busy = [k for k, v in stats.items() if k.startswith("listener.") and v > 0]
+        assert len(busy) >= 2, f"connections did not spread over workers: {stats}"
+    finally:
+        harness.LIVE_PROCS.remove(envoy)
+        envoy.stop()
