@@ -29,6 +29,7 @@
 //! // list_varies, filter_list(body, kind, visible, force_private)
 //!
 //! // shared data: implement store::Kv { get(key) -> Option<(bytes, cas)>, set(key, bytes, Option<cas)) }
+//! // on configure (each VM): ratelimit::table(policy.rate_limit_slots).init(&mut kv)  // all writes become CAS
 //! // control endpoint (root context tick): control::Poller::new(policy.control?)
 //! //   poller.due(now_ms) -> bool;  poller.request(now_ms) -> PollRequest { cluster, headers, timeout_ms }
 //! //   poller.on_response(now_ms, Some(status) | None, etag, body) -> Unchanged | Update(Box<RemoteState>) | Failed(msg)
