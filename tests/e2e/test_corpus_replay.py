@@ -193,6 +193,87 @@ def exchange(port: int, method: str, headers: list[tuple[str, bytes]], body: byt
         writer.join(timeout=30)
 
 
+def exchange_h2(port: int, method: str, headers: list[tuple[str, bytes]], body: bytes,
+                chunks: list[int] | None, trailers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """The same request over HTTP/2 (prior knowledge, h2c): one HEADERS frame, then the body as DATA
+    frames (one per piece for chunked cases, no content-length), END_STREAM on the last. Returns
+    (status, headers, body); status 0 when Envoy reset the stream without an answer."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False,
+        normalize_outbound_headers=False, validate_inbound_headers=False))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    sid = conn.get_next_available_stream_id()
+    hdrs = [(b":method", method.encode()), (b":scheme", b"http"), (b":authority", b"127.0.0.1"), (b":path", b"/mcp")]
+    hdrs += [(k.lower().encode(), v) for k, v in headers]
+    if chunks is None and method == "POST":
+        hdrs.append((b"content-length", str(len(body)).encode()))
+    parts = pieces(body, chunks) if chunks is not None else ([body] if body else [])
+    status, resp_headers, data, done = 0, {}, bytearray(), False
+
+    def pump() -> None:
+        nonlocal status, resp_headers, done
+        raw = sock.recv(65536)
+        if not raw:
+            done = True
+            return
+        for ev in conn.receive_data(raw):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                resp_headers = {k.decode(): v.decode("latin-1") for k, v in ev.headers}
+                status = int(resp_headers.get(":status", "0"))
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                data.extend(ev.data)
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)) and ev.stream_id == sid:
+                done = True
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                done = True
+        sock.sendall(conn.data_to_send())
+
+    try:
+        conn.send_headers(sid, hdrs, end_stream=not parts and chunks is None)
+        if chunks is not None and not parts:
+            conn.send_data(sid, b"", end_stream=True)
+        sock.sendall(conn.data_to_send())
+        for i, part in enumerate(parts):
+            last = i + 1 == len(parts)
+            view = memoryview(part)
+            while True:
+                if done:
+                    break
+                room = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+                if room <= 0 and len(view):
+                    pump()  # wait for WINDOW_UPDATE (or an early answer)
+                    continue
+                n = min(room, len(view))
+                conn.send_data(sid, bytes(view[:n]), end_stream=last and n == len(view) and not trailers)
+                sock.sendall(conn.data_to_send())
+                view = view[n:]
+                if not len(view):
+                    break
+            if done:
+                break
+        if trailers and not done:
+            conn.send_headers(sid, trailers, end_stream=True)
+            sock.sendall(conn.data_to_send())
+    except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, OSError):
+        pass  # Envoy answered early / reset the stream; read what it said
+    try:
+        while not done:
+            pump()
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return status, resp_headers, bytes(data)
+
+
 def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
     hs = [(k, v.encode("utf-8")) for k, v in case["request"]["headers"]]
     hs.append(("x-corpus-case", case_id.encode()))
@@ -203,11 +284,13 @@ def shown(vals: list[bytes]) -> str:
     return "<absent>" if not vals else " | ".join(repr(v.decode("utf-8", "replace")) for v in vals)
 
 
-def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: list[tuple[str, bytes]] = ()) -> list[str]:
+def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: list[tuple[str, bytes]] = (),
+               proto: str = "http1") -> list[str]:
     """Replays one case; returns the list of mismatches (empty = pass)."""
     req = case["request"]
-    status, hdrs, body = exchange(port, req["method"], case_headers(case, case_id) + list(extra),
-                                  case["_body"], req.get("chunks"))
+    send = exchange_h2 if proto == "h2" else exchange
+    status, hdrs, body = send(port, req["method"], case_headers(case, case_id) + list(extra),
+                              case["_body"], req.get("chunks"))
     seen = recorder.requests(case_id)
     errs: list[str] = []
     exp = case["expect"]
@@ -256,21 +339,48 @@ def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: l
 # ------------------------------------------------------------------------------------------------
 # The replay
 
+@pytest.mark.parametrize("proto", ["http1", "h2"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_replay(case, gateways, recorder):
+def test_replay(case, proto, gateways, recorder):
     skip = (case.get("replay") or {}).get("skip")
     if skip:
         pytest.skip(f"{case['name']}: {skip}")
     key = config_key(case)
     port = gateways.get(key)
-    errs = check_case(case, port, recorder, case_id=f"{case['name']}")
-    assert not errs, f"[{case['_file']}] {case['name']}:\n  " + "\n  ".join(errs) + "\n" + gateways.tail(key)
+    errs = check_case(case, port, recorder, case_id=f"{proto}:{case['name']}", proto=proto)
+    assert not errs, f"[{case['_file']}] {case['name']} over {proto}:\n  " + "\n  ".join(errs) + "\n" + gateways.tail(key)
 
 
 def test_corpus_is_large_and_has_both_outcomes():
     rejects = [c for c in CASES if "reject" in c["expect"]]
     forwards = [c for c in CASES if "forward" in c["expect"]]
     assert len(CASES) >= 120 and len(rejects) >= 60 and len(forwards) >= 40, (len(CASES), len(rejects), len(forwards))
+
+
+@pytest.mark.parametrize("name", ["hostile-mcp-name-names-other-tool", "dup-header-mcp-name-second-line-other-tool",
+                                  "legacy-lying-mcp-name-and-method", "wire-03-modern-tools_call-plain",
+                                  "oversize-chunked-no-length"])
+def test_h2_body_ended_by_trailers(name, gateways, recorder):
+    """HTTP/2 lets a request body end with a trailers frame instead of END_STREAM on DATA: the
+    filter must still classify the whole body (not forward it unvalidated when no end-of-stream
+    body callback comes)."""
+    case = _case(name)
+    port = gateways.get(config_key(case))
+    cid = f"h2-trailers:{name}"
+    status, hdrs, body = exchange_h2(port, "POST", case_headers(case, cid), case["_body"], [64],
+                                     trailers=[(b"x-trailer", b"1")])
+    seen = recorder.requests(cid)
+    exp = case["expect"]
+    if "reject" in exp:
+        assert seen == [], f"{name}: a rejected request reached the upstream when its body ended with trailers"
+        assert status == exp["reject"]["status"], (status, body[:300])
+        assert json.loads(body)["error"]["code"] == exp["reject"]["code"]
+    else:
+        assert status == 200 and len(seen) == 1, (status, body[:300], len(seen))
+        f = exp["forward"]
+        assert header_values(seen[0], "mcp-method") == ([f["mcp_method"].encode()] if f["mcp_method"] else [])
+        assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else [])
+        assert base64.b64decode(seen[0]["body_b64"]) == case["_body"]
 
 
 # ------------------------------------------------------------------------------------------------
