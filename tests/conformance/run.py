@@ -10,8 +10,10 @@ directly must also pass through the gateway.
     .venv/bin/python tests/conformance/run.py --upstream demo --requirements 2026-07-28 --scenario caching
     .venv/bin/python tests/conformance/run.py --upstream conformance  # demo/conformance_server.py only
 
-Upstreams: `demo` (demo/upstream.py) and `conformance` (demo/conformance_server.py, a peer that
-implements the suite's fixed-name tools, so far more checks are meaningful).
+Upstreams: `demo` (demo/upstream.py), `conformance` (demo/conformance_server.py, a Python peer that
+implements the suite's fixed-name tools, so every check is meaningful), `ts-sdk`
+(tests/conformance/ts_server.mjs, an independent TypeScript SDK v2 peer), and the opt-in
+`conformance-stateless-json` variant.
 
 Exit 0 when nothing regressed through the gateway, 1 otherwise. Ports are free ports picked at
 run time; every process is started here and stopped by PID. Logs and the suite's checks.json
@@ -43,9 +45,11 @@ UPSTREAMS = {
     "conformance": ROOT / "demo" / "conformance_server.py",
     # The same peer, session-less on 2025-11-25 and answering with JSON bodies instead of SSE.
     "conformance-stateless-json": ROOT / "demo" / "conformance_server.py",
+    # An independent peer on the TypeScript SDK v2 server (run by the pinned Node 22).
+    "ts-sdk": HERE / "ts_server.mjs",
 }
 UPSTREAM_ARGS = {"conformance-stateless-json": ["--stateless", "--json-response"]}
-DEFAULT_UPSTREAMS = ("demo", "conformance")
+DEFAULT_UPSTREAMS = ("demo", "conformance", "ts-sdk")
 RESULTS_MD = HERE / "RESULTS.md"
 
 SUMMARY_RE = re.compile(r"^\s*([✓✗])\s+(\S+):\s+(\d+) passed,\s+(\d+) failed\s*$")
@@ -255,7 +259,8 @@ class Gateway:
         script = UPSTREAMS[upstream]
         if not script.is_file():
             raise FileNotFoundError(f"upstream {upstream!r}: {script} does not exist")
-        self.upstream = harness.Proc(f"upstream-{upstream}", [str(harness.PYTHON), str(script), "--port",
+        runtime = NODE if script.suffix == ".mjs" else harness.PYTHON
+        self.upstream = harness.Proc(f"upstream-{upstream}", [str(runtime), str(script), "--port",
                                                               str(self.upstream_port),
                                                               *UPSTREAM_ARGS.get(upstream, [])], run_dir)
         self.envoy = None
@@ -355,6 +360,9 @@ UPSTREAM_NOTES = {
                    "directly, so every check through the gateway is meaningful.",
     "conformance-stateless-json": "the same peer run with `--stateless --json-response` "
                                   "(session-less 2025-11-25, JSON bodies instead of SSE).",
+    "ts-sdk": "an independent peer on the TypeScript SDK v2 server (`createMcpHandler`, session-less "
+              "legacy fallback): the suite's core tools, resources, prompts and MRTR tools; no tasks, "
+              "no 2025-era server-to-client requests, so those scenarios fail directly.",
 }
 
 

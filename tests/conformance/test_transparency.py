@@ -1,8 +1,9 @@
 """Conformance transparency through Envoy + mcp-warden (see run.py).
 
-For each upstream and each requirement set (2026-07-28, 2025-11-25) the official conformance
-suite runs against the upstream directly and then through the gateway; every scenario and every
-check that passes directly must pass through the gateway. Needs `make build deps deps-node`.
+For each upstream (demo/upstream.py, the Python conformance peer demo/conformance_server.py, the
+TypeScript SDK v2 peer tests/conformance/ts_server.mjs) and each requirement set (2026-07-28,
+2025-11-25) the official conformance suite runs against the upstream directly and then through
+the gateway; every scenario and every check that passes directly must pass through the gateway. Needs `make build deps deps-node`.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402
 
-UPSTREAMS = [u for u in ("demo", "conformance") if run.UPSTREAMS[u].is_file()]
+UPSTREAMS = [u for u in run.DEFAULT_UPSTREAMS if run.UPSTREAMS[u].is_file()]
 
 
 @pytest.fixture(scope="module", params=UPSTREAMS)
