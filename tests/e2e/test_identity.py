@@ -16,7 +16,6 @@ import json
 import re
 import ssl
 import sys
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -40,28 +39,6 @@ def placeholder_jwks() -> str:
     return m.group(1)
 
 
-class Recorder:
-    """tests/e2e/recording_upstream.py on a free port."""
-
-    def __init__(self, log_dir: Path):
-        self.port = harness.free_port()
-        self.proc = harness.Proc("recorder", [str(harness.PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
-                                              "--port", str(self.port)], log_dir)
-        harness.wait_port(self.port, proc=self.proc)
-
-    def requests(self) -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__recorder/requests", timeout=10) as r:
-            return json.load(r)["requests"]
-
-    def last(self) -> dict:
-        reqs = self.requests()
-        assert reqs, "the upstream received nothing"
-        return reqs[-1]
-
-    def stop(self) -> None:
-        self.proc.stop()
-
-
 def values(recorded: dict, name: str) -> list[str]:
     return [v for k, v in recorded["headers"] if k.lower() == name]
 
@@ -74,7 +51,7 @@ def one(recorded: dict, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def recorder(tmp_path_factory):
-    r = Recorder(tmp_path_factory.mktemp("recorder"))
+    r = pki.Recorder(tmp_path_factory.mktemp("recorder"))
     harness.LIVE_PROCS.append(r.proc)
     yield r
     harness.LIVE_PROCS.remove(r.proc)
@@ -107,7 +84,7 @@ def send(gw, era: str, token: str | None = None, headers: dict | None = None, to
         client.close()
 
 
-def upstream_view(gw, recorder: Recorder, era: str, **kw) -> dict:
+def upstream_view(gw, recorder: pki.Recorder, era: str, **kw) -> dict:
     """Send one request that must be forwarded; return what the upstream received."""
     before = len(recorder.requests())
     resp, _ = send(gw, era, **kw)

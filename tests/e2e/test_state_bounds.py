@@ -1,0 +1,137 @@
+"""Rate-limit state stays bounded however many principals pass, through real Envoy.
+
+Envoy shared data can never delete a key, so mcp-warden keeps rate-limit buckets in a fixed slot
+table (`rate_limit_slots` keys, src/store.rs). Thousands of distinct principals (trusted header
+`x-user`, one `tools/call` each, a rule of 1 call per hour per principal) are driven through
+envoy/e2e-policy.yaml in front of the recording upstream, and:
+
+- memory: `server.memory_allocated` grows while the first principals fill the table, and then
+  barely moves while 4x as many new principals go through (compared with generous slack, and
+  with what the new principals would have cost had each kept a key);
+- behaviour: with a table far smaller than the crowd, the first principal's drained bucket has
+  been reused by the time the crowd has passed (it may call again), while with a table larger
+  than the crowd it is still remembered (429). So the cap is what holds state, and it is in force.
+
+No timing is asserted; the bucket period (1 hour) is far longer than the test.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+import pki  # noqa: E402
+
+TEMPLATE = "envoy/e2e-policy.yaml"
+SMALL_TABLE = 256
+BIG_TABLE = 65536
+FIRST = 1000
+MORE = 4000
+WORKERS = 16
+
+
+def policy(slots: int) -> dict:
+    return {
+        "principal": {"sources": ["header"], "trusted_header": "x-user"},
+        "rules": [{"id": "one-per-hour", "match": {"methods": ["tools/call"]}, "action": "rate_limit",
+                   "rate_limit": {"rate": 1, "period_secs": 3600, "burst": 1, "key": "principal"}}],
+        "rate_limit_slots": slots,
+    }
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory):
+    r = pki.Recorder(tmp_path_factory.mktemp("recorder"))
+    harness.LIVE_PROCS.append(r.proc)
+    yield r
+    harness.LIVE_PROCS.remove(r.proc)
+    r.stop()
+
+
+def start(gateway, recorder, slots: int):
+    # No control endpoint here: the template's control block is dropped by the plugin config.
+    return gateway(TEMPLATE, upstream_port=recorder.port, plugin_config=policy(slots), wait_mcp=True)
+
+
+def drive(url: str, users: range, prefix: str) -> dict[int, int]:
+    """One tools/call per user, WORKERS at a time on keep-alive connections; status -> count."""
+    counts: dict[int, int] = {}
+
+    def run(chunk: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        with httpx.Client(timeout=30) as http:
+            for i in chunk:
+                c = pki.McpClient(url, headers={"x-user": f"{prefix}-{i}"}, http=http)
+                resp, _ = c.modern("tools/call", {"name": "echo", "arguments": {"text": str(i)}})
+                out[resp.status_code] = out.get(resp.status_code, 0) + 1
+        return out
+
+    ids = list(users)
+    chunks = [ids[k::WORKERS] for k in range(WORKERS)]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for part in pool.map(run, chunks):
+            for k, v in part.items():
+                counts[k] = counts.get(k, 0) + v
+    return counts
+
+
+def memory(gw) -> int:
+    return gw.stats(r"^server\.memory_allocated$")["server.memory_allocated"]
+
+
+def again(url: str, user: str) -> int:
+    c = pki.McpClient(url, headers={"x-user": user})
+    try:
+        resp, _ = c.modern("tools/call", {"name": "echo", "arguments": {"text": "again"}})
+        return resp.status_code
+    finally:
+        c.close()
+
+
+def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
+    # What one slot costs in this Envoy: two gateways that differ only in table size, after the
+    # same warm-up (every slot is written once when the configuration loads).
+    big = start(gateway, recorder, BIG_TABLE)
+    gw = start(gateway, recorder, SMALL_TABLE)
+    for g in (big, gw):
+        assert drive(g.url, range(20), "warm") == {200: 20}
+    per_slot = (memory(big) - memory(gw)) / (BIG_TABLE - SMALL_TABLE)
+    big.stop()
+    assert per_slot > 0, "a bigger table costs more memory"
+
+    m0 = memory(gw)
+    first = drive(gw.url, range(FIRST), "u")
+    assert first == {200: FIRST}, first
+    m1 = memory(gw)
+    more = drive(gw.url, range(FIRST, FIRST + MORE), "u")
+    assert more == {200: MORE}, more
+    m5 = memory(gw)
+    # The last request of each client thread: the most recent buckets, still held (and drained).
+    assert drive(gw.url, range(FIRST + MORE - WORKERS, FIRST + MORE), "u") == {429: WORKERS}
+    growth_first, growth_more = m1 - m0, m5 - m1
+    print(f"\nmemory_allocated: start {m0}, after {FIRST} principals {m1} ({growth_first:+}), "
+          f"after {FIRST + MORE} {m5} ({growth_more:+}); {SMALL_TABLE} slots; one slot costs ~{per_slot:.0f} B")
+    # 4x the principals after the table filled: the growth is a fixed slack (allocator, connection
+    # and stats churn), far below what keeping a key per new principal would cost.
+    assert growth_more <= 512 * 1024, f"memory grew {growth_more} B over {MORE} new principals"
+    assert growth_more < 0.25 * MORE * per_slot, (growth_more, per_slot)
+
+
+@pytest.mark.parametrize("slots,forgotten", [(SMALL_TABLE, True), (8 * (FIRST + MORE), False)])
+def test_first_principal_is_forgotten_only_when_the_table_is_smaller_than_the_crowd(gateway, recorder, slots,
+                                                                                       forgotten):
+    gw = start(gateway, recorder, slots)
+    assert drive(gw.url, range(1), "first") == {200: 1}
+    assert again(gw.url, "first-0") == 429, "the first principal is limited while the table holds it"
+    crowd = drive(gw.url, range(FIRST + MORE), "crowd")
+    assert crowd == {200: FIRST + MORE}, crowd
+    status = again(gw.url, "first-0")
+    if forgotten:
+        assert status == 200, f"{slots} slots cannot still hold the first of {FIRST + MORE} principals"
+    else:
+        assert status == 429, f"{slots} slots must still hold the first principal's bucket"
