@@ -9,7 +9,8 @@ jwt_authn (envoy/e2e-jwt.yaml, JWKS generated per run) -> mcp-warden -> demo/ups
 - alice's `echo` is rate limited (2 per hour): the third call gets 429, `Retry-After`, -31429, the
   request id kept; bob's echo is not limited;
 - a rule on the delegation chain (`actors`) and one on groups;
-- a dry-run rule does nothing to traffic but is counted.
+- a dry-run rule does nothing to traffic but is counted;
+- decisions show at the admin `/stats/prometheus` with era / method / decision / rule labels.
 Every refused request is shown not to have reached the upstream (the demo upstream's own tool
 counters are not observable, so this uses Envoy's upstream request counter for the cluster).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,35 @@ def test_dry_run_rule_is_counted_not_enforced(gw, issuer):
         assert_ok(resp, msg, f"{era} gate_status under a dry-run deny")
     stats = gw.stats("mcp_warden_dry_run_hits_total")
     assert sum(stats.values()) == 2, stats
+
+
+def prometheus(gw) -> dict[str, float]:
+    """`name{labels}` -> value for every mcp_warden sample at the admin /stats/prometheus."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw.admin_port}/stats/prometheus", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("mcp_warden") and "_bucket{" not in line:
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def test_decisions_show_in_prometheus_with_labels(gw, issuer):
+    alice, bob = client(gw, issuer, "alice"), client(gw, issuer, "bob")
+    assert call(alice, "modern", "show_dashboard")[0].status_code == 403
+    for _ in range(3):
+        call(alice, "modern", "echo", {"text": "x"})
+    assert call(bob, "legacy", "book_trip", {"destination": "Oslo"})[0].status_code == 200
+    metrics = prometheus(gw)
+    expect = {
+        'mcp_warden_requests_total{era="modern",method="tools/call",decision="deny"}': 1,
+        'mcp_warden_requests_total{era="modern",method="tools/call",decision="rate_limited"}': 1,
+        'mcp_warden_requests_total{era="modern",method="tools/call",decision="allow"}': 2,
+        'mcp_warden_requests_total{era="legacy",method="tools/call",decision="hide"}': 1,
+        'mcp_warden_denials_total{rule="alice-no-dashboard"}': 1,
+        'mcp_warden_denials_total{rule="bob-no-trips"}': 1,
+        'mcp_warden_rate_limited_total{rule="alice-echo"}': 1,
+    }
+    got = {k: metrics.get(k) for k in expect}
+    assert got == expect, {k: v for k, v in metrics.items() if "total" in k}
