@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -267,9 +268,12 @@ class Gateway:
         try:
             harness.wait_port(self.upstream_port, proc=self.upstream)
             self.access_log = run_dir / "access.log"
+            # The gateway config may sign receipts (a key from the environment) and export them to a
+            # sink: give it a throwaway key and a free sink port; nothing here reads receipts.
+            os.environ.setdefault("WARDEN_SIGNING_KEY", secrets.token_hex(32))
             config = harness.render_envoy("envoy/local.yaml", run_dir, {
                 "GATEWAY_PORT": self.gateway_port, "ADMIN_PORT": self.admin_port,
-                "UPSTREAM_PORT": self.upstream_port}, wasm=harness.WASM,
+                "UPSTREAM_PORT": self.upstream_port, "SINK_PORT": harness.free_port()}, wasm=harness.WASM,
                 replace={ACCESS_LOG_ANCHOR: ACCESS_LOG_ANCHOR + access_log_yaml(self.access_log)})
             extra = ["--file-flush-interval-msec", "100"]
             if envoy_log_level != "info":
