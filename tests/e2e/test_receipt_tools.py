@@ -303,3 +303,15 @@ def test_a_successor_chain_exposes_a_truncated_predecessor(warden, tmp_path):
     # ...but not next to its successor.
     bad = run(warden, "verify", second, "--prev", truncated, "--key", TEST_PUB)
     assert bad.returncode == 1 and "truncated" in bad.stdout, bad.stdout
+
+
+def test_a_sink_restarted_after_a_torn_write_cuts_the_partial_line(sink_factory, tmp_path):
+    out = tmp_path / "receipts"
+    out.mkdir()
+    lines = SAMPLE.read_text().splitlines()
+    # Three receipts filed, the fourth cut short by a crash (never acknowledged to the writer).
+    (out / "t.w0.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:100])
+    sink = sink_factory(out)
+    assert sink.send(otlp_request([("t.w0", [(b, None) for b in lines[3:]])])) == 0
+    assert (out / "t.w0.jsonl").read_text() == SAMPLE.read_text()
+    assert "unfinished last line" in sink.proc.tail()

@@ -10,7 +10,8 @@
 //! receipt, a missing or unsafe chain id (allowed: `[A-Za-z0-9._-]`, 1..=128, no leading dot),
 //! and with `--key` a receipt whose signature does not verify against that key. A receipt whose
 //! `chain_seq` is not above the last one filed for its chain is a retried duplicate: skipped, not
-//! rejected. A gap is filed anyway and logged (the verifier will show it).
+//! rejected. A gap is filed anyway and logged (the verifier will show it). A failure to write is
+//! the sink's fault: the call fails with UNAVAILABLE so the writer retries.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -143,17 +144,27 @@ fn chain_seq_of(body: &str) -> Option<u64> {
     v.get("action_record")?.get("chain_seq")?.as_u64()
 }
 
-/// `chain_seq` of the last receipt in an existing chain file.
-fn last_seq_in(path: &Path) -> Result<Option<u64>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.lines().rev().find(|l| !l.trim().is_empty()).and_then(chain_seq_of)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+/// `chain_seq` of the last receipt in an existing chain file. A trailing line without its newline
+/// is a write cut short by a crash: it was never acknowledged, so it is cut off (the writer
+/// resends it) rather than left to corrupt the line after it.
+fn recover(path: &Path) -> Result<Option<u64>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        eprintln!("warden sink: {}: cutting {} bytes of an unfinished last line", path.display(), text.len() - complete);
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.set_len(complete as u64).and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let complete_text = text.get(..complete).unwrap_or_default();
+    Ok(complete_text.lines().rev().find(|l| !l.trim().is_empty()).and_then(chain_seq_of))
 }
 
 impl Store {
-    fn ingest(&mut self, req: ExportLogsServiceRequest) -> Outcome {
+    fn ingest(&mut self, req: ExportLogsServiceRequest) -> Result<Outcome, String> {
         let mut out = Outcome::default();
         // Lines per chain, in arrival order; chains in first-seen order.
         let mut pending: Vec<(String, Vec<(u64, String)>)> = Vec::new();
@@ -186,17 +197,16 @@ impl Store {
             }
         }
         for (chain, lines) in pending {
-            if let Err(e) = self.append(&chain, lines) {
-                out.reject(format!("chain {chain}: {e}"));
-            }
+            // Our fault (disk): fail the call so the writer retries; what was filed is deduplicated.
+            self.append(&chain, lines).map_err(|e| format!("chain {chain}: {e}"))?;
         }
-        out
+        Ok(out)
     }
 
     fn append(&mut self, chain: &str, lines: Vec<(u64, String)>) -> Result<(), String> {
         let path = self.dir.join(format!("{chain}.jsonl"));
         if !self.chains.contains_key(chain) {
-            let last_seq = last_seq_in(&path)?;
+            let last_seq = recover(&path)?;
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -249,7 +259,10 @@ impl tonic::server::UnaryService<ExportLogsServiceRequest> for ExportSvc {
         let store = self.0.clone();
         Box::pin(async move {
             let outcome = match store.lock() {
-                Ok(mut s) => s.ingest(request.into_inner()),
+                Ok(mut s) => s.ingest(request.into_inner()).map_err(|e| {
+                    eprintln!("warden sink: {e}");
+                    tonic::Status::unavailable(format!("sink could not file receipts: {e}"))
+                })?,
                 Err(_) => return Err(tonic::Status::internal("sink store poisoned by an earlier failure")),
             };
             let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
