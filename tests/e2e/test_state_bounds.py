@@ -115,6 +115,7 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     # drained. A probe group full of even newer buckets may have taken one, so not "all".
     recent = drive(gw.url, range(FIRST + MORE - WORKERS, FIRST + MORE), "u")
     assert recent.get(429, 0) >= WORKERS * 3 // 4 and set(recent) <= {200, 429}, recent
+    assert sum(gw.stats("mcp_warden_store_errors_total").values()) == 0, "no limit failed open"
     growth_first, growth_more = m1 - m0, m5 - m1
     print(f"\nmemory_allocated: start {m0}, after {FIRST} principals {m1} ({growth_first:+}), "
           f"after {FIRST + MORE} {m5} ({growth_more:+}); {SMALL_TABLE} slots; one slot costs ~{per_slot:.0f} B")
@@ -133,6 +134,7 @@ def test_first_principal_is_forgotten_only_when_the_table_is_smaller_than_the_cr
     crowd = drive(gw.url, range(FIRST + MORE), "crowd")
     assert crowd == {200: FIRST + MORE}, crowd
     status = again(gw.url, "first-0")
+    assert sum(gw.stats("mcp_warden_store_errors_total").values()) == 0, "no limit failed open"
     if forgotten:
         assert status == 200, f"{slots} slots cannot still hold the first of {FIRST + MORE} principals"
     else:
