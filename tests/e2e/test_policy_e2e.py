@@ -44,6 +44,8 @@ POLICY = {
         {"id": "contractors-no-announce", "match": {"groups": ["contractors"], "methods": ["tools/call"],
                                                     "names": ["announce_change"]},
          "action": "deny", "hide": False, "reason": "contractors may not announce changes"},
+        {"id": "tier-2-no-book", "match": {"claims": {"tier": "2"}, "methods": ["tools/call"], "names": ["book_trip"]},
+         "action": "deny", "hide": False, "reason": "tier 2 cannot book"},
         {"id": "dry-gate-status", "match": {"names": ["gate_status"]}, "action": "deny", "dry_run": True,
          "reason": "would deny gate_status"},
         {"id": "alice-echo", "match": {"principals": ["alice"], "methods": ["tools/call"], "names": ["echo"]},
@@ -220,3 +222,15 @@ def test_decisions_show_in_prometheus_with_labels(gw, issuer):
     }
     got = {k: metrics.get(k) for k in expect}
     assert got == expect, {k: v for k, v in metrics.items() if "total" in k}
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_numeric_claim_matches_as_an_integer(gw, issuer, era):
+    """`"tier": 2` in the token reaches the policy as "2" (Envoy stores JSON numbers as doubles;
+    src/pbstruct.rs renders integral ones without ".0"), so a claims rule on "2" matches."""
+    resp, msg = call(client(gw, issuer, "erin", tier=2), era, "book_trip", {"destination": "Oslo"})
+    assert resp.status_code == 403, resp.text
+    assert msg["error"]["message"] == "tier 2 cannot book"
+    for other in (3, 2.5, "two"):
+        resp, msg = call(client(gw, issuer, "erin", tier=other), era, "book_trip", {"destination": "Oslo"})
+        assert resp.status_code != 403, (other, resp.text)
