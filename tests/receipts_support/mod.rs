@@ -36,7 +36,7 @@ pub fn exchange(i: u64, method: &str, name: &str, verdict: WireVerdict) -> Excha
         upstream: "demo".into(),
         principal: "spiffe://cluster.local/ns/agents/sa/researcher".into(),
         actor: "claude-code".into(),
-        delegation_chain: if i % 2 == 0 { vec![] } else { vec!["user:alice".into(), "svc:planner".into()] },
+        delegation_chain: if i.is_multiple_of(2) { vec![] } else { vec!["user:alice".into(), "svc:planner".into()] },
         request_id: format!("{i}"),
         verdict,
         rule: if verdict == WireVerdict::Allow { String::new() } else { "deny-destructive".into() },
