@@ -315,3 +315,62 @@ def test_a_sink_restarted_after_a_torn_write_cuts_the_partial_line(sink_factory,
     assert sink.send(otlp_request([("t.w0", [(b, None) for b in lines[3:]])])) == 0
     assert (out / "t.w0.jsonl").read_text() == SAMPLE.read_text()
     assert "unfinished last line" in sink.proc.tail()
+
+
+def _foreign_chain() -> list[str]:
+    """Receipts with newer/optional Pipelock fields our emitter never writes (nested structs,
+    maps with unsorted keys, taint sources, an `ext` bag, HTML-unsafe text), signed and chained
+    with pipelock-verify's own canonicalizer: a differential check of our verifier's re-encoding."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from pipelock_verify._canonical import canonicalize_action_record, canonicalize_receipt
+    from pipelock_verify._verify import _parse_receipt
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(TEST_SEED))
+    records = [
+        {"chain_seq": 0, "action_type": "read", "parent_action_id": "p-0", "intent": "look <up> & read",
+         "data_classes_in": ["pii"], "session_taint_level": "low", "session_contaminated": True,
+         "recent_taint_sources": [{"level": 2, "kind": "url", "url": "https://x.example/?a=1&b=2",
+                                   "timestamp": "2026-04-15T12:00:00.5Z", "match_reason": "m"}],
+         "redaction": {"total_redactions": 3, "by_class": {"zeta": 1, "alpha": 2}, "profile": "strict"}},
+        {"chain_seq": 1, "action_type": "write", "shield": {"partial": True, "total_rewrites": 4, "pipeline": "p"},
+         "contract_policy_sources": ["a", "b"], "contract_generation": 7, "severity": "high",
+         "delegation_chain": None, "precedent_refs": ["r1"], "task_override_applied": False},
+        {"chain_seq": 2, "action_type": "delegate", "redaction": {}, "venue": "v\u2028x", "run_nonce": ""},
+    ]
+    receipts, prev = [], "genesis"
+    for i, extra in enumerate(records):
+        ar = {"version": 1, "action_id": f"foreign-{i}", "timestamp": f"2026-04-15T12:00:0{i}.12345Z",
+              "principal": "org:x", "actor": "agent:y", "delegation_chain": ["d"], "target": "t<1>",
+              "side_effect_class": "none", "reversibility": "unknown", "policy_hash": "sha256:00",
+              "verdict": "allow", "transport": "mcp_http", "chain_prev_hash": prev}
+        ar.update(extra)
+        sig = key.sign(hashlib.sha256(canonicalize_action_record(ar)).digest())
+        receipt = {"version": 1, "action_record": ar, "signature": "ed25519:" + sig.hex(), "signer_key": TEST_PUB}
+        if i == 1:
+            receipt["ext"] = {"z": [1, 2], "a": "<b>"}
+        # Key order scrambled on purpose: verifiers re-encode in Go declaration order (except
+        # inside `ext`, whose raw bytes count: so hash exactly the line as written).
+        line = json.dumps(receipt, sort_keys=True)
+        receipts.append(line)
+        prev = hashlib.sha256(canonicalize_receipt(_parse_receipt(line))).hexdigest()
+    return receipts
+
+
+def test_warden_verify_agrees_with_pipelock_on_receipts_with_fields_we_never_emit(warden, tmp_path):
+    chain = tmp_path / "foreign.jsonl"
+    chain.write_text("".join(line + "\n" for line in _foreign_chain()))
+    theirs = run(PIPELOCK_VERIFY, chain, "--key", TEST_PUB)
+    ours = run(warden, "verify", chain, "--key", TEST_PUB)
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    for old, new in [('"alpha": 2', '"alpha": 3'), ('"partial": true', '"partial": false'),
+                     ('"z": [1, 2]', '"z": [2, 1]'), ('"level": 2', '"level": 1')]:
+        changed = tmp_path / "changed.jsonl"
+        text = chain.read_text()
+        assert old in text, old
+        changed.write_text(text.replace(old, new, 1))
+        assert run(PIPELOCK_VERIFY, changed, "--key", TEST_PUB).returncode == 1, old
+        r = run(warden, "verify", changed, "--key", TEST_PUB)
+        assert r.returncode == 1, f"{old}: {r.stdout}"
