@@ -232,6 +232,15 @@ def access_log_yaml(path: Path) -> str:
             "                json_format:\n" + fields)
 
 
+def with_filter_config(yaml_text: str, plugin_config: dict) -> str:
+    """Replace the JSON configuration of the mcp-warden HTTP filter (not of other Wasm VMs, such
+    as a receipt writer, that also carry a StringValue configuration)."""
+    lines = yaml_text.split("\n")
+    filter_at = next(i for i, ln in enumerate(lines) if re.match(r"^\s*- name: mcp-warden\s*$", ln))
+    occurrence = sum("google.protobuf.StringValue" in ln for ln in lines[:filter_at])
+    return harness.set_plugin_config(yaml_text, plugin_config, occurrence=occurrence)
+
+
 def read_access_log(path: Path, start: int) -> tuple[list[dict], int]:
     """Entries appended to the access log since byte offset `start`, and the new offset."""
     try:
@@ -252,7 +261,8 @@ def read_access_log(path: Path, start: int) -> tuple[list[dict], int]:
 class Gateway:
     """An upstream MCP server and Envoy + mcp-warden in front of it, on free ports."""
 
-    def __init__(self, upstream: str, run_dir: Path, envoy_log_level: str = "info"):
+    def __init__(self, upstream: str, run_dir: Path, envoy_log_level: str = "info",
+                 plugin_config: dict | None = None):
         self.run_dir = run_dir
         self.upstream_port = harness.free_port()
         self.gateway_port = harness.free_port()
@@ -275,6 +285,8 @@ class Gateway:
                 "GATEWAY_PORT": self.gateway_port, "ADMIN_PORT": self.admin_port,
                 "UPSTREAM_PORT": self.upstream_port, "SINK_PORT": harness.free_port()}, wasm=harness.WASM,
                 replace={ACCESS_LOG_ANCHOR: ACCESS_LOG_ANCHOR + access_log_yaml(self.access_log)})
+            if plugin_config is not None:
+                config.write_text(with_filter_config(config.read_text(), plugin_config))
             extra = ["--file-flush-interval-msec", "100"]
             if envoy_log_level != "info":
                 extra += ["--component-log-level", f"wasm:{envoy_log_level}"]
@@ -312,13 +324,13 @@ def check_prereqs() -> None:
 
 def compare(upstream: str = "demo", requirement_sets=REQUIREMENT_SETS, scenario: str | None = None,
             timeout_ms: int = 30000, run_dir: Path | None = None, envoy_log_level: str = "info",
-            verbose: bool = True) -> list[Comparison]:
+            verbose: bool = True, plugin_config: dict | None = None) -> list[Comparison]:
     """Start upstream + gateway, run each requirement set directly then through the gateway
     (in sequence), stop everything, return the comparisons."""
     check_prereqs()
     run_dir = run_dir or ROOT / ".run" / f"conformance-{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    gw = Gateway(upstream, run_dir, envoy_log_level)
+    gw = Gateway(upstream, run_dir, envoy_log_level, plugin_config)
     out = []
     try:
         for req in requirement_sets:
@@ -414,13 +426,16 @@ def main() -> int:
     ap.add_argument("--scenario", help="run only this scenario")
     ap.add_argument("--timeout-ms", type=int, default=30000, help="per-scenario timeout (suite's --timeout)")
     ap.add_argument("--envoy-log-level", default="info", help="e.g. debug to log the filter's decisions")
+    ap.add_argument("--plugin-config", type=json.loads, default=None,
+                    help="JSON replacing the filter's configuration in envoy/local.yaml (e.g. a policy to try)")
     ap.add_argument("--write-results", action="store_true",
                     help=f"rewrite {RESULTS_MD.relative_to(ROOT)} with the numbers")
     args = ap.parse_args()
     upstreams = args.upstream or [u for u in DEFAULT_UPSTREAMS if UPSTREAMS[u].is_file()]
     t0 = time.monotonic()
     results = {u: compare(u, tuple(args.requirements or REQUIREMENT_SETS), args.scenario, args.timeout_ms,
-                          envoy_log_level=args.envoy_log_level) for u in upstreams}
+                          envoy_log_level=args.envoy_log_level, plugin_config=args.plugin_config)
+               for u in upstreams}
     seconds = time.monotonic() - t0
     bad = 0
     for upstream, comps in results.items():

@@ -43,3 +43,18 @@ def test_gateway_is_transparent(comparisons, requirements):
     regressions = c.regressions()
     assert not regressions, (f"passes against {upstream} directly but not through the gateway "
                              f"(logs: {c.gateway.output_path}):\n" + "\n".join(regressions))
+
+
+def test_a_gateway_that_breaks_a_scenario_is_caught(tmp_path):
+    """Negative control: the comparison has teeth. A policy denying one of the suite's tools makes
+    that scenario pass directly and fail through the gateway, and it is reported as a regression."""
+    deny = {"eras": {"modern": True, "legacy": True}, "supported_versions": ["2026-07-28"],
+            "max_body_bytes": 1048576,
+            "rules": [{"id": "deny-simple-text", "match": {"methods": ["tools/call"], "names": ["test_simple_text"]},
+                       "action": "deny", "reason": "negative control"}]}
+    [c] = run.compare("conformance", ("2026-07-28",), scenario="tools-call-simple-text", run_dir=tmp_path,
+                      plugin_config=deny)
+    assert c.direct.scenarios["tools-call-simple-text"].ok
+    assert not c.gateway.scenarios["tools-call-simple-text"].ok
+    assert any(r.startswith("tools-call-simple-text: passes directly") for r in c.regressions()), c.regressions()
+    assert any("Mcp-Name=test_simple_text" in x for x in c.local_replies()), c.local_replies()
