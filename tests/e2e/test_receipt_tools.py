@@ -374,3 +374,15 @@ def test_warden_verify_agrees_with_pipelock_on_receipts_with_fields_we_never_emi
         assert run(PIPELOCK_VERIFY, changed, "--key", TEST_PUB).returncode == 1, old
         r = run(warden, "verify", changed, "--key", TEST_PUB)
         assert r.returncode == 1, f"{old}: {r.stdout}"
+
+
+def test_the_sink_keeps_chains_right_past_its_open_file_limit(sink_factory, tmp_path):
+    out = tmp_path / "receipts"
+    sink = sink_factory(out)
+    lines = SAMPLE.read_text().splitlines()
+    # 300 chains (> the 256 files kept open), then each continues after the handles were recycled.
+    assert sink.send(otlp_request([(f"many-{i}", [(lines[0], None)]) for i in range(300)])) == 0
+    assert sink.send(otlp_request([(f"many-{i}", [(b, None) for b in lines]) for i in (0, 1, 299)])) == 0
+    for i in (0, 1, 299):
+        assert (out / f"many-{i}.jsonl").read_text() == SAMPLE.read_text(), i
+    assert (out / "many-150.jsonl").read_text() == lines[0] + "\n"

@@ -32,6 +32,8 @@ use tonic::codegen::{http, BoxFuture, Context, Poll, Service, StdError};
 
 const USAGE: &str = "usage: warden sink --listen ADDR --out DIR [--key HEX]";
 const SERVICE_NAME: &str = "opentelemetry.proto.collector.logs.v1.LogsService";
+/// Chain files kept open at once (every writer restart starts a chain).
+const MAX_OPEN_CHAINS: usize = 256;
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut listen = None;
@@ -206,6 +208,10 @@ impl Store {
     fn append(&mut self, chain: &str, lines: Vec<(u64, String)>) -> Result<(), String> {
         let path = self.dir.join(format!("{chain}.jsonl"));
         if !self.chains.contains_key(chain) {
+            if self.chains.len() >= MAX_OPEN_CHAINS {
+                // Bounded file handles: close them all; a chain reopens (and rereads its tail) on use.
+                self.chains.clear();
+            }
             let last_seq = recover(&path)?;
             let file = OpenOptions::new()
                 .create(true)
