@@ -319,7 +319,7 @@ class Gateway:
 def check_prereqs() -> None:
     missing = [str(p) for p in (NODE, SUITE, harness.ENVOY, harness.WASM) if not p.exists()]
     if missing:
-        raise SystemExit("missing (run `make build deps deps-node`): " + ", ".join(missing))
+        raise FileNotFoundError("missing (run `make build deps deps-node`): " + ", ".join(missing))
 
 
 def compare(upstream: str = "demo", requirement_sets=REQUIREMENT_SETS, scenario: str | None = None,
@@ -433,6 +433,11 @@ def main() -> int:
     args = ap.parse_args()
     upstreams = args.upstream or [u for u in DEFAULT_UPSTREAMS if UPSTREAMS[u].is_file()]
     t0 = time.monotonic()
+    try:
+        check_prereqs()
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 2
     results = {u: compare(u, tuple(args.requirements or REQUIREMENT_SETS), args.scenario, args.timeout_ms,
                           envoy_log_level=args.envoy_log_level, plugin_config=args.plugin_config)
                for u in upstreams}
