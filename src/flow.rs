@@ -21,6 +21,7 @@ use crate::policy::eval::{enforce, tool_visible, tools_list_varies, Action, Verd
 use crate::policy::tools_list::filter_tools_list;
 use crate::policy::Policy;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
+use crate::receipt::exchange::{Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
 use crate::store::Kv;
 
 /// A host call failed. Always our side's (or the host's) fault, never the client's.
@@ -498,5 +499,72 @@ fn apply(io: &mut dyn HttpIo, name: &str, edit: &HeaderEdit) -> Result<(), HostE
         HeaderEdit::Keep => Ok(()),
         HeaderEdit::Set(v) => io.set_request_header(name, v),
         HeaderEdit::Remove => io.remove_request_header(name),
+    }
+}
+
+/// Facts the host measured about a finished exchange, for its receipt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExchangeStats {
+    pub start_unix_nanos: u64,
+    pub duration_micros: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl RequestFlow {
+    /// The compact record of this exchange for the receipt writer; `None` when the filter never
+    /// decided anything (e.g. the stream was reset before the request was complete).
+    pub fn exchange(&self, stats: ExchangeStats, policy_hash: &str) -> Option<Exchange> {
+        let mut e = Exchange {
+            v: QUEUE_FORMAT_VERSION,
+            unix_nanos: stats.start_unix_nanos,
+            method: String::new(),
+            name: String::new(),
+            upstream: String::new(),
+            principal: String::new(),
+            actor: String::new(),
+            delegation_chain: Vec::new(),
+            request_id: String::new(),
+            verdict: WireVerdict::Block,
+            rule: String::new(),
+            severity: String::new(),
+            data_classes_in: Vec::new(),
+            data_classes_out: Vec::new(),
+            policy_hash: policy_hash.to_owned(),
+            traceparent: String::new(),
+            duration_micros: stats.duration_micros,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+        };
+        if let Some(o) = &self.outcome {
+            let r = &o.request;
+            e.method = r.method.clone().unwrap_or_default();
+            e.name = r.name.clone().unwrap_or_default();
+            e.upstream = o.upstream.clone();
+            e.principal = o.principal.id.clone();
+            e.actor = r.client_name.clone().unwrap_or_default();
+            e.delegation_chain = o.principal.actors.clone();
+            e.request_id = r.id.clone().unwrap_or_default();
+            e.traceparent = r.traceparent.clone().unwrap_or_default();
+            let (verdict, rule) = match &o.verdict.action {
+                Action::Allow => (WireVerdict::Allow, o.verdict.rule_id.clone().unwrap_or_default()),
+                Action::Deny { hide, .. } => {
+                    let id = o.verdict.rule_id.clone().unwrap_or_else(|| "default".to_owned());
+                    (WireVerdict::Block, if *hide { format!("{id}:hide") } else { id })
+                }
+                Action::RateLimited { .. } => {
+                    (WireVerdict::Block, format!("{}:rate_limit", o.verdict.rule_id.as_deref().unwrap_or("default")))
+                }
+                Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
+            };
+            e.verdict = verdict;
+            e.rule = rule;
+            return Some(e);
+        }
+        let r = self.rejection.as_ref()?;
+        e.request_id = r.id.clone().unwrap_or_default();
+        e.rule = format!("wire:{}", r.kind.label());
+        e.severity = "invalid".to_owned();
+        Some(e)
     }
 }

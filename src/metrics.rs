@@ -31,6 +31,22 @@ pub const CONTROL_POLL_FAILURES: &str = "mcp_warden_control_poll_failures_total"
 /// Control endpoint documents installed.
 pub const CONTROL_UPDATES: &str = "mcp_warden_control_updates_total";
 
+/// Receipts signed and chained by the writer (chain-open receipts included).
+pub const RECEIPTS_SIGNED: &str = "mcp_warden_receipts_signed_total";
+/// Exchanges the writer could not receipt because its export buffer was full (the next receipt
+/// carries the count, signed).
+pub const RECEIPTS_DROPPED: &str = "mcp_warden_receipts_dropped_total";
+/// Receipts the sink acknowledged.
+pub const RECEIPTS_EXPORTED: &str = "mcp_warden_receipts_exported_total";
+/// Export calls that failed (retried with backoff).
+pub const RECEIPT_EXPORT_FAILURES: &str = "mcp_warden_receipt_export_failures_total";
+/// Queue messages the writer could not read (a different filter version).
+pub const RECEIPT_DECODE_ERRORS: &str = "mcp_warden_receipt_decode_errors_total";
+/// Receipts the sink refused (OTLP partial success).
+pub const RECEIPTS_SINK_REJECTED: &str = "mcp_warden_receipts_sink_rejected_total";
+/// Exchanges the request path could not hand to a writer (none deployed, or queue error).
+pub const RECEIPTS_UNQUEUED: &str = "mcp_warden_receipts_unqueued_total";
+
 /// MCP methods that get their own label value; everything else is `other`.
 const KNOWN_METHODS: [&str; 24] = [
     "initialize",
@@ -86,6 +102,12 @@ pub trait Metrics {
     fn count(&mut self, base: &'static str, labels: &[(&str, &str)]);
     /// Record a histogram sample.
     fn record(&mut self, base: &'static str, value: u64);
+    /// Add `n` to an unlabelled counter.
+    fn add(&mut self, base: &'static str, n: u64) {
+        for _ in 0..n {
+            self.count(base, &[]);
+        }
+    }
 }
 
 /// Discards everything (native runs, unit tests).

@@ -9,7 +9,8 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use super::abi;
 use super::kv::SharedDataKv;
 use super::metrics::EnvoyMetrics;
-use crate::flow::{HostError, HttpIo, PeerFact, RequestFlow, Step};
+use super::writer;
+use crate::flow::{ExchangeStats, HostError, HttpIo, PeerFact, RequestFlow, Step};
 use crate::killswitch::KillSwitch;
 use crate::metrics::{self, Metrics};
 use crate::pbstruct;
@@ -22,11 +23,21 @@ pub struct WardenHttp {
     body_size: usize,
     /// Nanoseconds spent inside this filter's callbacks (the filter-time histogram).
     busy_ns: u64,
+    start_nanos: u64,
+    bytes_out: u64,
+    policy_hash: Rc<str>,
 }
 
 impl WardenHttp {
-    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
-        WardenHttp { flow: RequestFlow::with_remote_kill(policy, remote_kill), body_size: 0, busy_ns: 0 }
+    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, policy_hash: Rc<str>) -> Self {
+        WardenHttp {
+            flow: RequestFlow::with_remote_kill(policy, remote_kill),
+            body_size: 0,
+            busy_ns: 0,
+            start_nanos: 0,
+            bytes_out: 0,
+            policy_hash,
+        }
     }
 
     /// Runs one callback, accounting the time spent in it.
@@ -136,6 +147,7 @@ impl HttpContext for WardenHttp {
                 panic!("fault injection: x-warden-test-panic");
             }
         }
+        self.start_nanos = abi::now_nanos();
         self.timed(|s| action(s.flow.on_request_headers(&mut EnvoyIo::default(), end_of_stream, &mut EnvoyMetrics)))
     }
 
@@ -154,10 +166,20 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.bytes_out = self.bytes_out.saturating_add(body_size as u64);
         self.timed(|s| action(s.flow.on_response_body(&mut EnvoyIo::default(), body_size, end_of_stream)))
     }
 
     fn on_log(&mut self) {
         EnvoyMetrics.record(metrics::FILTER_TIME_US, self.busy_ns / 1000);
+        let stats = ExchangeStats {
+            start_unix_nanos: self.start_nanos,
+            duration_micros: abi::now_nanos().saturating_sub(self.start_nanos) / 1000,
+            bytes_in: self.body_size as u64,
+            bytes_out: self.bytes_out,
+        };
+        if let Some(exchange) = self.flow.exchange(stats, &self.policy_hash) {
+            writer::enqueue(&exchange);
+        }
     }
 }

@@ -35,6 +35,12 @@ impl Metrics for EnvoyMetrics {
         }
     }
 
+    fn add(&mut self, base: &'static str, n: u64) {
+        if let Some(id) = id_of(MetricType::Counter, base.to_owned()) {
+            let _ = abi::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     fn record(&mut self, base: &'static str, value: u64) {
         if let Some(id) = id_of(MetricType::Histogram, base.to_owned()) {
             let _ = abi::record_metric(id, value);

@@ -6,6 +6,7 @@ mod http;
 mod kv;
 mod metrics;
 mod root;
+mod writer;
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;

@@ -10,9 +10,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
+use sha2::{Digest, Sha256};
+
 use super::abi;
 use super::http::WardenHttp;
+use super::kv::SharedDataKv;
 use super::metrics::EnvoyMetrics;
+use super::writer::{WriterHost, WRITER_ROOT_ID};
 use crate::control::{PollOutcome, Poller};
 use crate::killswitch::KillSwitch;
 use crate::metrics::{self, Metrics};
@@ -21,7 +25,6 @@ use crate::policy::{self, Policy};
 /// Shortest tick: polling is decided by the poller, the tick only bounds the reaction time.
 const MIN_TICK_MS: u64 = 50;
 
-#[derive(Default)]
 pub struct WardenRoot {
     /// From the plugin configuration; replaced only by a configuration that compiles.
     configured: Option<Rc<Policy>>,
@@ -30,6 +33,37 @@ pub struct WardenRoot {
     remote_kill: Rc<KillSwitch>,
     poller: Option<Poller>,
     poll_token: Option<u32>,
+    /// `sha256:` of the compiled policy in force, for receipts.
+    policy_hash: Rc<str>,
+    /// Set when this root is the singleton receipt writer rather than the HTTP filter.
+    writer: Option<WriterHost>,
+}
+
+/// Creates every rate-limit slot that does not exist yet, so that all later bucket updates are
+/// CAS writes (shared data cannot create a key conditionally). Idempotent; once per VM and policy.
+fn init_rate_limit_slots(p: &Policy) {
+    if let Err(e) = crate::ratelimit::table(p.rate_limit_slots).init(&mut SharedDataKv) {
+        abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the rate-limit table: {e:?}"));
+    }
+}
+
+/// Identifies a compiled policy (its full, deterministic debug rendering) for receipts.
+fn policy_hash(p: &Policy) -> Rc<str> {
+    Rc::from(format!("sha256:{}", hex::encode(Sha256::digest(format!("{p:?}").as_bytes()))))
+}
+
+impl Default for WardenRoot {
+    fn default() -> Self {
+        WardenRoot {
+            configured: None,
+            remote_policy: None,
+            remote_kill: Rc::default(),
+            poller: None,
+            poll_token: None,
+            policy_hash: policy_hash(&Policy::default()),
+            writer: None,
+        }
+    }
 }
 
 impl WardenRoot {
@@ -51,8 +85,15 @@ impl WardenRoot {
             PollOutcome::Failed(message) => self.poll_failed(&message),
             PollOutcome::Update(state) => {
                 let kills = state.kill.entries.len();
-                self.remote_kill = Rc::new(state.kill);
+                // Both ways in stay in force: a served policy replaces the plugin's rules, but
+                // the plugin configuration's own kill entries are kept alongside the served ones.
+                let configured = self.configured.clone().unwrap_or_default();
+                self.remote_kill = Rc::new(state.extra_kill(&configured));
                 self.remote_policy = state.policy.map(Rc::new);
+                if let Some(p) = &self.remote_policy {
+                    init_rate_limit_slots(p);
+                }
+                self.policy_hash = policy_hash(&self.policy());
                 EnvoyMetrics.count(metrics::CONTROL_UPDATES, &[]);
                 abi::log(
                     LogLevel::Info,
@@ -67,6 +108,12 @@ impl WardenRoot {
 }
 
 impl Context for WardenRoot {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_grpc_call_response(token, status, size);
+        }
+    }
+
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
         if self.poll_token != Some(token) {
             return;
@@ -99,6 +146,19 @@ impl RootContext for WardenRoot {
                 return self.configured.is_some();
             }
         };
+        let root_id = abi::property(&["plugin_root_id"]).ok().flatten().unwrap_or_default();
+        if root_id == WRITER_ROOT_ID.as_bytes() {
+            return match WriterHost::start(&bytes) {
+                Ok(w) => {
+                    self.writer = Some(w);
+                    true
+                }
+                Err(e) => {
+                    abi::log(LogLevel::Critical, &format!("mcp-warden receipt writer not started: {e}"));
+                    false
+                }
+            };
+        }
         match policy::load(&bytes) {
             Ok(p) => {
                 abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
@@ -109,6 +169,8 @@ impl RootContext for WardenRoot {
                         abi::log(LogLevel::Error, &format!("mcp-warden: cannot start control polling: {e:?}"));
                     }
                 }
+                self.policy_hash = policy_hash(&p);
+                init_rate_limit_slots(&p);
                 self.configured = Some(Rc::new(p));
                 self.remote_policy = None;
                 true
@@ -122,7 +184,17 @@ impl RootContext for WardenRoot {
         }
     }
 
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_queue_ready(queue_id);
+        }
+    }
+
     fn on_tick(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_tick();
+            return;
+        }
         let now = abi::now_nanos() / 1_000_000;
         let Some(poller) = self.poller.as_mut() else { return };
         if !poller.due(now) {
@@ -141,7 +213,7 @@ impl RootContext for WardenRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(WardenHttp::new(self.policy(), Rc::clone(&self.remote_kill))))
+        Some(Box::new(WardenHttp::new(self.policy(), Rc::clone(&self.remote_kill), Rc::clone(&self.policy_hash))))
     }
 
     fn get_type(&self) -> Option<ContextType> {
