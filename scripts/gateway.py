@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import signal
 import socket
 import sys
@@ -84,9 +85,28 @@ def _start_upstream(ctx: Ctx) -> harness.Proc:
     return harness.start_demo_upstream(ctx.ports["UPSTREAM_PORT"], ctx.log_dir, name="upstream")
 
 
+WARDEN = ROOT / "target" / "release" / "warden"
+
+
+def signing_key(ctx: Ctx) -> tuple[str, str]:
+    """The demo's receipt-signing key: made once with `warden keygen` under .run/keys/ (0600),
+    reused afterwards. Returns (seed hex for WARDEN_SIGNING_KEY, public key hex)."""
+    key = ctx.run_dir / "keys" / "receipt-signing.key"
+    if not key.is_file():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(WARDEN), "keygen", "--out", str(key)], check=True, capture_output=True)
+    env_line = subprocess.run([str(WARDEN), "keygen", "--env", "--key", str(key)], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    public = subprocess.run([str(WARDEN), "keygen", "--public", "--key", str(key)], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    return env_line.split("=", 1)[1], public
+
+
 def _start_envoy(ctx: Ctx) -> harness.Proc:
     if not harness.WASM.is_file():
         raise RuntimeError(f"{harness.WASM} is missing: build the filter first (`make build`)")
+    # The receipt writer VM reads its key from Envoy's environment (vm_config.environment_variables).
+    os.environ["WARDEN_SIGNING_KEY"], _ = signing_key(ctx)
     config = harness.render_envoy(ctx.envoy_config, ctx.run_dir, ctx.ports, wasm=harness.WASM)
     # --disable-hot-restart: with hot restart on, Envoy sets PR_SET_PDEATHSIG(SIGTERM) and so dies
     # as soon as its parent exits, which is exactly what `up` does after starting it.
@@ -103,14 +123,11 @@ def _start_envoy(ctx: Ctx) -> harness.Proc:
 SERVICES: list[Service] = [
     Service("upstream", ["UPSTREAM_PORT"], marker="demo/upstream.py", start=_start_upstream,
             describe=lambda c: f"demo MCP upstream  http://127.0.0.1:{c.ports['UPSTREAM_PORT']}/mcp"),
-    # --- receipt sink hook ----------------------------------------------------------------
-    # The receipt sink goes here, before Envoy, so the filter's receipt export finds it
-    # listening. Adding it is this one entry (uncomment; `make run` builds target/release/warden):
-    # Service("sink", ["SINK_PORT"], marker="warden", ready_port="SINK_PORT",
-    #         argv=lambda c: [str(ROOT / "target/release/warden"), "sink",
-    #                         "--listen", f"127.0.0.1:{c.ports['SINK_PORT']}", "--out", str(c.run_dir / "receipts")],
-    #         describe=lambda c: f"receipt sink  127.0.0.1:{c.ports['SINK_PORT']} -> {c.run_dir / 'receipts'}/"),
-    # ---------------------------------------------------------------------------------------
+    # The receipt sink starts before Envoy, so the writer's first export finds it listening.
+    Service("sink", ["SINK_PORT"], marker="warden", ready_port="SINK_PORT",
+            argv=lambda c: [str(WARDEN), "sink",
+                            "--listen", f"127.0.0.1:{c.ports['SINK_PORT']}", "--out", str(c.run_dir / "receipts")],
+            describe=lambda c: f"receipt sink  127.0.0.1:{c.ports['SINK_PORT']} -> {c.run_dir / 'receipts'}/"),
     Service("envoy", ["GATEWAY_PORT", "ADMIN_PORT"], marker="envoy", start=_start_envoy,
             describe=lambda c: f"Envoy + mcp-warden {c.gateway_url}  (admin http://127.0.0.1:{c.ports['ADMIN_PORT']})"),
 ]
@@ -202,6 +219,12 @@ def _banner(ctx: Ctx, started: list[tuple[Service, harness.Proc]], foreground: b
     for svc, proc in started:
         lines.append(f"  {svc.name:<9} pid {proc.pid:<7} {svc.describe(ctx)}")
     lines += [f"  logs      {ctx.log_dir}/", "", f"Gateway URL: {ctx.gateway_url}", "", _example(ctx)]
+    if any(svc.name == "sink" for svc, _ in started):
+        _, public = signing_key(ctx)
+        receipts = ctx.run_dir / "receipts"
+        lines += ["Signed receipts of every decision land in " + f"{receipts}/<chain>.jsonl; verify them offline:",
+                  f"  target/release/warden verify {receipts}/<chain>.jsonl --key {public}",
+                  f"  .venv/bin/pipelock-verify --key {public} {receipts}/<chain>.jsonl", ""]
     lines.append("Press Ctrl-C to stop." if foreground else "Stop it with: make down")
     return "\n".join(lines)
 
