@@ -68,10 +68,10 @@ def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwa
     w = None if name == "bare" else (wasm if name == "warden" else pwasm)
     mode = None if name in ("bare", "warden") else name
     prefix = out / f"cg-{name}.out"
-    e = run.Envoy(f"cg-{name}", tmpl, cpu, out, upstream.port, wasm=w, mode=mode, binary=binary,
-                  wrap=["valgrind", "--tool=callgrind", "--smc-check=all-non-file", f"--callgrind-out-file={prefix}"])
+    e = None
     try:
-        e.wait_ready(timeout=600)
+        e = run.launch(f"cg-{name}", tmpl, cpu, out, upstream.port, wasm=w, mode=mode, binary=binary, timeout=600,
+                       wrap=["valgrind", "--tool=callgrind", "--smc-check=all-non-file", f"--callgrind-out-file={prefix}"])
         # Warm-up: until the request rate stops rising (V8 tier-up done), at most `warmup` windows.
         last = 0
         for _ in range(warmup):
@@ -94,7 +94,8 @@ def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwa
         run.log(f"  callgrind {name}: FAILED {ex}")
         results[name] = {"error": str(ex)}
     finally:
-        e.stop(kill=True)
+        if e is not None:
+            e.stop(kill=True)
 
 
 def main() -> int:
@@ -125,10 +126,9 @@ def main() -> int:
         shutil.copy2(run.PROFILE_WASM, pwasm)
     binary = envoy_binary()
     run.log(f"callgrind: {variants} on {args.payload}, results in {out}")
-    upstream = run.Envoy("upstream", run.ROOT / "envoy" / "bench-upstream.yaml", 1, out, None)
+    upstream = run.launch("upstream", run.ROOT / "envoy" / "bench-upstream.yaml", 1, out, None)
     results: dict = {}
     try:
-        upstream.wait_ready()
         pending = list(variants)
         threads: list[threading.Thread] = []
         while pending or threads:

@@ -90,6 +90,11 @@ def main() -> int:
                     lines.append(f"    {v:9} - {base:9} {cpu[v] - cpu[base]:+7.2f} us   {what}")
             if "hdr70" in cpu and "hdr7" in cpu:
                 lines.append(f"    per header read ((hdr70 - hdr7) / 63): {(cpu['hdr70'] - cpu['hdr7']) / 63 * 1000:.0f} ns")
+            for v, n, what in (("time20", 20, "proxy_get_current_time_nanoseconds"), ("prop5", 5, "proxy_get_property"),
+                               ("metric10", 10, "proxy_increment_metric"), ("hist4", 4, "proxy_record_metric"),
+                               ("shared4", 4, "shared data get/set")):
+                if v in cpu and "noop" in cpu:
+                    lines.append(f"    per {what} call (({v} - noop) / {n}): {(cpu[v] - cpu['noop']) / n * 1000:.0f} ns")
             if "classify11" in cpu and "classify" in cpu:
                 lines.append(f"    per classify_body call in V8 ((classify11 - classify) / 10): {(cpu['classify11'] - cpu['classify']) / 10:.2f} us")
             lines.append("")

@@ -51,7 +51,8 @@ PAYLOADS = {
     "legacy": "legacy-tools_call-1k",
 }
 # Profiling variants: mode words of bench/profile-filter (see its lib.rs), in cost order.
-PROFILE_MODES = ["noop", "hdr7", "hdr70", "pairs", "buffer", "read", "classify", "classify11", "set2"]
+PROFILE_MODES = ["noop", "hdr7", "hdr70", "pairs", "buffer", "read", "classify", "classify11", "set2",
+                 "time20", "prop5", "metric10", "hist4", "shared4"]
 
 
 def log(msg: str) -> None:
@@ -146,6 +147,22 @@ class Envoy:
             except ProcessLookupError:
                 pass
         self._log.close()
+
+
+def launch(*args, timeout: float = 60.0, tries: int = 3, **kw) -> Envoy:
+    """Start an Envoy and wait until ready; retry on fresh ports if a port was taken meanwhile
+    (free_port() cannot reserve: another process on the machine may bind it first)."""
+    for attempt in range(tries):
+        e = Envoy(*args, **kw)
+        try:
+            e.wait_ready(timeout=timeout)
+            return e
+        except RuntimeError:
+            e.stop(kill=True)
+            if "Address already in use" not in e.tail() or attempt == tries - 1:
+                raise
+            log(f"{e.name}: port taken by someone else, retrying on new ports")
+    raise AssertionError("unreachable")
 
 
 def set_plugin_configuration(text: str, value: str) -> str:
@@ -395,16 +412,13 @@ def main() -> int:
 
     procs: list[Envoy] = []
     try:
-        upstream = Envoy("upstream", ROOT / "envoy" / "bench-upstream.yaml", args.aux_cpu, out, None)
+        upstream = launch("upstream", ROOT / "envoy" / "bench-upstream.yaml", args.aux_cpu, out, None)
         procs.append(upstream)
-        upstream.wait_ready()
         envoys: dict[str, Envoy] = {}
         for name, tmpl, w, mode in variants:
-            e = Envoy(name, tmpl, args.envoy_cpu, out, upstream.port, wasm=w, mode=mode)
+            e = launch(name, tmpl, args.envoy_cpu, out, upstream.port, wasm=w, mode=mode)
             procs.append(e)
             envoys[name] = e
-        for e in envoys.values():
-            e.wait_ready()
         checks = []
         for name, _, w, mode in variants:
             checks += check_variant(name, envoys[name].port, filtered=w is not None, warden=(name == "warden"))

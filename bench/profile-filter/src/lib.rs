@@ -11,6 +11,11 @@
 //! | `classify`   | `hdr7` + `read` + the real `classify_body` (no header edits)             |
 //! | `classify11` | as `classify` but `classify_body` runs 11 times (per-call V8 cost)       |
 //! | `set2`       | `classify` + 2 `proxy_replace_header_map_value` (the legacy edit path)   |
+//! | `time20`     | 20 `proxy_get_current_time_nanoseconds` (a host call with no data back)   |
+//! | `prop5`      | 5 `proxy_get_property` (metadata, uri_san, source.principal/address, cluster) |
+//! | `metric10`   | 10 `proxy_increment_metric` on counters defined at configure time        |
+//! | `hist4`      | 4 `proxy_record_metric` on a histogram                                   |
+//! | `shared4`    | 2 `proxy_get_shared_data` + 2 `proxy_set_shared_data` (CAS) on a 64 B value |
 
 #![allow(dead_code, clippy::all)]
 
@@ -19,7 +24,7 @@ use std::ptr::null_mut;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 #[path = "../../../src/mcp/mod.rs"]
 mod mcp;
@@ -37,6 +42,11 @@ enum Mode {
     Classify,
     Classify11,
     Set2,
+    Time20,
+    Prop5,
+    Metric10,
+    Hist4,
+    Shared4,
 }
 
 impl Mode {
@@ -51,6 +61,11 @@ impl Mode {
             "classify" => Mode::Classify,
             "classify11" => Mode::Classify11,
             "set2" => Mode::Set2,
+            "time20" => Mode::Time20,
+            "prop5" => Mode::Prop5,
+            "metric10" => Mode::Metric10,
+            "hist4" => Mode::Hist4,
+            "shared4" => Mode::Shared4,
             _ => return None,
         })
     }
@@ -70,6 +85,15 @@ extern "C" {
         return_map_size: *mut usize) -> u32;
     fn proxy_replace_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize,
         value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_property(path_data: *const u8, path_size: usize, return_value_data: *mut *mut u8,
+        return_value_size: *mut usize) -> u32;
+    fn proxy_define_metric(metric_type: MetricType, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(key_data: *const u8, key_size: usize, return_value_data: *mut *mut u8,
+        return_value_size: *mut usize, return_cas: *mut u32) -> u32;
+    fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
     fn proxy_get_buffer_bytes(buffer_type: BufferType, start: usize, max_size: usize,
         return_buffer_data: *mut *mut u8, return_buffer_size: *mut usize) -> u32;
 }
@@ -109,6 +133,45 @@ fn body(len: usize) -> Vec<u8> {
     }
 }
 
+fn now() -> u64 {
+    let mut t = 0u64;
+    unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    t
+}
+
+/// Properties are a `\0`-joined path, as the SDK serialises them.
+fn property(path: &[&str]) -> Vec<u8> {
+    let joined = path.join("\0");
+    let mut d = null_mut();
+    let mut n = 0;
+    unsafe {
+        if proxy_get_property(joined.as_ptr(), joined.len(), &mut d, &mut n) == 0 { take(d, n) } else { Vec::new() }
+    }
+}
+
+fn define(kind: MetricType, name: &str) -> u32 {
+    let mut id = 0;
+    unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+    id
+}
+
+fn shared_get(key: &str) -> (Vec<u8>, u32) {
+    let mut d = null_mut();
+    let mut n = 0;
+    let mut cas = 0;
+    unsafe {
+        if proxy_get_shared_data(key.as_ptr(), key.len(), &mut d, &mut n, &mut cas) == 0 { (take(d, n), cas) } else { (Vec::new(), 0) }
+    }
+}
+
+fn shared_set(key: &str, v: &[u8], cas: u32) -> u32 {
+    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), v.as_ptr(), v.len(), cas) }
+}
+
+thread_local! {
+    static METRICS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
 const NAMES: [&str; 7] =
     [":method", "content-type", "mcp-protocol-version", "mcp-method", "mcp-name", "mcp-session-id", "content-length"];
 
@@ -129,6 +192,9 @@ impl RootContext for Root {
         match Mode::parse(&String::from_utf8_lossy(&cfg)) {
             Some(m) => {
                 self.mode.set(m);
+                let c = define(MetricType::Counter, "bench_profile_counter");
+                let h = define(MetricType::Histogram, "bench_profile_histogram");
+                METRICS.with(|x| x.set((c, h)));
                 true
             }
             None => false,
@@ -164,6 +230,39 @@ impl HttpContext for Http {
                 }
             }
             m if m.reads_headers() => self.head = NAMES.iter().map(|n| header(n)).collect(),
+            Mode::Time20 => {
+                for _ in 0..20 {
+                    std::hint::black_box(now());
+                }
+            }
+            Mode::Prop5 => {
+                for p in [&["metadata"][..], &["connection", "uri_san_peer_certificate"], &["source", "principal"],
+                          &["source", "address"], &["xds", "cluster_name"]] {
+                    std::hint::black_box(property(p));
+                }
+            }
+            Mode::Metric10 => {
+                let (c, _) = METRICS.with(Cell::get);
+                for _ in 0..10 {
+                    unsafe { proxy_increment_metric(c, 1) };
+                }
+            }
+            Mode::Hist4 => {
+                let (_, h) = METRICS.with(Cell::get);
+                for i in 0..4 {
+                    unsafe { proxy_record_metric(h, 1000 + i) };
+                }
+            }
+            Mode::Shared4 => {
+                for k in ["bench_profile_slot_a", "bench_profile_slot_b"] {
+                    let (mut v, cas) = shared_get(k);
+                    v.resize(64, 0);
+                    if let Some(b) = v.first_mut() {
+                        *b = b.wrapping_add(1);
+                    }
+                    std::hint::black_box(shared_set(k, &v, cas));
+                }
+            }
             _ => {}
         }
         if self.mode.buffers() && !eos { Action::Pause } else { Action::Continue }
