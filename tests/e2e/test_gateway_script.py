@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import sys
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,8 @@ SCRIPT = harness.ROOT / "scripts" / "gateway.py"
 def env(tmp_path, wasm):
     e = dict(os.environ)
     e.update({"GATEWAY_PORT": str(harness.free_port()), "ADMIN_PORT": str(harness.free_port()),
-              "UPSTREAM_PORT": str(harness.free_port()), "WARDEN_RUN_DIR": str(tmp_path / "run"),
+              "UPSTREAM_PORT": str(harness.free_port()), "SINK_PORT": str(harness.free_port()),
+              "WARDEN_RUN_DIR": str(tmp_path / "run"),
               "PYTHONUNBUFFERED": "1"})
     yield e
     # Whatever a failed test left behind is stopped by PID (the script's own `down`).
@@ -58,12 +60,29 @@ def test_up_status_down(env):
     assert f"Gateway URL: {url}" in up.stdout
     assert "curl -sS " + url in up.stdout and "Mcp-Name: echo" in up.stdout
     pids = {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")}
-    assert pids.keys() == {"upstream", "envoy"}
+    assert pids.keys() == {"upstream", "sink", "envoy"}
     assert all(pid_alive(p) for p in pids.values())
     assert (run_dir / "logs" / "envoy.log").is_file() and (run_dir / "logs" / "upstream.log").is_file()
 
     # `up` has exited; the gateway keeps serving, through the filter.
     assert echo_through(url, "after up")["result"]["structuredContent"] == {"result": "after up"}
+
+    # The README's story: the call left a signed receipt at the local sink that both verifiers accept.
+    public = next(line.split("--key ")[1].split()[0] for line in up.stdout.splitlines() if "warden verify" in line)
+    deadline = time.monotonic() + 30
+    chains: list[Path] = []
+    while time.monotonic() < deadline:
+        chains = list((run_dir / "receipts").glob("*.jsonl"))
+        if chains and any('"target":"' in l and "/echo" in l for l in chains[0].read_text().splitlines()):
+            break
+        time.sleep(0.2)
+    assert len(chains) == 1, chains
+    ours = subprocess.run([str(harness.ROOT / "target/release/warden"), "verify", str(chains[0]), "--key", public],
+                          capture_output=True, text=True, timeout=60)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    theirs = subprocess.run([str(harness.VENV_BIN / "pipelock-verify"), "--key", public, str(chains[0])],
+                            capture_output=True, text=True, timeout=60)
+    assert theirs.returncode == 0 and "CHAIN VALID" in theirs.stdout, theirs.stdout + theirs.stderr
     again = gateway(env, "up")
     assert again.returncode == 0 and "already running" in again.stdout
     assert {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")} == pids
@@ -102,7 +121,7 @@ def test_run_foreground_stops_everything_on_ctrl_c(env):
         assert lines and lines[-1].strip() == f"Gateway URL: {url}", "".join(lines)
         run_dir = Path(env["WARDEN_RUN_DIR"])
         pids = {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")}
-        assert pids.keys() == {"upstream", "envoy"}
+        assert pids.keys() == {"upstream", "sink", "envoy"}
         assert echo_through(url, "foreground")["result"]["structuredContent"] == {"result": "foreground"}
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
@@ -112,7 +131,7 @@ def test_run_foreground_stops_everything_on_ctrl_c(env):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, "".join(lines) + out
-    assert "stopped envoy" in out and "stopped upstream" in out
+    assert "stopped envoy" in out and "stopped sink" in out and "stopped upstream" in out
     assert not any(pid_alive(p) for p in pids.values())
     assert not list((run_dir / "pids").glob("*.pid"))
 
