@@ -26,6 +26,11 @@ WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_warden.wasm"
 WASM_FAULT = ROOT / "target" / "fault-injection" / "wasm32-wasip1" / "release" / "mcp_warden.wasm"
 
 
+# sha256("pipelock-conformance-test-key-v1"): ../shared/fixtures/pipelock-conformance/test-key.json.
+TEST_SIGNING_SEED = "c8ee65622000420b20ff7ec4e790006b7883ddfd3823ff9ccc2fc050c389bd48"
+TEST_SIGNING_PUBLIC = "4655a7e605c12ebb00a46037881c33c5bca5eb74b45a02e8e7261a7ff5a21678"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +109,10 @@ def start_envoy(config: Path, admin_port: int, log_dir: Path, name: str = "envoy
     """Start Envoy and wait until its admin /ready says LIVE."""
     cmd = [str(ENVOY), "-c", str(config), "--concurrency", str(concurrency), "--base-id", str(admin_port),
            "-l", "info", *(extra_args or [])]
-    proc = Proc(name, cmd, log_dir)
+    # Configs with the receipt writer need a signing key in Envoy's environment; tests that do not
+    # bring their own get the published pipelock conformance TEST key (never a production key).
+    env = {} if os.environ.get("WARDEN_SIGNING_KEY") else {"WARDEN_SIGNING_KEY": TEST_SIGNING_SEED}
+    proc = Proc(name, cmd, log_dir, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:

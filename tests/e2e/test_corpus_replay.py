@@ -384,10 +384,6 @@ def test_h2_body_ended_by_trailers(name, gateways, recorder):
         assert base64.b64decode(seen[0]["body_b64"]) == case["_body"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "envoy/local.yaml keeps Envoy's default per_connection_buffer_limit_bytes (1 MiB) = max_body_bytes: "
-    "a chunked over-cap body gets Envoy's own text/plain 413 'Payload Too Large' instead of the "
-    "filter's JSON-RPC 413 (set the listener limit above max_body_bytes, as envoy/e2e-replay.yaml does)"))
 def test_shipped_config_answers_chunked_overcap_with_jsonrpc_413(recorder, tmp_path):
     """The same over-cap chunked case against the shipped envoy/local.yaml."""
     if not harness.WASM.is_file():
