@@ -209,11 +209,15 @@ def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream") -> Pro
 
 def set_plugin_config(yaml_text: str, config: dict, occurrence: int = 0) -> str:
     """Replace the JSON plugin configuration (`value: |` block under a
-    google.protobuf.StringValue) of the `occurrence`-th such block in an Envoy YAML."""
+    google.protobuf.StringValue) of the `occurrence`-th mcp-warden *filter* block in an Envoy YAML
+    (the receipt writer's block, root_id mcp-warden-writer, is never counted)."""
     lines = yaml_text.split("\n")
     seen = -1
+    root_id = ""
     for i, line in enumerate(lines):
-        if "type.googleapis.com/google.protobuf.StringValue" not in line:
+        if line.strip().startswith("root_id:"):
+            root_id = line.split(":", 1)[1].strip()
+        if "type.googleapis.com/google.protobuf.StringValue" not in line or root_id == "mcp-warden-writer":
             continue
         seen += 1
         if seen != occurrence:
