@@ -191,16 +191,31 @@ impl WriterHost {
 thread_local! {
     /// The writer's queue as this worker VM resolved it (0 = not yet / not found).
     static QUEUE: Cell<u32> = const { Cell::new(0) };
+    /// When resolving last failed (ms): without a writer, look again at most once a second
+    /// instead of paying a host call on every request.
+    static LAST_MISS_MS: Cell<u64> = const { Cell::new(0) };
 }
+
+const RESOLVE_RETRY_MS: u64 = 1000;
 
 /// Request path: hands one exchange to the writer. Never blocks, never fails the request; an
 /// exchange that cannot be queued (no writer deployed, host error) is counted.
 pub fn enqueue(exchange: &Exchange) {
     let mut id = QUEUE.with(Cell::get);
     if id == 0 {
-        id = match hostcalls::resolve_shared_queue(WRITER_VM_ID, RECEIPT_QUEUE) {
-            Ok(Some(id)) => id,
-            _ => {
+        let now_ms = abi::now_nanos() / 1_000_000;
+        let last_miss = LAST_MISS_MS.with(Cell::get);
+        let resolved = if last_miss != 0 && now_ms.saturating_sub(last_miss) < RESOLVE_RETRY_MS {
+            None
+        } else {
+            hostcalls::resolve_shared_queue(WRITER_VM_ID, RECEIPT_QUEUE).ok().flatten()
+        };
+        id = match resolved {
+            Some(id) => id,
+            None => {
+                if last_miss == 0 || now_ms.saturating_sub(last_miss) >= RESOLVE_RETRY_MS {
+                    LAST_MISS_MS.with(|t| t.set(now_ms.max(1)));
+                }
                 EnvoyMetrics.count(metrics::RECEIPTS_UNQUEUED, &[]);
                 return;
             }
