@@ -85,6 +85,9 @@ test-unit:
 test-e2e: build build-fault deps
 	$(VENV)/bin/pytest -q tests/e2e
 
-test: deps test-unit validate test-e2e
+# Every layer: native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
+# config validated with the fresh .wasm, e2e through real Envoy with real peers, and the official
+# conformance suite (direct vs through the gateway).
+test: deps test-unit test-wasm32 validate test-e2e test-conformance
 
 -include mk/*.mk

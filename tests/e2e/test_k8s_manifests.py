@@ -56,3 +56,12 @@ def test_kustomization_lists_every_manifest():
     (k,) = docs("kustomization.yaml")
     files = sorted(p.name for p in (ROOT / "k8s").glob("*.yaml") if p.name != "kustomization.yaml")
     assert sorted(k["resources"]) == files
+
+
+def test_readme_policy_example_compiles(tmp_path):
+    """The policy example in the README is what security teams copy: it must stay valid."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index('```json\n{\n  "principal"') + len("```json\n")
+    example = readme[start:readme.index("```", start)]
+    r = check_dir(tmp_path, example)
+    assert r.returncode == 0, r.stdout + r.stderr
