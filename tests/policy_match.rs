@@ -96,8 +96,10 @@ fn matching_table() {
     let bob = who(Origin::Header, "bob");
     let m = Era::Modern;
     let l = Era::Legacy;
+    // (case, principal, request, upstream, expected action, expected rule)
+    type Case<'a> = (&'a str, Principal, McpRequest, &'a str, Action, Option<&'a str>);
     #[rustfmt::skip]
-    let table: Vec<(&str, Principal, McpRequest, &str, Action, Option<&str>)> = vec![
+    let table: Vec<Case> = vec![
         ("plain call allowed by default", alice(), req(m, "tools/call", Some("read_file")), "fs", Action::Allow, None),
         ("delete hidden for everyone", alice(), req(m, "tools/call", Some("delete_file")), "fs", deny("no deletes", true), Some("no-deletes")),
         ("first match wins over admins", admin.clone(), req(m, "tools/call", Some("delete_file")), "fs", deny("no deletes", true), Some("no-deletes")),

@@ -210,6 +210,8 @@ impl<'a> Envelope<'a> {
 
 /// What a posted body is, before era rules apply.
 #[derive(Debug)]
+// The single-message case is the hot path: keep it on the stack rather than boxing it.
+#[allow(clippy::large_enum_variant)]
 pub enum Body<'a> {
     Single(Envelope<'a>),
     Batch(Vec<Envelope<'a>>),
