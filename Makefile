@@ -63,8 +63,11 @@ validate: build deps-py
 	  $(ENVOY) --mode validate -c $(RUN_DIR)/validate.yaml -l error >/dev/null && echo "envoy validate OK: $$f" || { echo "envoy validate FAILED: $$f"; exit 1; }; \
 	done
 
-clippy:
+# No panics in the data path: clippy denies unwrap/expect/panic/indexing outside tests (Cargo.toml
+# [lints]) and ambient clocks in the core (clippy.toml); checked natively and for the filter target.
+clippy: deps-rust
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
 ## --- run ------------------------------------------------------------------------------
 
@@ -88,6 +91,6 @@ test-e2e: build build-fault deps
 # Every layer: native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
 # config validated with the fresh .wasm, e2e through real Envoy with real peers, and the official
 # conformance suite (direct vs through the gateway).
-test: deps test-unit test-wasm32 validate test-e2e test-conformance
+test: deps clippy test-unit test-wasm32 validate test-e2e test-conformance
 
 -include mk/*.mk
