@@ -139,6 +139,8 @@ impl OwnedHead {
 #[derive(Debug)]
 enum ResponseRewrite {
     None,
+    /// The policy varies this list by principal; the response headers say how it is framed.
+    ToolsList,
     /// Buffer the JSON body, filter it at the end.
     ToolsListJson,
     /// An SSE-framed `tools/list` answer (legacy servers): buffered too, since it is one event.
@@ -344,7 +346,7 @@ impl RequestFlow {
         if verdict.action == Action::Allow && c.request.method.as_deref() == Some("tools/list") {
             let era = c.request.era;
             if tools_list_varies(&policy, era, &upstream) {
-                self.rewrite = ResponseRewrite::ToolsListJson;
+                self.rewrite = ResponseRewrite::ToolsList;
             }
         }
         self.outcome = Some(Outcome { request: c.request, principal, correlation, upstream, verdict });
@@ -384,7 +386,8 @@ impl RequestFlow {
     // Response path
 
     pub fn on_response_headers(&mut self, io: &mut dyn HttpIo, end_of_stream: bool) -> Step {
-        if matches!(self.rewrite, ResponseRewrite::None) || end_of_stream {
+        if !matches!(self.rewrite, ResponseRewrite::ToolsList) || end_of_stream {
+            self.rewrite = ResponseRewrite::None;
             return Step::Continue;
         }
         let ct = io.response_header("content-type").ok().flatten().unwrap_or_default();
@@ -396,19 +399,15 @@ impl RequestFlow {
         } else {
             ResponseRewrite::None
         };
-        if matches!(self.rewrite, ResponseRewrite::None) {
-            return Step::Continue;
-        }
-        // The length changes when tools are removed.
-        if io.remove_response_header("content-length").is_err() {
+        // The length changes when tools are removed; if it cannot be dropped, do not rewrite.
+        if !matches!(self.rewrite, ResponseRewrite::None) && io.remove_response_header("content-length").is_err() {
             self.rewrite = ResponseRewrite::None;
-            return Step::Continue;
         }
         Step::Continue
     }
 
     pub fn on_response_body(&mut self, io: &mut dyn HttpIo, body_size: usize, end_of_stream: bool) -> Step {
-        if matches!(self.rewrite, ResponseRewrite::None) {
+        if !matches!(self.rewrite, ResponseRewrite::ToolsListJson | ResponseRewrite::ToolsListSse) {
             return Step::Continue;
         }
         if !end_of_stream {
@@ -422,7 +421,7 @@ impl RequestFlow {
         let rewritten = match self.rewrite {
             ResponseRewrite::ToolsListJson => filter_tools_list(&body, &visible, true),
             ResponseRewrite::ToolsListSse => rewrite_sse(&body, &visible),
-            ResponseRewrite::None => None,
+            ResponseRewrite::None | ResponseRewrite::ToolsList => None,
         };
         self.rewrite = ResponseRewrite::None;
         if let Some(new) = rewritten {
@@ -566,5 +565,22 @@ impl RequestFlow {
         e.rule = format!("wire:{}", r.kind.label());
         e.severity = "invalid".to_owned();
         Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_sse;
+
+    #[test]
+    fn sse_tools_list_is_filtered_event_by_event() {
+        let body = b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret\"}]}}\r\n\r\n";
+        let out = rewrite_sse(body, &|t: &str| t != "secret").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("event: message\ndata: "), "{text}");
+        assert!(text.ends_with("\n\n"));
+        let data: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(data["result"]["tools"], serde_json::json!([{"name": "echo"}]));
+        assert_eq!(data["result"]["cacheScope"], "private");
     }
 }
