@@ -261,3 +261,148 @@ fn the_sinks_partial_success_is_counted_and_a_grpc_error_retried() {
     let s = w.stats();
     assert_eq!((s.exported, s.sink_rejected, s.export_failures), (3, 2, 1));
 }
+
+// --- drop notices ------------------------------------------------------------------------------
+
+use mcp_warden::receipt::chain::{DropNotice, DROPPED_METHOD};
+
+/// The drop notices in what reached the sink: (chain_seq, count, since_seq, the receipt JSON).
+fn notices(sink: &FakeSink) -> Vec<(u64, u64, u64, serde_json::Value)> {
+    sink.lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["action_record"]["method"] == DROPPED_METHOD)
+        .map(|v| {
+            let (count, since) = DropNotice::parse_intent(v["action_record"]["intent"].as_str().unwrap()).unwrap();
+            (v["action_record"]["chain_seq"].as_u64().unwrap(), count, since, v)
+        })
+        .collect()
+}
+
+fn drain_into(w: &mut Writer<Ed25519Signer>, sink: &mut FakeSink, now: u64) {
+    while let Some(body) = w.drain() {
+        sink.accept(&body);
+        w.on_export_result(true, now);
+    }
+}
+
+#[test]
+fn drops_are_reported_by_one_signed_notice_with_the_exact_count_before_the_next_exchange() {
+    let tiny = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 4_000 };
+    let mut w = writer("node-a.main.9", tiny);
+    let ex = sample_exchanges();
+    let mut dropped = 0u64;
+    for round in 0..4u64 {
+        for e in &ex {
+            if w.on_record(&e.encode(), T0 + round).unwrap() == Recorded::Dropped {
+                dropped += 1;
+            }
+        }
+    }
+    assert!(dropped > 10, "{dropped}");
+    assert_eq!((w.stats().dropped, w.pending_drops(), w.stats().drop_notices), (dropped, dropped, 0));
+    let signed_before = w.stats().signed;
+    // The sink takes the first batch: room again, and the notice is chained right away (before
+    // any further exchange arrives), with every drop counted.
+    let mut sink = FakeSink::default();
+    let body = w.poll_send(T0 + SEC).unwrap();
+    sink.accept(&body);
+    w.on_export_result(true, T0 + SEC);
+    assert_eq!((w.pending_drops(), w.stats().drop_notices, w.stats().signed), (0, 1, signed_before + 1));
+    assert!(matches!(w.on_record(&ex[0].encode(), T0 + SEC).unwrap(), Recorded::Chained(_)));
+    drain_into(&mut w, &mut sink, T0 + 2 * SEC);
+
+    let summary = sink.verify();
+    assert_eq!(summary.count as u64, w.stats().signed);
+    let found = notices(&sink);
+    assert_eq!(found.len(), 1);
+    let (seq, count, since, v) = &found[0];
+    assert_eq!(*count, dropped);
+    assert_eq!(*count, w.stats().dropped);
+    assert_eq!(*seq, signed_before, "the notice follows the last receipt signed before the drops");
+    assert_eq!(*since, signed_before - 1);
+    let r = &v["action_record"];
+    assert_eq!(r["verdict"], "warn");
+    assert_eq!(r["target"], "warden:chain/node-a.main.9");
+    assert_eq!(r["action_type"], "unclassified");
+    assert_eq!(r["side_effect_class"], "none");
+    assert_eq!(r["intent"].as_str().unwrap().split(' ').next().unwrap(), format!("dropped={dropped}"));
+    // The exchange after the notice is the one offered after the room came back.
+    let next: serde_json::Value = serde_json::from_str(&sink.lines[*seq as usize + 1]).unwrap();
+    assert_eq!(next["action_record"]["request_id"], ex[0].request_id);
+}
+
+#[test]
+fn while_the_sink_stays_down_drops_accumulate_and_each_outage_gets_its_own_notice() {
+    let tiny = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 5_000 };
+    let mut w = writer("node-a.main.10", tiny);
+    let mut sink = FakeSink::default();
+    let ex = sample_exchanges();
+    let mut now = T0;
+    let mut offered = 0u64;
+    let mut chained = 0u64;
+    for outage in 0..2 {
+        // Sink down: every send fails, the buffer fills, later exchanges are dropped.
+        for _ in 0..5 {
+            for e in &ex {
+                offered += 1;
+                if let Recorded::Chained(_) = w.on_record(&e.encode(), now).unwrap() {
+                    chained += 1;
+                }
+            }
+            if let Some(_body) = w.poll_send(now) {
+                w.on_export_result(false, now);
+            }
+            now += 40 * SEC; // past any backoff
+        }
+        // A notice needs room; a failing sink frees none, so the last drops are still pending
+        // (a notice may have got in earlier where a larger exchange did not fit).
+        assert!(w.pending_drops() > 0, "outage {outage}");
+        // Sink back.
+        while let Some(body) = w.poll_send(now) {
+            sink.accept(&body);
+            w.on_export_result(true, now);
+            now += SEC;
+        }
+        assert_eq!(w.pending_drops(), 0);
+    }
+    drain_into(&mut w, &mut sink, now);
+    let found = notices(&sink);
+    assert!(found.len() >= 2, "{}", found.len());
+    assert_eq!(w.stats().drop_notices, found.len() as u64);
+    let reported: u64 = found.iter().map(|n| n.1).sum();
+    assert_eq!(reported, w.stats().dropped);
+    assert_eq!(offered, chained + w.stats().dropped);
+    for (seq, _, since, _) in &found {
+        assert_eq!(*since + 1, *seq);
+    }
+    // Gap-free: every chain_seq once, in order, signed by the writer's key.
+    let summary = sink.verify();
+    assert_eq!(summary.count as u64, w.stats().signed);
+    assert_eq!(w.stats().signed, 1 + chained + found.len() as u64);
+}
+
+#[test]
+fn a_drop_before_the_chain_could_open_is_reported_right_after_the_chain_open() {
+    // Room for nothing while a (failed) batch is in flight.
+    let tiny = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 1_500 };
+    let mut w = writer("node-a.main.11", tiny);
+    let ex = sample_exchanges();
+    w.on_record(&ex[0].encode(), T0).unwrap(); // chain-open fits, the exchange may not
+    for e in &ex {
+        w.on_record(&e.encode(), T0).unwrap();
+    }
+    let mut sink = FakeSink::default();
+    let mut now = T0 + SEC;
+    for _ in 0..20 {
+        if let Some(body) = w.poll_send(now) {
+            sink.accept(&body);
+            w.on_export_result(true, now);
+        }
+        now += SEC;
+    }
+    let found = notices(&sink);
+    assert_eq!(found.iter().map(|n| n.1).sum::<u64>(), w.stats().dropped);
+    assert!(w.stats().dropped > 0);
+    assert_eq!(sink.verify().count as u64, w.stats().signed);
+}

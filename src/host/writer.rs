@@ -163,6 +163,10 @@ impl WriterHost {
             abi::log(LogLevel::Warn, &format!("mcp-warden receipt writer: export failed (grpc-status {status}), will retry"));
         }
         self.writer.on_export_response(status, &body, abi::now_nanos());
+        // A success may have chained a drop notice (room again): the tail moved.
+        if let Some(tail) = self.writer.tail() {
+            let _ = abi::shared_set(TAIL_KEY, tail.encode().as_bytes(), 0);
+        }
         self.publish();
         self.send();
     }

@@ -111,6 +111,79 @@ pub fn opening_record(
     }
 }
 
+/// `method` of a drop notice: the writer had to drop exchanges (export buffer full) and says how
+/// many before it chains anything else.
+pub const DROPPED_METHOD: &str = "warden/dropped";
+
+/// What a drop notice reports: `count` exchanges were not receipted after receipt `since_seq`
+/// (the last one chained before the first drop; the chain-open when the chain had none yet), the
+/// first and last of them having arrived at `first_nanos` / `last_nanos` (Unix nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropNotice {
+    pub count: u64,
+    pub since_seq: u64,
+    pub first_nanos: u64,
+    pub last_nanos: u64,
+}
+
+impl DropNotice {
+    /// The signed `intent`: `dropped=<n> since_seq=<k> first=<RFC 3339> last=<RFC 3339> reason=buffer_full`.
+    pub fn intent(&self) -> String {
+        format!(
+            "dropped={} since_seq={} first={} last={} reason=buffer_full",
+            self.count,
+            self.since_seq,
+            super::time::rfc3339_nano(self.first_nanos),
+            super::time::rfc3339_nano(self.last_nanos)
+        )
+    }
+
+    /// `(count, since_seq)` read back out of a drop notice's `intent`.
+    pub fn parse_intent(intent: &str) -> Option<(u64, u64)> {
+        let mut count = None;
+        let mut since = None;
+        for part in intent.split(' ') {
+            match part.split_once('=') {
+                Some(("dropped", v)) => count = v.parse().ok(),
+                Some(("since_seq", v)) => since = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some((count?, since?))
+    }
+}
+
+/// Drop-notice record for `chain_id` (only fields of the older compatible set, like the
+/// chain-open): `target` `warden:chain/<id>`, `method` [`DROPPED_METHOD`], `verdict` `warn`,
+/// `action_type` `unclassified`, `side_effect_class` `none`, `layer` `receipt_chain`, `pattern`
+/// `dropped`, `severity` `high`, `intent` from [`DropNotice::intent`].
+pub fn drop_notice_record(chain_id: &str, notice: &DropNotice, timestamp: String, policy_hash: &str) -> ActionRecord {
+    ActionRecord {
+        action_id: String::new(),
+        action_type: ActionType::Unclassified,
+        timestamp,
+        principal: "mcp-warden".to_string(),
+        actor: "mcp-warden".to_string(),
+        delegation_chain: Vec::new(),
+        target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
+        intent: notice.intent(),
+        data_classes_in: Vec::new(),
+        data_classes_out: Vec::new(),
+        side_effect_class: SideEffectClass::None,
+        reversibility: Reversibility::Full,
+        policy_hash: policy_hash.to_string(),
+        verdict: Verdict::Warn,
+        transport: "mcp_http".to_string(),
+        method: DROPPED_METHOD.to_string(),
+        layer: "receipt_chain".to_string(),
+        pattern: "dropped".to_string(),
+        severity: "high".to_string(),
+        request_id: String::new(),
+        chain_prev_hash: String::new(),
+        chain_seq: 0,
+    }
+}
+
 /// A writer's chain position. Not `Clone`: two copies would fork the chain.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Chain {

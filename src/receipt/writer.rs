@@ -5,7 +5,11 @@
 //! Host contract (one writer per chain, single-threaded):
 //! 1. `Writer::new` at VM start, with the key from `WARDEN_SIGNING_KEY`, a chain id from
 //!    [`chain_id_for`], and the predecessor tail the previous writer left (if any).
-//! 2. Each shared-queue message → [`Writer::on_record`] (drops are counted, never chained).
+//! 2. Each shared-queue message → [`Writer::on_record`]. An exchange that finds the export buffer
+//!    full is dropped before signing (so `chain_seq` has no gap) and counted; as soon as there is
+//!    room again, and before any further exchange, the writer chains a signed **drop notice**
+//!    ([`DROPPED_METHOD`], `intent` `dropped=<n> since_seq=<k> …`, see [`DropNotice`]). The
+//!    counts in the notices add up to [`WriterStats::dropped`].
 //! 3. On every tick and after every gRPC answer → [`Writer::poll_send`]; a returned body goes out
 //!    with `dispatch_grpc_call(cluster, "opentelemetry.proto.collector.logs.v1.LogsService",
 //!    "Export", body)`. At most one call is in flight, so receipts reach the sink in order.
@@ -18,7 +22,7 @@
 use crate::export::batch::{BatchConfig, Batcher};
 use crate::export::{export_request, LogEntry};
 
-use super::chain::{opening_record, Chain, Predecessor, CHAIN_OPEN_METHOD};
+use super::chain::{drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD};
 use super::exchange::{DecodeError, Exchange, WireVerdict};
 use super::record::Receipt;
 use super::sign::Signer;
@@ -54,6 +58,8 @@ pub struct WriterStats {
     pub signed: u64,
     /// Exchanges not receipted because the export buffer was full.
     pub dropped: u64,
+    /// Drop notices chained (each reports the drops since the previous one).
+    pub drop_notices: u64,
     /// Queue messages that were not an exchange this writer understands.
     pub decode_errors: u64,
     /// Receipts the sink acknowledged.
@@ -82,6 +88,8 @@ pub struct Writer<S: Signer> {
     retry_at: u64,
     backoff: u64,
     stats: WriterStats,
+    /// Drops not yet reported by a drop notice.
+    pending_drops: Option<DropNotice>,
 }
 
 /// A chain id unique per writer: `<node id>.<worker or "main">.<VM start nanos>`, with characters
@@ -109,35 +117,69 @@ impl<S: Signer> Writer<S> {
             retry_at: 0,
             backoff,
             stats: WriterStats::default(),
+            pending_drops: None,
         }
     }
 
-    /// One shared-queue message. Opens the chain (chain-open receipt) on first use.
+    /// One shared-queue message. Opens the chain (chain-open receipt) on first use, and reports
+    /// earlier drops (drop notice) before the exchange itself.
     pub fn on_record(&mut self, message: &[u8], now_nanos: u64) -> Result<Recorded, DecodeError> {
         let exchange = Exchange::decode(message).inspect_err(|_| {
             self.stats.decode_errors = self.stats.decode_errors.saturating_add(1);
         })?;
-        if self.chain.next_seq() == 0 {
-            let open = opening_record(
-                &self.cfg.chain_id,
-                self.predecessor.as_ref(),
-                rfc3339_nano(now_nanos),
-                "mcp-warden",
-                &self.cfg.policy_hash,
-            );
-            let context = open_context(now_nanos, &self.cfg.policy_hash);
-            if self.add(open, &context, now_nanos).is_none() {
-                return Ok(self.drop_one());
-            }
+        if !self.ensure_open(now_nanos) || !self.report_drops(now_nanos) {
+            return Ok(self.drop_one(exchange.unix_nanos));
         }
         let action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
         let record = exchange.to_record(action_id);
-        Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(), Recorded::Chained))
+        Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(exchange.unix_nanos), Recorded::Chained))
     }
 
-    fn drop_one(&mut self) -> Recorded {
+    /// Chains the chain-open receipt if the chain has none yet; false when it does not fit.
+    fn ensure_open(&mut self, now_nanos: u64) -> bool {
+        if self.chain.next_seq() > 0 {
+            return true;
+        }
+        let open = opening_record(
+            &self.cfg.chain_id,
+            self.predecessor.as_ref(),
+            rfc3339_nano(now_nanos),
+            "mcp-warden",
+            &self.cfg.policy_hash,
+        );
+        let context = writer_context(CHAIN_OPEN_METHOD, WireVerdict::Allow, now_nanos, &self.cfg.policy_hash);
+        self.add(open, &context, now_nanos).is_some()
+    }
+
+    /// Chains a drop notice for the drops not yet reported; true when there were none or the
+    /// notice fit (false: the drops stay pending and keep being counted).
+    fn report_drops(&mut self, now_nanos: u64) -> bool {
+        let Some(notice) = self.pending_drops else { return true };
+        let mut record = drop_notice_record(&self.cfg.chain_id, &notice, rfc3339_nano(now_nanos), &self.cfg.policy_hash);
+        record.action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
+        let context = writer_context(DROPPED_METHOD, WireVerdict::Warn, now_nanos, &self.cfg.policy_hash);
+        if self.add(record, &context, now_nanos).is_none() {
+            return false;
+        }
+        self.pending_drops = None;
+        self.stats.drop_notices = self.stats.drop_notices.saturating_add(1);
+        true
+    }
+
+    /// Counts one exchange (that arrived at `arrived_nanos`) as dropped.
+    fn drop_one(&mut self, arrived_nanos: u64) -> Recorded {
         self.batcher.count_drop();
         self.stats.dropped = self.stats.dropped.saturating_add(1);
+        let since_seq = self.chain.next_seq().saturating_sub(1);
+        let p = self.pending_drops.get_or_insert(DropNotice {
+            count: 0,
+            since_seq,
+            first_nanos: arrived_nanos,
+            last_nanos: arrived_nanos,
+        });
+        p.count = p.count.saturating_add(1);
+        p.first_nanos = p.first_nanos.min(arrived_nanos);
+        p.last_nanos = p.last_nanos.max(arrived_nanos);
         Recorded::Dropped
     }
 
@@ -163,6 +205,7 @@ impl<S: Signer> Writer<S> {
         if self.in_flight.is_some() || now_nanos < self.retry_at {
             return None;
         }
+        self.report_pending(now_nanos);
         let batch = self.batcher.poll(now_nanos)?;
         Some(self.send(batch))
     }
@@ -195,6 +238,9 @@ impl<S: Signer> Writer<S> {
             self.stats.exported = self.stats.exported.saturating_add(batch.len() as u64);
             self.backoff = self.cfg.backoff_nanos;
             self.retry_at = 0;
+            // The sink took a batch: room again, so pending drops are reported now, not only
+            // when the next exchange arrives.
+            self.report_pending(now_nanos);
         } else {
             self.stats.export_failures = self.stats.export_failures.saturating_add(1);
             self.batcher.requeue(batch, now_nanos);
@@ -211,6 +257,18 @@ impl<S: Signer> Writer<S> {
         }
         let batch = self.batcher.flush()?;
         Some(self.send(batch))
+    }
+
+    /// Chains the pending drop notice (after the chain-open) if it fits now.
+    fn report_pending(&mut self, now_nanos: u64) {
+        if self.pending_drops.is_some() && self.ensure_open(now_nanos) {
+            self.report_drops(now_nanos);
+        }
+    }
+
+    /// Drops not yet reported in the chain (reported by the next drop notice).
+    pub fn pending_drops(&self) -> u64 {
+        self.pending_drops.map_or(0, |p| p.count)
     }
 
     /// The chain's tail, once it has one (for the successor's chain-open receipt).
@@ -232,19 +290,19 @@ impl<S: Signer> Writer<S> {
     }
 }
 
-/// Log attributes for the chain-open receipt.
-fn open_context(now_nanos: u64, policy_hash: &str) -> Exchange {
+/// Log attributes for the writer's own receipts (chain-open, drop notice).
+fn writer_context(method: &str, verdict: WireVerdict, now_nanos: u64, policy_hash: &str) -> Exchange {
     Exchange {
         v: super::exchange::QUEUE_FORMAT_VERSION,
         unix_nanos: now_nanos,
-        method: CHAIN_OPEN_METHOD.to_string(),
+        method: method.to_string(),
         name: String::new(),
         upstream: String::new(),
         principal: "mcp-warden".to_string(),
         actor: "mcp-warden".to_string(),
         delegation_chain: Vec::new(),
         request_id: String::new(),
-        verdict: WireVerdict::Allow,
+        verdict,
         rule: String::new(),
         severity: String::new(),
         data_classes_in: Vec::new(),
