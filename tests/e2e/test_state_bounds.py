@@ -108,7 +108,15 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     first = drive(gw.url, range(FIRST), "u")
     assert first == {200: FIRST}, first
     m1 = memory(gw)
-    more = drive(gw.url, range(FIRST, FIRST + MORE), "u")
+    # The later principals in two equal halves, each measured: a per-principal leak grows memory
+    # in both halves alike, while one-time growth (V8 heap pages, connection buffers: ~1 MB seen,
+    # landing in whichever phase it happens to) shows in one of them only.
+    half = MORE // 2
+    more = drive(gw.url, range(FIRST, FIRST + half), "u")
+    m3 = memory(gw)
+    more_b = drive(gw.url, range(FIRST + half, FIRST + MORE), "u")
+    for k, v in more_b.items():
+        more[k] = more.get(k, 0) + v
     assert more == {200: MORE}, more
     m5 = memory(gw)
     # The last request of each client thread: the most recent buckets, (nearly all) still held and
@@ -116,13 +124,16 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     recent = drive(gw.url, range(FIRST + MORE - WORKERS, FIRST + MORE), "u")
     assert recent.get(429, 0) >= WORKERS * 3 // 4 and set(recent) <= {200, 429}, recent
     assert sum(gw.stats("mcp_warden_store_errors_total").values()) == 0, "no limit failed open"
-    growth_first, growth_more = m1 - m0, m5 - m1
+    growth_first, growth_a, growth_b = m1 - m0, m3 - m1, m5 - m3
     print(f"\nmemory_allocated: start {m0}, after {FIRST} principals {m1} ({growth_first:+}), "
-          f"after {FIRST + MORE} {m5} ({growth_more:+}); {SMALL_TABLE} slots; one slot costs ~{per_slot:.0f} B")
-    # 4x the principals after the table filled: the growth is a fixed slack (allocator, connection
-    # and stats churn), far below what keeping a key per new principal would cost.
-    assert growth_more <= 512 * 1024, f"memory grew {growth_more} B over {MORE} new principals"
-    assert growth_more < 0.25 * MORE * per_slot, (growth_more, per_slot)
+          f"after {FIRST + half} {m3} ({growth_a:+}), after {FIRST + MORE} {m5} ({growth_b:+}); "
+          f"{SMALL_TABLE} slots; one slot costs ~{per_slot:.0f} B")
+    # 4x the principals after the table filled: per half, the growth is at most a fixed slack,
+    # far below what keeping a key per new principal would cost (same bound per principal as over
+    # the whole run: 512 KiB and a quarter slot per principal for 4000).
+    quiet = min(growth_a, growth_b)
+    assert quiet <= 256 * 1024, f"memory grew {growth_a} and {growth_b} B over two halves of {half} new principals"
+    assert quiet < 0.25 * half * per_slot, (growth_a, growth_b, per_slot)
 
 
 @pytest.mark.parametrize("slots,forgotten", [(SMALL_TABLE, True), (8 * (FIRST + MORE), False)])
