@@ -301,16 +301,18 @@ impl RequestFlow {
         let policy = Rc::clone(&self.policy);
         let sources = &policy.sources;
         let fact = |f| io.peer_fact(f, sources);
-        let jwt = if sources.order.contains(&principal::SourceKind::Jwt) { fact(PeerFact::JwtPayload)? } else { None };
-        let uri_san = fact(PeerFact::UriSan)?;
-        let istio = fact(PeerFact::IstioPrincipal)?;
+        // Each lookup is a host call: only read what a configured source can use.
+        let uses = |k| sources.order.contains(&k);
+        let jwt = if uses(principal::SourceKind::Jwt) { fact(PeerFact::JwtPayload)? } else { None };
+        let uri_san = if uses(principal::SourceKind::Spiffe) { fact(PeerFact::UriSan)? } else { None };
+        let istio = if uses(principal::SourceKind::Istio) { fact(PeerFact::IstioPrincipal)? } else { None };
         let source_address = fact(PeerFact::SourceAddress)?;
         let upstream = fact(PeerFact::UpstreamCluster)?
             .or_else(|| io.request_header(":authority").ok().flatten().map(|a| String::from_utf8_lossy(&a).into_owned()))
             .unwrap_or_default();
         let trusted = match &sources.trusted_header {
-            Some(h) => io.request_header(h)?,
-            None => None,
+            Some(h) if uses(principal::SourceKind::Header) => io.request_header(h)?,
+            _ => None,
         };
         let user_agent = io.request_header("user-agent")?;
         let facts = PeerFacts {
