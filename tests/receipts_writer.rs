@@ -406,3 +406,46 @@ fn a_drop_before_the_chain_could_open_is_reported_right_after_the_chain_open() {
     assert!(w.stats().dropped > 0);
     assert_eq!(sink.verify().count as u64, w.stats().signed);
 }
+
+/// Not a test: what one receipt costs the pure writer natively (decode, chain, sign, encode,
+/// batch, OTLP request), for docs/receipts.md. Prints, asserts nothing about time.
+/// `cargo test --release --test receipts_writer -- --ignored --nocapture native_cost`
+#[test]
+#[ignore]
+fn native_cost_per_receipt() {
+    use mcp_warden::receipt::sign::{sign_record, Signer};
+    let n = 20_000u64;
+    let ex = sample_exchanges();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| ex[(i % ex.len() as u64) as usize].encode()).collect();
+    let big = BatchConfig { max_batch_bytes: 256 * 1024, max_age_nanos: SEC, max_buffer_bytes: 1 << 30 };
+    let mut w = writer("node-a.main.cost", big);
+    let t = std::time::Instant::now();
+    let mut bodies = 0usize;
+    for (i, m) in msgs.iter().enumerate() {
+        w.on_record(m, T0 + i as u64).unwrap();
+        if let Some(b) = w.poll_send(T0 + i as u64) {
+            bodies += b.len();
+            w.on_export_result(true, T0 + i as u64);
+        }
+    }
+    let total = t.elapsed();
+    let signer = test_signer();
+    let rec = ex[1].to_record("x-1".into());
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(sign_record(rec.clone(), &signer as &dyn Signer));
+    }
+    let sign = t.elapsed();
+    let t = std::time::Instant::now();
+    for m in &msgs {
+        std::hint::black_box(mcp_warden::receipt::exchange::Exchange::decode(m).unwrap());
+    }
+    let decode = t.elapsed();
+    println!(
+        "native per receipt: writer total {:.1} us, of which sign_record (canonical+sha256+ed25519) {:.1} us, queue decode {:.1} us; {} bytes of OTLP",
+        total.as_secs_f64() * 1e6 / n as f64,
+        sign.as_secs_f64() * 1e6 / n as f64,
+        decode.as_secs_f64() * 1e6 / n as f64,
+        bodies
+    );
+}

@@ -30,6 +30,12 @@ pub const RECEIPT_QUEUE: &str = "mcp-warden-receipts";
 /// Shared-data key where the writer leaves its chain tail for a successor VM.
 const TAIL_KEY: &str = "mcpw/v1/receipts/tail";
 const TICK_MS: u32 = 100;
+/// Queue messages handled per callback. Bounded so that a backlog (requests arriving faster than
+/// the writer signs) cannot keep the writer inside one callback: between callbacks Envoy runs the
+/// gRPC answers, so exports keep flowing and the buffer drains (unbounded, the loop never ended
+/// under overload, nothing was exported and the buffer filled: drops with a healthy sink).
+/// What is left is taken by the next callback (one is posted per enqueue) or the next tick.
+const MAX_MESSAGES_PER_CALLBACK: usize = 64;
 
 /// The writer VM's `configuration` JSON.
 #[derive(Debug, Deserialize)]
@@ -114,21 +120,30 @@ impl WriterHost {
         if queue_id != self.queue_id {
             return;
         }
-        while let Ok(Some(message)) = hostcalls::dequeue_shared_queue(queue_id) {
+        self.take_messages();
+    }
+
+    /// Up to [`MAX_MESSAGES_PER_CALLBACK`] queue messages into the writer, then a send.
+    fn take_messages(&mut self) {
+        let mut taken = 0;
+        while taken < MAX_MESSAGES_PER_CALLBACK {
+            let Ok(Some(message)) = hostcalls::dequeue_shared_queue(self.queue_id) else { break };
+            taken += 1;
             if let Err(e) = self.writer.on_record(&message, abi::now_nanos()) {
                 abi::log(LogLevel::Warn, &format!("mcp-warden receipt writer: {e}"));
             }
         }
-        if let Some(tail) = self.writer.tail() {
-            let _ = abi::shared_set(TAIL_KEY, tail.encode().as_bytes(), 0);
+        if taken > 0 {
+            if let Some(tail) = self.writer.tail() {
+                let _ = abi::shared_set(TAIL_KEY, tail.encode().as_bytes(), 0);
+            }
         }
         self.publish();
         self.send();
     }
 
     pub fn on_tick(&mut self) {
-        self.send();
-        self.publish();
+        self.take_messages();
     }
 
     fn send(&mut self) {
