@@ -126,7 +126,7 @@ def main() -> int:
         shutil.copy2(run.PROFILE_WASM, pwasm)
     binary = envoy_binary()
     run.log(f"callgrind: {variants} on {args.payload}, results in {out}")
-    upstream = run.launch("upstream", run.ROOT / "envoy" / "bench-upstream.yaml", 1, out, None)
+    upstream = run.CUpstream(1, out)
     results: dict = {}
     try:
         pending = list(variants)

@@ -7,6 +7,9 @@
 //   node bench/hostcalls.mjs <filter.wasm> <payload stem> [plugin configuration JSON] [--writer]
 //   node bench/hostcalls.mjs target/wasm32-wasip1/release/mcp_warden.wasm modern-tools_call-1k
 //
+// --loop=N: afterwards run N more requests and print the mean wall time per request (filter code
+// in Node's V8 plus this stub host); with `node --cpu-prof` and an unstripped build this gives a
+// per-function profile of the filter (see bench/README.md).
 // --writer: the receipt queue resolves (as with the writer singleton deployed); otherwise
 // proxy_resolve_shared_queue answers NotFound like in envoy/bench-warden.yaml.
 import fs from "node:fs";
@@ -14,6 +17,8 @@ import path from "node:path";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const writer = process.argv.includes("--writer");
+const loopArg = process.argv.find((a) => a.startsWith("--loop="));
+const loops = loopArg ? Number(loopArg.slice(7)) : 0;
 const [wasmPath, stem, configArg] = args;
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const body = fs.readFileSync(path.join(benchDir, "payloads", `${stem}.json`));
@@ -168,3 +173,13 @@ console.log(JSON.stringify({
   host_to_vm_allocations: allocs, bytes_copied_into_vm: allocBytes, by_call: byCall, by_callback: counts,
   properties_read: propsRead, actions, headers_forwarded: upstreamSaw,
 }, null, 2));
+
+if (loops > 0) {
+  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < loops; i++) request(10 + i);
+  const ns = Number(process.hrtime.bigint() - t0) / loops;
+  const c1 = process.cpuUsage(c0);
+  console.log(JSON.stringify({ loops, wall_us_per_request: +(ns / 1000).toFixed(3),
+    cpu_us_per_request: +((c1.user + c1.system) / loops).toFixed(3) }));
+}

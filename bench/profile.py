@@ -55,9 +55,9 @@ def top_self(payload: str, n: int, out: Path, k: int = 12) -> list[str]:
 
 
 def main() -> int:
-    duration = os.environ.get("BENCH_DURATION", "5")
-    reps = os.environ.get("BENCH_REPS", "5")
-    payloads = os.environ.get("BENCH_PAYLOADS", "modern,legacy")
+    duration = os.environ.get("BENCH_PROFILE_DURATION", "5")
+    reps = os.environ.get("BENCH_PROFILE_REPS", "3")
+    payloads = os.environ.get("BENCH_PROFILE_PAYLOADS", "modern")
     conns = os.environ.get("BENCH_CONNS", "16")
     r = subprocess.run([PY, str(BENCH / "run.py"), "--profile", "--duration", duration, "--reps", reps,
                         "--conns", conns, "--payloads", payloads], cwd=ROOT)

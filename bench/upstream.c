@@ -1,0 +1,160 @@
+/* Fixed-response HTTP/1.1 upstream for `make bench`: one thread, epoll, keep-alive, pipelining.
+ *
+ * Cheaper per request than an Envoy direct_response, so on a 2-core machine the core it shares
+ * with wrk is not the bottleneck of the bare-Envoy runs. Answers every request with a canned MCP
+ * tools/call result and echoes the Mcp-Method / Mcp-Name it received as x-upstream-mcp-method /
+ * x-upstream-mcp-name (empty when absent), which is how bench/run.py checks that the filter
+ * derived them.
+ *
+ *   cc -O2 -o target/bench/upstream bench/upstream.c && target/bench/upstream <port>
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BUF (256 * 1024)
+#define MAXFD 4096
+
+static const char BODY[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"text\":\"echo: hello\",\"type\":\"text\"}],"
+    "\"isError\":false,\"resultType\":\"complete\",\"structuredContent\":{\"result\":\"echo: hello\"},"
+    "\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"bench-upstream\",\"version\":\"0.1.0\"}}}}";
+
+struct conn {
+    char *in, *out;
+    size_t in_len, out_len;
+};
+static struct conn conns[MAXFD];
+
+/* Value of header `name` (lowercase, with ':') inside [hdr, hdr+len), or NULL; *vlen set. */
+static const char *header(const char *hdr, size_t len, const char *name, size_t *vlen) {
+    size_t n = strlen(name);
+    for (const char *p = hdr; p + n < hdr + len;) {
+        const char *eol = memmem(p, hdr + len - p, "\r\n", 2);
+        if (!eol) eol = hdr + len;
+        if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0) {
+            const char *v = p + n;
+            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            const char *e = eol;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            *vlen = (size_t)(e - v);
+            return v;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+static void closeconn(int ep, int fd) {
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    close(fd);
+    conns[fd].in_len = conns[fd].out_len = 0;
+}
+
+static int flush(int ep, int fd) {
+    struct conn *c = &conns[fd];
+    while (c->out_len) {
+        ssize_t w = write(fd, c->out, c->out_len);
+        if (w < 0) {
+            if (errno == EAGAIN) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = fd};
+                epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+                return 0;
+            }
+            return -1;
+        }
+        memmove(c->out, c->out + w, c->out_len - (size_t)w);
+        c->out_len -= (size_t)w;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    return 0;
+}
+
+/* Answers every complete request in the input buffer. */
+static void serve(struct conn *c) {
+    size_t off = 0;
+    for (;;) {
+        char *start = c->in + off;
+        size_t avail = c->in_len - off;
+        char *end = memmem(start, avail, "\r\n\r\n", 4);
+        if (!end) break;
+        size_t hlen = (size_t)(end - start) + 4, vlen = 0, total;
+        const char *v;
+        if ((v = header(start, hlen, "content-length:", &vlen))) {
+            total = hlen + strtoul(v, NULL, 10);
+        } else if ((v = header(start, hlen, "transfer-encoding:", &vlen)) && vlen >= 7) {
+            char *z = memmem(start + hlen - 2, avail - hlen + 2, "\r\n0\r\n\r\n", 7);
+            if (!z) break;
+            total = (size_t)(z - start) + 7;
+        } else {
+            total = hlen;
+        }
+        if (avail < total) break;
+        size_t ml = 0, nl = 0;
+        const char *m = header(start, hlen, "mcp-method:", &ml);
+        const char *n = header(start, hlen, "mcp-name:", &nl);
+        if (c->out_len + 1024 + sizeof BODY < BUF) {
+            c->out_len += (size_t)snprintf(c->out + c->out_len, BUF - c->out_len,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
+                "x-upstream-mcp-method: %.*s\r\nx-upstream-mcp-name: %.*s\r\n\r\n%s",
+                sizeof BODY - 1, (int)(m ? ml : 0), m ? m : "", (int)(n ? nl : 0), n ? n : "", BODY);
+        }
+        off += total;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+}
+
+int main(int argc, char **argv) {
+    int port = argc > 1 ? atoi(argv[1]) : 8080;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1024)) {
+        perror("bind/listen");
+        return 1;
+    }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls}, evs[256];
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    fprintf(stderr, "upstream listening on 127.0.0.1:%d\n", port);
+    for (;;) {
+        int k = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == ls) {
+                int c;
+                while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    if (c >= MAXFD) { close(c); continue; }
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    if (!conns[c].in) { conns[c].in = malloc(BUF); conns[c].out = malloc(BUF); }
+                    conns[c].in_len = conns[c].out_len = 0;
+                    struct epoll_event e = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+                }
+                continue;
+            }
+            struct conn *c = &conns[fd];
+            if (evs[i].events & EPOLLIN) {
+                ssize_t r = read(fd, c->in + c->in_len, BUF - c->in_len);
+                if (r == 0 || (r < 0 && errno != EAGAIN) || (c->in_len == BUF)) { closeconn(ep, fd); continue; }
+                if (r > 0) { c->in_len += (size_t)r; serve(c); }
+            }
+            if (c->out_len && flush(ep, fd) < 0) closeconn(ep, fd);
+            else if (!c->out_len && (evs[i].events & EPOLLOUT)) flush(ep, fd);
+            if (evs[i].events & (EPOLLHUP | EPOLLERR)) closeconn(ep, fd);
+        }
+    }
+}
