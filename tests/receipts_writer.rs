@@ -50,6 +50,8 @@ fn writer(chain_id: &str, batch: BatchConfig) -> Writer<Ed25519Signer> {
     let mut cfg = WriterConfig::new(chain_id.to_string());
     cfg.batch = batch;
     cfg.backoff_nanos = SEC;
+    // The sample exchanges carry fixed timestamps; tests of queue lag set their own bound.
+    cfg.max_queue_lag_nanos = 0;
     Writer::new(cfg, test_signer(), None)
 }
 
@@ -412,6 +414,7 @@ fn a_drop_before_the_chain_could_open_is_reported_right_after_the_chain_open() {
 /// `cargo test --release --test receipts_writer -- --ignored --nocapture native_cost`
 #[test]
 #[ignore]
+#[allow(clippy::disallowed_methods)] // a measurement: reads the clock on purpose
 fn native_cost_per_receipt() {
     use mcp_warden::receipt::sign::{sign_record, Signer};
     let n = 20_000u64;
@@ -448,4 +451,53 @@ fn native_cost_per_receipt() {
         decode.as_secs_f64() * 1e6 / n as f64,
         bodies
     );
+}
+
+#[test]
+fn exchanges_that_waited_too_long_in_the_queue_are_dropped_and_reported_as_queue_lag() {
+    let mut cfg = WriterConfig::new("node-a.main.12".into());
+    cfg.batch = small_batches();
+    cfg.max_queue_lag_nanos = 5 * SEC;
+    let mut w = Writer::new(cfg, test_signer(), None);
+    let ex = sample_exchanges(); // enqueued at about T0 + i s (+ their duration)
+    assert!(matches!(w.on_record(&ex[0].encode(), T0 + 2 * SEC).unwrap(), Recorded::Chained(_)));
+    // The writer fell behind: it gets the next two 30 s after they were enqueued.
+    assert_eq!(w.on_record(&ex[1].encode(), T0 + 33 * SEC).unwrap(), Recorded::Dropped);
+    assert_eq!(w.on_record(&ex[2].encode(), T0 + 33 * SEC).unwrap(), Recorded::Dropped);
+    // A fresh one is chained, after the notice.
+    let mut fresh = ex[3].clone();
+    fresh.unix_nanos = T0 + 33 * SEC;
+    assert!(matches!(w.on_record(&fresh.encode(), T0 + 34 * SEC).unwrap(), Recorded::Chained(3)));
+    let mut sink = FakeSink::default();
+    drain_into(&mut w, &mut sink, T0 + 35 * SEC);
+    let found = notices(&sink);
+    assert_eq!(found.len(), 1);
+    let intent = found[0].3["action_record"]["intent"].as_str().unwrap().to_string();
+    assert!(intent.starts_with("dropped=2 since_seq=1 "), "{intent}");
+    assert!(intent.contains("reason=queue_lag") && intent.ends_with(" lagged=2"), "{intent}");
+    assert_eq!((w.stats().dropped, w.stats().drop_notices), (2, 1));
+    assert_eq!(sink.verify().count, 4);
+}
+
+#[test]
+fn while_an_export_is_in_flight_a_full_writer_asks_for_no_more_messages() {
+    let bound = BatchConfig { max_batch_bytes: 100_000, max_age_nanos: SEC, max_buffer_bytes: 5_000 };
+    let mut w = writer("node-a.main.13", bound);
+    let ex = sample_exchanges();
+    assert!(w.accepting());
+    let mut i = 0;
+    while w.accepting() && i < 100 {
+        w.on_record(&ex[i % ex.len()].encode(), T0).unwrap();
+        i += 1;
+        if i == 2 {
+            let _ = w.poll_send(T0 + SEC).unwrap(); // in flight from now on
+        }
+    }
+    assert!(!w.accepting(), "full while a send is in flight");
+    w.on_export_result(true, T0 + SEC);
+    assert!(w.accepting(), "the answer frees room");
+    // Without a send in flight (sink failing, backing off) the writer takes messages and drops.
+    let _ = w.poll_send(T0 + 2 * SEC);
+    w.on_export_result(false, T0 + 2 * SEC);
+    assert!(w.accepting());
 }

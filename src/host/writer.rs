@@ -30,6 +30,9 @@ pub const RECEIPT_QUEUE: &str = "mcp-warden-receipts";
 /// Shared-data key where the writer leaves its chain tail for a successor VM.
 const TAIL_KEY: &str = "mcpw/v1/receipts/tail";
 const TICK_MS: u32 = 100;
+/// Tick period while messages are left in the queue (the per-enqueue callbacks may all have run
+/// while the writer was not accepting): the backlog is taken in slices, with Envoy's I/O between.
+const BACKLOG_TICK_MS: u32 = 1;
 /// Queue messages handled per callback. Bounded so that a backlog (requests arriving faster than
 /// the writer signs) cannot keep the writer inside one callback: between callbacks Envoy runs the
 /// gRPC answers, so exports keep flowing and the buffer drains (unbounded, the loop never ended
@@ -52,6 +55,9 @@ struct WriterSpec {
     /// Bound on receipts waiting for export; past it new exchanges are dropped and counted.
     #[serde(default)]
     max_buffer_bytes: Option<usize>,
+    /// Exchanges older than this when the writer gets to them are dropped and reported (0: never).
+    #[serde(default)]
+    max_queue_lag_ms: Option<u64>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -65,6 +71,7 @@ pub struct WriterHost {
     queue_id: u32,
     in_flight: Option<u32>,
     published: WriterStats,
+    tick_ms: u32,
 }
 
 impl WriterHost {
@@ -88,6 +95,9 @@ impl WriterHost {
         }
         if let Some(b) = spec.max_buffer_bytes {
             cfg.batch.max_buffer_bytes = b;
+        }
+        if let Some(ms) = spec.max_queue_lag_ms {
+            cfg.max_queue_lag_nanos = ms.saturating_mul(1_000_000);
         }
         let predecessor = abi::shared_get(TAIL_KEY)
             .ok()
@@ -113,6 +123,7 @@ impl WriterHost {
             queue_id,
             in_flight: None,
             published: WriterStats::default(),
+            tick_ms: TICK_MS,
         })
     }
 
@@ -126,8 +137,12 @@ impl WriterHost {
     /// Up to [`MAX_MESSAGES_PER_CALLBACK`] queue messages into the writer, then a send.
     fn take_messages(&mut self) {
         let mut taken = 0;
-        while taken < MAX_MESSAGES_PER_CALLBACK {
-            let Ok(Some(message)) = hostcalls::dequeue_shared_queue(self.queue_id) else { break };
+        let mut empty = false;
+        while taken < MAX_MESSAGES_PER_CALLBACK && self.writer.accepting() {
+            let Ok(Some(message)) = hostcalls::dequeue_shared_queue(self.queue_id) else {
+                empty = true;
+                break;
+            };
             taken += 1;
             if let Err(e) = self.writer.on_record(&message, abi::now_nanos()) {
                 abi::log(LogLevel::Warn, &format!("mcp-warden receipt writer: {e}"));
@@ -140,6 +155,11 @@ impl WriterHost {
         }
         self.publish();
         self.send();
+        // Messages may be left: come back in 1 ms rather than wait for an enqueue or 100 ms.
+        let want = if empty { TICK_MS } else { BACKLOG_TICK_MS };
+        if want != self.tick_ms && abi::set_tick_period_ms(want).is_ok() {
+            self.tick_ms = want;
+        }
     }
 
     pub fn on_tick(&mut self) {

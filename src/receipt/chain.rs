@@ -124,18 +124,32 @@ pub struct DropNotice {
     pub since_seq: u64,
     pub first_nanos: u64,
     pub last_nanos: u64,
+    /// How many of `count` were dropped because they had waited in the queue too long (the writer
+    /// was behind: overload) rather than for a full export buffer.
+    pub lagged: u64,
 }
 
 impl DropNotice {
-    /// The signed `intent`: `dropped=<n> since_seq=<k> first=<RFC 3339> last=<RFC 3339> reason=buffer_full`.
+    /// The signed `intent`: `dropped=<n> since_seq=<k> first=<RFC 3339> last=<RFC 3339>
+    /// reason=<buffer_full|queue_lag|buffer_full,queue_lag>`, plus ` lagged=<m>` when some were
+    /// dropped for queue lag.
     pub fn intent(&self) -> String {
-        format!(
-            "dropped={} since_seq={} first={} last={} reason=buffer_full",
+        let reason = match (self.lagged, self.count.saturating_sub(self.lagged)) {
+            (0, _) => "buffer_full",
+            (_, 0) => "queue_lag",
+            _ => "buffer_full,queue_lag",
+        };
+        let mut intent = format!(
+            "dropped={} since_seq={} first={} last={} reason={reason}",
             self.count,
             self.since_seq,
             super::time::rfc3339_nano(self.first_nanos),
             super::time::rfc3339_nano(self.last_nanos)
-        )
+        );
+        if self.lagged > 0 {
+            intent.push_str(&format!(" lagged={}", self.lagged));
+        }
+        intent
     }
 
     /// `(count, since_seq)` read back out of a drop notice's `intent`.

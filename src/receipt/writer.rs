@@ -37,6 +37,12 @@ pub struct WriterConfig {
     /// First retry delay after a failed export; doubles up to `max_backoff_nanos`.
     pub backoff_nanos: u64,
     pub max_backoff_nanos: u64,
+    /// An exchange that reaches the writer more than this long after it was enqueued (its
+    /// `unix_nanos + duration_micros`) is dropped, counted and reported like a buffer drop: the
+    /// writer is behind (requests arrive faster than it signs), and dropping is much cheaper than
+    /// signing, so the backlog (held in Envoy's shared queue, which has no bound) stops growing.
+    /// `0` disables it.
+    pub max_queue_lag_nanos: u64,
 }
 
 impl WriterConfig {
@@ -47,6 +53,7 @@ impl WriterConfig {
             batch: BatchConfig::default(),
             backoff_nanos: 500_000_000,
             max_backoff_nanos: 30_000_000_000,
+            max_queue_lag_nanos: 10_000_000_000,
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct Writer<S: Signer> {
     stats: WriterStats,
     /// Drops not yet reported by a drop notice.
     pending_drops: Option<DropNotice>,
+    /// Encoded size of the last log entry buffered (for [`Writer::accepting`]).
+    last_entry_len: usize,
 }
 
 /// A chain id unique per writer: `<node id>.<worker or "main">.<VM start nanos>`, with characters
@@ -118,6 +127,7 @@ impl<S: Signer> Writer<S> {
             backoff,
             stats: WriterStats::default(),
             pending_drops: None,
+            last_entry_len: 0,
         }
     }
 
@@ -127,12 +137,28 @@ impl<S: Signer> Writer<S> {
         let exchange = Exchange::decode(message).inspect_err(|_| {
             self.stats.decode_errors = self.stats.decode_errors.saturating_add(1);
         })?;
+        let enqueued = exchange.unix_nanos.saturating_add(exchange.duration_micros.saturating_mul(1000));
+        if self.cfg.max_queue_lag_nanos > 0 && now_nanos.saturating_sub(enqueued) > self.cfg.max_queue_lag_nanos {
+            return Ok(self.drop_one(exchange.unix_nanos, true));
+        }
         if !self.ensure_open(now_nanos) || !self.report_drops(now_nanos) {
-            return Ok(self.drop_one(exchange.unix_nanos));
+            return Ok(self.drop_one(exchange.unix_nanos, false));
         }
         let action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
         let record = exchange.to_record(action_id);
-        Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(exchange.unix_nanos), Recorded::Chained))
+        Ok(self
+            .add(record, &exchange, now_nanos)
+            .map_or_else(|| self.drop_one(exchange.unix_nanos, false), Recorded::Chained))
+    }
+
+    /// Whether the host should hand over more queue messages now. False only while an export is
+    /// in flight and the buffer has no room for another receipt: the messages then wait in the
+    /// queue (backpressure) instead of being dropped, and the host lets Envoy run the gRPC answer
+    /// first. With no export in flight (the sink failing, backing off) messages are taken, and
+    /// dropped and counted when they do not fit.
+    pub fn accepting(&self) -> bool {
+        self.in_flight.is_none()
+            || self.batcher.has_room(self.in_flight_bytes().saturating_add(self.last_entry_len.max(1024)))
     }
 
     /// Chains the chain-open receipt if the chain has none yet; false when it does not fit.
@@ -167,7 +193,7 @@ impl<S: Signer> Writer<S> {
     }
 
     /// Counts one exchange (that arrived at `arrived_nanos`) as dropped.
-    fn drop_one(&mut self, arrived_nanos: u64) -> Recorded {
+    fn drop_one(&mut self, arrived_nanos: u64, lagged: bool) -> Recorded {
         self.batcher.count_drop();
         self.stats.dropped = self.stats.dropped.saturating_add(1);
         let since_seq = self.chain.next_seq().saturating_sub(1);
@@ -176,8 +202,10 @@ impl<S: Signer> Writer<S> {
             since_seq,
             first_nanos: arrived_nanos,
             last_nanos: arrived_nanos,
+            lagged: 0,
         });
         p.count = p.count.saturating_add(1);
+        p.lagged = p.lagged.saturating_add(u64::from(lagged));
         p.first_nanos = p.first_nanos.min(arrived_nanos);
         p.last_nanos = p.last_nanos.max(arrived_nanos);
         Recorded::Dropped
@@ -195,6 +223,7 @@ impl<S: Signer> Writer<S> {
         let receipt = self.chain.append(record, &self.signer);
         let seq = receipt.record.chain_seq;
         let entry = LogEntry::new(&self.cfg.chain_id, &receipt, context);
+        self.last_entry_len = len;
         self.batcher.push(entry, now_nanos).ok()?;
         self.stats.signed = self.stats.signed.saturating_add(1);
         Some(seq)
