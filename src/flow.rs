@@ -120,6 +120,12 @@ struct OwnedHead {
     mcp_method: Option<Vec<u8>>,
     mcp_name: Option<Vec<u8>>,
     session_id: Option<Vec<u8>>,
+    // Read with the rest at the headers callback, so the body callback needs no second header
+    // map fetch: the identity inputs and the client's own `x-warden-*` header names.
+    authority: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    trusted_header: Option<Vec<u8>>,
+    warden_headers: Vec<String>,
 }
 
 impl OwnedHead {
@@ -195,6 +201,11 @@ impl RequestFlow {
         self.outcome.as_ref()
     }
 
+    /// True while the response may need rewriting (a `tools/list` the policy filters).
+    pub fn rewrites_response(&self) -> bool {
+        !matches!(self.rewrite, ResponseRewrite::None)
+    }
+
     /// The wire rejection, when the request failed validation.
     pub fn rejection(&self) -> Option<&Rejection> {
         self.rejection.as_ref()
@@ -231,6 +242,17 @@ impl RequestFlow {
             mcp_method: io.request_header(headers::METHOD)?,
             mcp_name: io.request_header(headers::NAME)?,
             session_id: io.request_header(headers::SESSION_ID)?,
+            authority: io.request_header(":authority")?,
+            user_agent: io.request_header("user-agent")?,
+            trusted_header: match &self.policy.sources.trusted_header {
+                Some(h) if self.policy.sources.order.contains(&principal::SourceKind::Header) => io.request_header(h)?,
+                _ => None,
+            },
+            warden_headers: io
+                .request_header_names()?
+                .into_iter()
+                .filter(|n| principal::is_warden_header(n))
+                .collect(),
         };
         match classify_head(&self.head.view(), &self.policy.wire) {
             HeadDecision::Forward(c) => self.forward(io, c, m),
@@ -307,31 +329,25 @@ impl RequestFlow {
         let uri_san = if uses(principal::SourceKind::Spiffe) { fact(PeerFact::UriSan)? } else { None };
         let istio = if uses(principal::SourceKind::Istio) { fact(PeerFact::IstioPrincipal)? } else { None };
         let source_address = fact(PeerFact::SourceAddress)?;
-        let upstream = fact(PeerFact::UpstreamCluster)?
-            .or_else(|| io.request_header(":authority").ok().flatten().map(|a| String::from_utf8_lossy(&a).into_owned()))
-            .unwrap_or_default();
-        let trusted = match &sources.trusted_header {
-            Some(h) if uses(principal::SourceKind::Header) => io.request_header(h)?,
-            _ => None,
+        let upstream = match fact(PeerFact::UpstreamCluster)? {
+            Some(cluster) => cluster,
+            None => String::from_utf8_lossy(self.head.authority.as_deref().unwrap_or_default()).into_owned(),
         };
-        let user_agent = io.request_header("user-agent")?;
         let facts = PeerFacts {
             jwt_payload: jwt.as_deref().map(str::as_bytes),
             jwt_claims: None,
             uri_san: uri_san.as_deref(),
             istio_principal: istio.as_deref(),
-            trusted_header: trusted.as_deref(),
+            trusted_header: self.head.trusted_header.as_deref(),
             source_address: source_address.as_deref(),
-            user_agent: user_agent.as_deref(),
+            user_agent: self.head.user_agent.as_deref(),
         };
         let principal = principal::resolve(sources, &facts);
         let correlation = CorrelationKey::new(&principal, &upstream);
 
         // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
-        for name in io.request_header_names()? {
-            if principal::is_warden_header(&name) {
-                io.remove_request_header(&name)?;
-            }
+        for name in &self.head.warden_headers {
+            io.remove_request_header(name)?;
         }
         for (name, value) in principal.upstream_headers(&correlation) {
             io.set_request_header(name, &value)?;
