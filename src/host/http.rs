@@ -187,8 +187,10 @@ impl HttpContext for WardenHttp {
             bytes_in: self.body_size as u64,
             bytes_out: self.bytes_out,
         };
+        // The record is only built when a writer is there to take it.
+        let Some(queue) = writer::queue() else { return };
         if let Some(exchange) = self.flow.exchange(stats, &self.policy_hash) {
-            writer::enqueue(&exchange);
+            writer::enqueue(queue, &exchange);
         }
     }
 }

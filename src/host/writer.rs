@@ -237,30 +237,35 @@ thread_local! {
 
 const RESOLVE_RETRY_MS: u64 = 1000;
 
-/// Request path: hands one exchange to the writer. Never blocks, never fails the request; an
-/// exchange that cannot be queued (no writer deployed, host error) is counted.
-pub fn enqueue(exchange: &Exchange) {
-    let mut id = QUEUE.with(Cell::get);
-    if id == 0 {
-        let now_ms = abi::now_nanos() / 1_000_000;
-        let last_miss = LAST_MISS_MS.with(Cell::get);
-        let resolved = if last_miss != 0 && now_ms.saturating_sub(last_miss) < RESOLVE_RETRY_MS {
-            None
-        } else {
-            hostcalls::resolve_shared_queue(WRITER_VM_ID, RECEIPT_QUEUE).ok().flatten()
-        };
-        id = match resolved {
-            Some(id) => id,
-            None => {
-                if last_miss == 0 || now_ms.saturating_sub(last_miss) >= RESOLVE_RETRY_MS {
-                    LAST_MISS_MS.with(|t| t.set(now_ms.max(1)));
-                }
-                EnvoyMetrics.count(metrics::RECEIPTS_UNQUEUED, &[]);
-                return;
-            }
-        };
-        QUEUE.with(|q| q.set(id));
+/// The writer's queue, resolved once per VM; `None` (counted as unqueued) when no writer VM is
+/// deployed, looked up again at most once a second.
+pub fn queue() -> Option<u32> {
+    let id = QUEUE.with(Cell::get);
+    if id != 0 {
+        return Some(id);
     }
+    let now_ms = abi::now_nanos() / 1_000_000;
+    let last_miss = LAST_MISS_MS.with(Cell::get);
+    let retry_due = last_miss == 0 || now_ms.saturating_sub(last_miss) >= RESOLVE_RETRY_MS;
+    let resolved = if retry_due { hostcalls::resolve_shared_queue(WRITER_VM_ID, RECEIPT_QUEUE).ok().flatten() } else { None };
+    match resolved {
+        Some(id) => {
+            QUEUE.with(|q| q.set(id));
+            Some(id)
+        }
+        None => {
+            if retry_due {
+                LAST_MISS_MS.with(|t| t.set(now_ms.max(1)));
+            }
+            EnvoyMetrics.count(metrics::RECEIPTS_UNQUEUED, &[]);
+            None
+        }
+    }
+}
+
+/// Request path: hands one exchange to the writer's queue (from [`queue`]). Never blocks, never
+/// fails the request; an exchange that cannot be queued is counted.
+pub fn enqueue(id: u32, exchange: &Exchange) {
     if hostcalls::enqueue_shared_queue(id, Some(&exchange.encode())).is_err() {
         QUEUE.with(|q| q.set(0));
         EnvoyMetrics.count(metrics::RECEIPTS_UNQUEUED, &[]);
