@@ -343,13 +343,14 @@ impl RequestFlow {
             user_agent: self.head.user_agent.as_deref(),
         };
         let principal = principal::resolve(sources, &facts);
-        let correlation = CorrelationKey::new(&principal, &upstream);
+        let principal_key = principal.key();
+        let correlation = CorrelationKey::with_key(&principal, &principal_key, &upstream);
 
         // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
         for name in &self.head.warden_headers {
             io.remove_request_header(name)?;
         }
-        for (name, value) in principal.upstream_headers(&correlation) {
+        for (name, value) in principal.upstream_headers(&principal_key, &correlation) {
             io.set_request_header(name, &value)?;
         }
 

@@ -247,10 +247,11 @@ impl Principal {
         hex16(&h.finalize())
     }
 
-    /// Headers the filter sets upstream (after stripping every client `x-warden-*`).
-    pub fn upstream_headers(&self, correlation: &CorrelationKey) -> [(&'static str, String); 3] {
+    /// Headers the filter sets upstream (after stripping every client `x-warden-*`); `key` is
+    /// [`Principal::key`], which the caller already computed.
+    pub fn upstream_headers(&self, key: &str, correlation: &CorrelationKey) -> [(&'static str, String); 3] {
         [
-            (HEADER_PRINCIPAL, self.key()),
+            (HEADER_PRINCIPAL, key.to_owned()),
             (HEADER_PRINCIPAL_SOURCE, self.origin.as_str().to_owned()),
             (HEADER_CORRELATION, correlation.0.clone()),
         ]
@@ -264,9 +265,15 @@ pub struct CorrelationKey(pub String);
 
 impl CorrelationKey {
     pub fn new(principal: &Principal, upstream: &str) -> CorrelationKey {
+        Self::with_key(principal, &principal.key(), upstream)
+    }
+
+    /// The same, for a caller that already holds `principal.key()` (it is a SHA-256: the
+    /// request path computes it once).
+    pub fn with_key(principal: &Principal, principal_key: &str, upstream: &str) -> CorrelationKey {
         let mut h = Sha256::new();
         h.update(b"mcpw/correlation/v1\0");
-        h.update(principal.key().as_bytes());
+        h.update(principal_key.as_bytes());
         h.update([0]);
         h.update(upstream.as_bytes());
         h.update([0]);

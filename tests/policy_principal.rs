@@ -153,7 +153,7 @@ fn anonymous_fingerprint_and_keys() {
     assert_ne!(c1, CorrelationKey::new(&alice, "git"));
     assert_ne!(c1, CorrelationKey::new(&alice_elsewhere, "fs"), "the client fingerprint is part of the key");
 
-    let h = alice.upstream_headers(&c1);
+    let h = alice.upstream_headers(&alice.key(), &c1);
     assert_eq!(h[0], ("x-warden-principal", alice.key()));
     assert_eq!(h[1], ("x-warden-principal-source", "jwt".to_owned()));
     assert_eq!(h[2].1, c1.as_str());

@@ -16,7 +16,7 @@
 //!     // get_property(["metadata","filter_metadata", sources.jwt_metadata_namespace, sources.jwt_payload_key, path..])
 //! principal::is_warden_header(name) -> bool                    // strip these from the request
 //! CorrelationKey::new(&principal, upstream)
-//! principal.upstream_headers(&corr) -> [(name, value); 3]      // x-warden-principal{,-source}, x-warden-correlation
+//! principal.upstream_headers(&key, &corr) -> [(name, value); 3]      // x-warden-principal{,-source}, x-warden-correlation
 //! policy::enforce(&policy, &remote_kill, &principal, &request, upstream, &mut kv, now_ms) -> Verdict
 //! verdict.local_reply(&request) -> Option<LocalReply { status, headers, body }>   // None = forward
 //! verdict.dry_run: Vec<DryRunHit>, verdict.store_errors        // log / count
