@@ -233,12 +233,9 @@ def access_log_yaml(path: Path) -> str:
 
 
 def with_filter_config(yaml_text: str, plugin_config: dict) -> str:
-    """Replace the JSON configuration of the mcp-warden HTTP filter (not of other Wasm VMs, such
-    as a receipt writer, that also carry a StringValue configuration)."""
-    lines = yaml_text.split("\n")
-    filter_at = next(i for i, ln in enumerate(lines) if re.match(r"^\s*- name: mcp-warden\s*$", ln))
-    occurrence = sum("google.protobuf.StringValue" in ln for ln in lines[:filter_at])
-    return harness.set_plugin_config(yaml_text, plugin_config, occurrence=occurrence)
+    """Replace the JSON configuration of the mcp-warden HTTP filter (harness.set_plugin_config
+    counts only filter blocks: the receipt writer's StringValue is skipped)."""
+    return harness.set_plugin_config(yaml_text, plugin_config, occurrence=0)
 
 
 def read_access_log(path: Path, start: int) -> tuple[list[dict], int]:
