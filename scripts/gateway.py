@@ -85,7 +85,7 @@ def _start_upstream(ctx: Ctx) -> harness.Proc:
     return harness.start_demo_upstream(ctx.ports["UPSTREAM_PORT"], ctx.log_dir, name="upstream")
 
 
-WARDEN = ROOT / "target" / "release" / "warden"
+WARDEN = harness.WARDEN
 
 
 def signing_key(ctx: Ctx) -> tuple[str, str]:

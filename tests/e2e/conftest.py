@@ -23,6 +23,15 @@ import harness  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def warden() -> Path:
+    """The host tools binary, built by `make build`."""
+    if not harness.WARDEN.is_file():
+        pytest.fail(f"{harness.WARDEN} is missing: build it with `make build` (cargo build --release --bin warden)",
+                    pytrace=False)
+    return harness.WARDEN
+
+
+@pytest.fixture(scope="session")
 def wasm() -> Path:
     if not harness.WASM.is_file():
         pytest.fail(f"filter not built: {harness.WASM} is missing.\n"

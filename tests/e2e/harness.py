@@ -24,6 +24,8 @@ ENVOY = VENV_BIN / "envoy"
 PYTHON = VENV_BIN / "python"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_warden.wasm"
 WASM_FAULT = ROOT / "target" / "fault-injection" / "wasm32-wasip1" / "release" / "mcp_warden.wasm"
+# The host tools (keygen, verify, sink, control); WARDEN_BIN overrides the path.
+WARDEN = Path(os.environ.get("WARDEN_BIN", ROOT / "target" / "release" / "warden"))
 
 
 # sha256("pipelock-conformance-test-key-v1"): ../shared/fixtures/pipelock-conformance/test-key.json.

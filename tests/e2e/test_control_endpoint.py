@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
-WARDEN = Path(os.environ.get("WARDEN_BIN", harness.ROOT / "target" / "release" / "warden"))
+WARDEN = harness.WARDEN
 
 GOOD_POLICY = {
     "rules": [
@@ -31,14 +31,6 @@ GOOD_POLICY = {
     "default_action": "allow",
 }
 KILL = [{"tool": "exec", "reason": "incident 4711"}]
-
-
-@pytest.fixture(scope="module")
-def warden() -> Path:
-    if not WARDEN.is_file():
-        pytest.fail(f"{WARDEN} is missing: build it with `make build` (cargo build --release --bin warden)",
-                    pytrace=False)
-    return WARDEN
 
 
 class Control:

@@ -7,9 +7,11 @@ import subprocess
 import pytest
 import yaml
 
+import harness
 from harness import ROOT
 
-WARDEN = ROOT / "target" / "release" / "warden"
+WARDEN = harness.WARDEN
+pytestmark = pytest.mark.usefixtures("warden")
 
 
 def docs(name):
@@ -23,12 +25,6 @@ def check_dir(tmp_path, policy: str, kill: str | None = None):
         (tmp_path / "kill.json").write_text(kill)
     return subprocess.run([str(WARDEN), "control", "--dir", str(tmp_path), "--check"],
                           capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def warden_built():
-    if not WARDEN.exists():
-        pytest.fail(f"{WARDEN} is missing: run `make build` first")
 
 
 def test_policy_configmap_compiles(tmp_path):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import pki  # noqa: E402
 
-WARDEN = Path(os.environ.get("WARDEN_BIN", harness.ROOT / "target" / "release" / "warden"))
+WARDEN = harness.WARDEN
 TEMPLATE = "envoy/e2e-policy.yaml"
 PERIOD_MS = 200
 REASON = "incident 4711: all MCP traffic stopped"

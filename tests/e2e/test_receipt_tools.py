@@ -20,20 +20,12 @@ import harness  # noqa: E402
 from pipelock_verify import verify_chain as pl_verify_chain  # noqa: E402
 
 ROOT = harness.ROOT
-WARDEN = Path(os.environ.get("WARDEN_BIN", ROOT / "target" / "release" / "warden"))
+WARDEN = harness.WARDEN
 PIPELOCK_VERIFY = harness.VENV_BIN / "pipelock-verify"
 FIXTURES = ROOT / "fixtures" / "receipts"
 SAMPLE = FIXTURES / "warden-sample-chain.jsonl"
-TEST_PUB = "4655a7e605c12ebb00a46037881c33c5bca5eb74b45a02e8e7261a7ff5a21678"
-TEST_SEED = "c8ee65622000420b20ff7ec4e790006b7883ddfd3823ff9ccc2fc050c389bd48"
-
-
-@pytest.fixture(scope="module")
-def warden() -> Path:
-    if not WARDEN.is_file():
-        pytest.fail(f"{WARDEN} is missing: build it with `make build` (cargo build --release --bin warden)",
-                    pytrace=False)
-    return WARDEN
+TEST_PUB = harness.TEST_SIGNING_PUBLIC
+TEST_SEED = harness.TEST_SIGNING_SEED
 
 
 def run(*cmd, env=None) -> subprocess.CompletedProcess:

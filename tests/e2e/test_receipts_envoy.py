@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 TEMPLATE = "envoy/e2e-receipts.yaml"
-WARDEN = harness.ROOT / "target" / "release" / "warden"
+WARDEN = harness.WARDEN
 PIPELOCK_VERIFY = harness.VENV_BIN / "pipelock-verify"
 KEY = harness.TEST_SIGNING_PUBLIC
 WRITER_CONFIG = '{"sink_cluster": "receipt_sink", "max_age_ms": 200}'
@@ -41,14 +41,6 @@ UPSTREAM = "mcp_upstream"  # the route's cluster: the receipts' target is <upstr
 def _published_test_key(monkeypatch):
     # The writer signs with the published TEST key (harness default); verify against it.
     monkeypatch.delenv("WARDEN_SIGNING_KEY", raising=False)
-
-
-@pytest.fixture(scope="module")
-def warden() -> Path:
-    if not WARDEN.is_file():
-        pytest.fail(f"{WARDEN} is missing: build it with `make build` (cargo build --release --bin warden)",
-                    pytrace=False)
-    return WARDEN
 
 
 class Sink:
