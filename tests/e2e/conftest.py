@@ -22,6 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory):
+    """A recording upstream (tests/e2e/recording_upstream.py) for the module's gateways."""
+    r = harness.Recorder(tmp_path_factory.mktemp("recorder"))
+    harness.LIVE_PROCS.append(r.proc)
+    yield r
+    harness.LIVE_PROCS.remove(r.proc)
+    r.stop()
+
+
 @pytest.fixture(scope="session")
 def warden() -> Path:
     """The host tools binary, built by `make build`."""

@@ -255,3 +255,34 @@ def render_envoy_config(template: str | Path, out_dir: Path, ports: dict[str, in
     if plugin_config is not None:
         out.write_text(set_plugin_config(out.read_text(), plugin_config))
     return out
+
+
+def header_values(recorded: dict, name: str) -> list[bytes]:
+    """All values of a header as the recording upstream received them (exact bytes)."""
+    return [v.encode("latin-1") for k, v in recorded["headers"] if k == name]
+
+
+class Recorder:
+    """tests/e2e/recording_upstream.py on a free port: what the upstream received."""
+
+    def __init__(self, log_dir: Path):
+        self.port = free_port()
+        self.proc = Proc("recorder", [str(PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
+                                      "--port", str(self.port)], log_dir)
+        wait_port(self.port, proc=self.proc)
+
+    def requests(self, case_id: str | None = None) -> list[dict]:
+        """Every request received, or only those of one corpus case (header `x-corpus-case`)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__recorder/requests", timeout=10) as r:
+            reqs = json.load(r)["requests"]
+        if case_id is None:
+            return reqs
+        return [q for q in reqs if header_values(q, "x-corpus-case") == [case_id.encode()]]
+
+    def last(self) -> dict:
+        reqs = self.requests()
+        assert reqs, "the upstream received nothing"
+        return reqs[-1]
+
+    def stop(self) -> None:
+        self.proc.stop()

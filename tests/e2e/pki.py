@@ -6,7 +6,6 @@ and the small MCP client those tests share.
 - `Pki`: a CA plus server and client certificates, client certs with SPIFFE URI SANs; everything
   written as PEM files under a directory the test owns.
 - `McpClient`: one identity (token / headers) sending 2026-07-28 or 2025-11-25 requests.
-- `Recorder`: tests/e2e/recording_upstream.py as a process (what the upstream received).
 """
 from __future__ import annotations
 
@@ -220,27 +219,3 @@ class McpClient:
 
     def close(self) -> None:
         self.http.close()
-
-
-# --- the recording upstream (tests/e2e/recording_upstream.py) as a process ------------------------
-
-class Recorder:
-    """tests/e2e/recording_upstream.py on a free port."""
-
-    def __init__(self, log_dir: Path):
-        self.port = harness.free_port()
-        self.proc = harness.Proc("recorder", [str(harness.PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
-                                              "--port", str(self.port)], log_dir)
-        harness.wait_port(self.port, proc=self.proc)
-
-    def requests(self) -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__recorder/requests", timeout=10) as r:
-            return json.load(r)["requests"]
-
-    def last(self) -> dict:
-        reqs = self.requests()
-        assert reqs, "the upstream received nothing"
-        return reqs[-1]
-
-    def stop(self) -> None:
-        self.proc.stop()

@@ -73,33 +73,10 @@ def config_key(case: dict) -> str:
 # ------------------------------------------------------------------------------------------------
 # Processes
 
-class Recorder:
-    def __init__(self, log_dir: Path):
-        self.port = harness.free_port()
-        self.proc = harness.Proc("recorder", [str(harness.PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
-                                              "--port", str(self.port)], log_dir)
-        harness.wait_port(self.port, proc=self.proc)
-
-    def requests(self, case_id: str | None = None) -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__recorder/requests", timeout=10) as r:
-            reqs = json.load(r)["requests"]
-        if case_id is None:
-            return reqs
-        return [q for q in reqs if header_values(q, "x-corpus-case") == [case_id.encode()]]
-
-    def stop(self) -> None:
-        self.proc.stop()
-
-
-def header_values(recorded: dict, name: str) -> list[bytes]:
-    """All values of a header as the upstream received them (exact bytes)."""
-    return [v.encode("latin-1") for k, v in recorded["headers"] if k == name]
-
-
 class Gateways:
     """One Envoy per distinct plugin configuration, started on first use, stopped at the end."""
 
-    def __init__(self, recorder: Recorder, log_dir: Path, wasm: Path):
+    def __init__(self, recorder: harness.Recorder, log_dir: Path, wasm: Path):
         self.recorder, self.log_dir, self.wasm = recorder, log_dir, wasm
         self.started: dict[str, tuple[int, int, harness.Proc]] = {}
 
@@ -121,13 +98,6 @@ class Gateways:
     def stop(self) -> None:
         for _, _, proc in self.started.values():
             proc.stop()
-
-
-@pytest.fixture(scope="module")
-def recorder(tmp_path_factory):
-    r = Recorder(tmp_path_factory.mktemp("recorder"))
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +255,7 @@ def shown(vals: list[bytes]) -> str:
     return "<absent>" if not vals else " | ".join(repr(v.decode("utf-8", "replace")) for v in vals)
 
 
-def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: list[tuple[str, bytes]] = (),
+def check_case(case: dict, port: int, recorder: harness.Recorder, case_id: str, extra: list[tuple[str, bytes]] = (),
                proto: str = "http1") -> list[str]:
     """Replays one case; returns the list of mismatches (empty = pass)."""
     req = case["request"]
@@ -327,7 +297,7 @@ def check_case(case: dict, port: int, recorder: Recorder, case_id: str, extra: l
             q = seen[0]
             for h, key in (("mcp-method", "mcp_method"), ("mcp-name", "mcp_name")):
                 want = [] if f[key] is None else [f[key].encode("utf-8")]
-                got = header_values(q, h)
+                got = harness.header_values(q, h)
                 if got != want:
                     errs.append(f"upstream {h}: expected {shown(want)}, got {shown(got)}")
             if base64.b64decode(q["body_b64"]) != case["_body"]:
@@ -379,8 +349,8 @@ def test_h2_body_ended_by_trailers(name, gateways, recorder):
     else:
         assert status == 200 and len(seen) == 1, (status, body[:300], len(seen))
         f = exp["forward"]
-        assert header_values(seen[0], "mcp-method") == ([f["mcp_method"].encode()] if f["mcp_method"] else [])
-        assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else [])
+        assert harness.header_values(seen[0], "mcp-method") == ([f["mcp_method"].encode()] if f["mcp_method"] else [])
+        assert harness.header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else [])
         assert base64.b64decode(seen[0]["body_b64"]) == case["_body"]
 
 
@@ -457,8 +427,8 @@ def test_vm_panic_fails_closed(policy, recorder, tmp_path):
             elif status == 200:
                 assert len(seen) == 1  # forwarded: the filter must have run (headers rewritten from the body)
                 f = case["expect"]["forward"]
-                assert header_values(seen[0], "mcp-method") == [f["mcp_method"].encode()], observed
-                assert header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else []), observed
+                assert harness.header_values(seen[0], "mcp-method") == [f["mcp_method"].encode()], observed
+                assert harness.header_values(seen[0], "mcp-name") == ([f["mcp_name"].encode()] if f["mcp_name"] else []), observed
             else:
                 assert status >= 500 and seen == [], (status, len(seen))
             return status

@@ -50,15 +50,6 @@ def one(recorded: dict, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def recorder(tmp_path_factory):
-    r = pki.Recorder(tmp_path_factory.mktemp("recorder"))
-    harness.LIVE_PROCS.append(r.proc)
-    yield r
-    harness.LIVE_PROCS.remove(r.proc)
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def issuer() -> pki.JwtIssuer:
     return pki.JwtIssuer()
 
@@ -71,9 +62,8 @@ def jwt_gw(module_gateway, recorder, issuer):
                           plugin_config={"principal": {"sources": ["jwt", "header"], "trusted_header": "x-user"}})
 
 
-def send(gw, era: str, token: str | None = None, headers: dict | None = None, tool: str = "echo"):
-    """One tools/call of `tool` in `era` (legacy: body only, a made-up session id)."""
-    client = pki.McpClient(gw.url, token=token, headers=headers)
+def call_tool(client: pki.McpClient, era: str, tool: str):
+    """One tools/call of `tool` in `era` (legacy: body only, a made-up session id); closes the client."""
     try:
         params = {"name": tool, "arguments": {"text": "hi"}}
         if era == "modern":
@@ -84,7 +74,13 @@ def send(gw, era: str, token: str | None = None, headers: dict | None = None, to
         client.close()
 
 
-def upstream_view(gw, recorder: pki.Recorder, era: str, **kw) -> dict:
+def send(gw, era: str, token: str | None = None, headers: dict | None = None, tool: str = "echo"):
+    """One tools/call of `tool` in `era` (legacy: body only, a made-up session id)."""
+    client = pki.McpClient(gw.url, token=token, headers=headers)
+    return call_tool(client, era, tool)
+
+
+def upstream_view(gw, recorder: harness.Recorder, era: str, **kw) -> dict:
     """Send one request that must be forwarded; return what the upstream received."""
     before = len(recorder.requests())
     resp, _ = send(gw, era, **kw)
@@ -210,14 +206,7 @@ def tls_client(ca: pki.Pki, cert: pki.CertFiles | None) -> httpx.Client:
 def tls_send(gw, ca, cert, era: str, tool: str = "echo"):
     url = f"https://localhost:{gw.port}/mcp"
     client = pki.McpClient(url, http=tls_client(ca, cert))
-    try:
-        params = {"name": tool, "arguments": {"text": "hi"}}
-        if era == "modern":
-            return client.modern("tools/call", params)
-        client.session = {"Mcp-Session-Id": "e2e-session", "MCP-Protocol-Version": pki.LEGACY_VERSION}
-        return client.legacy("tools/call", params)
-    finally:
-        client.close()
+    return call_tool(client, era, tool)
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -44,15 +44,6 @@ def policy(slots: int) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def recorder(tmp_path_factory):
-    r = pki.Recorder(tmp_path_factory.mktemp("recorder"))
-    harness.LIVE_PROCS.append(r.proc)
-    yield r
-    harness.LIVE_PROCS.remove(r.proc)
-    r.stop()
-
-
 def start(gateway, recorder, slots: int):
     # No control endpoint here: the template's control block is dropped by the plugin config.
     return gateway(TEMPLATE, upstream_port=recorder.port, plugin_config=policy(slots), wait_mcp=True)
