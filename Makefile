@@ -19,7 +19,7 @@ export ADMIN_PORT    ?= 9901
 export UPSTREAM_PORT ?= 8080
 export SINK_PORT     ?= 4317
 
-.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e validate bench clippy
+.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e validate bench clippy fmt-check
 
 help:
 	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
@@ -49,13 +49,13 @@ deps: deps-py deps-rust
 ## --- build ----------------------------------------------------------------------------
 
 build: deps-rust
-	cargo build --release --target wasm32-wasip1 --lib
-	cargo build --release --bin warden
+	cargo build --release --target wasm32-wasip1 -p mcp-warden
+	cargo build --release -p warden-cli
 	@printf 'mcp_warden.wasm: %s bytes\n' "$$(stat -c %s $(WASM))"
 
 # A second .wasm that panics on request, only for the fail-closed e2e test.
 build-fault: deps-rust
-	cargo build --release --target wasm32-wasip1 --lib --features fault-injection --target-dir target/fault-injection
+	cargo build --release --target wasm32-wasip1 -p mcp-warden --features fault-injection --target-dir target/fault-injection
 
 validate: build deps-py
 	@for f in envoy/*.yaml; do \
@@ -64,10 +64,15 @@ validate: build deps-py
 	done
 
 # No panics in the data path: clippy denies unwrap/expect/panic/indexing outside tests (Cargo.toml
-# [lints]) and ambient clocks in the core (clippy.toml); checked natively and for the filter target.
+# [workspace.lints]) and ambient clocks in the core (clippy.toml); checked natively and for the
+# filter target.
 clippy: deps-rust
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 -p mcp-warden -- -D warnings
+
+# rustfmt.toml: the house style; a diff fails the layer.
+fmt-check:
+	cargo fmt --all --check
 
 ## --- run ------------------------------------------------------------------------------
 
@@ -83,14 +88,14 @@ down:
 ## --- test -----------------------------------------------------------------------------
 
 test-unit:
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 test-e2e: build build-fault deps
 	$(VENV)/bin/pytest -q tests/e2e
 
-# Every layer: native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
+# Every layer: formatting, clippy, native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
 # config validated with the fresh .wasm, e2e through real Envoy with real peers, and the official
 # conformance suite (direct vs through the gateway).
-test: deps clippy test-unit test-wasm32 validate test-e2e test-conformance
+test: deps fmt-check clippy test-unit test-wasm32 validate test-e2e test-conformance
 
 -include mk/*.mk

@@ -68,7 +68,7 @@ def main() -> int:
     summary = json.loads((out / "summary.json").read_text())["summary"]
     steps = [
         ("noop", "bare", "VM dispatch: a wasm filter that does nothing (all callbacks)"),
-        ("hdr7", "noop", "7 x proxy_get_header_map_value (what flow.rs reads)"),
+        ("hdr7", "noop", "7 x proxy_get_header_map_value (what the request path reads)"),
         ("pairs", "noop", "instead: 1 x proxy_get_header_map_pairs (all headers at once)"),
         ("buffer", "noop", "pause on headers + buffer the body + resume (no reads)"),
         ("read", "buffer", "1 x proxy_get_buffer_bytes of the 1 KB body"),

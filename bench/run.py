@@ -455,7 +455,7 @@ def main() -> int:
         "wasm_sha256": hashlib.sha256(wasm.read_bytes()).hexdigest(), "wasm_bytes": wasm.stat().st_size,
         "wasm_mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(WASM.stat().st_mtime)),
         "git_head": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-        "git_dirty_src": bool(subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout.strip()),
+        "git_dirty_src": bool(subprocess.run(["git", "status", "--porcelain", "crates"], cwd=ROOT, capture_output=True, text=True).stdout.strip()),
         "envoy": subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip().split()[-1],
         "upstream": args.upstream, "cpus": ncpu, "envoy_cpu": args.envoy_cpu, "aux_cpu": args.aux_cpu, "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
@@ -472,7 +472,7 @@ def main() -> int:
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     log(f"bench: results in {out}")
     log(f"bench: wasm {meta['wasm_sha256'][:16]} ({meta['wasm_bytes']} B, built {meta['wasm_mtime']}), git {meta['git_head']}"
-        + (" (src/ has uncommitted changes)" if meta["git_dirty_src"] else ""))
+        + (" (crates/ has uncommitted changes)" if meta["git_dirty_src"] else ""))
 
     procs: list[Envoy] = []
     try:

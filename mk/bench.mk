@@ -24,11 +24,11 @@ bench-deps:
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 
 bench: deps-py deps-rust bench-deps
-	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --target wasm32-wasip1 -p mcp-warden
 	$(PY) bench/run.py
 
 bench-profile-build: deps-rust
-	cargo build --release --target wasm32-wasip1 --lib
+	cargo build --release --target wasm32-wasip1 -p mcp-warden
 	cargo build --release --target wasm32-wasip1 --manifest-path bench/profile-filter/Cargo.toml --target-dir $(BENCH_TARGET_DIR)
 	cargo build --release --manifest-path bench/native/Cargo.toml --target-dir $(BENCH_TARGET_DIR)
 

@@ -1,4 +1,4 @@
-# The fixture corpus (fixtures/corpus/) run on a 32-bit target: examples/wasm32_corpus.rs compiled to
+# The fixture corpus (fixtures/corpus/) run on a 32-bit target: crates/core/tests/wasm32_corpus.rs compiled to
 # wasm32-unknown-unknown and executed by wasm-bindgen-test under the project-local Node 22.
 #
 # Installed on first use, pinned, then offline:
@@ -41,10 +41,10 @@ deps-wasmtest: $(RUN_DIR)/.rust-target-wasm32-unknown $(TOOLS_DIR)/.wasm-bindgen
 test-wasm32: deps-wasmtest
 	PATH="$(CURDIR)/$(dir $(NODE22)):$$PATH" \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$(CURDIR)/$(WASM_BINDGEN_RUNNER)" \
-	cargo test --target wasm32-unknown-unknown --example wasm32_corpus
+	cargo test --target wasm32-unknown-unknown -p mcp-warden-core --test wasm32_corpus
 
 test-corpus:
-	cargo test --test corpus --test flow_fake_host
+	cargo test -p mcp-warden-core --test corpus --test flow_fake_host
 
 test-corpus-replay: build build-fault deps
 	$(VENV)/bin/pytest -q tests/e2e/test_corpus_replay.py

@@ -232,7 +232,7 @@ def main() -> int:
     args = ap.parse_args()
     for need in (harness.WASM, WARDEN, harness.ENVOY):
         if not Path(need).is_file():
-            log(f"missing {need}: cargo build --release --target wasm32-wasip1 --lib && cargo build --release --bin warden")
+            log(f"missing {need}: cargo build --release --target wasm32-wasip1 && cargo build --release -p warden-cli")
             return 2
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "out" / f"receipts-{stamp}"

@@ -36,7 +36,7 @@ def recorder(tmp_path_factory):
 def warden() -> Path:
     """The host tools binary, built by `make build`."""
     if not harness.WARDEN.is_file():
-        pytest.fail(f"{harness.WARDEN} is missing: build it with `make build` (cargo build --release --bin warden)",
+        pytest.fail(f"{harness.WARDEN} is missing: build it with `make build` (cargo build --release -p warden-cli)",
                     pytrace=False)
     return harness.WARDEN
 
@@ -45,7 +45,7 @@ def warden() -> Path:
 def wasm() -> Path:
     if not harness.WASM.is_file():
         pytest.fail(f"filter not built: {harness.WASM} is missing.\n"
-                    "Build it with `make build` (or: cargo build --release --target wasm32-wasip1 --lib).",
+                    "Build it with `make build` (or: cargo build --release --target wasm32-wasip1).",
                     pytrace=False)
     return harness.WASM
 

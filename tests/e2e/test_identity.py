@@ -2,7 +2,7 @@
 
 - JWT (envoy/e2e-jwt.yaml): `jwt_authn` verifies an ES256 token signed by a key this test generates
   and writes the payload to dynamic metadata; the filter reads it (`get_property(["metadata"])`,
-  src/pbstruct.rs) and tells the upstream who it is as a hash, never the raw id or the token.
+  crates/core/src/pbstruct.rs) and tells the upstream who it is as a hash, never the raw id or the token.
 - SPIFFE (envoy/e2e-mtls.yaml): the listener requires client certificates from a CA this test
   generates; the client cert's URI SAN is the principal; a rule matches on its trust domain.
 - Client-sent `x-warden-*` headers never reach the upstream; the configured source order decides.

@@ -148,7 +148,7 @@ def kill_blocks(admin_port: int) -> int:
 @pytest.fixture
 def control(tmp_path):
     if not WARDEN.is_file():
-        pytest.fail(f"{WARDEN} is missing: build it with `cargo build --release --bin warden`", pytrace=False)
+        pytest.fail(f"{WARDEN} is missing: build it with `cargo build --release -p warden-cli`", pytrace=False)
     directory = tmp_path / "control"
     directory.mkdir()
     port = harness.free_port()

@@ -227,7 +227,7 @@ def test_decisions_show_in_prometheus_with_labels(gw, issuer):
 @pytest.mark.parametrize("era", ERAS)
 def test_numeric_claim_matches_as_an_integer(gw, issuer, era):
     """`"tier": 2` in the token reaches the policy as "2" (Envoy stores JSON numbers as doubles;
-    src/pbstruct.rs renders integral ones without ".0"), so a claims rule on "2" matches."""
+    crates/core/src/pbstruct.rs renders integral ones without ".0"), so a claims rule on "2" matches."""
     resp, msg = call(client(gw, issuer, "erin", tier=2), era, "book_trip", {"destination": "Oslo"})
     assert resp.status_code == 403, resp.text
     assert msg["error"]["message"] == "tier 2 cannot book"

@@ -117,7 +117,7 @@ def test_keygen_writes_a_private_file_only_we_can_read(warden, tmp_path):
 # --- warden sink: OTLP logs Export over gRPC → one JSONL file per chain ------------------------
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-GOLDEN_EXPORT = FIXTURES / "warden-sample-export.binpb"  # written by tests/receipts_export.rs
+GOLDEN_EXPORT = FIXTURES / "warden-sample-export.binpb"  # written by crates/core/tests/receipts_export.rs
 
 
 def _varint(n: int) -> bytes:
@@ -279,7 +279,7 @@ def test_a_restarted_sink_continues_each_chain_without_duplicates(sink_factory, 
 
 def test_a_successor_chain_exposes_a_truncated_predecessor(warden, tmp_path):
     """fixtures/receipts/successor/: a writer's chain and its successor's, whose chain-open receipt
-    names the predecessor's tail (written by tests/receipts_writer.rs)."""
+    names the predecessor's tail (written by crates/core/tests/receipts_writer.rs)."""
     first = FIXTURES / "successor" / "first.jsonl"
     second = FIXTURES / "successor" / "second.jsonl"
     for f in (first, second):

@@ -1,7 +1,7 @@
 """Rate-limit state stays bounded however many principals pass, through real Envoy.
 
 Envoy shared data can never delete a key, so mcp-warden keeps rate-limit buckets in a fixed slot
-table (`rate_limit_slots` keys, src/store.rs). Thousands of distinct principals (trusted header
+table (`rate_limit_slots` keys, crates/core/src/state/slots.rs). Thousands of distinct principals (trusted header
 `x-user`, one `tools/call` each, a rule of 1 call per hour per principal) are driven through
 envoy/e2e-policy.yaml in front of the recording upstream, and:
 

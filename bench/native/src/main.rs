@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use mcp_warden::mcp::classify::{classify_body, RequestHead, WireRules};
+use mcp_warden_core::mcp::classify::{classify_body, RequestHead, WireRules};
 
 struct Case {
     name: &'static str,

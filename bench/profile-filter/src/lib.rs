@@ -26,10 +26,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
-#[path = "../../../src/mcp/mod.rs"]
-mod mcp;
-
-use mcp::classify::{classify_body, RequestHead, WireRules};
+use mcp_warden_core::mcp::classify::{classify_body, RequestHead, WireRules};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {

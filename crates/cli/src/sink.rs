@@ -1,0 +1,306 @@
+//! `warden sink --listen ADDR --out DIR [--key HEX]`: a gRPC server for OTLP
+//! `opentelemetry.proto.collector.logs.v1.LogsService/Export` that files receipts.
+//!
+//! Each log record's body (a string) is one receipt's JSON; its chain id comes from the record
+//! attribute `warden.chain_id`, else the resource's. Receipts go to `DIR/<chain id>.jsonl`, one
+//! per line, byte for byte, appended in arrival order and synced to disk before the RPC answers.
+//! Files can be checked with `warden verify` or `pipelock-verify`.
+//!
+//! Rejected (counted in the response's `partial_success`): a body that is not a string or not a
+//! receipt, a missing or unsafe chain id (allowed: `[A-Za-z0-9._-]`, 1..=128, no leading dot),
+//! and with `--key` a receipt whose signature does not verify against that key. A receipt whose
+//! `chain_seq` is not above the last one filed for its chain is a retried duplicate: skipped, not
+//! rejected. A gap is filed anyway and logged (the verifier will show it). A failure to write is
+//! the sink's fault: the call fails with UNAVAILABLE so the writer retries.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use mcp_warden_core::export::attr;
+use mcp_warden_core::export::proto::{
+    any_value, str_attr, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use mcp_warden_core::export::EXPORT_PATH;
+use mcp_warden_core::receipt::sign::parse_hex32;
+use mcp_warden_core::receipt::verify::verify_receipt;
+use tonic::codegen::{http, BoxFuture, Context, Poll, Service, StdError};
+
+const USAGE: &str = "usage: warden sink --listen ADDR --out DIR [--key HEX]";
+const SERVICE_NAME: &str = "opentelemetry.proto.collector.logs.v1.LogsService";
+/// Chain files kept open at once (every writer restart starts a chain).
+const MAX_OPEN_CHAINS: usize = 256;
+
+pub fn run(args: &[String]) -> ExitCode {
+    let mut listen = None;
+    let mut out = None;
+    let mut key = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => listen = it.next().cloned(),
+            "--out" => out = it.next().cloned(),
+            "--key" => key = it.next().cloned(),
+            _ => return usage(),
+        }
+    }
+    let (Some(listen), Some(out)) = (listen, out) else { return usage() };
+    let Ok(addr) = listen.parse::<SocketAddr>() else {
+        eprintln!("warden sink: --listen {listen}: expected IP:PORT");
+        return ExitCode::from(2);
+    };
+    let key = match key.as_deref().map(parse_hex32).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("warden sink: --key: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("warden sink: --out {out}: {e}");
+        return ExitCode::from(1);
+    }
+    let store = Store { dir: PathBuf::from(&out), key, chains: HashMap::new() };
+    match serve(addr, store) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warden sink: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+fn serve(addr: SocketAddr, store: Store) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("warden sink: listening on {bound}, filing receipts under {}", store.dir.display());
+        let svc = LogsServer { store: Arc::new(Mutex::new(store)) };
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(svc, incoming, shutdown_signal())
+            .await
+            .map_err(|e| format!("server: {e}"))
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    eprintln!("warden sink: shutting down");
+}
+
+/// The chain files and what was filed last in each.
+struct Store {
+    dir: PathBuf,
+    key: Option<[u8; 32]>,
+    chains: HashMap<String, ChainFile>,
+}
+
+struct ChainFile {
+    file: File,
+    last_seq: Option<u64>,
+}
+
+#[derive(Default)]
+struct Outcome {
+    rejected: i64,
+    errors: Vec<String>,
+}
+
+impl Outcome {
+    fn reject(&mut self, why: String) {
+        self.rejected += 1;
+        if self.errors.len() < 5 {
+            self.errors.push(why);
+        }
+    }
+}
+
+fn safe_chain_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn chain_seq_of(body: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get("action_record")?.get("chain_seq")?.as_u64()
+}
+
+/// `chain_seq` of the last receipt in an existing chain file. A trailing line without its newline
+/// is a write cut short by a crash: it was never acknowledged, so it is cut off (the writer
+/// resends it) rather than left to corrupt the line after it.
+fn recover(path: &Path) -> Result<Option<u64>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        eprintln!("warden sink: {}: cutting {} bytes of an unfinished last line", path.display(), text.len() - complete);
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.set_len(complete as u64).and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let complete_text = text.get(..complete).unwrap_or_default();
+    Ok(complete_text.lines().rev().find(|l| !l.trim().is_empty()).and_then(chain_seq_of))
+}
+
+impl Store {
+    fn ingest(&mut self, req: ExportLogsServiceRequest) -> Result<Outcome, String> {
+        let mut out = Outcome::default();
+        // Lines per chain, in arrival order; chains in first-seen order.
+        let mut pending: Vec<(String, Vec<(u64, String)>)> = Vec::new();
+        for rl in req.resource_logs {
+            let resource_chain = rl.resource.as_ref().and_then(|r| str_attr(&r.attributes, attr::CHAIN_ID)).map(str::to_owned);
+            for record in rl.scope_logs.into_iter().flat_map(|s| s.log_records) {
+                let chain = str_attr(&record.attributes, attr::CHAIN_ID).map(str::to_owned).or_else(|| resource_chain.clone());
+                let Some(chain) = chain.filter(|c| safe_chain_id(c)) else {
+                    out.reject("missing or unsafe warden.chain_id".into());
+                    continue;
+                };
+                let Some(any_value::Value::StringValue(body)) = record.body.and_then(|b| b.value) else {
+                    out.reject(format!("chain {chain}: log body is not a string"));
+                    continue;
+                };
+                let Some(seq) = chain_seq_of(&body) else {
+                    out.reject(format!("chain {chain}: log body is not a receipt"));
+                    continue;
+                };
+                if let Some(key) = &self.key {
+                    if let Err(e) = verify_receipt(&body, Some(key)) {
+                        out.reject(format!("chain {chain} seq {seq}: {e}"));
+                        continue;
+                    }
+                }
+                match pending.iter_mut().find(|(c, _)| *c == chain) {
+                    Some((_, lines)) => lines.push((seq, body)),
+                    None => pending.push((chain, vec![(seq, body)])),
+                }
+            }
+        }
+        for (chain, lines) in pending {
+            // Our fault (disk): fail the call so the writer retries; what was filed is deduplicated.
+            self.append(&chain, lines).map_err(|e| format!("chain {chain}: {e}"))?;
+        }
+        Ok(out)
+    }
+
+    fn append(&mut self, chain: &str, lines: Vec<(u64, String)>) -> Result<(), String> {
+        let path = self.dir.join(format!("{chain}.jsonl"));
+        if !self.chains.contains_key(chain) {
+            if self.chains.len() >= MAX_OPEN_CHAINS {
+                // Bounded file handles: close them all; a chain reopens (and rereads its tail) on use.
+                self.chains.clear();
+            }
+            let last_seq = recover(&path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            self.chains.insert(chain.to_string(), ChainFile { file, last_seq });
+        }
+        let Some(cf) = self.chains.get_mut(chain) else { return Err("chain file vanished".into()) };
+        let mut buf = String::new();
+        let (mut filed, mut dups) = (0usize, 0usize);
+        for (seq, body) in lines {
+            if cf.last_seq.is_some_and(|last| seq <= last) {
+                dups += 1;
+                continue;
+            }
+            let expected = cf.last_seq.map_or(0, |l| l.saturating_add(1));
+            if seq != expected {
+                eprintln!("warden sink: chain {chain}: gap, expected chain_seq {expected}, got {seq}");
+            }
+            buf.push_str(&body);
+            buf.push('\n');
+            cf.last_seq = Some(seq);
+            filed += 1;
+        }
+        if !buf.is_empty() {
+            cf.file.write_all(buf.as_bytes()).and_then(|_| cf.file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        eprintln!("warden sink: chain {chain}: filed {filed}, skipped {dups} duplicate(s)");
+        Ok(())
+    }
+}
+
+/// The LogsService with its one method, written the way tonic's generator would write it.
+#[derive(Clone)]
+struct LogsServer {
+    store: Arc<Mutex<Store>>,
+}
+
+impl tonic::server::NamedService for LogsServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+struct ExportSvc(Arc<Mutex<Store>>);
+
+impl tonic::server::UnaryService<ExportLogsServiceRequest> for ExportSvc {
+    type Response = ExportLogsServiceResponse;
+    type Future = BoxFuture<tonic::Response<ExportLogsServiceResponse>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<ExportLogsServiceRequest>) -> Self::Future {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let outcome = match store.lock() {
+                Ok(mut s) => s.ingest(request.into_inner()).map_err(|e| {
+                    eprintln!("warden sink: {e}");
+                    tonic::Status::unavailable(format!("sink could not file receipts: {e}"))
+                })?,
+                Err(_) => return Err(tonic::Status::internal("sink store poisoned by an earlier failure")),
+            };
+            let partial_success = (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: outcome.rejected,
+                error_message: outcome.errors.join("; "),
+            });
+            Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success }))
+        })
+    }
+}
+
+impl<B> Service<http::Request<B>> for LogsServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != EXPORT_PATH {
+            return Box::pin(async move { Ok(tonic::Status::unimplemented("only LogsService/Export").into_http()) });
+        }
+        let svc = ExportSvc(self.store.clone());
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+            Ok(grpc.unary(svc, req).await)
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! Receipts as OpenTelemetry logs: the protobuf bytes of an OTLP
+//! `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`, hand-encoded (only the few
+//! fields we set, so the .wasm carries no protobuf runtime), plus [`batch`]: size/age batching
+//! with a bounded buffer that counts what it refuses.
+//!
+//! One `LogRecord` per receipt: `body` = the receipt's canonical JSON as a string, byte for byte
+//! (what the sink writes), `time_unix_nano` = the exchange time, `trace_id`/`span_id`/`flags`
+//! from the request's W3C `traceparent`, and the attributes named in [`attr`]. Receipts are
+//! grouped by chain: one `ResourceLogs` per chain with resource attribute `warden.chain_id`
+//! (also repeated on each record), in the order they were pushed.
+
+pub mod batch;
+/// Decoding side (prost), for the native sink and tests only (feature `otlp-decode`).
+#[cfg(feature = "otlp-decode")]
+pub mod proto;
+
+use crate::receipt::exchange::Exchange;
+use crate::receipt::Receipt;
+
+/// Attribute keys. The sink reads [`attr::CHAIN_ID`] (resource first, then the record).
+pub mod attr {
+    pub const SERVICE_NAME: &str = "service.name";
+    pub const CHAIN_ID: &str = "warden.chain_id";
+    pub const CHAIN_SEQ: &str = "warden.chain_seq";
+    pub const METHOD: &str = "mcp.method";
+    pub const NAME: &str = "mcp.name";
+    pub const VERDICT: &str = "warden.verdict";
+    pub const PRINCIPAL_FINGERPRINT: &str = "warden.principal_fingerprint";
+    pub const UPSTREAM: &str = "warden.upstream";
+    pub const DURATION_US: &str = "warden.duration_us";
+    pub const BYTES_IN: &str = "warden.bytes_in";
+    pub const BYTES_OUT: &str = "warden.bytes_out";
+}
+
+/// Instrumentation scope name on every batch.
+pub const SCOPE_NAME: &str = "mcp-warden.receipts";
+/// gRPC path of the OTLP logs Export method.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// Protobuf wire-format writing: varints, tags, length-delimited fields.
+mod pb {
+    pub fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+        varint(out, (u64::from(field) << 3) | u64::from(wire));
+    }
+    pub fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+        tag(out, field, 2);
+        varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    pub fn string(out: &mut Vec<u8>, field: u32, s: &str) {
+        bytes(out, field, s.as_bytes());
+    }
+    pub fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
+        tag(out, field, 0);
+        varint(out, v);
+    }
+    pub fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
+        tag(out, field, 1);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn fixed32(out: &mut Vec<u8>, field: u32, v: u32) {
+        tag(out, field, 5);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// An OTLP attribute value (the `AnyValue` variants we use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; int_value = 3 }`.
+fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value<'_>) {
+    let mut any = Vec::new();
+    match value {
+        Value::Str(s) => pb::string(&mut any, 1, s),
+        Value::Int(i) => pb::uint(&mut any, 3, *i as u64),
+    }
+    let mut kv = Vec::new();
+    pb::string(&mut kv, 1, key);
+    pb::bytes(&mut kv, 2, &any);
+    pb::bytes(out, field, &kv);
+}
+
+/// Trace context parsed from a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// `None` for anything but a well-formed version-00 header with non-zero ids.
+    pub fn parse(traceparent: &str) -> Option<TraceContext> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "00" || parts.next().is_some() {
+            return None;
+        }
+        let mut ctx = TraceContext { trace_id: [0; 16], span_id: [0; 8], flags: 0 };
+        hex::decode_to_slice(trace, &mut ctx.trace_id).ok()?;
+        hex::decode_to_slice(span, &mut ctx.span_id).ok()?;
+        let mut f = [0u8; 1];
+        hex::decode_to_slice(flags, &mut f).ok()?;
+        ctx.flags = f[0];
+        let lowercase = |s: &str| !s.bytes().any(|b| b.is_ascii_uppercase());
+        let valid = ctx.trace_id != [0; 16] && ctx.span_id != [0; 8] && lowercase(trace) && lowercase(span);
+        valid.then_some(ctx)
+    }
+}
+
+/// One receipt ready to export: the receipt JSON and the context that becomes attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub chain_id: String,
+    /// Encoded `LogRecord` message (without its field tag).
+    pub record: Vec<u8>,
+}
+
+impl LogEntry {
+    /// The `LogRecord` for `receipt`, which the writer made from `exchange` in chain `chain_id`.
+    pub fn new(chain_id: &str, receipt: &Receipt, exchange: &Exchange) -> LogEntry {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut r = Vec::with_capacity(1024);
+        pb::fixed64(&mut r, 1, exchange.unix_nanos); // time_unix_nano
+        pb::uint(&mut r, 2, 9); // severity_number = SEVERITY_NUMBER_INFO
+        pb::string(&mut r, 3, "INFO"); // severity_text
+        let mut body = Vec::new();
+        pb::string(&mut body, 1, &receipt.canonical_json()); // AnyValue.string_value
+        pb::bytes(&mut r, 5, &body);
+        let attrs: [(&str, Value<'_>); 10] = [
+            (attr::CHAIN_ID, Value::Str(chain_id)),
+            (attr::CHAIN_SEQ, Value::Int(clamp(receipt.record.chain_seq))),
+            (attr::METHOD, Value::Str(&exchange.method)),
+            (attr::NAME, Value::Str(&exchange.name)),
+            (attr::VERDICT, Value::Str(receipt.record.verdict.as_str())),
+            (attr::PRINCIPAL_FINGERPRINT, Value::Str(&exchange.principal_fingerprint())),
+            (attr::UPSTREAM, Value::Str(&exchange.upstream)),
+            (attr::DURATION_US, Value::Int(clamp(exchange.duration_micros))),
+            (attr::BYTES_IN, Value::Int(clamp(exchange.bytes_in))),
+            (attr::BYTES_OUT, Value::Int(clamp(exchange.bytes_out))),
+        ];
+        for (k, v) in &attrs {
+            key_value(&mut r, 6, k, v);
+        }
+        if let Some(ctx) = TraceContext::parse(&exchange.traceparent) {
+            pb::fixed32(&mut r, 8, u32::from(ctx.flags));
+            pb::bytes(&mut r, 9, &ctx.trace_id);
+            pb::bytes(&mut r, 10, &ctx.span_id);
+        }
+        LogEntry { chain_id: chain_id.to_string(), record: r }
+    }
+
+    /// Bytes this entry adds to a request (its `LogRecord` field, tag and length included).
+    pub fn encoded_len(&self) -> usize {
+        self.record.len() + 1 + varint_len(self.record.len() as u64)
+    }
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// `ExportLogsServiceRequest` for `entries`: consecutive entries of the same chain share one
+/// `ResourceLogs` (resource attrs `service.name`, `warden.chain_id`) and one `ScopeLogs`.
+pub fn export_request(entries: &[LogEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(LogEntry::encoded_len).sum::<usize>() + 256);
+    for group in entries.chunk_by(|a, b| a.chain_id == b.chain_id) {
+        let Some(first) = group.first() else { continue };
+        let mut resource = Vec::new();
+        key_value(&mut resource, 1, attr::SERVICE_NAME, &Value::Str("mcp-warden"));
+        key_value(&mut resource, 1, attr::CHAIN_ID, &Value::Str(&first.chain_id));
+        let mut scope = Vec::new();
+        pb::string(&mut scope, 1, SCOPE_NAME);
+        pb::string(&mut scope, 2, env!("CARGO_PKG_VERSION"));
+        let mut scope_logs = Vec::new();
+        pb::bytes(&mut scope_logs, 1, &scope);
+        for e in group {
+            pb::bytes(&mut scope_logs, 2, &e.record);
+        }
+        let mut resource_logs = Vec::new();
+        pb::bytes(&mut resource_logs, 1, &resource);
+        pb::bytes(&mut resource_logs, 2, &scope_logs);
+        pb::bytes(&mut out, 1, &resource_logs);
+    }
+    out
+}
+
+/// `partial_success.rejected_log_records` of an `ExportLogsServiceResponse` (0 when absent), or
+/// `None` when the bytes are not a well-formed response (the sink's fault).
+pub fn rejected_in_response(response: &[u8]) -> Option<i64> {
+    let mut rejected = 0;
+    for (field, value) in pb_fields(response)? {
+        if let (1, PbValue::Bytes(partial)) = (field, value) {
+            for (inner, v) in pb_fields(partial)? {
+                if let (1, PbValue::Varint(n)) = (inner, v) {
+                    rejected = n as i64;
+                }
+            }
+        }
+    }
+    Some(rejected)
+}
+
+enum PbValue<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// Top-level fields of a protobuf message; `None` on malformed input.
+fn pb_fields(mut buf: &[u8]) -> Option<Vec<(u64, PbValue<'_>)>> {
+    fn read_varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = read_varint(&mut buf)?;
+        let value = match key & 7 {
+            0 => PbValue::Varint(read_varint(&mut buf)?),
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                buf = buf.get(n..)?;
+                PbValue::Fixed
+            }
+            2 => {
+                let len = usize::try_from(read_varint(&mut buf)?).ok()?;
+                let (bytes, rest) = buf.split_at_checked(len)?;
+                buf = rest;
+                PbValue::Bytes(bytes)
+            }
+            _ => return None,
+        };
+        out.push((key >> 3, value));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_rejected_count_of_an_export_response() {
+        assert_eq!(rejected_in_response(&[]), Some(0));
+        // partial_success { rejected_log_records: 3, error_message: "x" }
+        assert_eq!(rejected_in_response(&[0x0a, 0x05, 0x08, 0x03, 0x12, 0x01, b'x']), Some(3));
+        assert_eq!(rejected_in_response(&[0x0a, 0x05, 0x08]), None);
+        assert_eq!(rejected_in_response(&[0x0f]), None);
+    }
+
+    #[test]
+    fn varints_match_the_protobuf_spec() {
+        let enc = |v| {
+            let mut out = Vec::new();
+            pb::varint(&mut out, v);
+            out
+        };
+        assert_eq!(enc(0), [0]);
+        assert_eq!(enc(1), [1]);
+        assert_eq!(enc(300), [0xac, 0x02]);
+        assert_eq!(enc(u64::MAX).len(), 10);
+        assert_eq!(varint_len(300), 2);
+        assert_eq!(varint_len(u64::MAX), 10);
+    }
+
+    #[test]
+    fn traceparent_parsing_follows_w3c() {
+        let ctx = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(hex::encode(ctx.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex::encode(ctx.span_id), "00f067aa0ba902b7");
+        assert_eq!(ctx.flags, 1);
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+    }
+}

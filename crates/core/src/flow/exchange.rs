@@ -1,0 +1,114 @@
+//! The end of a stream: the compact [`Exchange`] record of what was decided (and what the
+//! response inspectors found), handed to the receipt writer's queue. Every decision gets one;
+//! one that cannot be queued is counted, never dropped silently.
+
+use crate::inspect::Finding;
+use crate::metrics;
+use crate::policy::Action;
+use crate::ports::{Metrics, ReceiptQueue};
+use crate::receipt::exchange::{Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
+
+use super::request::RequestFlow;
+
+/// Facts the host measured about a finished exchange, for its receipt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExchangeStats {
+    pub start_unix_nanos: u64,
+    pub duration_micros: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Time spent inside the filter's callbacks.
+    pub filter_micros: u64,
+}
+
+impl RequestFlow {
+    /// The stream is over: record the filter time, and queue the exchange's record when a
+    /// writer is there to take it (no record is even built without one).
+    pub fn on_log(&self, stats: ExchangeStats, queue: &mut dyn ReceiptQueue, m: &mut dyn Metrics) {
+        m.record(metrics::FILTER_TIME_US, stats.filter_micros);
+        if !queue.ready() {
+            m.count(metrics::RECEIPTS_UNQUEUED, &[]);
+            return;
+        }
+        if let Some(exchange) = self.exchange(stats) {
+            if queue.enqueue(&exchange.encode()).is_err() {
+                m.count(metrics::RECEIPTS_UNQUEUED, &[]);
+            }
+        }
+    }
+
+    /// The compact record of this exchange for the receipt writer; `None` when the filter never
+    /// decided anything (e.g. the stream was reset before the request was complete).
+    pub fn exchange(&self, stats: ExchangeStats) -> Option<Exchange> {
+        let mut e = Exchange {
+            v: QUEUE_FORMAT_VERSION,
+            unix_nanos: stats.start_unix_nanos,
+            method: String::new(),
+            name: String::new(),
+            upstream: String::new(),
+            principal: String::new(),
+            actor: String::new(),
+            delegation_chain: Vec::new(),
+            request_id: String::new(),
+            verdict: WireVerdict::Block,
+            rule: String::new(),
+            severity: String::new(),
+            data_classes_in: Vec::new(),
+            data_classes_out: Vec::new(),
+            layer: String::new(),
+            policy_hash: self.policy().hash.clone(),
+            traceparent: String::new(),
+            duration_micros: stats.duration_micros,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+        };
+        if let Some(o) = self.outcome() {
+            let r = &o.request;
+            e.method = r.method.clone().unwrap_or_default();
+            e.name = r.name.clone().unwrap_or_default();
+            e.upstream = o.upstream.clone();
+            e.principal = o.principal.id.clone();
+            e.actor = r.client_name.clone().unwrap_or_default();
+            e.delegation_chain = o.principal.actors.clone();
+            e.request_id = r.id.clone().unwrap_or_default();
+            e.traceparent = r.traceparent.clone().unwrap_or_default();
+            let (verdict, rule) = match &o.verdict.action {
+                Action::Allow => (WireVerdict::Allow, o.verdict.rule_id.clone().unwrap_or_default()),
+                Action::Deny { hide, .. } => {
+                    let id = o.verdict.rule_id.clone().unwrap_or_else(|| "default".to_owned());
+                    (WireVerdict::Block, if *hide { format!("{id}:hide") } else { id })
+                }
+                Action::RateLimited { .. } => {
+                    (WireVerdict::Block, format!("{}:rate_limit", o.verdict.rule_id.as_deref().unwrap_or("default")))
+                }
+                Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
+            };
+            e.verdict = verdict;
+            e.rule = rule;
+            record_findings(&mut e, self.findings());
+            return Some(e);
+        }
+        let r = self.rejection()?;
+        e.request_id = r.id.clone().unwrap_or_default();
+        e.rule = format!("wire:{}", r.kind.label());
+        e.severity = "invalid".to_owned();
+        Some(e)
+    }
+}
+
+/// Findings into the record: the most severe one names the `layer`, `pattern` and `severity`;
+/// every data class is listed once in `data_classes_out`; a blocked response is a `block`.
+fn record_findings(e: &mut Exchange, findings: &[Finding]) {
+    let Some(worst) = findings.iter().max_by_key(|f| f.severity) else { return };
+    e.severity = worst.severity.as_str().to_owned();
+    e.layer = worst.inspector.to_owned();
+    e.rule = if e.rule.is_empty() { worst.what.to_owned() } else { format!("{}:{}", e.rule, worst.what) };
+    for class in findings.iter().filter_map(|f| f.data_class) {
+        if !e.data_classes_out.iter().any(|c| c == class) {
+            e.data_classes_out.push(class.to_owned());
+        }
+    }
+    if findings.iter().any(|f| f.disposition == crate::inspect::Disposition::Block) {
+        e.verdict = WireVerdict::Block;
+    }
+}

@@ -1,0 +1,17 @@
+//! One stream through the filter, between the host ports and the pure core:
+//!
+//! - [`request`]: the request path as gather → decide → apply ([`RequestFlow`]);
+//! - [`decide`]: the pure decision on a valid request (principal, policy, reply, inspectors);
+//! - [`response`]: the response pipeline, fed headers, body chunks and SSE events;
+//! - [`reply`]: every local reply and JSON-RPC error the filter sends;
+//! - [`exchange`]: the record of the exchange for the receipt writer.
+
+pub mod decide;
+pub mod exchange;
+pub mod reply;
+pub mod request;
+pub mod response;
+
+pub use decide::Outcome;
+pub use exchange::ExchangeStats;
+pub use request::RequestFlow;

@@ -1,0 +1,103 @@
+//! Every local reply the filter sends, in one place: wire rejections, policy answers (hidden,
+//! denied, rate limited, killed), host failures, and the JSON-RPC errors that replace a response
+//! or end a stream. Status and code follow the spec's table (spec §13; README "Errors"); every
+//! reply keeps the request id whenever it could be read.
+
+use crate::mcp::error::{jsonrpc_error_body, push_json_string, RejectKind, Rejection};
+use crate::mcp::model::McpRequest;
+use crate::mcp::Method;
+use crate::policy::Action;
+use crate::ports::HostError;
+
+/// JSON-RPC code for a visible policy denial (outside -32768..-32000, spec §13).
+pub const CODE_DENIED: i32 = -31403;
+/// JSON-RPC code for a rate-limited request.
+pub const CODE_RATE_LIMITED: i32 = -31429;
+/// JSON-RPC code for a request stopped by the kill switch.
+pub const CODE_KILLED: i32 = -31503;
+/// Invalid params: what a hidden tool / prompt / resource answers, as if it did not exist.
+pub const CODE_UNKNOWN: i32 = -32602;
+/// JSON-RPC internal error: the gateway itself failed.
+pub const CODE_INTERNAL: i32 = -32603;
+/// JSON-RPC code for a response the gateway withheld (an inspector blocked it).
+pub const CODE_WITHHELD: i32 = -31502;
+
+/// A reply the filter sends instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl LocalReply {
+    fn json(status: u32, body: String) -> LocalReply {
+        LocalReply { status, headers: vec![("content-type", "application/json".to_owned())], body }
+    }
+
+    /// The headers as the host's reply call takes them.
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
+/// The reply to a request that failed wire validation.
+pub fn for_rejection(r: &Rejection) -> LocalReply {
+    let mut reply = LocalReply::json(r.kind.http_status(), r.body());
+    if r.kind == RejectKind::MethodNotAllowed {
+        reply.headers.push(("allow", "POST".to_owned()));
+    }
+    reply
+}
+
+/// The reply for a policy `action` (`None` for allow). Keeps the request id.
+pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
+    let id = req.id.as_deref();
+    match action {
+        Action::Allow => None,
+        Action::Deny { hide: true, .. } => {
+            let name = req.name.as_deref().unwrap_or("");
+            let message = match req.op {
+                Some(Method::PromptsGet) => format!("Unknown prompt: {name}"),
+                Some(Method::ResourcesRead) => format!("Resource not found: {name}"),
+                _ => format!("Unknown tool: {name}"),
+            };
+            // Handler errors travel with HTTP 200 (spec §13; what the SDKs do for unknown tools).
+            Some(LocalReply::json(200, jsonrpc_error_body(id, CODE_UNKNOWN, &message, None)))
+        }
+        Action::Deny { reason, hide: false } => Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, reason, None))),
+        Action::RateLimited { retry_after_secs, retry_after_ms } => {
+            let message = format!("Rate limit exceeded; retry after {retry_after_secs} s");
+            let data = format!("{{\"retryAfterSeconds\":{retry_after_secs},\"retryAfterMs\":{retry_after_ms}}}");
+            let mut reply = LocalReply::json(429, jsonrpc_error_body(id, CODE_RATE_LIMITED, &message, Some(&data)));
+            reply.headers.push(("retry-after", retry_after_secs.to_string()));
+            Some(reply)
+        }
+        Action::Kill { reason, scope } => {
+            let message = format!("Stopped by the gateway kill switch: {reason}");
+            let mut data = String::from("{\"reason\":");
+            push_json_string(&mut data, reason);
+            data.push_str(",\"scope\":");
+            push_json_string(&mut data, scope);
+            data.push('}');
+            Some(LocalReply::json(503, jsonrpc_error_body(id, CODE_KILLED, &message, Some(&data))))
+        }
+    }
+}
+
+/// A host call failed mid-request: 500, and the request never reaches the upstream.
+pub fn for_host_failure(e: &HostError) -> LocalReply {
+    LocalReply::json(500, jsonrpc_error_body(None, CODE_INTERNAL, &format!("Internal error: {e}"), None))
+}
+
+/// The JSON-RPC error that stands in for a response message an inspector blocked: the client
+/// learns which inspector and what kind of finding, never the content.
+pub fn withheld(req: &McpRequest, inspector: &str, what: &str) -> String {
+    let message = format!("Response withheld by the gateway: {inspector} found {what}");
+    let mut data = String::from("{\"inspector\":");
+    push_json_string(&mut data, inspector);
+    data.push_str(",\"finding\":");
+    push_json_string(&mut data, what);
+    data.push('}');
+    jsonrpc_error_body(req.id.as_deref(), CODE_WITHHELD, &message, Some(&data))
+}

@@ -1,0 +1,403 @@
+//! The request path of one stream, as gather → decide → apply, written against the
+//! [`ports`](crate::ports) so the same code runs in Envoy and on the fake host.
+//!
+//! 1. **Gather** the head once at the headers callback ([`OwnedHead`]), the body when it is
+//!    complete.
+//! 2. **Decide on the wire**: classify and validate ([`crate::mcp::classify`]); a rejection is
+//!    answered here.
+//! 3. **Apply the routing headers** the wire decision made true. Envoy re-evaluates the route on
+//!    the edited headers, which is why the next facts are read only now.
+//! 4. **Gather the peer facts** the configured principal sources use (each is a host call) and
+//!    the upstream cluster the route chose.
+//! 5. **Decide** ([`super::decide`]): principal, correlation key, policy, the reply, the
+//!    response pipeline.
+//! 6. **Apply**: strip and set `x-warden-*`, count, answer locally or forward.
+//!
+//! The response path hands every callback to the [`ResponsePipeline`] chosen in step 5; when
+//! it is empty, response callbacks cost nothing. Nothing here panics: a host failure fails the
+//! request closed with a 500 that says so.
+
+use std::rc::Rc;
+
+use crate::inspect::ExchangeView;
+use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead};
+use crate::mcp::error::{RejectKind, Rejection};
+use crate::mcp::headers;
+use crate::mcp::jsonrpc::salvage_id;
+use crate::mcp::model::McpRequest;
+use crate::mcp::Method;
+use crate::metrics;
+use crate::policy::{Action, KillSwitch, Policy, Verdict};
+use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
+use crate::principal::{self, PeerFacts, SourceKind, Sources};
+
+use super::decide::{decide, Decision, Outcome, RequestFacts};
+use super::reply::{self, LocalReply};
+use super::response::ResponsePipeline;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Headers,
+    AwaitingBody,
+    /// Content-Length is over the cap: wait for the first chunk only to read the id, then 413.
+    Oversize,
+    Done,
+}
+
+/// How much of an over-cap body is read to find the request id for the 413 reply.
+const ID_SALVAGE_PREFIX: usize = 4096;
+
+/// The head values the request path needs, copied once from the host at the headers callback
+/// (the body callback needs no second header-map fetch).
+#[derive(Debug, Default)]
+struct OwnedHead {
+    http_method: String,
+    content_type: Option<Vec<u8>>,
+    protocol_version: Option<Vec<u8>>,
+    mcp_method: Option<Vec<u8>>,
+    mcp_name: Option<Vec<u8>>,
+    session_id: Option<Vec<u8>>,
+    content_length: Option<u64>,
+    // Identity inputs and the client's own `x-warden-*` header names.
+    authority: Option<Vec<u8>>,
+    user_agent: Option<Vec<u8>>,
+    trusted_header: Option<Vec<u8>>,
+    warden_headers: Vec<String>,
+}
+
+impl OwnedHead {
+    fn read(http: &dyn HttpIo, sources: &Sources) -> Result<OwnedHead, HostError> {
+        let method = http.request_header(":method")?.unwrap_or_default();
+        Ok(OwnedHead {
+            http_method: String::from_utf8_lossy(&method).into_owned(),
+            content_type: http.request_header("content-type")?,
+            protocol_version: http.request_header(headers::PROTOCOL_VERSION)?,
+            mcp_method: http.request_header(headers::METHOD)?,
+            mcp_name: http.request_header(headers::NAME)?,
+            session_id: http.request_header(headers::SESSION_ID)?,
+            content_length: http
+                .request_header("content-length")?
+                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok()),
+            authority: http.request_header(":authority")?,
+            user_agent: http.request_header("user-agent")?,
+            trusted_header: match &sources.trusted_header {
+                Some(h) if sources.order.contains(&SourceKind::Header) => http.request_header(h)?,
+                _ => None,
+            },
+            warden_headers: http
+                .request_header_names()?
+                .into_iter()
+                .filter(|n| principal::is_warden_header(n))
+                .collect(),
+        })
+    }
+
+    fn view(&self) -> RequestHead<'_> {
+        RequestHead {
+            http_method: &self.http_method,
+            content_type: self.content_type.as_deref(),
+            protocol_version: self.protocol_version.as_deref(),
+            mcp_method: self.mcp_method.as_deref(),
+            mcp_name: self.mcp_name.as_deref(),
+            session_id: self.session_id.as_deref(),
+        }
+    }
+}
+
+/// The peer facts one request needs, read from the host (owned for the length of the decision).
+#[derive(Debug, Default)]
+struct OwnedPeer {
+    jwt: Option<String>,
+    uri_san: Option<String>,
+    istio: Option<String>,
+    source_address: Option<String>,
+    upstream: Option<String>,
+}
+
+impl OwnedPeer {
+    /// Each lookup is a host call: only what a configured source can use is read.
+    fn read(http: &dyn HttpIo, sources: &Sources) -> Result<OwnedPeer, HostError> {
+        let uses = |k| sources.order.contains(&k);
+        let fact = |f| http.peer_fact(f, sources);
+        Ok(OwnedPeer {
+            jwt: if uses(SourceKind::Jwt) { fact(PeerFact::JwtPayload)? } else { None },
+            uri_san: if uses(SourceKind::Spiffe) { fact(PeerFact::UriSan)? } else { None },
+            istio: if uses(SourceKind::Istio) { fact(PeerFact::IstioPrincipal)? } else { None },
+            source_address: fact(PeerFact::SourceAddress)?,
+            upstream: fact(PeerFact::UpstreamCluster)?,
+        })
+    }
+}
+
+pub struct RequestFlow {
+    policy: Rc<Policy>,
+    remote_kill: Rc<KillSwitch>,
+    state: State,
+    head: OwnedHead,
+    outcome: Option<Outcome>,
+    rejection: Option<Rejection>,
+    response: Option<ResponsePipeline>,
+}
+
+impl RequestFlow {
+    pub fn new(policy: Rc<Policy>) -> Self {
+        Self::with_remote_kill(policy, Rc::new(KillSwitch::default()))
+    }
+
+    /// `remote_kill`: the kill list last served by the control endpoint.
+    pub fn with_remote_kill(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
+        RequestFlow {
+            policy,
+            remote_kill,
+            state: State::Headers,
+            head: OwnedHead::default(),
+            outcome: None,
+            rejection: None,
+            response: None,
+        }
+    }
+
+    /// The policy this stream is decided under (a reload applies to the next stream).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The classified request, once the filter has classified it.
+    pub fn request(&self) -> Option<&McpRequest> {
+        self.outcome.as_ref().map(|o| &o.request)
+    }
+
+    /// What policy decided (for receipts and logs).
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The wire rejection, when the request failed validation.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        self.rejection.as_ref()
+    }
+
+    /// True while response callbacks may need the filter (a response pipeline is pending).
+    pub fn inspects_response(&self) -> bool {
+        self.response.as_ref().is_some_and(ResponsePipeline::active)
+    }
+
+    /// The response pipeline's findings so far.
+    pub fn findings(&self) -> &[crate::inspect::Finding] {
+        self.response.as_ref().map(ResponsePipeline::findings).unwrap_or_default()
+    }
+
+    pub fn on_request_headers(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Step {
+        let r = self.headers_inner(host, end_of_stream);
+        self.or_fail_closed(host, r)
+    }
+
+    pub fn on_request_body(&mut self, host: &mut Host<'_>, body_size: usize, end_of_stream: bool) -> Step {
+        let r = self.body_inner(host, body_size, end_of_stream);
+        self.or_fail_closed(host, r)
+    }
+
+    /// Trailers end the request body (HTTP/2 requests may finish with trailers, not a data frame).
+    pub fn on_request_trailers(&mut self, host: &mut Host<'_>, body_size: usize) -> Step {
+        self.on_request_body(host, body_size, true)
+    }
+
+    fn headers_inner(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Result<Step, HostError> {
+        if self.state != State::Headers {
+            return Ok(Step::Continue);
+        }
+        self.head = OwnedHead::read(host.http, &self.policy.sources)?;
+        match classify_head(&self.head.view(), &self.policy.wire) {
+            HeadDecision::Forward(c) => self.admit(host, c),
+            HeadDecision::Reject(r) => self.refuse(host, r),
+            HeadDecision::NeedBody => {
+                if self.head.content_length.is_some_and(|n| n > self.policy.max_body_bytes as u64) {
+                    if end_of_stream {
+                        return self.refuse(host, self.too_large(None));
+                    }
+                    self.state = State::Oversize;
+                    return Ok(Step::Buffer);
+                }
+                if end_of_stream {
+                    return self.classify(host, &[]);
+                }
+                self.state = State::AwaitingBody;
+                Ok(Step::Buffer)
+            }
+        }
+    }
+
+    fn body_inner(&mut self, host: &mut Host<'_>, body_size: usize, end_of_stream: bool) -> Result<Step, HostError> {
+        if self.state != State::AwaitingBody && self.state != State::Oversize {
+            return Ok(Step::Continue);
+        }
+        if self.state == State::Oversize && body_size < ID_SALVAGE_PREFIX && !end_of_stream {
+            // Wait for the whole prefix (or the end): otherwise whether the 413 carries the id
+            // would depend on how the client's bytes happened to be split into chunks.
+            return Ok(Step::Buffer);
+        }
+        if self.state == State::Oversize || body_size > self.policy.max_body_bytes {
+            let prefix = host.http.request_body(body_size.min(ID_SALVAGE_PREFIX))?;
+            let id = salvage_id(&prefix);
+            return self.refuse(host, self.too_large(id.as_deref()));
+        }
+        if !end_of_stream {
+            return Ok(Step::Buffer);
+        }
+        let body = host.http.request_body(body_size)?;
+        self.classify(host, &body)
+    }
+
+    fn classify(&mut self, host: &mut Host<'_>, body: &[u8]) -> Result<Step, HostError> {
+        match classify_body(&self.head.view(), body, &self.policy.wire) {
+            Ok(c) => self.admit(host, c),
+            Err(r) => self.refuse(host, r),
+        }
+    }
+
+    fn too_large(&self, id: Option<&str>) -> Rejection {
+        Rejection::new(
+            RejectKind::BodyTooLarge,
+            format!("Request body exceeds the gateway limit of {} bytes", self.policy.max_body_bytes),
+        )
+        .with_id(id)
+    }
+
+    /// A valid request: make its routing headers true, gather the rest, decide, apply.
+    fn admit(&mut self, host: &mut Host<'_>, c: Classified) -> Result<Step, HostError> {
+        self.state = State::Done;
+        edit_header(host.http, headers::METHOD, &c.mcp_method)?;
+        edit_header(host.http, headers::NAME, &c.mcp_name)?;
+
+        let policy = Rc::clone(&self.policy);
+        let peer = OwnedPeer::read(host.http, &policy.sources)?;
+        let upstream = match peer.upstream.clone() {
+            Some(cluster) => cluster,
+            None => String::from_utf8_lossy(self.head.authority.as_deref().unwrap_or_default()).into_owned(),
+        };
+        let facts = RequestFacts {
+            request: c.request,
+            peer: PeerFacts {
+                jwt_payload: peer.jwt.as_deref().map(str::as_bytes),
+                jwt_claims: None,
+                uri_san: peer.uri_san.as_deref(),
+                istio_principal: peer.istio.as_deref(),
+                trusted_header: self.head.trusted_header.as_deref(),
+                source_address: peer.source_address.as_deref(),
+                user_agent: self.head.user_agent.as_deref(),
+            },
+            upstream,
+            client_warden_headers: &self.head.warden_headers,
+            now_ms: now_ms(host.clock),
+        };
+        let decision = decide(&policy, &self.remote_kill, facts, host.kv);
+        let (reply, response, outcome) = apply_decision(host, decision)?;
+        self.response = response;
+        self.outcome = Some(outcome);
+        match reply {
+            None => Ok(Step::Continue),
+            Some(r) => {
+                host.http.send_local_reply(r.status, &r.header_pairs(), r.body.as_bytes())?;
+                Ok(Step::Answered)
+            }
+        }
+    }
+
+    fn refuse(&mut self, host: &mut Host<'_>, r: Rejection) -> Result<Step, HostError> {
+        self.state = State::Done;
+        host.metrics.count(metrics::VALIDATION_FAILURES, &[("kind", r.kind.label())]);
+        let reply = reply::for_rejection(&r);
+        self.rejection = Some(r);
+        host.http.send_local_reply(reply.status, &reply.header_pairs(), reply.body.as_bytes())?;
+        Ok(Step::Answered)
+    }
+
+    /// A host call failed mid-request: fail closed, say so, never panic.
+    fn or_fail_closed(&mut self, host: &mut Host<'_>, r: Result<Step, HostError>) -> Step {
+        match r {
+            Ok(step) => step,
+            Err(e) => {
+                self.state = State::Done;
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                let reply = reply::for_host_failure(&e);
+                // If even the reply fails the host resets the stream; nothing else is left to try.
+                let _ = host.http.send_local_reply(reply.status, &reply.header_pairs(), reply.body.as_bytes());
+                Step::Answered
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Response path: everything goes to the pipeline chosen at request time.
+
+    pub fn on_response_headers(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Step {
+        match self.response.as_mut() {
+            Some(p) => p.on_headers(host.http, end_of_stream),
+            None => Step::Continue,
+        }
+    }
+
+    pub fn on_response_body(&mut self, host: &mut Host<'_>, body_size: usize, end_of_stream: bool) -> Step {
+        let (Some(pipeline), Some(o)) = (self.response.as_mut(), self.outcome.as_ref()) else {
+            return Step::Continue;
+        };
+        let ex = ExchangeView { request: &o.request, principal: &o.principal, upstream: &o.upstream };
+        let before = pipeline.findings().len();
+        let step = match pipeline.on_body(host.http, &ex, body_size, end_of_stream) {
+            Ok(step) => step,
+            Err(e) => {
+                // The response cannot be read or rewritten: it must not pass uninspected.
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                let _ = host.http.set_response_body(body_size, b"");
+                Step::Continue
+            }
+        };
+        for f in pipeline.findings().get(before..).unwrap_or_default() {
+            host.metrics.count(
+                metrics::FINDINGS,
+                &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())],
+            );
+        }
+        step
+    }
+}
+
+/// Step 6: the host-side effects of a decision, in order; returns what the flow keeps.
+fn apply_decision(host: &mut Host<'_>, d: Decision<'_>) -> Result<(Option<LocalReply>, Option<ResponsePipeline>, Outcome), HostError> {
+    // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
+    for name in d.remove_headers {
+        host.http.remove_request_header(name)?;
+    }
+    for (name, value) in &d.set_headers {
+        host.http.set_request_header(name, value)?;
+    }
+    count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
+    let response = (!d.inspectors.is_empty()).then(|| ResponsePipeline::new(d.inspectors));
+    Ok((d.reply, response, d.outcome))
+}
+
+fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
+    let method = Method::label(req.op);
+    m.count(metrics::REQUESTS, &[("era", req.era.as_str()), ("method", method), ("decision", v.action.label())]);
+    let rule = v.rule_id.as_deref().unwrap_or("default");
+    match &v.action {
+        Action::Allow => {}
+        Action::Deny { .. } => m.count(metrics::DENIALS, &[("rule", rule)]),
+        Action::RateLimited { .. } => m.count(metrics::RATE_LIMITED, &[("rule", rule)]),
+        Action::Kill { scope, .. } => m.count(metrics::KILL_SWITCH_BLOCKS, &[("scope", scope)]),
+    }
+    for hit in &v.dry_run {
+        m.count(metrics::DRY_RUN_HITS, &[("rule", hit.rule_id.as_str())]);
+    }
+    for _ in &v.store_errors {
+        m.count(metrics::STORE_ERRORS, &[]);
+    }
+}
+
+fn edit_header(http: &mut dyn HttpIo, name: &str, edit: &HeaderEdit) -> Result<(), HostError> {
+    match edit {
+        HeaderEdit::Keep => Ok(()),
+        HeaderEdit::Set(v) => http.set_request_header(name, v),
+        HeaderEdit::Remove => http.remove_request_header(name),
+    }
+}

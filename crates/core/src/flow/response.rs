@@ -1,0 +1,182 @@
+//! The response pipeline: chosen at request time (see [`super::decide`]), fed the response
+//! headers and body chunks, it hands complete JSON-RPC messages to its inspectors in order and
+//! puts back what they let through.
+//!
+//! - `application/json`: the body is buffered to its end (one message), inspected, replaced when
+//!   an inspector rewrote it.
+//! - `text/event-stream`: never buffered. Each chunk goes through the chunk-safe SSE decoder;
+//!   every event completed by it is inspected and re-encoded into the chunk's place, the bytes of
+//!   an incomplete event are held back until the chunk that completes it.
+//! - anything else passes untouched.
+//!
+//! A finding with [`Disposition::Block`] replaces the message with a JSON-RPC error naming the
+//! inspector (never the content); on a stream that error is the last event, and the rest of
+//! the stream is dropped. An SSE event larger than [`MAX_SSE_EVENT_BYTES`] cannot be inspected
+//! and ends the stream the same way (fail closed).
+
+use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::mcp::sse::{SseDecoder, SseEvent};
+use crate::ports::{Fault, HostError, HttpIo, Step};
+
+use super::reply;
+
+/// Largest SSE event an inspected stream may carry.
+pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+enum Framing {
+    /// Response headers not seen yet.
+    Pending,
+    /// One JSON message, buffered to the end.
+    Json,
+    /// An event stream, inspected event by event.
+    Sse(Box<SseDecoder>),
+    /// A blocked stream: everything after the error event is dropped.
+    Closed,
+    /// Nothing the inspectors read: passes untouched.
+    Pass,
+}
+
+pub struct ResponsePipeline {
+    inspectors: Vec<Box<dyn Inspector>>,
+    framing: Framing,
+    findings: Vec<Finding>,
+}
+
+impl ResponsePipeline {
+    pub fn new(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
+        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new() }
+    }
+
+    /// True while the pipeline may still need to see response callbacks.
+    pub fn active(&self) -> bool {
+        !matches!(self.framing, Framing::Pass)
+    }
+
+    /// Everything the inspectors found so far, in order.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    pub fn on_headers(&mut self, http: &mut dyn HttpIo, end_of_stream: bool) -> Step {
+        self.framing = Framing::Pass;
+        if end_of_stream || self.inspectors.is_empty() {
+            return Step::Continue;
+        }
+        let ct = http.response_header("content-type").ok().flatten().unwrap_or_default();
+        let ct = String::from_utf8_lossy(&ct).to_ascii_lowercase();
+        let framing = if ct.starts_with("application/json") {
+            Framing::Json
+        } else if ct.starts_with("text/event-stream") {
+            Framing::Sse(Box::new(SseDecoder::new(MAX_SSE_EVENT_BYTES)))
+        } else {
+            Framing::Pass
+        };
+        // The length changes when a message is rewritten; if it cannot be dropped, do not rewrite.
+        if !matches!(framing, Framing::Pass) && http.remove_response_header("content-length").is_ok() {
+            self.framing = framing;
+        }
+        Step::Continue
+    }
+
+    pub fn on_body(&mut self, http: &mut dyn HttpIo, ex: &ExchangeView<'_>, size: usize, end_of_stream: bool) -> Result<Step, HostError> {
+        match &mut self.framing {
+            Framing::Pending | Framing::Pass => Ok(Step::Continue),
+            Framing::Closed => {
+                if size > 0 {
+                    http.set_response_body(size, b"")?;
+                }
+                Ok(Step::Continue)
+            }
+            Framing::Json if !end_of_stream => Ok(Step::Buffer),
+            Framing::Json => {
+                self.framing = Framing::Pass;
+                let body = http.response_body(size)?;
+                let (out, blocked) = self.inspect(ex, &body);
+                if let Some(new) = blocked.or(out) {
+                    // A failed rewrite must not leak what the inspectors removed: drop the body.
+                    if http.set_response_body(size, &new).is_err() {
+                        http.set_response_body(size, b"")?;
+                    }
+                }
+                Ok(Step::Continue)
+            }
+            Framing::Sse(decoder) => {
+                let chunk = http.response_body(size)?;
+                let mut events = Vec::new();
+                let mut decoded = decoder.feed(&chunk, &mut events);
+                if end_of_stream && decoded.is_ok() {
+                    // A last event without its blank line is still an event.
+                    decoded = decoder.feed(b"\n\n", &mut events);
+                }
+                let mut out = Vec::with_capacity(chunk.len());
+                for ev in events {
+                    let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes());
+                    if let Some(error) = blocked {
+                        push_event(&mut out, &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None }, &error);
+                        self.framing = Framing::Closed;
+                        break;
+                    }
+                    push_event(&mut out, &ev, rewritten.as_deref().unwrap_or(ev.data.as_bytes()));
+                }
+                if decoded.is_err() && !matches!(self.framing, Framing::Closed) {
+                    self.findings.push(Finding {
+                        inspector: "response",
+                        what: "oversized_sse_event",
+                        severity: Severity::High,
+                        data_class: None,
+                        fault: Fault::Upstream,
+                        disposition: Disposition::Block,
+                    });
+                    let error = reply::withheld(ex.request, "response", "oversized_sse_event");
+                    push_event(&mut out, &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None }, error.as_bytes());
+                    self.framing = Framing::Closed;
+                }
+                if out != chunk {
+                    http.set_response_body(size, &out)?;
+                }
+                if end_of_stream && !matches!(self.framing, Framing::Closed) {
+                    self.framing = Framing::Pass;
+                }
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
+    /// JSON-RPC error that must stand in for the message.
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let mut current: Option<Vec<u8>> = None;
+        for inspector in &mut self.inspectors {
+            let before = self.findings.len();
+            let input = current.as_deref().unwrap_or(message);
+            if let Rewrite::Replace(new) = inspector.inspect(ex, input, &mut self.findings) {
+                current = Some(new);
+            }
+            let new = self.findings.get(before..).unwrap_or_default();
+            if let Some(block) = new.iter().find(|f| f.disposition == Disposition::Block) {
+                return (None, Some(reply::withheld(ex.request, block.inspector, block.what).into_bytes()));
+            }
+        }
+        (current, None)
+    }
+}
+
+/// Appends one event with `data` as its data (one `data:` line per line of it).
+fn push_event(out: &mut Vec<u8>, ev: &SseEvent, data: &[u8]) {
+    if let Some(name) = &ev.event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(id) = &ev.id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    for line in data.split(|b| *b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}

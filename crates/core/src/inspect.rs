@@ -1,0 +1,81 @@
+//! Response inspection, as an interface: what an inspector sees, what it may do to a message, and
+//! the findings it reports. The pipeline that feeds inspectors (JSON bodies whole, SSE streams
+//! event by event) is [`crate::flow::response`]; inspectors live with the capability they serve
+//! (list filtering in [`crate::policy::lists`], later tool integrity and content scanning) and
+//! never import `flow`: they report, and the flow alone turns findings into actions, metrics and
+//! receipt fields.
+
+use crate::mcp::model::McpRequest;
+use crate::ports::Fault;
+use crate::principal::Principal;
+
+/// The exchange a response belongs to, as the request path decided it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeView<'a> {
+    pub request: &'a McpRequest,
+    pub principal: &'a Principal,
+    pub upstream: &'a str,
+}
+
+/// What an inspector does with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Pass it as it is.
+    Keep,
+    /// Pass these bytes instead (still one valid JSON-RPC message).
+    Replace(Vec<u8>),
+}
+
+/// How bad a finding is (receipt `severity`, metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What the inspector's own configuration asks for when it finds something. The flow carries it
+/// out: `Block` replaces the message (or ends the stream) with a JSON-RPC error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Record it; the message passes (possibly rewritten by the inspector).
+    Report,
+    /// The message must not reach the client.
+    Block,
+}
+
+/// One thing an inspector found in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The inspector (receipt `layer`, metric label), e.g. `lists`.
+    pub inspector: &'static str,
+    /// What was found (receipt `pattern`, metric label), from a closed set per inspector.
+    pub what: &'static str,
+    pub severity: Severity,
+    /// The data class for receipts' `data_classes_out` (e.g. `credential`), when there is one.
+    pub data_class: Option<&'static str>,
+    /// Whose fault: an upstream serving it, or a client sending it.
+    pub fault: Fault,
+    pub disposition: Disposition,
+}
+
+/// One response inspector. It is fed complete JSON-RPC messages: a whole JSON body, or the data
+/// of one SSE event, in order; each inspector sees what the previous one let through.
+pub trait Inspector {
+    /// Short name (findings' `inspector`, logs).
+    fn name(&self) -> &'static str;
+    /// Inspects one message; findings are appended to `findings`.
+    fn inspect(&mut self, exchange: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite;
+}

@@ -1,0 +1,470 @@
+//! Era classification (spec §12.3) and header/body validation: the rules that make the MCP
+//! routing headers trustworthy for everything after the filter.
+//!
+//! Modern (2026-07-28) requests must carry headers equal to the body; a mismatch is the client's
+//! fault and is rejected before the upstream sees anything. Legacy (2025-11-25) requests carry no
+//! such headers, so the filter derives them from the body and overwrites whatever the client sent.
+//! Either way, after this module `Mcp-Method` / `Mcp-Name` say what the body says.
+
+use std::borrow::Cow;
+
+use super::error::{push_json_string, RejectKind, Rejection};
+use super::headers::{decode_value, encode_value};
+use super::jsonrpc::{parse_body, salvage_id, Body, Envelope, IdKind, ParseError, StrField};
+use super::method::Method;
+use super::model::{name_source, Era, McpRequest, MessageKind, NameSource};
+
+/// The first revision with stateless semantics and validated routing headers.
+pub const FIRST_MODERN_VERSION: &str = "2026-07-28";
+
+/// The era switches and version list classification needs (a slice of the compiled policy).
+#[derive(Debug, Clone)]
+pub struct WireRules {
+    pub modern_enabled: bool,
+    pub legacy_enabled: bool,
+    /// Modern protocol versions this gateway lets through (`-32022` otherwise).
+    pub supported_versions: Vec<String>,
+}
+
+/// The parts of the HTTP request head that classification reads. Header values are raw bytes as
+/// received: they may be anything a client sends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestHead<'a> {
+    pub http_method: &'a str,
+    pub content_type: Option<&'a [u8]>,
+    pub protocol_version: Option<&'a [u8]>,
+    pub mcp_method: Option<&'a [u8]>,
+    pub mcp_name: Option<&'a [u8]>,
+    pub session_id: Option<&'a [u8]>,
+}
+
+/// What to do with one routing header on the way upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    Keep,
+    Set(String),
+    Remove,
+}
+
+/// A request that may go upstream, and the header edits that make its routing headers true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub request: McpRequest,
+    pub mcp_method: HeaderEdit,
+    pub mcp_name: HeaderEdit,
+}
+
+/// The decision on the request head alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadDecision {
+    /// A POST: the body decides.
+    NeedBody,
+    /// Legacy GET (standalone SSE) / DELETE (end session) or another body-less method: forward,
+    /// with any client-sent routing headers removed (they would be unvalidated).
+    Forward(Classified),
+    Reject(Rejection),
+}
+
+pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision {
+    match head.http_method {
+        "POST" => HeadDecision::NeedBody,
+        "GET" | "DELETE" if !rules.legacy_enabled => HeadDecision::Reject(Rejection::new(
+            RejectKind::MethodNotAllowed,
+            format!("{} is not served: this endpoint speaks MCP {FIRST_MODERN_VERSION} (POST only)", head.http_method),
+        )),
+        _ => HeadDecision::Forward(Classified {
+            request: McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned())),
+            mcp_method: remove_if_present(head.mcp_method),
+            mcp_name: remove_if_present(head.mcp_name),
+        }),
+    }
+}
+
+/// A header that matched its body value is rewritten to the canonical spelling (no padding
+/// whitespace; the Base64 sentinel only where the spec requires it), so that an exact-match Envoy
+/// route or RBAC rule downstream sees the same bytes however the client encoded the value.
+fn canonical(raw: Option<&[u8]>, value: &str) -> HeaderEdit {
+    let want = encode_value(value);
+    if raw == Some(want.as_bytes()) {
+        HeaderEdit::Keep
+    } else {
+        HeaderEdit::Set(want.into_owned())
+    }
+}
+
+fn remove_if_present(h: Option<&[u8]>) -> HeaderEdit {
+    if h.is_some() {
+        HeaderEdit::Remove
+    } else {
+        HeaderEdit::Keep
+    }
+}
+
+/// True for `application/json` with optional parameters, any case.
+fn is_json_content_type(ct: Option<&[u8]>) -> bool {
+    let Some(ct) = ct else { return false };
+    let essence = ct.split(|b| *b == b';').next().unwrap_or_default();
+    let essence = essence.trim_ascii();
+    essence.eq_ignore_ascii_case(b"application/json")
+}
+
+/// Classifies and validates a complete POST body.
+pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> Result<Classified, Rejection> {
+    let parsed = parse_body(body).map_err(|e| match e {
+        ParseError::NotJson(_) => {
+            Rejection::new(RejectKind::ParseError, format!("Parse error: {e}")).with_id(salvage_id(body).as_deref())
+        }
+        ParseError::NotAnObject | ParseError::BadBatch => {
+            Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {e}"))
+        }
+    })?;
+    if !is_json_content_type(head.content_type) {
+        let id = match &parsed {
+            Body::Single(env) => env.id.map(|i| i.json()),
+            Body::Batch(_) => None,
+        };
+        return Err(Rejection::new(
+            RejectKind::UnsupportedMediaType,
+            "Unsupported Media Type: MCP requests must be Content-Type: application/json",
+        )
+        .with_id(id));
+    }
+    match parsed {
+        Body::Batch(items) => classify_batch(head, &items, rules),
+        Body::Single(env) if env.claims_modern() => classify_modern(head, &env, rules),
+        Body::Single(env) => classify_legacy(head, &env, rules),
+    }
+}
+
+fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRules) -> Result<Classified, Rejection> {
+    if items.iter().any(Envelope::claims_modern) {
+        return Err(Rejection::new(
+            RejectKind::InvalidRequest,
+            "Invalid Request: a 2026-07-28 message cannot travel in a batch",
+        ));
+    }
+    if !rules.legacy_enabled {
+        return Err(legacy_disabled(None));
+    }
+    if let Some(key) = items.iter().find_map(Envelope::duplicate_key) {
+        return Err(duplicate(key, None));
+    }
+    let mut request = base_request(Era::Legacy, MessageKind::Batch, None, head);
+    request.protocol_version = head.protocol_version.map(|v| String::from_utf8_lossy(v).trim().to_owned());
+    Ok(Classified {
+        request,
+        mcp_method: remove_if_present(head.mcp_method),
+        mcp_name: remove_if_present(head.mcp_name),
+    })
+}
+
+fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &RequestHead<'_>) -> McpRequest {
+    let mut r = McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned()));
+    r.era = era;
+    r.kind = kind;
+    if let Some(env) = env {
+        r.id = env.id.map(|i| i.json().to_owned());
+        r.method = env.method_str().map(str::to_owned);
+        r.op = env.method_str().map(Method::parse);
+        if let Some(p) = env.params() {
+            r.is_mrtr_retry = p.has_request_state || p.has_input_responses;
+            let info = p.meta().and_then(|m| m.client_info.as_ref()).or(p.client_info.as_ref());
+            if let Some(info) = info {
+                r.client_name = info.name.as_ref().and_then(StrField::as_str).map(str::to_owned);
+                r.client_version = info.version.as_ref().and_then(StrField::as_str).map(str::to_owned);
+            }
+            if let Some(m) = p.meta() {
+                r.traceparent = m.traceparent.as_ref().and_then(StrField::as_str).map(str::to_owned);
+            }
+        }
+    }
+    r
+}
+
+fn duplicate(key: &str, id: Option<&str>) -> Rejection {
+    Rejection::new(
+        RejectKind::InvalidRequest,
+        format!("Invalid Request: duplicate JSON key \"{key}\" (ambiguous between parsers)"),
+    )
+    .with_id(id)
+}
+
+fn legacy_disabled(id: Option<&str>) -> Rejection {
+    Rejection::new(
+        RejectKind::EraDisabled,
+        format!("Invalid Request: this endpoint serves only MCP {FIRST_MODERN_VERSION} and later"),
+    )
+    .with_id(id)
+}
+
+/// `-32022` with the `data.supported` / `data.requested` the spec requires.
+fn unsupported_version(rules: &WireRules, requested: &str, id: Option<&str>) -> Rejection {
+    let mut data = String::from("{\"supported\":[");
+    for (i, v) in rules.supported_versions.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        push_json_string(&mut data, v);
+    }
+    data.push_str("],\"requested\":");
+    push_json_string(&mut data, requested);
+    data.push('}');
+    Rejection::new(RejectKind::UnsupportedVersion, "Unsupported protocol version").with_id(id).with_data(data)
+}
+
+fn mismatch(id: Option<&str>, msg: String) -> Rejection {
+    Rejection::new(RejectKind::HeaderMismatch, format!("Header mismatch: {msg}")).with_id(id)
+}
+
+/// Quotes a value for an error message without letting it grow unbounded.
+fn shown(v: &str) -> String {
+    let mut s = String::new();
+    let cut: String = v.chars().take(128).collect();
+    push_json_string(&mut s, &cut);
+    if cut.len() < v.len() {
+        s.push('…');
+    }
+    s
+}
+
+fn header_text(raw: &[u8]) -> Option<&str> {
+    std::str::from_utf8(raw).ok().map(|s| s.trim_matches([' ', '\t']))
+}
+
+/// A `YYYY-MM-DD` version at or after 2026-07-28 (string order is date order).
+fn is_modern_version(v: &str) -> bool {
+    v.len() == 10 && v >= FIRST_MODERN_VERSION
+}
+
+fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules) -> Result<Classified, Rejection> {
+    let id = env.id.map(|i| i.json());
+    if !rules.modern_enabled {
+        // Not a recognised modern error: a dual-era client falls back to `initialize`.
+        return Err(Rejection::new(
+            RejectKind::EraDisabled,
+            format!("Invalid Request: MCP {FIRST_MODERN_VERSION} requests are not served here"),
+        )
+        .with_id(id));
+    }
+    if let Some(key) = env.duplicate_key() {
+        return Err(duplicate(key, id));
+    }
+    let invalid = |m: &str| Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {m}")).with_id(id);
+    if env.jsonrpc.as_ref().and_then(StrField::as_str) != Some("2.0") {
+        return Err(invalid("\"jsonrpc\" must be \"2.0\""));
+    }
+    if env.has_result || env.has_error {
+        return Err(invalid("clients must not post JSON-RPC responses"));
+    }
+    let Some(method) = env.method_str() else {
+        return Err(invalid("\"method\" must be a string"));
+    };
+    let kind = match env.id {
+        None => MessageKind::Notification,
+        Some(i) if i.kind == IdKind::Invalid => return Err(invalid("\"id\" must be a string or an integer")),
+        Some(_) => MessageKind::Request,
+    };
+    // `claims_modern` guarantees params and _meta are objects.
+    let params = env.params().ok_or_else(|| invalid("\"params\" must be an object"))?;
+    let meta = params.meta().ok_or_else(|| invalid("\"params._meta\" must be an object"))?;
+    let invalid_params =
+        |m: String| Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {m}")).with_id(id);
+
+    let Some(version) = meta.protocol_version.as_ref().and_then(StrField::as_str) else {
+        return Err(invalid_params(
+            "_meta \"io.modelcontextprotocol/protocolVersion\" must be a string".to_owned(),
+        ));
+    };
+    if kind == MessageKind::Request && meta.client_capabilities.is_none() {
+        return Err(invalid_params(
+            "missing required _meta key \"io.modelcontextprotocol/clientCapabilities\"".to_owned(),
+        ));
+    }
+
+    // MCP-Protocol-Version must mirror _meta (required on every POST request).
+    match head.protocol_version.map(header_text) {
+        None if kind == MessageKind::Notification => {}
+        None => return Err(mismatch(id, "missing required MCP-Protocol-Version header".to_owned())),
+        Some(None) => return Err(mismatch(id, "MCP-Protocol-Version header is not valid text".to_owned())),
+        Some(Some(h)) if h != version => {
+            return Err(mismatch(
+                id,
+                format!("MCP-Protocol-Version header {} does not match body value {}", shown(h), shown(version)),
+            ))
+        }
+        Some(Some(_)) => {}
+    }
+    if !rules.supported_versions.iter().any(|v| v == version) {
+        return Err(unsupported_version(rules, version, id));
+    }
+
+    // Mcp-Method must mirror `method` (required on requests; checked when present otherwise).
+    let mcp_method = match head.mcp_method.map(header_text) {
+        None if kind == MessageKind::Notification => HeaderEdit::Set(method.to_owned()),
+        None => return Err(mismatch(id, "missing required Mcp-Method header".to_owned())),
+        Some(None) => return Err(mismatch(id, "Mcp-Method header is not valid text".to_owned())),
+        Some(Some(h)) if h != method => {
+            return Err(mismatch(
+                id,
+                format!("Mcp-Method header value {} does not match body value {}", shown(h), shown(method)),
+            ))
+        }
+        Some(Some(_)) => canonical(head.mcp_method, method),
+    };
+
+    let mut request = base_request(Era::Modern, kind, Some(env), head);
+    request.protocol_version = Some(version.to_owned());
+
+    // Mcp-Name must mirror params.name / params.uri / params.taskId.
+    let mcp_name = match request.op.and_then(name_source) {
+        None => remove_if_present(head.mcp_name),
+        Some(source) => {
+            let (field, value) = match source {
+                NameSource::Name => ("params.name", params.name.as_ref()),
+                NameSource::Uri => ("params.uri", params.uri.as_ref()),
+                NameSource::TaskId => ("params.taskId", params.task_id.as_ref()),
+            };
+            let body_value = match value {
+                Some(StrField::Str(s)) => Some(s.as_str()),
+                Some(StrField::NotAString) => return Err(invalid_params(format!("{field} must be a string"))),
+                None if source == NameSource::TaskId => None,
+                None => return Err(invalid_params(format!("{field} is required for {method}"))),
+            };
+            let edit = match (head.mcp_name, body_value) {
+                // Tasks: clients observed in the wild omit Mcp-Name; derive it so routing works.
+                (None, Some(v)) if source == NameSource::TaskId => HeaderEdit::Set(encode_value(v).into_owned()),
+                (None, None) => HeaderEdit::Keep,
+                (None, Some(_)) => return Err(mismatch(id, format!("missing required Mcp-Name header for {method}"))),
+                (Some(raw), body_value) => {
+                    let decoded: Cow<'_, str> =
+                        decode_value(raw).map_err(|e| mismatch(id, format!("Mcp-Name header: {e}")))?;
+                    match body_value {
+                        Some(v) if v == decoded => canonical(Some(raw), v),
+                        Some(v) => {
+                            return Err(mismatch(
+                                id,
+                                format!("Mcp-Name header value {} does not match body value {}", shown(&decoded), shown(v)),
+                            ))
+                        }
+                        None => return Err(mismatch(id, format!("Mcp-Name header present but {field} is absent"))),
+                    }
+                }
+            };
+            request.name = body_value.map(str::to_owned);
+            edit
+        }
+    };
+    Ok(Classified { request, mcp_method, mcp_name })
+}
+
+fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules) -> Result<Classified, Rejection> {
+    let id = env.id.map(|i| i.json());
+    let method = env.method_str();
+    if !rules.legacy_enabled {
+        if method.map(Method::parse) == Some(Method::Initialize) {
+            // A modern-only server names its versions in any error to `initialize` (spec §12.3).
+            let requested = env
+                .params()
+                .and_then(|p| p.protocol_version.as_ref())
+                .and_then(StrField::as_str)
+                .unwrap_or("");
+            return Err(unsupported_version(rules, requested, id));
+        }
+        return Err(legacy_disabled(id));
+    }
+    if let Some(key) = env.duplicate_key() {
+        return Err(duplicate(key, id));
+    }
+    let kind = if env.has_result || env.has_error {
+        MessageKind::Response
+    } else if env.id.is_none() {
+        MessageKind::Notification
+    } else {
+        MessageKind::Request
+    };
+    let invalid = |m: &str| Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {m}")).with_id(id);
+    let mut request = base_request(Era::Legacy, kind, Some(env), head);
+    request.protocol_version = head
+        .protocol_version
+        .and_then(header_text)
+        .map(str::to_owned)
+        .or_else(|| {
+            env.params()
+                .and_then(|p| p.protocol_version.as_ref())
+                .and_then(StrField::as_str)
+                .map(str::to_owned)
+        });
+    if kind == MessageKind::Response {
+        return Ok(Classified {
+            request,
+            mcp_method: remove_if_present(head.mcp_method),
+            mcp_name: remove_if_present(head.mcp_name),
+        });
+    }
+    let Some(method) = method else {
+        return Err(invalid("\"method\" must be a string"));
+    };
+    // A modern version header with no modern body claim is a malformed modern request (TS SDK).
+    let op = Method::parse(method);
+    if kind == MessageKind::Request && op != Method::Initialize {
+        if let Some(v) = head.protocol_version.and_then(header_text) {
+            if is_modern_version(v) {
+                return Err(Rejection::new(
+                    RejectKind::InvalidParams,
+                    "Invalid params: missing required _meta key \"io.modelcontextprotocol/protocolVersion\"",
+                )
+                .with_id(id));
+            }
+        }
+    }
+    let name = name_source(op).and_then(|source| {
+        let p = env.params()?;
+        match source {
+            NameSource::Name => p.name.as_ref(),
+            NameSource::Uri => p.uri.as_ref(),
+            NameSource::TaskId => p.task_id.as_ref(),
+        }
+        .and_then(StrField::as_str)
+    });
+    request.name = name.map(str::to_owned);
+    let mcp_name = match name {
+        Some(n) if kind == MessageKind::Request => HeaderEdit::Set(encode_value(n).into_owned()),
+        _ => remove_if_present(head.mcp_name),
+    };
+    Ok(Classified { request, mcp_method: HeaderEdit::Set(encode_value(method).into_owned()), mcp_name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> WireRules {
+        WireRules { modern_enabled: true, legacy_enabled: true, supported_versions: vec![FIRST_MODERN_VERSION.into()] }
+    }
+
+    const CALL_ADMIN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+    fn head<'a>(method: &'a [u8], name: &'a [u8]) -> RequestHead<'a> {
+        RequestHead {
+            http_method: "POST",
+            content_type: Some(b"application/json"),
+            protocol_version: Some(b"2026-07-28"),
+            mcp_method: Some(method),
+            mcp_name: Some(name),
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn matching_headers_in_another_spelling_are_canonicalised() {
+        // "admin" sent as a Base64 sentinel: equal after decoding, but an exact-match route on
+        // `mcp-name: admin` must see the plain spelling.
+        let c = classify_body(&head(b"tools/call", b"=?base64?YWRtaW4=?="), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!(c.mcp_name, HeaderEdit::Set("admin".into()));
+        let c = classify_body(&head(b" tools/call\t", b" admin "), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!(c.mcp_method, HeaderEdit::Set("tools/call".into()));
+        assert_eq!(c.mcp_name, HeaderEdit::Set("admin".into()));
+        let c = classify_body(&head(b"tools/call", b"admin"), CALL_ADMIN.as_bytes(), &rules()).unwrap();
+        assert_eq!((c.mcp_method, c.mcp_name), (HeaderEdit::Keep, HeaderEdit::Keep));
+    }
+}

@@ -1,0 +1,19 @@
+//! The MCP wire: everything about bytes and headers, nothing about policy.
+//!
+//! - [`jsonrpc`]: borrowed single-pass parse of a posted body.
+//! - [`headers`]: `Mcp-Name` / `Mcp-Param-*` value codec (Base64 sentinel).
+//! - [`classify`]: era classification (spec §12.3) and header/body validation.
+//! - [`model`]: the era-neutral request model.
+//! - [`method`]: the MCP methods the filter knows by name ([`Method`]).
+//! - [`error`]: rejections and their JSON-RPC error bodies.
+//! - [`sse`]: chunk-safe `text/event-stream` decoder.
+
+pub mod classify;
+pub mod error;
+pub mod headers;
+pub mod jsonrpc;
+pub mod method;
+pub mod model;
+pub mod sse;
+
+pub use method::Method;

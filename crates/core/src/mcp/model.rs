@@ -1,0 +1,98 @@
+//! The one request model that policy, rate limiting and receipts use for both MCP eras.
+//!
+//! Built by [`super::classify`] from the HTTP head and the parsed body. It owns its few strings so
+//! it can outlive the body buffer (the response side and receipts need it after the body is gone).
+
+use super::method::Method;
+
+/// Which protocol revision family an exchange belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Era {
+    /// 2026-07-28 and later: stateless, `_meta` on every request, validated routing headers.
+    Modern,
+    /// 2025-11-25 and earlier: `initialize`, `Mcp-Session-Id`, GET streams, posted responses.
+    Legacy,
+}
+
+impl Era {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Era::Modern => "modern",
+            Era::Legacy => "legacy",
+        }
+    }
+}
+
+/// What kind of JSON-RPC traffic an HTTP request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Notification,
+    /// A client's answer to a server-initiated request (legacy only).
+    Response,
+    /// A legacy batch array.
+    Batch,
+    /// GET (standalone SSE stream) or DELETE (end of session): no body.
+    Bodyless,
+}
+
+/// The era-neutral view of one client message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpRequest {
+    pub era: Era,
+    pub kind: MessageKind,
+    /// The JSON-RPC id as the client wrote it (JSON text), when there is one.
+    pub id: Option<String>,
+    /// JSON-RPC `method` (= the validated or synthesised `Mcp-Method`).
+    pub method: Option<String>,
+    /// `method` as a known [`Method`] (`Other` for the rest), parsed once for every decision.
+    pub op: Option<Method>,
+    /// Tool / prompt name, resource URI or task id (= the validated or synthesised `Mcp-Name`).
+    pub name: Option<String>,
+    /// `_meta` protocol version (modern) or `MCP-Protocol-Version` / initialize version (legacy).
+    pub protocol_version: Option<String>,
+    /// Self-reported client identity: `_meta` clientInfo (modern) or initialize clientInfo.
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+    pub traceparent: Option<String>,
+    /// Legacy session header was present (never a key for state; recorded for hijack checks).
+    pub session_id: Option<String>,
+    /// An MRTR retry (`requestState` / `inputResponses` present): results must not be cached.
+    pub is_mrtr_retry: bool,
+}
+
+impl McpRequest {
+    pub fn bodyless(session_id: Option<String>) -> Self {
+        McpRequest {
+            era: Era::Legacy,
+            kind: MessageKind::Bodyless,
+            id: None,
+            method: None,
+            op: None,
+            name: None,
+            protocol_version: None,
+            client_name: None,
+            client_version: None,
+            traceparent: None,
+            session_id,
+            is_mrtr_retry: false,
+        }
+    }
+}
+
+/// Which params field mirrors into `Mcp-Name` for a method, per spec §5.1 and the tasks extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    Name,
+    Uri,
+    TaskId,
+}
+
+pub fn name_source(method: Method) -> Option<NameSource> {
+    match method {
+        Method::ToolsCall | Method::PromptsGet => Some(NameSource::Name),
+        Method::ResourcesRead => Some(NameSource::Uri),
+        Method::TasksGet | Method::TasksUpdate | Method::TasksCancel => Some(NameSource::TaskId),
+        _ => None,
+    }
+}

@@ -1,0 +1,81 @@
+//! Metric names (the one place they are spelled) and how labels travel in a stat name. The
+//! recording port is [`crate::ports::Metrics`].
+//!
+//! Labels travel inside the stat name as `.<label>.<value>` pairs after the base name; the
+//! `stats_tags` block shipped in every `envoy/*.yaml` (and documented for Istio) turns them into
+//! Prometheus labels, so `/stats/prometheus` shows e.g.
+//! `mcp_warden_requests_total{era="modern",method="tools/call",decision="allow"}`.
+//! Label values come from closed sets (a method outside [`crate::mcp::Method`] is `other`, a
+//! rule id is bounded by the policy), so a client cannot grow the number of stats.
+
+/// Requests seen, by era, MCP method and decision (`allow`, `deny`, `hide`, `rate_limited`,
+/// `kill`, `invalid`).
+pub const REQUESTS: &str = "mcp_warden_requests_total";
+/// Requests denied by policy, by rule (`default` for the default action).
+pub const DENIALS: &str = "mcp_warden_denials_total";
+/// Requests answered 429, by rule.
+pub const RATE_LIMITED: &str = "mcp_warden_rate_limited_total";
+/// Requests stopped by the kill switch, by scope (`all`, `upstream`, `tool`, `method`, `principal`).
+pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
+/// Dry-run rules that would have acted, by rule.
+pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
+/// Requests rejected by wire validation, by kind (`RejectKind::label`).
+pub const VALIDATION_FAILURES: &str = "mcp_warden_validation_failures_total";
+/// Rate-limit state that could not be read or written (the request was let through).
+pub const STORE_ERRORS: &str = "mcp_warden_store_errors_total";
+/// Response inspector findings, by inspector, finding and severity.
+pub const FINDINGS: &str = "mcp_warden_findings_total";
+/// Host calls that failed inside the filter, by call (the request got a 500, or an inspected
+/// response was withheld).
+pub const HOST_ERRORS: &str = "mcp_warden_host_errors_total";
+/// Time spent in the filter per request, microseconds (histogram).
+pub const FILTER_TIME_US: &str = "mcp_warden_filter_time_us";
+/// Configurations refused at load (the last good one stayed in force).
+pub const CONFIG_REJECTED: &str = "mcp_warden_config_rejected_total";
+/// Control endpoint polls that failed (the last good state stayed in force).
+pub const CONTROL_POLL_FAILURES: &str = "mcp_warden_control_poll_failures_total";
+/// Control endpoint documents installed.
+pub const CONTROL_UPDATES: &str = "mcp_warden_control_updates_total";
+
+/// Receipts signed and chained by the writer (chain-open receipts included).
+pub const RECEIPTS_SIGNED: &str = "mcp_warden_receipts_signed_total";
+/// Exchanges the writer could not receipt because its export buffer was full (the next receipt
+/// carries the count, signed).
+pub const RECEIPTS_DROPPED: &str = "mcp_warden_receipts_dropped_total";
+/// Receipts the sink acknowledged.
+pub const RECEIPTS_EXPORTED: &str = "mcp_warden_receipts_exported_total";
+/// Export calls that failed (retried with backoff).
+pub const RECEIPT_EXPORT_FAILURES: &str = "mcp_warden_receipt_export_failures_total";
+/// Queue messages the writer could not read (a different filter version).
+pub const RECEIPT_DECODE_ERRORS: &str = "mcp_warden_receipt_decode_errors_total";
+/// Receipts the sink refused (OTLP partial success).
+pub const RECEIPTS_SINK_REJECTED: &str = "mcp_warden_receipts_sink_rejected_total";
+/// Exchanges the request path could not hand to a writer (none deployed, or queue error).
+pub const RECEIPTS_UNQUEUED: &str = "mcp_warden_receipts_unqueued_total";
+
+/// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
+/// Dots inside values would break the split, so they become `_`.
+pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {
+    let mut s = String::from(base);
+    for (k, v) in labels {
+        s.push('.');
+        s.push_str(k);
+        s.push('.');
+        s.extend(v.chars().map(|c| if c == '.' { '_' } else { c }));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_splittable() {
+        assert_eq!(
+            stat_name(REQUESTS, &[("era", "modern"), ("method", "tools/call"), ("decision", "allow")]),
+            "mcp_warden_requests_total.era.modern.method.tools/call.decision.allow"
+        );
+        assert_eq!(stat_name(DENIALS, &[("rule", "a.b")]), "mcp_warden_denials_total.rule.a_b");
+    }
+}

@@ -1,0 +1,203 @@
+//! Rule evaluation and enforcement: principal + request + upstream → [`Verdict`].
+//!
+//! Order: kill switch (configuration and control endpoint) → rules in order → default.
+//! - `allow` / `deny`: the first matching rule decides.
+//! - `rate_limit`: takes a token from the rule's bucket; over the limit → 429, otherwise the
+//!   evaluation goes on to the next rule (so limits stack and never shadow a later `deny`).
+//! - `dry_run: true`: the rule's would-be outcome is recorded in [`Verdict::dry_run`] and the
+//!   evaluation goes on as if it had not matched (a dry-run rate limit still counts its bucket).
+
+use super::compile::{Matcher, Policy, Rule, RuleAction};
+use super::killswitch::KillSwitch;
+use super::lists::ListKind;
+use super::spec::BucketKey;
+use crate::mcp::model::{Era, McpRequest};
+use crate::mcp::Method;
+use crate::ports::Kv;
+use crate::principal::Principal;
+use crate::state::ratelimit::{self, RateDecision};
+use crate::state::slots::StoreError;
+
+/// What to do with the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    /// `hide` is true only when the request names a tool, prompt or resource the rule hides.
+    Deny { reason: String, hide: bool },
+    RateLimited { retry_after_secs: u64, retry_after_ms: u64 },
+    Kill { reason: String, scope: &'static str },
+}
+
+impl Action {
+    /// Metric / log label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny { hide: true, .. } => "hide",
+            Action::Deny { .. } => "deny",
+            Action::RateLimited { .. } => "rate_limited",
+            Action::Kill { .. } => "kill",
+        }
+    }
+}
+
+/// A dry-run rule that matched, and what it would have done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunHit {
+    pub rule_id: String,
+    pub would: Action,
+}
+
+/// The outcome of [`enforce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub action: Action,
+    /// The rule that decided; `None` for the default or the kill switch.
+    pub rule_id: Option<String>,
+    /// Dry-run rules that matched on the way (log them; they change nothing).
+    pub dry_run: Vec<DryRunHit>,
+    /// Rate-limit buckets that could not be read or written (the request was let through for
+    /// them: fail open). Count these.
+    pub store_errors: Vec<(String, StoreError)>,
+}
+
+fn any_glob(globs: &[super::glob::Glob], s: Option<&str>) -> bool {
+    globs.is_empty() || s.is_some_and(|s| globs.iter().any(|g| g.matches(s)))
+}
+
+impl Matcher {
+    /// True when every condition holds.
+    pub fn matches(&self, p: &Principal, req: &McpRequest, upstream: &str) -> bool {
+        self.matches_parts(p, req.era, req.method.as_deref(), req.name.as_deref(), upstream)
+    }
+
+    fn matches_parts(&self, p: &Principal, era: Era, method: Option<&str>, name: Option<&str>, upstream: &str) -> bool {
+        any_glob(&self.principals, Some(&p.id))
+            && (self.origins.is_empty() || self.origins.contains(&p.origin))
+            && (self.groups.is_empty() || self.groups.iter().any(|g| p.groups.contains(g)))
+            && self.claims.iter().all(|(k, g)| p.claim(k).is_some_and(|v| g.matches(v)))
+            && (self.trust_domains.is_empty() || p.trust_domain.as_ref().is_some_and(|t| self.trust_domains.contains(t)))
+            && (self.actors.is_empty() || p.actors.iter().any(|a| self.actors.iter().any(|g| g.matches(a))))
+            && (self.eras.is_empty() || self.eras.contains(&era))
+            && any_glob(&self.methods, method)
+            && any_glob(&self.names, name)
+            && any_glob(&self.upstreams, Some(upstream))
+    }
+
+    /// Could this rule match some principal's `method` on `upstream`?
+    fn may_match_method(&self, era: Era, upstream: &str, method: &str) -> bool {
+        (self.eras.is_empty() || self.eras.contains(&era))
+            && any_glob(&self.methods, Some(method))
+            && any_glob(&self.upstreams, Some(upstream))
+    }
+}
+
+/// Methods whose `Mcp-Name` names something a policy can hide.
+fn hideable(req: &McpRequest) -> bool {
+    req.name.is_some() && matches!(req.op, Some(Method::ToolsCall | Method::PromptsGet | Method::ResourcesRead))
+}
+
+/// The bucket of `rule` for this request (logical key; the slot table hashes it).
+pub fn bucket_key(rule: &Rule, key: BucketKey, p: &Principal, req: &McpRequest, upstream: &str) -> String {
+    let who = p.key();
+    let method = req.method.as_deref().unwrap_or("");
+    let name = req.name.as_deref().unwrap_or("");
+    match key {
+        BucketKey::Principal => format!("{}\0p\0{who}", rule.id),
+        BucketKey::PrincipalTool => format!("{}\0pt\0{who}\0{method}\0{name}", rule.id),
+        BucketKey::PrincipalMethod => format!("{}\0pm\0{who}\0{method}", rule.id),
+        BucketKey::Upstream => format!("{}\0u\0{upstream}", rule.id),
+        BucketKey::Global => format!("{}\0g", rule.id),
+    }
+}
+
+/// Decides what happens to one request. `remote_kill` is the kill list from the control endpoint
+/// (empty when there is none); the policy's own `kill_switch` is always in force. Buckets live in
+/// `kv` (a slot table of `policy.rate_limit_slots`); `now_ms` is the host clock.
+pub fn enforce<K: Kv + ?Sized>(
+    policy: &Policy,
+    remote_kill: &KillSwitch,
+    principal: &Principal,
+    req: &McpRequest,
+    upstream: &str,
+    kv: &mut K,
+    now_ms: u64,
+) -> Verdict {
+    let mut v = Verdict { action: Action::Allow, rule_id: None, dry_run: Vec::new(), store_errors: Vec::new() };
+    for ks in [&policy.kill, remote_kill] {
+        if let Some(k) = ks.check(principal, req, upstream) {
+            v.action = Action::Kill { reason: k.reason.clone(), scope: k.target.scope() };
+            return v;
+        }
+    }
+    let table = ratelimit::table(policy.rate_limit_slots);
+    let hide_ok = hideable(req);
+    for rule in &policy.rules {
+        if !rule.matcher.matches(principal, req, upstream) {
+            continue;
+        }
+        let outcome = match &rule.action {
+            RuleAction::Allow => Some(Action::Allow),
+            RuleAction::Deny { reason, hide } => Some(Action::Deny { reason: reason.clone(), hide: *hide && hide_ok }),
+            RuleAction::RateLimit { quota, key } => {
+                let k = bucket_key(rule, *key, principal, req, upstream);
+                match ratelimit::take(kv, &table, &k, quota, now_ms) {
+                    Ok(RateDecision { allowed: true, .. }) => None,
+                    Ok(d) => Some(Action::RateLimited { retry_after_secs: d.retry_after_secs(), retry_after_ms: d.retry_after_ms }),
+                    Err(e) => {
+                        v.store_errors.push((rule.id.clone(), e));
+                        None
+                    }
+                }
+            }
+        };
+        let Some(action) = outcome else { continue };
+        if rule.dry_run {
+            v.dry_run.push(DryRunHit { rule_id: rule.id.clone(), would: action });
+            continue;
+        }
+        v.action = action;
+        v.rule_id = Some(rule.id.clone());
+        return v;
+    }
+    if let Some(reason) = &policy.default_deny {
+        v.action = Action::Deny { reason: reason.clone(), hide: hide_ok };
+    }
+    v
+}
+
+/// Whether `principal` may see the item `name` of a `kind` list from `upstream`: false when the
+/// rule that would decide using it (ignoring rate limits and dry-run rules) denies with `hide`.
+pub fn item_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, kind: ListKind, name: &str) -> bool {
+    for rule in &policy.rules {
+        if rule.dry_run || matches!(rule.action, RuleAction::RateLimit { .. }) {
+            continue;
+        }
+        if !rule.matcher.matches_parts(principal, era, Some(kind.item_method().as_str()), Some(name), upstream) {
+            continue;
+        }
+        return !matches!(rule.action, RuleAction::Deny { hide: true, .. });
+    }
+    policy.default_deny.is_none()
+}
+
+/// [`item_visible`] for tools.
+pub fn tool_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, tool: &str) -> bool {
+    item_visible(policy, principal, era, upstream, ListKind::Tools, tool)
+}
+
+/// True when the policy may hide items of a `kind` list from `upstream` for someone: then every
+/// such list result varies by principal and must carry `cacheScope: "private"`, filtered or not.
+pub fn list_varies(policy: &Policy, era: Era, upstream: &str, kind: ListKind) -> bool {
+    policy.default_deny.is_some()
+        || policy.rules.iter().any(|r| {
+            !r.dry_run
+                && matches!(r.action, RuleAction::Deny { hide: true, .. })
+                && r.matcher.may_match_method(era, upstream, kind.item_method().as_str())
+        })
+}
+
+/// [`list_varies`] for tools.
+pub fn tools_list_varies(policy: &Policy, era: Era, upstream: &str) -> bool {
+    list_varies(policy, era, upstream, ListKind::Tools)
+}

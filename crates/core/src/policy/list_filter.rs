@@ -1,0 +1,37 @@
+//! The response pipeline's first inspector: a `tools/list` (or `prompts/list`,
+//! `resources/list`) result with the items this principal may not see removed, marked
+//! `cacheScope: "private"` because the policy varies it by principal (see [`super::lists`]).
+
+use std::rc::Rc;
+
+use super::compile::Policy;
+use super::eval::item_visible;
+use super::lists::{filter_list, ListKind};
+use crate::inspect::{ExchangeView, Finding, Inspector, Rewrite};
+
+pub struct ListFilter {
+    policy: Rc<Policy>,
+    kind: ListKind,
+}
+
+impl ListFilter {
+    pub fn new(policy: Rc<Policy>, kind: ListKind) -> ListFilter {
+        ListFilter { policy, kind }
+    }
+}
+
+impl Inspector for ListFilter {
+    fn name(&self) -> &'static str {
+        "lists"
+    }
+
+    /// Filtering is enforcement of the policy, not a detection: it reports no findings.
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _findings: &mut Vec<Finding>) -> Rewrite {
+        let (policy, kind) = (&*self.policy, self.kind);
+        let visible = |name: &str| item_visible(policy, ex.principal, ex.request.era, ex.upstream, kind, name);
+        match filter_list(message, kind, &visible, true) {
+            Some(body) => Rewrite::Replace(body),
+            None => Rewrite::Keep,
+        }
+    }
+}

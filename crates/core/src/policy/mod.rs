@@ -1,0 +1,31 @@
+//! Configuration and policy in two stages: [`spec`] is what operators write (serde, unknown
+//! fields rejected, errors name the JSON path, see [`error`]); [`compile`](mod@compile) turns it
+//! into the immutable [`Policy`] the data path uses, with the hash of its canonical bytes for
+//! receipts. An invalid document never replaces a compiled policy: the caller keeps the last
+//! good one.
+//!
+//! - [`eval`]: kill switch → rules in order → default, for one request ([`enforce`]); which list
+//!   items a principal may see ([`item_visible`]).
+//! - [`killswitch`]: the kill list (configuration and control endpoint).
+//! - [`lists`]: `tools/list`, `prompts/list`, `resources/list` results filtered by visibility,
+//!   and, in [`list_filter`], as the response pipeline's first inspector.
+//! - [`glob`], [`jsonpath`]: name patterns; JSON paths for error messages.
+//!
+//! The answers policy gives (403 / 429 / 503 / hidden as unknown) are built in
+//! [`crate::flow::reply`].
+
+pub mod compile;
+pub mod error;
+pub mod eval;
+pub mod glob;
+pub mod jsonpath;
+pub mod killswitch;
+pub mod list_filter;
+pub mod lists;
+pub mod spec;
+
+pub use compile::{compile, load, ControlConfig, Policy, Rule, RuleAction};
+pub use error::ConfigError;
+pub use eval::{enforce, item_visible, list_varies, tool_visible, tools_list_varies, Action, DryRunHit, Verdict};
+pub use killswitch::KillSwitch;
+pub use lists::{filter_list, filter_tools_list, ListKind};

@@ -1,0 +1,346 @@
+//! The plugin configuration as operators write it (JSON; in Kubernetes, a ConfigMap). The control
+//! endpoint serves the same schema.
+//!
+//! Every struct rejects unknown fields so a typo is an error, not a silently ignored setting.
+//! Defaults are what a fresh install should run with: both eras, no rules, allow by default.
+//!
+//! ```json
+//! {
+//!   "principal": { "sources": ["jwt", "spiffe", "istio", "header"], "trusted_header": "x-user" },
+//!   "rules": [
+//!     { "id": "no-deletes", "match": { "methods": ["tools/call"], "names": ["delete_*"] },
+//!       "action": "deny", "reason": "deleting is not allowed here" },
+//!     { "id": "per-user", "match": { "sources": ["jwt"] },
+//!       "action": "rate_limit", "rate_limit": { "rate": 10, "period_secs": 1, "burst": 20, "key": "principal" } }
+//!   ],
+//!   "default_action": "allow",
+//!   "kill_switch": [ { "upstream": "legacy-fs", "reason": "incident 4711" } ],
+//!   "rate_limit_slots": 8192,
+//!   "control": { "cluster": "warden_control", "period_ms": 1000 }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::principal::{self, SourceKind};
+
+/// Top level of the plugin configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Which MCP eras the gateway serves.
+    #[serde(default)]
+    pub eras: ErasSpec,
+    /// Modern protocol versions let through; others get `-32022` with this list.
+    #[serde(default = "default_supported_versions")]
+    pub supported_versions: Vec<String>,
+    /// Largest request body the filter buffers; larger gets 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Where the principal comes from.
+    #[serde(default)]
+    pub principal: PrincipalSpec,
+    /// Ordered rules; the first match decides.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    /// What happens when no rule matches.
+    #[serde(default)]
+    pub default_action: DefaultAction,
+    /// The reason a client sees when `default_action` is `deny`.
+    #[serde(default)]
+    pub default_reason: Option<String>,
+    /// Kill switch entries in force from the configuration (the control endpoint may add more).
+    #[serde(default)]
+    pub kill_switch: Vec<KillSpec>,
+    /// Capacity of the shared rate-limit slot table (buckets for all rules together).
+    #[serde(default = "default_rate_limit_slots")]
+    pub rate_limit_slots: u32,
+    /// The control endpoint the filter polls for the kill switch and, optionally, the policy.
+    #[serde(default)]
+    pub control: Option<ControlSpec>,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            eras: ErasSpec::default(),
+            supported_versions: default_supported_versions(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            principal: PrincipalSpec::default(),
+            rules: Vec::new(),
+            default_action: DefaultAction::Allow,
+            default_reason: None,
+            kill_switch: Vec::new(),
+            rate_limit_slots: DEFAULT_RATE_LIMIT_SLOTS,
+            control: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasSpec {
+    /// 2026-07-28 and later (stateless).
+    #[serde(default = "yes")]
+    pub modern: bool,
+    /// 2025-11-25 and earlier (sessionful).
+    #[serde(default = "yes")]
+    pub legacy: bool,
+}
+
+impl Default for ErasSpec {
+    fn default() -> Self {
+        ErasSpec { modern: true, legacy: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalSpec {
+    /// Sources tried in order; the first that yields an identity wins; otherwise anonymous.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<SourceKind>,
+    #[serde(default)]
+    pub jwt: JwtSpec,
+    /// Header name (lowercase) for the `header` source. Required when `header` is listed.
+    #[serde(default)]
+    pub trusted_header: Option<String>,
+}
+
+impl Default for PrincipalSpec {
+    fn default() -> Self {
+        PrincipalSpec { sources: default_sources(), jwt: JwtSpec::default(), trusted_header: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    /// Dynamic metadata namespace the host reads the payload from.
+    #[serde(default = "default_jwt_namespace")]
+    pub metadata_namespace: String,
+    /// The key `jwt_authn`'s `payload_in_metadata` names.
+    #[serde(default = "default_jwt_key")]
+    pub payload_key: String,
+    /// Claim holding the subject.
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    /// Claims whose values become groups (arrays of strings, or space-separated strings as
+    /// `scope` is).
+    #[serde(default = "default_group_claims")]
+    pub group_claims: Vec<String>,
+}
+
+impl Default for JwtSpec {
+    fn default() -> Self {
+        JwtSpec {
+            metadata_namespace: default_jwt_namespace(),
+            payload_key: default_jwt_key(),
+            subject_claim: default_subject_claim(),
+            group_claims: default_group_claims(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique within the policy; names the rule in logs, metrics and bucket keys.
+    pub id: String,
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSpec,
+    pub action: ActionKind,
+    /// What a client sees when the rule denies (unless the tool is hidden).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For `deny` on a named tool / prompt / resource: answer as if it did not exist, and remove
+    /// it from `tools/list`. Default true.
+    #[serde(default)]
+    pub hide: Option<bool>,
+    /// Log what the rule would do, do not do it (evaluation goes on to the next rule).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Required for `rate_limit`, rejected otherwise.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// All listed fields must match (AND); within a list any entry may match (OR). An absent or
+/// empty field matches everything.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Globs over the principal id (`sub`, SPIFFE id, header value, `anonymous`).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Where the principal came from: `jwt`, `spiffe`, `istio`, `header`, `anonymous`.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Any of these groups (exact).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Every listed claim must be present with a value matching the glob.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// SPIFFE trust domains (exact).
+    #[serde(default)]
+    pub trust_domains: Vec<String>,
+    /// Globs over the actors of the delegation chain; any actor may match.
+    #[serde(default)]
+    pub actors: Vec<String>,
+    /// `modern` and/or `legacy`.
+    #[serde(default)]
+    pub eras: Vec<String>,
+    /// Globs over `Mcp-Method`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Globs over `Mcp-Name` (tool, prompt, resource URI, task id); requests without one never match.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Globs over the upstream name.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Allow,
+    Deny,
+    RateLimit,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAction {
+    #[default]
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketKey {
+    Principal,
+    PrincipalTool,
+    PrincipalMethod,
+    Upstream,
+    Global,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Tokens added per period.
+    pub rate: u64,
+    #[serde(default = "one")]
+    pub period_secs: u64,
+    /// Bucket size (largest burst); defaults to `rate`.
+    #[serde(default)]
+    pub burst: Option<u64>,
+    #[serde(default = "default_bucket_key")]
+    pub key: BucketKey,
+}
+
+/// One kill switch entry: exactly one selector, and the reason clients see.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSpec {
+    /// Stop all traffic.
+    #[serde(default)]
+    pub all: bool,
+    /// Glob over the upstream name.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Glob over the tool name (`tools/call`).
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// Glob over `Mcp-Method`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Glob over the principal id.
+    #[serde(default)]
+    pub principal: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSpec {
+    /// Envoy cluster that reaches the control endpoint.
+    pub cluster: String,
+    #[serde(default = "default_control_path")]
+    pub path: String,
+    /// `:authority` of the poll; defaults to the cluster name.
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_period_ms")]
+    pub period_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Also take the policy (rules, default, principal sources) from the endpoint when it serves one.
+    #[serde(default = "yes")]
+    pub policy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u64 {
+    1
+}
+
+pub fn default_supported_versions() -> Vec<String> {
+    vec!["2026-07-28".to_owned()]
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_RATE_LIMIT_SLOTS: u32 = 8192;
+pub const DEFAULT_CONTROL_PATH: &str = "/v1/state";
+
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_rate_limit_slots() -> u32 {
+    DEFAULT_RATE_LIMIT_SLOTS
+}
+
+fn default_sources() -> Vec<SourceKind> {
+    principal::DEFAULT_SOURCES.to_vec()
+}
+
+fn default_jwt_namespace() -> String {
+    principal::DEFAULT_JWT_NAMESPACE.to_owned()
+}
+
+fn default_jwt_key() -> String {
+    principal::DEFAULT_JWT_PAYLOAD_KEY.to_owned()
+}
+
+fn default_subject_claim() -> String {
+    principal::DEFAULT_SUBJECT_CLAIM.to_owned()
+}
+
+fn default_group_claims() -> Vec<String> {
+    principal::DEFAULT_GROUP_CLAIMS.iter().map(|c| (*c).to_owned()).collect()
+}
+
+fn default_bucket_key() -> BucketKey {
+    BucketKey::Principal
+}
+
+fn default_control_path() -> String {
+    DEFAULT_CONTROL_PATH.to_owned()
+}
+
+fn default_period_ms() -> u64 {
+    1000
+}
+
+fn default_timeout_ms() -> u64 {
+    500
+}

@@ -1,0 +1,205 @@
+//! Control endpoint logic: the server refuses what does not compile and keeps serving the last
+//! good state (error visible at /status), ETags and 304s; the filter's poller is ETag-aware and
+//! fail-static.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use mcp_warden_core::control::{self, ControlServer, DirFiles, PollOutcome, Poller};
+use mcp_warden_core::policy::ControlConfig;
+
+fn files(policy: Option<&str>, kill: Option<&str>) -> DirFiles {
+    DirFiles { policy: policy.map(|s| s.as_bytes().to_vec()), kill: kill.map(|s| s.as_bytes().to_vec()) }
+}
+
+fn status(s: &ControlServer) -> serde_json::Value {
+    serde_json::from_str(&s.status_json()).unwrap()
+}
+
+const GOOD: &str = r#"{"rules": [{"id": "no-rm", "match": {"names": ["rm"]}, "action": "deny"}]}"#;
+const BAD: &str = r#"{"rules": [{"id": "no-rm", "match": {"names": ["rm["]}, "action": "deny"}]}"#;
+
+#[test]
+fn serves_policy_and_kill_and_keeps_the_last_good() {
+    let mut s = ControlServer::new();
+    let empty_etag = s.state().1.to_owned();
+    assert!(s.refresh(&files(Some(GOOD), Some(r#"[{"tool": "exec", "reason": "incident 9"}]"#)), 1));
+    let (body, etag) = s.state();
+    let etag = etag.to_owned();
+    assert_ne!(etag, empty_etag);
+    let st = control::parse_state(body).unwrap();
+    assert_eq!(st.kill.entries.len(), 1);
+    assert_eq!(st.policy.as_ref().unwrap().rules[0].id, "no-rm");
+    assert!(status(&s)["ok"].as_bool().unwrap());
+
+    // A bad policy is refused: same document, error at /status naming the field.
+    assert!(!s.refresh(&files(Some(BAD), Some(r#"[{"tool": "exec", "reason": "incident 9"}]"#)), 2));
+    assert_eq!(s.state().1, etag);
+    let st = status(&s);
+    assert_eq!(st["ok"], false);
+    assert_eq!(st["policy"]["error"]["field"], "rules[0].match.names[0]");
+    assert!(st["policy"]["error"]["text"].as_str().unwrap().contains("bad glob `rm[`"));
+    assert_eq!(st["kill"]["error"], serde_json::Value::Null);
+
+    // A bad kill file likewise; fixing the policy serves it and clears its error.
+    assert!(!s.refresh(&files(Some(BAD), Some(r#"[{"reason": "no selector"}]"#)), 3));
+    assert_eq!(status(&s)["kill"]["error"]["field"], "kill[0]");
+    let fixed = r#"{"rules": [{"id": "no-rm", "match": {"names": ["rm*"]}, "action": "deny"}]}"#;
+    assert!(s.refresh(&files(Some(fixed), Some(r#"[{"reason": "no selector"}]"#)), 4));
+    let st = status(&s);
+    assert_eq!(st["policy"]["error"], serde_json::Value::Null);
+    assert_eq!(st["kill"]["error"]["field"], "kill[0]");
+    let served = control::parse_state(s.state().0).unwrap();
+    assert_eq!(served.kill.entries.len(), 1, "the last good kill list is still served");
+
+    // Removing the files stops serving them.
+    assert!(s.refresh(&files(None, None), 5));
+    let served = control::parse_state(s.state().0).unwrap();
+    assert!(served.policy.is_none() && served.kill.is_empty());
+    assert!(status(&s)["ok"].as_bool().unwrap());
+}
+
+#[test]
+fn unchanged_files_are_not_recompiled() {
+    let mut s = ControlServer::new();
+    assert!(s.refresh(&files(Some(GOOD), None), 1));
+    let g = s.generation;
+    assert!(!s.refresh(&files(Some(GOOD), None), 2));
+    assert_eq!(s.generation, g);
+    assert_eq!(status(&s)["policy"]["accepted_at_ms"], 1);
+}
+
+#[test]
+fn kill_file_may_be_wrapped() {
+    let mut s = ControlServer::new();
+    assert!(s.refresh(&files(None, Some(r#"{"kill_switch": [{"all": true, "reason": "maintenance"}]}"#)), 1));
+    assert_eq!(control::parse_state(s.state().0).unwrap().kill.entries[0].reason, "maintenance");
+}
+
+#[test]
+fn http_answers() {
+    let mut s = ControlServer::new();
+    s.refresh(&files(Some(GOOD), None), 1);
+    let r = s.handle("GET", control::STATE_PATH, None);
+    assert_eq!(r.status, 200);
+    let etag = r.headers.iter().find(|(k, _)| *k == "etag").unwrap().1.clone();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(s.handle("GET", control::STATE_PATH, Some(&etag)).status, 304);
+    assert_eq!(s.handle("GET", control::STATE_PATH, Some(&format!("\"x\", W/{etag}"))).status, 304);
+    assert_eq!(s.handle("GET", control::STATE_PATH, Some("\"other\"")).status, 200);
+    assert_eq!(s.handle("GET", control::STATUS_PATH, None).status, 200);
+    assert_eq!(s.handle("GET", "/nope", None).status, 404);
+    assert_eq!(s.handle("POST", control::STATE_PATH, None).status, 405);
+}
+
+fn cfg() -> ControlConfig {
+    ControlConfig {
+        cluster: "warden_control".into(),
+        path: "/v1/state".into(),
+        authority: "control".into(),
+        period_ms: 1000,
+        timeout_ms: 500,
+        policy: true,
+    }
+}
+
+#[test]
+fn poller_is_etag_aware_and_fail_static() {
+    let mut server = ControlServer::new();
+    server.refresh(&files(Some(GOOD), Some(r#"[{"upstream": "fs", "reason": "r"}]"#)), 0);
+    let (body, etag) = (server.state().0.to_vec(), server.state().1.to_owned());
+
+    let mut p = Poller::new(cfg());
+    assert!(p.due(0));
+    let req = p.request(0);
+    assert_eq!(req.cluster, "warden_control");
+    assert!(req.headers.contains(&(":path", "/v1/state".to_owned())));
+    assert!(!req.headers.iter().any(|(k, _)| *k == "if-none-match"));
+    assert!(!p.due(10), "one poll at a time");
+    let PollOutcome::Update(st) = p.on_response(20, Some(200), Some(&etag), &body) else { panic!("expected an update") };
+    assert_eq!(st.kill.entries.len(), 1);
+    assert!(st.policy.is_some());
+
+    assert!(!p.due(500));
+    assert!(p.due(1020), "next poll one period after the last answer");
+    let req = p.request(1020);
+    assert!(req.headers.contains(&("if-none-match", etag.clone())));
+    assert!(matches!(p.on_response(1030, Some(304), None, b""), PollOutcome::Unchanged));
+    // Same ETag with a 200 is also unchanged.
+    p.request(2030);
+    assert!(matches!(p.on_response(2040, Some(200), Some(&etag), &body), PollOutcome::Unchanged));
+
+    // Down, erroring or invalid: keep what we have, count failures, poll again next period.
+    p.request(3040);
+    assert!(matches!(p.on_response(3050, None, None, b""), PollOutcome::Failed(_)));
+    p.request(4050);
+    assert!(matches!(p.on_response(4060, Some(503), None, b""), PollOutcome::Failed(_)));
+    p.request(5060);
+    let PollOutcome::Failed(msg) = p.on_response(5070, Some(200), Some("\"new\""), br#"{"version":1,"kill_switch":[{"reason":"x"}]}"#) else {
+        panic!("invalid document must fail")
+    };
+    assert!(msg.contains("kill_switch[0]"), "{msg}");
+    assert_eq!(p.failures, 3);
+    assert!(p.due(6070));
+    // The held ETag is still the last good one.
+    assert!(p.request(6070).headers.contains(&("if-none-match", etag)));
+    assert!(matches!(p.dispatch_failed(6071), PollOutcome::Failed(_)));
+}
+
+#[test]
+fn lost_polls_are_retried() {
+    let mut p = Poller::new(cfg());
+    p.request(0);
+    assert!(!p.due(1000));
+    assert!(p.due(1501), "a poll with no answer after timeout + period is abandoned");
+}
+
+#[test]
+fn state_documents_are_validated_with_paths() {
+    let e = control::parse_state(br#"{"version":1,"policy":{"rules":[{"id":"a","action":"deny","hide":"no"}]}}"#).unwrap_err();
+    assert_eq!(e.field, "policy.rules[0].hide");
+    let e = control::parse_state(br#"{"version":2}"#).unwrap_err();
+    assert_eq!(e.field, "version");
+    let e = control::parse_state(br#"{"version":1,"extra":true}"#).unwrap_err();
+    assert_eq!(e.field, "extra");
+}
+
+#[test]
+fn poller_ignores_a_served_policy_when_told_to() {
+    let mut server = ControlServer::new();
+    server.refresh(&files(Some(GOOD), Some(r#"[{"all": true, "reason": "stop"}]"#)), 0);
+    let mut p = Poller::new(ControlConfig { policy: false, ..cfg() });
+    p.request(0);
+    let PollOutcome::Update(st) = p.on_response(1, Some(200), None, server.state().0) else { panic!("expected an update") };
+    assert!(st.policy.is_none(), "control.policy = false: kill switch only");
+    assert_eq!(st.kill.entries.len(), 1);
+}
+
+#[test]
+fn both_ways_in_stay_in_force() {
+    use mcp_warden_core::mcp::model::McpRequest;
+    use mcp_warden_core::principal::{resolve, PeerFacts};
+    use mcp_warden_core::fake_host::FakeKv;
+
+    let config = mcp_warden_core::policy::load(br#"{"kill_switch": [{"upstream": "legacy", "reason": "from config"}]}"#).unwrap();
+    let doc = br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}],
+                   "policy":{"kill_switch":[{"upstream":"third","reason":"from served policy"}]}}"#;
+    let remote = control::parse_state(doc).unwrap();
+    let policy = remote.active(&config);
+    let extra = remote.extra_kill(&config);
+    let who = resolve(&policy.sources, &PeerFacts::default());
+    let req = McpRequest::bodyless(None);
+    let mut kv = FakeKv::new();
+    let mut reason = |up: &str| match mcp_warden_core::policy::enforce(policy, &extra, &who, &req, up, &mut kv, 0).action {
+        mcp_warden_core::policy::Action::Kill { reason, .. } => reason,
+        other => format!("{other:?}"),
+    };
+    assert_eq!(reason("legacy"), "from config");
+    assert_eq!(reason("other"), "from control");
+    assert_eq!(reason("third"), "from served policy");
+    assert_eq!(reason("fine"), "Allow");
+
+    // Without a served policy the configuration's own list comes with the policy itself.
+    let remote = control::parse_state(br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}]}"#).unwrap();
+    assert_eq!(remote.extra_kill(&config).entries.len(), 1);
+    assert!(std::ptr::eq(remote.active(&config), &config));
+}

@@ -1,0 +1,99 @@
+//! HTTP context: each proxy-wasm callback becomes one call into
+//! [`RequestFlow`], with the ports lent for the length of the callback.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+#[cfg(feature = "fault-injection")]
+use proxy_wasm::types::MapType;
+
+use super::abi;
+use super::metrics::EnvoyMetrics;
+use super::ports::{EnvoyClock, EnvoyIo, EnvoyQueue, SharedDataKv};
+use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
+use mcp_warden_core::policy::{KillSwitch, Policy};
+use mcp_warden_core::ports::{Host, Step};
+
+pub struct WardenHttp {
+    flow: RequestFlow,
+    body_size: usize,
+    /// Nanoseconds spent inside this filter's callbacks (the filter-time histogram).
+    busy_ns: u64,
+    start_nanos: u64,
+    bytes_out: u64,
+}
+
+impl WardenHttp {
+    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
+        WardenHttp { flow: RequestFlow::with_remote_kill(policy, remote_kill), body_size: 0, busy_ns: 0, start_nanos: 0, bytes_out: 0 }
+    }
+
+    /// Runs one callback into the flow with fresh ports, accounting the time spent in it (two
+    /// clock reads: each is a host call, so only callbacks that do work are timed).
+    fn timed(&mut self, f: impl FnOnce(&mut RequestFlow, &mut Host<'_>) -> Step) -> Action {
+        let start = abi::now_nanos();
+        if self.start_nanos == 0 {
+            self.start_nanos = start;
+        }
+        let (mut io, mut kv, mut m) = (EnvoyIo::default(), SharedDataKv, EnvoyMetrics);
+        let mut host = Host { http: &mut io, kv: &mut kv, clock: &EnvoyClock, metrics: &mut m };
+        let step = f(&mut self.flow, &mut host);
+        self.busy_ns = self.busy_ns.saturating_add(abi::now_nanos().saturating_sub(start));
+        match step {
+            Step::Continue => Action::Continue,
+            Step::Buffer | Step::Answered => Action::Pause,
+        }
+    }
+}
+
+impl Context for WardenHttp {}
+
+impl HttpContext for WardenHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        if matches!(abi::header(MapType::HttpRequestHeaders, "x-warden-test-panic"), Ok(Some(_))) {
+            #[allow(clippy::panic)]
+            {
+                panic!("fault injection: x-warden-test-panic");
+            }
+        }
+        self.timed(|flow, host| flow.on_request_headers(host, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body_size = body_size;
+        self.timed(|flow, host| flow.on_request_body(host, body_size, end_of_stream))
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let size = self.body_size;
+        self.timed(|flow, host| flow.on_request_trailers(host, size))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if !self.flow.inspects_response() {
+            return Action::Continue;
+        }
+        self.timed(|flow, host| flow.on_response_headers(host, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.bytes_out = self.bytes_out.saturating_add(body_size as u64);
+        if !self.flow.inspects_response() {
+            return Action::Continue;
+        }
+        self.timed(|flow, host| flow.on_response_body(host, body_size, end_of_stream))
+    }
+
+    fn on_log(&mut self) {
+        let stats = ExchangeStats {
+            start_unix_nanos: self.start_nanos,
+            duration_micros: abi::now_nanos().saturating_sub(self.start_nanos) / 1000,
+            bytes_in: self.body_size as u64,
+            bytes_out: self.bytes_out,
+            filter_micros: self.busy_ns / 1000,
+        };
+        self.flow.on_log(stats, &mut EnvoyQueue, &mut EnvoyMetrics);
+    }
+}

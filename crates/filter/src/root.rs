@@ -1,0 +1,199 @@
+//! Root context (one per worker VM): loads and compiles the plugin configuration, polls the
+//! control endpoint on a tick, and hands the policy and kill list in force to each request.
+//!
+//! Swaps are whole `Rc`s: a request keeps the policy it started with; the next one sees the new.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
+
+use super::abi;
+use super::http::WardenHttp;
+use super::metrics::EnvoyMetrics;
+use super::ports::SharedDataKv;
+use super::writer::{WriterHost, WRITER_ROOT_ID};
+use mcp_warden_core::control::{PollOutcome, Poller};
+use mcp_warden_core::metrics;
+use mcp_warden_core::policy::{self, KillSwitch, Policy};
+use mcp_warden_core::ports::Metrics;
+use mcp_warden_core::state::ratelimit;
+
+/// Shortest tick: polling is decided by the poller, the tick only bounds the reaction time.
+const MIN_TICK_MS: u64 = 50;
+
+#[derive(Default)]
+pub struct WardenRoot {
+    /// From the plugin configuration; replaced only by a configuration that compiles.
+    configured: Option<Rc<Policy>>,
+    /// From the control endpoint, when it serves a policy; wins over `configured`.
+    remote_policy: Option<Rc<Policy>>,
+    remote_kill: Rc<KillSwitch>,
+    poller: Option<Poller>,
+    poll_token: Option<u32>,
+    /// Set when this root is the singleton receipt writer rather than the HTTP filter.
+    writer: Option<WriterHost>,
+}
+
+/// Creates every rate-limit slot that does not exist yet, so that all later bucket updates are
+/// CAS writes (shared data cannot create a key conditionally). Idempotent; once per VM and policy.
+fn init_rate_limit_slots(p: &Policy) {
+    if let Err(e) = ratelimit::table(p.rate_limit_slots).init(&mut SharedDataKv) {
+        abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the rate-limit table: {e:?}"));
+    }
+}
+
+impl WardenRoot {
+    fn policy(&self) -> Rc<Policy> {
+        self.remote_policy
+            .clone()
+            .or_else(|| self.configured.clone())
+            .unwrap_or_else(|| Rc::new(Policy::default()))
+    }
+
+    fn poll_failed(&self, message: &str) {
+        abi::log(LogLevel::Warn, &format!("mcp-warden: {message}"));
+        EnvoyMetrics.count(metrics::CONTROL_POLL_FAILURES, &[]);
+    }
+
+    fn apply(&mut self, outcome: PollOutcome) {
+        match outcome {
+            PollOutcome::Unchanged => {}
+            PollOutcome::Failed(message) => self.poll_failed(&message),
+            PollOutcome::Update(state) => {
+                let kills = state.kill.entries.len();
+                // Both ways in stay in force: a served policy replaces the plugin's rules, but
+                // the plugin configuration's own kill entries are kept alongside the served ones.
+                let configured = self.configured.clone().unwrap_or_default();
+                self.remote_kill = Rc::new(state.extra_kill(&configured));
+                self.remote_policy = state.policy.map(Rc::new);
+                if let Some(p) = &self.remote_policy {
+                    init_rate_limit_slots(p);
+                }
+                EnvoyMetrics.count(metrics::CONTROL_UPDATES, &[]);
+                abi::log(
+                    LogLevel::Info,
+                    &format!(
+                        "mcp-warden: control endpoint state installed ({kills} kill entries, policy from {})",
+                        if self.remote_policy.is_some() { "control endpoint" } else { "plugin configuration" }
+                    ),
+                );
+            }
+        }
+    }
+}
+
+impl Context for WardenRoot {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_grpc_call_response(token, status, size);
+        }
+    }
+
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if self.poll_token != Some(token) {
+            return;
+        }
+        self.poll_token = None;
+        let now = abi::now_nanos() / 1_000_000;
+        let status = if num_headers == 0 {
+            None
+        } else {
+            abi::header(MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| String::from_utf8_lossy(&s).trim().parse::<u32>().ok())
+        };
+        let etag = abi::header(MapType::HttpCallResponseHeaders, "etag").ok().flatten();
+        let etag = etag.map(|e| String::from_utf8_lossy(&e).into_owned());
+        let body = abi::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+        let Some(poller) = self.poller.as_mut() else { return };
+        let outcome = poller.on_response(now, status, etag.as_deref(), &body);
+        self.apply(outcome);
+    }
+}
+
+impl RootContext for WardenRoot {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = match abi::buffer(BufferType::PluginConfiguration, 0, size) {
+            Ok(b) => b,
+            Err(e) => {
+                abi::log(LogLevel::Error, &format!("mcp-warden: cannot read plugin configuration: {e:?}"));
+                return self.configured.is_some();
+            }
+        };
+        let root_id = abi::property(&["plugin_root_id"]).ok().flatten().unwrap_or_default();
+        if root_id == WRITER_ROOT_ID.as_bytes() {
+            return match WriterHost::start(&bytes) {
+                Ok(w) => {
+                    self.writer = Some(w);
+                    true
+                }
+                Err(e) => {
+                    abi::log(LogLevel::Critical, &format!("mcp-warden receipt writer not started: {e}"));
+                    false
+                }
+            };
+        }
+        match policy::load(&bytes) {
+            Ok(p) => {
+                abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
+                self.poller = p.control.clone().map(Poller::new);
+                if let Some(c) = &p.control {
+                    let tick = (c.period_ms / 4).max(MIN_TICK_MS);
+                    if let Err(e) = abi::set_tick_period_ms(u32::try_from(tick).unwrap_or(u32::MAX)) {
+                        abi::log(LogLevel::Error, &format!("mcp-warden: cannot start control polling: {e:?}"));
+                    }
+                }
+                init_rate_limit_slots(&p);
+                self.configured = Some(Rc::new(p));
+                self.remote_policy = None;
+                true
+            }
+            Err(e) => {
+                // Refusing makes Envoy reject this configuration; a policy already in force stays.
+                abi::log(LogLevel::Error, &format!("mcp-warden: {e}; configuration refused"));
+                EnvoyMetrics.count(metrics::CONFIG_REJECTED, &[]);
+                self.configured.is_some()
+            }
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_queue_ready(queue_id);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            w.on_tick();
+            return;
+        }
+        let now = abi::now_nanos() / 1_000_000;
+        let Some(poller) = self.poller.as_mut() else { return };
+        if !poller.due(now) {
+            return;
+        }
+        let req = poller.request(now);
+        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // The SDK registers the callout token with its dispatcher, so this call goes through it.
+        match hostcalls::dispatch_http_call(&req.cluster, headers, None, vec![], Duration::from_millis(req.timeout_ms)) {
+            Ok(token) => self.poll_token = Some(token),
+            Err(_) => {
+                let outcome = poller.dispatch_failed(now);
+                self.apply(outcome);
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(WardenHttp::new(self.policy(), Rc::clone(&self.remote_kill))))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
