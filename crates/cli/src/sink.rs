@@ -213,11 +213,8 @@ impl Store {
                 self.chains.clear();
             }
             let last_seq = recover(&path)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let file =
+                OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             self.chains.insert(chain.to_string(), ChainFile { file, last_seq });
         }
         let Some(cf) = self.chains.get_mut(chain) else { return Err("chain file vanished".into()) };
@@ -238,7 +235,10 @@ impl Store {
             filed += 1;
         }
         if !buf.is_empty() {
-            cf.file.write_all(buf.as_bytes()).and_then(|_| cf.file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
+            cf.file
+                .write_all(buf.as_bytes())
+                .and_then(|_| cf.file.sync_data())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         eprintln!("warden sink: chain {chain}: filed {filed}, skipped {dups} duplicate(s)");
         Ok(())

@@ -126,8 +126,7 @@ impl HttpIo for FakeHttp {
     fn send_local_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         self.call("send_local_response")?;
         self.check_not_answered("send_local_reply");
-        self.reply =
-            Some((status, headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), body.to_vec()));
+        self.reply = Some((status, headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), body.to_vec()));
         Ok(())
     }
 }

@@ -146,10 +146,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Calls `f` for every field of the message, in wire order across its segments.
-fn for_each_field<'a>(
-    msg: &[&'a [u8]],
-    mut f: impl FnMut(u64, Field<'a>) -> Result<(), PbError>,
-) -> Result<(), PbError> {
+fn for_each_field<'a>(msg: &[&'a [u8]], mut f: impl FnMut(u64, Field<'a>) -> Result<(), PbError>) -> Result<(), PbError> {
     for seg in msg {
         let mut r = Reader { buf: seg };
         while let Some((number, field)) = r.next_field()? {

@@ -392,7 +392,13 @@ fn clean(s: &str) -> Option<String> {
 
 fn from_spiffe(origin: Origin, raw: &str, fp: &str) -> Option<Principal> {
     let raw = raw.trim();
-    let id = if raw.starts_with("spiffe://") { raw.to_owned() } else if origin == Origin::Istio { format!("spiffe://{raw}") } else { return None };
+    let id = if raw.starts_with("spiffe://") {
+        raw.to_owned()
+    } else if origin == Origin::Istio {
+        format!("spiffe://{raw}")
+    } else {
+        return None;
+    };
     let id = clean(&id)?;
     let rest = id.strip_prefix("spiffe://")?;
     let td = rest.split('/').next().unwrap_or_default();
@@ -455,15 +461,7 @@ fn from_jwt(sources: &Sources, c: &dyn Claims, fp: &str) -> Option<Principal> {
         .take(MAX_CLAIMS)
         .collect();
 
-    Some(Principal {
-        origin: Origin::Jwt,
-        id,
-        actors,
-        groups,
-        claims,
-        trust_domain: None,
-        client_fingerprint: fp.to_owned(),
-    })
+    Some(Principal { origin: Origin::Jwt, id, actors, groups, claims, trust_domain: None, client_fingerprint: fp.to_owned() })
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@
 use crate::export::batch::{BatchConfig, Batcher};
 use crate::export::{export_request, LogEntry};
 
-use crate::receipt::chain::{drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD};
+use crate::receipt::chain::{
+    drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD,
+};
 use crate::receipt::exchange::{DecodeError, Exchange, WireVerdict};
 use crate::receipt::record::Receipt;
 use crate::receipt::sign::Signer;
@@ -107,7 +109,11 @@ pub fn chain_id_for(node_id: &str, worker: &str, start_unix_nanos: u64) -> Strin
     let clean = |s: &str| -> String {
         let s: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
         let s = s.trim_start_matches('.').to_string();
-        if s.is_empty() { "envoy".to_string() } else { s.chars().take(80).collect() }
+        if s.is_empty() {
+            "envoy".to_string()
+        } else {
+            s.chars().take(80).collect()
+        }
     };
     format!("{}.{}.{start_unix_nanos}", clean(node_id), clean(worker))
 }
@@ -146,9 +152,7 @@ impl<S: Signer> Writer<S> {
         }
         let action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
         let record = exchange.to_record(action_id);
-        Ok(self
-            .add(record, &exchange, now_nanos)
-            .map_or_else(|| self.drop_one(exchange.unix_nanos, false), Recorded::Chained))
+        Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(exchange.unix_nanos, false), Recorded::Chained))
     }
 
     /// Whether the host should hand over more queue messages now. False only while an export is
@@ -157,8 +161,7 @@ impl<S: Signer> Writer<S> {
     /// first. With no export in flight (the sink failing, backing off) messages are taken, and
     /// dropped and counted when they do not fit.
     pub fn accepting(&self) -> bool {
-        self.in_flight.is_none()
-            || self.batcher.has_room(self.in_flight_bytes().saturating_add(self.last_entry_len.max(1024)))
+        self.in_flight.is_none() || self.batcher.has_room(self.in_flight_bytes().saturating_add(self.last_entry_len.max(1024)))
     }
 
     /// Chains the chain-open receipt if the chain has none yet; false when it does not fit.

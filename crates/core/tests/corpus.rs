@@ -63,7 +63,15 @@ fn corpus_is_well_formed_and_covers_the_hostile_list() {
             Expect::Reject { .. } => None,
         })
         .collect();
-    for k in ["modern/request", "modern/notification", "legacy/request", "legacy/notification", "legacy/response", "legacy/batch", "legacy/bodyless"] {
+    for k in [
+        "modern/request",
+        "modern/notification",
+        "legacy/request",
+        "legacy/notification",
+        "legacy/response",
+        "legacy/batch",
+        "legacy/bodyless",
+    ] {
         assert!(kinds.contains(k), "no forwarded {k} case in the corpus");
     }
     eprintln!("corpus: {} cases, {} files", cases.len(), FILES.len());

@@ -78,7 +78,16 @@ fn full_fixture_compiles_to_what_it_says() {
     let ids: Vec<&str> = p.rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["no-deletes", "admins-everything", "agents-via-search", "anon-read-only", "mesh-td", "tenant-acme", "per-principal", "try-global"]
+        [
+            "no-deletes",
+            "admins-everything",
+            "agents-via-search",
+            "anon-read-only",
+            "mesh-td",
+            "tenant-acme",
+            "per-principal",
+            "try-global"
+        ]
     );
     assert!(matches!(&p.rules[0].action, RuleAction::Deny { hide: true, reason } if reason.contains("deleting")));
     assert!(matches!(&p.rules[2].action, RuleAction::Deny { hide: false, .. }));

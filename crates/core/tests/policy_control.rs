@@ -134,7 +134,9 @@ fn poller_is_etag_aware_and_fail_static() {
     p.request(4050);
     assert!(matches!(p.on_response(4060, Some(503), None, b""), PollOutcome::Failed(_)));
     p.request(5060);
-    let PollOutcome::Failed(msg) = p.on_response(5070, Some(200), Some("\"new\""), br#"{"version":1,"kill_switch":[{"reason":"x"}]}"#) else {
+    let PollOutcome::Failed(msg) =
+        p.on_response(5070, Some(200), Some("\"new\""), br#"{"version":1,"kill_switch":[{"reason":"x"}]}"#)
+    else {
         panic!("invalid document must fail")
     };
     assert!(msg.contains("kill_switch[0]"), "{msg}");
@@ -176,9 +178,9 @@ fn poller_ignores_a_served_policy_when_told_to() {
 
 #[test]
 fn both_ways_in_stay_in_force() {
+    use mcp_warden_core::fake_host::FakeKv;
     use mcp_warden_core::mcp::model::McpRequest;
     use mcp_warden_core::principal::{resolve, PeerFacts};
-    use mcp_warden_core::fake_host::FakeKv;
 
     let config = mcp_warden_core::policy::load(br#"{"kill_switch": [{"upstream": "legacy", "reason": "from config"}]}"#).unwrap();
     let doc = br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}],

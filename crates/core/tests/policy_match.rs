@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use mcp_warden_core::policy::killswitch::KillSwitch;
+use mcp_warden_core::fake_host::FakeKv;
 use mcp_warden_core::flow::reply;
 use mcp_warden_core::mcp::model::{Era, McpRequest, MessageKind};
 use mcp_warden_core::mcp::Method;
+use mcp_warden_core::policy::killswitch::KillSwitch;
 use mcp_warden_core::policy::{self, filter_list, filter_tools_list, Action, ListKind, Policy};
 use mcp_warden_core::principal::{Origin, Principal};
-use mcp_warden_core::fake_host::FakeKv;
 
 fn req(era: Era, method: &str, name: Option<&str>) -> McpRequest {
     McpRequest {
@@ -144,13 +144,15 @@ fn default_deny_and_dry_run() {
         ], "default_action": "deny", "default_reason": "closed by default"}"#,
     );
     let mut kv = FakeKv::new();
-    let v = policy::enforce(&p, &KillSwitch::default(), &alice(), &req(Era::Modern, "tools/call", Some("read_x")), "u", &mut kv, 0);
+    let v =
+        policy::enforce(&p, &KillSwitch::default(), &alice(), &req(Era::Modern, "tools/call", Some("read_x")), "u", &mut kv, 0);
     assert_eq!(v.action, Action::Allow);
     assert_eq!(v.rule_id.as_deref(), Some("readers"));
     assert_eq!(v.dry_run.len(), 1);
     assert_eq!(v.dry_run[0].rule_id, "would-block");
     assert_eq!(v.dry_run[0].would, deny("testing", true));
-    let v = policy::enforce(&p, &KillSwitch::default(), &alice(), &req(Era::Modern, "tools/call", Some("write_x")), "u", &mut kv, 0);
+    let v =
+        policy::enforce(&p, &KillSwitch::default(), &alice(), &req(Era::Modern, "tools/call", Some("write_x")), "u", &mut kv, 0);
     assert_eq!(v.action, deny("closed by default", true));
     assert_eq!(v.rule_id, None);
 }
@@ -197,7 +199,8 @@ fn kill_switch_from_config_and_remote() {
     assert_eq!(run(&who(Origin::Jwt, "mallory"), &req(Era::Modern, "tools/list", None), "fs"), kill("banned", "principal"));
     assert_eq!(run(&alice(), &req(Era::Modern, "tasks/get", Some("t1")), "fs"), kill("tasks off", "method"));
     assert_eq!(run(&alice(), &req(Era::Modern, "tools/call", Some("read")), "fs"), Action::Allow);
-    let all = KillSwitch::compile(&serde_json::from_str::<Vec<_>>(r#"[{"all": true, "reason": "maintenance"}]"#).unwrap(), "k").unwrap();
+    let all = KillSwitch::compile(&serde_json::from_str::<Vec<_>>(r#"[{"all": true, "reason": "maintenance"}]"#).unwrap(), "k")
+        .unwrap();
     let v = policy::enforce(&p, &all, &alice(), &McpRequest::bodyless(None), "fs", &mut kv, 0);
     assert_eq!(v.action, kill("maintenance", "all"));
 }
@@ -249,7 +252,9 @@ fn tools_list_is_filtered_per_principal() {
         let force = policy::tools_list_varies(&p, Era::Modern, "fs");
         filter_tools_list(body, &visible, force).map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
     };
-    let names = |v: &serde_json::Value| v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let names = |v: &serde_json::Value| {
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
     let a = list(&alice()).unwrap();
     assert_eq!(names(&a), ["read_file", "write_file"]);
     assert_eq!(a["result"]["cacheScope"], "private");
@@ -274,7 +279,8 @@ fn prompts_and_resources_lists_are_filtered_too() {
     let who = alice();
     let (pr, wr) = (&p, &who);
     let visible = |kind: ListKind| move |n: &str| policy::item_visible(pr, wr, Era::Modern, "fs", kind, n);
-    let prompts = br#"{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"secret-plan"},{"name":"summary"}],"cacheScope":"public"}}"#;
+    let prompts =
+        br#"{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"secret-plan"},{"name":"summary"}],"cacheScope":"public"}}"#;
     let out = filter_list(prompts, ListKind::Prompts, &visible(ListKind::Prompts), false).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["result"]["prompts"], serde_json::json!([{"name": "summary"}]));

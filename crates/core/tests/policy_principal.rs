@@ -131,17 +131,26 @@ fn act_chain_is_bounded() {
 #[test]
 fn anonymous_fingerprint_and_keys() {
     let s = sources("{}");
-    let a1 = resolve(&s, &PeerFacts { source_address: Some("10.1.2.3:5000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
-    let a2 = resolve(&s, &PeerFacts { source_address: Some("10.1.2.3:6000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
-    let a3 = resolve(&s, &PeerFacts { source_address: Some("10.1.2.4:5000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
+    let a1 =
+        resolve(&s, &PeerFacts { source_address: Some("10.1.2.3:5000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
+    let a2 =
+        resolve(&s, &PeerFacts { source_address: Some("10.1.2.3:6000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
+    let a3 =
+        resolve(&s, &PeerFacts { source_address: Some("10.1.2.4:5000"), user_agent: Some(b"curl/8"), ..PeerFacts::default() });
     assert_eq!(a1.origin, Origin::Anonymous);
     assert_eq!(a1.client_fingerprint, a2.client_fingerprint, "the port changes per connection");
     assert_ne!(a1.client_fingerprint, a3.client_fingerprint);
     assert_eq!(a1.key(), a2.key());
     assert_ne!(a1.key(), a3.key(), "anonymous callers are told apart by fingerprint");
 
-    let alice = resolve(&s, &PeerFacts { jwt_payload: Some(br#"{"sub":"alice"}"#), source_address: Some("10.1.2.3:1"), ..PeerFacts::default() });
-    let alice_elsewhere = resolve(&s, &PeerFacts { jwt_payload: Some(br#"{"sub":"alice"}"#), source_address: Some("10.9.9.9:1"), ..PeerFacts::default() });
+    let alice = resolve(
+        &s,
+        &PeerFacts { jwt_payload: Some(br#"{"sub":"alice"}"#), source_address: Some("10.1.2.3:1"), ..PeerFacts::default() },
+    );
+    let alice_elsewhere = resolve(
+        &s,
+        &PeerFacts { jwt_payload: Some(br#"{"sub":"alice"}"#), source_address: Some("10.9.9.9:1"), ..PeerFacts::default() },
+    );
     let alice_via = resolve(&s, &PeerFacts { jwt_payload: Some(JWT), ..PeerFacts::default() });
     assert_eq!(alice.key(), alice_elsewhere.key(), "an identified principal is the same from anywhere");
     assert_ne!(alice.key(), alice_via.key(), "acting through an agent is a different principal");

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use mcp_warden_core::state::ratelimit::{self, check, take, Bucket, Quota};
 use mcp_warden_core::fake_host::FakeKv;
+use mcp_warden_core::state::ratelimit::{self, check, take, Bucket, Quota};
 
 /// Runs `n` takes at `now` and returns how many were allowed.
 fn drain(state: &mut Option<Bucket>, q: &Quota, now: u64, n: usize) -> usize {

@@ -21,8 +21,21 @@ fn strs(v: &Value) -> Vec<String> {
 fn record_from_fixture(ar: &Value, timestamp: String) -> ActionRecord {
     let s = |k: &str| ar.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let known = [
-        "version", "action_id", "action_type", "timestamp", "principal", "actor", "delegation_chain", "target",
-        "side_effect_class", "reversibility", "policy_hash", "verdict", "transport", "method", "chain_prev_hash",
+        "version",
+        "action_id",
+        "action_type",
+        "timestamp",
+        "principal",
+        "actor",
+        "delegation_chain",
+        "target",
+        "side_effect_class",
+        "reversibility",
+        "policy_hash",
+        "verdict",
+        "transport",
+        "method",
+        "chain_prev_hash",
         "chain_seq",
     ];
     for k in ar.as_object().unwrap().keys() {
@@ -115,10 +128,7 @@ fn verifier_rejects_the_invalid_vectors() {
     assert_eq!(broken.line, 4);
     assert!(broken.to_string().contains("chain_seq 3"), "{broken}");
     let other = parse_hex32(&"11".repeat(32)).unwrap();
-    assert!(matches!(
-        verify_receipt(&conformance("valid-single.json"), Some(&other)),
-        Err(ReceiptError::WrongSigner { .. })
-    ));
+    assert!(matches!(verify_receipt(&conformance("valid-single.json"), Some(&other)), Err(ReceiptError::WrongSigner { .. })));
 }
 
 #[test]
@@ -204,8 +214,7 @@ fn deleting_reordering_or_replaying_a_receipt_is_detected() {
     // Splicing in a receipt from another chain (same key, same seq) breaks the hash link.
     let signer = test_signer();
     let mut other = Chain::new("other");
-    let foreign: Vec<_> =
-        sample_exchanges().into_iter().map(|e| other.append(e.to_record("x".into()), &signer)).collect();
+    let foreign: Vec<_> = sample_exchanges().into_iter().map(|e| other.append(e.to_record("x".into()), &signer)).collect();
     let mut spliced = all.clone();
     spliced[3] = foreign[3].canonical_json();
     assert!(matches!(check(&spliced), Err((Some(3), ChainReason::PrevHashMismatch { .. }))));

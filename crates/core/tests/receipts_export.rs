@@ -15,11 +15,7 @@ fn sample_entries() -> Vec<LogEntry> {
     let receipts = sample_chain();
     let exchanges = sample_exchanges();
     // Receipt 0 is the chain-open receipt: export it with the first exchange's context.
-    receipts
-        .iter()
-        .enumerate()
-        .map(|(i, r)| LogEntry::new(SAMPLE_CHAIN_ID, r, &exchanges[i.saturating_sub(1)]))
-        .collect()
+    receipts.iter().enumerate().map(|(i, r)| LogEntry::new(SAMPLE_CHAIN_ID, r, &exchanges[i.saturating_sub(1)])).collect()
 }
 
 #[test]

@@ -10,8 +10,8 @@ use mcp_warden_core::export::batch::BatchConfig;
 use mcp_warden_core::export::proto::{any_value, ExportLogsServiceRequest};
 use mcp_warden_core::receipt::sign::parse_hex32;
 use mcp_warden_core::receipt::verify::verify_chain;
-use mcp_warden_core::receipt_writer::{Recorded, Writer, WriterConfig};
 use mcp_warden_core::receipt::Ed25519Signer;
+use mcp_warden_core::receipt_writer::{Recorded, Writer, WriterConfig};
 use prost::Message;
 use receipts_support::*;
 

@@ -6,9 +6,9 @@
 
 use std::cell::RefCell;
 
-use mcp_warden_core::state::ratelimit::{self, take, Quota};
 use mcp_warden_core::fake_host::FakeKv;
 use mcp_warden_core::ports::{Cas, Kv, KvError};
+use mcp_warden_core::state::ratelimit::{self, take, Quota};
 use mcp_warden_core::state::slots::{SlotTable, StoreError, MAX_CAS_RETRIES};
 
 /// A KV where, before each of our CAS writes, a competing worker takes a token from the same
@@ -42,7 +42,14 @@ impl Kv for RacingKv {
 fn concurrent_writers_never_lose_a_token() {
     let quota = Quota { rate: 1, period_ms: 60_000, burst: 10 };
     let table = ratelimit::table(64);
-    let mut kv = RacingKv { inner: RefCell::new(FakeKv::new()), interleave: 0, table: table.clone(), quota, now: 1_000, competitor_allowed: 0 };
+    let mut kv = RacingKv {
+        inner: RefCell::new(FakeKv::new()),
+        interleave: 0,
+        table: table.clone(),
+        quota,
+        now: 1_000,
+        competitor_allowed: 0,
+    };
     // Create the bucket first so later writes are CAS writes.
     assert!(take(&mut kv, &table, "shared", &quota, 1_000).unwrap().allowed);
     kv.interleave = 5;
@@ -65,7 +72,14 @@ fn after_init_even_the_first_write_is_protected() {
     // pre-created, our first write is a CAS write and the race is caught.
     let quota = Quota { rate: 1, period_ms: 60_000, burst: 3 };
     let table = ratelimit::table(8);
-    let mut kv = RacingKv { inner: RefCell::new(FakeKv::new()), interleave: 0, table: table.clone(), quota, now: 1_000, competitor_allowed: 0 };
+    let mut kv = RacingKv {
+        inner: RefCell::new(FakeKv::new()),
+        interleave: 0,
+        table: table.clone(),
+        quota,
+        now: 1_000,
+        competitor_allowed: 0,
+    };
     table.init(&mut *kv.inner.borrow_mut()).unwrap();
     kv.interleave = 1;
     assert!(take(&mut kv, &table, "shared", &quota, 1_000).unwrap().allowed);

@@ -26,7 +26,13 @@ pub struct WardenHttp {
 
 impl WardenHttp {
     pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
-        WardenHttp { flow: RequestFlow::with_remote_kill(policy, remote_kill), body_size: 0, busy_ns: 0, start_nanos: 0, bytes_out: 0 }
+        WardenHttp {
+            flow: RequestFlow::with_remote_kill(policy, remote_kill),
+            body_size: 0,
+            busy_ns: 0,
+            start_nanos: 0,
+            bytes_out: 0,
+        }
     }
 
     /// Runs one callback into the flow with fresh ports, accounting the time spent in it (two

@@ -59,9 +59,7 @@ impl HttpIo for EnvoyIo {
             PeerFact::JwtPayload => {
                 let Some(md) = abi::property(&["metadata"])? else { return Ok(None) };
                 // An unreadable payload is no identity (never a failure of the request).
-                Ok(pbstruct::struct_field_json(&md, &sources.jwt_metadata_namespace, &sources.jwt_payload_key)
-                    .ok()
-                    .flatten())
+                Ok(pbstruct::struct_field_json(&md, &sources.jwt_metadata_namespace, &sources.jwt_payload_key).ok().flatten())
             }
             PeerFact::UriSan => property_text(&["connection", "uri_san_peer_certificate"]),
             PeerFact::IstioPrincipal => property_text(&["source", "principal"]),

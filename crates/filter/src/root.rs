@@ -47,10 +47,7 @@ fn init_rate_limit_slots(p: &Policy) {
 
 impl WardenRoot {
     fn policy(&self) -> Rc<Policy> {
-        self.remote_policy
-            .clone()
-            .or_else(|| self.configured.clone())
-            .unwrap_or_else(|| Rc::new(Policy::default()))
+        self.remote_policy.clone().or_else(|| self.configured.clone()).unwrap_or_else(|| Rc::new(Policy::default()))
     }
 
     fn poll_failed(&self, message: &str) {

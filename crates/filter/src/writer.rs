@@ -98,10 +98,8 @@ impl WriterHost {
         if let Some(ms) = spec.max_queue_lag_ms {
             cfg.max_queue_lag_nanos = ms.saturating_mul(1_000_000);
         }
-        let predecessor = abi::shared_get(TAIL_KEY)
-            .ok()
-            .flatten()
-            .and_then(|(bytes, _)| Predecessor::decode(&String::from_utf8_lossy(&bytes)));
+        let predecessor =
+            abi::shared_get(TAIL_KEY).ok().flatten().and_then(|(bytes, _)| Predecessor::decode(&String::from_utf8_lossy(&bytes)));
         let queue_id = hostcalls::register_shared_queue(RECEIPT_QUEUE)
             .map_err(|s| format!("cannot register shared queue {RECEIPT_QUEUE}: {s:?}"))?;
         abi::set_tick_period_ms(TICK_MS).map_err(|e| format!("cannot set tick: {e:?}"))?;

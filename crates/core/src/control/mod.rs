@@ -90,7 +90,10 @@ pub fn parse_state(body: &[u8]) -> Result<RemoteState, ConfigError> {
     }
     let doc: StateDoc = parse(body)?;
     if doc.version != 1 {
-        return Err(ConfigError { field: "version".into(), message: format!("unsupported version {} (this filter reads 1)", doc.version) });
+        return Err(ConfigError {
+            field: "version".into(),
+            message: format!("unsupported version {} (this filter reads 1)", doc.version),
+        });
     }
     let kill = KillSwitch::compile(&doc.kill_switch, "kill_switch")?;
     let policy = match doc.policy {

@@ -4,7 +4,6 @@
 use super::{etag_of, parse_state, RemoteState};
 use crate::policy::ControlConfig;
 
-
 /// One poll to dispatch (Envoy `dispatch_http_call`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollRequest {

@@ -12,7 +12,6 @@ use crate::policy::error::parse;
 use crate::policy::spec::KillSpec;
 use crate::policy::{ConfigError, KillSwitch};
 
-
 /// The directory's current content, read by the caller (`None` = file absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirFiles {
@@ -62,7 +61,8 @@ fn hash_hex(b: &[u8]) -> String {
 }
 
 fn too_big(len: usize) -> Option<ConfigError> {
-    (len > MAX_DOC_BYTES).then(|| ConfigError { field: String::new(), message: format!("file larger than {MAX_DOC_BYTES} bytes") })
+    (len > MAX_DOC_BYTES)
+        .then(|| ConfigError { field: String::new(), message: format!("file larger than {MAX_DOC_BYTES} bytes") })
 }
 
 impl ControlServer {
@@ -203,7 +203,11 @@ impl ControlServer {
 
     /// Answers one HTTP request (method, path without query, `If-None-Match`).
     pub fn handle(&self, method: &str, path: &str, if_none_match: Option<&str>) -> Response {
-        let json = |status: u16, body: Vec<u8>| Response { status, headers: vec![("content-type", "application/json".to_owned())], body };
+        let json = |status: u16, body: Vec<u8>| Response {
+            status,
+            headers: vec![("content-type", "application/json".to_owned())],
+            body,
+        };
         if method != "GET" && method != "HEAD" {
             let mut r = json(405, b"{\"error\":\"method not allowed\"}".to_vec());
             r.headers.push(("allow", "GET, HEAD".to_owned()));
@@ -257,7 +261,10 @@ pub fn compile_kill_file(bytes: &[u8]) -> Result<String, ConfigError> {
         (parse::<Wrapped>(bytes)?.kill_switch, "kill_switch")
     } else {
         // Paths inside a bare list read `[0].tool`; say which file they are in.
-        (parse::<Vec<KillSpec>>(bytes).map_err(|e| ConfigError { field: format!("kill{}", e.field), message: e.message })?, "kill")
+        (
+            parse::<Vec<KillSpec>>(bytes).map_err(|e| ConfigError { field: format!("kill{}", e.field), message: e.message })?,
+            "kill",
+        )
     };
     KillSwitch::compile(&specs, at)?;
     // Re-emit as a bare array (the served document's `kill_switch`).

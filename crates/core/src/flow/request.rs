@@ -84,11 +84,7 @@ impl OwnedHead {
                 Some(h) if sources.order.contains(&SourceKind::Header) => http.request_header(h)?,
                 _ => None,
             },
-            warden_headers: http
-                .request_header_names()?
-                .into_iter()
-                .filter(|n| principal::is_warden_header(n))
-                .collect(),
+            warden_headers: http.request_header_names()?.into_iter().filter(|n| principal::is_warden_header(n)).collect(),
         })
     }
 
@@ -353,17 +349,18 @@ impl RequestFlow {
             }
         };
         for f in pipeline.findings().get(before..).unwrap_or_default() {
-            host.metrics.count(
-                metrics::FINDINGS,
-                &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())],
-            );
+            host.metrics
+                .count(metrics::FINDINGS, &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())]);
         }
         step
     }
 }
 
 /// Step 6: the host-side effects of a decision, in order; returns what the flow keeps.
-fn apply_decision(host: &mut Host<'_>, d: Decision<'_>) -> Result<(Option<LocalReply>, Option<ResponsePipeline>, Outcome), HostError> {
+fn apply_decision(
+    host: &mut Host<'_>,
+    d: Decision<'_>,
+) -> Result<(Option<LocalReply>, Option<ResponsePipeline>, Outcome), HostError> {
     // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
     for name in d.remove_headers {
         host.http.remove_request_header(name)?;

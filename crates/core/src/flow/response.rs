@@ -78,7 +78,13 @@ impl ResponsePipeline {
         Step::Continue
     }
 
-    pub fn on_body(&mut self, http: &mut dyn HttpIo, ex: &ExchangeView<'_>, size: usize, end_of_stream: bool) -> Result<Step, HostError> {
+    pub fn on_body(
+        &mut self,
+        http: &mut dyn HttpIo,
+        ex: &ExchangeView<'_>,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<Step, HostError> {
         match &mut self.framing {
             Framing::Pending | Framing::Pass => Ok(Step::Continue),
             Framing::Closed => {
@@ -112,7 +118,11 @@ impl ResponsePipeline {
                 for ev in events {
                     let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes());
                     if let Some(error) = blocked {
-                        push_event(&mut out, &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None }, &error);
+                        push_event(
+                            &mut out,
+                            &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None },
+                            &error,
+                        );
                         self.framing = Framing::Closed;
                         break;
                     }
@@ -128,7 +138,11 @@ impl ResponsePipeline {
                         disposition: Disposition::Block,
                     });
                     let error = reply::withheld(ex.request, "response", "oversized_sse_event");
-                    push_event(&mut out, &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None }, error.as_bytes());
+                    push_event(
+                        &mut out,
+                        &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None },
+                        error.as_bytes(),
+                    );
                     self.framing = Framing::Closed;
                 }
                 if out != chunk {

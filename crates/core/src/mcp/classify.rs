@@ -138,10 +138,7 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
 
 fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRules) -> Result<Classified, Rejection> {
     if items.iter().any(Envelope::claims_modern) {
-        return Err(Rejection::new(
-            RejectKind::InvalidRequest,
-            "Invalid Request: a 2026-07-28 message cannot travel in a batch",
-        ));
+        return Err(Rejection::new(RejectKind::InvalidRequest, "Invalid Request: a 2026-07-28 message cannot travel in a batch"));
     }
     if !rules.legacy_enabled {
         return Err(legacy_disabled(None));
@@ -151,11 +148,7 @@ fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRu
     }
     let mut request = base_request(Era::Legacy, MessageKind::Batch, None, head);
     request.protocol_version = head.protocol_version.map(|v| String::from_utf8_lossy(v).trim().to_owned());
-    Ok(Classified {
-        request,
-        mcp_method: remove_if_present(head.mcp_method),
-        mcp_name: remove_if_present(head.mcp_name),
-    })
+    Ok(Classified { request, mcp_method: remove_if_present(head.mcp_method), mcp_name: remove_if_present(head.mcp_name) })
 }
 
 fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &RequestHead<'_>) -> McpRequest {
@@ -267,18 +260,13 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
     // `claims_modern` guarantees params and _meta are objects.
     let params = env.params().ok_or_else(|| invalid("\"params\" must be an object"))?;
     let meta = params.meta().ok_or_else(|| invalid("\"params._meta\" must be an object"))?;
-    let invalid_params =
-        |m: String| Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {m}")).with_id(id);
+    let invalid_params = |m: String| Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {m}")).with_id(id);
 
     let Some(version) = meta.protocol_version.as_ref().and_then(StrField::as_str) else {
-        return Err(invalid_params(
-            "_meta \"io.modelcontextprotocol/protocolVersion\" must be a string".to_owned(),
-        ));
+        return Err(invalid_params("_meta \"io.modelcontextprotocol/protocolVersion\" must be a string".to_owned()));
     };
     if kind == MessageKind::Request && meta.client_capabilities.is_none() {
-        return Err(invalid_params(
-            "missing required _meta key \"io.modelcontextprotocol/clientCapabilities\"".to_owned(),
-        ));
+        return Err(invalid_params("missing required _meta key \"io.modelcontextprotocol/clientCapabilities\"".to_owned()));
     }
 
     // MCP-Protocol-Version must mirror _meta (required on every POST request).
@@ -304,10 +292,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         None => return Err(mismatch(id, "missing required Mcp-Method header".to_owned())),
         Some(None) => return Err(mismatch(id, "Mcp-Method header is not valid text".to_owned())),
         Some(Some(h)) if h != method => {
-            return Err(mismatch(
-                id,
-                format!("Mcp-Method header value {} does not match body value {}", shown(h), shown(method)),
-            ))
+            return Err(mismatch(id, format!("Mcp-Method header value {} does not match body value {}", shown(h), shown(method))))
         }
         Some(Some(_)) => canonical(head.mcp_method, method),
     };
@@ -336,8 +321,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
                 (None, None) => HeaderEdit::Keep,
                 (None, Some(_)) => return Err(mismatch(id, format!("missing required Mcp-Name header for {method}"))),
                 (Some(raw), body_value) => {
-                    let decoded: Cow<'_, str> =
-                        decode_value(raw).map_err(|e| mismatch(id, format!("Mcp-Name header: {e}")))?;
+                    let decoded: Cow<'_, str> = decode_value(raw).map_err(|e| mismatch(id, format!("Mcp-Name header: {e}")))?;
                     match body_value {
                         Some(v) if v == decoded => canonical(Some(raw), v),
                         Some(v) => {
@@ -363,11 +347,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
     if !rules.legacy_enabled {
         if method.map(Method::parse) == Some(Method::Initialize) {
             // A modern-only server names its versions in any error to `initialize` (spec §12.3).
-            let requested = env
-                .params()
-                .and_then(|p| p.protocol_version.as_ref())
-                .and_then(StrField::as_str)
-                .unwrap_or("");
+            let requested = env.params().and_then(|p| p.protocol_version.as_ref()).and_then(StrField::as_str).unwrap_or("");
             return Err(unsupported_version(rules, requested, id));
         }
         return Err(legacy_disabled(id));
@@ -388,12 +368,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         .protocol_version
         .and_then(header_text)
         .map(str::to_owned)
-        .or_else(|| {
-            env.params()
-                .and_then(|p| p.protocol_version.as_ref())
-                .and_then(StrField::as_str)
-                .map(str::to_owned)
-        });
+        .or_else(|| env.params().and_then(|p| p.protocol_version.as_ref()).and_then(StrField::as_str).map(str::to_owned));
     if kind == MessageKind::Response {
         return Ok(Classified {
             request,

@@ -166,8 +166,7 @@ mod tests {
 
     #[test]
     fn body_without_id_omits_it() {
-        let v: serde_json::Value =
-            serde_json::from_str(&Rejection::new(RejectKind::ParseError, "x").body()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&Rejection::new(RejectKind::ParseError, "x").body()).unwrap();
         assert!(v.get("id").is_none());
         assert_eq!(v["error"]["code"], -32700);
     }

@@ -51,10 +51,7 @@ fn trim_ows(v: &[u8]) -> &[u8] {
 /// Decodes a header value as received (raw bytes) into the string it stands for.
 pub fn decode_value(raw: &[u8]) -> Result<Cow<'_, str>, HeaderValueError> {
     let v = trim_ows(raw);
-    if let Some(inner) = v
-        .strip_prefix(SENTINEL_PREFIX.as_bytes())
-        .and_then(|r| r.strip_suffix(SENTINEL_SUFFIX.as_bytes()))
-    {
+    if let Some(inner) = v.strip_prefix(SENTINEL_PREFIX.as_bytes()).and_then(|r| r.strip_suffix(SENTINEL_SUFFIX.as_bytes())) {
         let bytes = STANDARD.decode(inner).map_err(|_| HeaderValueError::InvalidBase64)?;
         return String::from_utf8(bytes).map(Cow::Owned).map_err(|_| HeaderValueError::NotUtf8);
     }

@@ -195,9 +195,7 @@ impl<'a> Envelope<'a> {
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]` is present (any type): the
     /// request claims the 2026-07-28 era.
     pub fn claims_modern(&self) -> bool {
-        self.params()
-            .and_then(Params::meta)
-            .is_some_and(|m| m.protocol_version.is_some())
+        self.params().and_then(Params::meta).is_some_and(|m| m.protocol_version.is_some())
     }
 
     /// The first duplicated key found at any level read by the parser.
@@ -246,8 +244,7 @@ pub fn parse_body(body: &[u8]) -> Result<Body<'_>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
-            let raws: Vec<&RawValue> =
-                serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+            let raws: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
             if raws.is_empty() || raws.len() > MAX_BATCH_ELEMENTS {
                 return Err(ParseError::BadBatch);
             }

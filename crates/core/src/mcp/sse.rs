@@ -127,11 +127,7 @@ impl SseDecoder {
             self.event = None;
             return;
         }
-        out.push(SseEvent {
-            event: self.event.take(),
-            data: std::mem::take(&mut self.data),
-            id: self.id.clone(),
-        });
+        out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data), id: self.id.clone() });
         self.has_data = false;
     }
 }

@@ -79,8 +79,14 @@ pub struct Rule {
 pub enum RuleAction {
     Allow,
     /// `hide`: a denied tool / prompt / resource answers as unknown and leaves `tools/list`.
-    Deny { reason: String, hide: bool },
-    RateLimit { quota: Quota, key: BucketKey },
+    Deny {
+        reason: String,
+        hide: bool,
+    },
+    RateLimit {
+        quota: Quota,
+        key: BucketKey,
+    },
 }
 
 /// Compiled match conditions (see [`MatchSpec`]: AND across fields, OR within one).
@@ -177,8 +183,8 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
     }
     for (i, v) in spec.supported_versions.iter().enumerate() {
         let b = v.as_bytes();
-        let shape_ok = b.len() == 10
-            && b.iter().enumerate().all(|(j, c)| if j == 4 || j == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        let shape_ok =
+            b.len() == 10 && b.iter().enumerate().all(|(j, c)| if j == 4 || j == 7 { *c == b'-' } else { c.is_ascii_digit() });
         if !shape_ok {
             return Err(err(format!("supported_versions[{i}]"), format!("`{v}` is not a YYYY-MM-DD version")));
         }
@@ -259,7 +265,10 @@ fn compile_sources(spec: &PolicySpec) -> Result<Sources, ConfigError> {
                 return Err(err("principal.trusted_header", format!("`{h}` is not a lowercase header name")));
             }
             if crate::principal::is_warden_header(h) {
-                return Err(err("principal.trusted_header", format!("`{h}`: x-warden-* headers are stripped from client requests")));
+                return Err(err(
+                    "principal.trusted_header",
+                    format!("`{h}`: x-warden-* headers are stripped from client requests"),
+                ));
             }
             if h.starts_with(':') || h == "host" || h == "authorization" {
                 return Err(err("principal.trusted_header", format!("`{h}` cannot carry a verified identity")));
@@ -359,10 +368,7 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
 }
 
 fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m)))
-        .collect()
+    list.iter().enumerate().map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m))).collect()
 }
 
 fn exact(list: &[String], at: &str) -> Result<Vec<String>, ConfigError> {

@@ -57,7 +57,6 @@ pub fn locate(bytes: &[u8], e: &serde_json::Error) -> ConfigError {
     err(render(&segs), message)
 }
 
-
 /// A reason is sent to clients: non-empty, bounded, no control characters.
 pub fn check_reason(field: String, reason: &str) -> Result<(), ConfigError> {
     if reason.trim().is_empty() {
@@ -71,4 +70,3 @@ pub fn check_reason(field: String, reason: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-

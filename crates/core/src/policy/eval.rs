@@ -23,9 +23,18 @@ use crate::state::slots::StoreError;
 pub enum Action {
     Allow,
     /// `hide` is true only when the request names a tool, prompt or resource the rule hides.
-    Deny { reason: String, hide: bool },
-    RateLimited { retry_after_secs: u64, retry_after_ms: u64 },
-    Kill { reason: String, scope: &'static str },
+    Deny {
+        reason: String,
+        hide: bool,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+        retry_after_ms: u64,
+    },
+    Kill {
+        reason: String,
+        scope: &'static str,
+    },
 }
 
 impl Action {
@@ -143,7 +152,9 @@ pub fn enforce<K: Kv + ?Sized>(
                 let k = bucket_key(rule, *key, principal, req, upstream);
                 match ratelimit::take(kv, &table, &k, quota, now_ms) {
                     Ok(RateDecision { allowed: true, .. }) => None,
-                    Ok(d) => Some(Action::RateLimited { retry_after_secs: d.retry_after_secs(), retry_after_ms: d.retry_after_ms }),
+                    Ok(d) => {
+                        Some(Action::RateLimited { retry_after_secs: d.retry_after_secs(), retry_after_ms: d.retry_after_ms })
+                    }
                     Err(e) => {
                         v.store_errors.push((rule.id.clone(), e));
                         None

@@ -135,11 +135,8 @@ pub fn filter_list(body: &[u8], kind: ListKind, visible: &dyn Fn(&str) -> bool, 
     let result: RawObject = serde_json::from_str(envelope.get("result")?.get()).ok()?;
     let tools: Vec<Box<RawValue>> = serde_json::from_str(result.get(array_field)?.get()).ok()?;
 
-    let kept: Vec<&RawValue> = tools
-        .iter()
-        .map(|t| &**t)
-        .filter(|t| item_name(t, name_field).is_none_or(|n| visible(&n)))
-        .collect();
+    let kept: Vec<&RawValue> =
+        tools.iter().map(|t| &**t).filter(|t| item_name(t, name_field).is_none_or(|n| visible(&n))).collect();
     let removed = kept.len() != tools.len();
     let scope_private = result.get("cacheScope").is_some_and(|s| s.get() == "\"private\"");
     let want_private = removed || force_private;

@@ -80,10 +80,7 @@ pub fn opening_record(
 ) -> ActionRecord {
     let intent = match predecessor {
         None => format!("chain={chain_id}"),
-        Some(p) => format!(
-            "chain={chain_id} prior_chain={} prior_seq={} prior_tail={}",
-            p.chain_id, p.last_seq, p.tail_hash
-        ),
+        Some(p) => format!("chain={chain_id} prior_chain={} prior_seq={} prior_tail={}", p.chain_id, p.last_seq, p.tail_hash),
     };
     ActionRecord {
         action_id: format!("{chain_id}-open"),

@@ -4,11 +4,9 @@
 use super::record::{ActionType, SideEffectClass};
 use crate::mcp::Method;
 
-const READ_PREFIXES: &[&str] =
-    &["get", "list", "read", "search", "find", "query", "fetch", "show", "describe", "check"];
-const WRITE_PREFIXES: &[&str] = &[
-    "set", "create", "update", "delete", "remove", "write", "put", "post", "add", "modify", "edit", "patch",
-];
+const READ_PREFIXES: &[&str] = &["get", "list", "read", "search", "find", "query", "fetch", "show", "describe", "check"];
+const WRITE_PREFIXES: &[&str] =
+    &["set", "create", "update", "delete", "remove", "write", "put", "post", "add", "modify", "edit", "patch"];
 const DELEGATE_PREFIXES: &[&str] = &["run", "exec", "execute", "spawn", "invoke", "call"];
 
 /// `action_type` for an MCP request. `name` is the tool name for `tools/call` (ignored otherwise).

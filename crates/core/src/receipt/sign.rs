@@ -95,9 +95,7 @@ impl std::error::Error for KeyError {}
 pub fn parse_seed(text: &str) -> Result<[u8; 32], KeyError> {
     let text = text.trim();
     if let Some(body) = text.strip_prefix(PRIVATE_KEY_HEADER) {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(body.trim())
-            .map_err(|_| KeyError::BadKeyFile)?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(body.trim()).map_err(|_| KeyError::BadKeyFile)?;
         let (seed, public) = raw.split_at_checked(32).ok_or(KeyError::BadKeyFile)?;
         let seed: [u8; 32] = seed.try_into().map_err(|_| KeyError::BadKeyFile)?;
         if public.len() != 32 {

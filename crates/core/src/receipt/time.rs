@@ -12,12 +12,7 @@ pub fn rfc3339_nano(unix_nanos: u64) -> String {
     let days = secs / SECS_PER_DAY;
     let rem = secs % SECS_PER_DAY;
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
+    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60);
     if frac != 0 {
         let digits = format!("{frac:09}");
         out.push('.');

@@ -23,7 +23,10 @@ use super::time::is_valid_rfc3339;
 pub enum ReceiptError {
     /// Not JSON, a duplicate key, or not an object.
     Malformed(String),
-    UnsupportedVersion { what: &'static str, found: String },
+    UnsupportedVersion {
+        what: &'static str,
+        found: String,
+    },
     /// Unknown field, wrong type, or an unsupported newer construct.
     Shape(String),
     /// A required field is missing or empty.
@@ -33,7 +36,10 @@ pub enum ReceiptError {
     SignatureFormat(String),
     SignerKeyFormat(String),
     /// `signer_key` is not the pinned (or the chain's first) key.
-    WrongSigner { found: String, expected: String },
+    WrongSigner {
+        found: String,
+        expected: String,
+    },
     /// The Ed25519 signature does not match the record: the record or signature was changed.
     BadSignature,
 }
@@ -195,12 +201,16 @@ pub enum ChainReason {
     NoReceipts,
     Receipt(ReceiptError),
     /// `chain_seq` is not the previous one plus one (or the first is not 0).
-    SeqGap { expected: u64 },
+    SeqGap {
+        expected: u64,
+    },
     /// The first receipt is not anchored at `"genesis"`.
     NotGenesis,
     /// `chain_prev_hash` is not the hash of the previous receipt: one was edited, removed,
     /// reordered or replayed.
-    PrevHashMismatch { expected: String },
+    PrevHashMismatch {
+        expected: String,
+    },
     /// Key rotation (`key_transition`) needs Pipelock's endorsement files; not supported here.
     RotationUnsupported,
 }

@@ -128,7 +128,13 @@ pub fn table(capacity: u32) -> SlotTable {
 /// Takes one token from the shared bucket `key`. On [`StoreError`] the caller decides; the
 /// filter's choice is to let the request through and count the failure (fail open: a broken
 /// limiter must not take the service down).
-pub fn take<K: Kv + ?Sized>(kv: &mut K, table: &SlotTable, key: &str, quota: &Quota, now_ms: u64) -> Result<RateDecision, StoreError> {
+pub fn take<K: Kv + ?Sized>(
+    kv: &mut K,
+    table: &SlotTable,
+    key: &str,
+    quota: &Quota,
+    now_ms: u64,
+) -> Result<RateDecision, StoreError> {
     let cost = move |b: &[u8]| eviction_cost(b, now_ms);
     table.update(kv, key.as_bytes(), now_ms, &cost, |cur| {
         let state = cur.and_then(|b| decode(quota, b));

@@ -189,7 +189,14 @@ impl SlotTable {
     /// payload (`None` = leave the store as it is) and a result. `cost` scores what is lost by
     /// overwriting another key's payload (0 = nothing). `f` may run several times (once per
     /// attempt); only the last attempt's result is returned.
-    pub fn update<K, T, F>(&self, kv: &mut K, logical_key: &[u8], now_ms: u64, cost: &dyn Fn(&[u8]) -> u64, mut f: F) -> Result<T, StoreError>
+    pub fn update<K, T, F>(
+        &self,
+        kv: &mut K,
+        logical_key: &[u8],
+        now_ms: u64,
+        cost: &dyn Fn(&[u8]) -> u64,
+        mut f: F,
+    ) -> Result<T, StoreError>
     where
         K: Kv + ?Sized,
         F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),

@@ -15,10 +15,10 @@ use serde_json::Value;
 
 use mcp_warden_core::fake_host::{combined, FakeHost};
 use mcp_warden_core::flow::RequestFlow;
-use mcp_warden_core::ports::Step;
 use mcp_warden_core::mcp::classify::{classify_body, classify_head, HeadDecision, HeaderEdit, RequestHead};
 use mcp_warden_core::mcp::model::MessageKind;
 use mcp_warden_core::policy::{self, Policy};
+use mcp_warden_core::ports::Step;
 
 /// Every corpus file, embedded. `tests/corpus.rs` checks this list against the directory.
 pub const FILES: &[(&str, &str)] = &[
@@ -54,9 +54,19 @@ pub const REQUIRED_TAGS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expect {
-    Forward { era: String, kind: String, mcp_method: Option<String>, mcp_name: Option<String> },
+    Forward {
+        era: String,
+        kind: String,
+        mcp_method: Option<String>,
+        mcp_name: Option<String>,
+    },
     /// `id: None` means the reply must carry no id at all.
-    Reject { status: u32, code: i64, id: Option<Value>, data: Option<Value> },
+    Reject {
+        status: u32,
+        code: i64,
+        id: Option<Value>,
+        data: Option<Value>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -81,8 +91,9 @@ impl Case {
     pub fn policy(&self) -> Policy {
         match &self.config {
             None => Policy::default(),
-            Some(doc) => policy::load(doc.as_bytes())
-                .unwrap_or_else(|e| panic!("{}: config override does not load: {e}", self.name)),
+            Some(doc) => {
+                policy::load(doc.as_bytes()).unwrap_or_else(|e| panic!("{}: config override does not load: {e}", self.name))
+            }
         }
     }
 
@@ -227,8 +238,17 @@ pub fn load() -> Vec<Case> {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// The request went upstream with these routing headers (None = absent).
-    Forward { era: String, kind: String, mcp_method: Option<Vec<u8>>, mcp_name: Option<Vec<u8>> },
-    Reply { status: u32, content_type: Option<String>, body: Vec<u8> },
+    Forward {
+        era: String,
+        kind: String,
+        mcp_method: Option<Vec<u8>>,
+        mcp_name: Option<Vec<u8>>,
+    },
+    Reply {
+        status: u32,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
 }
 
 pub fn kind_str(k: MessageKind) -> &'static str {
