@@ -37,11 +37,14 @@ $(TOOLS_DIR)/.wasm-bindgen-stamp: Cargo.lock
 
 deps-wasmtest: $(RUN_DIR)/.rust-target-wasm32-unknown $(TOOLS_DIR)/.wasm-bindgen-stamp deps-node
 
-# wasm-bindgen-test runs under Node by default; the runner looks `node` up on PATH.
+# wasm-bindgen-test runs under Node by default; the runner looks `node` up on PATH. The runner
+# exits 0 when it finds nothing to run, so the layer also fails unless tests actually passed.
 test-wasm32: deps-wasmtest
-	PATH="$(CURDIR)/$(dir $(NODE22)):$$PATH" \
+	@mkdir -p $(RUN_DIR)
+	set -o pipefail; PATH="$(CURDIR)/$(dir $(NODE22)):$$PATH" \
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$(CURDIR)/$(WASM_BINDGEN_RUNNER)" \
-	cargo test --target wasm32-unknown-unknown -p mcp-warden-core --test wasm32_corpus
+	cargo test --target wasm32-unknown-unknown -p mcp-warden-core --test wasm32_corpus 2>&1 | tee $(RUN_DIR)/wasm32.log
+	@grep -Eq 'test result: ok\. [1-9][0-9]* passed' $(RUN_DIR)/wasm32.log || { echo "test-wasm32: no test ran on wasm32"; exit 1; }
 
 test-corpus:
 	cargo test -p mcp-warden-core --test corpus --test flow_fake_host

@@ -10,7 +10,10 @@ Control endpoints (called directly on the recorder's port, never through Envoy):
 
 Header values are reported as received, decoded as Latin-1 (so `value.encode("latin-1")` gives the
 exact bytes on the wire, UTF-8 included). Every other request gets 200 with
-`{"jsonrpc":"2.0","id":<the request's id when the body has one, else null>,"result":{"recorded":<seq>}}`.
+`{"jsonrpc":"2.0","id":<the request's id when the body has one, else null>,"result":{"recorded":<seq>}}`,
+unless it carries `x-corpus-response: <base64 of {"headers": [[name, value]], "body_b64", "chunks"}>`
+(the fixture corpus's response cases): then exactly that answer, chunked in those pieces (each
+flushed on its own) or with a content-length when `chunks` is absent.
 """
 from __future__ import annotations
 
@@ -78,6 +81,29 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _reply_as_told(self, spec_b64: str) -> None:
+        spec = json.loads(base64.b64decode(spec_b64))
+        data = base64.b64decode(spec["body_b64"])
+        self.send_response(200)
+        for k, v in spec["headers"]:
+            self.send_header(k, v)
+        chunks = spec.get("chunks")
+        if chunks is None:
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        at = 0
+        for size in [*chunks, len(data)]:
+            piece = data[at:at + size]
+            at += len(piece)
+            if piece:
+                self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def _handle(self) -> None:
         body = self._read_body()
         if self.path.startswith(CONTROL):
@@ -93,6 +119,9 @@ class Handler(BaseHTTPRequestHandler):
             "headers": [[k.lower(), v] for k, v in self.headers.raw_items()],
             "body_b64": base64.b64encode(body).decode(),
         })
+        told = self.headers.get("x-corpus-response")
+        if told:
+            return self._reply_as_told(told)
         rid = None
         try:
             parsed = json.loads(body) if body else None

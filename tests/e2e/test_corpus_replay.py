@@ -248,7 +248,43 @@ def exchange_h2(port: int, method: str, headers: list[tuple[str, bytes]], body: 
 def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
     hs = [(k, v.encode("utf-8")) for k, v in case["request"]["headers"]]
     hs.append(("x-corpus-case", case_id.encode()))
+    if "response" in case:
+        r = case["response"]
+        spec = {"headers": r["headers"], "body_b64": base64.b64encode(_body(r)).decode(), "chunks": r.get("chunks")}
+        hs.append(("x-corpus-response", base64.b64encode(json.dumps(spec).encode())))
     return hs
+
+
+def sse_data(body: bytes) -> list:
+    """The JSON data of every event of an SSE body (`data:` lines joined, a blank line ends one)."""
+    out, data = [], None
+    for line in body.decode("utf-8").split("\n"):
+        line = line.removesuffix("\r")
+        if not line:
+            if data is not None:
+                out.append(json.loads(data))
+                data = None
+        elif line.startswith("data:"):
+            v = line[5:].removeprefix(" ")
+            data = v if data is None else data + "\n" + v
+    if data is not None:
+        raise ValueError("the stream ends inside an event")
+    return out
+
+
+def check_response(case: dict, body: bytes) -> list[str]:
+    """What the client received of a response case's answer, against `expect_response`."""
+    exp = case["expect_response"]
+    try:
+        if exp.get("unchanged"):
+            ok = body == _body(case["response"])
+        elif "json" in exp:
+            ok = json.loads(body) == exp["json"]
+        else:
+            ok = sse_data(body) == exp["sse"]
+    except ValueError as e:
+        return [f"response unreadable ({e}): {body[:300]!r}"]
+    return [] if ok else [f"client received {body[:400]!r}, expected {exp}"]
 
 
 def shown(vals: list[bytes]) -> str:
@@ -304,6 +340,8 @@ def check_case(case: dict, port: int, recorder: harness.Recorder, case_id: str, 
                 errs.append("upstream body differs from the body sent")
             if q["method"] != req["method"]:
                 errs.append(f"upstream method {q['method']}")
+        if "response" in case and status == 200:
+            errs += check_response(case, body)
     return errs
 
 

@@ -23,12 +23,12 @@ fn every_case_through_the_flow_in_pieces() {
 fn body_cap_declared_reads_only_a_prefix_and_chunked_stops_at_the_first_byte_over() {
     let cases = load();
     let declared = cases.iter().find(|c| c.name == "oversize-default-cap-declared").unwrap();
-    let (out, host) = run_flow(declared, Pieces::Every(1)).unwrap();
+    let (out, host, _) = run_flow(declared, Pieces::Every(1)).unwrap();
     assert!(matches!(out, Outcome::Reply { status: 413, .. }));
     assert_eq!(host.http.body.len(), 4096, "a declared-oversize body is read only as far as the id prefix");
 
     let chunked = cases.iter().find(|c| c.name == "oversize-chunked-no-length").unwrap();
-    let (out, host) = run_flow(chunked, Pieces::Every(1)).unwrap();
+    let (out, host, _) = run_flow(chunked, Pieces::Every(1)).unwrap();
     assert!(matches!(out, Outcome::Reply { status: 413, .. }));
     assert_eq!(host.http.body.len(), 513, "answered on the first byte over the 512-byte cap, not later");
 }
@@ -37,7 +37,7 @@ fn body_cap_declared_reads_only_a_prefix_and_chunked_stops_at_the_first_byte_ove
 #[test]
 fn rejects_do_not_edit_headers() {
     for c in load().iter().filter(|c| matches!(c.expect, support::Expect::Reject { .. })) {
-        let (_, host) = run_flow(c, Pieces::Whole).unwrap();
+        let (_, host, _) = run_flow(c, Pieces::Whole).unwrap();
         for h in ["mcp-method", "mcp-name"] {
             assert_eq!(host.http.header(h), c.header(h), "{}: {h} edited on a rejected request", c.name);
         }

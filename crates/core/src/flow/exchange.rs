@@ -112,3 +112,33 @@ fn record_findings(e: &mut Exchange, findings: &[Finding]) {
         e.verdict = WireVerdict::Block;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::{Disposition, Severity};
+    use crate::ports::Fault;
+
+    fn finding(what: &'static str, severity: Severity, class: Option<&'static str>, disposition: Disposition) -> Finding {
+        Finding { inspector: "scan", what, severity, data_class: class, fault: Fault::Upstream, disposition }
+    }
+
+    #[test]
+    fn the_worst_finding_names_the_record_and_every_data_class_is_listed_once() {
+        let mut e = Exchange::decode(br#"{"v":1,"unix_nanos":0,"method":"tools/call","name":"t","upstream":"u","principal":"p","actor":"","delegation_chain":[],"request_id":"1","verdict":"allow","rule":"","severity":"","data_classes_in":[],"data_classes_out":[],"policy_hash":"h","traceparent":"","duration_micros":0,"bytes_in":0,"bytes_out":0}"#).unwrap();
+        record_findings(&mut e, &[]);
+        assert_eq!((e.severity.as_str(), e.layer.as_str(), e.verdict), ("", "", WireVerdict::Allow), "no findings, no change");
+        let findings = [
+            finding("email", Severity::Warning, Some("pii"), Disposition::Report),
+            finding("aws_key", Severity::Critical, Some("credential"), Disposition::Block),
+            finding("phone", Severity::Warning, Some("pii"), Disposition::Report),
+        ];
+        record_findings(&mut e, &findings);
+        assert_eq!(e.severity, "critical");
+        assert_eq!(e.layer, "scan");
+        assert_eq!(e.rule, "aws_key");
+        assert_eq!(e.data_classes_out, ["pii", "credential"]);
+        assert_eq!(e.verdict, WireVerdict::Block);
+        assert_eq!(e.to_record(String::new()).layer, "scan");
+    }
+}

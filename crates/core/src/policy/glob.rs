@@ -53,9 +53,11 @@ impl Glob {
                     Some(n) => toks.push(Tok::Lit(n)),
                     None => return Err(format!("bad glob `{pattern}`: trailing `\\` escapes nothing")),
                 },
-                '[' | ']' | '{' | '}' => return Err(format!(
+                '[' | ']' | '{' | '}' => {
+                    return Err(format!(
                     "bad glob `{pattern}`: `{c}` is reserved (only `*`, `?` and `\\` are special; write `\\{c}` for a literal)"
-                )),
+                ))
+                }
                 c if c.is_control() => return Err(format!("bad glob {pattern:?}: control character")),
                 c => toks.push(Tok::Lit(c)),
             }

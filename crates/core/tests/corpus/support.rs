@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 
-use mcp_warden_core::fake_host::{combined, FakeHost};
+use mcp_warden_core::fake_host::{combined, Delivered, FakeHost};
 use mcp_warden_core::flow::RequestFlow;
 use mcp_warden_core::mcp::classify::{classify_body, classify_head, HeadDecision, HeaderEdit, RequestHead};
 use mcp_warden_core::mcp::model::MessageKind;
@@ -23,6 +23,7 @@ use mcp_warden_core::ports::Step;
 /// Every corpus file, embedded. `tests/corpus.rs` checks this list against the directory.
 pub const FILES: &[(&str, &str)] = &[
     ("hostile.json", include_str!("../../../../fixtures/corpus/hostile.json")),
+    ("responses.json", include_str!("../../../../fixtures/corpus/responses.json")),
     ("wire-samples.json", include_str!("../../../../fixtures/corpus/wire-samples.json")),
 ];
 
@@ -85,6 +86,27 @@ pub struct Case {
     /// The plugin configuration document for this case (`None`: all defaults).
     pub config: Option<String>,
     pub expect: Expect,
+    /// The upstream's answer, for response cases (the request must be forwarded).
+    pub response: Option<Response>,
+}
+
+/// An upstream answer and what the client must receive of it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub chunks: Option<Vec<usize>>,
+    pub expect: ExpectResponse,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExpectResponse {
+    /// Byte for byte what the upstream sent.
+    Unchanged,
+    /// One JSON body, equal to this as JSON.
+    Json(Value),
+    /// An event stream whose events' data are these JSON values, in order.
+    Sse(Vec<Value>),
 }
 
 impl Case {
@@ -167,36 +189,14 @@ fn parse_expect(v: &Value, ctx: &str) -> Result<Expect, String> {
 fn parse_case(file: &'static str, v: &Value) -> Result<Case, String> {
     let name = str_field(v, "name", file)?;
     let ctx = format!("{file}: {name}");
-    const KNOWN: &[&str] = &["name", "source", "note", "tags", "request", "config", "expect", "replay"];
+    const KNOWN: &[&str] =
+        &["name", "source", "note", "tags", "request", "config", "expect", "replay", "response", "expect_response"];
     if let Some(k) = v.as_object().and_then(|o| o.keys().find(|k| !KNOWN.contains(&k.as_str()))) {
         return Err(format!("{ctx}: unknown case field `{k}`"));
     }
     let req = v.get("request").ok_or_else(|| format!("{ctx}: request"))?;
-    let mut headers = Vec::new();
-    for h in req.get("headers").and_then(Value::as_array).ok_or_else(|| format!("{ctx}: request.headers"))? {
-        match h.as_array().map(Vec::as_slice) {
-            Some([Value::String(n), Value::String(val)]) => {
-                let n = n.to_ascii_lowercase();
-                if n == "content-length" || n == "transfer-encoding" || n == "host" {
-                    return Err(format!("{ctx}: `{n}` is set by the runners, not the corpus"));
-                }
-                // As Envoy's codecs present it: optional whitespace around a value is not part
-                // of it (HTTP/1 trims it; HTTP/2 forbids it).
-                headers.push((n, val.trim_matches([' ', '\t']).as_bytes().to_vec()));
-            }
-            _ => return Err(format!("{ctx}: each header is a [name, value] pair of strings")),
-        }
-    }
-    let chunks = match req.get("chunks") {
-        None => None,
-        Some(Value::Array(a)) => Some(
-            a.iter()
-                .map(|n| n.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| format!("{ctx}: chunks are positive sizes"))?,
-        ),
-        Some(_) => return Err(format!("{ctx}: chunks must be an array")),
-    };
+    let headers = parse_headers(req, &ctx)?;
+    let chunks = parse_chunks(req, &ctx)?;
     let config = match v.get("config") {
         None | Some(Value::Null) => None,
         Some(c @ Value::Object(_)) => Some(c.to_string()),
@@ -216,7 +216,63 @@ fn parse_case(file: &'static str, v: &Value) -> Result<Case, String> {
         chunks,
         config,
         expect: parse_expect(v.get("expect").ok_or_else(|| format!("{ctx}: expect"))?, &ctx)?,
+        response: parse_response(v, &ctx)?,
     })
+}
+
+fn parse_headers(req: &Value, ctx: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut headers = Vec::new();
+    for h in req.get("headers").and_then(Value::as_array).ok_or_else(|| format!("{ctx}: headers"))? {
+        match h.as_array().map(Vec::as_slice) {
+            Some([Value::String(n), Value::String(val)]) => {
+                let n = n.to_ascii_lowercase();
+                if n == "content-length" || n == "transfer-encoding" || n == "host" {
+                    return Err(format!("{ctx}: `{n}` is set by the runners, not the corpus"));
+                }
+                // As Envoy's codecs present it: optional whitespace around a value is not part
+                // of it (HTTP/1 trims it; HTTP/2 forbids it).
+                headers.push((n, val.trim_matches([' ', '\t']).as_bytes().to_vec()));
+            }
+            _ => return Err(format!("{ctx}: each header is a [name, value] pair of strings")),
+        }
+    }
+    Ok(headers)
+}
+
+fn parse_chunks(req: &Value, ctx: &str) -> Result<Option<Vec<usize>>, String> {
+    match req.get("chunks") {
+        None => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(
+            a.iter()
+                .map(|n| n.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("{ctx}: chunks are positive sizes"))?,
+        )),
+        Some(_) => Err(format!("{ctx}: chunks must be an array")),
+    }
+}
+
+fn parse_response(v: &Value, ctx: &str) -> Result<Option<Response>, String> {
+    let (resp, exp) = match (v.get("response"), v.get("expect_response")) {
+        (None, None) => return Ok(None),
+        (Some(r), Some(e)) => (r, e),
+        _ => return Err(format!("{ctx}: `response` and `expect_response` go together")),
+    };
+    if !matches!(parse_expect(v.get("expect").unwrap_or(&Value::Null), ctx), Ok(Expect::Forward { .. })) {
+        return Err(format!("{ctx}: a response case's request must be forwarded"));
+    }
+    let expect = match (exp.get("unchanged"), exp.get("json"), exp.get("sse")) {
+        (Some(Value::Bool(true)), None, None) => ExpectResponse::Unchanged,
+        (None, Some(j), None) => ExpectResponse::Json(j.clone()),
+        (None, None, Some(Value::Array(events))) => ExpectResponse::Sse(events.clone()),
+        _ => return Err(format!("{ctx}: expect_response is one of unchanged: true, json, sse: [...]")),
+    };
+    Ok(Some(Response {
+        headers: parse_headers(resp, ctx)?,
+        body: parse_body(resp, ctx)?,
+        chunks: parse_chunks(resp, ctx)?,
+        expect,
+    }))
 }
 
 /// Every case of every embedded file, in file order.
@@ -423,11 +479,11 @@ pub enum Pieces {
     AsCase,
 }
 
-fn cut(body: &[u8], pieces: Pieces, case: &Case) -> Vec<Vec<u8>> {
+fn cut(body: &[u8], pieces: Pieces, own: Option<&Vec<usize>>) -> Vec<Vec<u8>> {
     let sizes: Vec<usize> = match pieces {
         Pieces::Whole => vec![body.len()],
         Pieces::Every(n) => std::iter::repeat_n(n.max(1), body.len().div_ceil(n.max(1))).collect(),
-        Pieces::AsCase => case.chunks.clone().unwrap_or_default(),
+        Pieces::AsCase => own.cloned().unwrap_or_default(),
     };
     let mut out = Vec::new();
     let mut at = 0;
@@ -445,9 +501,11 @@ fn cut(body: &[u8], pieces: Pieces, case: &Case) -> Vec<Vec<u8>> {
     out
 }
 
-/// Drives one case through `RequestFlow` on the fake host the way Envoy does: headers (end_of_stream when there is
-/// no body), then the body piece by piece with the buffered size so far.
-pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost), String> {
+/// Drives one case through `RequestFlow` on the fake host the way Envoy does: headers
+/// (end_of_stream when there is no body), then the body piece by piece with the buffered size so
+/// far; for a response case, then the upstream's answer cut the same way (see
+/// [`FakeHost::respond`]), returning what the client received.
+pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost, Option<Delivered>), String> {
     let policy = Rc::new(case.policy());
     let mut host = FakeHost::default();
     host.http.headers.push((":method".to_owned(), case.http_method.as_bytes().to_vec()));
@@ -460,7 +518,7 @@ pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost), Stri
     let mut flow = RequestFlow::new(policy);
     let mut step = flow.on_request_headers(&mut host.ports(), !has_body_phase);
     if step == Step::Buffer {
-        let parts = cut(&case.body, pieces, case);
+        let parts = cut(&case.body, pieces, case.chunks.as_ref());
         if parts.is_empty() {
             step = flow.on_request_body(&mut host.ports(), 0, true);
         }
@@ -497,7 +555,75 @@ pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost), Stri
         }
         (s, r) => return Err(format!("inconsistent end state: step {s:?}, local reply {:?}", r.as_ref().map(|r| r.0))),
     };
-    Ok((outcome, host))
+    let delivered = match (&case.response, &outcome) {
+        (Some(resp), Outcome::Forward { .. }) => {
+            let mut headers: Vec<(&str, &str)> = Vec::new();
+            let texts: Vec<(String, String)> =
+                resp.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+            let length = resp.body.len().to_string();
+            headers.extend(texts.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            headers.push(("content-length", &length));
+            let parts = cut(&resp.body, pieces, resp.chunks.as_ref());
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let d = host.respond(&mut flow, &headers, &parts);
+            if !host.http.misuse.is_empty() {
+                return Err(format!("host misuse on the response: {:?}", host.http.misuse));
+            }
+            Some(d)
+        }
+        _ => None,
+    };
+    Ok((outcome, host, delivered))
+}
+
+/// Compares what the client received with a response case's expectation.
+pub fn check_response(resp: &Response, got: &Delivered) -> Result<(), String> {
+    let shown = || String::from_utf8_lossy(&got.body).into_owned();
+    match &resp.expect {
+        ExpectResponse::Unchanged if got.body == resp.body => Ok(()),
+        ExpectResponse::Unchanged => Err(format!("the response was altered: {}", shown())),
+        ExpectResponse::Json(want) => match serde_json::from_slice::<Value>(&got.body) {
+            Ok(v) if &v == want => Ok(()),
+            Ok(v) => Err(format!("client received {v}, expected {want}")),
+            Err(e) => Err(format!("client received no JSON ({e}): {}", shown())),
+        },
+        ExpectResponse::Sse(want) => {
+            let events = sse_data(&got.body).map_err(|e| format!("{e}: {}", shown()))?;
+            if &events == want {
+                Ok(())
+            } else {
+                Err(format!("client received events {events:?}, expected {want:?}"))
+            }
+        }
+    }
+}
+
+/// The data of every event in an SSE body, each parsed as JSON (an independent, line-based
+/// reading: `data:` lines joined with newlines, events ended by a blank line).
+fn sse_data(body: &[u8]) -> Result<Vec<Value>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("SSE body is not UTF-8: {e}"))?;
+    let mut out = Vec::new();
+    let mut data: Option<String> = None;
+    for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+        if line.is_empty() {
+            if let Some(d) = data.take() {
+                out.push(serde_json::from_str(&d).map_err(|e| format!("event data is not JSON ({e}): {d}"))?);
+            }
+        } else if let Some(v) = line.strip_prefix("data:") {
+            let v = v.strip_prefix(' ').unwrap_or(v);
+            match data.as_mut() {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(v);
+                }
+                None => data = Some(v.to_owned()),
+            }
+        }
+    }
+    if data.is_some() {
+        return Err("the stream ends inside an event".to_owned());
+    }
+    Ok(out)
 }
 
 /// The one line of a routing header the upstream receives; two lines are a failure in themselves.
@@ -513,7 +639,7 @@ fn single_line(host: &FakeHost, name: &str) -> Result<Option<Vec<u8>>, String> {
 /// own chunk sizes when it has them.
 pub fn strategies(case: &Case) -> Vec<Pieces> {
     let mut s = vec![Pieces::Every(1), Pieces::Every(7), Pieces::Whole];
-    if case.is_chunked() {
+    if case.is_chunked() || case.response.as_ref().is_some_and(|r| r.chunks.is_some()) {
         s.push(Pieces::AsCase);
     }
     s
@@ -522,10 +648,14 @@ pub fn strategies(case: &Case) -> Vec<Pieces> {
 /// The flow check for one case under every piece strategy, with the body seen upstream intact.
 pub fn check_flow(case: &Case) -> Result<(), String> {
     for p in strategies(case) {
-        let (outcome, host) = run_flow(case, p).map_err(|e| format!("{p:?}: {e}"))?;
+        let (outcome, host, delivered) = run_flow(case, p).map_err(|e| format!("{p:?}: {e}"))?;
         check(case, &outcome).map_err(|e| format!("{p:?}: {e}"))?;
         if matches!(outcome, Outcome::Forward { .. }) && host.http.body != case.body {
             return Err(format!("{p:?}: the body was altered on the way upstream"));
+        }
+        if let Some(resp) = &case.response {
+            let got = delivered.ok_or_else(|| format!("{p:?}: the response was never delivered"))?;
+            check_response(resp, &got).map_err(|e| format!("{p:?}: response: {e}"))?;
         }
     }
     Ok(())

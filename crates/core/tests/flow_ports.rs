@@ -1,0 +1,303 @@
+//! The flow on the complete fake host, through every port: identity from peer facts, rate limits
+//! in the shared KV across streams, the response pipeline (findings, blocking, fail closed),
+//! receipts through the queue, host failures, and the policy hash the receipts sign.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use mcp_warden_core::fake_host::{FakeHost, FakeHttp};
+use mcp_warden_core::flow::response::ResponsePipeline;
+use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
+use mcp_warden_core::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use mcp_warden_core::mcp::model::{Era, McpRequest, MessageKind};
+use mcp_warden_core::mcp::Method;
+use mcp_warden_core::metrics;
+use mcp_warden_core::policy::{self, Policy};
+use mcp_warden_core::ports::{Fault, PeerFact, Step};
+use mcp_warden_core::principal::{Origin, Principal};
+use mcp_warden_core::receipt::exchange::{Exchange, WireVerdict};
+
+const META: &str =
+    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+fn call_body(id: u32, tool: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}},{META}}}}}"#)
+}
+
+/// A modern `tools/call` on `host`, driven as Envoy does (headers, then the whole body).
+fn call(flow: &mut RequestFlow, host: &mut FakeHost, id: u32, tool: &str) -> Step {
+    let body = call_body(id, tool);
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":path".into(), b"/mcp".to_vec()),
+        (":authority".into(), b"gateway".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), b"tools/call".to_vec()),
+        ("mcp-name".into(), tool.as_bytes().to_vec()),
+        ("content-length".into(), body.len().to_string().into_bytes()),
+    ];
+    host.http.body = body.into_bytes();
+    host.http.reply = None;
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    let n = host.http.body.len();
+    flow.on_request_body(&mut host.ports(), n, true)
+}
+
+fn policy(doc: Value) -> Rc<Policy> {
+    Rc::new(policy::load(doc.to_string().as_bytes()).unwrap())
+}
+
+fn reply_json(http: &FakeHttp) -> (u32, Value) {
+    let (status, _, body) = http.reply.clone().expect("a local reply");
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn identity_comes_from_peer_facts_and_client_warden_headers_are_stripped() {
+    let p = policy(json!({"principal": {"sources": ["jwt"]}}));
+    let mut host = FakeHost::default();
+    host.http.peer = vec![
+        (PeerFact::JwtPayload, r#"{"sub":"alice","act":{"sub":"agent-7"}}"#.into()),
+        (PeerFact::SourceAddress, "10.0.0.9:5555".into()),
+        (PeerFact::UpstreamCluster, "mcp-fs".into()),
+    ];
+    let mut flow = RequestFlow::new(p);
+    let body = call_body(1, "echo");
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), b"tools/call".to_vec()),
+        ("mcp-name".into(), b"echo".to_vec()),
+        ("X-Warden-Principal".into(), b"forged".to_vec()),
+        ("x-warden-extra".into(), b"forged".to_vec()),
+    ];
+    host.http.body = body.into_bytes();
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    let n = host.http.body.len();
+    assert_eq!(flow.on_request_body(&mut host.ports(), n, true), Step::Continue);
+
+    let o = flow.outcome().unwrap();
+    assert_eq!(o.principal.id, "alice");
+    assert_eq!(o.principal.actors, vec!["agent-7".to_owned()]);
+    assert_eq!(o.upstream, "mcp-fs");
+    assert_eq!(host.http.header("x-warden-principal-source").as_deref(), Some(&b"jwt"[..]));
+    assert_eq!(host.http.header("x-warden-principal").as_deref(), Some(o.principal.key().as_bytes()));
+    assert!(host.http.header("x-warden-extra").is_none(), "a client's x-warden-* header reached the upstream");
+    assert!(host.http.lines("X-Warden-Principal").is_empty());
+}
+
+#[test]
+fn rate_limits_keep_their_buckets_in_the_shared_kv_across_streams() {
+    let p = policy(json!({"rules": [{"id": "one-per-minute", "match": {"methods": ["tools/call"]}, "action": "rate_limit",
+        "rate_limit": {"rate": 1, "period_secs": 60, "burst": 1, "key": "principal"}}]}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let mut first = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut first, &mut host, 1, "echo"), Step::Continue);
+    let mut second = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut second, &mut host, 2, "echo"), Step::Answered);
+    let (status, body) = reply_json(&host.http);
+    assert_eq!(status, 429);
+    assert_eq!(body["id"], 2);
+    assert_eq!(body["error"]["code"], -31429);
+    let retry = host.http.reply.as_ref().unwrap().1.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.clone());
+    assert_eq!(retry.as_deref(), Some("60"));
+    assert_eq!(host.metrics.count_of("mcp_warden_rate_limited_total.rule.one-per-minute"), 1);
+    assert!(host.kv.writes > 0, "the bucket lives in the KV port");
+
+    // A minute later the bucket has refilled.
+    host.clock.advance_ms(60_000);
+    let mut third = RequestFlow::new(p);
+    assert_eq!(call(&mut third, &mut host, 3, "echo"), Step::Continue);
+}
+
+#[test]
+fn a_failing_host_call_fails_the_request_closed_and_is_counted() {
+    let mut host = FakeHost::default();
+    host.http.fail_call = Some("get_buffer_bytes");
+    let mut flow = RequestFlow::new(Rc::new(Policy::default()));
+    assert_eq!(call(&mut flow, &mut host, 1, "echo"), Step::Answered);
+    let (status, body) = reply_json(&host.http);
+    assert_eq!(status, 500);
+    assert_eq!(body["error"]["code"], -32603);
+    assert!(body["error"]["message"].as_str().unwrap().contains("get_buffer_bytes"), "{body}");
+    assert_eq!(host.metrics.count_of("mcp_warden_host_errors_total.call.get_buffer_bytes"), 1);
+}
+
+#[test]
+fn every_decision_reaches_the_receipt_queue_or_is_counted() {
+    let p = policy(json!({"rules": [{"id": "no-deletes", "match": {"names": ["delete_*"]}, "action": "deny", "hide": false}]}));
+    let mut host = FakeHost::default();
+    host.queue.ready = true;
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut flow, &mut host, 7, "delete_all"), Step::Answered);
+    assert_eq!(reply_json(&host.http).0, 403);
+    flow.on_log(ExchangeStats { filter_micros: 12, ..ExchangeStats::default() }, &mut host.queue, &mut host.metrics);
+    assert_eq!(host.queue.messages.len(), 1);
+    let e = Exchange::decode(&host.queue.messages[0]).unwrap();
+    assert_eq!((e.method.as_str(), e.name.as_str(), e.request_id.as_str()), ("tools/call", "delete_all", "7"));
+    assert_eq!(e.verdict, WireVerdict::Block);
+    assert_eq!(e.rule, "no-deletes");
+    assert_eq!(e.policy_hash, p.hash);
+    assert!(host.metrics.samples.contains(&(metrics::FILTER_TIME_US, 12)));
+
+    // No writer deployed: nothing is built, the loss is counted.
+    host.queue.ready = false;
+    flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
+    assert_eq!(host.queue.messages.len(), 1);
+    assert_eq!(host.metrics.count_of(metrics::RECEIPTS_UNQUEUED), 1);
+}
+
+#[test]
+fn the_policy_hash_is_over_the_canonical_document() {
+    let a = policy::load(br#"{"rules":[{"id":"r","match":{"names":["x"]},"action":"deny"}],"max_body_bytes":1000}"#).unwrap();
+    let b = policy::load(
+        b"{ \"max_body_bytes\" : 1000,\n  \"rules\": [ {\"action\":\"deny\", \"match\": {\"names\": [\"x\"]}, \"id\": \"r\"} ] }",
+    )
+    .unwrap();
+    let c = policy::load(br#"{"rules":[{"id":"r","match":{"names":["y"]},"action":"deny"}],"max_body_bytes":1000}"#).unwrap();
+    assert_eq!(a.hash, b.hash, "key order and whitespace do not change the hash");
+    assert_ne!(a.hash, c.hash, "every value does");
+    assert!(a.hash.starts_with("sha256:") && a.hash.len() == 7 + 64, "{}", a.hash);
+    assert_eq!(Policy::default().hash, policy::load(b"").unwrap().hash, "empty document = {{}}");
+    assert_eq!(Policy::default().hash, policy::compile::canonical_hash(b"{}"));
+}
+
+// ------------------------------------------------------------------------------------------
+// The response pipeline with an inspector of the test's own.
+
+/// Blocks any message containing `SECRET`, redacts `token` to `*****`.
+struct Tripwire;
+
+impl Inspector for Tripwire {
+    fn name(&self) -> &'static str {
+        "tripwire"
+    }
+    fn inspect(&mut self, _: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+        let text = String::from_utf8_lossy(message);
+        let finding = |what, severity, disposition| Finding {
+            inspector: "tripwire",
+            what,
+            severity,
+            data_class: Some("credential"),
+            fault: Fault::Upstream,
+            disposition,
+        };
+        if text.contains("SECRET") {
+            findings.push(finding("secret", Severity::Critical, Disposition::Block));
+            return Rewrite::Keep;
+        }
+        if text.contains("token") {
+            findings.push(finding("token", Severity::Warning, Disposition::Report));
+            return Rewrite::Replace(text.replace("token", "*****").into_bytes());
+        }
+        Rewrite::Keep
+    }
+}
+
+fn view() -> (McpRequest, Principal) {
+    let mut req = McpRequest::bodyless(None);
+    req.era = Era::Modern;
+    req.kind = MessageKind::Request;
+    req.id = Some("5".into());
+    req.method = Some("tools/call".into());
+    req.op = Some(Method::ToolsCall);
+    let who = Principal {
+        origin: Origin::Anonymous,
+        id: "anonymous".into(),
+        actors: vec![],
+        groups: vec![],
+        claims: vec![],
+        trust_domain: None,
+        client_fingerprint: "fp".into(),
+    };
+    (req, who)
+}
+
+/// Feeds `chunks` through a pipeline the way Envoy streams a response; returns what the client got.
+fn stream(p: &mut ResponsePipeline, content_type: &str, chunks: &[&str]) -> String {
+    let (req, who) = view();
+    let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
+    let mut http = FakeHttp::default();
+    http.response_headers =
+        vec![("content-type".into(), content_type.as_bytes().to_vec()), ("content-length".into(), b"1".to_vec())];
+    assert_eq!(p.on_headers(&mut http, false), Step::Continue);
+    assert!(http.response_headers.iter().all(|(k, _)| k != "content-length"), "a rewritable answer loses its length");
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        http.response_body.extend_from_slice(c.as_bytes());
+        let held = http.response_body.len();
+        if p.on_body(&mut http, &ex, held, i + 1 == chunks.len()).unwrap() == Step::Continue {
+            out.append(&mut http.response_body);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_blocking_finding_replaces_a_json_answer_with_an_error_that_keeps_the_id() {
+    let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+    let out = stream(&mut p, "application/json", &[r#"{"jsonrpc":"2.0","id":5,"result":{"t":"SE"#, r#"CRET"}}"#]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["id"], 5);
+    assert_eq!(v["error"]["code"], -31502);
+    assert_eq!(v["error"]["data"], json!({"inspector": "tripwire", "finding": "secret"}));
+    assert!(!out.contains("SECRET"), "the content never reaches the client");
+    assert_eq!(p.findings().len(), 1);
+}
+
+#[test]
+fn sse_events_are_inspected_one_by_one_and_a_block_ends_the_stream() {
+    let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+    let out = stream(
+        &mut p,
+        "text/event-stream",
+        &[
+            "data: {\"a\":\"tok",
+            "en\"}\n\ndata: {\"b\":1}\n",
+            "\ndata: {\"c\":\"SECRET\"}\n\ndata: {\"d\":\"after\"}\n\n",
+            "data: {\"e\":\"later\"}\n\n",
+        ],
+    );
+    let events: Vec<&str> = out.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 3, "{out}");
+    assert_eq!(events[0], "data: {\"a\":\"*****\"}", "redacted in place, the stream goes on");
+    assert_eq!(events[1], "data: {\"b\":1}");
+    assert!(
+        events[2].starts_with("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":-31502"),
+        "{}",
+        events[2]
+    );
+    assert!(!out.contains("SECRET") && !out.contains("after") && !out.contains("later"), "{out}");
+    let what: Vec<&str> = p.findings().iter().map(|f| f.what).collect();
+    assert_eq!(what, ["token", "secret"]);
+}
+
+#[test]
+fn an_sse_event_too_large_to_inspect_ends_the_stream_with_an_error() {
+    let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+    let big = "x".repeat(mcp_warden_core::flow::response::MAX_SSE_EVENT_BYTES + 1);
+    let out = stream(&mut p, "text/event-stream", &["data: {\"ok\":1}\n\n", "data: ", &big, "\n\n"]);
+    assert!(out.starts_with("data: {\"ok\":1}\n\n"), "events before it passed");
+    assert!(out.contains("oversized_sse_event") && !out.contains("xxxx"), "fail closed: {}", &out[..out.len().min(300)]);
+    assert_eq!(p.findings().last().map(|f| (f.what, f.disposition)), Some(("oversized_sse_event", Disposition::Block)));
+}
+
+#[test]
+fn content_the_pipeline_does_not_read_passes_untouched() {
+    let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+    let (req, who) = view();
+    let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
+    let mut http = FakeHttp::default();
+    http.response_headers = vec![("content-type".into(), b"text/plain".to_vec()), ("content-length".into(), b"6".to_vec())];
+    p.on_headers(&mut http, false);
+    assert!(!p.active());
+    http.response_body = b"SECRET".to_vec();
+    assert_eq!(p.on_body(&mut http, &ex, 6, true).unwrap(), Step::Continue);
+    assert_eq!(http.response_body, b"SECRET");
+    assert!(http.response_headers.iter().any(|(k, _)| k == "content-length"));
+}
