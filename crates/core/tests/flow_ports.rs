@@ -222,9 +222,13 @@ fn view() -> (McpRequest, Principal) {
 fn stream(p: &mut ResponsePipeline, content_type: &str, chunks: &[&str]) -> String {
     let (req, who) = view();
     let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
-    let mut http = FakeHttp::default();
-    http.response_headers =
-        vec![("content-type".into(), content_type.as_bytes().to_vec()), ("content-length".into(), b"1".to_vec())];
+    let mut http = FakeHttp {
+        response_headers: vec![
+            ("content-type".into(), content_type.as_bytes().to_vec()),
+            ("content-length".into(), b"1".to_vec()),
+        ],
+        ..FakeHttp::default()
+    };
     assert_eq!(p.on_headers(&mut http, false), Step::Continue);
     assert!(http.response_headers.iter().all(|(k, _)| k != "content-length"), "a rewritable answer loses its length");
     let mut out = Vec::new();
@@ -292,8 +296,10 @@ fn content_the_pipeline_does_not_read_passes_untouched() {
     let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
     let (req, who) = view();
     let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
-    let mut http = FakeHttp::default();
-    http.response_headers = vec![("content-type".into(), b"text/plain".to_vec()), ("content-length".into(), b"6".to_vec())];
+    let mut http = FakeHttp {
+        response_headers: vec![("content-type".into(), b"text/plain".to_vec()), ("content-length".into(), b"6".to_vec())],
+        ..FakeHttp::default()
+    };
     p.on_headers(&mut http, false);
     assert!(!p.active());
     http.response_body = b"SECRET".to_vec();
