@@ -35,7 +35,13 @@ $(VENV)/.stamp: requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-deps-py: $(VENV)/.stamp
+# The project's Python helpers (python/wardenkit) on the venv's path, so scripts/, bench/ and
+# tests/ import them without sys.path edits.
+$(VENV)/.wardenkit-stamp: $(VENV)/.stamp
+	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "wardenkit.pth").write_text("$(CURDIR)/python\n")'
+	touch $@
+
+deps-py: $(VENV)/.stamp $(VENV)/.wardenkit-stamp
 
 $(RUN_DIR)/.rust-target:
 	@mkdir -p $(RUN_DIR)

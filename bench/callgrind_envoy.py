@@ -27,8 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # noqa: E402
+import run  # bench/run.py, next to this script
 
 DEFAULT_VARIANTS = ["bare", *run.PROFILE_MODES, "warden"]
 

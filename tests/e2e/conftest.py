@@ -12,14 +12,12 @@ On a failing test the tail of every live process log (Envoy, upstream) is attach
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+from wardenkit import harness
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +23,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
 
 ISSUER = "https://issuer.e2e.mcp-warden.test"
 AUDIENCE = "mcp-warden-e2e"

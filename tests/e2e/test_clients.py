@@ -37,7 +37,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types import ElicitResult
 
-import harness
+from wardenkit import harness
 
 MODERN = harness.MODERN_VERSION
 LEGACY = "2025-11-25"

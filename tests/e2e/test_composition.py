@@ -12,15 +12,11 @@ does not get a request past either native filter.
 """
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import pki  # noqa: E402
+import pki
 
 TEMPLATE = "envoy/e2e-compose.yaml"
 ERAS = ["modern", "legacy"]

@@ -12,13 +12,11 @@ import http.client
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+from wardenkit import harness
 
 WARDEN = harness.WARDEN
 

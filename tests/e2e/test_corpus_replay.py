@@ -22,16 +22,13 @@ import base64
 import http.client
 import json
 import socket
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+from wardenkit import harness
 
 ROOT = harness.ROOT
 CORPUS_DIR = ROOT / "fixtures" / "corpus"

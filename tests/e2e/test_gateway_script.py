@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import harness
+from wardenkit import harness
 
 SCRIPT = harness.ROOT / "scripts" / "gateway.py"
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import pki  # noqa: E402
+from wardenkit import harness
+import pki
 
 JWT_TEMPLATE = "envoy/e2e-jwt.yaml"
 MTLS_TEMPLATE = "envoy/e2e-mtls.yaml"

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-import harness
-from harness import ROOT
+from wardenkit import harness
+from wardenkit.harness import ROOT
 
 WARDEN = harness.WARDEN
 pytestmark = pytest.mark.usefixtures("warden")

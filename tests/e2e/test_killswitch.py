@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,9 +28,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import pki  # noqa: E402
+from wardenkit import harness
+import pki
 
 WARDEN = harness.WARDEN
 TEMPLATE = "envoy/e2e-policy.yaml"

@@ -17,15 +17,12 @@ counters are not observable, so this uses Envoy's upstream request counter for t
 from __future__ import annotations
 
 import re
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import pki  # noqa: E402
+from wardenkit import harness
+import pki
 
 TEMPLATE = "envoy/e2e-jwt.yaml"
 ERAS = ["modern", "legacy"]

@@ -9,13 +9,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+from wardenkit import harness
 
 from pipelock_verify import verify_chain as pl_verify_chain  # noqa: E402
 

@@ -16,16 +16,12 @@ No timing is asserted; the bucket period (1 hour) is far longer than the test.
 """
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import pki  # noqa: E402
+import pki
 
 TEMPLATE = "envoy/e2e-policy.yaml"
 SMALL_TABLE = 256

