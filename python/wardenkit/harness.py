@@ -274,7 +274,7 @@ class Recorder:
 
     def __init__(self, log_dir: Path):
         self.port = free_port()
-        self.proc = Proc("recorder", [str(PYTHON), str(Path(__file__).with_name("recording_upstream.py")),
+        self.proc = Proc("recorder", [str(PYTHON), str(ROOT / "tests" / "e2e" / "recording_upstream.py"),
                                       "--port", str(self.port)], log_dir)
         wait_port(self.port, proc=self.proc)
 
