@@ -21,7 +21,8 @@ pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
 pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
 /// Requests rejected by wire validation, by kind (`RejectKind::label`).
 pub const VALIDATION_FAILURES: &str = "mcp_warden_validation_failures_total";
-/// Rate-limit state that could not be read or written (the request was let through).
+/// Rate-limit state that could not be read or written (refused with 429, or let through when the
+/// rule says `on_store_error: allow`).
 pub const STORE_ERRORS: &str = "mcp_warden_store_errors_total";
 /// Response inspector findings, by inspector, finding and severity.
 pub const FINDINGS: &str = "mcp_warden_findings_total";

@@ -307,3 +307,86 @@ fn content_the_pipeline_does_not_read_passes_untouched() {
     assert_eq!(http.response_body, b"SECRET");
     assert!(http.response_headers.iter().any(|(k, _)| k == "content-length"));
 }
+
+// ------------------------------------------------------------------------------------------
+// No side doors.
+
+/// A body-less or method-less message on `host`: GET stream, DELETE, a posted response.
+fn send(flow: &mut RequestFlow, host: &mut FakeHost, method: &str, body: Option<&str>) -> Step {
+    host.http.headers = vec![
+        (":method".into(), method.as_bytes().to_vec()),
+        ("mcp-session-id".into(), b"s-1".to_vec()),
+        ("mcp-protocol-version".into(), b"2025-11-25".to_vec()),
+    ];
+    host.http.reply = None;
+    let Some(body) = body else { return flow.on_request_headers(&mut host.ports(), true) };
+    host.http.headers.push(("content-type".into(), b"application/json".to_vec()));
+    host.http.body = body.as_bytes().to_vec();
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    let n = host.http.body.len();
+    flow.on_request_body(&mut host.ports(), n, true)
+}
+
+#[test]
+fn a_kill_switch_on_every_method_stops_streams_deletes_notifications_and_posted_responses() {
+    for doc in [
+        json!({"kill_switch": [{"method": "*", "reason": "incident 1"}]}),
+        json!({"kill_switch": [{"all": true, "reason": "incident 1"}]}),
+    ] {
+        let p = policy(doc);
+        for (method, body) in [
+            ("GET", None),
+            ("DELETE", None),
+            ("POST", Some(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)),
+            ("POST", Some(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#)),
+            ("POST", Some(r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#)),
+        ] {
+            let mut host = FakeHost::default();
+            let mut flow = RequestFlow::new(Rc::clone(&p));
+            assert_eq!(send(&mut flow, &mut host, method, body), Step::Answered, "{method} {body:?} got through");
+            let (status, v) = reply_json(&host.http);
+            assert_eq!((status, v["error"]["code"].as_i64()), (503, Some(-31503)), "{method} {body:?}");
+        }
+    }
+    // A narrower pattern still leaves method-less messages alone.
+    let p = policy(json!({"kill_switch": [{"method": "tools/*", "reason": "incident 2"}]}));
+    let mut host = FakeHost::default();
+    assert_eq!(send(&mut RequestFlow::new(p), &mut host, "GET", None), Step::Continue);
+}
+
+#[test]
+fn a_rate_limit_whose_state_is_unavailable_fails_closed_unless_told_otherwise() {
+    for (on_store_error, want) in [(None, Step::Answered), (Some("deny"), Step::Answered), (Some("allow"), Step::Continue)] {
+        let mut rl = json!({"rate": 100, "period_secs": 1, "key": "global"});
+        if let Some(v) = on_store_error {
+            rl["on_store_error"] = json!(v);
+        }
+        let p = policy(json!({"rules": [{"id": "rl", "match": {}, "action": "rate_limit", "rate_limit": rl}]}));
+        let mut host = FakeHost::default();
+        // Envoy's slots exist (created at configure time); every CAS write then loses the race.
+        mcp_warden_core::state::ratelimit::table(p.rate_limit_slots).init(&mut host.kv).unwrap();
+        host.kv.fail_next_cas = 1000;
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(call(&mut flow, &mut host, 1, "echo"), want, "on_store_error {on_store_error:?}");
+        if want == Step::Answered {
+            assert_eq!(reply_json(&host.http).0, 429);
+        }
+        assert_eq!(host.metrics.count_of(metrics::STORE_ERRORS), 1, "counted either way");
+    }
+}
+
+#[test]
+fn the_upstream_reads_the_canonical_content_type() {
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::new(Policy::default()));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        ("content-type".into(), b"application/JSON ; charset=UTF-8; x=1".to_vec()),
+        ("mcp-session-id".into(), b"s".to_vec()),
+    ];
+    host.http.body = body.as_bytes().to_vec();
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    assert_eq!(flow.on_request_body(&mut host.ports(), body.len(), true), Step::Continue);
+    assert_eq!(host.http.lines("content-type"), vec![b"application/json".to_vec()]);
+}

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use crate::inspect::Inspector;
 use crate::mcp::model::McpRequest;
-use crate::mcp::Method;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
@@ -75,9 +74,12 @@ fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest,
     if verdict.action != Action::Allow {
         return out;
     }
-    // A list whose items the policy may hide varies by principal: filtered and marked private.
-    if req.op == Some(Method::ToolsList) && list_varies(policy, req.era, upstream, ListKind::Tools) {
-        out.push(Box::new(ListFilter::new(Rc::clone(policy), ListKind::Tools)));
+    // A list whose items the policy may hide varies by principal: filtered and marked private
+    // (tools, prompts and resources alike: a hidden item must not show in any list).
+    if let Some(kind) = req.op.and_then(ListKind::from_list_method) {
+        if list_varies(policy, req.era, upstream, kind) {
+            out.push(Box::new(ListFilter::new(Rc::clone(policy), kind)));
+        }
     }
     out
 }

@@ -3,7 +3,7 @@
 //! or end a stream. Status and code follow the spec's table (spec §13; README "Errors"); every
 //! reply keeps the request id whenever it could be read.
 
-use crate::mcp::error::{jsonrpc_error_body, push_json_string, RejectKind, Rejection};
+use crate::mcp::error::{jsonrpc_error_body, push_json_string, Rejection};
 use crate::mcp::model::McpRequest;
 use crate::mcp::Method;
 use crate::policy::Action;
@@ -44,8 +44,8 @@ impl LocalReply {
 /// The reply to a request that failed wire validation.
 pub fn for_rejection(r: &Rejection) -> LocalReply {
     let mut reply = LocalReply::json(r.kind.http_status(), r.body());
-    if r.kind == RejectKind::MethodNotAllowed {
-        reply.headers.push(("allow", "POST".to_owned()));
+    if let Some(allow) = r.allow {
+        reply.headers.push(("allow", allow.to_owned()));
     }
     reply
 }

@@ -264,6 +264,7 @@ impl RequestFlow {
         self.state = State::Done;
         edit_header(host.http, headers::METHOD, &c.mcp_method)?;
         edit_header(host.http, headers::NAME, &c.mcp_name)?;
+        edit_header(host.http, "content-type", &c.content_type)?;
 
         let policy = Rc::clone(&self.policy);
         let mut peer = OwnedPeer::read(host.http, &policy.sources)?;

@@ -24,6 +24,8 @@ pub struct WireRules {
     pub legacy_enabled: bool,
     /// Modern protocol versions this gateway lets through (`-32022` otherwise).
     pub supported_versions: Vec<String>,
+    /// `OPTIONS` (a CORS preflight) is forwarded instead of answered 405.
+    pub forward_cors_preflight: bool,
 }
 
 /// The parts of the HTTP request head that classification reads. Header values are raw bytes as
@@ -52,7 +54,12 @@ pub struct Classified {
     pub request: McpRequest,
     pub mcp_method: HeaderEdit,
     pub mcp_name: HeaderEdit,
+    /// `Content-Type` as the upstream must read it: the canonical `application/json`.
+    pub content_type: HeaderEdit,
 }
+
+/// The media type every forwarded POST carries (UTF-8 is JSON's only encoding, RFC 8259 §8.1).
+pub const CANONICAL_CONTENT_TYPE: &str = "application/json";
 
 /// The decision on the request head alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,17 +73,36 @@ pub enum HeadDecision {
 }
 
 pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision {
-    match head.http_method {
-        "POST" => HeadDecision::NeedBody,
-        "GET" | "DELETE" if !rules.legacy_enabled => HeadDecision::Reject(Rejection::new(
-            RejectKind::MethodNotAllowed,
-            format!("{} is not served: this endpoint speaks MCP {FIRST_MODERN_VERSION} (POST only)", head.http_method),
-        )),
-        _ => HeadDecision::Forward(Classified {
+    let allow = if rules.legacy_enabled { "POST, GET, DELETE" } else { "POST" };
+    let bodyless = || {
+        HeadDecision::Forward(Classified {
             request: McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned())),
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
-        }),
+            content_type: HeaderEdit::Keep,
+        })
+    };
+    match head.http_method {
+        "POST" => HeadDecision::NeedBody,
+        "GET" | "DELETE" if rules.legacy_enabled => bodyless(),
+        "GET" | "DELETE" => HeadDecision::Reject(
+            Rejection::new(
+                RejectKind::MethodNotAllowed,
+                format!("{} is not served: this endpoint speaks MCP {FIRST_MODERN_VERSION} (POST only)", head.http_method),
+            )
+            .with_allow(allow),
+        ),
+        "OPTIONS" if rules.forward_cors_preflight => bodyless(),
+        other => {
+            let shown_method: String = other.chars().take(32).collect();
+            HeadDecision::Reject(
+                Rejection::new(
+                    RejectKind::MethodNotAllowed,
+                    format!("HTTP method {shown_method} is not served on the MCP endpoint (allowed: {allow})"),
+                )
+                .with_allow(allow),
+            )
+        }
     }
 }
 
@@ -100,16 +126,49 @@ fn remove_if_present(h: Option<&[u8]>) -> HeaderEdit {
     }
 }
 
-/// True for `application/json` with optional parameters, any case.
-fn is_json_content_type(ct: Option<&[u8]>) -> bool {
-    let Some(ct) = ct else { return false };
-    let essence = ct.split(|b| *b == b';').next().unwrap_or_default();
-    let essence = essence.trim_ascii();
-    essence.eq_ignore_ascii_case(b"application/json")
+/// How a request's `Content-Type` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/json`, any case, parameters allowed; a `charset` must name UTF-8.
+    Json,
+    /// JSON in another character set: an upstream would decode other characters than we read.
+    OtherCharset,
+    NotJson,
+}
+
+fn media_type(ct: Option<&[u8]>) -> MediaType {
+    let Some(ct) = ct else { return MediaType::NotJson };
+    let mut parts = ct.split(|b| *b == b';');
+    let essence = parts.next().unwrap_or_default().trim_ascii();
+    if !essence.eq_ignore_ascii_case(b"application/json") {
+        return MediaType::NotJson;
+    }
+    for param in parts {
+        let mut kv = param.splitn(2, |b| *b == b'=');
+        let name = kv.next().unwrap_or_default().trim_ascii();
+        if !name.eq_ignore_ascii_case(b"charset") {
+            continue;
+        }
+        let value = kv.next().unwrap_or_default().trim_ascii();
+        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        if !value.eq_ignore_ascii_case(b"utf-8") {
+            return MediaType::OtherCharset;
+        }
+    }
+    MediaType::Json
 }
 
 /// Classifies and validates a complete POST body.
 pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> Result<Classified, Rejection> {
+    // Every byte, not only the fields read here: a skipped string with invalid UTF-8 is decoded
+    // differently (or refused) by each SDK's parser, so the filter would not know what runs.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(Rejection::new(
+            RejectKind::ParseError,
+            format!("Parse error: the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+        .with_id(salvage_id(body).as_deref()));
+    }
     let parsed = parse_body(body).map_err(|e| match e {
         ParseError::NotJson(_) => {
             Rejection::new(RejectKind::ParseError, format!("Parse error: {e}")).with_id(salvage_id(body).as_deref())
@@ -118,37 +177,41 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
             Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {e}"))
         }
     })?;
-    if !is_json_content_type(head.content_type) {
+    let media = media_type(head.content_type);
+    if media != MediaType::Json {
         let id = match &parsed {
             Body::Single(env) => env.id.map(|i| i.json()),
             Body::Batch(_) => None,
         };
-        return Err(Rejection::new(
-            RejectKind::UnsupportedMediaType,
-            "Unsupported Media Type: MCP requests must be Content-Type: application/json",
-        )
-        .with_id(id));
+        let message = match media {
+            MediaType::OtherCharset => "Unsupported Media Type: MCP requests are UTF-8 JSON (charset=utf-8 or none)",
+            _ => "Unsupported Media Type: MCP requests must be Content-Type: application/json",
+        };
+        return Err(Rejection::new(RejectKind::UnsupportedMediaType, message).with_id(id));
     }
-    match parsed {
-        Body::Batch(items) => classify_batch(head, &items, rules),
-        Body::Single(env) if env.claims_modern() => classify_modern(head, &env, rules),
-        Body::Single(env) => classify_legacy(head, &env, rules),
-    }
+    let content_type = match head.content_type {
+        Some(ct) if ct == CANONICAL_CONTENT_TYPE.as_bytes() => HeaderEdit::Keep,
+        _ => HeaderEdit::Set(CANONICAL_CONTENT_TYPE.to_owned()),
+    };
+    let mut c = match parsed {
+        Body::Batch(items) => return Err(batch_refused(&items)),
+        Body::Single(env) if env.claims_modern() => classify_modern(head, &env, rules)?,
+        Body::Single(env) => classify_legacy(head, &env, rules)?,
+    };
+    c.content_type = content_type;
+    Ok(c)
 }
 
-fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRules) -> Result<Classified, Rejection> {
-    if items.iter().any(Envelope::claims_modern) {
-        return Err(Rejection::new(RejectKind::InvalidRequest, "Invalid Request: a 2026-07-28 message cannot travel in a batch"));
-    }
-    if !rules.legacy_enabled {
-        return Err(legacy_disabled(None));
-    }
-    if let Some(key) = items.iter().find_map(Envelope::duplicate_key) {
-        return Err(duplicate(key, None));
-    }
-    let mut request = base_request(Era::Legacy, MessageKind::Batch, None, head);
-    request.protocol_version = head.protocol_version.map(|v| String::from_utf8_lossy(v).trim().to_owned());
-    Ok(Classified { request, mcp_method: remove_if_present(head.mcp_method), mcp_name: remove_if_present(head.mcp_name) })
+/// JSON-RPC batches are in neither 2025-11-25 nor 2026-07-28: servers that still accept them run
+/// every element, so a batch would carry calls past per-message policy. Refused, without an id
+/// (a batch has none of its own).
+fn batch_refused(items: &[Envelope<'_>]) -> Rejection {
+    let message = if items.iter().any(Envelope::claims_modern) {
+        "Invalid Request: a 2026-07-28 message cannot travel in a batch"
+    } else {
+        "Invalid Request: JSON-RPC batches are not part of MCP 2025-11-25 or 2026-07-28"
+    };
+    Rejection::new(RejectKind::InvalidRequest, message)
 }
 
 fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &RequestHead<'_>) -> McpRequest {
@@ -338,7 +401,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
             edit
         }
     };
-    Ok(Classified { request, mcp_method, mcp_name })
+    Ok(Classified { request, mcp_method, mcp_name, content_type: HeaderEdit::Keep })
 }
 
 fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules) -> Result<Classified, Rejection> {
@@ -354,6 +417,14 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
     }
     if let Some(key) = env.duplicate_key() {
         return Err(duplicate(key, id));
+    }
+    if env.method.is_some() && (env.has_result || env.has_error) {
+        // A request to one SDK, a response to another: no single view of what it is.
+        return Err(Rejection::new(
+            RejectKind::InvalidRequest,
+            "Invalid Request: a message with \"method\" cannot also carry \"result\" or \"error\"",
+        )
+        .with_id(id));
     }
     let kind = if env.has_result || env.has_error {
         MessageKind::Response
@@ -374,6 +445,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
             request,
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
+            content_type: HeaderEdit::Keep,
         });
     }
     let Some(method) = method else {
@@ -392,7 +464,8 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
             }
         }
     }
-    let name = name_source(op).and_then(|source| {
+    let source = name_source(op);
+    let name = source.and_then(|source| {
         let p = env.params()?;
         match source {
             NameSource::Name => p.name.as_ref(),
@@ -401,12 +474,26 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         }
         .and_then(StrField::as_str)
     });
+    if let (Some(source), None, MessageKind::Request) = (source, name, kind) {
+        // The modern rule, for legacy too: what policy matches on must be readable.
+        let field = match source {
+            NameSource::Name => "params.name",
+            NameSource::Uri => "params.uri",
+            NameSource::TaskId => "params.taskId",
+        };
+        return Err(Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {field} must be a string")).with_id(id));
+    }
     request.name = name.map(str::to_owned);
     let mcp_name = match name {
         Some(n) if kind == MessageKind::Request => HeaderEdit::Set(encode_value(n).into_owned()),
         _ => remove_if_present(head.mcp_name),
     };
-    Ok(Classified { request, mcp_method: HeaderEdit::Set(encode_value(method).into_owned()), mcp_name })
+    Ok(Classified {
+        request,
+        mcp_method: HeaderEdit::Set(encode_value(method).into_owned()),
+        mcp_name,
+        content_type: HeaderEdit::Keep,
+    })
 }
 
 #[cfg(test)]
@@ -414,7 +501,12 @@ mod tests {
     use super::*;
 
     fn rules() -> WireRules {
-        WireRules { modern_enabled: true, legacy_enabled: true, supported_versions: vec![FIRST_MODERN_VERSION.into()] }
+        WireRules {
+            modern_enabled: true,
+            legacy_enabled: true,
+            supported_versions: vec![FIRST_MODERN_VERSION.into()],
+            forward_cors_preflight: false,
+        }
     }
 
     const CALL_ADMIN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;

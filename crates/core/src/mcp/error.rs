@@ -91,15 +91,22 @@ pub struct Rejection {
     pub id: Option<String>,
     /// `error.data` as JSON text.
     pub data: Option<String>,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 impl Rejection {
     pub fn new(kind: RejectKind, message: impl Into<String>) -> Self {
-        Rejection { kind, message: message.into(), id: None, data: None }
+        Rejection { kind, message: message.into(), id: None, data: None, allow: None }
     }
 
     pub fn with_id(mut self, id: Option<&str>) -> Self {
         self.id = id.map(str::to_owned);
+        self
+    }
+
+    pub fn with_allow(mut self, allow: &'static str) -> Self {
+        self.allow = Some(allow);
         self
     }
 

@@ -30,8 +30,6 @@ pub enum MessageKind {
     Notification,
     /// A client's answer to a server-initiated request (legacy only).
     Response,
-    /// A legacy batch array.
-    Batch,
     /// GET (standalone SSE stream) or DELETE (end of session): no body.
     Bodyless,
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::error::{check_reason, err, parse, ConfigError};
 use super::glob::Glob;
 use super::killswitch::KillSwitch;
-use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, PolicySpec, RuleSpec};
+use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PolicySpec, RuleSpec};
 use crate::mcp::classify::{WireRules, FIRST_MODERN_VERSION};
 use crate::mcp::model::Era;
 use crate::principal::{Origin, SourceKind, Sources};
@@ -53,6 +53,7 @@ impl Default for Policy {
                 modern_enabled: true,
                 legacy_enabled: true,
                 supported_versions: vec![FIRST_MODERN_VERSION.to_owned()],
+                forward_cors_preflight: false,
             },
             max_body_bytes: 1024 * 1024,
             sources: Sources::default(),
@@ -86,6 +87,7 @@ pub enum RuleAction {
     RateLimit {
         quota: Quota,
         key: BucketKey,
+        on_store_error: OnStoreError,
     },
 }
 
@@ -236,6 +238,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
             modern_enabled: spec.eras.modern,
             legacy_enabled: spec.eras.legacy,
             supported_versions: spec.supported_versions,
+            forward_cors_preflight: spec.forward_cors_preflight,
         },
         max_body_bytes: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
         sources,
@@ -359,7 +362,11 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
                 if burst == 0 || burst > MAX_BURST {
                     return Err(err(f("burst"), format!("must be between 1 and {MAX_BURST}")));
                 }
-                RuleAction::RateLimit { quota: Quota { rate: rl.rate, period_ms, burst }, key: rl.key }
+                RuleAction::RateLimit {
+                    quota: Quota { rate: rl.rate, period_ms, burst },
+                    key: rl.key,
+                    on_store_error: rl.on_store_error,
+                }
             }
         };
         out.push(Rule { id: r.id.clone(), matcher, action, dry_run: r.dry_run });

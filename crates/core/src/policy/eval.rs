@@ -10,7 +10,7 @@
 use super::compile::{Matcher, Policy, Rule, RuleAction};
 use super::killswitch::KillSwitch;
 use super::lists::ListKind;
-use super::spec::BucketKey;
+use super::spec::{BucketKey, OnStoreError};
 use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::ports::Kv;
@@ -65,8 +65,8 @@ pub struct Verdict {
     pub rule_id: Option<String>,
     /// Dry-run rules that matched on the way (log them; they change nothing).
     pub dry_run: Vec<DryRunHit>,
-    /// Rate-limit buckets that could not be read or written (the request was let through for
-    /// them: fail open). Count these.
+    /// Rate-limit buckets that could not be read or written (each rule's `on_store_error` said
+    /// what happened: 429 by default, or let through). Count these.
     pub store_errors: Vec<(String, StoreError)>,
 }
 
@@ -148,7 +148,7 @@ pub fn enforce<K: Kv + ?Sized>(
         let outcome = match &rule.action {
             RuleAction::Allow => Some(Action::Allow),
             RuleAction::Deny { reason, hide } => Some(Action::Deny { reason: reason.clone(), hide: *hide && hide_ok }),
-            RuleAction::RateLimit { quota, key } => {
+            RuleAction::RateLimit { quota, key, on_store_error } => {
                 let k = bucket_key(rule, *key, principal, req, upstream);
                 match ratelimit::take(kv, &table, &k, quota, now_ms) {
                     Ok(RateDecision { allowed: true, .. }) => None,
@@ -157,7 +157,11 @@ pub fn enforce<K: Kv + ?Sized>(
                     }
                     Err(e) => {
                         v.store_errors.push((rule.id.clone(), e));
-                        None
+                        // The budget cannot be checked: fail closed unless the rule says otherwise.
+                        match on_store_error {
+                            OnStoreError::Deny => Some(Action::RateLimited { retry_after_secs: 1, retry_after_ms: 1000 }),
+                            OnStoreError::Allow => None,
+                        }
                     }
                 }
             }

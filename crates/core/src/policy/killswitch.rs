@@ -108,7 +108,9 @@ impl KillSwitch {
             KillTarget::All => true,
             KillTarget::Upstream(g) => g.matches(upstream),
             KillTarget::Tool(g) => req.op == Some(Method::ToolsCall) && req.name.as_deref().is_some_and(|n| g.matches(n)),
-            KillTarget::Method(g) => method.is_some_and(|m| g.matches(m)),
+            // A message without a method (GET stream, DELETE, a posted response) is stopped by a
+            // pattern that matches any method (`*`): "every method" has no side door.
+            KillTarget::Method(g) => g.matches(method.unwrap_or_default()),
             KillTarget::Principal(g) => g.matches(&principal.id),
         })
     }

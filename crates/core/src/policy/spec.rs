@@ -39,6 +39,10 @@ pub struct PolicySpec {
     /// Largest request body the filter buffers; larger gets 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Forward `OPTIONS` (CORS preflight) to the upstream instead of answering 405. Usually
+    /// Envoy's own `cors` filter, placed before this one, answers preflights.
+    #[serde(default)]
+    pub forward_cors_preflight: bool,
     /// Where the principal comes from.
     #[serde(default)]
     pub principal: PrincipalSpec,
@@ -68,6 +72,7 @@ impl Default for PolicySpec {
             eras: ErasSpec::default(),
             supported_versions: default_supported_versions(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            forward_cors_preflight: false,
             principal: PrincipalSpec::default(),
             rules: Vec::new(),
             default_action: DefaultAction::Allow,
@@ -242,6 +247,20 @@ pub struct RateLimitSpec {
     pub burst: Option<u64>,
     #[serde(default = "default_bucket_key")]
     pub key: BucketKey,
+    /// When the bucket cannot be read or written (shared data failed, or CAS contention past the
+    /// retries): `deny` answers 429 (fail closed), `allow` lets the request through. Counted
+    /// either way (`mcp_warden_store_errors_total`).
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
+}
+
+/// What a rate limit does when its state is unavailable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    #[default]
+    Deny,
+    Allow,
 }
 
 /// One kill switch entry: exactly one selector, and the reason clients see.

@@ -51,6 +51,12 @@ pub const REQUIRED_TAGS: &[&str] = &[
     "deep-nesting",
     "scalar-body",
     "empty-body",
+    "batch-legacy",
+    "ambiguous-kind",
+    "legacy-unreadable-name",
+    "invalid-utf8",
+    "charset",
+    "http-method",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -312,7 +318,6 @@ pub fn kind_str(k: MessageKind) -> &'static str {
         MessageKind::Request => "request",
         MessageKind::Notification => "notification",
         MessageKind::Response => "response",
-        MessageKind::Batch => "batch",
         MessageKind::Bodyless => "bodyless",
     }
 }
