@@ -84,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
     def _reply_as_told(self, spec_b64: str) -> None:
         spec = json.loads(base64.b64decode(spec_b64))
         data = base64.b64decode(spec["body_b64"])
-        self.send_response(200)
+        self.send_response(spec.get("status") or 200)
         for k, v in spec["headers"]:
             self.send_header(k, v)
         chunks = spec.get("chunks")
@@ -131,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
         self._reply(200, {"jsonrpc": "2.0", "id": rid, "result": {"recorded": seq}})
 
-    do_GET = do_POST = do_DELETE = do_PUT = _handle
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _handle
 
 
 def main() -> None:

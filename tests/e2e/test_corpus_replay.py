@@ -247,7 +247,8 @@ def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
     hs.append(("x-corpus-case", case_id.encode()))
     if "response" in case:
         r = case["response"]
-        spec = {"headers": r["headers"], "body_b64": base64.b64encode(_body(r)).decode(), "chunks": r.get("chunks")}
+        spec = {"status": r.get("status", 200), "headers": r["headers"], "body_b64": base64.b64encode(_body(r)).decode(),
+                "chunks": r.get("chunks")}
         hs.append(("x-corpus-response", base64.b64encode(json.dumps(spec).encode())))
     return hs
 
@@ -322,8 +323,9 @@ def check_case(case: dict, port: int, recorder: harness.Recorder, case_id: str, 
             errs.append(f"reply body: {body[:300]!r}")
     else:
         f = exp["forward"]
-        if status != 200:
-            errs.append(f"status: expected the upstream's 200, got {status}: {body[:300]!r}")
+        want_status = (case.get("response") or {}).get("status", 200)
+        if status != want_status:
+            errs.append(f"status: expected the upstream's {want_status}, got {status}: {body[:300]!r}")
         if len(seen) != 1:
             errs.append(f"upstream saw the request {len(seen)} times, expected once")
         else:
@@ -337,7 +339,7 @@ def check_case(case: dict, port: int, recorder: harness.Recorder, case_id: str, 
                 errs.append("upstream body differs from the body sent")
             if q["method"] != req["method"]:
                 errs.append(f"upstream method {q['method']}")
-        if "response" in case and status == 200:
+        if "response" in case and status == want_status:
             errs += check_response(case, body)
     return errs
 

@@ -108,6 +108,12 @@ impl HttpIo for FakeHttp {
         self.call("get_header_map_value")?;
         Ok(combined(&self.response_headers, name))
     }
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.call("replace_header_map_value")?;
+        self.response_headers.retain(|(n, _)| n != name);
+        self.response_headers.push((name.to_owned(), value.as_bytes().to_vec()));
+        Ok(())
+    }
     fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
         self.call("remove_header_map_value")?;
         self.response_headers.retain(|(n, _)| n != name);

@@ -89,6 +89,7 @@ pub trait HttpIo {
     /// A peer fact; `None` when the host does not have it.
     fn peer_fact(&self, fact: PeerFact, sources: &Sources) -> Result<Option<String>, HostError>;
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
     fn remove_response_header(&mut self, name: &str) -> Result<(), HostError>;
     /// The response body the host holds for this callback: `len` bytes from the start (the
     /// current chunk while streaming, everything while buffering).

@@ -229,7 +229,7 @@ fn stream(p: &mut ResponsePipeline, content_type: &str, chunks: &[&str]) -> Stri
         ],
         ..FakeHttp::default()
     };
-    assert_eq!(p.on_headers(&mut http, false), Step::Continue);
+    assert_eq!(p.on_headers(&mut http, false).unwrap(), Step::Continue);
     assert!(http.response_headers.iter().all(|(k, _)| k != "content-length"), "a rewritable answer loses its length");
     let mut out = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
@@ -291,21 +291,46 @@ fn an_sse_event_too_large_to_inspect_ends_the_stream_with_an_error() {
     assert_eq!(p.findings().last().map(|f| (f.what, f.disposition)), Some(("oversized_sse_event", Disposition::Block)));
 }
 
-#[test]
-fn content_the_pipeline_does_not_read_passes_untouched() {
+/// One answer through a fresh pipeline in two chunks: (what the client got, its headers).
+fn answer(headers: &[(&str, &str)]) -> (String, Vec<(String, Vec<u8>)>, ResponsePipeline) {
     let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
     let (req, who) = view();
     let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
     let mut http = FakeHttp {
-        response_headers: vec![("content-type".into(), b"text/plain".to_vec()), ("content-length".into(), b"6".to_vec())],
+        response_headers: headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect(),
         ..FakeHttp::default()
     };
-    p.on_headers(&mut http, false);
-    assert!(!p.active());
-    http.response_body = b"SECRET".to_vec();
-    assert_eq!(p.on_body(&mut http, &ex, 6, true).unwrap(), Step::Continue);
-    assert_eq!(http.response_body, b"SECRET");
-    assert!(http.response_headers.iter().any(|(k, _)| k == "content-length"));
+    p.on_headers(&mut http, false).unwrap();
+    let mut out = Vec::new();
+    for (i, chunk) in [&b"SECRET "[..], b"content"].into_iter().enumerate() {
+        http.response_body = chunk.to_vec();
+        assert_eq!(p.on_body(&mut http, &ex, chunk.len(), i == 1).unwrap(), Step::Continue);
+        out.append(&mut http.response_body);
+    }
+    (String::from_utf8(out).unwrap(), http.response_headers, p)
+}
+
+#[test]
+fn an_answer_the_inspectors_cannot_read_is_withheld_never_passed() {
+    for (headers, what) in [
+        (vec![("content-type", "text/plain"), ("content-length", "14")], "unreadable_content_type"),
+        (vec![(":status", "200"), ("content-type", "application/json"), ("content-encoding", "gzip")], "encoded_response"),
+    ] {
+        let (out, hdrs, p) = answer(&headers);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{headers:?}: {e}: {out}"));
+        assert_eq!(v["error"]["code"], -31502, "{headers:?}");
+        assert_eq!(v["error"]["data"]["finding"], what);
+        assert_eq!(v["id"], 5);
+        assert!(!out.contains("SECRET"));
+        let h = |n: &str| hdrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(h("content-type").as_deref(), Some(&b"application/json"[..]));
+        assert!(h("content-encoding").is_none() && h("content-length").is_none(), "{hdrs:?}");
+        assert_eq!(p.findings().last().map(|f| f.disposition), Some(Disposition::Block));
+    }
+    // An error answer that is not JSON carries no result: it passes as it is.
+    let (out, _, p) = answer(&[(":status", "502"), ("content-type", "text/html")]);
+    assert_eq!(out, "SECRET content");
+    assert!(p.findings().is_empty());
 }
 
 // ------------------------------------------------------------------------------------------

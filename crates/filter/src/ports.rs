@@ -70,6 +70,9 @@ impl HttpIo for EnvoyIo {
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
         abi::header(MapType::HttpResponseHeaders, name)
     }
+    fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::set_header(MapType::HttpResponseHeaders, name, value)
+    }
     fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
         abi::remove_header(MapType::HttpResponseHeaders, name)
     }

@@ -328,9 +328,15 @@ impl RequestFlow {
     // Response path: everything goes to the pipeline chosen at request time.
 
     pub fn on_response_headers(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Step {
-        match self.response.as_mut() {
-            Some(p) => p.on_headers(host.http, end_of_stream),
-            None => Step::Continue,
+        let Some(pipeline) = self.response.as_mut() else { return Step::Continue };
+        match pipeline.on_headers(host.http, end_of_stream) {
+            Ok(step) => step,
+            Err(e) => {
+                // The answer cannot be prepared for inspection: it must not pass uninspected.
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                self.response = Some(ResponsePipeline::refusing());
+                Step::Continue
+            }
         }
     }
 
@@ -371,6 +377,10 @@ fn apply_decision(
     }
     count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
     let response = (!d.inspectors.is_empty()).then(|| ResponsePipeline::new(d.inspectors));
+    if response.is_some() {
+        // An answer the filter must read is asked for in a form it can read.
+        host.http.set_request_header("accept-encoding", "identity")?;
+    }
     Ok((d.reply, response, d.outcome))
 }
 

@@ -11,8 +11,12 @@
 //!
 //! A finding with [`Disposition::Block`] replaces the message with a JSON-RPC error naming the
 //! inspector (never the content); on a stream that error is the last event, and the rest of
-//! the stream is dropped. An SSE event larger than [`MAX_SSE_EVENT_BYTES`] cannot be inspected
-//! and ends the stream the same way (fail closed).
+//! the stream is dropped.
+//!
+//! An answer the inspectors must read but cannot is never passed through (fail closed): a
+//! successful answer in a content encoding (the request asked for `identity`) or a content type
+//! other than JSON or SSE is replaced by the same error, as is an SSE event larger than
+//! [`MAX_SSE_EVENT_BYTES`]. Non-2xx answers without a JSON body pass (they carry no result).
 
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::sse::{SseDecoder, SseEvent};
@@ -32,6 +36,8 @@ enum Framing {
     Sse(Box<SseDecoder>),
     /// A blocked stream: everything after the error event is dropped.
     Closed,
+    /// An answer that cannot be read: its bytes are dropped, the error replaces it at the end.
+    Unreadable(&'static str),
     /// Nothing the inspectors read: passes untouched.
     Pass,
 }
@@ -47,6 +53,12 @@ impl ResponsePipeline {
         ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new() }
     }
 
+    /// A pipeline that lets nothing of the answer through (the host could not prepare it for
+    /// inspection).
+    pub fn refusing() -> ResponsePipeline {
+        ResponsePipeline { inspectors: Vec::new(), framing: Framing::Closed, findings: vec![unreadable("unprepared_response")] }
+    }
+
     /// True while the pipeline may still need to see response callbacks.
     pub fn active(&self) -> bool {
         !matches!(self.framing, Framing::Pass)
@@ -57,25 +69,44 @@ impl ResponsePipeline {
         &self.findings
     }
 
-    pub fn on_headers(&mut self, http: &mut dyn HttpIo, end_of_stream: bool) -> Step {
+    pub fn on_headers(&mut self, http: &mut dyn HttpIo, end_of_stream: bool) -> Result<Step, HostError> {
         self.framing = Framing::Pass;
         if end_of_stream || self.inspectors.is_empty() {
-            return Step::Continue;
+            return Ok(Step::Continue);
         }
-        let ct = http.response_header("content-type").ok().flatten().unwrap_or_default();
-        let ct = String::from_utf8_lossy(&ct).to_ascii_lowercase();
-        let framing = if ct.starts_with("application/json") {
+        let text = |name| -> Result<String, HostError> {
+            let v = http.response_header(name)?.unwrap_or_default();
+            Ok(String::from_utf8_lossy(&v).trim().to_ascii_lowercase())
+        };
+        let (ct, encoding, status) = (text("content-type")?, text("content-encoding")?, text(":status")?);
+        let success = status.is_empty() || status.starts_with('2');
+        let framing = if !encoding.is_empty() && encoding != "identity" {
+            if success {
+                Framing::Unreadable("encoded_response")
+            } else {
+                Framing::Pass
+            }
+        } else if ct.starts_with("application/json") {
             Framing::Json
         } else if ct.starts_with("text/event-stream") {
             Framing::Sse(Box::new(SseDecoder::new(MAX_SSE_EVENT_BYTES)))
+        } else if success {
+            Framing::Unreadable("unreadable_content_type")
         } else {
             Framing::Pass
         };
-        // The length changes when a message is rewritten; if it cannot be dropped, do not rewrite.
-        if !matches!(framing, Framing::Pass) && http.remove_response_header("content-length").is_ok() {
-            self.framing = framing;
+        if matches!(framing, Framing::Pass) {
+            return Ok(Step::Continue);
         }
-        Step::Continue
+        // The length changes when a message is rewritten: it must go, or nothing is rewritten
+        // (and an answer that must be read cannot pass either).
+        http.remove_response_header("content-length")?;
+        if let Framing::Unreadable(_) = framing {
+            http.remove_response_header("content-encoding")?;
+            http.set_response_header("content-type", "application/json")?;
+        }
+        self.framing = framing;
+        Ok(Step::Continue)
     }
 
     pub fn on_body(
@@ -91,6 +122,19 @@ impl ResponsePipeline {
                 if size > 0 {
                     http.set_response_body(size, b"")?;
                 }
+                Ok(Step::Continue)
+            }
+            Framing::Unreadable(what) => {
+                let what = *what;
+                if !end_of_stream {
+                    if size > 0 {
+                        http.set_response_body(size, b"")?;
+                    }
+                    return Ok(Step::Continue);
+                }
+                self.findings.push(unreadable(what));
+                self.framing = Framing::Pass;
+                http.set_response_body(size, reply::withheld(ex.request, "response", what).as_bytes())?;
                 Ok(Step::Continue)
             }
             Framing::Json if !end_of_stream => Ok(Step::Buffer),
@@ -129,14 +173,7 @@ impl ResponsePipeline {
                     push_event(&mut out, &ev, rewritten.as_deref().unwrap_or(ev.data.as_bytes()));
                 }
                 if decoded.is_err() && !matches!(self.framing, Framing::Closed) {
-                    self.findings.push(Finding {
-                        inspector: "response",
-                        what: "oversized_sse_event",
-                        severity: Severity::High,
-                        data_class: None,
-                        fault: Fault::Upstream,
-                        disposition: Disposition::Block,
-                    });
+                    self.findings.push(unreadable("oversized_sse_event"));
                     let error = reply::withheld(ex.request, "response", "oversized_sse_event");
                     push_event(
                         &mut out,
@@ -172,6 +209,18 @@ impl ResponsePipeline {
             }
         }
         (current, None)
+    }
+}
+
+/// The pipeline's own finding: an answer the inspectors must read and cannot.
+fn unreadable(what: &'static str) -> Finding {
+    Finding {
+        inspector: "response",
+        what,
+        severity: Severity::High,
+        data_class: None,
+        fault: Fault::Upstream,
+        disposition: Disposition::Block,
     }
 }
 

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use super::compile::Policy;
 use super::eval::item_visible;
 use super::lists::{filter_list, ListKind};
-use crate::inspect::{ExchangeView, Finding, Inspector, Rewrite};
+use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::ports::Fault;
 
 pub struct ListFilter {
     policy: Rc<Policy>,
@@ -25,8 +26,20 @@ impl Inspector for ListFilter {
         "lists"
     }
 
-    /// Filtering is enforcement of the policy, not a detection: it reports no findings.
-    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _findings: &mut Vec<Finding>) -> Rewrite {
+    /// Filtering is enforcement of the policy, not a detection: it reports a finding only for a
+    /// message it cannot read (not one JSON object), which must then not reach the client.
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+        if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(message).is_err() {
+            findings.push(Finding {
+                inspector: "lists",
+                what: "unreadable_message",
+                severity: Severity::High,
+                data_class: None,
+                fault: Fault::Upstream,
+                disposition: Disposition::Block,
+            });
+            return Rewrite::Keep;
+        }
         let (policy, kind) = (&*self.policy, self.kind);
         let visible = |name: &str| item_visible(policy, ex.principal, ex.request.era, ex.upstream, kind, name);
         match filter_list(message, kind, &visible, true) {

@@ -99,6 +99,8 @@ pub struct Case {
 /// An upstream answer and what the client must receive of it.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// HTTP status (200 when the case gives none).
+    pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     pub chunks: Option<Vec<usize>>,
@@ -273,7 +275,12 @@ fn parse_response(v: &Value, ctx: &str) -> Result<Option<Response>, String> {
         (None, None, Some(Value::Array(events))) => ExpectResponse::Sse(events.clone()),
         _ => return Err(format!("{ctx}: expect_response is one of unchanged: true, json, sse: [...]")),
     };
+    let status = match resp.get("status") {
+        None => 200,
+        Some(v) => v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| format!("{ctx}: response.status"))?,
+    };
     Ok(Some(Response {
+        status,
         headers: parse_headers(resp, ctx)?,
         body: parse_body(resp, ctx)?,
         chunks: parse_chunks(resp, ctx)?,
@@ -566,6 +573,8 @@ pub fn run_flow(case: &Case, pieces: Pieces) -> Result<(Outcome, FakeHost, Optio
             let texts: Vec<(String, String)> =
                 resp.headers.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
             let length = resp.body.len().to_string();
+            let status = resp.status.to_string();
+            headers.push((":status", &status));
             headers.extend(texts.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             headers.push(("content-length", &length));
             let parts = cut(&resp.body, pieces, resp.chunks.as_ref());
