@@ -407,6 +407,26 @@ def test_shipped_config_answers_chunked_overcap_with_jsonrpc_413(recorder, tmp_p
     assert errs == [], errs
 
 
+def test_shipped_config_refuses_underscored_headers(recorder, tmp_path):
+    """envoy/local.yaml rejects header names with underscores (`x_warden_principal`, `mcp_name`:
+    ours, to a backend that folds `_` into `-`), before anything reaches the upstream."""
+    port, admin = harness.free_port(), harness.free_port()
+    ports = {"GATEWAY_PORT": port, "ADMIN_PORT": admin, "UPSTREAM_PORT": recorder.port, "SINK_PORT": harness.free_port()}
+    cfg = harness.render_envoy("envoy/local.yaml", tmp_path, ports, wasm=harness.WASM)
+    envoy = harness.start_envoy(cfg, admin, tmp_path, name="envoy-local")
+    try:
+        base = _case("wire-03-modern-tools_call-plain")
+        for i, extra in enumerate([("x_warden_principal", b"forged"), ("mcp_name", b"read_file")]):
+            status, _, _ = exchange(port, "POST", case_headers(base, f"underscore-{i}") + [extra], base["_body"], None)
+            assert status == 400, (extra, status)
+            assert recorder.requests(f"underscore-{i}") == [], f"{extra[0]} reached the upstream"
+        # The same request without it passes (the config is not refusing everything).
+        status, _, _ = exchange(port, "POST", case_headers(base, "underscore-control"), base["_body"], None)
+        assert status == 200 and len(recorder.requests("underscore-control")) == 1
+    finally:
+        envoy.stop()
+
+
 # ------------------------------------------------------------------------------------------------
 # Fail closed after a VM panic
 

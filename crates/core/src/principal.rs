@@ -38,10 +38,10 @@ pub const MAX_CLAIMS: usize = 32;
 pub const MAX_CHAIN: usize = 8;
 pub const MAX_JWT_PAYLOAD: usize = 16 * 1024;
 
-/// True for a header a client must not be able to set (`x-warden-*`, any case).
+/// True for a header a client must not be able to set: `x-warden-*` in any spelling a backend may
+/// read as the same header (any case; `_` for `-`, as CGI/WSGI-style servers fold them).
 pub fn is_warden_header(name: &str) -> bool {
-    name.len() >= WARDEN_HEADER_PREFIX.len()
-        && name.get(..WARDEN_HEADER_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(WARDEN_HEADER_PREFIX))
+    crate::mcp::headers::folds_to_prefix(name, WARDEN_HEADER_PREFIX)
 }
 
 /// One place Envoy may have put a verified identity.
@@ -482,5 +482,8 @@ mod tests {
         assert!(is_warden_header("X-Warden-Anything"));
         assert!(!is_warden_header("x-ward"));
         assert!(!is_warden_header("mcp-method"));
+        assert!(is_warden_header("x_warden_principal"), "underscores are folded to dashes by CGI-style servers");
+        assert!(is_warden_header("X_Warden-Correlation"));
+        assert!(!is_warden_header("x-wardens"));
     }
 }

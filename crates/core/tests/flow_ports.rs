@@ -415,3 +415,29 @@ fn the_upstream_reads_the_canonical_content_type() {
     assert_eq!(flow.on_request_body(&mut host.ports(), body.len(), true), Step::Continue);
     assert_eq!(host.http.lines("content-type"), vec![b"application/json".to_vec()]);
 }
+
+#[test]
+fn every_spelling_of_our_headers_is_stripped_and_legacy_param_headers_go() {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let mut host = FakeHost::default();
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("mcp-session-id".into(), b"s".to_vec()),
+        ("x_warden_principal".into(), b"forged".to_vec()),
+        ("X_Warden-Correlation".into(), b"forged".to_vec()),
+        ("mcp_name".into(), b"read_file".to_vec()),
+        ("mcp-param-path".into(), b"/etc/passwd".to_vec()),
+        ("Mcp_Param_Mode".into(), b"rw".to_vec()),
+    ];
+    host.http.body = body.as_bytes().to_vec();
+    let mut flow = RequestFlow::new(Rc::new(Policy::default()));
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    assert_eq!(flow.on_request_body(&mut host.ports(), body.len(), true), Step::Continue);
+    let names: Vec<&str> = host.http.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for gone in ["x_warden_principal", "X_Warden-Correlation", "mcp_name", "mcp-param-path", "Mcp_Param_Mode"] {
+        assert!(!names.contains(&gone), "{gone} reached the upstream: {names:?}");
+    }
+    assert_eq!(host.http.header("mcp-name").as_deref(), Some(&b"echo"[..]));
+    assert!(host.http.header("x-warden-principal").is_some());
+}

@@ -24,7 +24,7 @@ use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecisio
 use crate::mcp::error::{RejectKind, Rejection};
 use crate::mcp::headers;
 use crate::mcp::jsonrpc::salvage_id;
-use crate::mcp::model::McpRequest;
+use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
@@ -58,17 +58,20 @@ struct OwnedHead {
     mcp_name: Option<Vec<u8>>,
     session_id: Option<Vec<u8>>,
     content_length: Option<u64>,
-    // Identity inputs and the client's own `x-warden-*` header names.
+    // Identity inputs, and the header names the client must not set (`x-warden-*`, underscored
+    // twins of the routing headers).
     authority: Option<Vec<u8>>,
     user_agent: Option<Vec<u8>>,
     trusted_header: Option<Vec<u8>>,
     warden_headers: Vec<String>,
+    /// `Mcp-Param-*` header names (legacy requests carry none legitimately).
+    param_headers: Vec<String>,
 }
 
 impl OwnedHead {
     fn read(http: &dyn HttpIo, sources: &Sources) -> Result<OwnedHead, HostError> {
         let method = http.request_header(":method")?.unwrap_or_default();
-        Ok(OwnedHead {
+        let mut head = OwnedHead {
             http_method: String::from_utf8_lossy(&method).into_owned(),
             content_type: http.request_header("content-type")?,
             protocol_version: http.request_header(headers::PROTOCOL_VERSION)?,
@@ -84,8 +87,19 @@ impl OwnedHead {
                 Some(h) if sources.order.contains(&SourceKind::Header) => http.request_header(h)?,
                 _ => None,
             },
-            warden_headers: http.request_header_names()?.into_iter().filter(|n| principal::is_warden_header(n)).collect(),
-        })
+            warden_headers: Vec::new(),
+            param_headers: Vec::new(),
+        };
+        for name in http.request_header_names()? {
+            // An underscored twin of a routing header (`mcp_name`) reads as that header to a
+            // backend that folds `_` into `-`: ours alone to set, so it goes like `x-warden-*`.
+            if principal::is_warden_header(&name) || (name.contains('_') && headers::is_routing_header(&name)) {
+                head.warden_headers.push(name);
+            } else if headers::is_param_header(&name) {
+                head.param_headers.push(name);
+            }
+        }
+        Ok(head)
     }
 
     fn view(&self) -> RequestHead<'_> {
@@ -265,6 +279,12 @@ impl RequestFlow {
         edit_header(host.http, headers::METHOD, &c.mcp_method)?;
         edit_header(host.http, headers::NAME, &c.mcp_name)?;
         edit_header(host.http, "content-type", &c.content_type)?;
+        if c.request.era == Era::Legacy {
+            // Legacy clients send no `Mcp-Param-*`: nothing in the body backs them, so they go.
+            for name in &self.head.param_headers {
+                host.http.remove_request_header(name)?;
+            }
+        }
 
         let policy = Rc::clone(&self.policy);
         let mut peer = OwnedPeer::read(host.http, &policy.sources)?;

@@ -17,6 +17,23 @@ pub const NAME: &str = "mcp-name";
 pub const SESSION_ID: &str = "mcp-session-id";
 pub const PARAM_PREFIX: &str = "mcp-param-";
 
+/// `name` starts with `prefix` (lowercase, with `-`) as a backend reads header names: any case,
+/// `_` for `-` (CGI/WSGI-style servers fold them).
+pub fn folds_to_prefix(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name.bytes().zip(prefix.bytes()).all(|(c, p)| c.to_ascii_lowercase() == p || (c == b'_' && p == b'-'))
+}
+
+/// True for an `Mcp-Param-*` header in any spelling a backend may read as one.
+pub fn is_param_header(name: &str) -> bool {
+    name.len() > PARAM_PREFIX.len() && folds_to_prefix(name, PARAM_PREFIX)
+}
+
+/// True for a spelling of `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` or `Mcp-Session-Id`.
+pub fn is_routing_header(name: &str) -> bool {
+    [PROTOCOL_VERSION, METHOD, NAME, SESSION_ID].iter().any(|h| name.len() == h.len() && folds_to_prefix(name, h))
+}
+
 const SENTINEL_PREFIX: &str = "=?base64?";
 const SENTINEL_SUFFIX: &str = "?=";
 
