@@ -12,20 +12,25 @@ use mcp_warden_core::policy::{self, filter_list, filter_tools_list, Action, List
 use mcp_warden_core::principal::{Origin, Principal};
 
 fn req(era: Era, method: &str, name: Option<&str>) -> McpRequest {
-    McpRequest {
+    let mut r = McpRequest {
         era,
         kind: MessageKind::Request,
         id: Some("42".to_owned()),
         method: Some(method.to_owned()),
         op: Some(Method::parse(method)),
         name: name.map(str::to_owned),
+        resolved_name: None,
+        name_ambiguous: false,
         protocol_version: None,
         client_name: None,
         client_version: None,
         traceparent: None,
         session_id: None,
         is_mrtr_retry: false,
-    }
+    };
+    // As classification does: a resource URI is matched in its resolved form.
+    r.resolve_name();
+    r
 }
 
 fn who(origin: Origin, id: &str) -> Principal {
@@ -297,4 +302,36 @@ fn prompts_and_resources_lists_are_filtered_too() {
     let reply = reply::for_action(&a, &req(Era::Modern, "resources/read", Some("file:///etc/passwd"))).unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("Resource not found: file:///etc/passwd"), "{}", reply.body);
+}
+
+#[test]
+fn a_hidden_resource_stays_hidden_in_every_spelling_the_server_resolves_to_it() {
+    let p = policy::load(
+        br#"{"rules":[{"id":"no-etc","match":{"methods":["resources/read"],"names":["file:///etc/*"]},"action":"deny"}]}"#,
+    )
+    .unwrap();
+    let a = alice();
+    let decide = |uri: &str| {
+        let r = req(Era::Modern, "resources/read", Some(uri));
+        policy::enforce(&p, &KillSwitch::default(), &a, &r, "fs", &mut FakeKv::new(), 0).action
+    };
+    for uri in [
+        "file:///etc/passwd",
+        "FILE:///etc/passwd",
+        "file:///etc/%70asswd",
+        "file:///srv/../etc/passwd",
+        "file:///srv/%2E%2E/etc/passwd",
+    ] {
+        assert!(matches!(decide(uri), Action::Deny { hide: true, .. }), "{uri} was not hidden");
+    }
+    // No single reading, under a deny rule as sent: refused (visibly: it is not "unknown").
+    assert!(matches!(decide("file:///etc%2fpasswd"), Action::Deny { hide: false, .. }));
+    assert!(matches!(decide("file:///etc/passwd%00"), Action::Deny { hide: false, .. }));
+    // Elsewhere the same oddities are the upstream's business.
+    assert_eq!(decide("file:///srv/a%2fb"), Action::Allow);
+    assert_eq!(decide("file:///srv/readme"), Action::Allow);
+
+    let visible = |uri: &str| policy::item_visible(&p, &a, Era::Modern, "fs", ListKind::Resources, uri);
+    assert!(!visible("file:///etc/%70asswd") && !visible("FILE:///srv/../etc/shadow") && !visible("file:///etc%2fpasswd"));
+    assert!(visible("file:///srv/readme"));
 }

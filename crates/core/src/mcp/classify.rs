@@ -401,6 +401,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
             edit
         }
     };
+    request.resolve_name();
     Ok(Classified { request, mcp_method, mcp_name, content_type: HeaderEdit::Keep })
 }
 
@@ -484,6 +485,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         return Err(Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {field} must be a string")).with_id(id));
     }
     request.name = name.map(str::to_owned);
+    request.resolve_name();
     let mcp_name = match name {
         Some(n) if kind == MessageKind::Request => HeaderEdit::Set(encode_value(n).into_owned()),
         _ => remove_if_present(head.mcp_name),

@@ -7,6 +7,7 @@
 //! - [`method`]: the MCP methods the filter knows by name ([`Method`]).
 //! - [`error`]: rejections and their JSON-RPC error bodies.
 //! - [`sse`]: chunk-safe `text/event-stream` decoder.
+//! - [`uri`]: resource URIs in the form a server resolves them, for policy matching.
 
 pub mod classify;
 pub mod error;
@@ -15,5 +16,6 @@ pub mod jsonrpc;
 pub mod method;
 pub mod model;
 pub mod sse;
+pub mod uri;
 
 pub use method::Method;

@@ -47,6 +47,10 @@ pub struct McpRequest {
     pub op: Option<Method>,
     /// Tool / prompt name, resource URI or task id (= the validated or synthesised `Mcp-Name`).
     pub name: Option<String>,
+    /// A resource URI as the server will resolve it ([`super::uri::normalize`]); `None` for
+    /// other names, or when the URI has no single reading (then `name_ambiguous`).
+    pub resolved_name: Option<String>,
+    pub name_ambiguous: bool,
     /// `_meta` protocol version (modern) or `MCP-Protocol-Version` / initialize version (legacy).
     pub protocol_version: Option<String>,
     /// Self-reported client identity: `_meta` clientInfo (modern) or initialize clientInfo.
@@ -60,6 +64,24 @@ pub struct McpRequest {
 }
 
 impl McpRequest {
+    /// The name policy matches on: a resource URI in its resolved form, any other name as sent.
+    pub fn policy_name(&self) -> Option<&str> {
+        self.resolved_name.as_deref().or(self.name.as_deref())
+    }
+
+    /// Fills [`McpRequest::resolved_name`] for a resource URI.
+    pub fn resolve_name(&mut self) {
+        if self.op != Some(Method::ResourcesRead) {
+            return;
+        }
+        if let Some(uri) = &self.name {
+            match super::uri::normalize(uri) {
+                Ok(n) => self.resolved_name = Some(n),
+                Err(_) => self.name_ambiguous = true,
+            }
+        }
+    }
+
     pub fn bodyless(session_id: Option<String>) -> Self {
         McpRequest {
             era: Era::Legacy,
@@ -68,6 +90,8 @@ impl McpRequest {
             method: None,
             op: None,
             name: None,
+            resolved_name: None,
+            name_ambiguous: false,
             protocol_version: None,
             client_name: None,
             client_version: None,

@@ -12,6 +12,7 @@ use super::killswitch::KillSwitch;
 use super::lists::ListKind;
 use super::spec::{BucketKey, OnStoreError};
 use crate::mcp::model::{Era, McpRequest};
+use crate::mcp::uri;
 use crate::mcp::Method;
 use crate::ports::Kv;
 use crate::principal::Principal;
@@ -77,7 +78,7 @@ fn any_glob(globs: &[super::glob::Glob], s: Option<&str>) -> bool {
 impl Matcher {
     /// True when every condition holds.
     pub fn matches(&self, p: &Principal, req: &McpRequest, upstream: &str) -> bool {
-        self.matches_parts(p, req.era, req.method.as_deref(), req.name.as_deref(), upstream)
+        self.matches_parts(p, req.era, req.method.as_deref(), req.policy_name(), upstream)
     }
 
     fn matches_parts(&self, p: &Principal, era: Era, method: Option<&str>, name: Option<&str>, upstream: &str) -> bool {
@@ -99,6 +100,23 @@ impl Matcher {
             && any_glob(&self.methods, Some(method))
             && any_glob(&self.upstreams, Some(upstream))
     }
+}
+
+/// A resource URI without a single reading is refused wherever a deny (or hide) rule matches it
+/// as sent: the server may resolve it into what the rule protects.
+fn ambiguous_under_deny<'p>(policy: &'p Policy, principal: &Principal, req: &McpRequest, upstream: &str) -> Option<&'p Rule> {
+    if !req.name_ambiguous {
+        return None;
+    }
+    let sent = req.name.as_deref()?;
+    let decoded = uri::lenient(sent);
+    policy.rules.iter().find(|r| {
+        !r.dry_run
+            && matches!(r.action, RuleAction::Deny { .. })
+            && [sent, decoded.as_str()]
+                .iter()
+                .any(|n| r.matcher.matches_parts(principal, req.era, req.method.as_deref(), Some(n), upstream))
+    })
 }
 
 /// Methods whose `Mcp-Name` names something a policy can hide.
@@ -138,6 +156,17 @@ pub fn enforce<K: Kv + ?Sized>(
             v.action = Action::Kill { reason: k.reason.clone(), scope: k.target.scope() };
             return v;
         }
+    }
+    if let Some(rule) = ambiguous_under_deny(policy, principal, req, upstream) {
+        v.action = Action::Deny {
+            reason: format!(
+                "Resource URI has no single reading (encoded delimiter or invalid escape) and falls under rule {}",
+                rule.id
+            ),
+            hide: false,
+        };
+        v.rule_id = Some(rule.id.clone());
+        return v;
     }
     let table = ratelimit::table(policy.rate_limit_slots);
     let hide_ok = hideable(req);
@@ -184,6 +213,28 @@ pub fn enforce<K: Kv + ?Sized>(
 /// Whether `principal` may see the item `name` of a `kind` list from `upstream`: false when the
 /// rule that would decide using it (ignoring rate limits and dry-run rules) denies with `hide`.
 pub fn item_visible(policy: &Policy, principal: &Principal, era: Era, upstream: &str, kind: ListKind, name: &str) -> bool {
+    if kind == ListKind::Resources {
+        // Listed URIs are matched as requests for them will be: resolved, or, without a single
+        // reading, hidden wherever a hide rule matches them as listed.
+        return match uri::normalize(name) {
+            Ok(resolved) => visible_as(policy, principal, era, upstream, kind, &resolved),
+            Err(_) => {
+                let decoded = uri::lenient(name);
+                visible_as(policy, principal, era, upstream, kind, name)
+                    && !policy.rules.iter().any(|r| {
+                        !r.dry_run
+                            && matches!(r.action, RuleAction::Deny { hide: true, .. })
+                            && [name, decoded.as_str()].iter().any(|n| {
+                                r.matcher.matches_parts(principal, era, Some(kind.item_method().as_str()), Some(n), upstream)
+                            })
+                    })
+            }
+        };
+    }
+    visible_as(policy, principal, era, upstream, kind, name)
+}
+
+fn visible_as(policy: &Policy, principal: &Principal, era: Era, upstream: &str, kind: ListKind, name: &str) -> bool {
     for rule in &policy.rules {
         if rule.dry_run || matches!(rule.action, RuleAction::RateLimit { .. }) {
             continue;
