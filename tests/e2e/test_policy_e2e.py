@@ -45,6 +45,9 @@ POLICY = {
          "action": "deny", "hide": False, "reason": "tier 2 cannot book"},
         {"id": "dry-gate-status", "match": {"names": ["gate_status"]}, "action": "deny", "dry_run": True,
          "reason": "would deny gate_status"},
+        {"id": "bob-no-dashboard-ui", "match": {"principals": ["bob"], "methods": ["resources/read"],
+                                                "names": ["ui://dashboard/*"]},
+         "action": "deny", "reason": "bob does not see the dashboard"},
         {"id": "alice-echo", "match": {"principals": ["alice"], "methods": ["tools/call"], "names": ["echo"]},
          "action": "rate_limit", "rate_limit": {"rate": 2, "period_secs": 3600, "burst": 2, "key": "principal_tool"}},
     ],
@@ -132,6 +135,26 @@ def test_hidden_tool_is_unknown_and_missing_from_the_list(gw, issuer, era):
     assert "bob does not book trips" not in resp.text, "a hidden tool does not reveal the rule"
     assert msg["id"] == bob._rid
     assert upstream_requests(gw) == before
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_a_hidden_resource_stays_hidden_in_every_spelling(gw, issuer, era):
+    """The upstream resolves `UI://dashboard/%61pp.html` and `ui://dashboard/x/../app.html` to the
+    dashboard; so does the filter. An encoded delimiter has no single reading: refused visibly."""
+    bob, alice = client(gw, issuer, "bob"), client(gw, issuer, "alice")
+    if era == "legacy":
+        bob.initialize()
+        alice.initialize()
+    resp, msg = alice.call(era, "resources/read", {"uri": "ui://dashboard/app.html"})
+    assert_ok(resp, msg, "alice reads the dashboard")
+    before = upstream_requests(gw)
+    for uri in ["ui://dashboard/app.html", "UI://dashboard/%61pp.html", "ui://dashboard/x/../app.html", "ui://DASHBOARD/./app.html"]:
+        resp, msg = bob.call(era, "resources/read", {"uri": uri})
+        assert resp.status_code == 200 and msg["error"]["code"] == -32602, (uri, resp.text)
+        assert msg["error"]["message"] == f"Resource not found: {uri}", msg
+    resp, msg = bob.call(era, "resources/read", {"uri": "ui://dashboard%2fapp.html"})
+    assert resp.status_code == 403 and msg["error"]["code"] == -31403, resp.text
+    assert upstream_requests(gw) == before, "no spelling of the hidden resource reached the upstream"
 
 
 @pytest.mark.parametrize("era", ERAS)
