@@ -47,7 +47,13 @@ pub fn normalize(uri: &str) -> Result<String, Ambiguous> {
     for seg in path.split('/') {
         segments.push(decode(seg)?);
     }
-    out.push_str(&remove_dots(&segments, path.starts_with('/')));
+    let path = remove_dots(&segments, path.starts_with('/'));
+    if out.is_empty() && path.split('/').next().is_some_and(|first| first.contains(':')) {
+        // `../a:b` resolves to `a:b`, which reads as a scheme: a relative reference whose first
+        // segment holds a colon has no single reading (RFC 3986 §4.2).
+        return Err(Ambiguous);
+    }
+    out.push_str(&path);
     // Query and fragment stay as sent: resource handlers do not resolve them as paths.
     out.push_str(tail);
     Ok(out)
