@@ -157,6 +157,22 @@ def test_a_hidden_resource_stays_hidden_in_every_spelling(gw, issuer, era):
     assert upstream_requests(gw) == before, "no spelling of the hidden resource reached the upstream"
 
 
+def test_a_legacy_session_belongs_to_the_principal_that_opened_it(gw, issuer):
+    """bob presents alice's Mcp-Session-Id: 404 + -32001 (what a server answers for a session it
+    does not know), never forwarded, counted; alice's session goes on working."""
+    alice, bob = client(gw, issuer, "alice"), client(gw, issuer, "bob")
+    alice.initialize()
+    bob.session = dict(alice.session)
+    before = upstream_requests(gw)
+    resp, msg = bob.legacy("tools/list")
+    assert resp.status_code == 404, resp.text
+    assert msg["error"]["code"] == -32001 and msg["id"] == bob._rid, msg
+    assert upstream_requests(gw) == before, "the hijacked session never reached the upstream"
+    assert sum(gw.stats("mcp_warden_session_hijacks_total").values()) == 1
+    resp, msg = alice.legacy("tools/list")
+    assert_ok(resp, msg, "alice in her own session")
+
+
 @pytest.mark.parametrize("era", ERAS)
 def test_rate_limit_per_principal_and_tool(gw, issuer, era):
     alice = client(gw, issuer, "alice")

@@ -17,6 +17,8 @@ pub const DENIALS: &str = "mcp_warden_denials_total";
 pub const RATE_LIMITED: &str = "mcp_warden_rate_limited_total";
 /// Requests stopped by the kill switch, by scope (`all`, `upstream`, `tool`, `method`, `principal`).
 pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
+/// Legacy sessions presented by a principal other than the one that opened them (answered 404).
+pub const SESSION_HIJACKS: &str = "mcp_warden_session_hijacks_total";
 /// Dry-run rules that would have acted, by rule.
 pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
 /// Requests rejected by wire validation, by kind (`RejectKind::label`).

@@ -441,3 +441,65 @@ fn every_spelling_of_our_headers_is_stripped_and_legacy_param_headers_go() {
     assert_eq!(host.http.header("mcp-name").as_deref(), Some(&b"echo"[..]));
     assert!(host.http.header("x-warden-principal").is_some());
 }
+
+// ------------------------------------------------------------------------------------------
+// Legacy sessions belong to the principal that opened them.
+
+fn legacy_as(flow: &mut RequestFlow, host: &mut FakeHost, who: &str, session: Option<&str>, body: &str) -> Step {
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("x-user".into(), who.as_bytes().to_vec()),
+    ];
+    if let Some(s) = session {
+        host.http.headers.push(("mcp-session-id".into(), s.as_bytes().to_vec()));
+    }
+    host.http.body = body.as_bytes().to_vec();
+    host.http.reply = None;
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    flow.on_request_body(&mut host.ports(), body.len(), true)
+}
+
+#[test]
+fn a_legacy_session_presented_by_another_principal_is_not_found() {
+    let p = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000);
+    // alice opens a session: the server's answer names it.
+    let mut init = RequestFlow::new(Rc::clone(&p));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+    assert_eq!(legacy_as(&mut init, &mut host, "alice", None, body), Step::Continue);
+    assert!(init.inspects_response(), "the initialize answer must be seen to bind its session");
+    host.respond(&mut init, &[("content-type", "application/json"), ("mcp-session-id", "sess-42")], &[b"{}"]);
+
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let mut own = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(legacy_as(&mut own, &mut host, "alice", Some("sess-42"), list), Step::Continue);
+
+    let mut stolen = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(legacy_as(&mut stolen, &mut host, "mallory", Some("sess-42"), list), Step::Answered);
+    let (status, v) = reply_json(&host.http);
+    assert_eq!((status, v["error"]["code"].as_i64(), v["id"].as_i64()), (404, Some(-32001), Some(2)));
+    assert_eq!(host.metrics.count_of(metrics::SESSION_HIJACKS), 1);
+    host.queue.ready = true;
+    stolen.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
+    let e = Exchange::decode(host.queue.messages.last().unwrap()).unwrap();
+    assert_eq!((e.verdict, e.rule.as_str(), e.principal.as_str()), (WireVerdict::Block, "session:not_owner", "mallory"));
+
+    // The GET stream of that session is refused to mallory too; alice's still works.
+    let get = |who: &str, host: &mut FakeHost| {
+        host.http.headers = vec![
+            (":method".into(), b"GET".to_vec()),
+            ("x-user".into(), who.as_bytes().to_vec()),
+            ("mcp-session-id".into(), b"sess-42".to_vec()),
+        ];
+        host.http.reply = None;
+        RequestFlow::new(Rc::clone(&p)).on_request_headers(&mut host.ports(), true)
+    };
+    assert_eq!(get("mallory", &mut host), Step::Answered);
+    assert_eq!(get("alice", &mut host), Step::Continue);
+
+    // Switched off, nothing is bound or refused.
+    let off = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}, "session_ttl_secs": 0}));
+    assert_eq!(legacy_as(&mut RequestFlow::new(off), &mut host, "mallory", Some("sess-42"), list), Step::Continue);
+}

@@ -19,7 +19,7 @@ use mcp_warden_core::control::{PollOutcome, Poller};
 use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::Metrics;
-use mcp_warden_core::state::ratelimit;
+use mcp_warden_core::state::{ratelimit, sessions};
 
 /// Shortest tick: polling is decided by the poller, the tick only bounds the reaction time.
 const MIN_TICK_MS: u64 = 50;
@@ -37,11 +37,14 @@ pub struct WardenRoot {
     writer: Option<WriterHost>,
 }
 
-/// Creates every rate-limit slot that does not exist yet, so that all later bucket updates are
-/// CAS writes (shared data cannot create a key conditionally). Idempotent; once per VM and policy.
-fn init_rate_limit_slots(p: &Policy) {
-    if let Err(e) = ratelimit::table(p.rate_limit_slots).init(&mut SharedDataKv) {
-        abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the rate-limit table: {e:?}"));
+/// Creates every rate-limit and session slot that does not exist yet, so that all later updates
+/// are CAS writes (shared data cannot create a key conditionally). Idempotent; once per VM and
+/// policy.
+fn init_state_tables(p: &Policy) {
+    for (what, table) in [("rate-limit", ratelimit::table(p.rate_limit_slots)), ("session", sessions::table(p.session_slots))] {
+        if let Err(e) = table.init(&mut SharedDataKv) {
+            abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the {what} table: {e:?}"));
+        }
     }
 }
 
@@ -67,7 +70,7 @@ impl WardenRoot {
                 self.remote_kill = Rc::new(state.extra_kill(&configured));
                 self.remote_policy = state.policy.map(Rc::new);
                 if let Some(p) = &self.remote_policy {
-                    init_rate_limit_slots(p);
+                    init_state_tables(p);
                 }
                 EnvoyMetrics.count(metrics::CONTROL_UPDATES, &[]);
                 abi::log(
@@ -144,7 +147,7 @@ impl RootContext for WardenRoot {
                         abi::log(LogLevel::Error, &format!("mcp-warden: cannot start control polling: {e:?}"));
                     }
                 }
-                init_rate_limit_slots(&p);
+                init_state_tables(&p);
                 self.configured = Some(Rc::new(p));
                 self.remote_policy = None;
                 true

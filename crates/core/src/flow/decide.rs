@@ -6,11 +6,14 @@
 use std::rc::Rc;
 
 use crate::inspect::Inspector;
-use crate::mcp::model::McpRequest;
+use crate::mcp::model::{Era, McpRequest};
+use crate::mcp::Method;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
+use crate::state::sessions::{self, SessionOwner};
+use crate::state::slots::StoreError;
 
 use super::reply::{self, LocalReply};
 
@@ -30,6 +33,8 @@ pub struct RequestFacts<'a> {
 pub struct Outcome {
     pub request: McpRequest,
     pub principal: Principal,
+    /// [`Principal::key`], computed once.
+    pub principal_key: String,
     pub correlation: CorrelationKey,
     pub upstream: String,
     pub verdict: Verdict,
@@ -55,7 +60,13 @@ pub fn decide<'a>(policy: &Rc<Policy>, remote_kill: &KillSwitch, facts: RequestF
     let correlation = CorrelationKey::with_key(&principal, &principal_key, &facts.upstream);
     let set_headers = principal.upstream_headers(&principal_key, &correlation);
 
-    let verdict = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+    let verdict = match session_owner(policy, &facts.request, &principal_key, kv, facts.now_ms) {
+        Ok(SessionOwner::Caller) => enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms),
+        owner => {
+            let store_errors = owner.err().map(|e| ("session".to_owned(), e)).into_iter().collect();
+            Verdict { action: Action::SessionNotFound, rule_id: None, dry_run: Vec::new(), store_errors }
+        }
+    };
     let reply = reply::for_action(&verdict.action, &facts.request);
     let inspectors = response_inspectors(policy, &verdict, &facts.request, &facts.upstream);
     Decision {
@@ -63,8 +74,32 @@ pub fn decide<'a>(policy: &Rc<Policy>, remote_kill: &KillSwitch, facts: RequestF
         set_headers,
         reply,
         inspectors,
-        outcome: Outcome { request: facts.request, principal, correlation, upstream: facts.upstream, verdict },
+        outcome: Outcome { request: facts.request, principal, principal_key, correlation, upstream: facts.upstream, verdict },
     }
+}
+
+/// Whose legacy session this is (sessions are bound to the principal that opened them; see
+/// [`crate::state::sessions`]). Requests without one, modern requests, `initialize` and a switched
+/// off binding are the caller's. A table that cannot answer refuses the session (fail closed:
+/// the client opens a new one).
+fn session_owner(
+    policy: &Policy,
+    req: &McpRequest,
+    principal_key: &str,
+    kv: &mut dyn Kv,
+    now_ms: u64,
+) -> Result<SessionOwner, StoreError> {
+    match (&req.session_id, req.era) {
+        (Some(sid), Era::Legacy) if policy.session_ttl_ms > 0 && req.op != Some(Method::Initialize) => {
+            sessions::check(kv, &sessions::table(policy.session_slots), sid, principal_key, now_ms, policy.session_ttl_ms)
+        }
+        _ => Ok(SessionOwner::Caller),
+    }
+}
+
+/// True when this exchange's answer may open a legacy session to bind to the caller.
+pub fn opens_session(policy: &Policy, req: &McpRequest, verdict: &Verdict) -> bool {
+    policy.session_ttl_ms > 0 && req.era == Era::Legacy && req.op == Some(Method::Initialize) && verdict.action == Action::Allow
 }
 
 /// The response pipeline an allowed request's answer must pass, chosen now so that responses

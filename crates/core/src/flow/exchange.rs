@@ -82,6 +82,7 @@ impl RequestFlow {
                     (WireVerdict::Block, format!("{}:rate_limit", o.verdict.rule_id.as_deref().unwrap_or("default")))
                 }
                 Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
+                Action::SessionNotFound => (WireVerdict::Block, "session:not_owner".to_owned()),
             };
             e.verdict = verdict;
             e.rule = rule;

@@ -19,6 +19,8 @@ pub const CODE_KILLED: i32 = -31503;
 pub const CODE_UNKNOWN: i32 = -32602;
 /// JSON-RPC internal error: the gateway itself failed.
 pub const CODE_INTERNAL: i32 = -32603;
+/// What a 2025-11-25 server answers for a session it does not know (with HTTP 404).
+pub const CODE_SESSION_NOT_FOUND: i32 = -32001;
 /// JSON-RPC code for a response the gateway withheld (an inspector blocked it).
 pub const CODE_WITHHELD: i32 = -31502;
 
@@ -72,6 +74,10 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
             let mut reply = LocalReply::json(429, jsonrpc_error_body(id, CODE_RATE_LIMITED, &message, Some(&data)));
             reply.headers.push(("retry-after", retry_after_secs.to_string()));
             Some(reply)
+        }
+        // As the server itself would answer an unknown session: the client starts a new one.
+        Action::SessionNotFound => {
+            Some(LocalReply::json(404, jsonrpc_error_body(id, CODE_SESSION_NOT_FOUND, "Session not found", None)))
         }
         Action::Kill { reason, scope } => {
             let message = format!("Stopped by the gateway kill switch: {reason}");

@@ -30,8 +30,9 @@ use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
+use crate::state::sessions;
 
-use super::decide::{decide, Decision, Outcome, RequestFacts};
+use super::decide::{decide, opens_session, Decision, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
 use super::response::ResponsePipeline;
 
@@ -147,6 +148,8 @@ pub struct RequestFlow {
     outcome: Option<Outcome>,
     rejection: Option<Rejection>,
     response: Option<ResponsePipeline>,
+    /// A legacy `initialize` was let through: its answer's `Mcp-Session-Id` is bound to the caller.
+    binds_session: bool,
 }
 
 impl RequestFlow {
@@ -164,6 +167,7 @@ impl RequestFlow {
             outcome: None,
             rejection: None,
             response: None,
+            binds_session: false,
         }
     }
 
@@ -189,7 +193,7 @@ impl RequestFlow {
 
     /// True while response callbacks may need the filter (a response pipeline is pending).
     pub fn inspects_response(&self) -> bool {
-        self.response.as_ref().is_some_and(ResponsePipeline::active)
+        self.binds_session || self.response.as_ref().is_some_and(ResponsePipeline::active)
     }
 
     /// The response pipeline's findings so far.
@@ -309,6 +313,7 @@ impl RequestFlow {
         };
         let decision = decide(&policy, &self.remote_kill, facts, host.kv);
         let (reply, response, outcome) = apply_decision(host, decision)?;
+        self.binds_session = opens_session(&policy, &outcome.request, &outcome.verdict);
         self.response = response;
         self.outcome = Some(outcome);
         match reply {
@@ -348,6 +353,9 @@ impl RequestFlow {
     // Response path: everything goes to the pipeline chosen at request time.
 
     pub fn on_response_headers(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Step {
+        if std::mem::take(&mut self.binds_session) {
+            self.bind_session(host);
+        }
         let Some(pipeline) = self.response.as_mut() else { return Step::Continue };
         match pipeline.on_headers(host.http, end_of_stream) {
             Ok(step) => step,
@@ -357,6 +365,18 @@ impl RequestFlow {
                 self.response = Some(ResponsePipeline::refusing());
                 Step::Continue
             }
+        }
+    }
+
+    /// The `initialize` answer's session id now belongs to the caller. A binding that cannot be
+    /// written is counted; the session is then bound to its first user (see `state::sessions`).
+    fn bind_session(&self, host: &mut Host<'_>) {
+        let (Some(o), Ok(Some(sid))) = (self.outcome.as_ref(), host.http.response_header(headers::SESSION_ID)) else { return };
+        let sid = String::from_utf8_lossy(&sid);
+        let table = sessions::table(self.policy.session_slots);
+        let now = now_ms(host.clock);
+        if sessions::bind(host.kv, &table, sid.trim(), &o.principal_key, now, self.policy.session_ttl_ms).is_err() {
+            host.metrics.count(metrics::STORE_ERRORS, &[]);
         }
     }
 
@@ -413,6 +433,7 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
         Action::Deny { .. } => m.count(metrics::DENIALS, &[("rule", rule)]),
         Action::RateLimited { .. } => m.count(metrics::RATE_LIMITED, &[("rule", rule)]),
         Action::Kill { scope, .. } => m.count(metrics::KILL_SWITCH_BLOCKS, &[("scope", scope)]),
+        Action::SessionNotFound => m.count(metrics::SESSION_HIJACKS, &[]),
     }
     for hit in &v.dry_run {
         m.count(metrics::DRY_RUN_HITS, &[("rule", hit.rule_id.as_str())]);

@@ -21,6 +21,8 @@ pub const MAX_BODY_CAP: u64 = 64 * 1024 * 1024;
 pub const MAX_RULES: usize = 1024;
 /// Longest rule id (it is part of bucket keys and metric tags).
 pub const MAX_RULE_ID_LEN: usize = 64;
+/// Longest legacy session binding.
+pub const MAX_SESSION_TTL_SECS: u64 = 30 * 86_400;
 /// Shortest control poll period.
 pub const MIN_CONTROL_PERIOD_MS: u64 = 100;
 
@@ -39,6 +41,9 @@ pub struct Policy {
     pub kill: KillSwitch,
     /// Capacity of the shared rate-limit slot table.
     pub rate_limit_slots: u32,
+    /// Capacity of the legacy session table, and a binding's lifetime (0: no binding).
+    pub session_slots: u32,
+    pub session_ttl_ms: u64,
     pub control: Option<ControlConfig>,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
@@ -61,6 +66,8 @@ impl Default for Policy {
             default_deny: None,
             kill: KillSwitch::default(),
             rate_limit_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
+            session_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
+            session_ttl_ms: crate::state::sessions::DEFAULT_SESSION_TTL_MS,
             control: None,
             hash: canonical_hash(b"{}"),
         })
@@ -230,6 +237,12 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
     if spec.rate_limit_slots == 0 || spec.rate_limit_slots > MAX_CAPACITY {
         return Err(err("rate_limit_slots", format!("must be between 1 and {MAX_CAPACITY}")));
     }
+    if spec.session_slots == 0 || spec.session_slots > MAX_CAPACITY {
+        return Err(err("session_slots", format!("must be between 1 and {MAX_CAPACITY}")));
+    }
+    if spec.session_ttl_secs > MAX_SESSION_TTL_SECS {
+        return Err(err("session_ttl_secs", format!("must be at most {MAX_SESSION_TTL_SECS} (30 days)")));
+    }
 
     let control = spec.control.as_ref().map(compile_control).transpose()?;
 
@@ -246,6 +259,8 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         default_deny,
         kill,
         rate_limit_slots: spec.rate_limit_slots,
+        session_slots: spec.session_slots,
+        session_ttl_ms: spec.session_ttl_secs.saturating_mul(1000),
         control,
         hash: String::new(),
     })

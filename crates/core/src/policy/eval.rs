@@ -36,6 +36,8 @@ pub enum Action {
         reason: String,
         scope: &'static str,
     },
+    /// A legacy session presented by a principal other than the one that opened it.
+    SessionNotFound,
 }
 
 impl Action {
@@ -47,6 +49,7 @@ impl Action {
             Action::Deny { .. } => "deny",
             Action::RateLimited { .. } => "rate_limited",
             Action::Kill { .. } => "kill",
+            Action::SessionNotFound => "session_not_found",
         }
     }
 }

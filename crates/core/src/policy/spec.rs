@@ -61,6 +61,13 @@ pub struct PolicySpec {
     /// Capacity of the shared rate-limit slot table (buckets for all rules together).
     #[serde(default = "default_rate_limit_slots")]
     pub rate_limit_slots: u32,
+    /// Capacity of the legacy session table (sessions bound to the principal that opened them).
+    #[serde(default = "default_rate_limit_slots")]
+    pub session_slots: u32,
+    /// How long a legacy session stays bound to its principal after its last use; 0 turns the
+    /// binding off.
+    #[serde(default = "default_session_ttl_secs")]
+    pub session_ttl_secs: u64,
     /// The control endpoint the filter polls for the kill switch and, optionally, the policy.
     #[serde(default)]
     pub control: Option<ControlSpec>,
@@ -79,6 +86,8 @@ impl Default for PolicySpec {
             default_reason: None,
             kill_switch: Vec::new(),
             rate_limit_slots: DEFAULT_RATE_LIMIT_SLOTS,
+            session_slots: DEFAULT_RATE_LIMIT_SLOTS,
+            session_ttl_secs: default_session_ttl_secs(),
             control: None,
         }
     }
@@ -322,6 +331,10 @@ pub const DEFAULT_CONTROL_PATH: &str = "/v1/state";
 
 fn default_max_body_bytes() -> u64 {
     DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_session_ttl_secs() -> u64 {
+    crate::state::sessions::DEFAULT_SESSION_TTL_MS / 1000
 }
 
 fn default_rate_limit_slots() -> u32 {

@@ -125,9 +125,8 @@ pub fn table(capacity: u32) -> SlotTable {
     SlotTable::new("rl", capacity, RL_WAYS)
 }
 
-/// Takes one token from the shared bucket `key`. On [`StoreError`] the caller decides; the
-/// filter's choice is to let the request through and count the failure (fail open: a broken
-/// limiter must not take the service down).
+/// Takes one token from the shared bucket `key`. On [`StoreError`] the caller decides (the rule's
+/// `on_store_error`: refuse by default, or let through; counted either way).
 pub fn take<K: Kv + ?Sized>(
     kv: &mut K,
     table: &SlotTable,

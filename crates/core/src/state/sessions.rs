@@ -1,0 +1,107 @@
+//! Legacy (2025-11-25) sessions bound to the principal that opened them: the `Mcp-Session-Id` a
+//! server hands out in its `initialize` answer belongs to that caller, and another principal
+//! presenting it is answered as if the session did not exist. The session id is never a key for
+//! anything else (state is keyed by principal).
+//!
+//! A bounded slot table (`mcpw/v1/sess/<slot>`), like every table: the logical key is a hash of
+//! the session id, the payload the owner's principal key and an expiry. Expired bindings cost
+//! nothing to evict; a session the table no longer knows (evicted, expired, or opened before the
+//! filter was deployed) is bound to the first principal that uses it.
+
+use super::slots::{SlotTable, StoreError};
+use crate::ports::Kv;
+
+/// Ways probed in the session table.
+pub const SESSION_WAYS: u32 = 4;
+/// Default lifetime of a binding since its last use.
+pub const DEFAULT_SESSION_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// Who a session belongs to, as the table knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOwner {
+    /// The caller opened it (or was the first to use it): bound (again) to the caller.
+    Caller,
+    /// Another principal's session.
+    Other,
+}
+
+/// The session table for a configured capacity.
+pub fn table(capacity: u32) -> SlotTable {
+    SlotTable::new("sess", capacity, SESSION_WAYS)
+}
+
+fn encode(owner: &str, expires_ms: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + owner.len());
+    out.extend_from_slice(&expires_ms.to_le_bytes());
+    out.extend_from_slice(owner.as_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let expires = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    Some((expires, bytes.get(8..)?))
+}
+
+/// Binds `session_id` to `principal_key` (an `initialize` answer handed it out), for `ttl_ms`.
+pub fn bind<K: Kv + ?Sized>(
+    kv: &mut K,
+    table: &SlotTable,
+    session_id: &str,
+    principal_key: &str,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<(), StoreError> {
+    let expires = now_ms.saturating_add(ttl_ms);
+    let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
+    table.update(kv, session_id.as_bytes(), now_ms, &cost, |_| (Some(encode(principal_key, expires)), ()))
+}
+
+/// Whose session `session_id` is. An unknown or expired one is bound to the caller; the caller's
+/// own has its lifetime extended.
+pub fn check<K: Kv + ?Sized>(
+    kv: &mut K,
+    table: &SlotTable,
+    session_id: &str,
+    principal_key: &str,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<SessionOwner, StoreError> {
+    let expires = now_ms.saturating_add(ttl_ms);
+    let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
+    table.update(kv, session_id.as_bytes(), now_ms, &cost, |cur| match cur.and_then(decode) {
+        Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, SessionOwner::Other),
+        _ => (Some(encode(principal_key, expires)), SessionOwner::Caller),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_host::FakeKv;
+
+    #[test]
+    fn a_session_belongs_to_whoever_opened_it_until_it_expires() {
+        let (mut kv, t) = (FakeKv::new(), table(16));
+        bind(&mut kv, &t, "s-1", "alice", 0, 1000).unwrap();
+        assert_eq!(check(&mut kv, &t, "s-1", "alice", 10, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 20, 1000), Ok(SessionOwner::Other));
+        // Use extends it; after the last use plus the TTL it is free again.
+        assert_eq!(check(&mut kv, &t, "s-1", "alice", 900, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 1500, 1000), Ok(SessionOwner::Other));
+        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 2000, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(check(&mut kv, &t, "s-1", "alice", 2001, 1000), Ok(SessionOwner::Other));
+        // Unknown sessions go to their first user.
+        assert_eq!(check(&mut kv, &t, "s-2", "bob", 0, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(check(&mut kv, &t, "s-2", "carol", 1, 1000), Ok(SessionOwner::Other));
+    }
+
+    #[test]
+    fn the_table_stays_bounded_however_many_sessions_pass() {
+        let (mut kv, t) = (FakeKv::new(), table(64));
+        t.init(&mut kv).unwrap();
+        for i in 0..10_000u64 {
+            bind(&mut kv, &t, &format!("s-{i}"), "p", i, 1_000_000).unwrap();
+        }
+        assert_eq!(kv.len(), 64);
+    }
+}
