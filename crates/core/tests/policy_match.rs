@@ -5,7 +5,7 @@
 
 use mcp_warden_core::fake_host::FakeKv;
 use mcp_warden_core::flow::reply;
-use mcp_warden_core::mcp::model::{Era, McpRequest, MessageKind};
+use mcp_warden_core::mcp::model::{Era, McpRequest, MessageKind, Target};
 use mcp_warden_core::mcp::Method;
 use mcp_warden_core::policy::killswitch::KillSwitch;
 use mcp_warden_core::policy::{self, filter_list, filter_tools_list, Action, ListKind, Policy};
@@ -21,6 +21,7 @@ fn req(era: Era, method: &str, name: Option<&str>) -> McpRequest {
         name: name.map(str::to_owned),
         resolved_name: None,
         name_ambiguous: false,
+        target: None,
         protocol_version: None,
         client_name: None,
         client_version: None,
@@ -334,4 +335,32 @@ fn a_hidden_resource_stays_hidden_in_every_spelling_the_server_resolves_to_it() 
     let visible = |uri: &str| policy::item_visible(&p, &a, Era::Modern, "fs", ListKind::Resources, uri);
     assert!(!visible("file:///etc/%70asswd") && !visible("FILE:///srv/../etc/shadow") && !visible("file:///etc%2fpasswd"));
     assert!(visible("file:///srv/readme"));
+}
+
+#[test]
+fn completions_and_subscriptions_are_decided_on_the_item_they_reach() {
+    let p = policy::load(
+        br#"{"rules":[
+            {"id":"no-secret-prompts","match":{"methods":["prompts/get"],"names":["secret_*"]},"action":"deny"},
+            {"id":"no-etc","match":{"methods":["resources/read"],"names":["file:///etc/*"]},"action":"deny","hide":false,"reason":"not /etc"}]}"#,
+    )
+    .unwrap();
+    let a = alice();
+    let decide = |method: &str, target: Target| {
+        let mut r = req(Era::Modern, method, None);
+        r.target = Some(target);
+        let v = policy::enforce(&p, &KillSwitch::default(), &a, &r, "fs", &mut FakeKv::new(), 0);
+        (v.action.clone(), reply::for_action(&v.action, &r))
+    };
+    let (action, reply) = decide("completion/complete", Target::new(Method::PromptsGet, "secret_admin"));
+    assert!(matches!(action, Action::Deny { hide: true, .. }));
+    assert!(reply.unwrap().body.contains("Unknown prompt: secret_admin"));
+    let (action, _) = decide("completion/complete", Target::new(Method::ResourcesRead, "FILE:///etc/%70asswd"));
+    assert_eq!(action, Action::Deny { reason: "not /etc".into(), hide: false });
+    let (action, _) = decide("resources/subscribe", Target::new(Method::ResourcesRead, "file:///srv/../etc/shadow"));
+    assert!(matches!(action, Action::Deny { hide: false, .. }));
+    let (action, _) = decide("resources/subscribe", Target::new(Method::ResourcesRead, "file:///etc%2fshadow"));
+    assert!(matches!(action, Action::Deny { hide: false, .. }), "ambiguous under a deny rule");
+    assert_eq!(decide("completion/complete", Target::new(Method::PromptsGet, "greet")).0, Action::Allow);
+    assert_eq!(decide("resources/unsubscribe", Target::new(Method::ResourcesRead, "file:///srv/a")).0, Action::Allow);
 }

@@ -58,8 +58,12 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
     match action {
         Action::Allow => None,
         Action::Deny { hide: true, .. } => {
-            let name = req.name.as_deref().unwrap_or("");
-            let message = match req.op {
+            // A completion or subscription reaching a hidden item answers as a direct use would.
+            let (op, name) = match &req.target {
+                Some(t) => (Some(t.method), t.name.as_str()),
+                None => (req.op, req.name.as_deref().unwrap_or("")),
+            };
+            let message = match op {
                 Some(Method::PromptsGet) => format!("Unknown prompt: {name}"),
                 Some(Method::ResourcesRead) => format!("Resource not found: {name}"),
                 _ => format!("Unknown tool: {name}"),

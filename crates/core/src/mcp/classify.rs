@@ -10,9 +10,10 @@ use std::borrow::Cow;
 
 use super::error::{push_json_string, RejectKind, Rejection};
 use super::headers::{decode_value, encode_value};
+use super::jsonrpc::Params;
 use super::jsonrpc::{parse_body, salvage_id, Body, Envelope, IdKind, ParseError, StrField};
 use super::method::Method;
-use super::model::{name_source, Era, McpRequest, MessageKind, NameSource};
+use super::model::{name_source, Era, McpRequest, MessageKind, NameSource, Target};
 
 /// The first revision with stateless semantics and validated routing headers.
 pub const FIRST_MODERN_VERSION: &str = "2026-07-28";
@@ -195,10 +196,49 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
     };
     let mut c = match parsed {
         Body::Batch(items) => return Err(batch_refused(&items)),
-        Body::Single(env) if env.claims_modern() => classify_modern(head, &env, rules)?,
-        Body::Single(env) => classify_legacy(head, &env, rules)?,
+        Body::Single(env) => {
+            let c = if env.claims_modern() { classify_modern(head, &env, rules)? } else { classify_legacy(head, &env, rules)? };
+            with_target(c, env.params(), env.id.map(|i| i.json()))?
+        }
     };
     c.content_type = content_type;
+    Ok(c)
+}
+
+/// What a request reaches besides its own name (see [`Target`]); `Err` names the field policy
+/// needs and cannot read.
+fn target_of(op: Option<Method>, params: Option<&Params<'_>>) -> Result<Option<Target>, &'static str> {
+    match op {
+        Some(Method::CompletionComplete) => {
+            let r = params.and_then(|p| p.reference.as_ref()).ok_or("params.ref must be an object")?;
+            match r.kind.as_ref().and_then(StrField::as_str) {
+                Some("ref/prompt") => {
+                    let name = r.name.as_ref().and_then(StrField::as_str).ok_or("params.ref.name must be a string")?;
+                    Ok(Some(Target::new(Method::PromptsGet, name)))
+                }
+                Some("ref/resource") => {
+                    let uri = r.uri.as_ref().and_then(StrField::as_str).ok_or("params.ref.uri must be a string")?;
+                    Ok(Some(Target::new(Method::ResourcesRead, uri)))
+                }
+                _ => Err("params.ref.type must be \"ref/prompt\" or \"ref/resource\""),
+            }
+        }
+        Some(Method::ResourcesSubscribe | Method::ResourcesUnsubscribe) => {
+            let uri = params.and_then(|p| p.uri.as_ref()).and_then(StrField::as_str).ok_or("params.uri must be a string")?;
+            Ok(Some(Target::new(Method::ResourcesRead, uri)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Fills the request's [`Target`]; a request whose target cannot be read is refused (-32602):
+/// policy cannot decide on what it cannot read.
+fn with_target(mut c: Classified, params: Option<&Params<'_>>, id: Option<&str>) -> Result<Classified, Rejection> {
+    if c.request.kind != MessageKind::Request {
+        return Ok(c);
+    }
+    c.request.target = target_of(c.request.op, params)
+        .map_err(|m| Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {m}")).with_id(id))?;
     Ok(c)
 }
 

@@ -161,6 +161,18 @@ pub struct Params<'a> {
     pub client_info: Option<ClientInfo<'a>>,
     pub has_request_state: bool,
     pub has_input_responses: bool,
+    /// `completion/complete`'s `ref`: the prompt or resource it completes for.
+    pub reference: Option<Reference<'a>>,
+    pub duplicate_key: Option<&'static str>,
+}
+
+/// `params.ref` of `completion/complete` (`{"type": "ref/prompt", "name"}` or
+/// `{"type": "ref/resource", "uri"}`).
+#[derive(Debug, Default, Clone)]
+pub struct Reference<'a> {
+    pub kind: Option<StrField<'a>>,
+    pub name: Option<StrField<'a>>,
+    pub uri: Option<StrField<'a>>,
     pub duplicate_key: Option<&'static str>,
 }
 
@@ -203,6 +215,7 @@ impl<'a> Envelope<'a> {
         self.duplicate_key
             .or_else(|| self.params().and_then(|p| p.duplicate_key))
             .or_else(|| self.params().and_then(Params::meta).and_then(|m| m.duplicate_key))
+            .or_else(|| self.params().and_then(|p| p.reference.as_ref()).and_then(|r| r.duplicate_key))
     }
 }
 
@@ -525,6 +538,10 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     a.next_value::<IgnoredAny>()?;
                     p.has_input_responses = true;
                 }
+                "ref" if mark_dup(&mut seen, 512, "params.ref", dup) => {
+                    let r: ObjectOr<Reference<'de>> = a.next_value()?;
+                    p.reference = r.0;
+                }
                 _ => {
                     a.next_value::<IgnoredAny>()?;
                 }
@@ -571,6 +588,25 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
             }
         }
         Ok(m)
+    }
+}
+
+impl<'de> ObjectVisit<'de> for Reference<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut r = Reference::default();
+        let mut seen = 0u32;
+        let dup = &mut r.duplicate_key;
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            match k.as_ref() {
+                "type" if mark_dup(&mut seen, 1, "params.ref.type", dup) => r.kind = Some(a.next_value()?),
+                "name" if mark_dup(&mut seen, 2, "params.ref.name", dup) => r.name = Some(a.next_value()?),
+                "uri" if mark_dup(&mut seen, 4, "params.ref.uri", dup) => r.uri = Some(a.next_value()?),
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(r)
     }
 }
 

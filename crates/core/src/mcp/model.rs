@@ -51,6 +51,9 @@ pub struct McpRequest {
     /// other names, or when the URI has no single reading (then `name_ambiguous`).
     pub resolved_name: Option<String>,
     pub name_ambiguous: bool,
+    /// What the request acts on besides its own name (a completion's `ref`, a subscription's
+    /// resource): policy decides on it as on a `prompts/get` / `resources/read` of it.
+    pub target: Option<Target>,
     /// `_meta` protocol version (modern) or `MCP-Protocol-Version` / initialize version (legacy).
     pub protocol_version: Option<String>,
     /// Self-reported client identity: `_meta` clientInfo (modern) or initialize clientInfo.
@@ -92,6 +95,7 @@ impl McpRequest {
             name: None,
             resolved_name: None,
             name_ambiguous: false,
+            target: None,
             protocol_version: None,
             client_name: None,
             client_version: None,
@@ -99,6 +103,36 @@ impl McpRequest {
             session_id,
             is_mrtr_retry: false,
         }
+    }
+}
+
+/// A prompt or resource a request reaches without naming it in `Mcp-Name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The method that uses the item directly: `prompts/get` or `resources/read`.
+    pub method: Method,
+    /// As sent.
+    pub name: String,
+    /// A resource URI as the server resolves it (`None` for prompts, or when ambiguous).
+    pub resolved: Option<String>,
+    pub ambiguous: bool,
+}
+
+impl Target {
+    pub fn new(method: Method, name: &str) -> Target {
+        let mut t = Target { method, name: name.to_owned(), resolved: None, ambiguous: false };
+        if method == Method::ResourcesRead {
+            match super::uri::normalize(name) {
+                Ok(n) => t.resolved = Some(n),
+                Err(_) => t.ambiguous = true,
+            }
+        }
+        t
+    }
+
+    /// The name policy matches on.
+    pub fn policy_name(&self) -> &str {
+        self.resolved.as_deref().unwrap_or(&self.name)
     }
 }
 

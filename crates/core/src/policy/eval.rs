@@ -11,7 +11,7 @@ use super::compile::{Matcher, Policy, Rule, RuleAction};
 use super::killswitch::KillSwitch;
 use super::lists::ListKind;
 use super::spec::{BucketKey, OnStoreError};
-use crate::mcp::model::{Era, McpRequest};
+use crate::mcp::model::{Era, McpRequest, Target};
 use crate::mcp::uri;
 use crate::mcp::Method;
 use crate::ports::Kv;
@@ -122,6 +122,44 @@ fn ambiguous_under_deny<'p>(policy: &'p Policy, principal: &Principal, req: &Mcp
     })
 }
 
+/// What policy says of the prompt or resource a request reaches without naming it (a
+/// completion's `ref`, a subscription): decided as a `prompts/get` / `resources/read` of it
+/// would be, rate limits aside. `None` when that would be allowed.
+fn target_verdict(
+    policy: &Policy,
+    principal: &Principal,
+    era: Era,
+    upstream: &str,
+    t: &Target,
+) -> Option<(Action, Option<String>)> {
+    let method = Some(t.method.as_str());
+    if t.ambiguous {
+        let decoded = uri::lenient(&t.name);
+        let rule = policy.rules.iter().find(|r| {
+            !r.dry_run
+                && matches!(r.action, RuleAction::Deny { .. })
+                && [t.name.as_str(), decoded.as_str()]
+                    .iter()
+                    .any(|n| r.matcher.matches_parts(principal, era, method, Some(n), upstream))
+        })?;
+        let reason = format!("Resource URI has no single reading and falls under rule {}", rule.id);
+        return Some((Action::Deny { reason, hide: false }, Some(rule.id.clone())));
+    }
+    for rule in &policy.rules {
+        if rule.dry_run || !rule.matcher.matches_parts(principal, era, method, Some(t.policy_name()), upstream) {
+            continue;
+        }
+        return match &rule.action {
+            RuleAction::Allow => None,
+            RuleAction::Deny { reason, hide } => {
+                Some((Action::Deny { reason: reason.clone(), hide: *hide }, Some(rule.id.clone())))
+            }
+            RuleAction::RateLimit { .. } => continue,
+        };
+    }
+    policy.default_deny.as_ref().map(|reason| (Action::Deny { reason: reason.clone(), hide: true }, None))
+}
+
 /// Methods whose `Mcp-Name` names something a policy can hide.
 fn hideable(req: &McpRequest) -> bool {
     req.name.is_some() && matches!(req.op, Some(Method::ToolsCall | Method::PromptsGet | Method::ResourcesRead))
@@ -170,6 +208,13 @@ pub fn enforce<K: Kv + ?Sized>(
         };
         v.rule_id = Some(rule.id.clone());
         return v;
+    }
+    if let Some(t) = &req.target {
+        if let Some((action, rule)) = target_verdict(policy, principal, req.era, upstream, t) {
+            v.action = action;
+            v.rule_id = rule;
+            return v;
+        }
     }
     let table = ratelimit::table(policy.rate_limit_slots);
     let hide_ok = hideable(req);

@@ -57,6 +57,7 @@ pub const REQUIRED_TAGS: &[&str] = &[
     "invalid-utf8",
     "charset",
     "http-method",
+    "unreadable-target",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
