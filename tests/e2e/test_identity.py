@@ -12,6 +12,8 @@ is about the exact headers it received.
 """
 from __future__ import annotations
 
+import uuid
+
 import json
 import re
 import ssl
@@ -61,12 +63,13 @@ def jwt_gw(module_gateway, recorder, issuer):
 
 
 def call_tool(client: pki.McpClient, era: str, tool: str):
-    """One tools/call of `tool` in `era` (legacy: body only, a made-up session id); closes the client."""
+    """One tools/call of `tool` in `era` (legacy: body only, a made-up session id of its own: a
+    session belongs to the principal that first used it); closes the client."""
     try:
         params = {"name": tool, "arguments": {"text": "hi"}}
         if era == "modern":
             return client.modern("tools/call", params)
-        client.session = {"Mcp-Session-Id": "e2e-session", "MCP-Protocol-Version": pki.LEGACY_VERSION}
+        client.session = {"Mcp-Session-Id": f"e2e-session-{uuid.uuid4().hex}", "MCP-Protocol-Version": pki.LEGACY_VERSION}
         return client.legacy("tools/call", params)
     finally:
         client.close()

@@ -222,7 +222,7 @@ impl RequestFlow {
         }
         self.head = OwnedHead::read(host.http, &self.policy.sources)?;
         match classify_head(&self.head.view(), &self.policy.wire) {
-            HeadDecision::Forward(c) => self.admit(host, c),
+            HeadDecision::Forward(c) => self.admit(host, *c),
             HeadDecision::Reject(r) => self.refuse(host, r),
             HeadDecision::NeedBody => {
                 if self.head.content_length.is_some_and(|n| n > self.policy.max_body_bytes as u64) {

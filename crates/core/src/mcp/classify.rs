@@ -69,19 +69,19 @@ pub enum HeadDecision {
     NeedBody,
     /// Legacy GET (standalone SSE) / DELETE (end session) or another body-less method: forward,
     /// with any client-sent routing headers removed (they would be unvalidated).
-    Forward(Classified),
+    Forward(Box<Classified>),
     Reject(Rejection),
 }
 
 pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision {
     let allow = if rules.legacy_enabled { "POST, GET, DELETE" } else { "POST" };
     let bodyless = || {
-        HeadDecision::Forward(Classified {
+        HeadDecision::Forward(Box::new(Classified {
             request: McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned())),
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
             content_type: HeaderEdit::Keep,
-        })
+        }))
     };
     match head.http_method {
         "POST" => HeadDecision::NeedBody,

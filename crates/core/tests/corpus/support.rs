@@ -459,7 +459,7 @@ pub fn run_classify(case: &Case) -> Result<Outcome, String> {
         session_id: sid.as_deref(),
     };
     let classified = match classify_head(&head, &policy.wire) {
-        HeadDecision::Forward(c) => Ok(c),
+        HeadDecision::Forward(c) => Ok(*c),
         HeadDecision::Reject(r) => Err(r),
         HeadDecision::NeedBody => classify_body(&head, &case.body, &policy.wire),
     };
