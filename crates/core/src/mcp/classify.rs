@@ -223,9 +223,10 @@ fn target_of(op: Option<Method>, params: Option<&Params<'_>>) -> Result<Option<T
                 _ => Err("params.ref.type must be \"ref/prompt\" or \"ref/resource\""),
             }
         }
+        // Without a readable URI no server can subscribe to anything: the server answers it
+        // (2026-07-28 servers answer these removed methods 404 method-not-found, SEP-2575).
         Some(Method::ResourcesSubscribe | Method::ResourcesUnsubscribe) => {
-            let uri = params.and_then(|p| p.uri.as_ref()).and_then(StrField::as_str).ok_or("params.uri must be a string")?;
-            Ok(Some(Target::new(Method::ResourcesRead, uri)))
+            Ok(params.and_then(|p| p.uri.as_ref()).and_then(StrField::as_str).map(|uri| Target::new(Method::ResourcesRead, uri)))
         }
         _ => Ok(None),
     }
