@@ -503,3 +503,24 @@ fn a_legacy_session_presented_by_another_principal_is_not_found() {
     let off = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}, "session_ttl_secs": 0}));
     assert_eq!(legacy_as(&mut RequestFlow::new(off), &mut host, "mallory", Some("sess-42"), list), Step::Continue);
 }
+
+#[test]
+fn a_repeated_trusted_identity_header_is_refused_never_joined() {
+    let p = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}}));
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    host.http.headers = vec![
+        (":method".into(), b"GET".to_vec()),
+        ("mcp-session-id".into(), b"s".to_vec()),
+        ("x-user".into(), b"alice".to_vec()),
+        ("x-user".into(), b"admin".to_vec()),
+    ];
+    assert_eq!(flow.on_request_headers(&mut host.ports(), true), Step::Answered);
+    let (status, v) = reply_json(&host.http);
+    assert_eq!((status, v["error"]["code"].as_i64()), (400, Some(-32600)));
+    assert!(v["error"]["message"].as_str().unwrap().contains("x-user"), "{v}");
+    // One line is an identity.
+    host.http.headers.pop();
+    host.http.reply = None;
+    assert_eq!(RequestFlow::new(p).on_request_headers(&mut host.ports(), true), Step::Continue);
+}

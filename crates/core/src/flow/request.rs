@@ -64,6 +64,8 @@ struct OwnedHead {
     authority: Option<Vec<u8>>,
     user_agent: Option<Vec<u8>>,
     trusted_header: Option<Vec<u8>>,
+    /// The trusted identity header arrived on more than one line: never joined into an identity.
+    trusted_header_repeated: bool,
     warden_headers: Vec<String>,
     /// `Mcp-Param-*` header names (legacy requests carry none legitimately).
     param_headers: Vec<String>,
@@ -88,10 +90,16 @@ impl OwnedHead {
                 Some(h) if sources.order.contains(&SourceKind::Header) => http.request_header(h)?,
                 _ => None,
             },
+            trusted_header_repeated: false,
             warden_headers: Vec::new(),
             param_headers: Vec::new(),
         };
+        let trusted = sources.trusted_header.as_deref().filter(|_| sources.order.contains(&SourceKind::Header));
+        let mut trusted_lines = 0;
         for name in http.request_header_names()? {
+            if trusted.is_some_and(|t| name.eq_ignore_ascii_case(t)) {
+                trusted_lines += 1;
+            }
             // An underscored twin of a routing header (`mcp_name`) reads as that header to a
             // backend that folds `_` into `-`: ours alone to set, so it goes like `x-warden-*`.
             if principal::is_warden_header(&name) || (name.contains('_') && headers::is_routing_header(&name)) {
@@ -100,6 +108,7 @@ impl OwnedHead {
                 head.param_headers.push(name);
             }
         }
+        head.trusted_header_repeated = trusted_lines > 1;
         Ok(head)
     }
 
@@ -221,6 +230,14 @@ impl RequestFlow {
             return Ok(Step::Continue);
         }
         self.head = OwnedHead::read(host.http, &self.policy.sources)?;
+        if self.head.trusted_header_repeated {
+            // Two lines are two claims: joined, they would be an identity nobody asserted.
+            let name = self.policy.sources.trusted_header.as_deref().unwrap_or_default();
+            return self.refuse(
+                host,
+                Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: the identity header {name} is repeated")),
+            );
+        }
         match classify_head(&self.head.view(), &self.policy.wire) {
             HeadDecision::Forward(c) => self.admit(host, *c),
             HeadDecision::Reject(r) => self.refuse(host, r),
