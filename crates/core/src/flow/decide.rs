@@ -50,6 +50,8 @@ pub struct Decision<'a> {
     pub reply: Option<LocalReply>,
     /// Inspectors the response must pass (empty: the response is not looked at).
     pub inspectors: Vec<Box<dyn Inspector>>,
+    /// The answer opens a legacy session: bind its `Mcp-Session-Id` to the caller.
+    pub binds_session: bool,
     pub outcome: Outcome,
 }
 
@@ -69,11 +71,13 @@ pub fn decide<'a>(policy: &Rc<Policy>, remote_kill: &KillSwitch, facts: RequestF
     };
     let reply = reply::for_action(&verdict.action, &facts.request);
     let inspectors = response_inspectors(policy, &verdict, &facts.request, &facts.upstream);
+    let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
         remove_headers: facts.client_warden_headers,
         set_headers,
         reply,
         inspectors,
+        binds_session,
         outcome: Outcome { request: facts.request, principal, principal_key, correlation, upstream: facts.upstream, verdict },
     }
 }
@@ -98,7 +102,7 @@ fn session_owner(
 }
 
 /// True when this exchange's answer may open a legacy session to bind to the caller.
-pub fn opens_session(policy: &Policy, req: &McpRequest, verdict: &Verdict) -> bool {
+fn opens_session(policy: &Policy, req: &McpRequest, verdict: &Verdict) -> bool {
     policy.session_ttl_ms > 0 && req.era == Era::Legacy && req.op == Some(Method::Initialize) && verdict.action == Action::Allow
 }
 

@@ -32,7 +32,7 @@ use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
 use crate::state::sessions;
 
-use super::decide::{decide, opens_session, Decision, Outcome, RequestFacts};
+use super::decide::{decide, Decision, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
 use super::response::ResponsePipeline;
 
@@ -329,8 +329,8 @@ impl RequestFlow {
             now_ms: now_ms(host.clock),
         };
         let decision = decide(&policy, &self.remote_kill, facts, host.kv);
+        self.binds_session = decision.binds_session;
         let (reply, response, outcome) = apply_decision(host, decision)?;
-        self.binds_session = opens_session(&policy, &outcome.request, &outcome.verdict);
         self.response = response;
         self.outcome = Some(outcome);
         match reply {
