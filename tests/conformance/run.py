@@ -427,10 +427,13 @@ def main() -> int:
     ap.add_argument("--write-results", action="store_true",
                     help=f"rewrite {RESULTS_MD.relative_to(ROOT)} with the numbers")
     args = ap.parse_args()
-    upstreams = args.upstream or [u for u in DEFAULT_UPSTREAMS if UPSTREAMS[u].is_file()]
+    upstreams = args.upstream or list(DEFAULT_UPSTREAMS)
     t0 = time.monotonic()
     try:
         check_prereqs()
+        missing = [str(UPSTREAMS[u]) for u in upstreams if not UPSTREAMS[u].is_file()]
+        if missing:
+            raise FileNotFoundError("conformance upstream scripts missing: " + ", ".join(missing))
     except FileNotFoundError as e:
         print(e, file=sys.stderr)
         return 2

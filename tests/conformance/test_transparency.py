@@ -12,12 +12,21 @@ import pytest
 
 import run  # tests/conformance/run.py, next to this file (pytest puts this folder on the path)
 
-UPSTREAMS = [u for u in run.DEFAULT_UPSTREAMS if run.UPSTREAMS[u].is_file()]
+# Every upstream, always: a missing script fails its run (never drops it, which would let the
+# layer pass on fewer upstreams, or on none).
+UPSTREAMS = list(run.DEFAULT_UPSTREAMS)
+
+
+def test_every_upstream_script_is_there():
+    missing = [f"{u}: {run.UPSTREAMS[u]}" for u in UPSTREAMS if not run.UPSTREAMS[u].is_file()]
+    assert not missing, f"conformance upstreams missing: {missing}"
+    assert len(UPSTREAMS) >= 3, UPSTREAMS
 
 
 @pytest.fixture(scope="module", params=UPSTREAMS)
 def comparisons(request, tmp_path_factory):
     upstream = request.param
+    assert run.UPSTREAMS[upstream].is_file(), f"{upstream}: {run.UPSTREAMS[upstream]} is missing"
     comps = run.compare(upstream, run.REQUIREMENT_SETS, run_dir=tmp_path_factory.mktemp(f"conformance-{upstream}"))
     return upstream, {c.requirements: c for c in comps}
 
