@@ -19,7 +19,7 @@ export ADMIN_PORT    ?= 9901
 export UPSTREAM_PORT ?= 8080
 export SINK_PORT     ?= 4317
 
-.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e validate bench clippy fmt-check
+.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e test-summary validate bench clippy fmt-check
 
 help:
 	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
@@ -64,9 +64,9 @@ build-fault: deps-rust
 	cargo build --release --target wasm32-wasip1 -p mcp-warden --features fault-injection --target-dir target/fault-injection
 
 validate: build deps-py
-	@for f in envoy/*.yaml; do \
+	@rm -f $(RUN_DIR)/validate.log; for f in envoy/*.yaml; do \
 	  $(PY) scripts/render_envoy.py $$f > $(RUN_DIR)/validate.yaml && \
-	  $(ENVOY) --mode validate -c $(RUN_DIR)/validate.yaml -l error >/dev/null && echo "envoy validate OK: $$f" || { echo "envoy validate FAILED: $$f"; exit 1; }; \
+	  $(ENVOY) --mode validate -c $(RUN_DIR)/validate.yaml -l error >/dev/null && echo "envoy validate OK: $$f" | tee -a $(RUN_DIR)/validate.log || { echo "envoy validate FAILED: $$f"; exit 1; }; \
 	done
 
 # No panics in the data path: clippy denies unwrap/expect/panic/indexing outside tests (Cargo.toml
@@ -93,15 +93,21 @@ down:
 
 ## --- test -----------------------------------------------------------------------------
 
+# Each test layer keeps its output in .run/<layer>.log; `make test` ends with the count of tests
+# every layer ran, and fails if one ran none (scripts/test_summary.py).
 test-unit:
-	cargo test --workspace --all-targets
+	@mkdir -p $(RUN_DIR)
+	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(RUN_DIR)/test-unit.log
 
 test-e2e: build build-fault deps
-	$(VENV)/bin/pytest -q tests/e2e
+	set -o pipefail; $(VENV)/bin/pytest -q tests/e2e 2>&1 | tee $(RUN_DIR)/test-e2e.log
+
+test-summary:
+	@$(PY) scripts/test_summary.py $(RUN_DIR)
 
 # Every layer: formatting, clippy, native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
 # config validated with the fresh .wasm, e2e through real Envoy with real peers, and the official
 # conformance suite (direct vs through the gateway).
-test: deps fmt-check clippy test-unit test-wasm32 validate test-e2e test-conformance
+test: deps fmt-check clippy test-unit test-wasm32 validate test-e2e test-conformance test-summary
 
 -include mk/*.mk

@@ -29,7 +29,8 @@ test-ts-client: build deps deps-node
 # Conformance transparency: the official suite against the demo upstream directly and through the
 # gateway; every scenario that passes directly must pass through the gateway.
 test-conformance: build deps deps-node
-	$(VENV)/bin/pytest -q tests/conformance
+	@mkdir -p $(RUN_DIR)
+	set -o pipefail; $(VENV)/bin/pytest -q tests/conformance 2>&1 | tee $(RUN_DIR)/test-conformance.log
 
 # The same for every upstream (demo/upstream.py, demo/conformance_server.py), printing the
 # per-scenario table and rewriting tests/conformance/RESULTS.md with the measured numbers.
