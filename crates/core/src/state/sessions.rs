@@ -57,7 +57,8 @@ pub fn bind<K: Kv + ?Sized>(
 }
 
 /// Whose session `session_id` is. An unknown or expired one is bound to the caller; the caller's
-/// own has its lifetime extended.
+/// own has its lifetime extended once less than half of it is left (so a session in use costs
+/// one shared-data read per request, and a write only now and then).
 pub fn check<K: Kv + ?Sized>(
     kv: &mut K,
     table: &SlotTable,
@@ -70,6 +71,7 @@ pub fn check<K: Kv + ?Sized>(
     let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
     table.update(kv, session_id.as_bytes(), now_ms, &cost, |cur| match cur.and_then(decode) {
         Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, SessionOwner::Other),
+        Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, SessionOwner::Caller),
         _ => (Some(encode(principal_key, expires)), SessionOwner::Caller),
     })
 }
@@ -85,8 +87,13 @@ mod tests {
         bind(&mut kv, &t, "s-1", "alice", 0, 1000).unwrap();
         assert_eq!(check(&mut kv, &t, "s-1", "alice", 10, 1000), Ok(SessionOwner::Caller));
         assert_eq!(check(&mut kv, &t, "s-1", "mallory", 20, 1000), Ok(SessionOwner::Other));
-        // Use extends it; after the last use plus the TTL it is free again.
+        // Use extends it (once half of it is gone, without a write before); after the last
+        // extension plus the TTL it is free again.
+        let writes = kv.writes;
+        assert_eq!(check(&mut kv, &t, "s-1", "alice", 400, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(kv.writes, writes, "a fresh binding is not rewritten on every use");
         assert_eq!(check(&mut kv, &t, "s-1", "alice", 900, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(kv.writes, writes + 1);
         assert_eq!(check(&mut kv, &t, "s-1", "mallory", 1500, 1000), Ok(SessionOwner::Other));
         assert_eq!(check(&mut kv, &t, "s-1", "mallory", 2000, 1000), Ok(SessionOwner::Caller));
         assert_eq!(check(&mut kv, &t, "s-1", "alice", 2001, 1000), Ok(SessionOwner::Other));
