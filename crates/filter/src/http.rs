@@ -1,6 +1,7 @@
 //! HTTP context: each proxy-wasm callback becomes one call into
 //! [`RequestFlow`], with the ports lent for the length of the callback.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -14,6 +15,7 @@ use super::ports::{EnvoyClock, EnvoyIo, EnvoyQueue, SharedDataKv};
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::policy::{KillSwitch, Policy};
 use mcp_warden_core::ports::{Host, Step};
+use mcp_warden_core::state::sessions::SessionCache;
 
 pub struct WardenHttp {
     flow: RequestFlow,
@@ -25,9 +27,9 @@ pub struct WardenHttp {
 }
 
 impl WardenHttp {
-    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
+    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<SessionCache>>) -> Self {
         WardenHttp {
-            flow: RequestFlow::with_remote_kill(policy, remote_kill),
+            flow: RequestFlow::for_vm(policy, remote_kill, sessions),
             body_size: 0,
             busy_ns: 0,
             start_nanos: 0,

@@ -3,6 +3,7 @@
 //!
 //! Swaps are whole `Rc`s: a request keeps the policy it started with; the next one sees the new.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use mcp_warden_core::control::{PollOutcome, Poller};
 use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::Metrics;
+use mcp_warden_core::state::sessions::SessionCache;
 use mcp_warden_core::state::{ratelimit, sessions};
 
 /// Shortest tick: polling is decided by the poller, the tick only bounds the reaction time.
@@ -35,6 +37,8 @@ pub struct WardenRoot {
     poll_token: Option<u32>,
     /// Set when this root is the singleton receipt writer rather than the HTTP filter.
     writer: Option<WriterHost>,
+    /// Session bindings this VM has confirmed (see `mcp_warden_core::state::sessions`).
+    sessions: Rc<RefCell<SessionCache>>,
 }
 
 /// Creates every rate-limit and session slot that does not exist yet, so that all later updates
@@ -190,7 +194,7 @@ impl RootContext for WardenRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(WardenHttp::new(self.policy(), Rc::clone(&self.remote_kill))))
+        Some(Box::new(WardenHttp::new(self.policy(), Rc::clone(&self.remote_kill), Rc::clone(&self.sessions))))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -12,7 +12,7 @@ use crate::policy::list_filter::ListFilter;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
-use crate::state::sessions::{self, SessionOwner};
+use crate::state::sessions::{self, SessionCache, SessionOwner};
 use crate::state::slots::StoreError;
 
 use super::reply::{self, LocalReply};
@@ -56,13 +56,20 @@ pub struct Decision<'a> {
 }
 
 /// Decides one request. `remote_kill` is the kill list last served by the control endpoint.
-pub fn decide<'a>(policy: &Rc<Policy>, remote_kill: &KillSwitch, facts: RequestFacts<'a>, kv: &mut dyn Kv) -> Decision<'a> {
+/// `sessions`: the worker VM's cache of confirmed session bindings.
+pub fn decide<'a>(
+    policy: &Rc<Policy>,
+    remote_kill: &KillSwitch,
+    facts: RequestFacts<'a>,
+    kv: &mut dyn Kv,
+    sessions: &mut SessionCache,
+) -> Decision<'a> {
     let principal = principal::resolve(&policy.sources, &facts.peer);
     let principal_key = principal.key();
     let correlation = CorrelationKey::with_key(&principal, &principal_key, &facts.upstream);
     let set_headers = principal.upstream_headers(&principal_key, &correlation);
 
-    let verdict = match session_owner(policy, &facts.request, &principal_key, kv, facts.now_ms) {
+    let verdict = match session_owner(policy, &facts.request, &principal_key, kv, sessions, facts.now_ms) {
         Ok(SessionOwner::Caller) => enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms),
         owner => {
             let store_errors = owner.err().map(|e| ("session".to_owned(), e)).into_iter().collect();
@@ -91,11 +98,13 @@ fn session_owner(
     req: &McpRequest,
     principal_key: &str,
     kv: &mut dyn Kv,
+    cache: &mut SessionCache,
     now_ms: u64,
 ) -> Result<SessionOwner, StoreError> {
     match (&req.session_id, req.era) {
         (Some(sid), Era::Legacy) if policy.session_ttl_ms > 0 && req.op != Some(Method::Initialize) => {
-            sessions::check(kv, &sessions::table(policy.session_slots), sid, principal_key, now_ms, policy.session_ttl_ms)
+            let table = sessions::table(policy.session_slots);
+            sessions::check_cached(cache, kv, &table, sid, principal_key, now_ms, policy.session_ttl_ms)
         }
         _ => Ok(SessionOwner::Caller),
     }

@@ -17,6 +17,7 @@
 //! it is empty, response callbacks cost nothing. Nothing here panics: a host failure fails the
 //! request closed with a 500 that says so.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::inspect::ExchangeView;
@@ -30,7 +31,7 @@ use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
-use crate::state::sessions;
+use crate::state::sessions::{self, SessionCache};
 
 use super::decide::{decide, Decision, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
@@ -152,6 +153,8 @@ impl OwnedPeer {
 pub struct RequestFlow {
     policy: Rc<Policy>,
     remote_kill: Rc<KillSwitch>,
+    /// The worker VM's confirmed session bindings (shared by its streams).
+    sessions: Rc<RefCell<SessionCache>>,
     state: State,
     head: OwnedHead,
     outcome: Option<Outcome>,
@@ -168,9 +171,15 @@ impl RequestFlow {
 
     /// `remote_kill`: the kill list last served by the control endpoint.
     pub fn with_remote_kill(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>) -> Self {
+        Self::for_vm(policy, remote_kill, Rc::default())
+    }
+
+    /// A stream of a worker VM: its policy, kill list and session cache are the VM's.
+    pub fn for_vm(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<SessionCache>>) -> Self {
         RequestFlow {
             policy,
             remote_kill,
+            sessions,
             state: State::Headers,
             head: OwnedHead::default(),
             outcome: None,
@@ -328,7 +337,14 @@ impl RequestFlow {
             client_warden_headers: &self.head.warden_headers,
             now_ms: now_ms(host.clock),
         };
-        let decision = decide(&policy, &self.remote_kill, facts, host.kv);
+        // Single-threaded VM: the cache is never borrowed twice; if it were, a fresh one serves.
+        let mut spare = SessionCache::default();
+        let mut cache = self.sessions.try_borrow_mut();
+        let sessions = match cache.as_deref_mut() {
+            Ok(c) => c,
+            Err(_) => &mut spare,
+        };
+        let decision = decide(&policy, &self.remote_kill, facts, host.kv, sessions);
         self.binds_session = decision.binds_session;
         let (reply, response, outcome) = apply_decision(host, decision)?;
         self.response = response;

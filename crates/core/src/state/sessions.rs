@@ -56,9 +56,9 @@ pub fn bind<K: Kv + ?Sized>(
     table.update(kv, session_id.as_bytes(), now_ms, &cost, |_| (Some(encode(principal_key, expires)), ()))
 }
 
-/// Whose session `session_id` is. An unknown or expired one is bound to the caller; the caller's
-/// own has its lifetime extended once less than half of it is left (so a session in use costs
-/// one shared-data read per request, and a write only now and then).
+/// Whose session `session_id` is, and until when that answer holds. An unknown or expired one is
+/// bound to the caller; the caller's own has its lifetime extended once less than half of it is
+/// left (a write only now and then).
 pub fn check<K: Kv + ?Sized>(
     kv: &mut K,
     table: &SlotTable,
@@ -66,14 +66,68 @@ pub fn check<K: Kv + ?Sized>(
     principal_key: &str,
     now_ms: u64,
     ttl_ms: u64,
-) -> Result<SessionOwner, StoreError> {
+) -> Result<(SessionOwner, u64), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
     let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
     table.update(kv, session_id.as_bytes(), now_ms, &cost, |cur| match cur.and_then(decode) {
-        Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, SessionOwner::Other),
-        Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, SessionOwner::Caller),
-        _ => (Some(encode(principal_key, expires)), SessionOwner::Caller),
+        Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, (SessionOwner::Other, exp)),
+        Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, (SessionOwner::Caller, exp)),
+        _ => (Some(encode(principal_key, expires)), (SessionOwner::Caller, expires)),
     })
+}
+
+/// Bindings one worker VM has recently confirmed: a binding cannot change owner before it
+/// expires, so until then (for the owner: until it is due to be extended) the answer is known
+/// without a shared-data read. Bounded; the oldest entry makes room.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    /// (session id, owner's principal key, the answer holds until this time, ms)
+    entries: Vec<(String, String, u64)>,
+    next: usize,
+}
+
+/// Entries one VM keeps.
+pub const SESSION_CACHE_ENTRIES: usize = 256;
+
+impl SessionCache {
+    fn lookup(&self, session_id: &str, principal_key: &str, now_ms: u64) -> Option<SessionOwner> {
+        let (_, owner, until) = self.entries.iter().find(|(s, _, _)| s == session_id)?;
+        (*until > now_ms).then(|| if owner == principal_key { SessionOwner::Caller } else { SessionOwner::Other })
+    }
+
+    fn remember(&mut self, session_id: &str, owner: &str, until_ms: u64) {
+        let entry = (session_id.to_owned(), owner.to_owned(), until_ms);
+        if let Some(e) = self.entries.iter_mut().find(|(s, _, _)| s == session_id) {
+            *e = entry;
+        } else if self.entries.len() < SESSION_CACHE_ENTRIES {
+            self.entries.push(entry);
+        } else if let Some(e) = self.entries.get_mut(self.next) {
+            *e = entry;
+            self.next = (self.next + 1) % SESSION_CACHE_ENTRIES;
+        }
+    }
+}
+
+/// [`check`] through the VM's cache.
+pub fn check_cached<K: Kv + ?Sized>(
+    cache: &mut SessionCache,
+    kv: &mut K,
+    table: &SlotTable,
+    session_id: &str,
+    principal_key: &str,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<SessionOwner, StoreError> {
+    if let Some(owner) = cache.lookup(session_id, principal_key, now_ms) {
+        return Ok(owner);
+    }
+    let (owner, expires) = check(kv, table, session_id, principal_key, now_ms, ttl_ms)?;
+    if owner == SessionOwner::Caller {
+        // Known until it is due to be extended. (A refusal is not kept: it is the rare case, and
+        // the table answers it again.)
+        cache.remember(session_id, principal_key, expires.saturating_sub(ttl_ms / 2));
+    }
+    Ok(owner)
 }
 
 #[cfg(test)]
@@ -81,25 +135,51 @@ mod tests {
     use super::*;
     use crate::fake_host::FakeKv;
 
+    fn owner(kv: &mut FakeKv, t: &SlotTable, sid: &str, who: &str, now: u64) -> Result<SessionOwner, StoreError> {
+        check(kv, t, sid, who, now, 1000).map(|(o, _)| o)
+    }
+
     #[test]
     fn a_session_belongs_to_whoever_opened_it_until_it_expires() {
         let (mut kv, t) = (FakeKv::new(), table(16));
         bind(&mut kv, &t, "s-1", "alice", 0, 1000).unwrap();
-        assert_eq!(check(&mut kv, &t, "s-1", "alice", 10, 1000), Ok(SessionOwner::Caller));
-        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 20, 1000), Ok(SessionOwner::Other));
+        assert_eq!(owner(&mut kv, &t, "s-1", "alice", 10), Ok(SessionOwner::Caller));
+        assert_eq!(owner(&mut kv, &t, "s-1", "mallory", 20), Ok(SessionOwner::Other));
         // Use extends it (once half of it is gone, without a write before); after the last
         // extension plus the TTL it is free again.
         let writes = kv.writes;
-        assert_eq!(check(&mut kv, &t, "s-1", "alice", 400, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(owner(&mut kv, &t, "s-1", "alice", 400), Ok(SessionOwner::Caller));
         assert_eq!(kv.writes, writes, "a fresh binding is not rewritten on every use");
-        assert_eq!(check(&mut kv, &t, "s-1", "alice", 900, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(owner(&mut kv, &t, "s-1", "alice", 900), Ok(SessionOwner::Caller));
         assert_eq!(kv.writes, writes + 1);
-        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 1500, 1000), Ok(SessionOwner::Other));
-        assert_eq!(check(&mut kv, &t, "s-1", "mallory", 2000, 1000), Ok(SessionOwner::Caller));
-        assert_eq!(check(&mut kv, &t, "s-1", "alice", 2001, 1000), Ok(SessionOwner::Other));
+        assert_eq!(owner(&mut kv, &t, "s-1", "mallory", 1500), Ok(SessionOwner::Other));
+        assert_eq!(owner(&mut kv, &t, "s-1", "mallory", 2000), Ok(SessionOwner::Caller));
+        assert_eq!(owner(&mut kv, &t, "s-1", "alice", 2001), Ok(SessionOwner::Other));
         // Unknown sessions go to their first user.
-        assert_eq!(check(&mut kv, &t, "s-2", "bob", 0, 1000), Ok(SessionOwner::Caller));
-        assert_eq!(check(&mut kv, &t, "s-2", "carol", 1, 1000), Ok(SessionOwner::Other));
+        assert_eq!(owner(&mut kv, &t, "s-2", "bob", 0), Ok(SessionOwner::Caller));
+        assert_eq!(owner(&mut kv, &t, "s-2", "carol", 1), Ok(SessionOwner::Other));
+    }
+
+    #[test]
+    fn the_cache_answers_as_the_table_would_and_stays_bounded() {
+        let (mut kv, t, mut cache) = (FakeKv::new(), table(16), SessionCache::default());
+        bind(&mut kv, &t, "s-1", "alice", 0, 1000).unwrap();
+        assert_eq!(check_cached(&mut cache, &mut kv, &t, "s-1", "alice", 10, 1000), Ok(SessionOwner::Caller));
+        let reads = kv.writes;
+        // Answered from the cache: no write (and the table is not even read: break it).
+        let mut broken = FakeKv::new();
+        assert_eq!(check_cached(&mut cache, &mut broken, &t, "s-1", "alice", 20, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(check_cached(&mut cache, &mut broken, &t, "s-1", "mallory", 30, 1000), Ok(SessionOwner::Other));
+        assert_eq!(check_cached(&mut cache, &mut kv, &t, "s-1", "mallory", 40, 1000), Ok(SessionOwner::Other));
+        assert_eq!(check_cached(&mut cache, &mut broken, &t, "s-1", "alice", 50, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(kv.writes, reads);
+        // Past the refresh point the table is asked again (and extends the binding).
+        assert_eq!(check_cached(&mut cache, &mut kv, &t, "s-1", "alice", 600, 1000), Ok(SessionOwner::Caller));
+        assert_eq!(kv.writes, reads + 1);
+        for i in 0..1000 {
+            let _ = check_cached(&mut cache, &mut kv, &t, &format!("x-{i}"), "p", 700, 1000);
+        }
+        assert_eq!(cache.entries.len(), SESSION_CACHE_ENTRIES);
     }
 
     #[test]
