@@ -239,7 +239,7 @@ def test_every_decision_leaves_exactly_one_receipt_in_one_valid_chain(gateway, d
     # The two workers both served requests, and one chain holds them all (the singleton writer).
     assert len(sink.chains()) == 1
     workers = [v for k, v in gw.stats(r"^listener\.127\.0\.0\.1_\d+\.worker_\d+\.downstream_cx_total$").items()]
-    assert len(workers) == 2
+    assert len(workers) == 2 and all(v > 0 for v in workers), f"connections per worker: {workers}"
     verify_both(sink.chains()[0], n + 1)
     assert stat(gw, "receipts_dropped_total") == 0 and stat(gw, "receipts_unqueued_total") == 0
 
