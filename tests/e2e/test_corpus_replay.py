@@ -341,6 +341,14 @@ def check_case(case: dict, port: int, recorder: harness.Recorder, case_id: str, 
                 errs.append(f"upstream method {q['method']}")
         if "response" in case and status == want_status:
             errs += check_response(case, body)
+        elif "response" not in case and len(seen) == 1:
+            # The client got the upstream's own answer to this very request, unaltered.
+            try:
+                recorded = (json.loads(body).get("result") or {}).get("recorded")
+            except (ValueError, AttributeError):
+                recorded = None
+            if recorded != seen[0]["seq"]:
+                errs.append(f"client did not get the upstream's answer (seq {seen[0]['seq']}): {body[:300]!r}")
     return errs
 
 
