@@ -88,17 +88,7 @@ class Envoy(harness.Proc):
         super().__init__(name, cmd, out)  # nice and taskset exec envoy: same pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name}: envoy exited {self.popen.returncode}\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"{self.name}: not ready after {timeout}s\n{self.tail()}")
+        harness.wait_envoy_ready(self, self.admin, timeout)
 
     def counter(self, name: str) -> int:
         url = f"http://127.0.0.1:{self.admin}/stats?format=json&usedonly&filter=" + urllib.request.quote(f"^{name}$")

@@ -122,18 +122,27 @@ def start_envoy(config: Path, admin_port: int, log_dir: Path, name: str = "envoy
     # bring their own get the published pipelock conformance TEST key (never a production key).
     env = {} if os.environ.get("WARDEN_SIGNING_KEY") else {"WARDEN_SIGNING_KEY": TEST_SIGNING_SEED}
     proc = Proc(name, cmd, log_dir, env=env)
-    deadline = time.monotonic() + 60
+    try:
+        wait_envoy_ready(proc, admin_port)
+    except TimeoutError:
+        proc.stop()
+        raise
+    return proc
+
+
+def wait_envoy_ready(proc: Proc, admin_port: int, timeout: float = 60.0) -> None:
+    """Until Envoy's admin /ready answers 200; RuntimeError if it exits, TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"envoy exited with {proc.popen.returncode}\n{proc.tail()}")
+            raise RuntimeError(f"{proc.name}: envoy exited with {proc.popen.returncode}\n{proc.tail()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.1)
-    proc.stop()
-    raise TimeoutError(f"envoy not ready after 60s\n{proc.tail()}")
+    raise TimeoutError(f"{proc.name}: envoy not ready after {timeout}s\n{proc.tail()}")
 
 
 def envoy_stats(admin_port: int, filter_regex: str = "") -> dict[str, int]:

@@ -71,6 +71,20 @@ pub struct Finding {
     pub disposition: Disposition,
 }
 
+impl Finding {
+    /// An answer `inspector` must read and cannot: the upstream's fault, and it must not pass.
+    pub fn unreadable(inspector: &'static str, what: &'static str) -> Finding {
+        Finding {
+            inspector,
+            what,
+            severity: Severity::High,
+            data_class: None,
+            fault: Fault::Upstream,
+            disposition: Disposition::Block,
+        }
+    }
+}
+
 /// One response inspector. It is fed complete JSON-RPC messages: a whole JSON body, or the data
 /// of one SSE event, in order; each inspector sees what the previous one let through.
 pub trait Inspector {

@@ -18,9 +18,9 @@
 //! other than JSON or SSE is replaced by the same error, as is an SSE event larger than
 //! [`MAX_SSE_EVENT_BYTES`]. Non-2xx answers without a JSON body pass (they carry no result).
 
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite};
 use crate::mcp::sse::{SseDecoder, SseEvent};
-use crate::ports::{Fault, HostError, HttpIo, Step};
+use crate::ports::{HostError, HttpIo, Step};
 
 use super::reply;
 
@@ -162,11 +162,7 @@ impl ResponsePipeline {
                 for ev in events {
                     let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes());
                     if let Some(error) = blocked {
-                        push_event(
-                            &mut out,
-                            &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None },
-                            &error,
-                        );
+                        push_error_event(&mut out, &error);
                         self.framing = Framing::Closed;
                         break;
                     }
@@ -175,11 +171,7 @@ impl ResponsePipeline {
                 if decoded.is_err() && !matches!(self.framing, Framing::Closed) {
                     self.findings.push(unreadable("oversized_sse_event"));
                     let error = reply::withheld(ex.request, "response", "oversized_sse_event");
-                    push_event(
-                        &mut out,
-                        &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None },
-                        error.as_bytes(),
-                    );
+                    push_error_event(&mut out, error.as_bytes());
                     self.framing = Framing::Closed;
                 }
                 if out != chunk {
@@ -214,14 +206,12 @@ impl ResponsePipeline {
 
 /// The pipeline's own finding: an answer the inspectors must read and cannot.
 fn unreadable(what: &'static str) -> Finding {
-    Finding {
-        inspector: "response",
-        what,
-        severity: Severity::High,
-        data_class: None,
-        fault: Fault::Upstream,
-        disposition: Disposition::Block,
-    }
+    Finding::unreadable("response", what)
+}
+
+/// Appends the error event that ends a blocked stream.
+fn push_error_event(out: &mut Vec<u8>, error: &[u8]) {
+    push_event(out, &SseEvent { event: Some("message".to_owned()), data: String::new(), id: None }, error);
 }
 
 /// Appends one event with `data` as its data (one `data:` line per line of it).

@@ -105,21 +105,31 @@ impl Matcher {
     }
 }
 
-/// A resource URI without a single reading is refused wherever a deny (or hide) rule matches it
-/// as sent: the server may resolve it into what the rule protects.
-fn ambiguous_under_deny<'p>(policy: &'p Policy, principal: &Principal, req: &McpRequest, upstream: &str) -> Option<&'p Rule> {
-    if !req.name_ambiguous {
-        return None;
-    }
-    let sent = req.name.as_deref()?;
+/// The first deny rule (`hiding`: only one that hides) matching a resource URI with no single
+/// reading, as sent or as leniently decoded: the server may resolve it into what the rule
+/// protects, so either spelling falling under the rule is enough.
+fn deny_for_ambiguous<'p>(
+    policy: &'p Policy,
+    principal: &Principal,
+    era: Era,
+    method: Option<&str>,
+    sent: &str,
+    upstream: &str,
+    hiding: bool,
+) -> Option<&'p Rule> {
     let decoded = uri::lenient(sent);
     policy.rules.iter().find(|r| {
         !r.dry_run
-            && matches!(r.action, RuleAction::Deny { .. })
-            && [sent, decoded.as_str()]
-                .iter()
-                .any(|n| r.matcher.matches_parts(principal, req.era, req.method.as_deref(), Some(n), upstream))
+            && matches!(r.action, RuleAction::Deny { hide, .. } if hide || !hiding)
+            && [sent, decoded.as_str()].iter().any(|n| r.matcher.matches_parts(principal, era, method, Some(n), upstream))
     })
+}
+
+/// The visible refusal of an ambiguous URI under `rule`.
+fn ambiguous_denied(rule: &Rule) -> (Action, Option<String>) {
+    let reason =
+        format!("Resource URI has no single reading (encoded delimiter or invalid escape) and falls under rule {}", rule.id);
+    (Action::Deny { reason, hide: false }, Some(rule.id.clone()))
 }
 
 /// What policy says of the prompt or resource a request reaches without naming it (a
@@ -134,16 +144,7 @@ fn target_verdict(
 ) -> Option<(Action, Option<String>)> {
     let method = Some(t.method.as_str());
     if t.ambiguous {
-        let decoded = uri::lenient(&t.name);
-        let rule = policy.rules.iter().find(|r| {
-            !r.dry_run
-                && matches!(r.action, RuleAction::Deny { .. })
-                && [t.name.as_str(), decoded.as_str()]
-                    .iter()
-                    .any(|n| r.matcher.matches_parts(principal, era, method, Some(n), upstream))
-        })?;
-        let reason = format!("Resource URI has no single reading and falls under rule {}", rule.id);
-        return Some((Action::Deny { reason, hide: false }, Some(rule.id.clone())));
+        return deny_for_ambiguous(policy, principal, era, method, &t.name, upstream, false).map(ambiguous_denied);
     }
     for rule in &policy.rules {
         if rule.dry_run || !rule.matcher.matches_parts(principal, era, method, Some(t.policy_name()), upstream) {
@@ -198,16 +199,11 @@ pub fn enforce<K: Kv + ?Sized>(
             return v;
         }
     }
-    if let Some(rule) = ambiguous_under_deny(policy, principal, req, upstream) {
-        v.action = Action::Deny {
-            reason: format!(
-                "Resource URI has no single reading (encoded delimiter or invalid escape) and falls under rule {}",
-                rule.id
-            ),
-            hide: false,
-        };
-        v.rule_id = Some(rule.id.clone());
-        return v;
+    if let Some(sent) = req.name.as_deref().filter(|_| req.name_ambiguous) {
+        if let Some(rule) = deny_for_ambiguous(policy, principal, req.era, req.method.as_deref(), sent, upstream, false) {
+            (v.action, v.rule_id) = ambiguous_denied(rule);
+            return v;
+        }
     }
     if let Some(t) = &req.target {
         if let Some((action, rule)) = target_verdict(policy, principal, req.era, upstream, t) {
@@ -267,15 +263,9 @@ pub fn item_visible(policy: &Policy, principal: &Principal, era: Era, upstream: 
         return match uri::normalize(name) {
             Ok(resolved) => visible_as(policy, principal, era, upstream, kind, &resolved),
             Err(_) => {
-                let decoded = uri::lenient(name);
+                let method = Some(kind.item_method().as_str());
                 visible_as(policy, principal, era, upstream, kind, name)
-                    && !policy.rules.iter().any(|r| {
-                        !r.dry_run
-                            && matches!(r.action, RuleAction::Deny { hide: true, .. })
-                            && [name, decoded.as_str()].iter().any(|n| {
-                                r.matcher.matches_parts(principal, era, Some(kind.item_method().as_str()), Some(n), upstream)
-                            })
-                    })
+                    && deny_for_ambiguous(policy, principal, era, method, name, upstream, true).is_none()
             }
         };
     }

@@ -7,8 +7,7 @@ use std::rc::Rc;
 use super::compile::Policy;
 use super::eval::item_visible;
 use super::lists::{filter_list, ListKind};
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
-use crate::ports::Fault;
+use crate::inspect::{ExchangeView, Finding, Inspector, Rewrite};
 
 pub struct ListFilter {
     policy: Rc<Policy>,
@@ -30,14 +29,7 @@ impl Inspector for ListFilter {
     /// message it cannot read (not one JSON object), which must then not reach the client.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
         if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(message).is_err() {
-            findings.push(Finding {
-                inspector: "lists",
-                what: "unreadable_message",
-                severity: Severity::High,
-                data_class: None,
-                fault: Fault::Upstream,
-                disposition: Disposition::Block,
-            });
+            findings.push(Finding::unreadable("lists", "unreadable_message"));
             return Rewrite::Keep;
         }
         let (policy, kind) = (&*self.policy, self.kind);

@@ -42,6 +42,11 @@ fn decode(bytes: &[u8]) -> Option<(u64, &[u8])> {
     Some((expires, bytes.get(8..)?))
 }
 
+/// What evicting a stored binding loses: nothing once it has expired.
+fn eviction_cost(now_ms: u64) -> impl Fn(&[u8]) -> u64 {
+    move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms))
+}
+
 /// Binds `session_id` to `principal_key` (an `initialize` answer handed it out), for `ttl_ms`.
 pub fn bind<K: Kv + ?Sized>(
     kv: &mut K,
@@ -52,8 +57,7 @@ pub fn bind<K: Kv + ?Sized>(
     ttl_ms: u64,
 ) -> Result<(), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
-    let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
-    table.update(kv, session_id.as_bytes(), now_ms, &cost, |_| (Some(encode(principal_key, expires)), ()))
+    table.update(kv, session_id.as_bytes(), now_ms, &eviction_cost(now_ms), |_| (Some(encode(principal_key, expires)), ()))
 }
 
 /// Whose session `session_id` is, and until when that answer holds. An unknown or expired one is
@@ -68,8 +72,7 @@ pub fn check<K: Kv + ?Sized>(
     ttl_ms: u64,
 ) -> Result<(SessionOwner, u64), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
-    let cost = move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms));
-    table.update(kv, session_id.as_bytes(), now_ms, &cost, |cur| match cur.and_then(decode) {
+    table.update(kv, session_id.as_bytes(), now_ms, &eviction_cost(now_ms), |cur| match cur.and_then(decode) {
         Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, (SessionOwner::Other, exp)),
         Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, (SessionOwner::Caller, exp)),
         _ => (Some(encode(principal_key, expires)), (SessionOwner::Caller, expires)),
