@@ -9,6 +9,8 @@
 use std::process::ExitCode;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod classify;
+#[cfg(not(target_arch = "wasm32"))]
 mod control;
 #[cfg(not(target_arch = "wasm32"))]
 mod keygen;
@@ -20,7 +22,7 @@ mod verify;
 #[cfg(not(target_arch = "wasm32"))]
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: warden <command> [args]\n\ncommands:\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline\n  sink     gRPC server (OTLP logs Export) filing receipts as one JSONL file per chain"
+        "usage: warden <command> [args]\n\ncommands:\n  classify the filter's view of raw requests (JSONL in, JSONL out; the differential harness)\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  verify   check a signed receipt (.json) or chain (.jsonl) offline\n  sink     gRPC server (OTLP logs Export) filing receipts as one JSONL file per chain"
     );
     ExitCode::from(2)
 }
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
+        Some("classify") => classify::run(rest),
         Some("control") => control::run(rest),
         Some("keygen") => keygen::run(rest),
         Some("verify") => verify::run(rest),

@@ -298,6 +298,15 @@ fn prompts_and_resources_lists_are_filtered_too() {
     assert!(policy::list_varies(&p, Era::Modern, "fs", ListKind::Prompts));
     assert!(!policy::list_varies(&p, Era::Modern, "fs", ListKind::Tools));
     assert_eq!(ListKind::from_list_method(Method::ResourcesList), Some(ListKind::Resources));
+    // Templates: hidden when every expansion would be (the rule matches the template's text);
+    // one that also expands to visible URIs stays, and its hidden expansions are refused on read.
+    let templates = br#"{"jsonrpc":"2.0","id":4,"result":{"resourceTemplates":[{"uriTemplate":"file:///etc/{name}","name":"etc"},{"uriTemplate":"file:///{path}","name":"any"}]}}"#;
+    let out = filter_list(templates, ListKind::ResourceTemplates, &visible(ListKind::ResourceTemplates), false).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["result"]["resourceTemplates"], serde_json::json!([{"uriTemplate": "file:///{path}", "name": "any"}]));
+    assert_eq!(v["result"]["cacheScope"], "private");
+    assert_eq!(ListKind::from_list_method(Method::ResourceTemplatesList), Some(ListKind::ResourceTemplates));
+    assert!(policy::list_varies(&p, Era::Modern, "fs", ListKind::ResourceTemplates));
     // The hidden items answer as unknown when used directly.
     let (a, _) = decide(&p, &alice(), &req(Era::Modern, "resources/read", Some("file:///etc/passwd")), "fs");
     let reply = reply::for_action(&a, &req(Era::Modern, "resources/read", Some("file:///etc/passwd"))).unwrap();

@@ -197,6 +197,14 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
     let mut c = match parsed {
         Body::Batch(items) => return Err(batch_refused(&items)),
         Body::Single(env) => {
+            if let Some(field) = env.unreadable() {
+                let id = env.id.filter(|_| field != "id").map(|i| i.json());
+                return Err(Rejection::new(
+                    RejectKind::ParseError,
+                    format!("Parse error: {field} holds a lone surrogate escape or a number beyond float64 (read differently by every parser)"),
+                )
+                .with_id(id));
+            }
             let c = if env.claims_modern() { classify_modern(head, &env, rules)? } else { classify_legacy(head, &env, rules)? };
             with_target(c, env.params(), env.id.map(|i| i.json()))?
         }

@@ -13,6 +13,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::checked::{readable, Checked};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -85,11 +87,11 @@ impl<'de> Deserialize<'de> for StrField<'de> {
                 Ok(StrField::NotAString)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
+                while a.next_element::<Checked>()?.is_some() {}
                 Ok(StrField::NotAString)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while a.next_entry::<Checked, Checked>()?.is_some() {}
                 Ok(StrField::NotAString)
             }
         }
@@ -139,6 +141,7 @@ pub struct Meta<'a> {
     pub traceparent: Option<StrField<'a>>,
     pub progress_token: bool,
     pub duplicate_key: Option<&'static str>,
+    pub unreadable: Option<&'static str>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -164,6 +167,7 @@ pub struct Params<'a> {
     /// `completion/complete`'s `ref`: the prompt or resource it completes for.
     pub reference: Option<Reference<'a>>,
     pub duplicate_key: Option<&'static str>,
+    pub unreadable: Option<&'static str>,
 }
 
 /// `params.ref` of `completion/complete` (`{"type": "ref/prompt", "name"}` or
@@ -193,6 +197,8 @@ pub struct Envelope<'a> {
     pub has_result: bool,
     pub has_error: bool,
     pub duplicate_key: Option<&'static str>,
+    /// The first value kept raw that cannot be read back ([`super::checked`]).
+    pub unreadable: Option<&'static str>,
 }
 
 impl<'a> Envelope<'a> {
@@ -208,6 +214,14 @@ impl<'a> Envelope<'a> {
     /// request claims the 2026-07-28 era.
     pub fn claims_modern(&self) -> bool {
         self.params().and_then(Params::meta).is_some_and(|m| m.protocol_version.is_some())
+    }
+
+    /// The first value kept raw (id, arguments, capabilities) holding a lone surrogate escape or a
+    /// number beyond float64: the filter could not read what the upstream would.
+    pub fn unreadable(&self) -> Option<&'static str> {
+        self.unreadable
+            .or_else(|| self.params().and_then(|p| p.unreadable))
+            .or_else(|| self.params().and_then(Params::meta).and_then(|m| m.unreadable))
     }
 
     /// The first duplicated key found at any level read by the parser.
@@ -363,6 +377,13 @@ fn classify_serde_error(e: serde_json::Error) -> ParseError {
     }
 }
 
+/// Records `field` when a raw-kept value cannot be read completely.
+fn unreadable_if(raw: &RawValue, field: &'static str, slot: &mut Option<&'static str>) {
+    if slot.is_none() && !readable(raw) {
+        *slot = Some(field);
+    }
+}
+
 /// Records the first duplicate among the keys a visitor reads.
 fn mark_dup(seen: &mut u32, bit: u32, key: &'static str, dup: &mut Option<&'static str>) -> bool {
     if *seen & bit != 0 {
@@ -413,7 +434,7 @@ impl<'de, T: ObjectVisit<'de>> Deserialize<'de> for ObjectOr<T> {
                 T::visit(a).map(|t| ObjectOr(Some(t)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
+                while a.next_element::<Checked>()?.is_some() {}
                 Ok(ObjectOr(None))
             }
             fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
@@ -474,6 +495,7 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
                 }
                 "id" if mark_dup(&mut seen, 2, "id", dup) => {
                     let raw: &'de RawValue = a.next_value()?;
+                    unreadable_if(raw, "id", &mut env.unreadable);
                     env.id = Some(RequestId::from_raw(raw));
                 }
                 "method" if mark_dup(&mut seen, 4, "method", dup) => {
@@ -484,15 +506,15 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
                     env.params = Some(p.0);
                 }
                 "result" if mark_dup(&mut seen, 16, "result", dup) => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                     env.has_result = true;
                 }
                 "error" if mark_dup(&mut seen, 32, "error", dup) => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                     env.has_error = true;
                 }
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                 }
             }
         }
@@ -521,7 +543,9 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     p.meta = Some(m.0);
                 }
                 "arguments" if mark_dup(&mut seen, 16, "params.arguments", dup) => {
-                    p.arguments = Some(a.next_value()?);
+                    let raw: &'de RawValue = a.next_value()?;
+                    unreadable_if(raw, "params.arguments", &mut p.unreadable);
+                    p.arguments = Some(raw);
                 }
                 "protocolVersion" if mark_dup(&mut seen, 32, "params.protocolVersion", dup) => {
                     p.protocol_version = Some(a.next_value()?);
@@ -531,11 +555,11 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     p.client_info = c.0;
                 }
                 "requestState" if mark_dup(&mut seen, 128, "params.requestState", dup) => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                     p.has_request_state = true;
                 }
                 "inputResponses" if mark_dup(&mut seen, 256, "params.inputResponses", dup) => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                     p.has_input_responses = true;
                 }
                 "ref" if mark_dup(&mut seen, 512, "params.ref", dup) => {
@@ -543,7 +567,7 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     p.reference = r.0;
                 }
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                 }
             }
         }
@@ -567,6 +591,7 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
                 }
                 KEY_CAPS if mark_dup(&mut seen, 2, "params._meta.clientCapabilities", dup) => {
                     let raw: &'de RawValue = a.next_value()?;
+                    unreadable_if(raw, "params._meta.clientCapabilities", &mut m.unreadable);
                     if raw.get().starts_with('{') {
                         m.client_capabilities = Some(raw);
                     }
@@ -579,11 +604,11 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
                     m.traceparent = Some(a.next_value()?);
                 }
                 "progressToken" if mark_dup(&mut seen, 16, "params._meta.progressToken", dup) => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                     m.progress_token = true;
                 }
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                 }
             }
         }
@@ -602,7 +627,7 @@ impl<'de> ObjectVisit<'de> for Reference<'de> {
                 "name" if mark_dup(&mut seen, 2, "params.ref.name", dup) => r.name = Some(a.next_value()?),
                 "uri" if mark_dup(&mut seen, 4, "params.ref.uri", dup) => r.uri = Some(a.next_value()?),
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                 }
             }
         }
@@ -618,7 +643,7 @@ impl<'de> ObjectVisit<'de> for ClientInfo<'de> {
                 "name" => c.name = Some(a.next_value()?),
                 "version" => c.version = Some(a.next_value()?),
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Checked>()?;
                 }
             }
         }
@@ -710,5 +735,23 @@ mod tests {
         assert_eq!(e.id.map(|i| i.json()), Some("5"));
         assert_eq!(e.method, Some(StrField::NotAString));
         assert!(matches!(e.params, Some(None)));
+    }
+
+    #[test]
+    fn values_no_two_parsers_read_alike_are_refused() {
+        for body in [
+            r#"{"id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":"\ud800"}}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1e400}}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"a","zzz":["\udfff"]}}"#,
+            r#"{"id":"\ud800","method":"ping"}"#,
+            r#"{"id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"a":-1e999}}}}"#,
+        ] {
+            let unreadable = match parse_body(body.as_bytes()) {
+                Ok(Body::Single(e)) => e.unreadable(),
+                Ok(Body::Batch(_)) => None,
+                Err(e) => Some(if matches!(e, ParseError::NotJson(_)) { "not json" } else { "other" }),
+            };
+            assert!(matches!(unreadable, Some(f) if f != "other"), "{body}: {unreadable:?}");
+        }
     }
 }

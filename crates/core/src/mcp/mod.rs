@@ -8,7 +8,9 @@
 //! - [`error`]: rejections and their JSON-RPC error bodies.
 //! - [`sse`]: chunk-safe `text/event-stream` decoder.
 //! - [`uri`]: resource URIs in the form a server resolves them, for policy matching.
+//! - [`checked`]: skipping a value while reading it completely (no lone surrogates, no Infinity).
 
+pub mod checked;
 pub mod classify;
 pub mod error;
 pub mod headers;

@@ -1,4 +1,5 @@
-//! List result filtering (`tools/list`, and likewise `prompts/list`, `resources/list`): remove
+//! List result filtering (`tools/list`, and likewise `prompts/list`, `resources/list`,
+//! `resources/templates/list`): remove
 //! the items a principal may not see and mark the result `cacheScope: "private"` (it now depends
 //! on who asked; spec §7, SEP-2549).
 //!
@@ -23,6 +24,11 @@ pub enum ListKind {
     Prompts,
     /// `resources/list` → `result.resources[].uri`, used by `resources/read`.
     Resources,
+    /// `resources/templates/list` → `result.resourceTemplates[].uriTemplate` (RFC 6570), whose
+    /// expansions `resources/read` reads. A template is hidden when a hide rule matches its text
+    /// as a name (`file:///vault/*` hides `file:///vault/{id}`: every expansion would be hidden);
+    /// one that only some hidden URIs expand from stays listed, and reads of those are refused.
+    ResourceTemplates,
 }
 
 impl ListKind {
@@ -32,6 +38,7 @@ impl ListKind {
             Method::ToolsList => Some(ListKind::Tools),
             Method::PromptsList => Some(ListKind::Prompts),
             Method::ResourcesList => Some(ListKind::Resources),
+            Method::ResourceTemplatesList => Some(ListKind::ResourceTemplates),
             _ => None,
         }
     }
@@ -41,7 +48,7 @@ impl ListKind {
         match self {
             ListKind::Tools => Method::ToolsCall,
             ListKind::Prompts => Method::PromptsGet,
-            ListKind::Resources => Method::ResourcesRead,
+            ListKind::Resources | ListKind::ResourceTemplates => Method::ResourcesRead,
         }
     }
 
@@ -51,6 +58,7 @@ impl ListKind {
             ListKind::Tools => ("tools", "name"),
             ListKind::Prompts => ("prompts", "name"),
             ListKind::Resources => ("resources", "uri"),
+            ListKind::ResourceTemplates => ("resourceTemplates", "uriTemplate"),
         }
     }
 }
@@ -128,7 +136,7 @@ pub fn filter_tools_list(body: &[u8], visible: &dyn Fn(&str) -> bool, force_priv
 }
 
 /// [`filter_tools_list`] for any [`ListKind`]: `result.tools[].name`,
-/// `result.prompts[].name` or `result.resources[].uri`.
+/// `result.prompts[].name`, `result.resources[].uri` or `result.resourceTemplates[].uriTemplate`.
 pub fn filter_list(body: &[u8], kind: ListKind, visible: &dyn Fn(&str) -> bool, force_private: bool) -> Option<Vec<u8>> {
     let (array_field, name_field) = kind.fields();
     let envelope: RawObject = serde_json::from_slice(body).ok()?;

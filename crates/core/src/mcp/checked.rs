@@ -1,0 +1,88 @@
+//! Skipping a JSON value while still reading it the way an SDK will: every string decoded (so a
+//! lone UTF-16 surrogate escape such as `"\ud800"` is refused) and every number parsed (so
+//! `1e400`, which JavaScript and Python read as Infinity, is refused), without allocating.
+//!
+//! serde's `IgnoredAny` only checks the syntax: a value it skips could mean something to an
+//! upstream parser that the filter can never read back (RFC 7493, I-JSON, forbids both). The filter
+//! must be able to read every value the upstream executes on (arguments above all), so skipped
+//! values go through [`Checked`] and raw-kept ones through [`check_value`].
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A value that was read completely and thrown away.
+pub struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // deserialize_any (unlike deserialize_ignored_any) decodes strings and parses numbers;
+        // serde_json's recursion limit still bounds the depth.
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    // serde_json refuses a number beyond float64 itself ("number out of range").
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Checked, A::Error> {
+        while a.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Checked, A::Error> {
+        while a.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// Reads a value the parser kept raw (`id`, `arguments`, `clientCapabilities`) as [`Checked`]
+/// does: true when every string and number in it is readable.
+pub fn readable(raw: &RawValue) -> bool {
+    serde_json::from_str::<Checked>(raw.get()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checks(s: &str) -> bool {
+        serde_json::from_str::<Checked>(s).is_ok()
+    }
+
+    #[test]
+    fn refuses_what_no_two_parsers_read_alike() {
+        assert!(readable(&serde_json::from_str::<Box<RawValue>>(r#"{"a":[1]}"#).unwrap_or_else(|_| unreachable!())));
+        assert!(checks(r#"{"a":["x\ud83d\ude00y",1,-0,1.5e300,true,null,{"b":"\u00e9"}]}"#));
+        assert!(!checks(r#"{"a":"\ud800"}"#), "lone high surrogate");
+        assert!(!checks(r#"["\udc00"]"#), "lone low surrogate");
+        assert!(!checks(r#"{"\ud800":1}"#), "in a key");
+        assert!(!checks(r#"{"a":1e400}"#), "beyond float64");
+        assert!(!checks(r#"[-1e400]"#));
+        // Integers past 64 bits are floats to serde_json, Infinity to nobody: read.
+        assert!(checks("123456789012345678901234567890"));
+    }
+}
