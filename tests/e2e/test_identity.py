@@ -153,6 +153,31 @@ def test_source_order_jwt_then_trusted_header_then_anonymous(jwt_gw, recorder, i
     assert one(a, "x-warden-principal") == one(a2, "x-warden-principal")
 
 
+XFF_HOPS = "use_remote_address: true"
+
+
+def anonymous_key(gw, recorder, xff: str | None) -> str:
+    seen = upstream_view(gw, recorder, "modern", headers={"user-agent": "agent-xff", **({"x-forwarded-for": xff} if xff else {})})
+    assert one(seen, "x-warden-principal-source") == "anonymous"
+    return one(seen, "x-warden-principal")
+
+
+def test_forwarded_for_moves_the_anonymous_fingerprint_only_through_trusted_hops(jwt_gw, module_gateway, recorder):
+    """Shipped configs take the client address from the real peer: a client-written
+    X-Forwarded-For cannot make one anonymous caller look like many (or like someone else).
+    With `xff_num_trusted_hops: 1` (a trusted proxy in front) the address it appended counts."""
+    honest = anonymous_key(jwt_gw, recorder, None)
+    assert anonymous_key(jwt_gw, recorder, "203.0.113.7") == honest
+    assert anonymous_key(jwt_gw, recorder, "198.51.100.1, 203.0.113.7") == honest
+    behind_proxy = module_gateway(JWT_TEMPLATE, upstream_port=recorder.port,
+                                  replace={XFF_HOPS: XFF_HOPS + "\n          xff_num_trusted_hops: 1"},
+                                  plugin_config={"principal": {"sources": ["jwt", "header"], "trusted_header": "x-user"}})
+    a = anonymous_key(behind_proxy, recorder, "203.0.113.7")
+    b = anonymous_key(behind_proxy, recorder, "198.51.100.1")
+    assert a != b, "behind one trusted hop, the address the proxy appended is the client's"
+    assert anonymous_key(behind_proxy, recorder, "10.9.9.9, 203.0.113.7") == a, "only the trusted hop's entry counts"
+
+
 def test_bad_tokens_are_refused_by_jwt_authn_before_the_upstream(jwt_gw, recorder, issuer):
     other = pki.JwtIssuer(kid=issuer.kid)  # same kid, different key: signature does not verify
     before = len(recorder.requests())

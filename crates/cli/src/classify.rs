@@ -49,6 +49,7 @@ pub fn run(args: &[String]) -> ExitCode {
         legacy_enabled: true,
         supported_versions: vec!["2026-07-28".to_owned()],
         forward_cors_preflight: false,
+        legacy_batches: false,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

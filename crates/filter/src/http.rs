@@ -6,10 +6,10 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-#[cfg(feature = "fault-injection")]
-use proxy_wasm::types::MapType;
 
 use super::abi;
+#[cfg(feature = "fault-injection")]
+use super::fault;
 use super::metrics::EnvoyMetrics;
 use super::ports::{EnvoyClock, EnvoyIo, EnvoyQueue, SharedDataKv};
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
@@ -24,6 +24,9 @@ pub struct WardenHttp {
     busy_ns: u64,
     start_nanos: u64,
     bytes_out: u64,
+    /// The fault-injection build's later panic point, named by the request headers.
+    #[cfg(feature = "fault-injection")]
+    panic_at: Option<fault::Point>,
 }
 
 impl WardenHttp {
@@ -34,6 +37,8 @@ impl WardenHttp {
             busy_ns: 0,
             start_nanos: 0,
             bytes_out: 0,
+            #[cfg(feature = "fault-injection")]
+            panic_at: None,
         }
     }
 
@@ -60,26 +65,29 @@ impl Context for WardenHttp {}
 impl HttpContext for WardenHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         #[cfg(feature = "fault-injection")]
-        if matches!(abi::header(MapType::HttpRequestHeaders, "x-warden-test-panic"), Ok(Some(_))) {
-            #[allow(clippy::panic)]
-            {
-                panic!("fault injection: x-warden-test-panic");
-            }
+        {
+            self.panic_at = fault::on_request_headers();
         }
         self.timed(|flow, host| flow.on_request_headers(host, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        fault::check(self.panic_at, fault::Point::RequestBody);
         self.body_size = body_size;
         self.timed(|flow, host| flow.on_request_body(host, body_size, end_of_stream))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        #[cfg(feature = "fault-injection")]
+        fault::check(self.panic_at, fault::Point::RequestTrailers);
         let size = self.body_size;
         self.timed(|flow, host| flow.on_request_trailers(host, size))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        fault::check(self.panic_at, fault::Point::ResponseHeaders);
         if !self.flow.inspects_response() {
             return Action::Continue;
         }
@@ -87,6 +95,8 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "fault-injection")]
+        fault::check(self.panic_at, fault::Point::ResponseBody);
         self.bytes_out = self.bytes_out.saturating_add(body_size as u64);
         if !self.flow.inspects_response() {
             return Action::Continue;

@@ -8,9 +8,12 @@
 //! - `ports`: the core's ports over Envoy: HTTP I/O, shared data, clock, metrics, receipt queue.
 //! - `writer`: the singleton receipt writer VM (shared queue → sign → chain → gRPC export).
 //! - `abi`: the proxy-wasm ABI calls, declared here so every host status maps to our errors.
+//! - `fault`: only with the `fault-injection` feature: panics on request, for the e2e suite.
 
 #[cfg(target_os = "wasi")]
 mod abi;
+#[cfg(all(target_os = "wasi", feature = "fault-injection"))]
+mod fault;
 #[cfg(target_os = "wasi")]
 mod http;
 #[cfg(target_os = "wasi")]

@@ -12,6 +12,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
 
 use super::abi;
+#[cfg(feature = "fault-injection")]
+use super::fault::RootFault;
 use super::http::WardenHttp;
 use super::metrics::EnvoyMetrics;
 use super::ports::SharedDataKv;
@@ -39,6 +41,9 @@ pub struct WardenRoot {
     writer: Option<WriterHost>,
     /// Session bindings this VM has confirmed (see `mcp_warden_core::state::sessions`).
     sessions: Rc<RefCell<SessionCache>>,
+    /// The fault-injection build's root-context panic, from the plugin configuration.
+    #[cfg(feature = "fault-injection")]
+    fault: RootFault,
 }
 
 /// Creates every rate-limit and session slot that does not exist yet, so that all later updates
@@ -141,6 +146,8 @@ impl RootContext for WardenRoot {
                 }
             };
         }
+        #[cfg(feature = "fault-injection")]
+        let bytes = self.fault.configure(bytes);
         match policy::load(&bytes) {
             Ok(p) => {
                 abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
@@ -172,6 +179,8 @@ impl RootContext for WardenRoot {
     }
 
     fn on_tick(&mut self) {
+        #[cfg(feature = "fault-injection")]
+        self.fault.on_tick();
         if let Some(w) = self.writer.as_mut() {
             w.on_tick();
             return;

@@ -15,11 +15,14 @@ use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
 use crate::state::sessions::{self, SessionCache, SessionOwner};
 use crate::state::slots::StoreError;
 
+use super::batch::{decide_batch, BatchElement};
 use super::reply::{self, LocalReply};
 
 /// What the request path gathered for one valid request (its routing headers already true).
 pub struct RequestFacts<'a> {
     pub request: McpRequest,
+    /// Every element of a legacy batch, in order (empty for one message).
+    pub batch: Vec<McpRequest>,
     pub peer: PeerFacts<'a>,
     /// The upstream cluster the route chose on the edited headers (`:authority` without one).
     pub upstream: String,
@@ -38,6 +41,8 @@ pub struct Outcome {
     pub correlation: CorrelationKey,
     pub upstream: String,
     pub verdict: Verdict,
+    /// A legacy batch: each element and its own decision (empty for one message).
+    pub batch: Vec<BatchElement>,
 }
 
 /// What the host must do.
@@ -69,15 +74,29 @@ pub fn decide<'a>(
     let correlation = CorrelationKey::with_key(&principal, &principal_key, &facts.upstream);
     let set_headers = principal.upstream_headers(&principal_key, &correlation);
 
-    let verdict = match session_owner(policy, &facts.request, &principal_key, kv, sessions, facts.now_ms) {
-        Ok(SessionOwner::Caller) => enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms),
+    let owner = session_owner(policy, &facts.request, &principal_key, kv, sessions, facts.now_ms);
+    let mut batch = Vec::new();
+    let (verdict, reply) = match owner {
+        Ok(SessionOwner::Caller) if !facts.batch.is_empty() => {
+            let (v, r, elements) = decide_batch(policy, remote_kill, &principal, facts.batch, &facts.upstream, kv, facts.now_ms);
+            batch = elements;
+            (v, r)
+        }
+        Ok(SessionOwner::Caller) => {
+            let v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+            let r = reply::for_action(&v.action, &facts.request);
+            (v, r)
+        }
         owner => {
             let store_errors = owner.err().map(|e| ("session".to_owned(), e)).into_iter().collect();
-            Verdict { action: Action::SessionNotFound, rule_id: None, dry_run: Vec::new(), store_errors }
+            let v = Verdict { action: Action::SessionNotFound, rule_id: None, dry_run: Vec::new(), store_errors };
+            let r = reply::for_action(&v.action, &facts.request);
+            (v, r)
         }
     };
-    let reply = reply::for_action(&verdict.action, &facts.request);
-    let inspectors = response_inspectors(policy, &verdict, &facts.request, &facts.upstream);
+    // A batch's answer is not inspected: elements whose answer would need it refuse the batch.
+    let inspectors =
+        if batch.is_empty() { response_inspectors(policy, &verdict, &facts.request, &facts.upstream) } else { Vec::new() };
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
         remove_headers: facts.client_warden_headers,
@@ -85,7 +104,15 @@ pub fn decide<'a>(
         reply,
         inspectors,
         binds_session,
-        outcome: Outcome { request: facts.request, principal, principal_key, correlation, upstream: facts.upstream, verdict },
+        outcome: Outcome {
+            request: facts.request,
+            principal,
+            principal_key,
+            correlation,
+            upstream: facts.upstream,
+            verdict,
+            batch,
+        },
     }
 }
 

@@ -4,10 +4,11 @@
 
 use crate::inspect::Finding;
 use crate::metrics;
-use crate::policy::Action;
+use crate::policy::{Action, Verdict};
 use crate::ports::{Metrics, ReceiptQueue};
 use crate::receipt::exchange::{Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
 
+use super::batch::RULE_NOT_DECIDED;
 use super::request::RequestFlow;
 
 /// Facts the host measured about a finished exchange, for its receipt.
@@ -30,11 +31,37 @@ impl RequestFlow {
             m.count(metrics::RECEIPTS_UNQUEUED, &[]);
             return;
         }
-        if let Some(exchange) = self.exchange(stats) {
+        for exchange in self.exchanges(stats) {
             if queue.enqueue(&exchange.encode()).is_err() {
                 m.count(metrics::RECEIPTS_UNQUEUED, &[]);
             }
         }
+    }
+
+    /// The records of this exchange: one, or one per element of a legacy batch (each with the
+    /// element's own method, name, id and verdict; an element that was not decided because an
+    /// earlier one refused the batch is a `block` by [`RULE_NOT_DECIDED`]).
+    pub fn exchanges(&self, stats: ExchangeStats) -> Vec<Exchange> {
+        let Some(base) = self.exchange(stats) else { return Vec::new() };
+        let Some(o) = self.outcome().filter(|o| !o.batch.is_empty()) else { return vec![base] };
+        o.batch
+            .iter()
+            .map(|el| {
+                let mut e = base.clone();
+                let r = &el.request;
+                e.method = r.method.clone().unwrap_or_default();
+                e.name = r.name.clone().unwrap_or_default();
+                e.request_id = r.id.clone().unwrap_or_default();
+                e.actor = r.client_name.clone().unwrap_or_default();
+                let (verdict, rule) = match &el.verdict {
+                    Some(v) => wire_verdict(v),
+                    None => (WireVerdict::Block, RULE_NOT_DECIDED.to_owned()),
+                };
+                e.verdict = verdict;
+                e.rule = rule;
+                e
+            })
+            .collect()
     }
 
     /// The compact record of this exchange for the receipt writer; `None` when the filter never
@@ -72,18 +99,7 @@ impl RequestFlow {
             e.delegation_chain = o.principal.actors.clone();
             e.request_id = r.id.clone().unwrap_or_default();
             e.traceparent = r.traceparent.clone().unwrap_or_default();
-            let (verdict, rule) = match &o.verdict.action {
-                Action::Allow => (WireVerdict::Allow, o.verdict.rule_id.clone().unwrap_or_default()),
-                Action::Deny { hide, .. } => {
-                    let id = o.verdict.rule_id.clone().unwrap_or_else(|| "default".to_owned());
-                    (WireVerdict::Block, if *hide { format!("{id}:hide") } else { id })
-                }
-                Action::RateLimited { .. } => {
-                    (WireVerdict::Block, format!("{}:rate_limit", o.verdict.rule_id.as_deref().unwrap_or("default")))
-                }
-                Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
-                Action::SessionNotFound => (WireVerdict::Block, "session:not_owner".to_owned()),
-            };
+            let (verdict, rule) = wire_verdict(&o.verdict);
             e.verdict = verdict;
             e.rule = rule;
             record_findings(&mut e, self.findings());
@@ -94,6 +110,20 @@ impl RequestFlow {
         e.rule = format!("wire:{}", r.kind.label());
         e.severity = "invalid".to_owned();
         Some(e)
+    }
+}
+
+/// A verdict as the receipt states it: allow or block, and the rule (with why) that decided.
+fn wire_verdict(v: &Verdict) -> (WireVerdict, String) {
+    match &v.action {
+        Action::Allow => (WireVerdict::Allow, v.rule_id.clone().unwrap_or_default()),
+        Action::Deny { hide, .. } => {
+            let id = v.rule_id.clone().unwrap_or_else(|| "default".to_owned());
+            (WireVerdict::Block, if *hide { format!("{id}:hide") } else { id })
+        }
+        Action::RateLimited { .. } => (WireVerdict::Block, format!("{}:rate_limit", v.rule_id.as_deref().unwrap_or("default"))),
+        Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
+        Action::SessionNotFound => (WireVerdict::Block, "session:not_owner".to_owned()),
     }
 }
 

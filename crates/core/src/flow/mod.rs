@@ -2,10 +2,12 @@
 //!
 //! - [`request`]: the request path as gather → decide → apply ([`RequestFlow`]);
 //! - [`decide`]: the pure decision on a valid request (principal, policy, reply, inspectors);
+//! - [`batch`]: the same for every element of a legacy batch (`eras.legacy_batches`);
 //! - [`response`]: the response pipeline, fed headers, body chunks and SSE events;
 //! - [`reply`]: every local reply and JSON-RPC error the filter sends;
 //! - [`exchange`]: the record of the exchange for the receipt writer.
 
+pub mod batch;
 pub mod decide;
 pub mod exchange;
 pub mod reply;

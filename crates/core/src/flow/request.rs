@@ -324,6 +324,7 @@ impl RequestFlow {
         };
         let facts = RequestFacts {
             request: c.request,
+            batch: c.batch,
             peer: PeerFacts {
                 jwt_payload: peer.jwt.as_deref().map(str::as_bytes),
                 jwt_claims: None,
@@ -448,7 +449,15 @@ fn apply_decision(
     for (name, value) in &d.set_headers {
         host.http.set_request_header(name, value)?;
     }
-    count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
+    if d.outcome.batch.is_empty() {
+        count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
+    }
+    // A batch counts as its elements: each decided one as a request of its own.
+    for e in &d.outcome.batch {
+        if let Some(v) = &e.verdict {
+            count_verdict(host.metrics, &e.request, v);
+        }
+    }
     let response = (!d.inspectors.is_empty()).then(|| ResponsePipeline::new(d.inspectors));
     if response.is_some() {
         // An answer the filter must read is asked for in a form it can read.

@@ -27,6 +27,8 @@ pub struct WireRules {
     pub supported_versions: Vec<String>,
     /// `OPTIONS` (a CORS preflight) is forwarded instead of answered 405.
     pub forward_cors_preflight: bool,
+    /// Legacy JSON-RPC batches are decided element by element instead of refused.
+    pub legacy_batches: bool,
 }
 
 /// The parts of the HTTP request head that classification reads. Header values are raw bytes as
@@ -57,6 +59,9 @@ pub struct Classified {
     pub mcp_name: HeaderEdit,
     /// `Content-Type` as the upstream must read it: the canonical `application/json`.
     pub content_type: HeaderEdit,
+    /// A legacy batch (`eras.legacy_batches`): every element, in order (`request` is the first).
+    /// Empty for a single message.
+    pub batch: Vec<McpRequest>,
 }
 
 /// The media type every forwarded POST carries (UTF-8 is JSON's only encoding, RFC 8259 §8.1).
@@ -81,6 +86,7 @@ pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision 
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
             content_type: HeaderEdit::Keep,
+            batch: Vec::new(),
         }))
     };
     match head.http_method {
@@ -195,6 +201,7 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
         _ => HeaderEdit::Set(CANONICAL_CONTENT_TYPE.to_owned()),
     };
     let mut c = match parsed {
+        Body::Batch(items) if rules.legacy_batches => classify_batch(head, &items, rules)?,
         Body::Batch(items) => return Err(batch_refused(&items)),
         Body::Single(env) => {
             if let Some(field) = env.unreadable() {
@@ -249,6 +256,43 @@ fn with_target(mut c: Classified, params: Option<&Params<'_>>, id: Option<&str>)
     c.request.target = target_of(c.request.op, params)
         .map_err(|m| Rejection::new(RejectKind::InvalidParams, format!("Invalid params: {m}")).with_id(id))?;
     Ok(c)
+}
+
+/// A legacy batch an operator opted into: every element is classified as a message of its own
+/// (and its target read) or the whole batch is refused, id-less. No element may claim 2026-07-28
+/// or be `initialize`. The routing headers cannot name several messages: they are removed.
+fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRules) -> Result<Classified, Rejection> {
+    let element = |n: usize, r: Rejection| Rejection::new(r.kind, format!("batch element {n}: {}", r.message));
+    let mut batch = Vec::with_capacity(items.len());
+    for (n, env) in items.iter().enumerate() {
+        if env.claims_modern() {
+            return Err(batch_refused(items));
+        }
+        if let Some(field) = env.unreadable() {
+            let r = Rejection::new(
+                RejectKind::ParseError,
+                format!("Parse error: {field} holds a lone surrogate escape or a number beyond float64"),
+            );
+            return Err(element(n, r));
+        }
+        let c = classify_legacy(head, env, rules).and_then(|c| with_target(c, env.params(), None)).map_err(|r| element(n, r))?;
+        if c.request.op == Some(Method::Initialize) {
+            return Err(element(
+                n,
+                Rejection::new(RejectKind::InvalidRequest, "Invalid Request: initialize cannot travel in a batch"),
+            ));
+        }
+        batch.push(c.request);
+    }
+    let first =
+        batch.first().cloned().ok_or_else(|| Rejection::new(RejectKind::InvalidRequest, "Invalid Request: empty batch"))?;
+    Ok(Classified {
+        request: first,
+        mcp_method: remove_if_present(head.mcp_method),
+        mcp_name: remove_if_present(head.mcp_name),
+        content_type: HeaderEdit::Keep,
+        batch,
+    })
 }
 
 /// JSON-RPC batches are in neither 2025-11-25 nor 2026-07-28: servers that still accept them run
@@ -451,7 +495,7 @@ fn classify_modern(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         }
     };
     request.resolve_name();
-    Ok(Classified { request, mcp_method, mcp_name, content_type: HeaderEdit::Keep })
+    Ok(Classified { request, mcp_method, mcp_name, content_type: HeaderEdit::Keep, batch: Vec::new() })
 }
 
 fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules) -> Result<Classified, Rejection> {
@@ -496,6 +540,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
             content_type: HeaderEdit::Keep,
+            batch: Vec::new(),
         });
     }
     let Some(method) = method else {
@@ -544,6 +589,7 @@ fn classify_legacy(head: &RequestHead<'_>, env: &Envelope<'_>, rules: &WireRules
         mcp_method: HeaderEdit::Set(encode_value(method).into_owned()),
         mcp_name,
         content_type: HeaderEdit::Keep,
+        batch: Vec::new(),
     })
 }
 
@@ -557,6 +603,7 @@ mod tests {
             legacy_enabled: true,
             supported_versions: vec![FIRST_MODERN_VERSION.into()],
             forward_cors_preflight: false,
+            legacy_batches: false,
         }
     }
 

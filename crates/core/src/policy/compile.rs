@@ -57,6 +57,7 @@ impl Default for Policy {
             wire: WireRules {
                 modern_enabled: true,
                 legacy_enabled: true,
+                legacy_batches: false,
                 supported_versions: vec![FIRST_MODERN_VERSION.to_owned()],
                 forward_cors_preflight: false,
             },
@@ -250,6 +251,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         wire: WireRules {
             modern_enabled: spec.eras.modern,
             legacy_enabled: spec.eras.legacy,
+            legacy_batches: spec.eras.legacy && spec.eras.legacy_batches,
             supported_versions: spec.supported_versions,
             forward_cors_preflight: spec.forward_cors_preflight,
         },

@@ -102,11 +102,16 @@ pub struct ErasSpec {
     /// 2025-11-25 and earlier (sessionful).
     #[serde(default = "yes")]
     pub legacy: bool,
+    /// JSON-RPC batches from legacy clients (in neither 2025-11-25 nor 2026-07-28): off, they are
+    /// refused; on, every element is decided on as if sent alone and one refused element refuses
+    /// the batch.
+    #[serde(default)]
+    pub legacy_batches: bool,
 }
 
 impl Default for ErasSpec {
     fn default() -> Self {
-        ErasSpec { modern: true, legacy: true }
+        ErasSpec { modern: true, legacy: true, legacy_batches: false }
     }
 }
 

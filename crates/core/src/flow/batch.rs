@@ -1,0 +1,79 @@
+//! Legacy JSON-RPC batches an operator opted into (`eras.legacy_batches`): every element is
+//! decided on as if it had come alone (rules, hiding, kill switch, one rate-limit token each), in
+//! order; the first element refused refuses the whole batch (nothing of it is forwarded), and the
+//! elements after it are not decided. Each element gets its own receipt ([`BatchElement`]).
+//!
+//! An element whose answer the response pipeline would have to read (a list the policy filters)
+//! refuses the batch too: the answer would be a JSON array the inspectors do not take apart, and
+//! an answer the filter must inspect but cannot is never passed.
+
+use std::rc::Rc;
+
+use crate::mcp::model::McpRequest;
+use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
+use crate::ports::Kv;
+use crate::principal::Principal;
+
+use super::reply::{self, LocalReply};
+
+/// Rule id of the refusal of a batch element whose answer must be inspected.
+pub const RULE_INSPECTED_ANSWER: &str = "batch:inspected_answer";
+/// Rule id in the receipt of an element that was not decided because an earlier one was refused.
+pub const RULE_NOT_DECIDED: &str = "batch:refused";
+
+/// One element of a batch and what was decided on it (`None`: not decided, the batch was
+/// already refused).
+#[derive(Debug, Clone)]
+pub struct BatchElement {
+    pub request: McpRequest,
+    pub verdict: Option<Verdict>,
+}
+
+/// The verdict on the whole batch (the first refusal, else allow), the reply that refusal sends
+/// (a JSON array holding the refused element's error), and every element's own decision.
+pub fn decide_batch(
+    policy: &Rc<Policy>,
+    remote_kill: &KillSwitch,
+    principal: &Principal,
+    elements: Vec<McpRequest>,
+    upstream: &str,
+    kv: &mut dyn Kv,
+    now_ms: u64,
+) -> (Verdict, Option<LocalReply>, Vec<BatchElement>) {
+    let mut out: Vec<BatchElement> = Vec::with_capacity(elements.len());
+    let mut overall = Verdict { action: Action::Allow, rule_id: None, dry_run: Vec::new(), store_errors: Vec::new() };
+    let mut reply = None;
+    for request in elements {
+        if reply.is_some() {
+            out.push(BatchElement { request, verdict: None });
+            continue;
+        }
+        let mut v = enforce(policy, remote_kill, principal, &request, upstream, kv, now_ms);
+        if v.action == Action::Allow && answer_must_be_inspected(policy, &request, upstream) {
+            v.action = Action::Deny {
+                reason: "a list the policy filters cannot travel in a batch: send it on its own".to_owned(),
+                hide: false,
+            };
+            v.rule_id = Some(RULE_INSPECTED_ANSWER.to_owned());
+        }
+        overall.dry_run.extend(v.dry_run.iter().cloned());
+        overall.store_errors.extend(v.store_errors.iter().cloned());
+        if v.action != Action::Allow {
+            reply = reply::for_action(&v.action, &request).map(as_batch_answer);
+            overall.action = v.action.clone();
+            overall.rule_id = v.rule_id.clone();
+        }
+        out.push(BatchElement { request, verdict: Some(v) });
+    }
+    (overall, reply, out)
+}
+
+fn answer_must_be_inspected(policy: &Policy, req: &McpRequest, upstream: &str) -> bool {
+    req.op.and_then(ListKind::from_list_method).is_some_and(|kind| list_varies(policy, req.era, upstream, kind))
+}
+
+/// A batch is answered with an array (JSON-RPC 2.0 §6).
+fn as_batch_answer(mut r: LocalReply) -> LocalReply {
+    r.body = format!("[{}]", r.body);
+    r
+}
