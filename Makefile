@@ -19,7 +19,7 @@ export ADMIN_PORT    ?= 9901
 export UPSTREAM_PORT ?= 8080
 export SINK_PORT     ?= 4317
 
-.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-e2e test-summary validate bench clippy fmt-check
+.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-differential test-e2e test-summary validate bench clippy fmt-check
 
 help:
 	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
@@ -102,12 +102,19 @@ test-unit:
 test-e2e: build build-fault deps
 	set -o pipefail; $(VENV)/bin/pytest -q tests/e2e 2>&1 | tee $(RUN_DIR)/test-e2e.log
 
+# One view of every message against real parsers: the corpus and thousands of generated mutations
+# through the filter's classifier and the Python mcp 2.3.0, TS SDK v2 and TS SDK 1.x servers
+# (tests/differential/); whatever an SDK executes of what the filter forwards must be what it read.
+test-differential: build deps deps-node
+	@mkdir -p $(RUN_DIR)
+	set -o pipefail; $(VENV)/bin/pytest -q -s tests/differential 2>&1 | tee $(RUN_DIR)/test-differential.log
+
 test-summary:
 	@$(PY) scripts/test_summary.py $(RUN_DIR)
 
 # Every layer: formatting, clippy, native unit + corpus + fake host, the corpus on wasm32 under Node, every Envoy
 # config validated with the fresh .wasm, e2e through real Envoy with real peers, and the official
 # conformance suite (direct vs through the gateway).
-test: deps fmt-check clippy test-unit test-wasm32 validate test-e2e test-conformance test-summary
+test: deps fmt-check clippy test-unit test-wasm32 validate test-differential test-e2e test-conformance test-summary
 
 -include mk/*.mk

@@ -20,6 +20,7 @@ LAYERS = [
     ("cargo test (native: unit, corpus, fake host)", "test-unit.log", cargo),
     ("wasm32 corpus under Node", "wasm32.log", cargo),
     ("envoy --mode validate", "validate.log", lambda t: t.count("envoy validate OK")),
+    ("differential vs Python / TS v2 / TS 1.x SDKs", "test-differential.log", pytest),
     ("e2e through real Envoy", "test-e2e.log", pytest),
     ("conformance transparency", "test-conformance.log", pytest),
 ]

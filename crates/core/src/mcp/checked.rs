@@ -1,6 +1,8 @@
 //! Skipping a JSON value while still reading it the way an SDK will: every string decoded (so a
-//! lone UTF-16 surrogate escape such as `"\ud800"` is refused) and every number parsed (so
-//! `1e400`, which JavaScript and Python read as Infinity, is refused), without allocating.
+//! lone UTF-16 surrogate escape such as `"\ud800"` is refused), every number parsed (so `1e400`,
+//! which JavaScript and Python read as Infinity, is refused) and every key compared with
+//! `__proto__` (which the TypeScript SDKs' schema parsing turns into the object's prototype: the
+//! tool would read `arguments.admin` from `{"__proto__":{"admin":true}}`), without allocating.
 //!
 //! serde's `IgnoredAny` only checks the syntax: a value it skips could mean something to an
 //! upstream parser that the filter can never read back (RFC 7493, I-JSON, forbids both). The filter
@@ -9,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// A value that was read completely and thrown away.
@@ -54,8 +56,46 @@ impl<'de> Visitor<'de> for CheckedVisitor {
         Ok(Checked)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Checked, A::Error> {
-        while a.next_entry::<Checked, Checked>()?.is_some() {}
+        while let Some(ProtoFree) = a.next_key::<ProtoFree>()? {
+            a.next_value::<Checked>()?;
+        }
         Ok(Checked)
+    }
+}
+
+/// What the parse error says when a key is `__proto__` ([`is_proto_key_error`] finds it).
+pub const PROTO_KEY: &str = "a \"__proto__\" key (a JavaScript parser makes it the prototype)";
+
+/// Refuses `__proto__` as a key (escaped spellings included: they decode to the same key).
+pub fn refuse_proto_key<E: Error>(key: &str) -> Result<(), E> {
+    if key == "__proto__" {
+        Err(E::custom(PROTO_KEY))
+    } else {
+        Ok(())
+    }
+}
+
+/// True when a serde_json error is [`refuse_proto_key`]'s.
+pub fn is_proto_key_error(e: &serde_json::Error) -> bool {
+    e.is_data() && e.to_string().starts_with(PROTO_KEY)
+}
+
+/// An object key read completely and checked by [`refuse_proto_key`].
+struct ProtoFree;
+
+impl<'de> Deserialize<'de> for ProtoFree {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProtoFree;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<ProtoFree, E> {
+                refuse_proto_key(v).map(|()| ProtoFree)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -82,6 +122,9 @@ mod tests {
         assert!(!checks(r#"{"\ud800":1}"#), "in a key");
         assert!(!checks(r#"{"a":1e400}"#), "beyond float64");
         assert!(!checks(r#"[-1e400]"#));
+        assert!(!checks(r#"{"a":{"__proto__":{"admin":true}}}"#), "a prototype key");
+        assert!(!checks(r#"[{"__pro\u0074o__":1}]"#), "escaped, it is the same key");
+        assert!(checks(r#"{"constructor":{"prototype":1},"__proto":1,"proto__":2}"#), "only __proto__ itself");
         // Integers past 64 bits are floats to serde_json, Infinity to nobody: read.
         assert!(checks("123456789012345678901234567890"));
     }

@@ -208,7 +208,7 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
                 let id = env.id.filter(|_| field != "id").map(|i| i.json());
                 return Err(Rejection::new(
                     RejectKind::ParseError,
-                    format!("Parse error: {field} holds a lone surrogate escape or a number beyond float64 (read differently by every parser)"),
+                    format!("Parse error: {field} holds a value JSON parsers read differently (a lone surrogate escape, a number beyond float64, a \"__proto__\" key)"),
                 )
                 .with_id(id));
             }
@@ -271,7 +271,7 @@ fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRu
         if let Some(field) = env.unreadable() {
             let r = Rejection::new(
                 RejectKind::ParseError,
-                format!("Parse error: {field} holds a lone surrogate escape or a number beyond float64"),
+                format!("Parse error: {field} holds a value JSON parsers read differently (a lone surrogate escape, a number beyond float64, a \"__proto__\" key)"),
             );
             return Err(element(n, r));
         }

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::checked::{readable, Checked};
+use super::checked::{is_proto_key_error, readable, refuse_proto_key, Checked};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -371,6 +371,9 @@ fn parse_object(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
 }
 
 fn classify_serde_error(e: serde_json::Error) -> ParseError {
+    if is_proto_key_error(&e) {
+        return ParseError::NotJson(e.to_string());
+    }
     match e.classify() {
         serde_json::error::Category::Data => ParseError::NotAnObject,
         _ => ParseError::NotJson(e.to_string()),
@@ -489,6 +492,7 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
         let mut seen = 0u32;
         let dup = &mut env.duplicate_key;
         while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
             match k.as_ref() {
                 "jsonrpc" if mark_dup(&mut seen, 1, "jsonrpc", dup) => {
                     env.jsonrpc = Some(a.next_value()?);
@@ -528,6 +532,7 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
         let mut seen = 0u32;
         let dup = &mut p.duplicate_key;
         while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
             match k.as_ref() {
                 "name" if mark_dup(&mut seen, 1, "params.name", dup) => {
                     p.name = Some(a.next_value()?);
@@ -585,6 +590,7 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
         let mut seen = 0u32;
         let dup = &mut m.duplicate_key;
         while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
             match k.as_ref() {
                 KEY_VERSION if mark_dup(&mut seen, 1, "params._meta.protocolVersion", dup) => {
                     m.protocol_version = Some(a.next_value()?);
@@ -622,6 +628,7 @@ impl<'de> ObjectVisit<'de> for Reference<'de> {
         let mut seen = 0u32;
         let dup = &mut r.duplicate_key;
         while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
             match k.as_ref() {
                 "type" if mark_dup(&mut seen, 1, "params.ref.type", dup) => r.kind = Some(a.next_value()?),
                 "name" if mark_dup(&mut seen, 2, "params.ref.name", dup) => r.name = Some(a.next_value()?),
@@ -639,6 +646,7 @@ impl<'de> ObjectVisit<'de> for ClientInfo<'de> {
     fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
         let mut c = ClientInfo::default();
         while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
             match k.as_ref() {
                 "name" => c.name = Some(a.next_value()?),
                 "version" => c.version = Some(a.next_value()?),
