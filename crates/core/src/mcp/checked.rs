@@ -1,8 +1,8 @@
 //! Skipping a JSON value while still reading it the way an SDK will: every string decoded (so a
 //! lone UTF-16 surrogate escape such as `"\ud800"` is refused), every number parsed (so `1e400`,
 //! which JavaScript and Python read as Infinity, is refused) and every key compared with
-//! `__proto__` (which the TypeScript SDKs' schema parsing turns into the object's prototype: the
-//! tool would read `arguments.admin` from `{"__proto__":{"admin":true}}`), without allocating.
+//! `__proto__` (an own key to `JSON.parse`, which the TypeScript SDKs' schema parsing then drops:
+//! the tool gets other arguments than the filter read), without allocating.
 //!
 //! serde's `IgnoredAny` only checks the syntax: a value it skips could mean something to an
 //! upstream parser that the filter can never read back (RFC 7493, I-JSON, forbids both). The filter
@@ -64,7 +64,7 @@ impl<'de> Visitor<'de> for CheckedVisitor {
 }
 
 /// What the parse error says when a key is `__proto__` ([`is_proto_key_error`] finds it).
-pub const PROTO_KEY: &str = "a \"__proto__\" key (a JavaScript parser makes it the prototype)";
+pub const PROTO_KEY: &str = "a \"__proto__\" key (JavaScript SDKs drop it from what they hand on)";
 
 /// Refuses `__proto__` as a key (escaped spellings included: they decode to the same key).
 pub fn refuse_proto_key<E: Error>(key: &str) -> Result<(), E> {
