@@ -102,6 +102,63 @@ fn cfg() -> ControlConfig {
     }
 }
 
+/// The README's bound, exactly: with the host ticking every `tick_ms` (any phase) and each poll
+/// answered after `rtt`, a change published at any moment is in the filter's hands at most one
+/// period plus that round trip later; and polls never come closer than a period less a tick.
+#[test]
+fn a_published_change_is_in_force_within_one_period_plus_the_round_trip() {
+    for period in [200u64, 1000, mcp_warden_core::policy::compile::MIN_CONTROL_PERIOD_MS] {
+        for rtt in [0u64, 1, 40, 150] {
+            let config = ControlConfig { period_ms: period, ..cfg() };
+            let mut p = Poller::new(config);
+            let tick = p.tick_ms();
+            if rtt + tick > period {
+                continue; // one poll at a time: past that, the round trip sets the pace (README)
+            }
+            // Simulate 40 periods of ticks; record every poll's (dispatch, answer) times.
+            let mut polls: Vec<(u64, u64)> = Vec::new();
+            let mut pending: Option<(u64, u64)> = None;
+            let phase = period / 7;
+            let mut now = phase;
+            while now < 40 * period {
+                if let Some((sent, answer_at)) = pending {
+                    if now >= answer_at {
+                        p.on_response(answer_at, Some(304), None, b"");
+                        polls.push((sent, answer_at));
+                        pending = None;
+                    }
+                }
+                if pending.is_none() && p.due(now) {
+                    p.request(now);
+                    pending = Some((now, now + rtt));
+                }
+                // Answers arrive between ticks: deliver them on time, not on the next tick.
+                let next_tick = now + tick;
+                if let Some((sent, answer_at)) = pending {
+                    if answer_at < next_tick && answer_at > now {
+                        p.on_response(answer_at, Some(304), None, b"");
+                        polls.push((sent, answer_at));
+                        pending = None;
+                    }
+                }
+                now = next_tick;
+            }
+            assert!(polls.len() > 35, "period {period}: polled {} times in 40 periods", polls.len());
+            for w in polls.windows(2) {
+                let gap = w[1].0 - w[0].0;
+                assert!(gap <= period, "period {period}, rtt {rtt}: dispatches {gap} ms apart");
+                assert!(gap + tick >= period, "period {period}, rtt {rtt}: polls only {gap} ms apart");
+            }
+            // A change published at any t after the first poll is answered by the first poll
+            // dispatched after t: in force by that poll's answer.
+            for t in (polls[0].0..polls[polls.len() - 2].0).step_by(7) {
+                let (_, answer) = polls.iter().find(|(sent, _)| *sent > t).copied().unwrap();
+                assert!(answer <= t + period + rtt, "period {period}, rtt {rtt}: published at {t}, in force at {answer}");
+            }
+        }
+    }
+}
+
 #[test]
 fn poller_is_etag_aware_and_fail_static() {
     let mut server = ControlServer::new();
@@ -119,8 +176,9 @@ fn poller_is_etag_aware_and_fail_static() {
     assert_eq!(st.kill.entries.len(), 1);
     assert!(st.policy.is_some());
 
-    assert!(!p.due(500));
-    assert!(p.due(1020), "next poll one period after the last answer");
+    assert_eq!(p.tick_ms(), 250);
+    assert!(!p.due(749));
+    assert!(p.due(750), "next poll due a period less one tick after the last dispatch");
     let req = p.request(1020);
     assert!(req.headers.contains(&("if-none-match", etag.clone())));
     assert!(matches!(p.on_response(1030, Some(304), None, b""), PollOutcome::Unchanged));

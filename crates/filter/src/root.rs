@@ -25,9 +25,6 @@ use mcp_warden_core::ports::Metrics;
 use mcp_warden_core::state::sessions::SessionCache;
 use mcp_warden_core::state::{ratelimit, sessions};
 
-/// Shortest tick: polling is decided by the poller, the tick only bounds the reaction time.
-const MIN_TICK_MS: u64 = 50;
-
 #[derive(Default)]
 pub struct WardenRoot {
     /// From the plugin configuration; replaced only by a configuration that compiles.
@@ -152,8 +149,8 @@ impl RootContext for WardenRoot {
             Ok(p) => {
                 abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
                 self.poller = p.control.clone().map(Poller::new);
-                if let Some(c) = &p.control {
-                    let tick = (c.period_ms / 4).max(MIN_TICK_MS);
+                if let Some(poller) = &self.poller {
+                    let tick = poller.tick_ms();
                     if let Err(e) = abi::set_tick_period_ms(u32::try_from(tick).unwrap_or(u32::MAX)) {
                         abi::log(LogLevel::Error, &format!("mcp-warden: cannot start control polling: {e:?}"));
                     }

@@ -1,5 +1,11 @@
 //! The control endpoint's client side: the filter's polling state machine (root context tick).
 //! Time is an input; fail-static when the endpoint is down or serves something invalid.
+//!
+//! The bound it keeps: polls are *dispatched* at most `period_ms` apart (the next one is due a
+//! period minus one tick after the last dispatch, and the host ticks every [`Poller::tick_ms`]), so
+//! a change the endpoint serves is in force at most one period plus that poll's round trip after
+//! it was published, while the endpoint answers within a period less a tick (one poll at a time:
+//! a slower endpoint sets the pace itself); polls are at least `period_ms - tick_ms` apart.
 
 use super::{etag_of, parse_state, RemoteState};
 use crate::policy::ControlConfig;
@@ -25,6 +31,9 @@ pub enum PollOutcome {
     Failed(String),
 }
 
+/// Shortest tick: the tick only bounds how late a due poll is dispatched.
+pub const MIN_TICK_MS: u64 = 50;
+
 /// The filter's polling state machine. Time is an input.
 #[derive(Debug, Clone)]
 pub struct Poller {
@@ -39,6 +48,12 @@ pub struct Poller {
 impl Poller {
     pub fn new(config: ControlConfig) -> Poller {
         Poller { config, etag: None, next_due_ms: 0, in_flight_since: None, failures: 0 }
+    }
+
+    /// How often the host must call [`Poller::due`] (the root context's tick period): a quarter
+    /// period, at least [`MIN_TICK_MS`].
+    pub fn tick_ms(&self) -> u64 {
+        (self.config.period_ms / 4).max(MIN_TICK_MS)
     }
 
     /// True when a poll should be dispatched now. A poll in flight longer than its timeout plus
@@ -71,9 +86,11 @@ impl Poller {
         PollOutcome::Failed(format!("control endpoint: dispatch to cluster `{}` failed", self.config.cluster))
     }
 
+    /// The poll dispatched at `in_flight_since` is over: the next is due a period after that
+    /// dispatch, less one tick (the tick that notices it may come up to a tick late).
     fn finish(&mut self, now_ms: u64) {
-        self.in_flight_since = None;
-        self.next_due_ms = now_ms.saturating_add(self.config.period_ms);
+        let dispatched = self.in_flight_since.take().unwrap_or(now_ms);
+        self.next_due_ms = dispatched.saturating_add(self.config.period_ms.saturating_sub(self.tick_ms()));
     }
 
     /// A poll's answer: `status` is `None` when the call failed or timed out.
