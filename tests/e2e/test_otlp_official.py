@@ -199,12 +199,8 @@ def check_exchange_record(rec, ar: dict, a: dict) -> None:
     assert rec.time_unix_nano == rfc3339_nanos(ar["timestamp"]), (rec.time_unix_nano, ar["timestamp"])
     assert ar["policy_hash"].startswith("sha256:"), ar
     assert a["mcp.method"] == ar.get("method", "")
-    if ar["principal"] == "anonymous" and ar.get("pattern", "").startswith("wire:"):
-        # Refused before identity: the receipt names the default principal, while the attribute
-        # fingerprints the exchange's principal as queued, which is empty (sha256 of "").
-        assert a["warden.principal_fingerprint"] in (fingerprint("anonymous"), fingerprint(""))
-    else:
-        assert a["warden.principal_fingerprint"] == fingerprint(ar["principal"])
+    # Refused before identity too: the attribute fingerprints the principal the receipt names.
+    assert a["warden.principal_fingerprint"] == fingerprint(ar["principal"])
     if a["mcp.method"]:
         assert ar["target"] == f"{a['warden.upstream']}/{a['mcp.name'] or a['mcp.method']}", (ar, a)
 

@@ -96,6 +96,9 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Who a receipt names when the exchange has no principal (refused before one was resolved).
+pub const ANONYMOUS: &str = "anonymous";
+
 impl Exchange {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -122,8 +125,11 @@ impl Exchange {
 
     /// `sha256:` + the first 16 hex digits of SHA-256(principal): a stable, non-reversible label
     /// for log attributes (the receipt itself carries the principal).
+    /// Of the principal the receipt names (an exchange refused before a principal was resolved is
+    /// the receipt's `anonymous`, not the hash of nothing).
     pub fn principal_fingerprint(&self) -> String {
-        let digest = hex::encode(Sha256::digest(self.principal.as_bytes()));
+        let named = if self.principal.is_empty() { ANONYMOUS } else { self.principal.as_str() };
+        let digest = hex::encode(Sha256::digest(named.as_bytes()));
         format!("sha256:{}", digest.get(..16).unwrap_or_default())
     }
 
@@ -136,8 +142,8 @@ impl Exchange {
             action_id,
             action_type: action,
             timestamp: rfc3339_nano(self.unix_nanos),
-            principal: or(&self.principal, "anonymous"),
-            actor: or(&self.actor, "anonymous"),
+            principal: or(&self.principal, ANONYMOUS),
+            actor: or(&self.actor, ANONYMOUS),
             delegation_chain: self.delegation_chain.clone(),
             target: self.target(),
             intent: String::new(),
@@ -210,5 +216,8 @@ mod tests {
         assert_eq!(r.pattern, "no-writes");
         assert!(sample().principal_fingerprint().starts_with("sha256:"));
         assert_eq!(sample().principal_fingerprint().len(), 23);
+        let nobody = Exchange { principal: String::new(), ..sample() };
+        let anonymous = Exchange { principal: ANONYMOUS.to_owned(), ..sample() };
+        assert_eq!(nobody.principal_fingerprint(), anonymous.principal_fingerprint(), "the principal the receipt names");
     }
 }
