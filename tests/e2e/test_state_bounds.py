@@ -5,9 +5,13 @@ table (`rate_limit_slots` keys, crates/core/src/state/slots.rs). Thousands of di
 `x-user`, one `tools/call` each, a rule of 1 call per hour per principal) are driven through
 envoy/e2e-policy.yaml in front of the recording upstream, and:
 
-- memory: `server.memory_allocated` grows while the first principals fill the table, and then
-  barely moves while 4x as many new principals go through (compared with generous slack, and
-  with what the new principals would have cost had each kept a key);
+- memory, in all three places it could grow: Envoy's heap (`server.memory_allocated`, where shared
+  data lives) grows while the first principals fill the table, and then barely moves while 4x as
+  many new principals go through (compared with generous slack, and with what the new principals
+  would have cost had each kept a key); the heap in use inside the filter VMs
+  (`mcp_warden_vm_heap_bytes`, counted at the filter's allocator, which `server.memory_allocated`
+  does not see) does not grow past two 16 KiB report steps for those 4x principals; and the process
+  RSS stays within a slack far below a per-principal leak;
 - behaviour: with a table far smaller than the crowd, the first principal's drained bucket has
   been reused by the time the crowd has passed (it may call again), while with a table larger
   than the crowd it is still remembered (429). So the cap is what holds state, and it is in force.
@@ -73,6 +77,16 @@ def memory(gw) -> int:
     return gw.stats(r"^server\.memory_allocated$")["server.memory_allocated"]
 
 
+def vm_heap(gw) -> int:
+    return sum(gw.stats(r"mcp_warden_vm_heap_bytes$").values())
+
+
+def rss(gw) -> int:
+    """Envoy's resident set (the venv's `envoy` execs the binary: same pid)."""
+    status = open(f"/proc/{gw.proc.pid}/status").read()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+
+
 def again(url: str, user: str) -> int:
     c = pki.McpClient(url, headers={"x-user": user})
     try:
@@ -97,6 +111,8 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     first = drive(gw.url, range(FIRST), "u")
     assert first == {200: FIRST}, first
     m1 = memory(gw)
+    vm1, rss1 = vm_heap(gw), rss(gw)
+    assert vm1 >= 16 * 1024, "the filter reports its VM's heap"
     # The later principals in equal parts, each measured: a per-principal leak grows memory in
     # every part alike, while one-time growth (V8 heap pages, connection buffers, allocator
     # spans: ~1 MB seen, plus a few 10 KB, landing in whichever part it happens to) shows in
@@ -110,6 +126,7 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
         growths.append(now - last)
         last = now
     assert more == {200: MORE}, more
+    vm_grew, rss_grew = vm_heap(gw) - vm1, rss(gw) - rss1
     # The last request of each client thread: the most recent buckets, (nearly all) still held and
     # drained. A probe group full of even newer buckets may have taken one, so not "all".
     recent = drive(gw.url, range(FIRST + MORE - WORKERS, FIRST + MORE), "u")
@@ -120,9 +137,15 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     # 4x the principals after the table filled: in the quietest part, the growth is at most a fixed
     # slack, far below what keeping a key per new principal would cost (a quarter slot per
     # principal: a leak that small would still show in every part).
+    print(f"filter VM heap after {FIRST} principals {vm1}, then {vm_grew:+} for {MORE} more; "
+          f"Envoy RSS {rss1}, then {rss_grew:+}")
     quiet = min(growths)
     assert quiet <= 128 * 1024, f"memory grew in every part of {part} new principals: {growths}"
     assert quiet < 0.25 * part * per_slot, (growths, per_slot)
+    # Within two report steps (16 KiB each): a leak of 8 bytes per new principal would show.
+    assert vm_grew <= 2 * 16 * 1024, f"the filter VMs' heap grew {vm_grew} B for {MORE} new principals"
+    # RSS is noisy (V8 and allocator pages come and go); a 2 KiB-per-principal leak would still show.
+    assert rss_grew < 2048 * MORE, f"Envoy RSS grew {rss_grew} B for {MORE} new principals"
 
 
 @pytest.mark.parametrize("slots,forgotten", [(SMALL_TABLE, True), (8 * (FIRST + MORE), False)])

@@ -56,6 +56,11 @@ pub const RECEIPTS_SINK_REJECTED: &str = "mcp_warden_receipts_sink_rejected_tota
 /// Exchanges the request path could not hand to a writer (none deployed, or queue error).
 pub const RECEIPTS_UNQUEUED: &str = "mcp_warden_receipts_unqueued_total";
 
+/// Gauge: heap in use inside the filter's request VMs, summed over them (each moves it by its own
+/// change, in steps of 16 KiB). A leak inside the filter shows here, where Envoy's own
+/// `server.memory_allocated` does not look.
+pub const VM_HEAP_BYTES: &str = "mcp_warden_vm_heap_bytes";
+
 /// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
 /// Dots inside values would break the split, so they become `_`.
 pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {

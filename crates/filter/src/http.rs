@@ -113,5 +113,6 @@ impl HttpContext for WardenHttp {
             filter_micros: self.busy_ns / 1000,
         };
         self.flow.on_log(stats, &mut EnvoyQueue, &mut EnvoyMetrics);
+        super::heap::report();
     }
 }

@@ -7,6 +7,7 @@
 //! - `http`: the HTTP context: callbacks → [`mcp_warden_core::flow::RequestFlow`].
 //! - `ports`: the core's ports over Envoy: HTTP I/O, shared data, clock, metrics, receipt queue.
 //! - `writer`: the singleton receipt writer VM (shared queue → sign → chain → gRPC export).
+//! - `heap`: the allocator, counting the VM's heap in use (`mcp_warden_vm_heap_bytes`).
 //! - `abi`: the proxy-wasm ABI calls, declared here so every host status maps to our errors.
 //! - `fault`: only with the `fault-injection` feature: panics on request, for the e2e suite.
 
@@ -14,6 +15,8 @@
 mod abi;
 #[cfg(all(target_os = "wasi", feature = "fault-injection"))]
 mod fault;
+#[cfg(target_os = "wasi")]
+mod heap;
 #[cfg(target_os = "wasi")]
 mod http;
 #[cfg(target_os = "wasi")]
@@ -24,6 +27,10 @@ mod ports;
 mod root;
 #[cfg(target_os = "wasi")]
 mod writer;
+
+#[cfg(target_os = "wasi")]
+#[global_allocator]
+static ALLOC: heap::CountingAlloc = heap::CountingAlloc;
 
 #[cfg(target_os = "wasi")]
 proxy_wasm::main! {{
