@@ -549,14 +549,14 @@ async def test_raw_filter_is_in_the_path(gw, http_version):
     """A modern Mcp-Name mismatch is answered by the filter (400, -32020, id kept) and never
     reaches the upstream (Envoy's upstream request counter does not move)."""
     counter = "cluster.mcp_upstream.upstream_rq_total"
-    before = gw.stats(counter).get(counter, 0)
+    before = gw.stats(counter)[counter]
     async with raw_client(http_version) as http:
         resp = await http.post(gw.url, json=modern_call(9, "tools/call", {"name": "echo", "arguments": {"text": "x"}}),
                                headers=harness.modern_headers("tools/call", "not-echo"))
     assert resp.status_code == 400 and resp.http_version == http_version
     err = resp.json()
     assert err["id"] == 9 and err["error"]["code"] == -32020
-    assert gw.stats(counter).get(counter, 0) == before
+    assert gw.stats(counter)[counter] == before
 
 
 # --- Envoy routes on the headers the filter made trustworthy (envoy/e2e-routes.yaml) --------------
@@ -637,7 +637,7 @@ async def test_route_modern_header_spellings_cannot_dodge_the_route(routes_gw, h
     lines must be judged as a whole, never by their first line."""
     encoded = "=?base64?" + base64.b64encode(b"blocked_tool").decode() + "?="
     counter = "cluster.mcp_upstream.upstream_rq_total"
-    before = routes_gw.stats(counter).get(counter, 0)
+    before = routes_gw.stats(counter)[counter]
     async with raw_client(http_version) as http:
         resp = await http.post(routes_gw.url, json=modern_call(1, "tools/call", CALL_BLOCKED),
                                headers=harness.modern_headers("tools/call", encoded))
@@ -646,7 +646,7 @@ async def test_route_modern_header_spellings_cannot_dodge_the_route(routes_gw, h
             headers = list(harness.modern_headers("tools/call").items()) + [("Mcp-Name", v) for v in lines]
             resp = await http.post(routes_gw.url, json=modern_call(2, "tools/call", CALL_BLOCKED), headers=headers)
             assert resp.status_code == 400 and resp.json()["error"]["code"] == -32020, (lines, resp.text)
-    assert routes_gw.stats(counter).get(counter, 0) == before
+    assert routes_gw.stats(counter)[counter] == before
 
 # --- era switches, seen by the real client -------------------------------------------------------
 
@@ -671,7 +671,7 @@ async def test_era_switch_modern_only(gateway, demo_upstream):
     assert await connects(gw.url, MODERN) == MODERN
     assert await connects(gw.url, "legacy") is None
     counter = "cluster.mcp_upstream.upstream_rq_total"
-    before = gw.stats(counter).get(counter, 0)
+    before = gw.stats(counter)[counter]
     async with httpx.AsyncClient() as http:
         get = await http.get(gw.url, headers={"Accept": "text/event-stream"})
         assert get.status_code == 405
@@ -679,7 +679,7 @@ async def test_era_switch_modern_only(gateway, demo_upstream):
         assert init.status_code == 400
         # A dual-era client learns which versions are served (spec: name them on initialize errors).
         assert init.json()["error"]["code"] == -32022 and MODERN in init.json()["error"]["data"]["supported"]
-    assert gw.stats(counter).get(counter, 0) == before
+    assert gw.stats(counter)[counter] == before
 
 
 async def test_era_switch_legacy_only(gateway, demo_upstream):

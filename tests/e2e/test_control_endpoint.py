@@ -319,7 +319,7 @@ def test_policy_and_kill_switch_through_envoy(warden, gateway, demo_upstream, tm
             assert msg["error"] == {"code": -31403, "message": "echo is switched off by policy"}
             # The served policy has no hide rule: blocked_tool is back.
             status, _, msg = tool_call(gw.url, "blocked_tool", {}, 41)
-            assert not (msg.get("error") or {}).get("message", "").startswith("Unknown tool"), msg
+            assert status == 200 and "result" in msg, (status, msg)
         finally:
             harness.LIVE_PROCS.remove(ctl2)
             ctl2.stop()

@@ -61,6 +61,12 @@ pub const RECEIPTS_UNQUEUED: &str = "mcp_warden_receipts_unqueued_total";
 /// `server.memory_allocated` does not look.
 pub const VM_HEAP_BYTES: &str = "mcp_warden_vm_heap_bytes";
 
+/// The counters without labels a request VM defines when it loads a configuration, so they read
+/// 0 (not absent) until they count: a dashboard, or a test asserting "no store errors", can tell
+/// "none happened" from "no such metric".
+pub const DEFINED_AT_START: &[&str] =
+    &[STORE_ERRORS, SESSION_HIJACKS, CONFIG_REJECTED, CONTROL_POLL_FAILURES, CONTROL_UPDATES, RECEIPTS_UNQUEUED];
+
 /// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
 /// Dots inside values would break the split, so they become `_`.
 pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {

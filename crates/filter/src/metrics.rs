@@ -26,6 +26,13 @@ fn id_of(kind: MetricType, name: String) -> Option<u32> {
     })
 }
 
+/// Defines [`mcp_warden_core::metrics::DEFINED_AT_START`], so they read 0 until they count.
+pub fn define_at_start() {
+    for name in mcp_warden_core::metrics::DEFINED_AT_START {
+        let _ = id_of(MetricType::Counter, (*name).to_owned());
+    }
+}
+
 /// Envoy stats. A failed stat update is dropped: metrics never fail a request.
 pub struct EnvoyMetrics;
 

@@ -145,6 +145,7 @@ impl RootContext for WardenRoot {
         }
         #[cfg(feature = "fault-injection")]
         let bytes = self.fault.configure(bytes);
+        super::metrics::define_at_start();
         match policy::load(&bytes) {
             Ok(p) => {
                 abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
