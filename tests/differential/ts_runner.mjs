@@ -4,7 +4,10 @@
 // over node:http, one request at a time, each on its own connection, writing OUT.jsonl
 // ({"id", "status", "executed"} + "timeout": true after 5 s, or "error" when Node would not send
 // the request, e.g. a header value with CR/LF; TS_DIFF_BODY=1 adds a "body" excerpt).
-import { readFileSync, writeFileSync } from 'node:fs';
+// Serve mode (`--serve PORT --log FILE`, for tests/e2e/test_sdk_replay.py): the same server
+// listens on 127.0.0.1:PORT until killed and appends every executed entry to FILE as one JSON
+// line, written synchronously as the handler records it.
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,7 +27,11 @@ export async function importPkg(name, subpath) {
 // What the server's handlers ran for the current case (cases run strictly one at a time). Only a
 // handler still running after its case timed out (flagged "timeout") could land in a later list.
 let executed = [];
-export const record = (entry) => executed.push(entry);
+let serveLog = null; // serve mode: the file every executed entry is appended to
+export const record = (entry) => {
+  if (serveLog) appendFileSync(serveLog, `${JSON.stringify(entry)}\n`);
+  else executed.push(entry);
+};
 
 const CASE_TIMEOUT_MS = 5000;
 const SHOW_BODY = process.env.TS_DIFF_BODY === '1'; // debugging aid: add "body" (first 400 chars)
@@ -111,4 +118,27 @@ export async function runCases(server, label) {
   server.closeAllConnections?.();
   console.error(`${label}: ${cases.length} cases, ${total} executed entries, ${timeouts} timeouts, ` +
     `${notSent} not sent, ${((Date.now() - started) / 1000).toFixed(1)}s`);
+}
+
+/**
+ * Serve mode when argv is `--serve PORT --log FILE`: listen on 127.0.0.1:PORT until killed,
+ * logging every executed entry to FILE; otherwise the case replay (`runCases`).
+ */
+export async function serveOrRunCases(server, label) {
+  const argv = process.argv.slice(2);
+  if (argv[0] !== '--serve') return runCases(server, label);
+  const port = Number(argv[1]);
+  if (argv.length !== 4 || argv[2] !== '--log' || !Number.isInteger(port)) {
+    console.error(`usage: ${label} --serve PORT --log FILE`);
+    process.exit(2);
+  }
+  serveLog = argv[3];
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  console.error(`${label}: serving on 127.0.0.1:${port}, executed entries to ${serveLog}`);
+  const stop = () => { server.close(); server.closeAllConnections?.(); process.exit(0); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

@@ -90,10 +90,11 @@ fn header<'c>(case: &'c Case, name: &str, joined: &'c mut Option<String>) -> Opt
 
 fn view_of(case: &Case, rules: &WireRules) -> Result<Value, String> {
     let body = base64::engine::general_purpose::STANDARD.decode(&case.body_b64).map_err(|e| format!("body_b64: {e}"))?;
-    let (mut ct, mut pv, mut mm, mut mn, mut sid) = (None, None, None, None, None);
+    let (mut ct, mut ce, mut pv, mut mm, mut mn, mut sid) = (None, None, None, None, None, None);
     let head = RequestHead {
         http_method: &case.http_method,
         content_type: header(case, "content-type", &mut ct),
+        content_encoding: header(case, "content-encoding", &mut ce),
         protocol_version: header(case, "mcp-protocol-version", &mut pv),
         mcp_method: header(case, "mcp-method", &mut mm),
         mcp_name: header(case, "mcp-name", &mut mn),

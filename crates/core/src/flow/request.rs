@@ -55,6 +55,7 @@ const ID_SALVAGE_PREFIX: usize = 4096;
 struct OwnedHead {
     http_method: String,
     content_type: Option<Vec<u8>>,
+    content_encoding: Option<Vec<u8>>,
     protocol_version: Option<Vec<u8>>,
     mcp_method: Option<Vec<u8>>,
     mcp_name: Option<Vec<u8>>,
@@ -78,6 +79,7 @@ impl OwnedHead {
         let mut head = OwnedHead {
             http_method: String::from_utf8_lossy(&method).into_owned(),
             content_type: http.request_header("content-type")?,
+            content_encoding: http.request_header("content-encoding")?,
             protocol_version: http.request_header(headers::PROTOCOL_VERSION)?,
             mcp_method: http.request_header(headers::METHOD)?,
             mcp_name: http.request_header(headers::NAME)?,
@@ -117,6 +119,7 @@ impl OwnedHead {
         RequestHead {
             http_method: &self.http_method,
             content_type: self.content_type.as_deref(),
+            content_encoding: self.content_encoding.as_deref(),
             protocol_version: self.protocol_version.as_deref(),
             mcp_method: self.mcp_method.as_deref(),
             mcp_name: self.mcp_name.as_deref(),

@@ -37,6 +37,9 @@ pub struct WireRules {
 pub struct RequestHead<'a> {
     pub http_method: &'a str,
     pub content_type: Option<&'a [u8]>,
+    /// `Content-Encoding`: anything but `identity` is refused (a body the upstream inflates is
+    /// not the body the filter read; the TS SDK 1.x server inflates gzip, deflate and br).
+    pub content_encoding: Option<&'a [u8]>,
     pub protocol_version: Option<&'a [u8]>,
     pub mcp_method: Option<&'a [u8]>,
     pub mcp_name: Option<&'a [u8]>,
@@ -167,6 +170,18 @@ fn media_type(ct: Option<&[u8]>) -> MediaType {
 
 /// Classifies and validates a complete POST body.
 pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> Result<Classified, Rejection> {
+    // The media type first: a body declared in another charset or encoding is refused as such
+    // (415), whatever its bytes are.
+    let media = media_type(head.content_type);
+    let encoded = head.content_encoding.is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if media != MediaType::Json || encoded {
+        let message = match media {
+            _ if encoded => "Unsupported Media Type: MCP request bodies are sent without Content-Encoding",
+            MediaType::OtherCharset => "Unsupported Media Type: MCP requests are UTF-8 JSON (charset=utf-8 or none)",
+            _ => "Unsupported Media Type: MCP requests must be Content-Type: application/json",
+        };
+        return Err(Rejection::new(RejectKind::UnsupportedMediaType, message).with_id(salvage_id(body).as_deref()));
+    }
     // Every byte, not only the fields read here: a skipped string with invalid UTF-8 is decoded
     // differently (or refused) by each SDK's parser, so the filter would not know what runs.
     if let Err(e) = std::str::from_utf8(body) {
@@ -184,18 +199,6 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
             Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {e}"))
         }
     })?;
-    let media = media_type(head.content_type);
-    if media != MediaType::Json {
-        let id = match &parsed {
-            Body::Single(env) => env.id.map(|i| i.json()),
-            Body::Batch(_) => None,
-        };
-        let message = match media {
-            MediaType::OtherCharset => "Unsupported Media Type: MCP requests are UTF-8 JSON (charset=utf-8 or none)",
-            _ => "Unsupported Media Type: MCP requests must be Content-Type: application/json",
-        };
-        return Err(Rejection::new(RejectKind::UnsupportedMediaType, message).with_id(id));
-    }
     let content_type = match head.content_type {
         Some(ct) if ct == CANONICAL_CONTENT_TYPE.as_bytes() => HeaderEdit::Keep,
         _ => HeaderEdit::Set(CANONICAL_CONTENT_TYPE.to_owned()),
@@ -613,6 +616,7 @@ mod tests {
         RequestHead {
             http_method: "POST",
             content_type: Some(b"application/json"),
+            content_encoding: None,
             protocol_version: Some(b"2026-07-28"),
             mcp_method: Some(method),
             mcp_name: Some(name),

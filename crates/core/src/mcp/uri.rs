@@ -8,6 +8,14 @@
 //! segment, `%00`, an invalid `%` escape, bytes that decode to no UTF-8) has no single normal
 //! form: [`normalize`] says so, and policy refuses such a URI wherever a deny or hide rule
 //! would match it.
+//!
+//! Before that, what the URL Standard's parser (Node's `URL` / `fileURLToPath`, which the TS
+//! SDK servers' resource handlers use; Python's `urllib` agrees on most) does first: leading and
+//! trailing C0 controls and spaces go, ASCII tabs and newlines anywhere go, `\` is `/` in the
+//! special schemes, and a `file:` URL's missing `//`, missing leading `/` and `localhost` host
+//! all mean the same local path: `file:/etc/passwd`, `file:etc/passwd`,
+//! `file://LOCALHOST/etc/passwd`, `file:\\\etc\passwd` and `" file:///et\tc/passwd"` are all
+//! `file:///etc/passwd`.
 
 /// The URI has no single reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +23,8 @@ pub struct Ambiguous;
 
 /// The normal form of `uri` (see the module doc).
 pub fn normalize(uri: &str) -> Result<String, Ambiguous> {
+    let prepared = url_standard_prepare(uri);
+    let uri = prepared.as_str();
     let (scheme, rest) = match uri.find(':') {
         Some(i) if is_scheme(uri.get(..i).unwrap_or_default()) => {
             (uri.get(..i).unwrap_or_default(), uri.get(i + 1..).unwrap_or_default())
@@ -26,7 +36,33 @@ pub fn normalize(uri: &str) -> Result<String, Ambiguous> {
         out.push_str(&scheme.to_ascii_lowercase());
         out.push(':');
     }
-    let mut rest = rest;
+    let special = SPECIAL_SCHEMES.iter().any(|s| scheme.eq_ignore_ascii_case(s));
+    let backslashes_as_slashes;
+    let mut rest = if special && rest.contains('\\') {
+        backslashes_as_slashes = rest.replace('\\', "/");
+        backslashes_as_slashes.as_str()
+    } else {
+        rest
+    };
+    let file_path;
+    if scheme.eq_ignore_ascii_case("file") {
+        match rest.strip_prefix("//") {
+            // `file://localhost/p` is `file:///p`.
+            Some(after)
+                if after.get(..9).is_some_and(|h| h.eq_ignore_ascii_case("localhost"))
+                    && matches!(after.as_bytes().get(9), None | Some(b'/' | b'?' | b'#')) =>
+            {
+                file_path = format!("//{}", after.get(9..).unwrap_or_default());
+                rest = file_path.as_str();
+            }
+            Some(_) => {}
+            // `file:/p` and `file:p` are `file:///p`.
+            None => {
+                file_path = format!("///{}", rest.trim_start_matches('/'));
+                rest = file_path.as_str();
+            }
+        }
+    }
     if let Some(after) = rest.strip_prefix("//") {
         let end = after.find(['/', '?', '#']).unwrap_or(after.len());
         let authority = after.get(..end).unwrap_or_default();
@@ -87,6 +123,15 @@ pub fn lenient(uri: &str) -> String {
     }
     let decoded = String::from_utf8_lossy(&out).into_owned();
     normalize(&decoded.replace('%', "%25")).unwrap_or(decoded)
+}
+
+/// The URL Standard's special schemes: in them `\` is a path separator.
+const SPECIAL_SCHEMES: [&str; 6] = ["file", "http", "https", "ws", "wss", "ftp"];
+
+/// What the URL Standard's basic parser removes before it reads anything: leading and trailing
+/// C0 controls and spaces, and ASCII tab and newline anywhere.
+fn url_standard_prepare(uri: &str) -> String {
+    uri.trim_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect()
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -163,6 +208,15 @@ mod tests {
             "file:///srv/%2e%2e/etc/passwd",
             "file:///./etc//passwd",
             "file:////etc/passwd",
+            // What the URL Standard's parser reads as the same file (found by the SDK replay).
+            "file:/etc/passwd",
+            "file:etc/passwd",
+            "file://localhost/etc/passwd",
+            "file://LOCALHOST/etc/passwd",
+            "file:\\\\\\etc\\passwd",
+            "file:///et\tc/passwd",
+            " file:///etc/passwd",
+            "\u{0}file:///etc/passwd\n",
         ] {
             assert_eq!(normalize(u).as_deref(), Ok("file:///etc/passwd"), "{u}");
         }
@@ -170,6 +224,9 @@ mod tests {
         assert_eq!(normalize("ui://widget/app.html").as_deref(), Ok("ui://widget/app.html"));
         assert_eq!(normalize("notes/today").as_deref(), Ok("notes/today"));
         assert_eq!(normalize("file:///a/b/").as_deref(), Ok("file:///a/b/"));
+        assert_eq!(normalize("file://server/share/a").as_deref(), Ok("file://server/share/a"), "a real host stays");
+        assert_eq!(normalize("file://localhostx/a").as_deref(), Ok("file://localhostx/a"));
+        assert_eq!(normalize("ui://w\\x").as_deref(), Ok("ui://w\\x"), "not a special scheme: \\ is data");
     }
 
     #[test]

@@ -125,8 +125,13 @@ fn deny_for_ambiguous<'p>(
     })
 }
 
-/// The visible refusal of an ambiguous URI under `rule`.
+/// The refusal of an ambiguous URI under `rule`: under a hide rule it answers as the hidden
+/// resources do (unknown: naming the rule would tell that something is hidden there); under a
+/// visible deny, a refusal that says why.
 fn ambiguous_denied(rule: &Rule) -> (Action, Option<String>) {
+    if let RuleAction::Deny { reason, hide: true } = &rule.action {
+        return (Action::Deny { reason: reason.clone(), hide: true }, Some(rule.id.clone()));
+    }
     let reason =
         format!("Resource URI has no single reading (encoded delimiter or invalid escape) and falls under rule {}", rule.id);
     (Action::Deny { reason, hide: false }, Some(rule.id.clone()))

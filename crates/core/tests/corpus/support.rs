@@ -443,8 +443,9 @@ pub fn needs_flow(case: &Case) -> bool {
 
 pub fn run_classify(case: &Case) -> Result<Outcome, String> {
     let policy = case.policy();
-    let (ct, pv, mm, mn, sid) = (
+    let (ct, ce, pv, mm, mn, sid) = (
         case.header("content-type"),
+        case.header("content-encoding"),
         case.header("mcp-protocol-version"),
         case.header("mcp-method"),
         case.header("mcp-name"),
@@ -453,6 +454,7 @@ pub fn run_classify(case: &Case) -> Result<Outcome, String> {
     let head = RequestHead {
         http_method: &case.http_method,
         content_type: ct.as_deref(),
+        content_encoding: ce.as_deref(),
         protocol_version: pv.as_deref(),
         mcp_method: mm.as_deref(),
         mcp_name: mn.as_deref(),
