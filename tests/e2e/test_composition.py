@@ -50,7 +50,7 @@ def rbac_denied(gw) -> int:
 
 
 def upstream_requests(gw) -> int:
-    return gw.stats(r"^cluster\.mcp_upstream\.upstream_rq_total$").get("cluster.mcp_upstream.upstream_rq_total", 0)
+    return gw.stats(r"^cluster\.mcp_upstream\.upstream_rq_total$")["cluster.mcp_upstream.upstream_rq_total"]
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -85,7 +85,12 @@ fn identity_comes_from_peer_facts_and_client_warden_headers_are_stripped() {
     assert_eq!(o.principal.actors, vec!["agent-7".to_owned()]);
     assert_eq!(o.upstream, "mcp-fs");
     assert_eq!(host.http.header("x-warden-principal-source").as_deref(), Some(&b"jwt"[..]));
-    assert_eq!(host.http.header("x-warden-principal").as_deref(), Some(o.principal.key().as_bytes()));
+    // The state key every table uses, derived here independently of `Principal::key` (a change to
+    // it silently re-keys all shared state): SHA-256 over the versioned domain, the origin, the id
+    // and the delegation chain, first 16 bytes in hex.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(b"mcpw/principal/v1\0jwt\0alice\0agent-7");
+    let want = hex::encode(&digest[..16]);
+    assert_eq!(host.http.header("x-warden-principal").as_deref(), Some(want.as_bytes()));
     assert!(host.http.header("x-warden-extra").is_none(), "a client's x-warden-* header reached the upstream");
     assert!(host.http.lines("X-Warden-Principal").is_empty());
 }
