@@ -9,6 +9,7 @@
 //! must be able to read every value the upstream executes on (arguments above all), so skipped
 //! values go through [`Checked`] and raw-kept ones through [`check_value`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
@@ -99,6 +100,89 @@ impl<'de> Deserialize<'de> for ProtoFree {
     }
 }
 
+/// A value read as [`Checked`] reads it and with no key twice in any object, at any depth: an
+/// answer the filter rewrites must mean one thing to every client (JavaScript and Python keep
+/// the last of two equal keys, a first-wins reader the first, so a list item
+/// `{"name":"echo","name":"delete_all"}` would be judged on one name and shown with the other).
+pub struct Unambiguous;
+
+impl<'de> Deserialize<'de> for Unambiguous {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnambiguousVisitor)
+    }
+}
+
+struct UnambiguousVisitor;
+
+impl<'de> Visitor<'de> for UnambiguousVisitor {
+    type Value = Unambiguous;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_unit<E>(self) -> Result<Unambiguous, E> {
+        Ok(Unambiguous)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Unambiguous, A::Error> {
+        while a.next_element::<Unambiguous>()?.is_some() {}
+        Ok(Unambiguous)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unambiguous, A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(AnyKey(k)) = a.next_key::<AnyKey<'de>>()? {
+            refuse_proto_key::<A::Error>(&k)?;
+            if keys.contains(&k) {
+                return Err(A::Error::custom("a duplicate key"));
+            }
+            keys.push(k);
+            a.next_value::<Unambiguous>()?;
+        }
+        Ok(Unambiguous)
+    }
+}
+
+/// A key, borrowed when it has no escapes.
+struct AnyKey<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for AnyKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnyKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<AnyKey<'de>, E> {
+                Ok(AnyKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AnyKey<'de>, E> {
+                Ok(AnyKey(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// True when `message` is one JSON object every parser reads alike: complete, no lone surrogate,
+/// no number beyond float64, no `__proto__`, no key twice (see [`Unambiguous`]).
+pub fn unambiguous_object(message: &[u8]) -> bool {
+    message.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && serde_json::from_slice::<Unambiguous>(message).is_ok()
+}
+
 /// Reads a value the parser kept raw (`id`, `arguments`, `clientCapabilities`) as [`Checked`]
 /// does: true when every string and number in it is readable.
 pub fn readable(raw: &RawValue) -> bool {
@@ -125,6 +209,16 @@ mod tests {
         assert!(!checks(r#"{"a":{"__proto__":{"admin":true}}}"#), "a prototype key");
         assert!(!checks(r#"[{"__pro\u0074o__":1}]"#), "escaped, it is the same key");
         assert!(checks(r#"{"constructor":{"prototype":1},"__proto":1,"proto__":2}"#), "only __proto__ itself");
+    }
+
+    #[test]
+    fn an_answer_to_rewrite_has_one_reading() {
+        assert!(unambiguous_object(br#"{"result":{"tools":[{"name":"a"},{"name":"b","x":{"name":1}}]}}"#));
+        assert!(!unambiguous_object(br#"{"result":{"tools":[{"name":"echo","name":"delete_all"}]}}"#), "in an item");
+        assert!(!unambiguous_object(br#"{"result":{"tools":[],"tools":[{"name":"x"}]}}"#), "in the result");
+        assert!(!unambiguous_object(br#"{"result":{"a":{"k":1,"\u006b":2}}}"#), "escaped, the same key");
+        assert!(!unambiguous_object(br#"{"result":{"a":"\ud800"}}"#));
+        assert!(!unambiguous_object(br#"[{"result":{}}]"#), "one object, not an array");
         // Integers past 64 bits are floats to serde_json, Infinity to nobody: read.
         assert!(checks("123456789012345678901234567890"));
     }

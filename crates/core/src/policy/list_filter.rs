@@ -8,6 +8,7 @@ use super::compile::Policy;
 use super::eval::item_visible;
 use super::lists::{filter_list, ListKind};
 use crate::inspect::{ExchangeView, Finding, Inspector, Rewrite};
+use crate::mcp::checked::unambiguous_object;
 
 pub struct ListFilter {
     policy: Rc<Policy>,
@@ -26,9 +27,11 @@ impl Inspector for ListFilter {
     }
 
     /// Filtering is enforcement of the policy, not a detection: it reports a finding only for a
-    /// message it cannot read (not one JSON object), which must then not reach the client.
+    /// message it cannot read with certainty (not one JSON object, or one with a duplicate key,
+    /// a lone surrogate, a number beyond float64 or `__proto__`: clients could read another list
+    /// than the one filtered), which must then not reach the client.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
-        if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(message).is_err() {
+        if !unambiguous_object(message) {
             findings.push(Finding::unreadable("lists", "unreadable_message"));
             return Rewrite::Keep;
         }
