@@ -35,6 +35,7 @@ impl Case {
         RequestHead {
             http_method: "POST",
             content_type: self.h("content-type"),
+            content_encoding: self.h("content-encoding"),
             protocol_version: self.h("mcp-protocol-version"),
             mcp_method: self.h("mcp-method"),
             mcp_name: self.h("mcp-name"),
@@ -47,7 +48,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(args.get(1).map(String::as_str).unwrap_or("bench/payloads"));
     let mode = args.get(2).map(String::as_str).unwrap_or("time");
-    let rules = WireRules { modern_enabled: true, legacy_enabled: true, supported_versions: vec!["2026-07-28".into()] };
+    let rules = WireRules {
+        modern_enabled: true,
+        legacy_enabled: true,
+        supported_versions: vec!["2026-07-28".into()],
+        forward_cors_preflight: false,
+        legacy_batches: false,
+    };
     let cases = [load(dir, "modern-tools_call-1k"), load(dir, "legacy-tools_call-1k")];
     for c in &cases {
         let head = c.head();

@@ -288,6 +288,7 @@ impl HttpContext for Http {
             let head = RequestHead {
                 http_method: &method,
                 content_type: h(1),
+                content_encoding: None,
                 protocol_version: h(2),
                 mcp_method: h(3),
                 mcp_name: h(4),
@@ -297,6 +298,8 @@ impl HttpContext for Http {
                 modern_enabled: true,
                 legacy_enabled: true,
                 supported_versions: vec!["2026-07-28".to_owned()],
+                forward_cors_preflight: false,
+                legacy_batches: false,
             };
             for _ in 0..runs {
                 let r = classify_body(std::hint::black_box(&head), std::hint::black_box(&b), &rules);

@@ -14,7 +14,6 @@ use base64::Engine as _;
 use mcp_warden_core::mcp::classify::{
     classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead, WireRules,
 };
-use mcp_warden_core::mcp::jsonrpc::{parse_body, Body};
 use mcp_warden_core::mcp::model::{Era, MessageKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -115,15 +114,10 @@ fn view_of(case: &Case, rules: &WireRules) -> Result<Value, String> {
 
 fn forwarded(case: &Case, c: &Classified, body: &[u8]) -> Value {
     let r = &c.request;
-    let arguments = match parse_body(body) {
-        Ok(Body::Single(env)) => env.params().and_then(|p| p.arguments).map(|raw| serde_json::from_str::<Value>(raw.get())),
-        _ => None,
-    };
-    let args = match arguments {
-        None => Value::String("null".to_owned()),
-        Some(Ok(v)) => Value::String(canonical(&v)),
-        Some(Err(e)) => Value::String(format!("unreadable: {e}")),
-    };
+    // The filter read every value of the body completely (it refuses what it cannot); the same
+    // parser (serde_json) gives the arguments' value here.
+    let arguments = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("params")?.get("arguments").cloned());
+    let args = Value::String(arguments.as_ref().map_or_else(|| "null".to_owned(), canonical));
     let target = r.target.as_ref().map(|t| json!({"method": t.method.as_str(), "name": t.name, "resolved": t.resolved}));
     json!({
         "id": case.id,

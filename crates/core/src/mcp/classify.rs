@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use super::error::{push_json_string, RejectKind, Rejection};
 use super::headers::{decode_value, encode_value};
 use super::jsonrpc::Params;
-use super::jsonrpc::{parse_body, salvage_id, Body, Envelope, IdKind, ParseError, StrField};
+use super::jsonrpc::{parse_body_str, salvage_id, Body, Envelope, IdKind, ParseError, StrField};
 use super::method::Method;
 use super::model::{name_source, Era, McpRequest, MessageKind, NameSource, Target};
 
@@ -184,14 +184,17 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
     }
     // Every byte, not only the fields read here: a skipped string with invalid UTF-8 is decoded
     // differently (or refused) by each SDK's parser, so the filter would not know what runs.
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(Rejection::new(
-            RejectKind::ParseError,
-            format!("Parse error: the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
-        )
-        .with_id(salvage_id(body).as_deref()));
-    }
-    let parsed = parse_body(body).map_err(|e| match e {
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(Rejection::new(
+                RejectKind::ParseError,
+                format!("Parse error: the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            )
+            .with_id(salvage_id(body).as_deref()));
+        }
+    };
+    let parsed = parse_body_str(text).map_err(|e| match e {
         ParseError::NotJson(_) => {
             Rejection::new(RejectKind::ParseError, format!("Parse error: {e}")).with_id(salvage_id(body).as_deref())
         }

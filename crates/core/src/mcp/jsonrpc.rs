@@ -150,7 +150,8 @@ pub struct ClientInfo<'a> {
     pub version: Option<StrField<'a>>,
 }
 
-/// `params`: only the keys the gateway uses; `arguments` is kept raw for later scanners.
+/// `params`: only the keys the gateway uses. `arguments` is read completely ([`Checked`]) in the
+/// same pass, not kept: nothing decides on it yet, and a second pass over it would cost per byte.
 #[derive(Debug, Default, Clone)]
 pub struct Params<'a> {
     pub name: Option<StrField<'a>>,
@@ -158,7 +159,7 @@ pub struct Params<'a> {
     pub task_id: Option<StrField<'a>>,
     /// `None` when absent; `Some(None)` when present but not an object.
     pub meta: Option<Option<Meta<'a>>>,
-    pub arguments: Option<&'a RawValue>,
+    pub has_arguments: bool,
     /// Legacy `initialize`: version, capabilities and client info are top-level params.
     pub protocol_version: Option<StrField<'a>>,
     pub client_info: Option<ClientInfo<'a>>,
@@ -265,24 +266,32 @@ impl fmt::Display for ParseError {
 
 /// Parses a posted body once. Batches are split into borrowed elements.
 pub fn parse_body(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    let text =
+        std::str::from_utf8(body).map_err(|e| ParseError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    parse_body_str(text)
+}
+
+/// [`parse_body`] of a body already known to be UTF-8: strings are then not validated again.
+pub fn parse_body_str(text: &str) -> Result<Body<'_>, ParseError> {
+    let body = text.as_bytes();
     if nesting_exceeds(body, MAX_DEPTH) {
         return Err(ParseError::NotJson(format!("nesting deeper than {MAX_DEPTH} levels")));
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
-            let raws: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+            let raws: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
             if raws.is_empty() || raws.len() > MAX_BATCH_ELEMENTS {
                 return Err(ParseError::BadBatch);
             }
             let mut out = Vec::with_capacity(raws.len());
             for raw in raws {
-                out.push(parse_object(raw.get().as_bytes())?);
+                out.push(parse_object(raw.get())?);
             }
             Ok(Body::Batch(out))
         }
-        Some(b'{') => Ok(Body::Single(parse_object(body)?)),
-        Some(_) => match serde_json::from_slice::<IgnoredAny>(body) {
+        Some(b'{') => Ok(Body::Single(parse_object(text)?)),
+        Some(_) => match serde_json::from_str::<IgnoredAny>(text) {
             Ok(_) => Err(ParseError::NotAnObject),
             Err(e) => Err(ParseError::NotJson(e.to_string())),
         },
@@ -363,8 +372,8 @@ pub fn salvage_id(body: &[u8]) -> Option<String> {
     found
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Envelope<'_>, ParseError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+fn parse_object(text: &str) -> Result<Envelope<'_>, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(text);
     let env = Envelope::deserialize(&mut de).map_err(classify_serde_error)?;
     de.end().map_err(|e| ParseError::NotJson(e.to_string()))?;
     Ok(env)
@@ -548,9 +557,8 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     p.meta = Some(m.0);
                 }
                 "arguments" if mark_dup(&mut seen, 16, "params.arguments", dup) => {
-                    let raw: &'de RawValue = a.next_value()?;
-                    unreadable_if(raw, "params.arguments", &mut p.unreadable);
-                    p.arguments = Some(raw);
+                    a.next_value::<Checked>()?;
+                    p.has_arguments = true;
                 }
                 "protocolVersion" if mark_dup(&mut seen, 32, "params.protocolVersion", dup) => {
                     p.protocol_version = Some(a.next_value()?);
@@ -713,7 +721,7 @@ mod tests {
     #[test]
     fn nesting_is_bounded_even_where_values_are_skipped() {
         let nest = |pre: &str, d: usize, post: &str| format!("{pre}{}{}{post}", "[".repeat(d), "]".repeat(d));
-        // `arguments` is kept raw and unknown keys are skipped: serde_json alone bounds neither.
+        // Skipped values: serde_json alone bounds neither.
         for (pre, post) in [(r#"{"id":1,"method":"x","params":{"arguments":"#, "}}"), (r#"{"id":1,"zzz":"#, "}")] {
             let deep = nest(pre, 200, post);
             assert!(matches!(parse_body(deep.as_bytes()), Err(ParseError::NotJson(_))), "{pre}");
