@@ -21,8 +21,18 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ambiguous;
 
-/// The normal form of `uri` (see the module doc).
+/// The normal form of `uri` (see the module doc). A URI whose normal form would normalize to
+/// something else again (removed dot segments exposing a control character, decoding that
+/// forms a new escape) has no single reading either.
 pub fn normalize(uri: &str) -> Result<String, Ambiguous> {
+    let once = normalize_once(uri)?;
+    match normalize_once(&once) {
+        Ok(again) if again == once => Ok(once),
+        _ => Err(Ambiguous),
+    }
+}
+
+fn normalize_once(uri: &str) -> Result<String, Ambiguous> {
     let prepared = url_standard_prepare(uri);
     let uri = prepared.as_str();
     let (scheme, rest) = match uri.find(':') {
