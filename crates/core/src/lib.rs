@@ -15,6 +15,7 @@
 //!   switch, list filtering.
 //! - [`state`]: bounded slot tables over the KV port, and the token buckets on them.
 //! - [`inspect`]: the response inspector interface and the findings inspectors report.
+//! - [`integrity`]: tool integrity: poisoned tool definitions in `tools/list` answers.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
 //! - [`flow`]: one request and its response. [`flow::request`] (gather → decide → apply),
 //!   [`flow::decide`] (the pure decision), [`flow::response`] (the pipeline of inspectors fed
@@ -32,6 +33,7 @@ pub mod export;
 pub mod fake_host;
 pub mod flow;
 pub mod inspect;
+pub mod integrity;
 pub mod mcp;
 pub mod metrics;
 pub mod pbstruct;

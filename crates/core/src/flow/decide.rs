@@ -6,6 +6,7 @@
 use std::rc::Rc;
 
 use crate::inspect::Inspector;
+use crate::integrity::poison::{PoisonAction, PoisonCheck};
 use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::policy::list_filter::ListFilter;
@@ -148,6 +149,10 @@ fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest,
     let mut out: Vec<Box<dyn Inspector>> = Vec::new();
     if verdict.action != Action::Allow {
         return out;
+    }
+    // Poisoned tool definitions leave a tools/list answer before anything else reads it.
+    if req.op == Some(Method::ToolsList) && policy.poisoned_tools != PoisonAction::Off {
+        out.push(Box::new(PoisonCheck::new(policy.poisoned_tools)));
     }
     // A list whose items the policy may hide varies by principal: filtered and marked private
     // (tools, prompts and resources alike: a hidden item must not show in any list).

@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 use super::error::{check_reason, err, parse, ConfigError};
 use super::glob::Glob;
 use super::killswitch::KillSwitch;
-use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PolicySpec, RuleSpec};
+use super::spec::{
+    ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PoisonedTools, PolicySpec, RuleSpec,
+};
+use crate::integrity::poison::PoisonAction;
 use crate::mcp::classify::{WireRules, FIRST_MODERN_VERSION};
 use crate::mcp::model::Era;
 use crate::principal::{Origin, SourceKind, Sources};
@@ -45,6 +48,8 @@ pub struct Policy {
     pub session_slots: u32,
     pub session_ttl_ms: u64,
     pub control: Option<ControlConfig>,
+    /// What a poisoned tool in a `tools/list` answer causes.
+    pub poisoned_tools: PoisonAction,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
     pub hash: String,
@@ -70,6 +75,7 @@ impl Default for Policy {
             session_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
             session_ttl_ms: crate::state::sessions::DEFAULT_SESSION_TTL_MS,
             control: None,
+            poisoned_tools: PoisonAction::Drop,
             hash: canonical_hash(b"{}"),
         })
     }
@@ -264,6 +270,12 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         session_slots: spec.session_slots,
         session_ttl_ms: spec.session_ttl_secs.saturating_mul(1000),
         control,
+        poisoned_tools: match spec.tool_integrity.poisoned_tools {
+            PoisonedTools::Drop => PoisonAction::Drop,
+            PoisonedTools::Refuse => PoisonAction::Refuse,
+            PoisonedTools::Warn => PoisonAction::Warn,
+            PoisonedTools::Off => PoisonAction::Off,
+        },
         hash: String::new(),
     })
 }

@@ -71,6 +71,29 @@ pub struct PolicySpec {
     /// The control endpoint the filter polls for the kill switch and, optionally, the policy.
     #[serde(default)]
     pub control: Option<ControlSpec>,
+    /// Tool integrity checks on `tools/list` answers.
+    #[serde(default)]
+    pub tool_integrity: ToolIntegritySpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolIntegritySpec {
+    /// A tool whose definition carries invisible characters, instructions aimed at the model or
+    /// a name confusable with another tool's: `drop` it from the list (default), `refuse` the
+    /// whole answer, `warn` (report only) or `off`.
+    #[serde(default)]
+    pub poisoned_tools: PoisonedTools,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoisonedTools {
+    #[default]
+    Drop,
+    Refuse,
+    Warn,
+    Off,
 }
 
 impl Default for PolicySpec {
@@ -89,6 +112,7 @@ impl Default for PolicySpec {
             session_slots: DEFAULT_RATE_LIMIT_SLOTS,
             session_ttl_secs: default_session_ttl_secs(),
             control: None,
+            tool_integrity: ToolIntegritySpec::default(),
         }
     }
 }
