@@ -254,14 +254,15 @@ def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
 
 
 def sse_data(body: bytes) -> list:
-    """The JSON data of every event of an SSE body (`data:` lines joined, a blank line ends one)."""
+    """The JSON data of every event of an SSE body (`data:` lines joined, a blank line ends one;
+    an event with no data, a resumability priming event, carries no message)."""
     out, data = [], None
     for line in body.decode("utf-8").split("\n"):
         line = line.removesuffix("\r")
         if not line:
-            if data is not None:
+            if data is not None and data.strip():
                 out.append(json.loads(data))
-                data = None
+            data = None
         elif line.startswith("data:"):
             v = line[5:].removeprefix(" ")
             data = v if data is None else data + "\n" + v

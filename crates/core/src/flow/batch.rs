@@ -3,13 +3,16 @@
 //! order; the first element refused refuses the whole batch (nothing of it is forwarded), and the
 //! elements after it are not decided. Each element gets its own receipt ([`BatchElement`]).
 //!
-//! An element whose answer the response pipeline would have to read (a list the policy filters)
+//! An element whose answer the response pipeline would have to read (a list the policy filters,
+//! a `tools/list` the poisoned-tool check reads)
 //! refuses the batch too: the answer would be a JSON array the inspectors do not take apart, and
 //! an answer the filter must inspect but cannot is never passed.
 
 use std::rc::Rc;
 
+use crate::integrity::poison::PoisonAction;
 use crate::mcp::model::McpRequest;
+use crate::mcp::Method;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::Principal;
@@ -51,7 +54,7 @@ pub fn decide_batch(
         let mut v = enforce(policy, remote_kill, principal, &request, upstream, kv, now_ms);
         if v.action == Action::Allow && answer_must_be_inspected(policy, &request, upstream) {
             v.action = Action::Deny {
-                reason: "a list the policy filters cannot travel in a batch: send it on its own".to_owned(),
+                reason: "a list the filter must read (filtered, or checked for poisoned tools) cannot travel in a batch: send it on its own".to_owned(),
                 hide: false,
             };
             v.rule_id = Some(RULE_INSPECTED_ANSWER.to_owned());
@@ -69,7 +72,8 @@ pub fn decide_batch(
 }
 
 fn answer_must_be_inspected(policy: &Policy, req: &McpRequest, upstream: &str) -> bool {
-    req.op.and_then(ListKind::from_list_method).is_some_and(|kind| list_varies(policy, req.era, upstream, kind))
+    (req.op == Some(Method::ToolsList) && policy.poisoned_tools != PoisonAction::Off)
+        || req.op.and_then(ListKind::from_list_method).is_some_and(|kind| list_varies(policy, req.era, upstream, kind))
 }
 
 /// A batch is answered with an array (JSON-RPC 2.0 §6).

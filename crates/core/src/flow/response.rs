@@ -160,6 +160,12 @@ impl ResponsePipeline {
                 }
                 let mut out = Vec::with_capacity(chunk.len());
                 for ev in events {
+                    if ev.data.trim_ascii().is_empty() {
+                        // No message (an SDK's resumability priming event `id: N` + empty
+                        // `data:`): nothing for an inspector to read, nothing to hide.
+                        push_event(&mut out, &ev, ev.data.as_bytes());
+                        continue;
+                    }
                     let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes());
                     if let Some(error) = blocked {
                         push_error_event(&mut out, &error);

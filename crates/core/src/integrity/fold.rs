@@ -17,15 +17,23 @@ pub fn is_invisible(c: char) -> bool {
         0xE0000..=0xE007F       // tags
         | 0x202A..=0x202E | 0x2066..=0x2069 | 0x200E | 0x200F | 0x061C // bidi controls
         | 0x200B..=0x200D | 0x2060..=0x2064 | 0xFEFF | 0x180E   // zero width
+        | 0x180B..=0x180F | 0x1D173..=0x1D17A | 0x2800           // more default-ignorables, braille blank
         | 0x00AD | 0x034F | 0x17B4 | 0x17B5                      // soft hyphen, grapheme joiner
         | 0xFE00..=0xFE0F | 0xE0100..=0xE01EF                    // variation selectors
         | 0x115F | 0x1160 | 0x3164 | 0xFFA0                      // Hangul fillers
     )
 }
 
-/// True when `s` holds any [`is_invisible`] character.
+/// Invisible characters honest text uses: emoji presentation selectors (U+FE0E/FE0F, as in
+/// `⚠️`) and the zero-width joiners of emoji sequences and Persian / Indic script (U+200C/200D).
+/// Removed before matching like the rest, but not a finding on their own.
+fn is_typographic(c: char) -> bool {
+    matches!(c as u32, 0xFE0E | 0xFE0F | 0x200C | 0x200D)
+}
+
+/// True when `s` holds an [`is_invisible`] character that honest text has no use for.
 pub fn has_invisible(s: &str) -> bool {
-    s.chars().any(is_invisible)
+    s.chars().any(|c| is_invisible(c) && !is_typographic(c))
 }
 
 /// A Latin letter a character of another script is drawn as (the confusables that matter for
@@ -54,6 +62,13 @@ fn latin_lookalike(c: char) -> char {
         'ԝ' => 'w',
         'ь' => 'b',
         'ɡ' => 'g',
+        'г' => 'r',
+        'п' => 'n',
+        // Armenian
+        'օ' => 'o',
+        'ս' => 'u',
+        'հ' => 'h',
+        'ո' => 'n',
         // Greek
         'α' => 'a',
         'β' => 'b',
@@ -82,11 +97,14 @@ fn latin_lookalike(c: char) -> char {
     }
 }
 
-/// The comparison form of a text (see the module doc).
+/// The comparison form of a text (see the module doc): compatibility decomposition, combining
+/// marks dropped (`i̇gnore` is `ignore`), invisible characters dropped, lower case, look-alikes
+/// folded, whitespace runs one space.
 pub fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
-    for c in s.nfkc().filter(|c| !is_invisible(*c)).flat_map(char::to_lowercase).map(latin_lookalike) {
+    let letters = s.nfkd().filter(|c| !is_invisible(*c) && !unicode_normalization::char::is_combining_mark(*c));
+    for c in letters.flat_map(char::to_lowercase).map(latin_lookalike) {
         if c.is_whitespace() {
             space = !out.is_empty();
             continue;
@@ -103,7 +121,30 @@ pub fn fold(s: &str) -> String {
 /// A name's comparison form: [`fold`] without separators, so `read_file`, `Read-File` and
 /// `rеad_fіle` (Cyrillic `е`, `і`) share one skeleton.
 pub fn skeleton(name: &str) -> String {
-    fold(name).chars().filter(|c| !matches!(c, '_' | '-' | '.' | ' ' | '/' | ':')).collect()
+    fold(name)
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' ' | '/' | ':'))
+        // ASCII look-alikes in names: `read_fiIe` (capital I, lowered to i), `de1ete`, `t0ol`.
+        .map(|c| match c {
+            'i' | '1' | '|' => 'l',
+            '0' => 'o',
+            c => c,
+        })
+        .collect()
+}
+
+/// [`fold`], with every character that is not a letter or digit a space: `Ignore-previous_
+/// instructions` reads as the words it is.
+pub fn words(folded: &str) -> String {
+    let mut out = String::with_capacity(folded.len());
+    for c in folded.chars() {
+        let c = if c.is_alphanumeric() || c == '\'' { c } else { ' ' };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_owned()
 }
 
 #[cfg(test)]
@@ -117,15 +158,19 @@ mod tests {
         assert_eq!(fold("ig\u{200b}no\u{2060}re"), "ignore", "zero-width characters inside a word");
         assert_eq!(fold("іgnоrе"), "ignore", "Cyrillic look-alikes");
         assert_eq!(fold("ﬁle"), "file", "ligature");
-        assert_eq!(fold("déjà vu"), "déjà vu", "other letters stay");
+        assert_eq!(fold("déjà vu"), "deja vu", "marks go, letters stay");
+        assert_eq!(fold("i\u{307}gnore"), "ignore", "a combining mark on a letter");
+        assert_eq!(words(&fold("Ignore-previous_instructions!")), "ignore previous instructions");
     }
 
     #[test]
     fn invisible_characters() {
         assert!(has_invisible("read\u{E0041}\u{E0042}"), "tag characters");
         assert!(has_invisible("abc\u{202E}fed"), "bidi override");
-        assert!(has_invisible("a\u{200D}b") && has_invisible("\u{FEFF}x") && has_invisible("x\u{FE0F}"));
+        assert!(has_invisible("a\u{200B}b") && has_invisible("\u{FEFF}x") && has_invisible("x\u{E0101}"));
         assert!(!has_invisible("plain text, émoji 😀 and 中文"));
+        assert!(!has_invisible("⚠\u{FE0F} deletes; 👩\u{200D}💻; می\u{200C}خواهم"), "emoji selectors and joiners are typography");
+        assert!(has_invisible("a\u{2800}b") && has_invisible("x\u{180B}"));
     }
 
     #[test]
@@ -133,5 +178,7 @@ mod tests {
         assert_eq!(skeleton("read_file"), skeleton("Read-File"));
         assert_eq!(skeleton("read_file"), skeleton("rеad_fіle"));
         assert_ne!(skeleton("read_file"), skeleton("read_files"));
+        assert_eq!(skeleton("read_file"), skeleton("read_fiIe"), "capital I for l");
+        assert_eq!(skeleton("delete_file"), skeleton("de1ete_file"));
     }
 }

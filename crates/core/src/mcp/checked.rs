@@ -142,13 +142,25 @@ impl<'de> Visitor<'de> for UnambiguousVisitor {
         Ok(Unambiguous)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unambiguous, A::Error> {
+        // A short object is searched; past 16 keys a set keeps it linear (an upstream may send one
+        // object with a million keys).
         let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut set: std::collections::HashSet<Cow<'de, str>> = std::collections::HashSet::new();
         while let Some(AnyKey(k)) = a.next_key::<AnyKey<'de>>()? {
             refuse_proto_key::<A::Error>(&k)?;
-            if keys.contains(&k) {
+            let seen = if set.is_empty() && keys.len() < 16 {
+                let seen = keys.contains(&k);
+                keys.push(k);
+                if keys.len() == 16 {
+                    set.extend(keys.drain(..));
+                }
+                seen
+            } else {
+                !set.insert(k)
+            };
+            if seen {
                 return Err(A::Error::custom("a duplicate key"));
             }
-            keys.push(k);
             a.next_value::<Unambiguous>()?;
         }
         Ok(Unambiguous)

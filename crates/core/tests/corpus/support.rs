@@ -616,14 +616,15 @@ pub fn check_response(resp: &Response, got: &Delivered) -> Result<(), String> {
 }
 
 /// The data of every event in an SSE body, each parsed as JSON (an independent, line-based
-/// reading: `data:` lines joined with newlines, events ended by a blank line).
+/// reading: `data:` lines joined with newlines, events ended by a blank line); an event with no
+/// data (a resumability priming event) carries no message and is not listed.
 fn sse_data(body: &[u8]) -> Result<Vec<Value>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("SSE body is not UTF-8: {e}"))?;
     let mut out = Vec::new();
     let mut data: Option<String> = None;
     for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         if line.is_empty() {
-            if let Some(d) = data.take() {
+            if let Some(d) = data.take().filter(|d| !d.trim().is_empty()) {
                 out.push(serde_json::from_str(&d).map_err(|e| format!("event data is not JSON ({e}): {d}"))?);
             }
         } else if let Some(v) = line.strip_prefix("data:") {
