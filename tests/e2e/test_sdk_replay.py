@@ -345,6 +345,11 @@ ETC_SPELLINGS: list[tuple[str, tuple[int, int]]] = [  # (uri, answer)
     ("file:///et\tc/passwd", (200, -32602)),
     (" file:///etc/passwd", (200, -32602)),
     ("\x00file:///etc/passwd", (200, -32602)),
+    # Found in review: IDNA in the host, a fragment or query on a file.
+    ("file://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/etc/passwd", (200, -32602)),
+    ("file://local\u00adhost/etc/passwd", (200, -32602)),
+    ("file:///etc/passwd#x", (200, -32602)),
+    ("file:///etc/passwd?v=1", (200, -32602)),
 ]
 
 

@@ -315,6 +315,21 @@ fn prompts_and_resources_lists_are_filtered_too() {
 }
 
 #[test]
+fn a_rule_written_in_another_spelling_than_the_normal_form_still_holds() {
+    // Found in review: the rule's own text must match its resolved spelling.
+    let p = policy::load(
+        br#"{"rules":[{"id":"admin","match":{"methods":["resources/read"],"names":["ui://Admin/*","file:///srv/My%20Docs/*"]},"action":"deny"}]}"#,
+    )
+    .unwrap();
+    let a = alice();
+    for uri in ["ui://Admin/panel", "UI://admin/panel", "file:///srv/My%20Docs/a", "file:///srv/My Docs/a"] {
+        let r = req(Era::Modern, "resources/read", Some(uri));
+        let action = policy::enforce(&p, &KillSwitch::default(), &a, &r, "fs", &mut FakeKv::new(), 0).action;
+        assert!(matches!(action, Action::Deny { hide: true, .. }), "{uri}: {action:?}");
+    }
+}
+
+#[test]
 fn a_hidden_resource_stays_hidden_in_every_spelling_the_server_resolves_to_it() {
     let p = policy::load(
         br#"{"rules":[{"id":"no-etc","match":{"methods":["resources/read"],"names":["file:///etc/*"]},"action":"deny"}]}"#,

@@ -33,7 +33,17 @@ pub fn normalize(uri: &str) -> Result<String, Ambiguous> {
 }
 
 fn normalize_once(uri: &str) -> Result<String, Ambiguous> {
-    let prepared = url_standard_prepare(uri);
+    let mut prepared = url_standard_prepare(uri);
+    // A special scheme (http, https, ws, wss, ftp, file) is read by the URL Standard's own parser
+    // first, as Node's `new URL` / `fileURLToPath` in the TS SDKs' resource lookup reads it:
+    // IDNA (`ｌｏｃａｌｈｏｓｔ`, `internal。example`), default and empty ports, empty userinfo,
+    // missing or extra `//`, numeric IPv4 hosts. A URL it refuses has no single reading.
+    let scheme_end = prepared.find(':').filter(|&i| is_scheme(prepared.get(..i).unwrap_or_default()));
+    if let Some(i) = scheme_end {
+        if SPECIAL_SCHEMES.iter().any(|s| prepared.get(..i).is_some_and(|p| p.eq_ignore_ascii_case(s))) {
+            prepared = url::Url::parse(&prepared).map_err(|_| Ambiguous)?.as_str().to_owned();
+        }
+    }
     let uri = prepared.as_str();
     let (scheme, rest) = match uri.find(':') {
         Some(i) if is_scheme(uri.get(..i).unwrap_or_default()) => {
@@ -100,8 +110,11 @@ fn normalize_once(uri: &str) -> Result<String, Ambiguous> {
         return Err(Ambiguous);
     }
     out.push_str(&path);
-    // Query and fragment stay as sent: resource handlers do not resolve them as paths.
-    out.push_str(tail);
+    // Query and fragment stay as sent (resource handlers do not resolve them as paths), but for
+    // `file:`, whose handlers (`fileURLToPath`) drop them: `file:///etc/passwd#x` is that file.
+    if !scheme.eq_ignore_ascii_case("file") {
+        out.push_str(tail);
+    }
     Ok(out)
 }
 
@@ -234,6 +247,27 @@ mod tests {
         assert_eq!(normalize("ui://widget/app.html").as_deref(), Ok("ui://widget/app.html"));
         assert_eq!(normalize("notes/today").as_deref(), Ok("notes/today"));
         assert_eq!(normalize("file:///a/b/").as_deref(), Ok("file:///a/b/"));
+        // What the URL Standard reads as the same resource (found in review).
+        for u in ["file://ｌｏｃａｌｈｏｓｔ/etc/passwd", "file:///etc/passwd"] {
+            assert_eq!(normalize(u).as_deref(), Ok("file:///etc/passwd"), "{u}");
+        }
+        for u in [
+            "https://internal.example:443/secret",
+            "https://internal.example:0443/secret",
+            "https://internal.example:/secret",
+            "https:internal.example/secret",
+            "https:///internal.example/secret",
+            "https://@internal.example/secret",
+            "https://:@internal.example/secret",
+            "https://internal\u{3002}example/secret",
+            "HTTPS://INTERNAL.example/./secret",
+        ] {
+            assert_eq!(normalize(u).as_deref(), Ok("https://internal.example/secret"), "{u}");
+        }
+        assert_eq!(normalize("http://0x7f.1/a").as_deref(), Ok("http://127.0.0.1/a"));
+        assert_eq!(normalize("file:///srv/My%20Docs/a").as_deref(), Ok("file:///srv/My Docs/a"));
+        assert_eq!(normalize("file:///etc/passwd#x").as_deref(), Ok("file:///etc/passwd"), "a file has no fragment");
+        assert_eq!(normalize("file:///etc/passwd?v=1").as_deref(), Ok("file:///etc/passwd"));
         assert_eq!(normalize("file://server/share/a").as_deref(), Ok("file://server/share/a"), "a real host stays");
         assert_eq!(normalize("file://localhostx/a").as_deref(), Ok("file://localhostx/a"));
         assert_eq!(normalize("ui://w\\x").as_deref(), Ok("ui://w\\x"), "not a special scheme: \\ is data");

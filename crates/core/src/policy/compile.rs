@@ -407,6 +407,24 @@ fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
     list.iter().enumerate().map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m))).collect()
 }
 
+/// Name globs, each URI-like one also in the normal form names are matched in
+/// ([`crate::mcp::uri::normalize`]): a rule on `ui://Admin/*` or `file:///srv/My%20Docs/*` holds
+/// for the resolved `ui://admin/panel` and `file:///srv/My Docs/a` too.
+fn name_globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
+    let mut out = globs(list, at)?;
+    for (i, p) in list.iter().enumerate() {
+        if !p.contains(':') || p.contains(['\\', '?']) {
+            continue;
+        }
+        if let Ok(n) = crate::mcp::uri::normalize(p) {
+            if &n != p {
+                out.push(Glob::new(&n).map_err(|m| err(format!("{at}[{i}]"), m))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn exact(list: &[String], at: &str) -> Result<Vec<String>, ConfigError> {
     for (i, v) in list.iter().enumerate() {
         if v.is_empty() {
@@ -456,7 +474,7 @@ fn compile_match(m: &MatchSpec, at: &str) -> Result<Matcher, ConfigError> {
         actors: globs(&m.actors, &format!("{at}.actors"))?,
         eras,
         methods: globs(&m.methods, &format!("{at}.methods"))?,
-        names: globs(&m.names, &format!("{at}.names"))?,
+        names: name_globs(&m.names, &format!("{at}.names"))?,
         upstreams: globs(&m.upstreams, &format!("{at}.upstreams"))?,
     })
 }
