@@ -118,7 +118,7 @@ def test_memory_is_flat_once_the_slot_table_is_full(gateway, recorder):
     assert first == {200: FIRST}, first
     m1 = memory(gw)
     vm1, rss1 = vm_heap(gw), rss(gw)
-    assert vm1 >= 16 * 1024, "the filter reports its VM's heap"
+    assert vm1 > 0, "the filter reports its VM's heap"
     # The later principals in equal parts, each measured: a per-principal leak grows memory in
     # every part alike, while one-time growth (V8 heap pages, connection buffers, allocator
     # spans: ~1 MB seen, plus a few 10 KB, landing in whichever part it happens to) shows in

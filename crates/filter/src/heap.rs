@@ -57,11 +57,13 @@ thread_local! {
 }
 
 /// Moves the shared gauge by what this VM's heap changed since its last report, once that is a
-/// [`REPORT_STEP`] or more: the gauge is the sum of every VM's heap, to within a step each.
+/// [`REPORT_STEP`] or more (the first report, whatever its size): the gauge is the sum of every
+/// VM's heap, to within a step each.
 pub fn report() {
     let live = i64::try_from(LIVE_BYTES.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
     let delta = live - REPORTED.with(Cell::get);
-    if delta.abs() < REPORT_STEP {
+    let first = GAUGE.with(Cell::get).is_none();
+    if delta.abs() < REPORT_STEP && !(first && delta > 0) {
         return;
     }
     let id = match GAUGE.with(Cell::get) {
