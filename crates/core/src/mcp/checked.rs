@@ -7,7 +7,8 @@
 //! serde's `IgnoredAny` only checks the syntax: a value it skips could mean something to an
 //! upstream parser that the filter can never read back (RFC 7493, I-JSON, forbids both). The filter
 //! must be able to read every value the upstream executes on (arguments above all), so skipped
-//! values go through [`Checked`] and raw-kept ones through [`check_value`].
+//! values go through [`Checked`] and raw-kept ones through [`readable`]; an answer the filter
+//! rewrites goes through [`Unambiguous`] (no key twice either).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,52 +16,121 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// A value that was read completely and thrown away.
-pub struct Checked;
+/// A value read completely and thrown away; with `UNIQUE`, also with no key twice in any object.
+/// Use it as [`Checked`] or [`Unambiguous`].
+pub struct Read<const UNIQUE: bool>;
 
-impl<'de> Deserialize<'de> for Checked {
+/// A value that was read completely and thrown away.
+pub type Checked = Read<false>;
+
+/// A value read as [`Checked`] reads it and with no key twice in any object, at any depth: an
+/// answer the filter rewrites must mean one thing to every client (JavaScript and Python keep
+/// the last of two equal keys, a first-wins reader the first, so a list item
+/// `{"name":"echo","name":"delete_all"}` would be judged on one name and shown with the other).
+pub type Unambiguous = Read<true>;
+
+impl<'de, const UNIQUE: bool> Deserialize<'de> for Read<UNIQUE> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // deserialize_any (unlike deserialize_ignored_any) decodes strings and parses numbers;
         // serde_json's recursion limit still bounds the depth.
-        d.deserialize_any(CheckedVisitor)
+        d.deserialize_any(ReadVisitor::<UNIQUE>)
     }
 }
 
-struct CheckedVisitor;
+struct ReadVisitor<const UNIQUE: bool>;
 
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
+impl<'de, const UNIQUE: bool> Visitor<'de> for ReadVisitor<UNIQUE> {
+    type Value = Read<UNIQUE>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Read)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Read)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Read)
     }
     // serde_json refuses a number beyond float64 itself ("number out of range").
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Read)
     }
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Read)
     }
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Read)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Checked, A::Error> {
-        while a.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<Read<UNIQUE>>()?.is_some() {}
+        Ok(Read)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Checked, A::Error> {
-        while let Some(ProtoFree) = a.next_key::<ProtoFree>()? {
-            a.next_value::<Checked>()?;
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut keys = KeySet::default();
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key::<A::Error>(&k)?;
+            if UNIQUE && !keys.insert(k) {
+                return Err(A::Error::custom("a duplicate key"));
+            }
+            a.next_value::<Read<UNIQUE>>()?;
         }
-        Ok(Checked)
+        Ok(Read)
+    }
+}
+
+/// Reads the rest of an object as [`Checked`] does, for a visitor that met an object where it
+/// wanted something else (the value is refused by its caller, but read all the same).
+pub fn skip_map<'de, A: MapAccess<'de>>(a: A) -> Result<(), A::Error> {
+    ReadVisitor::<false>.visit_map(a).map(|_| ())
+}
+
+/// The keys of one object: a short object is searched, past 16 keys a set keeps it linear (an
+/// upstream may send one object with a million keys).
+/// Nothing is allocated or seeded until a key is inserted.
+#[derive(Default)]
+struct KeySet<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: Option<std::collections::HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> KeySet<'de> {
+    /// False when `k` was there already.
+    fn insert(&mut self, k: Cow<'de, str>) -> bool {
+        if let Some(many) = self.many.as_mut() {
+            return many.insert(k);
+        }
+        if self.few.contains(&k) {
+            return false;
+        }
+        self.few.push(k);
+        if self.few.len() == 16 {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -79,114 +149,6 @@ pub fn refuse_proto_key<E: Error>(key: &str) -> Result<(), E> {
 /// True when a serde_json error is [`refuse_proto_key`]'s.
 pub fn is_proto_key_error(e: &serde_json::Error) -> bool {
     e.is_data() && e.to_string().starts_with(PROTO_KEY)
-}
-
-/// An object key read completely and checked by [`refuse_proto_key`].
-struct ProtoFree;
-
-impl<'de> Deserialize<'de> for ProtoFree {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ProtoFree;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_str<E: Error>(self, v: &str) -> Result<ProtoFree, E> {
-                refuse_proto_key(v).map(|()| ProtoFree)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A value read as [`Checked`] reads it and with no key twice in any object, at any depth: an
-/// answer the filter rewrites must mean one thing to every client (JavaScript and Python keep
-/// the last of two equal keys, a first-wins reader the first, so a list item
-/// `{"name":"echo","name":"delete_all"}` would be judged on one name and shown with the other).
-pub struct Unambiguous;
-
-impl<'de> Deserialize<'de> for Unambiguous {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(UnambiguousVisitor)
-    }
-}
-
-struct UnambiguousVisitor;
-
-impl<'de> Visitor<'de> for UnambiguousVisitor {
-    type Value = Unambiguous;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_unit<E>(self) -> Result<Unambiguous, E> {
-        Ok(Unambiguous)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Unambiguous, A::Error> {
-        while a.next_element::<Unambiguous>()?.is_some() {}
-        Ok(Unambiguous)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unambiguous, A::Error> {
-        // A short object is searched; past 16 keys a set keeps it linear (an upstream may send one
-        // object with a million keys).
-        let mut keys: Vec<Cow<'de, str>> = Vec::new();
-        let mut set: std::collections::HashSet<Cow<'de, str>> = std::collections::HashSet::new();
-        while let Some(AnyKey(k)) = a.next_key::<AnyKey<'de>>()? {
-            refuse_proto_key::<A::Error>(&k)?;
-            let seen = if set.is_empty() && keys.len() < 16 {
-                let seen = keys.contains(&k);
-                keys.push(k);
-                if keys.len() == 16 {
-                    set.extend(keys.drain(..));
-                }
-                seen
-            } else {
-                !set.insert(k)
-            };
-            if seen {
-                return Err(A::Error::custom("a duplicate key"));
-            }
-            a.next_value::<Unambiguous>()?;
-        }
-        Ok(Unambiguous)
-    }
-}
-
-/// A key, borrowed when it has no escapes.
-struct AnyKey<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for AnyKey<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AnyKey<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<AnyKey<'de>, E> {
-                Ok(AnyKey(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<AnyKey<'de>, E> {
-                Ok(AnyKey(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 /// True when `message` is one JSON object every parser reads alike: complete, no lone surrogate,

@@ -212,11 +212,7 @@ pub fn classify_body(head: &RequestHead<'_>, body: &[u8], rules: &WireRules) -> 
         Body::Single(env) => {
             if let Some(field) = env.unreadable() {
                 let id = env.id.filter(|_| field != "id").map(|i| i.json());
-                return Err(Rejection::new(
-                    RejectKind::ParseError,
-                    format!("Parse error: {field} holds a value JSON parsers read differently (a lone surrogate escape, a number beyond float64, a \"__proto__\" key)"),
-                )
-                .with_id(id));
+                return Err(unreadable_value(field).with_id(id));
             }
             let c = if env.claims_modern() { classify_modern(head, &env, rules)? } else { classify_legacy(head, &env, rules)? };
             with_target(c, env.params(), env.id.map(|i| i.json()))?
@@ -275,11 +271,7 @@ fn classify_batch(head: &RequestHead<'_>, items: &[Envelope<'_>], rules: &WireRu
             return Err(batch_refused(items));
         }
         if let Some(field) = env.unreadable() {
-            let r = Rejection::new(
-                RejectKind::ParseError,
-                format!("Parse error: {field} holds a value JSON parsers read differently (a lone surrogate escape, a number beyond float64, a \"__proto__\" key)"),
-            );
-            return Err(element(n, r));
+            return Err(element(n, unreadable_value(field)));
         }
         let c = classify_legacy(head, env, rules).and_then(|c| with_target(c, env.params(), None)).map_err(|r| element(n, r))?;
         if c.request.op == Some(Method::Initialize) {
@@ -334,6 +326,14 @@ fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &
         }
     }
     r
+}
+
+/// A value kept raw that the filter cannot read back ([`Envelope::unreadable`]).
+fn unreadable_value(field: &str) -> Rejection {
+    Rejection::new(
+        RejectKind::ParseError,
+        format!("Parse error: {field} holds a value JSON parsers read differently (a lone surrogate escape, a number beyond float64, a \"__proto__\" key)"),
+    )
 }
 
 fn duplicate(key: &str, id: Option<&str>) -> Rejection {

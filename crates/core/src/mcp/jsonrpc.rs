@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::checked::{is_proto_key_error, readable, refuse_proto_key, Checked};
+use super::checked::{is_proto_key_error, readable, refuse_proto_key, skip_map, Checked, Key};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -90,8 +90,8 @@ impl<'de> Deserialize<'de> for StrField<'de> {
                 while a.next_element::<Checked>()?.is_some() {}
                 Ok(StrField::NotAString)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                while a.next_entry::<Checked, Checked>()?.is_some() {}
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                skip_map(a)?;
                 Ok(StrField::NotAString)
             }
         }
@@ -406,28 +406,6 @@ fn mark_dup(seen: &mut u32, bit: u32, key: &'static str, dup: &mut Option<&'stat
     } else {
         *seen |= bit;
         true
-    }
-}
-
-/// Reads a map key without allocating when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
