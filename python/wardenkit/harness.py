@@ -212,6 +212,23 @@ def wait_mcp(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
                        + (f"\n{proc.tail()}" if proc else ""))
 
 
+def wait_for(what: str, cond, timeout: float = 60.0, gw=None):
+    """Polls `cond()` until it returns a truthy value (returned), for at most `timeout` s; the
+    failure names `what` and shows the gateway's log tail when `gw` is given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{gw.log_tail()}" if gw else ""))
+
+
+def warden_stat(gw, name: str) -> int:
+    """The filter's counter `mcp_warden_<name>` on gateway `gw` (0 until it first counts)."""
+    return gw.stats(f"mcp_warden_{name}").get(f"wasmcustom.mcp_warden_{name}", 0)
+
+
 def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream") -> Proc:
     """Start demo/upstream.py on 127.0.0.1:`port` and wait until /mcp answers."""
     proc = Proc(name, [str(PYTHON), str(DEMO_UPSTREAM), "--port", str(port)], log_dir,

@@ -44,6 +44,7 @@ from pipelock_verify import verify as pl_verify
 from pipelock_verify import verify_chain as pl_verify_chain
 
 from wardenkit import harness
+from wardenkit.harness import wait_for, warden_stat as stat
 
 ROOT = harness.ROOT
 FIXTURES = ROOT / "fixtures" / "receipts"
@@ -270,20 +271,6 @@ class Collector(logs_service_pb2_grpc.LogsServiceServicer):
 
     def stop(self) -> None:
         self.server.stop(grace=None).wait(timeout=10)
-
-
-def wait_for(what: str, cond, timeout: float = 60.0, gw=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{gw.log_tail()}" if gw else ""))
-
-
-def stat(gw, name: str) -> int:
-    return gw.stats(f"mcp_warden_{name}").get(f"wasmcustom.mcp_warden_{name}", 0)
 
 
 def call(gw, rid: str, tool: str, user: str, traceparent: str | None = None, header_name: str | None = None) -> int:

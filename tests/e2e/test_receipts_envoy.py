@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from wardenkit import harness
+from wardenkit.harness import wait_for, warden_stat as stat
 
 TEMPLATE = "envoy/e2e-receipts.yaml"
 WARDEN = harness.WARDEN
@@ -88,20 +88,6 @@ def start_gateway(gateway, demo_upstream, sink: Sink, writer_config: str = WRITE
     # No wait_mcp: its probe requests would leave receipts of their own.
     return gateway(TEMPLATE, upstream_port=demo_upstream.port, extra_ports={"SINK_PORT": sink.port},
                    replace=replace, concurrency=2)
-
-
-def stat(gw, name: str) -> int:
-    return gw.stats(f"mcp_warden_{name}").get(f"wasmcustom.mcp_warden_{name}", 0)
-
-
-def wait_for(what: str, cond, timeout: float = 60.0, gw=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{gw.log_tail()}" if gw else ""))
 
 
 # --- requests and what each should look like in its receipt --------------------------------------
