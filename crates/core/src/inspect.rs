@@ -6,7 +6,7 @@
 //! receipt fields.
 
 use crate::mcp::model::McpRequest;
-use crate::ports::Fault;
+use crate::ports::{Fault, Kv};
 use crate::principal::Principal;
 
 /// The exchange a response belongs to, as the request path decided it.
@@ -14,7 +14,11 @@ use crate::principal::Principal;
 pub struct ExchangeView<'a> {
     pub request: &'a McpRequest,
     pub principal: &'a Principal,
+    /// [`Principal::key`]: what per-principal state is keyed by.
+    pub principal_key: &'a str,
     pub upstream: &'a str,
+    /// When the message passes (ms).
+    pub now_ms: u64,
 }
 
 /// What an inspector does with one message.
@@ -72,6 +76,12 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// `inspector` could not read or write shared data: counted, and the message follows the
+    /// inspector's failure mode.
+    pub fn store_error(inspector: &'static str, disposition: Disposition) -> Finding {
+        Finding { inspector, what: "store_error", severity: Severity::Warning, data_class: None, fault: Fault::Host, disposition }
+    }
+
     /// An answer `inspector` must read and cannot: the upstream's fault, and it must not pass.
     pub fn unreadable(inspector: &'static str, what: &'static str) -> Finding {
         Finding {
@@ -90,6 +100,14 @@ impl Finding {
 pub trait Inspector {
     /// Short name (findings' `inspector`, logs).
     fn name(&self) -> &'static str;
-    /// Inspects one message; findings are appended to `findings`.
-    fn inspect(&mut self, exchange: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite;
+    /// Inspects one message; findings are appended to `findings`. `state` is shared data, for
+    /// the inspectors that remember (baselines, task owners); a failed store call is a
+    /// [`Finding::store_error`], never a silent pass.
+    fn inspect(
+        &mut self,
+        exchange: &ExchangeView<'_>,
+        message: &[u8],
+        state: &mut dyn Kv,
+        findings: &mut Vec<Finding>,
+    ) -> Rewrite;
 }

@@ -24,6 +24,7 @@
 //! - [`receipt`]: ActionReceipt v1 (canonical JSON, Ed25519 signing, hash chain, verifier).
 //! - [`export`]: receipts as OTLP logs (hand-encoded protobuf) and export batching.
 //! - [`receipt_writer`]: the writer that signs, chains, batches and exports (the singleton VM).
+//! - [`jcs`]: canonical JSON (RFC 8785), the byte form every hash is taken over.
 //! - [`metrics`]: metric names, the one place they are spelled.
 //! - [`pbstruct`]: a bounded reader for Envoy's serialized dynamic metadata.
 
@@ -34,6 +35,7 @@ pub mod fake_host;
 pub mod flow;
 pub mod inspect;
 pub mod integrity;
+pub mod jcs;
 pub mod mcp;
 pub mod metrics;
 pub mod pbstruct;

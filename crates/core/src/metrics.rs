@@ -19,14 +19,18 @@ pub const RATE_LIMITED: &str = "mcp_warden_rate_limited_total";
 pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
 /// Legacy sessions presented by a principal other than the one that opened them (answered 404).
 pub const SESSION_HIJACKS: &str = "mcp_warden_session_hijacks_total";
+/// Tasks presented by a principal other than the one that created them (answered as unknown).
+pub const TASK_HIJACKS: &str = "mcp_warden_task_hijacks_total";
 /// Dry-run rules that would have acted, by rule.
 pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
 /// Requests rejected by wire validation, by kind (`RejectKind::label`).
 pub const VALIDATION_FAILURES: &str = "mcp_warden_validation_failures_total";
-/// Rate-limit state that could not be read or written (refused with 429, or let through when the
-/// rule says `on_store_error: allow`).
+/// Shared state that could not be read or written: rate-limit buckets (refused with 429, or let
+/// through when the rule says `on_store_error: allow`), session and task owners (refused),
+/// baselines (the tool counts as unknown; a list passes unlearned).
 pub const STORE_ERRORS: &str = "mcp_warden_store_errors_total";
-/// Response inspector findings, by inspector, finding and severity.
+/// Findings, by inspector, finding and severity: the response inspectors', and the request
+/// path's tool-integrity and task checks (inspector `tool_baseline`, `task_binding`).
 pub const FINDINGS: &str = "mcp_warden_findings_total";
 /// Host calls that failed inside the filter, by call (the request got a 500, or an inspected
 /// response was withheld).
@@ -65,7 +69,7 @@ pub const VM_HEAP_BYTES: &str = "mcp_warden_vm_heap_bytes";
 /// 0 (not absent) until they count: a dashboard, or a test asserting "no store errors", can tell
 /// "none happened" from "no such metric".
 pub const DEFINED_AT_START: &[&str] =
-    &[STORE_ERRORS, SESSION_HIJACKS, CONFIG_REJECTED, CONTROL_POLL_FAILURES, CONTROL_UPDATES, RECEIPTS_UNQUEUED];
+    &[STORE_ERRORS, SESSION_HIJACKS, TASK_HIJACKS, CONFIG_REJECTED, CONTROL_POLL_FAILURES, CONTROL_UPDATES, RECEIPTS_UNQUEUED];
 
 /// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
 /// Dots inside values would break the split, so they become `_`.

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use mcp_warden_core::fake_host::{FakeHost, FakeHttp};
+use mcp_warden_core::fake_host::{FakeHost, FakeHttp, FakeKv};
 use mcp_warden_core::flow::response::ResponsePipeline;
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
@@ -15,7 +15,7 @@ use mcp_warden_core::mcp::model::{Era, McpRequest, MessageKind};
 use mcp_warden_core::mcp::Method;
 use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, Policy};
-use mcp_warden_core::ports::{Fault, PeerFact, Step};
+use mcp_warden_core::ports::{Fault, Kv, PeerFact, Step};
 use mcp_warden_core::principal::{Origin, Principal};
 use mcp_warden_core::receipt::exchange::{Exchange, WireVerdict};
 
@@ -182,7 +182,7 @@ impl Inspector for Tripwire {
     fn name(&self) -> &'static str {
         "tripwire"
     }
-    fn inspect(&mut self, _: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+    fn inspect(&mut self, _: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
         let text = String::from_utf8_lossy(message);
         let finding = |what, severity, disposition| Finding {
             inspector: "tripwire",
@@ -226,7 +226,8 @@ fn view() -> (McpRequest, Principal) {
 /// Feeds `chunks` through a pipeline the way Envoy streams a response; returns what the client got.
 fn stream(p: &mut ResponsePipeline, content_type: &str, chunks: &[&str]) -> String {
     let (req, who) = view();
-    let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
+    let ex = ExchangeView { request: &req, principal: &who, principal_key: "pk", upstream: "up", now_ms: 0 };
+    let mut kv = FakeKv::new();
     let mut http = FakeHttp {
         response_headers: vec![
             ("content-type".into(), content_type.as_bytes().to_vec()),
@@ -240,7 +241,7 @@ fn stream(p: &mut ResponsePipeline, content_type: &str, chunks: &[&str]) -> Stri
     for (i, c) in chunks.iter().enumerate() {
         http.response_body.extend_from_slice(c.as_bytes());
         let held = http.response_body.len();
-        if p.on_body(&mut http, &ex, held, i + 1 == chunks.len()).unwrap() == Step::Continue {
+        if p.on_body(&mut http, &mut kv, &ex, held, i + 1 == chunks.len()).unwrap() == Step::Continue {
             out.append(&mut http.response_body);
         }
     }
@@ -300,7 +301,8 @@ fn an_sse_event_too_large_to_inspect_ends_the_stream_with_an_error() {
 fn answer(headers: &[(&str, &str)]) -> (String, Vec<(String, Vec<u8>)>, ResponsePipeline) {
     let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
     let (req, who) = view();
-    let ex = ExchangeView { request: &req, principal: &who, upstream: "up" };
+    let ex = ExchangeView { request: &req, principal: &who, principal_key: "pk", upstream: "up", now_ms: 0 };
+    let mut kv = FakeKv::new();
     let mut http = FakeHttp {
         response_headers: headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect(),
         ..FakeHttp::default()
@@ -309,7 +311,7 @@ fn answer(headers: &[(&str, &str)]) -> (String, Vec<(String, Vec<u8>)>, Response
     let mut out = Vec::new();
     for (i, chunk) in [&b"SECRET "[..], b"content"].into_iter().enumerate() {
         http.response_body = chunk.to_vec();
-        assert_eq!(p.on_body(&mut http, &ex, chunk.len(), i == 1).unwrap(), Step::Continue);
+        assert_eq!(p.on_body(&mut http, &mut kv, &ex, chunk.len(), i == 1).unwrap(), Step::Continue);
         out.append(&mut http.response_body);
     }
     (String::from_utf8(out).unwrap(), http.response_headers, p)

@@ -28,6 +28,7 @@ fn req(era: Era, method: &str, name: Option<&str>) -> McpRequest {
         traceparent: None,
         session_id: None,
         is_mrtr_retry: false,
+        handles: Default::default(),
     };
     // As classification does: a resource URI is matched in its resolved form.
     r.resolve_name();

@@ -19,11 +19,13 @@ use super::metrics::EnvoyMetrics;
 use super::ports::SharedDataKv;
 use super::writer::{WriterHost, WRITER_ROOT_ID};
 use mcp_warden_core::control::{PollOutcome, Poller};
+use mcp_warden_core::integrity::baseline::name_sets;
 use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::Metrics;
-use mcp_warden_core::state::sessions::SessionCache;
-use mcp_warden_core::state::{ratelimit, sessions};
+use mcp_warden_core::state::baselines::{self, Baselines};
+use mcp_warden_core::state::owners::OwnerCache;
+use mcp_warden_core::state::{owners, ratelimit};
 
 #[derive(Default)]
 pub struct WardenRoot {
@@ -36,18 +38,27 @@ pub struct WardenRoot {
     poll_token: Option<u32>,
     /// Set when this root is the singleton receipt writer rather than the HTTP filter.
     writer: Option<WriterHost>,
-    /// Session bindings this VM has confirmed (see `mcp_warden_core::state::sessions`).
-    sessions: Rc<RefCell<SessionCache>>,
+    /// Session bindings this VM has confirmed (see `mcp_warden_core::state::owners`).
+    sessions: Rc<RefCell<OwnerCache>>,
     /// The fault-injection build's root-context panic, from the plugin configuration.
     #[cfg(feature = "fault-injection")]
     fault: RootFault,
 }
 
-/// Creates every rate-limit and session slot that does not exist yet, so that all later updates
+/// Creates every slot of every state table that does not exist yet, so that all later updates
 /// are CAS writes (shared data cannot create a key conditionally). Idempotent; once per VM and
 /// policy.
 fn init_state_tables(p: &Policy) {
-    for (what, table) in [("rate-limit", ratelimit::table(p.rate_limit_slots)), ("session", sessions::table(p.session_slots))] {
+    let slots = p.integrity.baseline_slots;
+    for (what, table) in [
+        ("rate-limit", ratelimit::table(p.rate_limit_slots)),
+        ("session", owners::sessions(p.session_slots)),
+        ("task", owners::tasks(p.tasks.slots)),
+        ("tool baseline", Baselines::tools(slots).table),
+        ("ui template baseline", Baselines::templates(slots).table),
+        ("tool name set", name_sets(slots).table),
+        ("list change", baselines::list_changes()),
+    ] {
         if let Err(e) = table.init(&mut SharedDataKv) {
             abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the {what} table: {e:?}"));
         }

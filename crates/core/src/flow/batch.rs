@@ -72,7 +72,7 @@ pub fn decide_batch(
 }
 
 fn answer_must_be_inspected(policy: &Policy, req: &McpRequest, upstream: &str) -> bool {
-    (req.op == Some(Method::ToolsList) && policy.poisoned_tools != PoisonAction::Off)
+    (req.op == Some(Method::ToolsList) && policy.integrity.poisoned != PoisonAction::Off)
         || req.op.and_then(ListKind::from_list_method).is_some_and(|kind| list_varies(policy, req.era, upstream, kind))
 }
 

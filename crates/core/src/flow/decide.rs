@@ -5,15 +5,20 @@
 
 use std::rc::Rc;
 
-use crate::inspect::Inspector;
+use crate::inspect::{Finding, Inspector};
+use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
+use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
+use crate::integrity::call::check_call;
+use crate::integrity::config::ChangeAction;
 use crate::integrity::poison::{PoisonAction, PoisonCheck};
+use crate::integrity::tasks::{check_task_access, TaskBinder};
 use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
-use crate::state::sessions::{self, SessionCache, SessionOwner};
+use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
 
 use super::batch::{decide_batch, BatchElement};
@@ -44,6 +49,8 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// A legacy batch: each element and its own decision (empty for one message).
     pub batch: Vec<BatchElement>,
+    /// What the request path's own checks found (tool integrity, task binding).
+    pub findings: Vec<Finding>,
 }
 
 /// What the host must do.
@@ -68,7 +75,7 @@ pub fn decide<'a>(
     remote_kill: &KillSwitch,
     facts: RequestFacts<'a>,
     kv: &mut dyn Kv,
-    sessions: &mut SessionCache,
+    sessions: &mut OwnerCache,
 ) -> Decision<'a> {
     let principal = principal::resolve(&policy.sources, &facts.peer);
     let principal_key = principal.key();
@@ -77,14 +84,27 @@ pub fn decide<'a>(
 
     let owner = session_owner(policy, &facts.request, &principal_key, kv, sessions, facts.now_ms);
     let mut batch = Vec::new();
+    let mut findings = Vec::new();
     let (verdict, reply) = match owner {
-        Ok(SessionOwner::Caller) if !facts.batch.is_empty() => {
+        Ok(Owner::Caller) if !facts.batch.is_empty() => {
             let (v, r, elements) = decide_batch(policy, remote_kill, &principal, facts.batch, &facts.upstream, kv, facts.now_ms);
             batch = elements;
             (v, r)
         }
-        Ok(SessionOwner::Caller) => {
-            let v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+        Ok(Owner::Caller) => {
+            let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+            if v.action == Action::Allow {
+                integrity_checks(
+                    policy,
+                    &mut v,
+                    &facts.request,
+                    &principal_key,
+                    &facts.upstream,
+                    kv,
+                    facts.now_ms,
+                    &mut findings,
+                );
+            }
             let r = reply::for_action(&v.action, &facts.request);
             (v, r)
         }
@@ -113,12 +133,47 @@ pub fn decide<'a>(
             upstream: facts.upstream,
             verdict,
             batch,
+            findings,
         },
     }
 }
 
+/// Tool integrity and task binding on a request policy let through: a refusal replaces the
+/// verdict (its rule is the integrity layer's), findings and store errors are kept.
+#[allow(clippy::too_many_arguments)]
+fn integrity_checks(
+    policy: &Policy,
+    v: &mut Verdict,
+    req: &McpRequest,
+    principal_key: &str,
+    upstream: &str,
+    kv: &mut dyn Kv,
+    now_ms: u64,
+    findings: &mut Vec<Finding>,
+) {
+    let (action, store_error) = match req.op {
+        Some(Method::ToolsCall) => {
+            let c = check_call(policy, kv, req, principal_key, upstream, now_ms);
+            findings.extend(c.findings);
+            (c.action, c.store_error.map(|e| ("tool_baseline".to_owned(), e)))
+        }
+        Some(
+            Method::TasksGet | Method::TasksUpdate | Method::TasksCancel | Method::TasksResult | Method::SubscriptionsListen,
+        ) => {
+            let (action, finding, e) = check_task_access(policy, kv, req, principal_key, now_ms);
+            findings.extend(finding);
+            (action, e.map(|e| ("task".to_owned(), e)))
+        }
+        _ => (None, None),
+    };
+    v.store_errors.extend(store_error);
+    if let Some(a) = action {
+        v.action = a;
+    }
+}
+
 /// Whose legacy session this is (sessions are bound to the principal that opened them; see
-/// [`crate::state::sessions`]). Requests without one, modern requests, `initialize` and a switched
+/// [`crate::state::owners`]). Requests without one, modern requests, `initialize` and a switched
 /// off binding are the caller's. A table that cannot answer refuses the session (fail closed:
 /// the client opens a new one).
 fn session_owner(
@@ -126,15 +181,15 @@ fn session_owner(
     req: &McpRequest,
     principal_key: &str,
     kv: &mut dyn Kv,
-    cache: &mut SessionCache,
+    cache: &mut OwnerCache,
     now_ms: u64,
-) -> Result<SessionOwner, StoreError> {
+) -> Result<Owner, StoreError> {
     match (&req.session_id, req.era) {
         (Some(sid), Era::Legacy) if policy.session_ttl_ms > 0 && req.op != Some(Method::Initialize) => {
-            let table = sessions::table(policy.session_slots);
-            sessions::check_cached(cache, kv, &table, sid, principal_key, now_ms, policy.session_ttl_ms)
+            let table = owners::sessions(policy.session_slots);
+            owners::check_cached(cache, kv, &table, sid, principal_key, now_ms, policy.session_ttl_ms)
         }
-        _ => Ok(SessionOwner::Caller),
+        _ => Ok(Owner::Caller),
     }
 }
 
@@ -150,9 +205,29 @@ fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest,
     if verdict.action != Action::Allow {
         return out;
     }
-    // Poisoned tool definitions leave a tools/list answer before anything else reads it.
-    if req.op == Some(Method::ToolsList) && policy.poisoned_tools != PoisonAction::Off {
-        out.push(Box::new(PoisonCheck::new(policy.poisoned_tools)));
+    let ip = &policy.integrity;
+    match req.op {
+        // Baselines learn what the upstream sent, before anything is dropped from it; then
+        // poisoned definitions leave the list before anything else reads it.
+        Some(Method::ToolsList) => {
+            if ip.learns() {
+                out.push(Box::new(ToolBaseline::new(Rc::clone(policy))));
+            }
+            if ip.poisoned != PoisonAction::Off {
+                out.push(Box::new(PoisonCheck::new(ip.poisoned)));
+            }
+        }
+        Some(Method::ToolsCall) if policy.tasks.bind && req.handles.may_create_task => {
+            out.push(Box::new(TaskBinder::new(policy)))
+        }
+        Some(Method::ResourcesRead) if ip.ui != ChangeAction::Off && req.resolved_name.as_deref().is_some_and(is_ui_uri) => {
+            out.push(Box::new(UiTemplate::new(Rc::clone(policy))));
+        }
+        Some(Method::SubscriptionsListen) if ip.learns() => out.push(Box::new(ListChangedWatch)),
+        Some(Method::Initialize | Method::ServerDiscover) if ip.pin(upstream).is_some_and(|p| p.server.is_some()) => {
+            out.push(Box::new(ServerIdentity::new(Rc::clone(policy))));
+        }
+        _ => {}
     }
     // A list whose items the policy may hide varies by principal: filtered and marked private
     // (tools, prompts and resources alike: a hidden item must not show in any list).

@@ -102,7 +102,7 @@ impl RequestFlow {
             let (verdict, rule) = wire_verdict(&o.verdict);
             e.verdict = verdict;
             e.rule = rule;
-            record_findings(&mut e, self.findings());
+            record_findings(&mut e, &self.findings());
             return Some(e);
         }
         let r = self.rejection()?;
@@ -124,6 +124,9 @@ fn wire_verdict(v: &Verdict) -> (WireVerdict, String) {
         Action::RateLimited { .. } => (WireVerdict::Block, format!("{}:rate_limit", v.rule_id.as_deref().unwrap_or("default"))),
         Action::Kill { scope, .. } => (WireVerdict::Block, format!("kill_switch:{scope}")),
         Action::SessionNotFound => (WireVerdict::Block, "session:not_owner".to_owned()),
+        Action::ToolChanged { .. } => (WireVerdict::Block, "tool_integrity".to_owned()),
+        Action::ToolNotApproved { .. } => (WireVerdict::Block, "tool_integrity".to_owned()),
+        Action::TaskNotFound { .. } => (WireVerdict::Block, "task:not_owner".to_owned()),
     }
 }
 

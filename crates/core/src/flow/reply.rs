@@ -83,6 +83,37 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
         Action::SessionNotFound => {
             Some(LocalReply::json(404, jsonrpc_error_body(id, CODE_SESSION_NOT_FOUND, "Session not found", None)))
         }
+        Action::ToolChanged { tool, since_ms, seen } => {
+            let since = crate::receipt::time::rfc3339_nano(since_ms.saturating_mul(1_000_000));
+            let message = format!(
+                "Tool {tool} changed since {since}: its definition is not the one the gateway trusted (re-pin it, or let its baseline expire)"
+            );
+            let mut data = String::from("{\"reason\":\"tool_changed\",\"tool\":");
+            push_json_string(&mut data, tool);
+            data.push_str(",\"changedSince\":");
+            push_json_string(&mut data, &since);
+            data.push_str(",\"seenBy\":");
+            push_json_string(&mut data, seen.as_str());
+            data.push('}');
+            Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, &message, Some(&data))))
+        }
+        Action::ToolNotApproved { tool, why } => {
+            let message = match *why {
+                "unpinned_tool" => format!("Tool {tool} is not in the approved manifest for this server"),
+                "stale_baseline" => format!("Tool {tool} is sensitive and its definition has not been confirmed since the server's tool list changed: list the tools again"),
+                _ => format!("Tool {tool} has no trusted definition at the gateway: list the tools first"),
+            };
+            let mut data = String::from("{\"reason\":");
+            push_json_string(&mut data, why);
+            data.push_str(",\"tool\":");
+            push_json_string(&mut data, tool);
+            data.push('}');
+            Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, &message, Some(&data))))
+        }
+        // As the server answers a task it does not know (spec: -32602; the SDK servers use 400).
+        Action::TaskNotFound { task } => {
+            Some(LocalReply::json(400, jsonrpc_error_body(id, CODE_UNKNOWN, &format!("Task {task} not found"), None)))
+        }
         Action::Kill { reason, scope } => {
             let message = format!("Stopped by the gateway kill switch: {reason}");
             let mut data = String::from("{\"reason\":");

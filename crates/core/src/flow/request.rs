@@ -31,7 +31,7 @@ use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
-use crate::state::sessions::{self, SessionCache};
+use crate::state::owners::{self, OwnerCache};
 
 use super::decide::{decide, Decision, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
@@ -157,7 +157,7 @@ pub struct RequestFlow {
     policy: Rc<Policy>,
     remote_kill: Rc<KillSwitch>,
     /// The worker VM's confirmed session bindings (shared by its streams).
-    sessions: Rc<RefCell<SessionCache>>,
+    sessions: Rc<RefCell<OwnerCache>>,
     state: State,
     head: OwnedHead,
     outcome: Option<Outcome>,
@@ -178,7 +178,7 @@ impl RequestFlow {
     }
 
     /// A stream of a worker VM: its policy, kill list and session cache are the VM's.
-    pub fn for_vm(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<SessionCache>>) -> Self {
+    pub fn for_vm(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<OwnerCache>>) -> Self {
         RequestFlow {
             policy,
             remote_kill,
@@ -217,9 +217,11 @@ impl RequestFlow {
         self.binds_session || self.response.as_ref().is_some_and(ResponsePipeline::active)
     }
 
-    /// The response pipeline's findings so far.
-    pub fn findings(&self) -> &[crate::inspect::Finding] {
-        self.response.as_ref().map(ResponsePipeline::findings).unwrap_or_default()
+    /// Everything found so far: the request path's checks, then the response pipeline's.
+    pub fn findings(&self) -> Vec<crate::inspect::Finding> {
+        let request = self.outcome.as_ref().map(|o| o.findings.as_slice()).unwrap_or_default();
+        let response = self.response.as_ref().map(ResponsePipeline::findings).unwrap_or_default();
+        request.iter().chain(response).cloned().collect()
     }
 
     pub fn on_request_headers(&mut self, host: &mut Host<'_>, end_of_stream: bool) -> Step {
@@ -342,7 +344,7 @@ impl RequestFlow {
             now_ms: now_ms(host.clock),
         };
         // Single-threaded VM: the cache is never borrowed twice; if it were, a fresh one serves.
-        let mut spare = SessionCache::default();
+        let mut spare = OwnerCache::default();
         let mut cache = self.sessions.try_borrow_mut();
         let sessions = match cache.as_deref_mut() {
             Ok(c) => c,
@@ -406,13 +408,13 @@ impl RequestFlow {
     }
 
     /// The `initialize` answer's session id now belongs to the caller. A binding that cannot be
-    /// written is counted; the session is then bound to its first user (see `state::sessions`).
+    /// written is counted; the session is then bound to its first user (see `state::owners`).
     fn bind_session(&self, host: &mut Host<'_>) {
         let (Some(o), Ok(Some(sid))) = (self.outcome.as_ref(), host.http.response_header(headers::SESSION_ID)) else { return };
         let sid = String::from_utf8_lossy(&sid);
-        let table = sessions::table(self.policy.session_slots);
+        let table = owners::sessions(self.policy.session_slots);
         let now = now_ms(host.clock);
-        if sessions::bind(host.kv, &table, sid.trim(), &o.principal_key, now, self.policy.session_ttl_ms).is_err() {
+        if owners::bind(host.kv, &table, sid.trim(), &o.principal_key, now, self.policy.session_ttl_ms).is_err() {
             host.metrics.count(metrics::STORE_ERRORS, &[]);
         }
     }
@@ -421,9 +423,15 @@ impl RequestFlow {
         let (Some(pipeline), Some(o)) = (self.response.as_mut(), self.outcome.as_ref()) else {
             return Step::Continue;
         };
-        let ex = ExchangeView { request: &o.request, principal: &o.principal, upstream: &o.upstream };
+        let ex = ExchangeView {
+            request: &o.request,
+            principal: &o.principal,
+            principal_key: &o.principal_key,
+            upstream: &o.upstream,
+            now_ms: now_ms(host.clock),
+        };
         let before = pipeline.findings().len();
-        let step = match pipeline.on_body(host.http, &ex, body_size, end_of_stream) {
+        let step = match pipeline.on_body(host.http, host.kv, &ex, body_size, end_of_stream) {
             Ok(step) => step,
             Err(e) => {
                 // The response cannot be read or rewritten: it must not pass uninspected.
@@ -432,10 +440,7 @@ impl RequestFlow {
                 Step::Continue
             }
         };
-        for f in pipeline.findings().get(before..).unwrap_or_default() {
-            host.metrics
-                .count(metrics::FINDINGS, &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())]);
-        }
+        count_findings(host.metrics, pipeline.findings().get(before..).unwrap_or_default());
         step
     }
 }
@@ -455,6 +460,9 @@ fn apply_decision(
     if d.outcome.batch.is_empty() {
         count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
     }
+    // Request-side store errors are counted with the verdict's; these are the other findings.
+    let findings: Vec<_> = d.outcome.findings.iter().filter(|f| f.what != "store_error").cloned().collect();
+    count_findings(host.metrics, &findings);
     // A batch counts as its elements: each decided one as a request of its own.
     for e in &d.outcome.batch {
         if let Some(v) = &e.verdict {
@@ -469,6 +477,17 @@ fn apply_decision(
     Ok((d.reply, response, d.outcome))
 }
 
+/// Every finding by inspector, kind and severity; a store that could not answer also as a store
+/// error.
+fn count_findings(m: &mut dyn Metrics, findings: &[crate::inspect::Finding]) {
+    for f in findings {
+        m.count(metrics::FINDINGS, &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())]);
+        if f.what == "store_error" {
+            m.count(metrics::STORE_ERRORS, &[]);
+        }
+    }
+}
+
 fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
     let method = Method::label(req.op);
     m.count(metrics::REQUESTS, &[("era", req.era.as_str()), ("method", method), ("decision", v.action.label())]);
@@ -479,6 +498,9 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
         Action::RateLimited { .. } => m.count(metrics::RATE_LIMITED, &[("rule", rule)]),
         Action::Kill { scope, .. } => m.count(metrics::KILL_SWITCH_BLOCKS, &[("scope", scope)]),
         Action::SessionNotFound => m.count(metrics::SESSION_HIJACKS, &[]),
+        Action::TaskNotFound { .. } => m.count(metrics::TASK_HIJACKS, &[]),
+        // Counted as the findings that decided them.
+        Action::ToolChanged { .. } | Action::ToolNotApproved { .. } => {}
     }
     for hit in &v.dry_run {
         m.count(metrics::DRY_RUN_HITS, &[("rule", hit.rule_id.as_str())]);

@@ -20,7 +20,7 @@
 
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite};
 use crate::mcp::sse::{SseDecoder, SseEvent};
-use crate::ports::{HostError, HttpIo, Step};
+use crate::ports::{HostError, HttpIo, Kv, Step};
 
 use super::reply;
 
@@ -112,6 +112,7 @@ impl ResponsePipeline {
     pub fn on_body(
         &mut self,
         http: &mut dyn HttpIo,
+        kv: &mut dyn Kv,
         ex: &ExchangeView<'_>,
         size: usize,
         end_of_stream: bool,
@@ -141,7 +142,7 @@ impl ResponsePipeline {
             Framing::Json => {
                 self.framing = Framing::Pass;
                 let body = http.response_body(size)?;
-                let (out, blocked) = self.inspect(ex, &body);
+                let (out, blocked) = self.inspect(ex, &body, kv);
                 if let Some(new) = blocked.or(out) {
                     // A failed rewrite must not leak what the inspectors removed: drop the body.
                     if http.set_response_body(size, &new).is_err() {
@@ -166,7 +167,7 @@ impl ResponsePipeline {
                         push_event(&mut out, &ev, ev.data.as_bytes());
                         continue;
                     }
-                    let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes());
+                    let (rewritten, blocked) = self.inspect(ex, ev.data.as_bytes(), kv);
                     if let Some(error) = blocked {
                         push_error_event(&mut out, &error);
                         self.framing = Framing::Closed;
@@ -193,12 +194,12 @@ impl ResponsePipeline {
 
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
-    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         let mut current: Option<Vec<u8>> = None;
         for inspector in &mut self.inspectors {
             let before = self.findings.len();
             let input = current.as_deref().unwrap_or(message);
-            if let Rewrite::Replace(new) = inspector.inspect(ex, input, &mut self.findings) {
+            if let Rewrite::Replace(new) = inspector.inspect(ex, input, kv, &mut self.findings) {
                 current = Some(new);
             }
             let new = self.findings.get(before..).unwrap_or_default();

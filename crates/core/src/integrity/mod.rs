@@ -7,5 +7,11 @@
 //!   characters, instructions aimed at the model, names confusable with another tool's) and
 //!   drops those tools, refuses the list, or only reports, as the policy says.
 
+pub mod apps;
+pub mod baseline;
+pub mod call;
+pub mod config;
+pub mod fingerprint;
 pub mod fold;
 pub mod poison;
+pub mod tasks;

@@ -24,7 +24,7 @@ use super::fold::{self, has_invisible};
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
 use crate::policy::{filter_list, ListKind};
-use crate::ports::Fault;
+use crate::ports::{Fault, Kv};
 
 /// What a poisoned tool causes (`tool_integrity.poisoned_tools`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl Inspector for PoisonCheck {
         "tool_text"
     }
 
-    fn inspect(&mut self, _ex: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+    fn inspect(&mut self, _ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
         if !unambiguous_object(message) {
             findings.push(Finding::unreadable("tool_text", "unreadable_message"));
             return Rewrite::Keep;

@@ -322,7 +322,15 @@ fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &
             }
             if let Some(m) = p.meta() {
                 r.traceparent = m.traceparent.as_ref().and_then(StrField::as_str).map(str::to_owned);
+                r.handles.tool_hash = m.tool_hash.as_ref().and_then(StrField::as_str).map(str::to_owned);
+                r.handles.may_create_task =
+                    m.client_capabilities.is_some_and(|c| c.get().contains("\"io.modelcontextprotocol/tasks\""));
             }
+            r.handles.may_create_task |= p.has_task;
+            let text = |f: &Option<StrField<'_>>| f.as_ref().and_then(StrField::as_str).map(str::to_owned);
+            r.handles.task_id = text(&p.task_id);
+            r.handles.cursor = text(&p.cursor);
+            r.handles.listen_task_ids = p.listen_task_ids.0.iter().filter_map(StrField::as_str).map(str::to_owned).collect();
         }
     }
     r

@@ -99,6 +99,56 @@ impl<'de> Deserialize<'de> for StrField<'de> {
     }
 }
 
+/// An array of strings as [`StrField`]s; any other value reads as empty (the server's own
+/// validation answers it).
+#[derive(Debug, Default, Clone)]
+pub struct StrList<'a>(pub Vec<StrField<'a>>);
+
+impl<'de> Deserialize<'de> for StrList<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = a.next_element::<StrField<'de>>()? {
+                    out.push(s);
+                }
+                Ok(StrList(out))
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(StrList::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                skip_map(a)?;
+                Ok(StrList::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// The shape of a JSON-RPC `id`, with its raw text kept for echoing it back byte-exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -140,6 +190,8 @@ pub struct Meta<'a> {
     pub client_info: Option<ClientInfo<'a>>,
     pub traceparent: Option<StrField<'a>>,
     pub progress_token: bool,
+    /// `mcp-warden.dev/tool-hash`: the fingerprint of the tool definition the client saw.
+    pub tool_hash: Option<StrField<'a>>,
     pub duplicate_key: Option<&'static str>,
     pub unreadable: Option<&'static str>,
 }
@@ -167,8 +219,21 @@ pub struct Params<'a> {
     pub has_input_responses: bool,
     /// `completion/complete`'s `ref`: the prompt or resource it completes for.
     pub reference: Option<Reference<'a>>,
+    /// A list request's page cursor.
+    pub cursor: Option<StrField<'a>>,
+    /// `subscriptions/listen`'s `notifications.taskIds`.
+    pub listen_task_ids: StrList<'a>,
+    /// A legacy task-augmented request (`params.task`).
+    pub has_task: bool,
     pub duplicate_key: Option<&'static str>,
     pub unreadable: Option<&'static str>,
+}
+
+/// `params.notifications` of `subscriptions/listen`: only the task filter.
+#[derive(Debug, Default, Clone)]
+struct ListenFilter<'a> {
+    task_ids: StrList<'a>,
+    duplicate_key: Option<&'static str>,
 }
 
 /// `params.ref` of `completion/complete` (`{"type": "ref/prompt", "name"}` or
@@ -557,6 +622,22 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
                     let r: ObjectOr<Reference<'de>> = a.next_value()?;
                     p.reference = r.0;
                 }
+                "cursor" if mark_dup(&mut seen, 1024, "params.cursor", dup) => {
+                    p.cursor = Some(a.next_value()?);
+                }
+                "task" if mark_dup(&mut seen, 4096, "params.task", dup) => {
+                    a.next_value::<Checked>()?;
+                    p.has_task = true;
+                }
+                "notifications" if mark_dup(&mut seen, 2048, "params.notifications", dup) => {
+                    let f: ObjectOr<ListenFilter<'de>> = a.next_value()?;
+                    if let Some(f) = f.0 {
+                        if dup.is_none() {
+                            *dup = f.duplicate_key;
+                        }
+                        p.listen_task_ids = f.task_ids;
+                    }
+                }
                 _ => {
                     a.next_value::<Checked>()?;
                 }
@@ -569,6 +650,7 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
 const KEY_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const KEY_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 const KEY_INFO: &str = "io.modelcontextprotocol/clientInfo";
+use crate::integrity::fingerprint::TOOL_HASH_META_KEY;
 
 impl<'de> ObjectVisit<'de> for Meta<'de> {
     fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
@@ -599,12 +681,34 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
                     a.next_value::<Checked>()?;
                     m.progress_token = true;
                 }
+                TOOL_HASH_META_KEY if mark_dup(&mut seen, 32, "params._meta.tool-hash", dup) => {
+                    m.tool_hash = Some(a.next_value()?);
+                }
                 _ => {
                     a.next_value::<Checked>()?;
                 }
             }
         }
         Ok(m)
+    }
+}
+
+impl<'de> ObjectVisit<'de> for ListenFilter<'de> {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut f = ListenFilter::default();
+        let mut seen = 0u32;
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
+            match k.as_ref() {
+                "taskIds" if mark_dup(&mut seen, 1, "params.notifications.taskIds", &mut f.duplicate_key) => {
+                    f.task_ids = a.next_value()?;
+                }
+                _ => {
+                    a.next_value::<Checked>()?;
+                }
+            }
+        }
+        Ok(f)
     }
 }
 

@@ -64,6 +64,24 @@ pub struct McpRequest {
     pub session_id: Option<String>,
     /// An MRTR retry (`requestState` / `inputResponses` present): results must not be cached.
     pub is_mrtr_retry: bool,
+    /// What tool integrity and task binding read of the request.
+    pub handles: Handles,
+}
+
+/// The handles a request carries that tool integrity and task binding check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handles {
+    /// `_meta["mcp-warden.dev/tool-hash"]` of a `tools/call`: the definition the client saw.
+    pub tool_hash: Option<String>,
+    /// `params.taskId` (any method: the legacy `tasks/result` too).
+    pub task_id: Option<String>,
+    /// A list request's `params.cursor`.
+    pub cursor: Option<String>,
+    /// `subscriptions/listen`'s `notifications.taskIds`.
+    pub listen_task_ids: Vec<String>,
+    /// The answer may hand out a task: the request declares the tasks extension (modern) or is
+    /// task-augmented (legacy `params.task`).
+    pub may_create_task: bool,
 }
 
 impl McpRequest {
@@ -102,6 +120,7 @@ impl McpRequest {
             traceparent: None,
             session_id,
             is_mrtr_retry: false,
+            handles: Handles::default(),
         }
     }
 }

@@ -8,9 +8,8 @@ use sha2::{Digest, Sha256};
 use super::error::{check_reason, err, parse, ConfigError};
 use super::glob::Glob;
 use super::killswitch::KillSwitch;
-use super::spec::{
-    ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PoisonedTools, PolicySpec, RuleSpec,
-};
+use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PolicySpec, RuleSpec};
+use crate::integrity::config::{IntegrityPolicy, TaskPolicy};
 use crate::integrity::poison::PoisonAction;
 use crate::mcp::classify::{WireRules, FIRST_MODERN_VERSION};
 use crate::mcp::model::Era;
@@ -48,8 +47,10 @@ pub struct Policy {
     pub session_slots: u32,
     pub session_ttl_ms: u64,
     pub control: Option<ControlConfig>,
-    /// What a poisoned tool in a `tools/list` answer causes.
-    pub poisoned_tools: PoisonAction,
+    /// Poisoned definitions, baselines and pins, `ui://` templates.
+    pub integrity: IntegrityPolicy,
+    /// Tasks bound to the principal that created them.
+    pub tasks: TaskPolicy,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
     pub hash: String,
@@ -73,9 +74,26 @@ impl Default for Policy {
             kill: KillSwitch::default(),
             rate_limit_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
             session_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
-            session_ttl_ms: crate::state::sessions::DEFAULT_SESSION_TTL_MS,
+            session_ttl_ms: crate::state::owners::DEFAULT_SESSION_TTL_MS,
             control: None,
-            poisoned_tools: PoisonAction::Drop,
+            integrity: crate::integrity::config::compile(&Default::default()).unwrap_or_else(|_| IntegrityPolicy {
+                poisoned: PoisonAction::Drop,
+                changed: crate::integrity::config::ChangeAction::Deny,
+                unknown: crate::integrity::config::UnknownAction::Allow,
+                sensitive: Vec::new(),
+                min_ttl_ms: 24 * 3600 * 1000,
+                max_ttl_ms: 7 * 24 * 3600 * 1000,
+                baseline_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
+                pins: Vec::new(),
+                ui: crate::integrity::config::ChangeAction::Deny,
+                csp_allow: None,
+            }),
+            tasks: TaskPolicy {
+                bind: true,
+                slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
+                min_id_bits: 64,
+                max_ttl_ms: 7 * 24 * 3600 * 1000,
+            },
             hash: canonical_hash(b"{}"),
         })
     }
@@ -147,47 +165,12 @@ pub fn canonical_hash(bytes: &[u8]) -> String {
     let digest = match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v) => {
             let mut out = Vec::with_capacity(bytes.len());
-            write_canonical(&v, &mut out);
+            crate::jcs::write(&v, &mut out);
             Sha256::digest(&out)
         }
         Err(_) => Sha256::digest(bytes),
     };
     format!("sha256:{}", hex::encode(digest))
-}
-
-/// Keys are sorted here, not by the map type: serde_json's map order depends on a cargo feature
-/// that any crate in the build may switch on.
-fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let _ = serde_json::to_writer(&mut *out, k);
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        scalar => {
-            let _ = serde_json::to_writer(&mut *out, scalar);
-        }
-    }
 }
 
 pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
@@ -270,12 +253,8 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         session_slots: spec.session_slots,
         session_ttl_ms: spec.session_ttl_secs.saturating_mul(1000),
         control,
-        poisoned_tools: match spec.tool_integrity.poisoned_tools {
-            PoisonedTools::Drop => PoisonAction::Drop,
-            PoisonedTools::Refuse => PoisonAction::Refuse,
-            PoisonedTools::Warn => PoisonAction::Warn,
-            PoisonedTools::Off => PoisonAction::Off,
-        },
+        integrity: crate::integrity::config::compile(&spec.tool_integrity)?,
+        tasks: crate::integrity::config::compile_tasks(&spec.tasks)?,
         hash: String::new(),
     })
 }

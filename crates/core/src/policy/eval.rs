@@ -38,6 +38,21 @@ pub enum Action {
     },
     /// A legacy session presented by a principal other than the one that opened it.
     SessionNotFound,
+    /// A tool whose definition differs from its baseline or pin (a rug-pull), since `since_ms`.
+    ToolChanged {
+        tool: String,
+        since_ms: u64,
+        seen: crate::integrity::call::ChangeSeen,
+    },
+    /// A tool the pin does not list, or without the baseline the policy requires (`why`).
+    ToolNotApproved {
+        tool: String,
+        why: &'static str,
+    },
+    /// A task presented by a principal other than the one that created it.
+    TaskNotFound {
+        task: String,
+    },
 }
 
 impl Action {
@@ -50,6 +65,9 @@ impl Action {
             Action::RateLimited { .. } => "rate_limited",
             Action::Kill { .. } => "kill",
             Action::SessionNotFound => "session_not_found",
+            Action::ToolChanged { .. } => "tool_changed",
+            Action::ToolNotApproved { .. } => "tool_not_approved",
+            Action::TaskNotFound { .. } => "task_not_found",
         }
     }
 }

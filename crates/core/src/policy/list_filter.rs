@@ -9,6 +9,7 @@ use super::eval::item_visible;
 use super::lists::{filter_list, ListKind};
 use crate::inspect::{ExchangeView, Finding, Inspector, Rewrite};
 use crate::mcp::checked::unambiguous_object;
+use crate::ports::Kv;
 
 pub struct ListFilter {
     policy: Rc<Policy>,
@@ -30,7 +31,7 @@ impl Inspector for ListFilter {
     /// message it cannot read with certainty (not one JSON object, or one with a duplicate key,
     /// a lone surrogate, a number beyond float64 or `__proto__`: clients could read another list
     /// than the one filtered), which must then not reach the client.
-    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
         if !unambiguous_object(message) {
             findings.push(Finding::unreadable("lists", "unreadable_message"));
             return Rewrite::Keep;

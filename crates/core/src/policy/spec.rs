@@ -71,12 +71,15 @@ pub struct PolicySpec {
     /// The control endpoint the filter polls for the kill switch and, optionally, the policy.
     #[serde(default)]
     pub control: Option<ControlSpec>,
-    /// Tool integrity checks on `tools/list` answers.
+    /// Tool integrity: poisoned definitions, baselines and pins, `ui://` templates.
     #[serde(default)]
     pub tool_integrity: ToolIntegritySpec,
+    /// Tasks bound to the principal that created them.
+    #[serde(default)]
+    pub tasks: TasksSpec,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolIntegritySpec {
     /// A tool whose definition carries invisible characters, instructions aimed at the model or
@@ -84,6 +87,140 @@ pub struct ToolIntegritySpec {
     /// whole answer, `warn` (report only) or `off`.
     #[serde(default)]
     pub poisoned_tools: PoisonedTools,
+    /// A tool whose definition differs from its baseline or pin (a rug-pull): `deny` (default:
+    /// it leaves lists, its calls are refused), `warn` (reported only) or `off` (no baselines).
+    #[serde(default)]
+    pub changed_tools: OnChange,
+    /// A `tools/call` of a tool with neither baseline nor pin: `allow` (default; reported),
+    /// `deny`, or `deny_sensitive` (only tools matching `sensitive_tools`).
+    #[serde(default)]
+    pub unknown_tools: UnknownTools,
+    /// Tool name globs that run only with a fresh or pinned baseline.
+    #[serde(default)]
+    pub sensitive_tools: Vec<String>,
+    /// A baseline lives this long past the last list that confirmed it: the answer's `ttlMs`,
+    /// clamped to [min, max] (legacy answers carry none: max).
+    #[serde(default = "default_min_baseline_ttl_secs")]
+    pub min_baseline_ttl_secs: u64,
+    #[serde(default = "default_max_baseline_ttl_secs")]
+    pub max_baseline_ttl_secs: u64,
+    /// Capacity of each baseline table (tool definitions; `ui://` templates).
+    #[serde(default = "default_rate_limit_slots")]
+    pub baseline_slots: u32,
+    /// Approved manifests, one per upstream: a pin wins over what was learned.
+    #[serde(default)]
+    pub pins: Vec<PinSpec>,
+    /// A `ui://` template whose content changed after it was trusted, or that declares a CSP
+    /// domain outside `ui_csp_allow`: `deny` (default: the read is withheld), `warn` or `off`.
+    #[serde(default)]
+    pub ui_templates: OnChange,
+    /// Domain globs a template's `_meta.ui.csp` may name (absent: any).
+    #[serde(default)]
+    pub ui_csp_allow: Option<Vec<String>>,
+}
+
+impl Default for ToolIntegritySpec {
+    fn default() -> Self {
+        ToolIntegritySpec {
+            poisoned_tools: PoisonedTools::default(),
+            changed_tools: OnChange::default(),
+            unknown_tools: UnknownTools::default(),
+            sensitive_tools: Vec::new(),
+            min_baseline_ttl_secs: default_min_baseline_ttl_secs(),
+            max_baseline_ttl_secs: default_max_baseline_ttl_secs(),
+            baseline_slots: DEFAULT_RATE_LIMIT_SLOTS,
+            pins: Vec::new(),
+            ui_templates: OnChange::default(),
+            ui_csp_allow: None,
+        }
+    }
+}
+
+/// An approved manifest for one upstream (what `warden pin URL` prints).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinSpec {
+    /// The upstream cluster name, exactly.
+    pub upstream: String,
+    /// The server identity its answers must carry (`serverInfo`), when given.
+    #[serde(default)]
+    pub server: Option<ServerPinSpec>,
+    /// Tool name → `sha256:<hex>` fingerprint. A tool not listed is not approved.
+    pub tools: BTreeMap<String, String>,
+    /// `ui://` URI → `sha256:<hex>` of its `contents`.
+    #[serde(default)]
+    pub ui: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPinSpec {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    #[default]
+    Deny,
+    Warn,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTools {
+    #[default]
+    Allow,
+    Deny,
+    DenySensitive,
+}
+
+/// Tasks bound to the principal that created them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksSpec {
+    /// `tasks/*` and `subscriptions/listen` task filters from another principal answer as an
+    /// unknown task (default on).
+    #[serde(default = "yes")]
+    pub bind_to_creator: bool,
+    #[serde(default = "default_rate_limit_slots")]
+    pub slots: u32,
+    /// Task ids whose estimated entropy is below this many bits are a finding (guessable).
+    #[serde(default = "default_min_task_id_bits")]
+    pub min_id_bits: u32,
+    /// A binding's lifetime when the task's `ttlMs` is `null` (unlimited), and its upper bound.
+    #[serde(default = "default_max_task_ttl_secs")]
+    pub max_ttl_secs: u64,
+}
+
+impl Default for TasksSpec {
+    fn default() -> Self {
+        TasksSpec {
+            bind_to_creator: true,
+            slots: DEFAULT_RATE_LIMIT_SLOTS,
+            min_id_bits: default_min_task_id_bits(),
+            max_ttl_secs: default_max_task_ttl_secs(),
+        }
+    }
+}
+
+fn default_min_baseline_ttl_secs() -> u64 {
+    24 * 3600
+}
+
+fn default_max_baseline_ttl_secs() -> u64 {
+    7 * 24 * 3600
+}
+
+fn default_min_task_id_bits() -> u32 {
+    64
+}
+
+fn default_max_task_ttl_secs() -> u64 {
+    7 * 24 * 3600
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -113,6 +250,7 @@ impl Default for PolicySpec {
             session_ttl_secs: default_session_ttl_secs(),
             control: None,
             tool_integrity: ToolIntegritySpec::default(),
+            tasks: TasksSpec::default(),
         }
     }
 }
@@ -363,7 +501,7 @@ fn default_max_body_bytes() -> u64 {
 }
 
 fn default_session_ttl_secs() -> u64 {
-    crate::state::sessions::DEFAULT_SESSION_TTL_MS / 1000
+    crate::state::owners::DEFAULT_SESSION_TTL_MS / 1000
 }
 
 fn default_rate_limit_slots() -> u32 {

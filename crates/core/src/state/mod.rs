@@ -1,8 +1,10 @@
 //! Bounded state over the [`Kv`](crate::ports::Kv) port (Envoy shared data): fixed-size slot
-//! tables ([`slots`]) whatever the number of principals, and the rate limiter's token buckets on
-//! them ([`ratelimit`]), legacy sessions bound to their principal ([`sessions`]). Keys are
+//! tables ([`slots`]) whatever the number of principals, and on them the rate limiter's token
+//! buckets ([`ratelimit`]), sessions and tasks bound to the principal that opened them
+//! ([`owners`]), and the tool and `ui://` template baselines ([`baselines`]). Keys are
 //! namespaced and versioned (`mcpw/v1/<table>/<slot>`).
 
+pub mod baselines;
+pub mod owners;
 pub mod ratelimit;
-pub mod sessions;
 pub mod slots;

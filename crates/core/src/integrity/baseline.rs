@@ -1,0 +1,218 @@
+//! Learning tool baselines from `tools/list` answers (JSON body or SSE event, every page), and
+//! holding back what changed: the response inspector `tool_baseline`.
+//!
+//! For every tool of the answer: its [`Fingerprint`] is observed in the baseline table under
+//! (upstream, scope, name) ([`crate::state::baselines`]); the scope is `public` when the answer
+//! says `cacheScope: "public"`, else the caller's principal. Then, when the upstream has a pin,
+//! the pin decides (a tool the manifest does not list, or lists with another fingerprint, is
+//! not approved); without one the baseline does (a definition other than the trusted one is a
+//! rug-pull). What is not approved leaves the list when `changed_tools` is `deny` (the model never
+//! reads the new text, and its calls are refused at call time, [`super::call`]); with `warn` it
+//! is only reported. The page's set of names is observed too: a renamed, added or removed tool
+//! changes it (`tool_set_changed`), and a new tool beside known ones is `tool_added`.
+//!
+//! A pin that names the server (`serverInfo`) withholds the whole answer when the answer's
+//! `_meta["io.modelcontextprotocol/serverInfo"]` names another (`server_identity_mismatch`).
+//! A tool whose `_meta.ui.resourceUri` is not a `ui://` URI, or not one the pin approves, is not
+//! approved either (`foreign_ui_resource`).
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::config::{ChangeAction, Pin};
+use super::fingerprint::{names_fingerprint, tool_ui_resource, Fingerprint};
+use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::mcp::checked::unambiguous_object;
+use crate::mcp::uri;
+use crate::policy::{filter_list, ListKind, Policy};
+use crate::ports::{Fault, Kv};
+use crate::state::baselines::{Baselines, Observed, Scope, Subject};
+use crate::state::slots::SlotTable;
+
+pub const INSPECTOR: &str = "tool_baseline";
+/// The `_meta` key modern results name their server in.
+pub const SERVER_INFO_META_KEY: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The table of each list page's set of names (one record per (upstream, scope, page): an
+/// eighth of the tool table).
+pub fn name_sets(tool_slots: u32) -> Baselines {
+    Baselines { table: SlotTable::new("tset", tool_slots.div_ceil(8).max(64), crate::state::baselines::BASELINE_WAYS) }
+}
+
+/// The scope an answer's baselines live in.
+pub fn answer_scope<'a>(result: &Value, principal_key: &'a str) -> Scope<'a> {
+    match result.get("cacheScope").and_then(Value::as_str) {
+        Some("public") => Scope::Public,
+        _ => Scope::Principal(principal_key),
+    }
+}
+
+/// An answer's `ttlMs` hint (absent, negative or not a number: none).
+pub fn answer_ttl(result: &Value) -> Option<u64> {
+    result.get("ttlMs").and_then(Value::as_u64)
+}
+
+/// The server identity an answer states: the modern `_meta` key, or a legacy `initialize`
+/// result's `serverInfo`.
+pub fn server_info(result: &Value) -> Option<(&str, Option<&str>)> {
+    let info = result.get("_meta").and_then(|m| m.get(SERVER_INFO_META_KEY)).or_else(|| result.get("serverInfo"))?;
+    Some((info.get("name").and_then(Value::as_str)?, info.get("version").and_then(Value::as_str)))
+}
+
+/// True when the answer's server identity contradicts the pin's.
+pub fn identity_mismatch(pin: &Pin, result: &Value) -> bool {
+    let (Some((name, version)), Some(stated)) = (&pin.server, server_info(result)) else { return false };
+    stated.0 != name || version.as_deref().is_some_and(|v| stated.1 != Some(v))
+}
+
+fn finding(what: &'static str, severity: Severity, disposition: Disposition) -> Finding {
+    Finding { inspector: INSPECTOR, what, severity, data_class: None, fault: Fault::Upstream, disposition }
+}
+
+/// The inspector `tool_baseline` (on `tools/list` answers).
+pub struct ToolBaseline {
+    policy: Rc<Policy>,
+}
+
+impl ToolBaseline {
+    pub fn new(policy: Rc<Policy>) -> ToolBaseline {
+        ToolBaseline { policy }
+    }
+}
+
+impl Inspector for ToolBaseline {
+    fn name(&self) -> &'static str {
+        INSPECTOR
+    }
+
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
+        let Some(v) = parsed else {
+            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
+            return Rewrite::Keep;
+        };
+        let Some(result) = v.get("result") else { return Rewrite::Keep };
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else { return Rewrite::Keep };
+        let ip = &self.policy.integrity;
+        let pin = ip.pin(ex.upstream);
+        if pin.is_some_and(|p| identity_mismatch(p, result)) {
+            findings.push(finding("server_identity_mismatch", Severity::High, Disposition::Block));
+            return Rewrite::Keep;
+        }
+        let scope = answer_scope(result, ex.principal_key);
+        let lifetime = ip.lifetime_ms(answer_ttl(result));
+        let table = Baselines::tools(ip.baseline_slots);
+        let deny = ip.changed == ChangeAction::Deny;
+        let disposition = Disposition::Report;
+        let mut withheld: Vec<&str> = Vec::new();
+        let mut added = Vec::new();
+        let mut known = false;
+        for tool in tools {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
+            let fp = Fingerprint::of_tool(tool);
+            let observed =
+                match table.observe(state, Subject { upstream: ex.upstream, scope, name }, fp.short(), ex.now_ms, lifetime) {
+                    Ok(o) => o,
+                    Err(_) => {
+                        findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
+                        continue;
+                    }
+                };
+            known |= observed != Observed::New;
+            let verdict = match pin {
+                Some(p) => match p.tools.get(name) {
+                    None => Some("unpinned_tool"),
+                    Some(h) if *h != fp => Some("tool_changed"),
+                    Some(_) => None,
+                },
+                None => match observed {
+                    Observed::Changed { .. } => Some("tool_changed"),
+                    Observed::New => {
+                        added.push(name);
+                        None
+                    }
+                    Observed::Same => None,
+                },
+            };
+            let ui = tool_ui_resource(tool).and_then(|u| ui_resource_problem(u, pin));
+            if let Some(what) = verdict.or(ui) {
+                findings.push(finding(what, Severity::High, disposition));
+                withheld.push(name);
+            }
+        }
+        if known {
+            for _ in &added {
+                findings.push(finding("tool_added", Severity::Warning, Disposition::Report));
+            }
+        }
+        let names = names_fingerprint(tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)));
+        let page = ex.request.handles.cursor.as_deref().unwrap_or("");
+        match name_sets(ip.baseline_slots).observe(
+            state,
+            Subject { upstream: ex.upstream, scope, name: page },
+            names.short(),
+            ex.now_ms,
+            lifetime,
+        ) {
+            Ok(Observed::Changed { first: true, .. }) => {
+                findings.push(finding("tool_set_changed", Severity::Warning, Disposition::Report))
+            }
+            Ok(_) => {}
+            Err(_) => findings.push(Finding::store_error(INSPECTOR, Disposition::Report)),
+        }
+        if withheld.is_empty() || !deny {
+            return Rewrite::Keep;
+        }
+        match filter_list(message, ListKind::Tools, &|n| !withheld.contains(&n), false) {
+            Some(body) => Rewrite::Replace(body),
+            None => {
+                findings.push(Finding::unreadable(INSPECTOR, "undroppable_tool"));
+                Rewrite::Keep
+            }
+        }
+    }
+}
+
+/// Why a tool's `_meta.ui.resourceUri` is not acceptable, if it is not.
+fn ui_resource_problem(resource: &str, pin: Option<&Pin>) -> Option<&'static str> {
+    let normalized = uri::normalize(resource).ok()?;
+    if !normalized.starts_with("ui://") {
+        return Some("foreign_ui_resource");
+    }
+    match pin {
+        Some(p) if !p.ui.is_empty() && !p.ui.contains_key(&normalized) => Some("foreign_ui_resource"),
+        _ => None,
+    }
+}
+
+/// The inspector `server_identity` (on `initialize` and `server/discover` answers of a pinned
+/// upstream that names its server): an answer from another server is withheld.
+pub struct ServerIdentity {
+    policy: Rc<Policy>,
+}
+
+impl ServerIdentity {
+    pub fn new(policy: Rc<Policy>) -> ServerIdentity {
+        ServerIdentity { policy }
+    }
+}
+
+impl Inspector for ServerIdentity {
+    fn name(&self) -> &'static str {
+        INSPECTOR
+    }
+
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        let Some(pin) = self.policy.integrity.pin(ex.upstream) else { return Rewrite::Keep };
+        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
+        let Some(v) = parsed else {
+            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
+            return Rewrite::Keep;
+        };
+        if v.get("result").is_some_and(|r| identity_mismatch(pin, r)) {
+            findings.push(finding("server_identity_mismatch", Severity::High, Disposition::Block));
+        }
+        Rewrite::Keep
+    }
+}

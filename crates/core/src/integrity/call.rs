@@ -1,0 +1,156 @@
+//! Enforcement at call time: a `tools/call` checked against the tool's pin or baseline, with at
+//! most the one shared-data read of its baseline (two for a `public` baseline, one more for a
+//! sensitive tool's freshness) and nothing re-parsed: the capability hash was read with the
+//! request's own single parse.
+//!
+//! In order:
+//! 1. **Pin** (the upstream has an approved manifest): a tool it does not list is not approved
+//!    (`unpinned_tool`, whatever the baseline says: renaming a tool does not dodge a pin); a
+//!    capability hash or a last-seen definition other than the pinned one is a change.
+//! 2. **Baseline**: a record that saw another definition since it was trusted is a change
+//!    (`tool_changed`, "since T"); so is a capability hash other than the trusted fingerprint,
+//!    which catches a client that saw a swapped list this replica never served.
+//! 3. **Unknown** (no pin, no live baseline): `unknown_tools` decides; a tool matching
+//!    `sensitive_tools` also needs its baseline confirmed after the upstream's last
+//!    `notifications/tools/list_changed` (`stale_baseline`).
+//!
+//! `changed_tools: warn` turns every refusal of 1–2 into a reported finding.
+
+use super::baseline::INSPECTOR;
+use super::config::{ChangeAction, UnknownAction};
+use super::fingerprint::Fingerprint;
+use crate::inspect::{Disposition, Finding, Severity};
+use crate::mcp::model::McpRequest;
+use crate::policy::{Action, Policy};
+use crate::ports::{Fault, Kv};
+use crate::state::baselines::{list_changed_at, list_changes, Baseline, Baselines};
+use crate::state::slots::StoreError;
+
+/// What the check found for one call.
+#[derive(Debug, Default)]
+pub struct CallCheck {
+    /// `Some`: refuse the call with this.
+    pub action: Option<Action>,
+    pub findings: Vec<Finding>,
+    pub store_error: Option<StoreError>,
+}
+
+fn finding(what: &'static str, severity: Severity, blocked: bool) -> Finding {
+    Finding {
+        inspector: INSPECTOR,
+        what,
+        severity,
+        data_class: None,
+        fault: Fault::Upstream,
+        disposition: if blocked { Disposition::Block } else { Disposition::Report },
+    }
+}
+
+/// How a change was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSeen {
+    /// A `tools/list` answer showed another definition.
+    List,
+    /// The client's capability hash names another definition.
+    CapabilityHash,
+}
+
+impl ChangeSeen {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeSeen::List => "list",
+            ChangeSeen::CapabilityHash => "capability_hash",
+        }
+    }
+}
+
+impl CallCheck {
+    fn changed(&mut self, deny: bool, tool: &str, since_ms: u64, seen: ChangeSeen) {
+        self.findings.push(finding("tool_changed", Severity::High, deny));
+        if deny {
+            self.action = Some(Action::ToolChanged { tool: tool.to_owned(), since_ms, seen });
+        }
+    }
+
+    fn not_approved(&mut self, tool: &str, why: &'static str) {
+        self.findings.push(finding(why, Severity::High, true));
+        self.action = Some(Action::ToolNotApproved { tool: tool.to_owned(), why });
+    }
+}
+
+/// Checks an allowed `tools/call` (other requests pass unchecked).
+pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key: &str, upstream: &str, now_ms: u64) -> CallCheck {
+    let mut out = CallCheck::default();
+    let ip = &policy.integrity;
+    let Some(tool) = req.name.as_deref().filter(|_| req.op == Some(crate::mcp::Method::ToolsCall)) else { return out };
+    if ip.changed == ChangeAction::Off {
+        return out;
+    }
+    let deny = ip.changed == ChangeAction::Deny;
+    // A capability hash that is not a fingerprint names no definition: it cannot vouch for one.
+    let claimed = req.handles.tool_hash.as_deref().map(Fingerprint::parse);
+    if claimed == Some(None) {
+        out.findings.push(finding("invalid_capability_hash", Severity::Warning, false));
+    }
+    let claimed = claimed.flatten();
+    let tables = Baselines::tools(ip.baseline_slots);
+    let baseline = |out: &mut CallCheck| -> Option<Baseline> {
+        match tables.lookup_any(kv, upstream, principal_key, tool, now_ms) {
+            Ok(b) => b,
+            Err(e) => {
+                out.store_error = Some(e);
+                out.findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
+                None
+            }
+        }
+    };
+
+    if let Some(pin) = ip.pin(upstream) {
+        let Some(pinned) = pin.tools.get(tool) else {
+            out.not_approved(tool, "unpinned_tool");
+            return out;
+        };
+        if claimed.is_some_and(|c| c != *pinned) {
+            out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash);
+            return out;
+        }
+        if let Some(b) = baseline(&mut out) {
+            if b.seen != pinned.short() || b.trusted != pinned.short() {
+                let since = if b.changed() { b.changed_at_ms } else { b.trusted_since_ms };
+                out.changed(deny, tool, since, ChangeSeen::List);
+            }
+        }
+        return out;
+    }
+
+    let sensitive = ip.is_sensitive(tool);
+    match baseline(&mut out) {
+        Some(b) if b.changed() => out.changed(deny, tool, b.changed_at_ms, ChangeSeen::List),
+        Some(b) if claimed.is_some_and(|c| c.short() != b.trusted) => out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash),
+        Some(b) if sensitive => {
+            // Fresh: confirmed by a list after the upstream last said its tools changed.
+            match list_changed_at(kv, &list_changes(), upstream) {
+                Ok(at) if at < b.confirmed_ms => {}
+                Ok(_) => out.not_approved(tool, "stale_baseline"),
+                Err(e) => {
+                    out.store_error = Some(e);
+                    out.not_approved(tool, "stale_baseline");
+                }
+            }
+        }
+        Some(_) => {}
+        None => {
+            let refuse = match ip.unknown {
+                UnknownAction::Allow => sensitive,
+                UnknownAction::Deny => true,
+                UnknownAction::DenySensitive => sensitive,
+            };
+            if refuse {
+                out.not_approved(tool, "unknown_tool");
+            } else {
+                out.findings.push(finding("unknown_tool", Severity::Info, false));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,301 @@
+//! Baselines: what a tool definition (or a `ui://` template) was when the filter first trusted
+//! it, kept in shared data per (upstream, scope, name) instead of per session, so every request on
+//! every worker is checked against the same record whatever replica served the list.
+//!
+//! A record holds the **trusted** fingerprint (the first one seen, or the one seen after the
+//! record expired), the last **seen** one when it differs, and since when it differs. A change is
+//! sticky: once a list showed another definition, the record says "changed since T" until it
+//! expires, even if a later list shows the trusted definition again (two upstream replicas, one
+//! honest and one swapped, must not take turns clearing it). Every list that shows the trusted
+//! definition again confirms it and pushes the expiry out by the record's lifetime; a record
+//! nobody confirms expires, and the next list is trusted afresh (how an operator accepts a change
+//! without a pin: README, "Accepting a changed tool").
+//!
+//! Tables (bounded slot tables, `mcpw/v1/<table>/<slot>`): `tool` for tool definitions, `ui` for
+//! `ui://` templates, `tlc` for the last `notifications/tools/list_changed` per upstream.
+//! A scope is `public` (an answer with `cacheScope: "public"`: the same for every principal) or
+//! the principal's key (`private` answers, and legacy answers, which carry no scope).
+
+use super::slots::{SlotTable, StoreError};
+use crate::ports::Kv;
+
+/// Ways probed in the baseline tables.
+pub const BASELINE_WAYS: u32 = 4;
+
+/// A baseline's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Public,
+    Principal(&'a str),
+}
+
+/// What a record is about: one name (tool, template URI, list page) of one upstream in one scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    pub upstream: &'a str,
+    pub scope: Scope<'a>,
+    pub name: &'a str,
+}
+
+/// The record of one (upstream, scope, name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline {
+    pub trusted: [u8; 16],
+    /// When the trusted fingerprint was first seen.
+    pub trusted_since_ms: u64,
+    /// The last fingerprint seen that is not the trusted one (`== trusted` while unchanged).
+    pub seen: [u8; 16],
+    /// When a list first showed another definition (0: never, since it was trusted).
+    pub changed_at_ms: u64,
+    /// When the trusted definition was last seen.
+    pub confirmed_ms: u64,
+    /// The record expires here unless confirmed again.
+    pub expires_ms: u64,
+}
+
+impl Baseline {
+    pub fn changed(&self) -> bool {
+        self.changed_at_ms != 0
+    }
+}
+
+/// What one observation of a definition found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// No record (or an expired one): this definition is trusted from now on.
+    New,
+    /// The trusted definition again.
+    Same,
+    /// Another definition than the trusted one (`first`: this observation is the first that
+    /// showed a change).
+    Changed { since_ms: u64, first: bool },
+}
+
+const LEN: usize = 16 + 8 + 16 + 8 + 8 + 8;
+
+fn encode(b: &Baseline) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LEN);
+    out.extend_from_slice(&b.trusted);
+    out.extend_from_slice(&b.trusted_since_ms.to_le_bytes());
+    out.extend_from_slice(&b.seen);
+    out.extend_from_slice(&b.changed_at_ms.to_le_bytes());
+    out.extend_from_slice(&b.confirmed_ms.to_le_bytes());
+    out.extend_from_slice(&b.expires_ms.to_le_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<Baseline> {
+    let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+    Some(Baseline {
+        trusted: bytes.get(..16)?.try_into().ok()?,
+        trusted_since_ms: u64_at(16)?,
+        seen: bytes.get(24..40)?.try_into().ok()?,
+        changed_at_ms: u64_at(40)?,
+        confirmed_ms: u64_at(48)?,
+        expires_ms: u64_at(56)?,
+    })
+}
+
+/// The logical key of (upstream, scope, name).
+fn key(upstream: &str, scope: Scope<'_>, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(upstream.len() + name.len() + 16);
+    k.extend_from_slice(upstream.as_bytes());
+    k.push(0);
+    match scope {
+        Scope::Public => k.extend_from_slice(b"*"),
+        Scope::Principal(p) => {
+            k.push(b'p');
+            k.extend_from_slice(p.as_bytes());
+        }
+    }
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// What evicting a record loses: nothing once expired; a record that saw a change is evidence
+/// and goes last.
+fn eviction_cost(now_ms: u64) -> impl Fn(&[u8]) -> u64 {
+    move |bytes: &[u8]| match decode(bytes) {
+        Some(b) if b.expires_ms > now_ms => 1 + u64::from(b.changed()),
+        _ => 0,
+    }
+}
+
+/// One baseline table (`tool` or `ui`) of a configured capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baselines {
+    pub table: SlotTable,
+}
+
+impl Baselines {
+    pub fn tools(capacity: u32) -> Baselines {
+        Baselines { table: SlotTable::new("tool", capacity, BASELINE_WAYS) }
+    }
+
+    pub fn templates(capacity: u32) -> Baselines {
+        Baselines { table: SlotTable::new("ui", capacity, BASELINE_WAYS) }
+    }
+
+    /// Records that `subject` was just seen with fingerprint `seen`; `lifetime_ms`
+    /// is how long the record lives past this confirmation.
+    pub fn observe<K: Kv + ?Sized>(
+        &self,
+        kv: &mut K,
+        subject: Subject<'_>,
+        seen: [u8; 16],
+        now_ms: u64,
+        lifetime_ms: u64,
+    ) -> Result<Observed, StoreError> {
+        let expires_ms = now_ms.saturating_add(lifetime_ms);
+        let logical = key(subject.upstream, subject.scope, subject.name);
+        self.table.update(kv, &logical, now_ms, &eviction_cost(now_ms), |cur| {
+            match cur.and_then(decode).filter(|b| b.expires_ms > now_ms) {
+                None => {
+                    let b = Baseline {
+                        trusted: seen,
+                        trusted_since_ms: now_ms,
+                        seen,
+                        changed_at_ms: 0,
+                        confirmed_ms: now_ms,
+                        expires_ms,
+                    };
+                    (Some(encode(&b)), Observed::New)
+                }
+                Some(mut b) if b.trusted == seen => {
+                    b.confirmed_ms = now_ms;
+                    b.expires_ms = expires_ms;
+                    let out =
+                        if b.changed() { Observed::Changed { since_ms: b.changed_at_ms, first: false } } else { Observed::Same };
+                    (Some(encode(&b)), out)
+                }
+                Some(mut b) => {
+                    let first = !b.changed();
+                    if first {
+                        b.changed_at_ms = now_ms.max(1);
+                    }
+                    b.seen = seen;
+                    (Some(encode(&b)), Observed::Changed { since_ms: b.changed_at_ms, first })
+                }
+            }
+        })
+    }
+
+    /// The live record of (upstream, scope, name), if any.
+    pub fn lookup<K: Kv + ?Sized>(
+        &self,
+        kv: &K,
+        upstream: &str,
+        scope: Scope<'_>,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<Option<Baseline>, StoreError> {
+        let bytes = self.table.read(kv, &key(upstream, scope, name))?;
+        Ok(bytes.as_deref().and_then(decode).filter(|b| b.expires_ms > now_ms))
+    }
+
+    /// The live record under the principal's scope, else under the public one (one read when the
+    /// upstream answers `private`, as the SDK servers do; two when it answers `public`).
+    pub fn lookup_any<K: Kv + ?Sized>(
+        &self,
+        kv: &K,
+        upstream: &str,
+        principal_key: &str,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<Option<Baseline>, StoreError> {
+        match self.lookup(kv, upstream, Scope::Principal(principal_key), name, now_ms)? {
+            Some(b) => Ok(Some(b)),
+            None => self.lookup(kv, upstream, Scope::Public, name, now_ms),
+        }
+    }
+}
+
+/// Slots of the `tlc` table: one per upstream cluster behind the gateway.
+pub const LIST_CHANGE_SLOTS: u32 = 256;
+
+/// The table of the last `notifications/tools/list_changed` seen per upstream.
+pub fn list_changes() -> SlotTable {
+    SlotTable::new("tlc", LIST_CHANGE_SLOTS, BASELINE_WAYS)
+}
+
+/// Records that `upstream` announced its tool list changed.
+pub fn mark_list_changed<K: Kv + ?Sized>(kv: &mut K, table: &SlotTable, upstream: &str, now_ms: u64) -> Result<(), StoreError> {
+    table.update(kv, upstream.as_bytes(), now_ms, &|_| 1, |_| (Some(now_ms.to_le_bytes().to_vec()), ()))
+}
+
+/// When `upstream` last announced its tool list changed (0: never, as far as the table knows).
+pub fn list_changed_at<K: Kv + ?Sized>(kv: &K, table: &SlotTable, upstream: &str) -> Result<u64, StoreError> {
+    let bytes = table.read(kv, upstream.as_bytes())?;
+    Ok(bytes.and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_host::FakeKv;
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+
+    #[test]
+    fn a_change_is_sticky_until_the_record_expires_unconfirmed() {
+        let (mut kv, t) = (FakeKv::new(), Baselines::tools(64));
+        let me = Scope::Principal("alice");
+        let obs =
+            |kv: &mut FakeKv, h, now| t.observe(kv, Subject { upstream: "up", scope: me, name: "echo" }, h, now, 1000).unwrap();
+        assert_eq!(obs(&mut kv, A, 10), Observed::New);
+        assert_eq!(obs(&mut kv, A, 20), Observed::Same);
+        assert_eq!(obs(&mut kv, B, 30), Observed::Changed { since_ms: 30, first: true });
+        // The honest replica again: still changed (since 30), and confirmed.
+        assert_eq!(obs(&mut kv, A, 40), Observed::Changed { since_ms: 30, first: false });
+        assert_eq!(obs(&mut kv, B, 50), Observed::Changed { since_ms: 30, first: false });
+        let b = t.lookup(&kv, "up", me, "echo", 60).unwrap().unwrap();
+        assert_eq!((b.trusted, b.seen, b.changed_at_ms, b.trusted_since_ms), (A, B, 30, 10));
+        // Nobody confirms A for a lifetime: B is trusted afresh.
+        assert_eq!(t.lookup(&kv, "up", me, "echo", 1040).unwrap(), None);
+        assert_eq!(obs(&mut kv, B, 1041), Observed::New);
+        assert_eq!(obs(&mut kv, B, 1042), Observed::Same);
+    }
+
+    #[test]
+    fn scopes_upstreams_and_names_are_separate_records() {
+        let (mut kv, t) = (FakeKv::new(), Baselines::tools(64));
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "echo" }, A, 0, 100).unwrap();
+        assert_eq!(
+            t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Principal("bob"), name: "echo" }, B, 0, 100),
+            Ok(Observed::New)
+        );
+        assert_eq!(
+            t.observe(&mut kv, Subject { upstream: "other", scope: Scope::Public, name: "echo" }, B, 0, 100),
+            Ok(Observed::New)
+        );
+        assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1).unwrap().map(|b| b.trusted), Some(B));
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1).unwrap().map(|b| b.trusted), Some(A), "public serves everyone");
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1).unwrap(), None);
+        let m = list_changes();
+        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(0));
+        mark_list_changed(&mut kv, &m, "up", 77).unwrap();
+        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(77));
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_evicts_evidence_last() {
+        let (mut kv, t) = (FakeKv::new(), Baselines::tools(8));
+        t.table.init(&mut kv).unwrap();
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, A, 0, 1_000_000).unwrap();
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, B, 1, 1_000_000).unwrap();
+        for i in 0..500 {
+            t.observe(
+                &mut kv,
+                Subject { upstream: "up", scope: Scope::Public, name: &format!("flood-{i}") },
+                A,
+                2 + i,
+                1_000_000,
+            )
+            .unwrap();
+        }
+        assert_eq!(kv.len(), 8);
+        assert!(t.lookup(&kv, "up", Scope::Public, "victim", 600).unwrap().is_some_and(|b| b.changed()));
+    }
+}
