@@ -130,7 +130,8 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key:
         Some(b) if sensitive => {
             // Fresh: confirmed by a list after the upstream last said its tools changed.
             match list_changed_at(kv, &list_changes(), upstream) {
-                Ok(at) if at < b.confirmed_ms => {}
+                Ok(None) => {}
+                Ok(Some(at)) if at < b.confirmed_ms => {}
                 Ok(_) => out.not_approved(tool, "stale_baseline"),
                 Err(e) => {
                     out.store_error = Some(e);

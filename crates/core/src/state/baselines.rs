@@ -224,10 +224,11 @@ pub fn mark_list_changed<K: Kv + ?Sized>(kv: &mut K, table: &SlotTable, upstream
     table.update(kv, upstream.as_bytes(), now_ms, &|_| 1, |_| (Some(now_ms.to_le_bytes().to_vec()), ()))
 }
 
-/// When `upstream` last announced its tool list changed (0: never, as far as the table knows).
-pub fn list_changed_at<K: Kv + ?Sized>(kv: &K, table: &SlotTable, upstream: &str) -> Result<u64, StoreError> {
+/// When `upstream` last announced its tool list changed (`None`: never, as far as the table
+/// knows).
+pub fn list_changed_at<K: Kv + ?Sized>(kv: &K, table: &SlotTable, upstream: &str) -> Result<Option<u64>, StoreError> {
     let bytes = table.read(kv, upstream.as_bytes())?;
-    Ok(bytes.and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))).unwrap_or(0))
+    Ok(bytes.and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))))
 }
 
 #[cfg(test)]
@@ -274,9 +275,9 @@ mod tests {
         assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1).unwrap().map(|b| b.trusted), Some(A), "public serves everyone");
         assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1).unwrap(), None);
         let m = list_changes();
-        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(0));
+        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(None));
         mark_list_changed(&mut kv, &m, "up", 77).unwrap();
-        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(77));
+        assert_eq!(list_changed_at(&kv, &m, "up"), Ok(Some(77)));
     }
 
     #[test]
