@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -245,6 +246,13 @@ def exchange_h2(port: int, method: str, headers: list[tuple[str, bytes]], body: 
 def case_headers(case: dict, case_id: str) -> list[tuple[str, bytes]]:
     hs = [(k, v.encode("utf-8")) for k, v in case["request"]["headers"]]
     hs.append(("x-corpus-case", case_id.encode()))
+    # Every case is an exchange of its own, as on the fake host (a fresh shared store per case):
+    # an anonymous client is keyed by its user agent, so what one case's lists taught the tool
+    # baselines does not judge the next case's. (Cases in a legacy session keep one client: the
+    # session is bound to it, and tasks to their creator: only the methods baselines judge.)
+    judged = re.search(rb'"method"\s*:\s*"(tools/list|tools/call|resources/read)"', case["_body"]) is not None
+    if judged and not any(k.lower() in ("user-agent", "mcp-session-id") for k, _ in hs):
+        hs.append(("user-agent", b"corpus/" + case_id.encode()))
     if "response" in case:
         r = case["response"]
         spec = {"status": r.get("status", 200), "headers": r["headers"], "body_b64": base64.b64encode(_body(r)).decode(),
