@@ -19,7 +19,7 @@ export ADMIN_PORT    ?= 9901
 export UPSTREAM_PORT ?= 8080
 export SINK_PORT     ?= 4317
 
-.PHONY: help build build-fault deps deps-py deps-rust run up down test test-unit test-differential test-e2e test-summary validate bench clippy fmt-check
+.PHONY: help build build-fault deps deps-py deps-peers deps-rust run up down test test-unit test-differential test-e2e test-summary validate bench clippy fmt-check
 
 help:
 	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
@@ -43,6 +43,17 @@ $(VENV)/.wardenkit-stamp: $(VENV)/.stamp
 
 deps-py: $(VENV)/.stamp $(VENV)/.wardenkit-stamp
 
+# MCP servers that cannot share the main venv's pins (FastMCP + fastmcp-tasks: see
+# requirements-peers.txt), for the task-binding e2e test.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.stamp: requirements-peers.txt requirements-peers-nodeps.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --no-deps -r requirements-peers.txt
+	$(PEERS_VENV)/bin/pip install -q --no-deps -r requirements-peers-nodeps.txt
+	touch $@
+
+deps-peers: $(PEERS_VENV)/.stamp
+
 $(RUN_DIR)/.rust-target:
 	@mkdir -p $(RUN_DIR)
 	rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -50,7 +61,7 @@ $(RUN_DIR)/.rust-target:
 
 deps-rust: $(RUN_DIR)/.rust-target
 
-deps: deps-py deps-rust
+deps: deps-py deps-rust deps-peers
 
 ## --- build ----------------------------------------------------------------------------
 

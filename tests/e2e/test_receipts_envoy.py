@@ -139,7 +139,9 @@ def expected_receipt(seen: dict, tool: str) -> dict:
         return {"verdict": "block", "pattern": "wire:header_mismatch", "method": "", "target": "upstream"}
     target = f"{UPSTREAM}/{tool}"
     if status == 200 and "result" in body:
-        return {"verdict": "allow", "pattern": "", "method": "tools/call", "target": target}
+        # Allowed, and flagged: these clients call tools without listing them first, so the
+        # gateway holds no baseline for them (tool_integrity.unknown_tools: allow).
+        return {"verdict": "allow", "pattern": "unknown_tool", "method": "tools/call", "target": target}
     if status == 200 and err.get("code") == -32602:
         return {"verdict": "block", "pattern": "hide-trips:hide", "method": "tools/call", "target": target}
     if status == 403:
