@@ -1,7 +1,7 @@
 //! `warden control --dir DIR [--listen ADDR] [--check]`: the control endpoint the filter polls.
 //!
-//! Serves the policy and kill switch found in DIR (a mounted ConfigMap: `policy.json`,
-//! `kill.json`), compiled with the filter's own code (`mcp_warden_core::control`). A file that does not
+//! Serves the policy, kill switch and tool pins found in DIR (a mounted ConfigMap: `policy.json`,
+//! `kill.json`, `pins.json`), compiled with the filter's own code (`mcp_warden_core::control`). A file that does not
 //! compile is refused: the last good version stays served and the error shows at `/status`.
 //! The directory is re-read on every request, so an edited ConfigMap is live at the next poll.
 //! `--check` compiles the directory once and exits non-zero, naming the field, if anything is
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mcp_warden_core::control::{ControlServer, DirFiles, Response, KILL_FILE, POLICY_FILE};
+use mcp_warden_core::control::{ControlServer, DirFiles, Response, KILL_FILE, PINS_FILE, POLICY_FILE};
 
 const USAGE: &str = "usage: warden control --dir DIR [--listen ADDR] [--check]\n\
   --dir DIR      directory holding policy.json and/or kill.json (a mounted ConfigMap)\n\
@@ -120,11 +120,15 @@ fn read_dir(dir: &Path) -> std::io::Result<DirFiles> {
     if !dir.is_dir() {
         return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"));
     }
-    Ok(DirFiles { policy: read_opt(&dir.join(POLICY_FILE))?, kill: read_opt(&dir.join(KILL_FILE))? })
+    Ok(DirFiles {
+        policy: read_opt(&dir.join(POLICY_FILE))?,
+        kill: read_opt(&dir.join(KILL_FILE))?,
+        pins: read_opt(&dir.join(PINS_FILE))?,
+    })
 }
 
 fn report(server: &ControlServer) {
-    for (name, st) in [(POLICY_FILE, &server.policy_status), (KILL_FILE, &server.kill_status)] {
+    for (name, st) in [(POLICY_FILE, &server.policy_status), (KILL_FILE, &server.kill_status), (PINS_FILE, &server.pins_status)] {
         match &st.error {
             Some(e) => eprintln!("warden control: refusing {name} (still serving the last good version): {e}"),
             None if st.present => eprintln!("warden control: serving {name}"),
@@ -141,9 +145,9 @@ fn answer(shared: &Mutex<ControlServer>, dir: &Path, method: &str, path: &str, i
     };
     match read_dir(dir) {
         Ok(files) => {
-            let before = (server.policy_status.clone(), server.kill_status.clone());
+            let before = (server.policy_status.clone(), server.kill_status.clone(), server.pins_status.clone());
             server.refresh(&files, now_ms());
-            if before != (server.policy_status.clone(), server.kill_status.clone()) {
+            if before != (server.policy_status.clone(), server.kill_status.clone(), server.pins_status.clone()) {
                 report(&server);
             }
         }

@@ -35,7 +35,8 @@ struct Target {
 }
 
 fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs (run it against the server inside the mesh, or a port-forward)")?;
+    let rest =
+        url.strip_prefix("http://").ok_or("only http:// URLs (run it against the server inside the mesh, or a port-forward)")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (rest.get(..i).unwrap_or(rest), rest.get(i..).unwrap_or("/")),
         None => (rest, "/"),
@@ -82,8 +83,7 @@ impl Answer {
 
 fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
         let size = std::str::from_utf8(body.get(..eol).unwrap_or_default())
             .ok()
             .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
@@ -112,7 +112,8 @@ fn post(t: &Target, headers: &[(&str, String)], body: &Value) -> Result<Answer, 
     }
     req.push_str("\r\n");
     req.push_str(&payload);
-    let mut s = TcpStream::connect((t.host.as_str(), t.port)).map_err(|e| format!("cannot connect to {}:{}: {e}", t.host, t.port))?;
+    let mut s =
+        TcpStream::connect((t.host.as_str(), t.port)).map_err(|e| format!("cannot connect to {}:{}: {e}", t.host, t.port))?;
     s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
@@ -121,10 +122,8 @@ fn post(t: &Target, headers: &[(&str, String)], body: &Value) -> Result<Answer, 
     let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default()).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
     let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
     if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked")) {
         body = dechunk(&body);

@@ -8,7 +8,7 @@ use mcp_warden_core::control::{self, ControlServer, DirFiles, PollOutcome, Polle
 use mcp_warden_core::policy::ControlConfig;
 
 fn files(policy: Option<&str>, kill: Option<&str>) -> DirFiles {
-    DirFiles { policy: policy.map(|s| s.as_bytes().to_vec()), kill: kill.map(|s| s.as_bytes().to_vec()) }
+    DirFiles { policy: policy.map(|s| s.as_bytes().to_vec()), kill: kill.map(|s| s.as_bytes().to_vec()), pins: None }
 }
 
 fn status(s: &ControlServer) -> serde_json::Value {
@@ -262,4 +262,28 @@ fn both_ways_in_stay_in_force() {
     let remote = control::parse_state(br#"{"version":1,"kill_switch":[{"upstream":"other","reason":"from control"}]}"#).unwrap();
     assert_eq!(remote.extra_kill(&config).entries.len(), 1);
     assert!(std::ptr::eq(remote.active(&config), &config));
+}
+
+#[test]
+fn pins_are_served_from_their_own_file_and_put_in_force_over_the_policy() {
+    let mut s = ControlServer::new();
+    let echo = "sha256:25501b2c3967bb0978cae435b8f5400d49fcfbe1c4a92cca1368562aaef0815e";
+    let manifest = format!(r#"{{"upstream": "mcp_upstream", "server": {{"name": "demo"}}, "tools": {{"echo": "{echo}"}}}}"#);
+    let mut f = files(None, None);
+    f.pins = Some(manifest.into_bytes());
+    assert!(s.refresh(&f, 1));
+    let st = control::parse_state(s.state().0).unwrap();
+    assert_eq!(st.pins.len(), 1);
+    let config = mcp_warden_core::policy::Policy::default();
+    let p = st.policy_in_force(&config).unwrap();
+    assert_eq!(p.integrity.pin("mcp_upstream").map(|p| p.tools.len()), Some(1));
+    assert_ne!(p.hash, config.hash, "receipts sign the pins in force");
+    // A bad pins file is refused and named; the last good pins stay served.
+    f.pins = Some(br#"[{"upstream": "mcp_upstream", "tools": {"echo": "sha256:zz"}}]"#.to_vec());
+    assert!(!s.refresh(&f, 2));
+    assert_eq!(status(&s)["pins"]["error"]["field"], "pins[0].tools.echo");
+    assert_eq!(control::parse_state(s.state().0).unwrap().pins.len(), 1);
+    // Neither policy nor pins served: the plugin configuration's policy stays.
+    assert!(s.refresh(&files(None, None), 3));
+    assert!(control::parse_state(s.state().0).unwrap().policy_in_force(&config).is_none());
 }

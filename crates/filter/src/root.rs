@@ -31,7 +31,8 @@ use mcp_warden_core::state::{owners, ratelimit};
 pub struct WardenRoot {
     /// From the plugin configuration; replaced only by a configuration that compiles.
     configured: Option<Rc<Policy>>,
-    /// From the control endpoint, when it serves a policy; wins over `configured`.
+    /// From the control endpoint, when it serves a policy or pins (merged into the policy in
+    /// force); wins over `configured`.
     remote_policy: Option<Rc<Policy>>,
     remote_kill: Rc<KillSwitch>,
     poller: Option<Poller>,
@@ -85,7 +86,7 @@ impl WardenRoot {
                 // the plugin configuration's own kill entries are kept alongside the served ones.
                 let configured = self.configured.clone().unwrap_or_default();
                 self.remote_kill = Rc::new(state.extra_kill(&configured));
-                self.remote_policy = state.policy.map(Rc::new);
+                self.remote_policy = state.policy_in_force(&configured).map(Rc::new);
                 if let Some(p) = &self.remote_policy {
                     init_state_tables(p);
                 }

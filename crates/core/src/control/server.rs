@@ -9,7 +9,7 @@ use super::{etag_matches, etag_of, HEALTH_PATH, MAX_DOC_BYTES, STATE_PATH, STATU
 use crate::mcp::error::push_json_string;
 use crate::policy::compile::load;
 use crate::policy::error::parse;
-use crate::policy::spec::KillSpec;
+use crate::policy::spec::{KillSpec, PinSpec};
 use crate::policy::{ConfigError, KillSwitch};
 
 /// The directory's current content, read by the caller (`None` = file absent).
@@ -17,6 +17,8 @@ use crate::policy::{ConfigError, KillSwitch};
 pub struct DirFiles {
     pub policy: Option<Vec<u8>>,
     pub kill: Option<Vec<u8>>,
+    /// `pins.json`: approved tool manifests (what `warden pin URL` prints), one or a list.
+    pub pins: Option<Vec<u8>>,
 }
 
 /// How one file stands.
@@ -43,12 +45,12 @@ pub struct Response {
 /// The control server's state: last good policy and kill list, and the document built from them.
 #[derive(Debug, Default)]
 pub struct ControlServer {
-    policy_raw: Option<String>,
-    kill_raw: String,
-    seen_policy: Option<Option<String>>,
-    seen_kill: Option<Option<String>>,
+    policy: ServedFile,
+    kill: ServedFile,
+    pins: ServedFile,
     pub policy_status: FileStatus,
     pub kill_status: FileStatus,
+    pub pins_status: FileStatus,
     body: Vec<u8>,
     etag: String,
     /// Times the served document changed.
@@ -65,9 +67,54 @@ fn too_big(len: usize) -> Option<ConfigError> {
         .then(|| ConfigError { field: String::new(), message: format!("file larger than {MAX_DOC_BYTES} bytes") })
 }
 
+/// One file of the directory: its last good compiled text, and the hash of the content last
+/// looked at (so an unchanged file is not recompiled).
+#[derive(Debug, Default)]
+struct ServedFile {
+    raw: Option<String>,
+    seen: Option<Option<String>>,
+}
+
+impl ServedFile {
+    /// Takes the file's current content; true when what is served changed.
+    fn refresh(
+        &mut self,
+        bytes: Option<&[u8]>,
+        status: &mut FileStatus,
+        compile: fn(&[u8]) -> Result<String, ConfigError>,
+        now_ms: u64,
+    ) -> bool {
+        let hash = bytes.map(hash_hex);
+        if self.seen.as_ref() == Some(&hash) {
+            return false;
+        }
+        self.seen = Some(hash.clone());
+        status.present = bytes.is_some();
+        match bytes {
+            None => {
+                // Removing the file is how an operator stops serving it.
+                *status = FileStatus::default();
+                self.raw.take().is_some()
+            }
+            Some(bytes) => match too_big(bytes.len()).map_or_else(|| compile(bytes), Err) {
+                Ok(text) => {
+                    let changed = self.raw.as_deref() != Some(text.as_str());
+                    self.raw = Some(text);
+                    *status = FileStatus { present: true, served: hash, error: None, accepted_at_ms: Some(now_ms) };
+                    changed
+                }
+                Err(e) => {
+                    status.error = Some(e);
+                    false
+                }
+            },
+        }
+    }
+}
+
 impl ControlServer {
     pub fn new() -> ControlServer {
-        let mut s = ControlServer { kill_raw: "[]".into(), ..ControlServer::default() };
+        let mut s = ControlServer::default();
         s.rebuild();
         s
     }
@@ -75,58 +122,9 @@ impl ControlServer {
     /// Takes the directory's content; recompiles what changed. Returns true when the served
     /// document changed.
     pub fn refresh(&mut self, files: &DirFiles, now_ms: u64) -> bool {
-        let mut changed = false;
-
-        let p_hash = files.policy.as_deref().map(hash_hex);
-        if self.seen_policy.as_ref() != Some(&p_hash) {
-            self.seen_policy = Some(p_hash.clone());
-            self.policy_status.present = files.policy.is_some();
-            match files.policy.as_deref() {
-                None => {
-                    // Removing the file is how an operator stops serving a policy.
-                    changed |= self.policy_raw.take().is_some();
-                    self.policy_status.served = None;
-                    self.policy_status.error = None;
-                    self.policy_status.accepted_at_ms = None;
-                }
-                Some(bytes) => match too_big(bytes.len()).map_or_else(|| compile_policy_file(bytes), Err) {
-                    Ok(text) => {
-                        self.policy_raw = Some(text);
-                        self.policy_status.served = p_hash;
-                        self.policy_status.error = None;
-                        self.policy_status.accepted_at_ms = Some(now_ms);
-                        changed = true;
-                    }
-                    Err(e) => self.policy_status.error = Some(e),
-                },
-            }
-        }
-
-        let k_hash = files.kill.as_deref().map(hash_hex);
-        if self.seen_kill.as_ref() != Some(&k_hash) {
-            self.seen_kill = Some(k_hash.clone());
-            self.kill_status.present = files.kill.is_some();
-            match files.kill.as_deref() {
-                None => {
-                    changed |= self.kill_raw != "[]";
-                    self.kill_raw = "[]".into();
-                    self.kill_status.served = None;
-                    self.kill_status.error = None;
-                    self.kill_status.accepted_at_ms = None;
-                }
-                Some(bytes) => match too_big(bytes.len()).map_or_else(|| compile_kill_file(bytes), Err) {
-                    Ok(text) => {
-                        self.kill_raw = text;
-                        self.kill_status.served = k_hash;
-                        self.kill_status.error = None;
-                        self.kill_status.accepted_at_ms = Some(now_ms);
-                        changed = true;
-                    }
-                    Err(e) => self.kill_status.error = Some(e),
-                },
-            }
-        }
-
+        let mut changed = self.policy.refresh(files.policy.as_deref(), &mut self.policy_status, compile_policy_file, now_ms);
+        changed |= self.kill.refresh(files.kill.as_deref(), &mut self.kill_status, compile_kill_file, now_ms);
+        changed |= self.pins.refresh(files.pins.as_deref(), &mut self.pins_status, compile_pins_file, now_ms);
         if changed {
             let before = self.etag.clone();
             self.rebuild();
@@ -140,9 +138,13 @@ impl ControlServer {
 
     fn rebuild(&mut self) {
         let mut doc = String::from("{\"version\":1,\"kill_switch\":");
-        doc.push_str(&self.kill_raw);
-        if let Some(p) = &self.policy_raw {
+        doc.push_str(self.kill.raw.as_deref().unwrap_or("[]"));
+        if let Some(p) = &self.policy.raw {
             doc.push_str(",\"policy\":");
+            doc.push_str(p);
+        }
+        if let Some(p) = &self.pins.raw {
+            doc.push_str(",\"pins\":");
             doc.push_str(p);
         }
         doc.push('}');
@@ -157,7 +159,7 @@ impl ControlServer {
 
     /// True when no file is refused.
     pub fn healthy(&self) -> bool {
-        self.policy_status.error.is_none() && self.kill_status.error.is_none()
+        [&self.policy_status, &self.kill_status, &self.pins_status].iter().all(|st| st.error.is_none())
     }
 
     /// The `/status` document.
@@ -167,7 +169,7 @@ impl ControlServer {
         s.push_str(",\"etag\":");
         push_json_string(&mut s, &self.etag);
         s.push_str(&format!(",\"generation\":{}", self.generation));
-        for (name, st) in [("policy", &self.policy_status), ("kill", &self.kill_status)] {
+        for (name, st) in [("policy", &self.policy_status), ("kill", &self.kill_status), ("pins", &self.pins_status)] {
             s.push_str(",\"");
             s.push_str(name);
             s.push_str("\":{\"present\":");
@@ -278,4 +280,22 @@ pub fn compile_kill_file(bytes: &[u8]) -> Result<String, ConfigError> {
         parse(bytes)?
     };
     Ok(raw.get().trim().to_owned())
+}
+
+/// A pins file that compiles: one manifest (`warden pin URL` prints one) or a list of them;
+/// served as a list.
+pub fn compile_pins_file(bytes: &[u8]) -> Result<String, ConfigError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok("[]".into());
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let pins: Vec<PinSpec> = if first == Some(b'{') {
+        vec![parse::<PinSpec>(bytes).map_err(|e| ConfigError { field: format!("pins.{}", e.field), message: e.message })?]
+    } else {
+        parse::<Vec<PinSpec>>(bytes).map_err(|e| ConfigError { field: format!("pins{}", e.field), message: e.message })?
+    };
+    crate::integrity::config::compile_pins(&pins, "pins")?;
+    let raw: Box<RawValue> = parse(bytes)?;
+    let text = raw.get().trim();
+    Ok(if first == Some(b'{') { format!("[{text}]") } else { text.to_owned() })
 }

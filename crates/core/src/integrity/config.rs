@@ -8,7 +8,7 @@ use super::poison::PoisonAction;
 use crate::mcp::uri;
 use crate::policy::error::{err, ConfigError};
 use crate::policy::glob::Glob;
-use crate::policy::spec::{OnChange, PoisonedTools, TasksSpec, ToolIntegritySpec, UnknownTools};
+use crate::policy::spec::{OnChange, PinSpec, PoisonedTools, TasksSpec, ToolIntegritySpec, UnknownTools};
 use crate::state::slots::MAX_CAPACITY;
 
 /// Pins one configuration may carry (one per upstream).
@@ -113,12 +113,39 @@ pub fn compile(spec: &ToolIntegritySpec) -> Result<IntegrityPolicy, ConfigError>
     if spec.baseline_slots == 0 || spec.baseline_slots > MAX_CAPACITY {
         return Err(err(format!("{F}.baseline_slots"), format!("must be between 1 and {MAX_CAPACITY}")));
     }
-    if spec.pins.len() > MAX_PINS {
-        return Err(err(format!("{F}.pins"), format!("at most {MAX_PINS} pins")));
+    let pins = compile_pins(&spec.pins, &format!("{F}.pins"))?;
+    Ok(IntegrityPolicy {
+        poisoned: match spec.poisoned_tools {
+            PoisonedTools::Drop => PoisonAction::Drop,
+            PoisonedTools::Refuse => PoisonAction::Refuse,
+            PoisonedTools::Warn => PoisonAction::Warn,
+            PoisonedTools::Off => PoisonAction::Off,
+        },
+        changed: action(spec.changed_tools),
+        unknown: match spec.unknown_tools {
+            UnknownTools::Allow => UnknownAction::Allow,
+            UnknownTools::Deny => UnknownAction::Deny,
+            UnknownTools::DenySensitive => UnknownAction::DenySensitive,
+        },
+        sensitive: globs(&spec.sensitive_tools, &format!("{F}.sensitive_tools"))?,
+        min_ttl_ms: spec.min_baseline_ttl_secs.saturating_mul(1000),
+        max_ttl_ms: spec.max_baseline_ttl_secs.saturating_mul(1000),
+        baseline_slots: spec.baseline_slots,
+        pins,
+        ui: action(spec.ui_templates),
+        csp_allow: spec.ui_csp_allow.as_deref().map(|l| globs(l, &format!("{F}.ui_csp_allow"))).transpose()?,
+    })
+}
+
+/// Compiles pins; `at` is where they are in the document (`tool_integrity.pins`, or `pins` in the
+/// control endpoint's pins file).
+pub fn compile_pins(specs: &[PinSpec], at: &str) -> Result<Vec<Pin>, ConfigError> {
+    if specs.len() > MAX_PINS {
+        return Err(err(at, format!("at most {MAX_PINS} pins")));
     }
-    let mut pins: Vec<Pin> = Vec::with_capacity(spec.pins.len());
-    for (i, p) in spec.pins.iter().enumerate() {
-        let at = format!("{F}.pins[{i}]");
+    let mut pins: Vec<Pin> = Vec::with_capacity(specs.len());
+    for (i, p) in specs.iter().enumerate() {
+        let at = format!("{at}[{i}]");
         if p.upstream.is_empty() {
             return Err(err(format!("{at}.upstream"), "must name an upstream cluster"));
         }
@@ -147,27 +174,15 @@ pub fn compile(spec: &ToolIntegritySpec) -> Result<IntegrityPolicy, ConfigError>
             ui,
         });
     }
-    Ok(IntegrityPolicy {
-        poisoned: match spec.poisoned_tools {
-            PoisonedTools::Drop => PoisonAction::Drop,
-            PoisonedTools::Refuse => PoisonAction::Refuse,
-            PoisonedTools::Warn => PoisonAction::Warn,
-            PoisonedTools::Off => PoisonAction::Off,
-        },
-        changed: action(spec.changed_tools),
-        unknown: match spec.unknown_tools {
-            UnknownTools::Allow => UnknownAction::Allow,
-            UnknownTools::Deny => UnknownAction::Deny,
-            UnknownTools::DenySensitive => UnknownAction::DenySensitive,
-        },
-        sensitive: globs(&spec.sensitive_tools, &format!("{F}.sensitive_tools"))?,
-        min_ttl_ms: spec.min_baseline_ttl_secs.saturating_mul(1000),
-        max_ttl_ms: spec.max_baseline_ttl_secs.saturating_mul(1000),
-        baseline_slots: spec.baseline_slots,
-        pins,
-        ui: action(spec.ui_templates),
-        csp_allow: spec.ui_csp_allow.as_deref().map(|l| globs(l, &format!("{F}.ui_csp_allow"))).transpose()?,
-    })
+    Ok(pins)
+}
+
+impl IntegrityPolicy {
+    /// These pins in force too: each replaces a pin of the same upstream.
+    pub fn merge_pins(&mut self, extra: &[Pin]) {
+        self.pins.retain(|p| !extra.iter().any(|e| e.upstream == p.upstream));
+        self.pins.extend(extra.iter().cloned());
+    }
 }
 
 pub fn compile_tasks(spec: &TasksSpec) -> Result<TaskPolicy, ConfigError> {
