@@ -11,7 +11,7 @@ Counts user-space instructions of all Envoy threads (kernel/syscall work is not 
 same for every variant since they make the same syscalls). Envoy's binary is stripped, so the
 dump has totals, not a function breakdown.
 
-  bench/callgrind_envoy.py [--variants bare,noop,...,warden] [--payload modern] [--windows 3]
+  bench/callgrind_envoy.py [--variants bare,noop,...,warden] [--payload modern] [--windows 3] [--warden-config JSON] [--learn-tools]
 Writes bench/out/<stamp>-callgrind/{callgrind.json,callgrind.txt} and bench/out/latest-callgrind.
 """
 from __future__ import annotations
@@ -30,6 +30,25 @@ from pathlib import Path
 import run  # bench/run.py, next to this script
 
 DEFAULT_VARIANTS = ["bare", *run.PROFILE_MODES, "warden"]
+# --warden-config: the warden variant's plugin configuration (None: the shipped bench config).
+WARDEN_CONFIG: str | None = None
+# --learn-tools: one tools/list through the warden first, so calls take the known-tool path.
+LEARN_TOOLS = False
+
+
+def learn_tools(port: int) -> None:
+    """One 2026-07-28 tools/list as wrk's client (127.0.0.1, no User-Agent: the same anonymous
+    principal): the bench upstream's answer lists the bench tool, and the filter learns it."""
+    import http.client
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/mcp", body=body, headers={"content-type": "application/json", "accept": "application/json, text/event-stream",
+                                                 "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list"})
+    r = c.getresponse()
+    text = r.read()
+    if r.status != 200 or b"search_documents" not in text:
+        raise RuntimeError(f"learning the bench tool failed: {r.status} {text[:200]!r}")
 
 
 def envoy_binary() -> str:
@@ -65,12 +84,14 @@ def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwa
                     results: dict) -> None:
     tmpl = run.ROOT / "envoy" / ("bench-bare.yaml" if name == "bare" else "bench-warden.yaml")
     w = None if name == "bare" else (wasm if name == "warden" else pwasm)
-    mode = None if name in ("bare", "warden") else name
+    mode = WARDEN_CONFIG if name == "warden" else (None if name == "bare" else name)
     prefix = out / f"cg-{name}.out"
     e = None
     try:
         e = run.launch(f"cg-{name}", tmpl, cpu, out, upstream.port, wasm=w, mode=mode, binary=binary, timeout=600,
                        wrap=["valgrind", "--tool=callgrind", "--smc-check=all-non-file", f"--callgrind-out-file={prefix}"])
+        if LEARN_TOOLS and name == "warden":
+            learn_tools(e.port)
         # Warm-up: until the request rate stops rising (V8 tier-up done), at most `warmup` windows.
         last = 0
         for _ in range(warmup):
@@ -100,6 +121,9 @@ def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    ap.add_argument("--learn-tools", action="store_true", help="a tools/list through the warden first (known-tool calls)")
+    ap.add_argument("--warden-config", default=None,
+                    help="plugin configuration (JSON) for the warden variant instead of envoy/bench-warden.yaml's")
     ap.add_argument("--payload", default="modern", choices=list(run.PAYLOADS))
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
@@ -108,6 +132,9 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=2, help="variants under valgrind at once")
     ap.add_argument("--out", default=str(run.BENCH / "out"))
     args = ap.parse_args()
+    global WARDEN_CONFIG, LEARN_TOOLS
+    WARDEN_CONFIG = args.warden_config
+    LEARN_TOOLS = args.learn_tools
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind not found")
     variants = [v for v in args.variants.split(",") if v]

@@ -4,7 +4,9 @@
  * with wrk is not the bottleneck of the bare-Envoy runs. Answers every request with a canned MCP
  * tools/call result and echoes the Mcp-Method / Mcp-Name it received as x-upstream-mcp-method /
  * x-upstream-mcp-name (empty when absent), which is how bench/run.py checks that the filter
- * derived them.
+ * derived them. The result also carries a `tools` list naming the bench's tool, so a tools/list
+ * through the filter (callgrind_envoy.py --learn-tools) teaches it a baseline, and the tools/call
+ * that follow take the "known tool" path of the call-time check.
  *
  *   cc -O2 -o target/bench/upstream bench/upstream.c && target/bench/upstream <port>
  */
@@ -28,6 +30,7 @@
 static const char BODY[] =
     "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"text\":\"echo: hello\",\"type\":\"text\"}],"
     "\"isError\":false,\"resultType\":\"complete\",\"structuredContent\":{\"result\":\"echo: hello\"},"
+    "\"tools\":[{\"name\":\"search_documents\",\"description\":\"Searches documents.\",\"inputSchema\":{\"type\":\"object\"}}],"
     "\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"bench-upstream\",\"version\":\"0.1.0\"}}}}";
 
 struct conn {

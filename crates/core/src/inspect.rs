@@ -95,6 +95,13 @@ impl Finding {
     }
 }
 
+/// True when `message` may hold `literal` once its JSON escapes are decoded: it holds it as is,
+/// or it holds an escape at all (`"task\u0049d"` and `"a\/b"` read as `taskId` and `a/b`). The
+/// cheap test before a full parse, that an escaped spelling cannot walk around.
+pub fn may_mention(message: &[u8], literal: &[u8]) -> bool {
+    message.contains(&b'\\') || (!literal.is_empty() && message.windows(literal.len()).any(|w| w == literal))
+}
+
 /// One response inspector. It is fed complete JSON-RPC messages: a whole JSON body, or the data
 /// of one SSE event, in order; each inspector sees what the previous one let through.
 pub trait Inspector {

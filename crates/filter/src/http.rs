@@ -15,7 +15,7 @@ use super::ports::{EnvoyClock, EnvoyIo, EnvoyQueue, SharedDataKv};
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::policy::{KillSwitch, Policy};
 use mcp_warden_core::ports::{Host, Step};
-use mcp_warden_core::state::owners::OwnerCache;
+use mcp_warden_core::state::vm::VmCache;
 
 pub struct WardenHttp {
     flow: RequestFlow,
@@ -30,7 +30,7 @@ pub struct WardenHttp {
 }
 
 impl WardenHttp {
-    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<OwnerCache>>) -> Self {
+    pub fn new(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<VmCache>>) -> Self {
         WardenHttp {
             flow: RequestFlow::for_vm(policy, remote_kill, sessions),
             body_size: 0,

@@ -24,7 +24,7 @@ use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::Metrics;
 use mcp_warden_core::state::baselines::{self, Baselines};
-use mcp_warden_core::state::owners::OwnerCache;
+use mcp_warden_core::state::vm::VmCache;
 use mcp_warden_core::state::{owners, ratelimit};
 
 #[derive(Default)]
@@ -40,7 +40,7 @@ pub struct WardenRoot {
     /// Set when this root is the singleton receipt writer rather than the HTTP filter.
     writer: Option<WriterHost>,
     /// Session bindings this VM has confirmed (see `mcp_warden_core::state::owners`).
-    sessions: Rc<RefCell<OwnerCache>>,
+    sessions: Rc<RefCell<VmCache>>,
     /// The fault-injection build's root-context panic, from the plugin configuration.
     #[cfg(feature = "fault-injection")]
     fault: RootFault,
@@ -59,10 +59,14 @@ fn init_state_tables(p: &Policy) {
         ("ui template baseline", Baselines::templates(slots).table),
         ("tool name set", name_sets(slots).table),
         ("list change", baselines::list_changes()),
+        ("tool name skeleton", mcp_warden_core::integrity::poison::skeletons()),
     ] {
         if let Err(e) = table.init(&mut SharedDataKv) {
             abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the {what} table: {e:?}"));
         }
+    }
+    if let Err(e) = baselines::init_upstream_filter(&mut SharedDataKv) {
+        abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the upstream filter: {e:?}"));
     }
 }
 

@@ -9,6 +9,7 @@ use crate::inspect::{Finding, Inspector};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
 use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
 use crate::integrity::call::check_call;
+use crate::integrity::call::Subject;
 use crate::integrity::config::ChangeAction;
 use crate::integrity::poison::{PoisonAction, PoisonCheck};
 use crate::integrity::tasks::{check_task_access, TaskBinder};
@@ -20,6 +21,7 @@ use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
 use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
+use crate::state::vm::VmCache;
 
 use super::batch::{decide_batch, BatchElement};
 use super::reply::{self, LocalReply};
@@ -69,20 +71,21 @@ pub struct Decision<'a> {
 }
 
 /// Decides one request. `remote_kill` is the kill list last served by the control endpoint.
-/// `sessions`: the worker VM's cache of confirmed session bindings.
+/// `vm`: what the worker VM remembers between streams (confirmed session bindings, upstreams with
+/// baselines).
 pub fn decide<'a>(
     policy: &Rc<Policy>,
     remote_kill: &KillSwitch,
     facts: RequestFacts<'a>,
     kv: &mut dyn Kv,
-    sessions: &mut OwnerCache,
+    vm: &mut VmCache,
 ) -> Decision<'a> {
     let principal = principal::resolve(&policy.sources, &facts.peer);
     let principal_key = principal.key();
     let correlation = CorrelationKey::with_key(&principal, &principal_key, &facts.upstream);
     let set_headers = principal.upstream_headers(&principal_key, &correlation);
 
-    let owner = session_owner(policy, &facts.request, &principal_key, kv, sessions, facts.now_ms);
+    let owner = session_owner(policy, &facts.request, &principal_key, kv, &mut vm.sessions, facts.now_ms);
     let mut batch = Vec::new();
     let mut findings = Vec::new();
     let (verdict, reply) = match owner {
@@ -94,16 +97,8 @@ pub fn decide<'a>(
         Ok(Owner::Caller) => {
             let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
             if v.action == Action::Allow {
-                integrity_checks(
-                    policy,
-                    &mut v,
-                    &facts.request,
-                    &principal_key,
-                    &facts.upstream,
-                    kv,
-                    facts.now_ms,
-                    &mut findings,
-                );
+                let at = Subject { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
+                integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
             }
             let r = reply::for_action(&v.action, &facts.request);
             (v, r)
@@ -140,20 +135,19 @@ pub fn decide<'a>(
 
 /// Tool integrity and task binding on a request policy let through: a refusal replaces the
 /// verdict (its rule is the integrity layer's), findings and store errors are kept.
-#[allow(clippy::too_many_arguments)]
 fn integrity_checks(
     policy: &Policy,
     v: &mut Verdict,
     req: &McpRequest,
-    principal_key: &str,
-    upstream: &str,
+    at: Subject<'_>,
     kv: &mut dyn Kv,
-    now_ms: u64,
+    vm: &mut VmCache,
     findings: &mut Vec<Finding>,
 ) {
+    let (principal_key, now_ms) = (at.principal_key, at.now_ms);
     let (action, store_error) = match req.op {
         Some(Method::ToolsCall) => {
-            let c = check_call(policy, kv, req, principal_key, upstream, now_ms);
+            let c = check_call(policy, kv, &mut vm.baselined, req, at);
             findings.extend(c.findings);
             (c.action, c.store_error.map(|e| ("tool_baseline".to_owned(), e)))
         }
@@ -224,6 +218,21 @@ fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest,
             out.push(Box::new(UiTemplate::new(Rc::clone(policy))));
         }
         Some(Method::SubscriptionsListen) if ip.learns() => out.push(Box::new(ListChangedWatch)),
+        // A legacy GET stream: where a 2025-11-25 server announces list changes, and where a
+        // resumption replays earlier answers (a tools/list result among them: judged by its shape,
+        // as on the POST that asked for it).
+        None if req.handles.standalone_stream => {
+            if ip.learns() {
+                out.push(Box::new(ListChangedWatch));
+                out.push(Box::new(ToolBaseline::new(Rc::clone(policy))));
+            }
+            if ip.poisoned != PoisonAction::Off {
+                out.push(Box::new(PoisonCheck::new(ip.poisoned)));
+            }
+            if list_varies(policy, req.era, upstream, ListKind::Tools) {
+                out.push(Box::new(ListFilter::new(Rc::clone(policy), ListKind::Tools)));
+            }
+        }
         Some(Method::Initialize | Method::ServerDiscover) if ip.pin(upstream).is_some_and(|p| p.server.is_some()) => {
             out.push(Box::new(ServerIdentity::new(Rc::clone(policy))));
         }

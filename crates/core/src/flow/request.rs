@@ -31,7 +31,8 @@ use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
-use crate::state::owners::{self, OwnerCache};
+use crate::state::owners;
+use crate::state::vm::VmCache;
 
 use super::decide::{decide, Decision, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
@@ -157,7 +158,7 @@ pub struct RequestFlow {
     policy: Rc<Policy>,
     remote_kill: Rc<KillSwitch>,
     /// The worker VM's confirmed session bindings (shared by its streams).
-    sessions: Rc<RefCell<OwnerCache>>,
+    vm: Rc<RefCell<VmCache>>,
     state: State,
     head: OwnedHead,
     outcome: Option<Outcome>,
@@ -178,11 +179,11 @@ impl RequestFlow {
     }
 
     /// A stream of a worker VM: its policy, kill list and session cache are the VM's.
-    pub fn for_vm(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, sessions: Rc<RefCell<OwnerCache>>) -> Self {
+    pub fn for_vm(policy: Rc<Policy>, remote_kill: Rc<KillSwitch>, vm: Rc<RefCell<VmCache>>) -> Self {
         RequestFlow {
             policy,
             remote_kill,
-            sessions,
+            vm,
             state: State::Headers,
             head: OwnedHead::default(),
             outcome: None,
@@ -344,13 +345,13 @@ impl RequestFlow {
             now_ms: now_ms(host.clock),
         };
         // Single-threaded VM: the cache is never borrowed twice; if it were, a fresh one serves.
-        let mut spare = OwnerCache::default();
-        let mut cache = self.sessions.try_borrow_mut();
-        let sessions = match cache.as_deref_mut() {
+        let mut spare = VmCache::default();
+        let mut cache = self.vm.try_borrow_mut();
+        let vm = match cache.as_deref_mut() {
             Ok(c) => c,
             Err(_) => &mut spare,
         };
-        let decision = decide(&policy, &self.remote_kill, facts, host.kv, sessions);
+        let decision = decide(&policy, &self.remote_kill, facts, host.kv, vm);
         self.binds_session = decision.binds_session;
         let (reply, response, outcome) = apply_decision(host, decision)?;
         self.response = response;
@@ -440,7 +441,7 @@ impl RequestFlow {
                 Step::Continue
             }
         };
-        count_findings(host.metrics, pipeline.findings().get(before..).unwrap_or_default());
+        count_findings(host.metrics, pipeline.findings().get(before..).unwrap_or_default().iter());
         step
     }
 }
@@ -461,8 +462,7 @@ fn apply_decision(
         count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
     }
     // Request-side store errors are counted with the verdict's; these are the other findings.
-    let findings: Vec<_> = d.outcome.findings.iter().filter(|f| f.what != "store_error").cloned().collect();
-    count_findings(host.metrics, &findings);
+    count_findings(host.metrics, d.outcome.findings.iter().filter(|f| f.what != "store_error"));
     // A batch counts as its elements: each decided one as a request of its own.
     for e in &d.outcome.batch {
         if let Some(v) = &e.verdict {
@@ -479,7 +479,7 @@ fn apply_decision(
 
 /// Every finding by inspector, kind and severity; a store that could not answer also as a store
 /// error.
-fn count_findings(m: &mut dyn Metrics, findings: &[crate::inspect::Finding]) {
+fn count_findings<'f>(m: &mut dyn Metrics, findings: impl Iterator<Item = &'f crate::inspect::Finding>) {
     for f in findings {
         m.count(metrics::FINDINGS, &[("inspector", f.inspector), ("finding", f.what), ("severity", f.severity.as_str())]);
         if f.what == "store_error" {

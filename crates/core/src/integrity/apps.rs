@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::baseline::{answer_scope, answer_ttl, identity_mismatch};
 use super::config::ChangeAction;
 use super::fingerprint::Fingerprint;
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
 use crate::policy::Policy;
 use crate::ports::{Fault, Kv};
@@ -119,8 +119,7 @@ impl Inspector for ListChangedWatch {
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        const METHOD: &[u8] = b"notifications/tools/list_changed";
-        if !message.windows(METHOD.len()).any(|w| w == METHOD) {
+        if !may_mention(message, b"notifications/tools/list_changed") {
             return Rewrite::Keep;
         }
         let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };

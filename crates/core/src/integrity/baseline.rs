@@ -22,12 +22,12 @@ use serde_json::Value;
 
 use super::config::{ChangeAction, Pin};
 use super::fingerprint::{names_fingerprint, tool_ui_resource, Fingerprint};
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
 use crate::mcp::uri;
 use crate::policy::{filter_list, ListKind, Policy};
 use crate::ports::{Fault, Kv};
-use crate::state::baselines::{Baselines, Observed, Scope, Subject};
+use crate::state::baselines::{mark_upstream, Baselines, Observed, Scope, Subject};
 use crate::state::slots::SlotTable;
 
 pub const INSPECTOR: &str = "tool_baseline";
@@ -87,6 +87,10 @@ impl Inspector for ToolBaseline {
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        // On a GET stream most messages are no list: only one that may name `tools` is parsed.
+        if ex.request.handles.standalone_stream && !may_mention(message, b"\"tools\"") {
+            return Rewrite::Keep;
+        }
         let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
         let Some(v) = parsed else {
             findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
@@ -103,6 +107,9 @@ impl Inspector for ToolBaseline {
         let scope = answer_scope(result, ex.principal_key);
         let lifetime = ip.lifetime_ms(answer_ttl(result));
         let table = Baselines::tools(ip.baseline_slots);
+        if !tools.is_empty() && mark_upstream(state, ex.upstream).is_err() {
+            findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
+        }
         let deny = ip.changed == ChangeAction::Deny;
         let disposition = Disposition::Report;
         let mut withheld: Vec<&str> = Vec::new();

@@ -23,7 +23,7 @@ use crate::inspect::{Disposition, Finding, Severity};
 use crate::mcp::model::McpRequest;
 use crate::policy::{Action, Policy};
 use crate::ports::{Fault, Kv};
-use crate::state::baselines::{list_changed_at, list_changes, Baseline, Baselines};
+use crate::state::baselines::{list_changed_at, list_changes, Baseline, BaselinedUpstreams, Baselines};
 use crate::state::slots::StoreError;
 
 /// What the check found for one call.
@@ -78,8 +78,25 @@ impl CallCheck {
     }
 }
 
-/// Checks an allowed `tools/call` (other requests pass unchecked).
-pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key: &str, upstream: &str, now_ms: u64) -> CallCheck {
+/// Who calls, through which upstream, when.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub upstream: &'a str,
+    pub principal_key: &'a str,
+    pub now_ms: u64,
+}
+
+/// Checks an allowed `tools/call` (other requests pass unchecked). `baselined`: the worker's
+/// memory of upstreams with baselines (a call to an upstream nobody listed reads one key and
+/// hashes nothing).
+pub fn check_call(
+    policy: &Policy,
+    kv: &dyn Kv,
+    baselined: &mut BaselinedUpstreams,
+    req: &McpRequest,
+    at: Subject<'_>,
+) -> CallCheck {
+    let Subject { upstream, principal_key, now_ms } = at;
     let mut out = CallCheck::default();
     let ip = &policy.integrity;
     let Some(tool) = req.name.as_deref().filter(|_| req.op == Some(crate::mcp::Method::ToolsCall)) else { return out };
@@ -94,8 +111,15 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key:
     }
     let claimed = claimed.flatten();
     let tables = Baselines::tools(ip.baseline_slots);
-    let baseline = |out: &mut CallCheck| -> Option<Baseline> {
-        match tables.lookup_any(kv, upstream, principal_key, tool, now_ms) {
+    // Legacy answers carry no scope: their baselines are the principal's alone.
+    let public_too = req.era == crate::mcp::model::Era::Modern;
+    let baseline = |out: &mut CallCheck, baselined: &mut BaselinedUpstreams| -> Option<Baseline> {
+        let found = match baselined.may_have(kv, upstream) {
+            Ok(false) => Ok(None),
+            Ok(true) => tables.lookup_any(kv, upstream, principal_key, tool, now_ms, public_too),
+            Err(e) => Err(e),
+        };
+        match found {
             Ok(b) => b,
             Err(e) => {
                 out.store_error = Some(e);
@@ -114,7 +138,7 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key:
             out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash);
             return out;
         }
-        if let Some(b) = baseline(&mut out) {
+        if let Some(b) = baseline(&mut out, baselined) {
             if b.seen != pinned.short() || b.trusted != pinned.short() {
                 let since = if b.changed() { b.changed_at_ms } else { b.trusted_since_ms };
                 out.changed(deny, tool, since, ChangeSeen::List);
@@ -124,7 +148,7 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, req: &McpRequest, principal_key:
     }
 
     let sensitive = ip.is_sensitive(tool);
-    match baseline(&mut out) {
+    match baseline(&mut out, baselined) {
         Some(b) if b.changed() => out.changed(deny, tool, b.changed_at_ms, ChangeSeen::List),
         Some(b) if claimed.is_some_and(|c| c.short() != b.trusted) => out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash),
         Some(b) if sensitive => {

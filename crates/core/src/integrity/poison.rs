@@ -12,7 +12,10 @@
 //! - or when its name is confusable with another tool's in the same list (the same
 //!   [`fold::skeleton`], a different name: `rеad_file` with a Cyrillic `е` beside `read_file`) →
 //!   `confusable_name` (the look-alike is the one judged: the name with characters outside the
-//!   spec's `A-Za-z0-9_-.`, else the later one).
+//!   spec's `A-Za-z0-9_-.`, else the later one); or with a tool **another upstream** behind the
+//!   same gateway listed first (a process-wide registry of skeletons, `mcpw/v1/tsk/<slot>`: the
+//!   first upstream to list a skeleton owns it while it keeps listing it) → `shadowing_name`.
+//!   The same name on two upstreams is not a finding (two servers may both have `search`).
 //!
 //! The policy's `tool_integrity.poisoned_tools` says what follows: `drop` (the default: the tool
 //! leaves the list, the rest passes), `refuse` (the whole answer is withheld, -31502) or `warn`
@@ -21,10 +24,11 @@
 use serde_json::Value;
 
 use super::fold::{self, has_invisible};
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
 use crate::policy::{filter_list, ListKind};
 use crate::ports::{Fault, Kv};
+use crate::state::slots::{SlotTable, StoreError};
 
 /// What a poisoned tool causes (`tool_integrity.poisoned_tools`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,12 +106,54 @@ pub struct Poisoned {
     pub what: &'static str,
 }
 
+/// The process-wide registry of tool-name skeletons: who listed each first.
+pub fn skeletons() -> SlotTable {
+    SlotTable::exact("tsk", SKELETON_SLOTS, 4)
+}
+
+/// Slots of the skeleton registry (bounded whatever the number of tools).
+pub const SKELETON_SLOTS: u32 = 8192;
+/// How long an upstream owns a skeleton after it last listed it.
+const SKELETON_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// True when `name` (listed by `upstream`) is a look-alike of a different name another upstream
+/// owns; otherwise `upstream` owns (or keeps) the skeleton. A registry that cannot answer finds
+/// nothing (counted by the caller).
+fn shadows(state: &mut dyn Kv, upstream: &str, name: &str, now_ms: u64) -> Result<bool, StoreError> {
+    let mut owner = Vec::with_capacity(upstream.len() + name.len() + 9);
+    owner.extend_from_slice(&now_ms.saturating_add(SKELETON_TTL_MS).to_le_bytes());
+    owner.extend_from_slice(upstream.as_bytes());
+    owner.push(0);
+    owner.extend_from_slice(name.as_bytes());
+    let skeleton = fold::skeleton(name);
+    let until = |b: &[u8]| b.get(..8).and_then(|e| <[u8; 8]>::try_from(e).ok()).map_or(0, u64::from_le_bytes);
+    skeletons().update(state, skeleton.as_bytes(), now_ms, &|b| u64::from(until(b) > now_ms), |cur| {
+        let Some(b) = cur.filter(|b| until(b) > now_ms) else { return (Some(owner.clone()), false) };
+        let listed = b.get(8..).and_then(|r| {
+            let at = r.iter().position(|c| *c == 0)?;
+            Some((r.get(..at)?, r.get(at + 1..)?))
+        });
+        match listed {
+            // Still the owner's: it keeps owning it (rewritten once half the lifetime is gone).
+            Some((u, _)) if u == upstream.as_bytes() => {
+                ((until(b).saturating_sub(now_ms) < SKELETON_TTL_MS / 2).then(|| owner.clone()), false)
+            }
+            Some((_, other)) => (None, other != name.as_bytes()),
+            None => (Some(owner.clone()), false),
+        }
+    })
+}
+
 impl Inspector for PoisonCheck {
     fn name(&self) -> &'static str {
         "tool_text"
     }
 
-    fn inspect(&mut self, _ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        // On a GET stream most messages are no list: only one that may name `tools` is read.
+        if ex.request.handles.standalone_stream && !may_mention(message, b"\"tools\"") {
+            return Rewrite::Keep;
+        }
         if !unambiguous_object(message) {
             findings.push(Finding::unreadable("tool_text", "unreadable_message"));
             return Rewrite::Keep;
@@ -117,7 +163,14 @@ impl Inspector for PoisonCheck {
             return Rewrite::Keep;
         };
         let Some(tools) = v.pointer("/result/tools").and_then(Value::as_array) else { return Rewrite::Keep };
-        let poisoned = judge(tools);
+        let mut poisoned = judge(tools);
+        for name in tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)) {
+            match shadows(state, ex.upstream, name, ex.now_ms) {
+                Ok(true) => poisoned.push(Poisoned { name: Some(name.to_owned()), what: "shadowing_name" }),
+                Ok(false) => {}
+                Err(_) => findings.push(Finding::store_error("tool_text", Disposition::Report)),
+            }
+        }
         if poisoned.is_empty() {
             return Rewrite::Keep;
         }
@@ -281,6 +334,19 @@ mod tests {
                 && got.contains(&(Some("calc".into()), "injected_instruction"))
                 && got.contains(&(Some("calc2".into()), "injected_instruction"))
         );
+    }
+
+    #[test]
+    fn a_look_alike_of_another_upstreams_tool_is_shadowing_and_the_same_name_is_not() {
+        let mut kv = crate::fake_host::FakeKv::new();
+        assert_eq!(shadows(&mut kv, "mail", "send_email", 1), Ok(false), "first lister owns it");
+        assert_eq!(shadows(&mut kv, "mail", "send_email", 2), Ok(false));
+        assert_eq!(shadows(&mut kv, "evil", "send_emaіl", 3), Ok(true), "Cyrillic і on another upstream");
+        assert_eq!(shadows(&mut kv, "evil", "Send-Email", 4), Ok(true));
+        assert_eq!(shadows(&mut kv, "other", "send_email", 5), Ok(false), "the same name is not a look-alike");
+        assert_eq!(shadows(&mut kv, "mail", "send_emaіl", 6), Ok(false), "within one upstream the list check judges");
+        // Unlisted for its lifetime, the skeleton is free again.
+        assert_eq!(shadows(&mut kv, "evil", "send_emaіl", 8 + SKELETON_TTL_MS), Ok(false));
     }
 
     #[test]

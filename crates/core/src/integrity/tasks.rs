@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
 use crate::mcp::model::McpRequest;
 use crate::mcp::Method;
@@ -101,8 +101,8 @@ impl Inspector for TaskBinder {
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        // Cheap first: only an answer that mentions a task is parsed.
-        if !message.windows(6).any(|w| w == b"taskId") {
+        // Cheap first: only an answer that may mention a task is parsed.
+        if !may_mention(message, b"taskId") {
             return Rewrite::Keep;
         }
         let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };

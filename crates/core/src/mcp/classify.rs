@@ -84,8 +84,10 @@ pub enum HeadDecision {
 pub fn classify_head(head: &RequestHead<'_>, rules: &WireRules) -> HeadDecision {
     let allow = if rules.legacy_enabled { "POST, GET, DELETE" } else { "POST" };
     let bodyless = || {
+        let mut request = McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned()));
+        request.handles.standalone_stream = head.http_method == "GET";
         HeadDecision::Forward(Box::new(Classified {
-            request: McpRequest::bodyless(head.session_id.map(|s| String::from_utf8_lossy(s).into_owned())),
+            request,
             mcp_method: remove_if_present(head.mcp_method),
             mcp_name: remove_if_present(head.mcp_name),
             content_type: HeaderEdit::Keep,

@@ -82,6 +82,8 @@ pub struct Handles {
     /// The answer may hand out a task: the request declares the tasks extension (modern) or is
     /// task-augmented (legacy `params.task`).
     pub may_create_task: bool,
+    /// A legacy GET: the standalone SSE stream (or a resumption replaying earlier answers).
+    pub standalone_stream: bool,
 }
 
 impl McpRequest {

@@ -103,10 +103,18 @@ fn key(upstream: &str, scope: Scope<'_>, name: &str) -> Vec<u8> {
     k.push(0);
     match scope {
         Scope::Public => k.extend_from_slice(b"*"),
-        Scope::Principal(p) => {
-            k.push(b'p');
-            k.extend_from_slice(p.as_bytes());
-        }
+        // A principal key is 32 hex digits: kept as its 16 bytes, so that a typical key fits
+        // one SHA-256 block (the hash of every lookup).
+        Scope::Principal(p) => match hex::decode(p) {
+            Ok(raw) if raw.len() == 16 => {
+                k.push(b'p');
+                k.extend_from_slice(&raw);
+            }
+            _ => {
+                k.push(b'P');
+                k.extend_from_slice(p.as_bytes());
+            }
+        },
     }
     k.push(0);
     k.extend_from_slice(name.as_bytes());
@@ -129,12 +137,13 @@ pub struct Baselines {
 }
 
 impl Baselines {
+    /// Read on every `tools/call`: keys named exactly, no hash on the read path.
     pub fn tools(capacity: u32) -> Baselines {
-        Baselines { table: SlotTable::new("tool", capacity, BASELINE_WAYS) }
+        Baselines { table: SlotTable::exact("tool", capacity, BASELINE_WAYS) }
     }
 
     pub fn templates(capacity: u32) -> Baselines {
-        Baselines { table: SlotTable::new("ui", capacity, BASELINE_WAYS) }
+        Baselines { table: SlotTable::exact("ui", capacity, BASELINE_WAYS) }
     }
 
     /// Records that `subject` was just seen with fingerprint `seen`; `lifetime_ms`
@@ -194,8 +203,9 @@ impl Baselines {
         Ok(bytes.as_deref().and_then(decode).filter(|b| b.expires_ms > now_ms))
     }
 
-    /// The live record under the principal's scope, else under the public one (one read when the
-    /// upstream answers `private`, as the SDK servers do; two when it answers `public`).
+    /// The live record under the principal's scope, else (`public_too`) under the public one:
+    /// one read when the upstream answers `private`, as the SDK servers do; two when it answers
+    /// `public`.
     pub fn lookup_any<K: Kv + ?Sized>(
         &self,
         kv: &K,
@@ -203,11 +213,94 @@ impl Baselines {
         principal_key: &str,
         name: &str,
         now_ms: u64,
+        public_too: bool,
     ) -> Result<Option<Baseline>, StoreError> {
         match self.lookup(kv, upstream, Scope::Principal(principal_key), name, now_ms)? {
             Some(b) => Ok(Some(b)),
-            None => self.lookup(kv, upstream, Scope::Public, name, now_ms),
+            None if public_too => self.lookup(kv, upstream, Scope::Public, name, now_ms),
+            None => Ok(None),
         }
+    }
+}
+
+/// The process-wide filter of upstreams that have baselines at all: one shared-data key holding a
+/// 2048-bit Bloom filter over upstream names (FNV-1a; a false positive only costs the lookup it
+/// would have skipped). A call to an upstream nobody ever listed is judged unknown after one
+/// read and no hashing; a worker caches a set bit ([`BaselinedUpstreams`]), since bits are
+/// never cleared.
+pub const UPSTREAM_FILTER_KEY: &str = "mcpw/v1/tup/0";
+const FILTER_BYTES: usize = 256;
+
+fn filter_bits(upstream: &str) -> [usize; 2] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in upstream.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let bits = (FILTER_BYTES * 8) as u64;
+    [(h % bits) as usize, ((h >> 32) % bits) as usize]
+}
+
+fn has_bits(filter: &[u8], bits: [usize; 2]) -> bool {
+    bits.iter().all(|b| filter.get(b / 8).is_some_and(|byte| byte & (1 << (b % 8)) != 0))
+}
+
+/// Creates the filter key if absent (once per VM at configuration, like [`SlotTable::init`]), so
+/// that every later write is a CAS write.
+pub fn init_upstream_filter<K: Kv + ?Sized>(kv: &mut K) -> Result<(), StoreError> {
+    if kv.get(UPSTREAM_FILTER_KEY).map_err(StoreError::Kv)?.is_none() {
+        kv.set(UPSTREAM_FILTER_KEY, &[0u8; FILTER_BYTES], None).map_err(StoreError::Kv)?;
+    }
+    Ok(())
+}
+
+/// Records that `upstream` has baselines.
+pub fn mark_upstream<K: Kv + ?Sized>(kv: &mut K, upstream: &str) -> Result<(), StoreError> {
+    let bits = filter_bits(upstream);
+    for _ in 0..super::slots::MAX_CAS_RETRIES {
+        let (mut filter, cas) = match kv.get(UPSTREAM_FILTER_KEY).map_err(StoreError::Kv)? {
+            Some((v, cas)) => (v, Some(cas)),
+            None => (vec![0u8; FILTER_BYTES], None),
+        };
+        if has_bits(&filter, bits) {
+            return Ok(());
+        }
+        filter.resize(FILTER_BYTES, 0);
+        for b in bits {
+            if let Some(byte) = filter.get_mut(b / 8) {
+                *byte |= 1 << (b % 8);
+            }
+        }
+        match kv.set(UPSTREAM_FILTER_KEY, &filter, cas) {
+            Ok(()) => return Ok(()),
+            Err(crate::ports::KvError::CasMismatch) => continue,
+            Err(e) => return Err(StoreError::Kv(e)),
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// The upstreams one worker VM has seen marked (bounded; never wrong, since marks stay).
+#[derive(Debug, Default)]
+pub struct BaselinedUpstreams {
+    known: Vec<String>,
+}
+
+/// Upstreams one VM remembers as marked.
+pub const BASELINED_CACHE_ENTRIES: usize = 64;
+
+impl BaselinedUpstreams {
+    /// True when `upstream` may have baselines: known to this VM, or marked in the filter.
+    pub fn may_have<K: Kv + ?Sized>(&mut self, kv: &K, upstream: &str) -> Result<bool, StoreError> {
+        if self.known.iter().any(|u| u == upstream) {
+            return Ok(true);
+        }
+        let marked =
+            kv.get(UPSTREAM_FILTER_KEY).map_err(StoreError::Kv)?.is_some_and(|(f, _)| has_bits(&f, filter_bits(upstream)));
+        if marked && self.known.len() < BASELINED_CACHE_ENTRIES {
+            self.known.push(upstream.to_owned());
+        }
+        Ok(marked)
     }
 }
 
@@ -271,13 +364,35 @@ mod tests {
             t.observe(&mut kv, Subject { upstream: "other", scope: Scope::Public, name: "echo" }, B, 0, 100),
             Ok(Observed::New)
         );
-        assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1).unwrap().map(|b| b.trusted), Some(B));
-        assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1).unwrap().map(|b| b.trusted), Some(A), "public serves everyone");
-        assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1).unwrap(), None);
+        assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1, true).unwrap().map(|b| b.trusted), Some(B));
+        assert_eq!(
+            t.lookup_any(&kv, "up", "carol", "echo", 1, true).unwrap().map(|b| b.trusted),
+            Some(A),
+            "public serves everyone"
+        );
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1, false).unwrap(), None, "legacy: the principal's own only");
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1, true).unwrap(), None);
         let m = list_changes();
         assert_eq!(list_changed_at(&kv, &m, "up"), Ok(None));
         mark_list_changed(&mut kv, &m, "up", 77).unwrap();
         assert_eq!(list_changed_at(&kv, &m, "up"), Ok(Some(77)));
+    }
+
+    #[test]
+    fn the_upstream_filter_says_maybe_only_for_marked_upstreams_and_a_worker_remembers_it() {
+        let mut kv = FakeKv::new();
+        init_upstream_filter(&mut kv).unwrap();
+        let mut vm = BaselinedUpstreams::default();
+        assert_eq!(vm.may_have(&kv, "mcp_upstream"), Ok(false));
+        mark_upstream(&mut kv, "mcp_upstream").unwrap();
+        let writes = kv.writes;
+        mark_upstream(&mut kv, "mcp_upstream").unwrap();
+        assert_eq!(kv.writes, writes, "a set bit is not written again");
+        assert_eq!(vm.may_have(&kv, "mcp_upstream"), Ok(true));
+        assert_eq!(vm.may_have(&FakeKv::new(), "mcp_upstream"), Ok(true), "remembered without a read");
+        let unmarked = (0..200).filter(|i| vm.may_have(&kv, &format!("other-{i}")) == Ok(false)).count();
+        assert!(unmarked >= 198, "{unmarked}");
+        assert_eq!(kv.len(), 1, "one key, whatever the number of upstreams");
     }
 
     #[test]

@@ -50,38 +50,65 @@ pub struct SlotTable {
     pub capacity: u32,
     /// Slots probed per key (clamped to `capacity`).
     pub ways: u32,
+    pub identity: Identity,
 }
 
 const MAGIC: [u8; 3] = *b"MW1";
+/// The layout of tables that name their keys exactly ([`Identity::Exact`]).
+const MAGIC_EXACT: [u8; 3] = *b"MW2";
 /// Value of a slot that exists but holds nothing (written by [`SlotTable::init`]).
 pub const EMPTY_SLOT: &[u8] = b"MW1-";
 /// magic(3) + key hash(16) + last_used(8) + payload len(2).
 const HEADER: usize = 3 + 16 + 8 + 2;
+/// Logical keys up to this long are stored as they are by an exact table; longer ones by digest.
+const MAX_EXACT_KEY: usize = 96;
+
+/// How a table tells one logical key from another in a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// By the first 16 bytes of SHA-256 over (table, key); the home slot from the next 8.
+    Digest,
+    /// By the key itself (its SHA-256 when longer than [`MAX_EXACT_KEY`]); the home slot from
+    /// FNV-1a. No hash to compute on the read path: for tables read on every request (tool
+    /// baselines). A key chosen to land in a given window can only make that window evict
+    /// (cheapest first), never be mistaken for another key.
+    Exact,
+}
 
 struct Entry {
-    key_hash: [u8; 16],
+    key_id: Vec<u8>,
     last_used: u64,
     payload: Vec<u8>,
 }
 
 fn decode(bytes: &[u8]) -> Option<Entry> {
-    if bytes.get(..3)? != MAGIC {
-        return None;
-    }
-    let key_hash: [u8; 16] = bytes.get(3..19)?.try_into().ok()?;
-    let last_used = u64::from_le_bytes(bytes.get(19..27)?.try_into().ok()?);
-    let len = usize::from(u16::from_le_bytes(bytes.get(27..29)?.try_into().ok()?));
-    let payload = bytes.get(HEADER..HEADER + len)?.to_vec();
-    Some(Entry { key_hash, last_used, payload })
+    let (key_id, rest) = match bytes.get(..3)? {
+        m if m == MAGIC => (bytes.get(3..19)?.to_vec(), bytes.get(19..)?),
+        m if m == MAGIC_EXACT => {
+            let n = usize::from(*bytes.get(3)?);
+            (bytes.get(4..4 + n)?.to_vec(), bytes.get(4 + n..)?)
+        }
+        _ => return None,
+    };
+    let last_used = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    let len = usize::from(u16::from_le_bytes(rest.get(8..10)?.try_into().ok()?));
+    let payload = rest.get(10..10 + len)?.to_vec();
+    Some(Entry { key_id, last_used, payload })
 }
 
-fn encode(key_hash: &[u8; 16], last_used: u64, payload: &[u8]) -> Result<Vec<u8>, StoreError> {
+fn encode(identity: Identity, key_id: &[u8], last_used: u64, payload: &[u8]) -> Result<Vec<u8>, StoreError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(StoreError::TooLarge);
     }
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(key_hash);
+    let mut out = Vec::with_capacity(HEADER + key_id.len() + payload.len());
+    match identity {
+        Identity::Digest => out.extend_from_slice(&MAGIC),
+        Identity::Exact => {
+            out.extend_from_slice(&MAGIC_EXACT);
+            out.push(u8::try_from(key_id.len()).map_err(|_| StoreError::TooLarge)?);
+        }
+    }
+    out.extend_from_slice(key_id);
     out.extend_from_slice(&last_used.to_le_bytes());
     out.extend_from_slice(&u16::try_from(payload.len()).unwrap_or(u16::MAX).to_le_bytes());
     out.extend_from_slice(payload);
@@ -96,7 +123,12 @@ enum Target {
 
 impl SlotTable {
     pub fn new(name: &'static str, capacity: u32, ways: u32) -> SlotTable {
-        SlotTable { name, capacity: capacity.clamp(1, MAX_CAPACITY), ways: ways.max(1) }
+        SlotTable { name, capacity: capacity.clamp(1, MAX_CAPACITY), ways: ways.max(1), identity: Identity::Digest }
+    }
+
+    /// A table that names its keys exactly ([`Identity::Exact`]).
+    pub fn exact(name: &'static str, capacity: u32, ways: u32) -> SlotTable {
+        SlotTable { identity: Identity::Exact, ..SlotTable::new(name, capacity, ways) }
     }
 
     /// Writes [`EMPTY_SLOT`] into every slot that does not exist yet, so that later updates are
@@ -114,36 +146,74 @@ impl SlotTable {
         Ok(created)
     }
 
-    /// The shared-data key of a slot: `mcpw/v1/<name>/<slot>`.
+    /// The shared-data key of a slot: `mcpw/v1/<name>/<slot>` (built by hand: every probe
+    /// builds one, and the formatting machinery costs more than the lookup it names).
     pub fn slot_key(&self, slot: u32) -> String {
-        format!("mcpw/v1/{}/{slot}", self.name)
+        let mut key = String::with_capacity(8 + self.name.len() + 11);
+        key.push_str("mcpw/v1/");
+        key.push_str(self.name);
+        key.push('/');
+        let mut digits = [0u8; 10];
+        let mut n = slot;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        for d in digits.get(i..).unwrap_or_default() {
+            key.push(char::from(*d));
+        }
+        key
     }
 
-    fn hash(&self, logical_key: &[u8]) -> ([u8; 16], u32) {
+    fn digest(&self, logical_key: &[u8]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.name.as_bytes());
         h.update([0]);
         h.update(logical_key);
-        let d = h.finalize();
-        let mut kh = [0u8; 16];
-        for (dst, src) in kh.iter_mut().zip(d.iter()) {
-            *dst = *src;
-        }
-        let mut home = [0u8; 8];
-        for (dst, src) in home.iter_mut().zip(d.iter().skip(16)) {
-            *dst = *src;
-        }
-        let home = u64::from_le_bytes(home) % u64::from(self.capacity);
-        (kh, u32::try_from(home).unwrap_or(0))
+        h.finalize().into()
     }
 
-    fn probe<K: Kv + ?Sized>(
-        &self,
-        kv: &K,
-        key_hash: &[u8; 16],
-        home: u32,
-        cost: &dyn Fn(&[u8]) -> u64,
-    ) -> Result<Target, StoreError> {
+    /// How the table names `logical_key` in a slot, and its home slot.
+    fn hash(&self, logical_key: &[u8]) -> (Vec<u8>, u32) {
+        let (id, home) = match self.identity {
+            Identity::Digest => {
+                let d = self.digest(logical_key);
+                let mut home = [0u8; 8];
+                for (dst, src) in home.iter_mut().zip(d.iter().skip(16)) {
+                    *dst = *src;
+                }
+                (d.get(..16).unwrap_or_default().to_vec(), u64::from_le_bytes(home))
+            }
+            Identity::Exact => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in self.name.as_bytes().iter().chain([0u8].iter()).chain(logical_key) {
+                    h ^= u64::from(*b);
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
+                let id = if logical_key.len() <= MAX_EXACT_KEY {
+                    let mut id = Vec::with_capacity(1 + logical_key.len());
+                    id.push(0);
+                    id.extend_from_slice(logical_key);
+                    id
+                } else {
+                    let mut id = vec![1];
+                    id.extend_from_slice(self.digest(logical_key).get(..16).unwrap_or_default());
+                    id
+                };
+                (id, h)
+            }
+        };
+        (id, u32::try_from(home % u64::from(self.capacity)).unwrap_or(0))
+    }
+
+    fn probe<K: Kv + ?Sized>(&self, kv: &K, key_id: &[u8], home: u32, cost: &dyn Fn(&[u8]) -> u64) -> Result<Target, StoreError> {
         let ways = self.ways.min(self.capacity);
         let mut empty: Option<u32> = None;
         // (slot, cas, eviction cost, last used)
@@ -151,13 +221,16 @@ impl SlotTable {
         for i in 0..ways {
             let slot = u32::try_from((u64::from(home) + u64::from(i)) % u64::from(self.capacity)).unwrap_or(0);
             match kv.get(&self.slot_key(slot)).map_err(StoreError::Kv)? {
+                // A slot never written, or written empty, ends the probe: every update of this
+                // window takes the first such slot (nothing costs less to overwrite), and slots
+                // never become empty again, so the key is not further on. A miss in a sparse
+                // table costs one read.
                 None => {
-                    if empty.is_none() {
-                        empty = Some(slot);
-                    }
+                    empty = Some(slot);
+                    break;
                 }
                 Some((bytes, cas)) => match decode(&bytes) {
-                    Some(e) if e.key_hash == *key_hash => return Ok(Target::Own { slot, cas, payload: e.payload }),
+                    Some(e) if e.key_id == key_id => return Ok(Target::Own { slot, cas, payload: e.payload }),
                     Some(e) => {
                         let c = cost(&e.payload);
                         if victim.is_none_or(|(_, _, vc, vt)| (c, e.last_used) < (vc, vt)) {
@@ -165,11 +238,12 @@ impl SlotTable {
                         }
                     }
                     // The empty marker, or unreadable (older layout, foreign writer): free to
-                    // reuse, guarded by its cas.
+                    // reuse, guarded by its cas; the probe ends here (see above).
                     None => {
                         if victim.is_none_or(|(_, _, vc, vt)| (0, 0) < (vc, vt)) {
                             victim = Some((slot, cas, 0, 0));
                         }
+                        break;
                     }
                 },
             }
@@ -201,15 +275,15 @@ impl SlotTable {
         K: Kv + ?Sized,
         F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
     {
-        let (key_hash, home) = self.hash(logical_key);
+        let (key_id, home) = self.hash(logical_key);
         for _ in 0..MAX_CAS_RETRIES {
-            let (slot, cas, current) = match self.probe(kv, &key_hash, home, cost)? {
+            let (slot, cas, current) = match self.probe(kv, &key_id, home, cost)? {
                 Target::Own { slot, cas, payload } => (slot, Some(cas), Some(payload)),
                 Target::Free { slot, cas } => (slot, cas, None),
             };
             let (new, out) = f(current.as_deref());
             let Some(new) = new else { return Ok(out) };
-            let bytes = encode(&key_hash, now_ms, &new)?;
+            let bytes = encode(self.identity, &key_id, now_ms, &new)?;
             match kv.set(&self.slot_key(slot), &bytes, cas) {
                 Ok(()) => return Ok(out),
                 Err(KvError::CasMismatch) => continue,
@@ -221,8 +295,8 @@ impl SlotTable {
 
     /// The payload of `logical_key`, if it is in the table.
     pub fn read<K: Kv + ?Sized>(&self, kv: &K, logical_key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let (key_hash, home) = self.hash(logical_key);
-        match self.probe(kv, &key_hash, home, &|_| 0)? {
+        let (key_id, home) = self.hash(logical_key);
+        match self.probe(kv, &key_id, home, &|_| 0)? {
             Target::Own { payload, .. } => Ok(Some(payload)),
             Target::Free { .. } => Ok(None),
         }
@@ -249,6 +323,55 @@ mod tests {
         assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
         assert_eq!(bump(&mut kv, &t, "b"), Ok(1));
         assert!(kv.keys().all(|k| k.starts_with("mcpw/v1/t/")));
+    }
+
+    #[test]
+    fn exact_tables_tell_keys_apart_by_the_key_and_long_keys_by_digest() {
+        let t = SlotTable::exact("t", 64, 4);
+        let mut kv = FakeKv::new();
+        t.init(&mut kv).unwrap();
+        let long = "x".repeat(200);
+        for k in ["a", "b", long.as_str()] {
+            bump(&mut kv, &t, k).unwrap();
+        }
+        assert_eq!(bump(&mut kv, &t, "a"), Ok(2));
+        assert_eq!(bump(&mut kv, &t, &long), Ok(2));
+        assert_eq!(t.read(&kv, b"c"), Ok(None));
+        assert!(kv.keys().all(|k| k.starts_with("mcpw/v1/t/")));
+    }
+
+    #[test]
+    fn slot_keys_name_table_and_slot() {
+        let t = SlotTable::new("tool", MAX_CAPACITY, 4);
+        for (slot, want) in
+            [(0, "mcpw/v1/tool/0"), (7, "mcpw/v1/tool/7"), (10, "mcpw/v1/tool/10"), (1_048_575, "mcpw/v1/tool/1048575")]
+        {
+            assert_eq!(t.slot_key(slot), want);
+        }
+        assert_eq!(t.slot_key(u32::MAX), format!("mcpw/v1/tool/{}", u32::MAX));
+    }
+
+    #[test]
+    fn a_miss_in_a_sparse_table_reads_one_slot_and_never_skips_a_key() {
+        let t = SlotTable::new("t", 64, 4);
+        let mut kv = FakeKv::new();
+        t.init(&mut kv).unwrap();
+        assert_eq!(t.read(&kv, b"absent"), Ok(None));
+        // Keys that share windows are all found again, whichever slot of the window they took
+        // (live entries cost something to evict, as every owner scores them).
+        let put =
+            |kv: &mut FakeKv, key: &str| t.update(kv, key.as_bytes(), 1, &|_| 1, |_| (Some(1u64.to_le_bytes().to_vec()), ()));
+        for i in 0..16 {
+            put(&mut kv, &format!("k{i}")).unwrap();
+        }
+        for i in 0..16 {
+            assert_eq!(t.read(&kv, format!("k{i}").as_bytes()), Ok(Some(1u64.to_le_bytes().to_vec())), "k{i}");
+        }
+        // A full table still answers misses (after probing the whole window).
+        for i in 16..200 {
+            put(&mut kv, &format!("k{i}")).unwrap();
+        }
+        assert_eq!(t.read(&kv, b"absent"), Ok(None));
     }
 
     #[test]
