@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mcp_warden_core::integrity::fingerprint::{tool_ui_resource, Fingerprint};
+use mcp_warden_core::mcp::fingerprint::{tool_ui_resource, Fingerprint};
 use mcp_warden_core::mcp::sse::{SseDecoder, SseEvent};
 use serde_json::{json, Map, Value};
 

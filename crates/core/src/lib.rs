@@ -15,7 +15,8 @@
 //!   switch, list filtering.
 //! - [`state`]: bounded slot tables over the KV port, and the token buckets on them.
 //! - [`inspect`]: the response inspector interface and the findings inspectors report.
-//! - [`integrity`]: tool integrity: poisoned tool definitions in `tools/list` answers.
+//! - [`integrity`]: tool integrity: poisoned definitions, baselines and pins, the call-time check,
+//!   `ui://` templates, task binding.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
 //! - [`flow`]: one request and its response. [`flow::request`] (gather → decide → apply),
 //!   [`flow::decide`] (the pure decision), [`flow::response`] (the pipeline of inspectors fed

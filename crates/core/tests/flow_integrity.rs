@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use mcp_warden_core::fake_host::FakeHost;
 use mcp_warden_core::flow::RequestFlow;
-use mcp_warden_core::integrity::fingerprint::Fingerprint;
+use mcp_warden_core::mcp::fingerprint::Fingerprint;
 use mcp_warden_core::policy::{self, Policy};
 use mcp_warden_core::ports::{PeerFact, Step};
 

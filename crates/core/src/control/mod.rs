@@ -24,9 +24,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::integrity::config::Pin;
 use crate::policy::compile::{load, Policy};
 use crate::policy::error::parse;
+use crate::policy::integrity::Pin;
 use crate::policy::spec::{KillSpec, PinSpec};
 use crate::policy::{ConfigError, KillSwitch};
 
@@ -124,7 +124,7 @@ pub fn parse_state(body: &[u8]) -> Result<RemoteState, ConfigError> {
         });
     }
     let kill = KillSwitch::compile(&doc.kill_switch, "kill_switch")?;
-    let pins = crate::integrity::config::compile_pins(&doc.pins, "pins")?;
+    let pins = crate::policy::integrity::compile_pins(&doc.pins, "pins")?;
     let pins_raw = serde_json::to_string(&pins_json(&pins)).unwrap_or_default();
     let policy = match doc.policy {
         Some(raw) => Some(load(raw.get().as_bytes()).map_err(|e| ConfigError {
@@ -138,7 +138,7 @@ pub fn parse_state(body: &[u8]) -> Result<RemoteState, ConfigError> {
 
 /// Pins as JSON (what the policy hash covers).
 fn pins_json(pins: &[Pin]) -> serde_json::Value {
-    let text = |f: &crate::integrity::fingerprint::Fingerprint| serde_json::Value::String(f.text());
+    let text = |f: &crate::mcp::fingerprint::Fingerprint| serde_json::Value::String(f.text());
     serde_json::Value::Array(
         pins.iter()
             .map(|p| {

@@ -294,7 +294,7 @@ pub fn compile_pins_file(bytes: &[u8]) -> Result<String, ConfigError> {
     } else {
         parse::<Vec<PinSpec>>(bytes).map_err(|e| ConfigError { field: format!("pins{}", e.field), message: e.message })?
     };
-    crate::integrity::config::compile_pins(&pins, "pins")?;
+    crate::policy::integrity::compile_pins(&pins, "pins")?;
     let raw: Box<RawValue> = parse(bytes)?;
     let text = raw.get().trim();
     Ok(if first == Some(b'{') { format!("[{text}]") } else { text.to_owned() })

@@ -10,9 +10,9 @@
 
 use std::rc::Rc;
 
-use crate::integrity::poison::PoisonAction;
 use crate::mcp::model::McpRequest;
 use crate::mcp::Method;
+use crate::policy::integrity::PoisonAction;
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::Principal;

@@ -16,10 +16,10 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::baseline::{answer_scope, answer_ttl, identity_mismatch};
-use super::config::ChangeAction;
-use super::fingerprint::Fingerprint;
 use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
+use crate::mcp::fingerprint::Fingerprint;
+use crate::policy::integrity::ChangeAction;
 use crate::policy::Policy;
 use crate::ports::{Fault, Kv};
 use crate::state::baselines::{Baselines, Observed, Subject};

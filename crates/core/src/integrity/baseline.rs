@@ -20,11 +20,11 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::config::{ChangeAction, Pin};
-use super::fingerprint::{names_fingerprint, tool_ui_resource, Fingerprint};
 use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::checked::unambiguous_object;
+use crate::mcp::fingerprint::{names_fingerprint, tool_ui_resource, Fingerprint};
 use crate::mcp::uri;
+use crate::policy::integrity::{ChangeAction, Pin};
 use crate::policy::{filter_list, ListKind, Policy};
 use crate::ports::{Fault, Kv};
 use crate::state::baselines::{mark_upstream, Baselines, Observed, Scope, Subject};

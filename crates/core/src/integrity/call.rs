@@ -17,10 +17,11 @@
 //! `changed_tools: warn` turns every refusal of 1–2 into a reported finding.
 
 use super::baseline::INSPECTOR;
-use super::config::{ChangeAction, UnknownAction};
-use super::fingerprint::Fingerprint;
 use crate::inspect::{Disposition, Finding, Severity};
+use crate::mcp::fingerprint::Fingerprint;
 use crate::mcp::model::McpRequest;
+use crate::policy::integrity::ChangeSeen;
+use crate::policy::integrity::{ChangeAction, UnknownAction};
 use crate::policy::{Action, Policy};
 use crate::ports::{Fault, Kv};
 use crate::state::baselines::{list_changed_at, list_changes, Baseline, BaselinedUpstreams, Baselines};
@@ -43,24 +44,6 @@ fn finding(what: &'static str, severity: Severity, blocked: bool) -> Finding {
         data_class: None,
         fault: Fault::Upstream,
         disposition: if blocked { Disposition::Block } else { Disposition::Report },
-    }
-}
-
-/// How a change was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeSeen {
-    /// A `tools/list` answer showed another definition.
-    List,
-    /// The client's capability hash names another definition.
-    CapabilityHash,
-}
-
-impl ChangeSeen {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeSeen::List => "list",
-            ChangeSeen::CapabilityHash => "capability_hash",
-        }
     }
 }
 

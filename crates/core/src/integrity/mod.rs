@@ -1,17 +1,20 @@
-//! Tool integrity: what a `tools/list` answer tells the model about its tools, checked before the
-//! model reads it.
+//! Tool integrity without sessions: what the model is told about its tools, what the host
+//! renders, and whose tasks are whose, checked against state keyed by upstream and principal
+//! (settings: [`crate::policy::integrity`]; fingerprints: [`crate::mcp::fingerprint`]).
 //!
 //! - [`fold`]: text in the one form a check compares (NFKC, case folding, invisible characters
 //!   removed, homoglyphs folded), and which characters are invisible.
 //! - [`poison`]: the response inspector that finds poisoned tool definitions (invisible
-//!   characters, instructions aimed at the model, names confusable with another tool's) and
-//!   drops those tools, refuses the list, or only reports, as the policy says.
+//!   characters, instructions aimed at the model, names confusable with another tool's, here or
+//!   behind another upstream) and drops those tools, refuses the list, or only reports.
+//! - [`baseline`]: learning tool baselines from lists, pins, server identity.
+//! - [`call`]: the call-time check of a `tools/call` against pin and baseline.
+//! - [`apps`]: `ui://` templates pinned by content, CSP allowlist; `list_changed` notifications.
+//! - [`tasks`]: task ids bound to the principal that created them.
 
 pub mod apps;
 pub mod baseline;
 pub mod call;
-pub mod config;
-pub mod fingerprint;
 pub mod fold;
 pub mod poison;
 pub mod tasks;

@@ -30,14 +30,7 @@ use crate::policy::{filter_list, ListKind};
 use crate::ports::{Fault, Kv};
 use crate::state::slots::{SlotTable, StoreError};
 
-/// What a poisoned tool causes (`tool_integrity.poisoned_tools`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoisonAction {
-    Drop,
-    Refuse,
-    Warn,
-    Off,
-}
+pub use crate::policy::integrity::PoisonAction;
 
 /// Instructions aimed at the model, in [`fold`]ed form. Chosen to be rare in honest tool
 /// documentation: overriding instructions, secrecy toward the user, markup that poses as the

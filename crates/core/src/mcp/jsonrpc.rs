@@ -650,7 +650,7 @@ impl<'de> ObjectVisit<'de> for Params<'de> {
 const KEY_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const KEY_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 const KEY_INFO: &str = "io.modelcontextprotocol/clientInfo";
-use crate::integrity::fingerprint::TOOL_HASH_META_KEY;
+use super::fingerprint::TOOL_HASH_META_KEY;
 
 impl<'de> ObjectVisit<'de> for Meta<'de> {
     fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {

@@ -9,10 +9,13 @@
 //! - [`sse`]: chunk-safe `text/event-stream` decoder.
 //! - [`uri`]: resource URIs in the form a server resolves them, for policy matching.
 //! - [`checked`]: skipping a value while reading it completely (no lone surrogates, no Infinity).
+//! - [`fingerprint`]: a tool definition (or a template's contents) as one canonical hash, and the
+//!   `_meta` key a client sends it in.
 
 pub mod checked;
 pub mod classify;
 pub mod error;
+pub mod fingerprint;
 pub mod headers;
 pub mod jsonrpc;
 pub mod method;

@@ -9,10 +9,10 @@ use super::error::{check_reason, err, parse, ConfigError};
 use super::glob::Glob;
 use super::killswitch::KillSwitch;
 use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PolicySpec, RuleSpec};
-use crate::integrity::config::{IntegrityPolicy, TaskPolicy};
-use crate::integrity::poison::PoisonAction;
 use crate::mcp::classify::{WireRules, FIRST_MODERN_VERSION};
 use crate::mcp::model::Era;
+use crate::policy::integrity::PoisonAction;
+use crate::policy::integrity::{IntegrityPolicy, TaskPolicy};
 use crate::principal::{Origin, SourceKind, Sources};
 use crate::state::ratelimit::{Quota, MAX_BURST, MAX_PERIOD_MS, MAX_RATE};
 use crate::state::slots::MAX_CAPACITY;
@@ -76,16 +76,16 @@ impl Default for Policy {
             session_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
             session_ttl_ms: crate::state::owners::DEFAULT_SESSION_TTL_MS,
             control: None,
-            integrity: crate::integrity::config::compile(&Default::default()).unwrap_or_else(|_| IntegrityPolicy {
+            integrity: crate::policy::integrity::compile(&Default::default()).unwrap_or_else(|_| IntegrityPolicy {
                 poisoned: PoisonAction::Drop,
-                changed: crate::integrity::config::ChangeAction::Deny,
-                unknown: crate::integrity::config::UnknownAction::Allow,
+                changed: crate::policy::integrity::ChangeAction::Deny,
+                unknown: crate::policy::integrity::UnknownAction::Allow,
                 sensitive: Vec::new(),
                 min_ttl_ms: 24 * 3600 * 1000,
                 max_ttl_ms: 7 * 24 * 3600 * 1000,
                 baseline_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
                 pins: Vec::new(),
-                ui: crate::integrity::config::ChangeAction::Deny,
+                ui: crate::policy::integrity::ChangeAction::Deny,
                 csp_allow: None,
             }),
             tasks: TaskPolicy {
@@ -253,8 +253,8 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         session_slots: spec.session_slots,
         session_ttl_ms: spec.session_ttl_secs.saturating_mul(1000),
         control,
-        integrity: crate::integrity::config::compile(&spec.tool_integrity)?,
-        tasks: crate::integrity::config::compile_tasks(&spec.tasks)?,
+        integrity: crate::policy::integrity::compile(&spec.tool_integrity)?,
+        tasks: crate::policy::integrity::compile_tasks(&spec.tasks)?,
         hash: String::new(),
     })
 }

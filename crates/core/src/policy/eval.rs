@@ -42,7 +42,7 @@ pub enum Action {
     ToolChanged {
         tool: String,
         since_ms: u64,
-        seen: crate::integrity::call::ChangeSeen,
+        seen: super::integrity::ChangeSeen,
     },
     /// A tool the pin does not list, or without the baseline the policy requires (`why`).
     ToolNotApproved {

@@ -18,6 +18,7 @@ pub mod compile;
 pub mod error;
 pub mod eval;
 pub mod glob;
+pub mod integrity;
 pub mod jsonpath;
 pub mod killswitch;
 pub mod list_filter;

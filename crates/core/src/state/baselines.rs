@@ -103,18 +103,10 @@ fn key(upstream: &str, scope: Scope<'_>, name: &str) -> Vec<u8> {
     k.push(0);
     match scope {
         Scope::Public => k.extend_from_slice(b"*"),
-        // A principal key is 32 hex digits: kept as its 16 bytes, so that a typical key fits
-        // one SHA-256 block (the hash of every lookup).
-        Scope::Principal(p) => match hex::decode(p) {
-            Ok(raw) if raw.len() == 16 => {
-                k.push(b'p');
-                k.extend_from_slice(&raw);
-            }
-            _ => {
-                k.push(b'P');
-                k.extend_from_slice(p.as_bytes());
-            }
-        },
+        Scope::Principal(p) => {
+            k.push(b'p');
+            k.extend_from_slice(p.as_bytes());
+        }
     }
     k.push(0);
     k.extend_from_slice(name.as_bytes());

@@ -75,24 +75,25 @@ pub enum Identity {
     Exact,
 }
 
-struct Entry {
-    key_id: Vec<u8>,
+/// A slot's value, read in place.
+struct Entry<'b> {
+    key_id: &'b [u8],
     last_used: u64,
-    payload: Vec<u8>,
+    payload: &'b [u8],
 }
 
-fn decode(bytes: &[u8]) -> Option<Entry> {
+fn decode(bytes: &[u8]) -> Option<Entry<'_>> {
     let (key_id, rest) = match bytes.get(..3)? {
-        m if m == MAGIC => (bytes.get(3..19)?.to_vec(), bytes.get(19..)?),
+        m if m == MAGIC => (bytes.get(3..19)?, bytes.get(19..)?),
         m if m == MAGIC_EXACT => {
             let n = usize::from(*bytes.get(3)?);
-            (bytes.get(4..4 + n)?.to_vec(), bytes.get(4 + n..)?)
+            (bytes.get(4..4 + n)?, bytes.get(4 + n..)?)
         }
         _ => return None,
     };
     let last_used = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
     let len = usize::from(u16::from_le_bytes(rest.get(8..10)?.try_into().ok()?));
-    let payload = rest.get(10..10 + len)?.to_vec();
+    let payload = rest.get(10..10 + len)?;
     Some(Entry { key_id, last_used, payload })
 }
 
@@ -230,9 +231,9 @@ impl SlotTable {
                     break;
                 }
                 Some((bytes, cas)) => match decode(&bytes) {
-                    Some(e) if e.key_id == key_id => return Ok(Target::Own { slot, cas, payload: e.payload }),
+                    Some(e) if e.key_id == key_id => return Ok(Target::Own { slot, cas, payload: e.payload.to_vec() }),
                     Some(e) => {
-                        let c = cost(&e.payload);
+                        let c = cost(e.payload);
                         if victim.is_none_or(|(_, _, vc, vt)| (c, e.last_used) < (vc, vt)) {
                             victim = Some((slot, cas, c, e.last_used));
                         }

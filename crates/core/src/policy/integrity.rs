@@ -1,10 +1,10 @@
 //! The compiled tool-integrity and task settings (`tool_integrity`, `tasks` in the plugin
-//! configuration; see [`crate::policy::spec::ToolIntegritySpec`]).
+//! configuration; see [`crate::policy::spec::ToolIntegritySpec`]): part of the immutable
+//! [`Policy`](super::Policy); the checks that use them are [`crate::integrity`].
 
 use std::collections::BTreeMap;
 
-use super::fingerprint::Fingerprint;
-use super::poison::PoisonAction;
+use crate::mcp::fingerprint::Fingerprint;
 use crate::mcp::uri;
 use crate::policy::error::{err, ConfigError};
 use crate::policy::glob::Glob;
@@ -15,6 +15,33 @@ use crate::state::slots::MAX_CAPACITY;
 pub const MAX_PINS: usize = 256;
 /// Tools (and templates) one pin may list.
 pub const MAX_PINNED_ITEMS: usize = 4096;
+
+/// What a poisoned tool causes (`tool_integrity.poisoned_tools`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoisonAction {
+    Drop,
+    Refuse,
+    Warn,
+    Off,
+}
+
+/// How a change was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSeen {
+    /// A `tools/list` answer showed another definition.
+    List,
+    /// The client's capability hash names another definition.
+    CapabilityHash,
+}
+
+impl ChangeSeen {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeSeen::List => "list",
+            ChangeSeen::CapabilityHash => "capability_hash",
+        }
+    }
+}
 
 /// What a definition that differs from its baseline or pin causes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
