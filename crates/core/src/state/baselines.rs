@@ -191,8 +191,8 @@ impl Baselines {
         name: &str,
         now_ms: u64,
     ) -> Result<Option<Baseline>, StoreError> {
-        let bytes = self.table.read(kv, &key(upstream, scope, name))?;
-        Ok(bytes.as_deref().and_then(decode).filter(|b| b.expires_ms > now_ms))
+        let found = self.table.read_with(kv, &key(upstream, scope, name), decode)?;
+        Ok(found.flatten().filter(|b| b.expires_ms > now_ms))
     }
 
     /// The live record under the principal's scope, else (`public_too`) under the public one:

@@ -116,10 +116,53 @@ fn encode(identity: Identity, key_id: &[u8], last_used: u64, payload: &[u8]) -> 
     Ok(out)
 }
 
+/// How a slot names its logical key (see [`Identity`]), without an allocation.
+enum KeyId<'k> {
+    Borrowed(&'k [u8]),
+    Inline([u8; 17], usize),
+}
+
+impl KeyId<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyId::Borrowed(k) => k,
+            KeyId::Inline(id, n) => id.get(..*n).unwrap_or_default(),
+        }
+    }
+}
+
 /// What the probe found for a logical key.
 enum Target {
-    Own { slot: u32, cas: Cas, payload: Vec<u8> },
-    Free { slot: u32, cas: Option<Cas> },
+    /// The key's slot, with the whole value as read (its payload is [`payload_of`] it).
+    Own {
+        slot: u32,
+        cas: Cas,
+        value: Vec<u8>,
+    },
+    Free {
+        slot: u32,
+        cas: Option<Cas>,
+    },
+}
+
+/// The payload inside a value [`decode`] accepted.
+fn payload_of(value: &[u8]) -> &[u8] {
+    decode(value).map(|e| e.payload).unwrap_or_default()
+}
+
+/// Digits of a slot number, written into `buf` from its end; returns where they start.
+fn slot_digits(mut n: u32, buf: &mut [u8; 10]) -> usize {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            return i;
+        }
+    }
 }
 
 impl SlotTable {
@@ -150,27 +193,25 @@ impl SlotTable {
     /// The shared-data key of a slot: `mcpw/v1/<name>/<slot>` (built by hand: every probe
     /// builds one, and the formatting machinery costs more than the lookup it names).
     pub fn slot_key(&self, slot: u32) -> String {
-        let mut key = String::with_capacity(8 + self.name.len() + 11);
-        key.push_str("mcpw/v1/");
-        key.push_str(self.name);
-        key.push('/');
+        let mut buf = [0u8; 96];
+        self.slot_key_in(slot, &mut buf).to_owned()
+    }
+
+    /// [`SlotTable::slot_key`] written into `buf`, no allocation (table names are short ASCII).
+    fn slot_key_in<'b>(&self, slot: u32, buf: &'b mut [u8; 96]) -> &'b str {
         let mut digits = [0u8; 10];
-        let mut n = slot;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
+        let at = slot_digits(slot, &mut digits);
+        let parts: [&[u8]; 4] = [b"mcpw/v1/", self.name.as_bytes(), b"/", digits.get(at..).unwrap_or_default()];
+        let mut n = 0;
+        for part in parts {
+            for b in part {
+                if let Some(d) = buf.get_mut(n) {
+                    *d = *b;
+                    n += 1;
+                }
             }
         }
-        for d in digits.get(i..).unwrap_or_default() {
-            key.push(char::from(*d));
-        }
-        key
+        std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default()
     }
 
     fn digest(&self, logical_key: &[u8]) -> [u8; 32] {
@@ -182,15 +223,19 @@ impl SlotTable {
     }
 
     /// How the table names `logical_key` in a slot, and its home slot.
-    fn hash(&self, logical_key: &[u8]) -> (Vec<u8>, u32) {
+    fn hash<'k>(&self, logical_key: &'k [u8]) -> (KeyId<'k>, u32) {
         let (id, home) = match self.identity {
             Identity::Digest => {
                 let d = self.digest(logical_key);
+                let mut id = [0u8; 17];
                 let mut home = [0u8; 8];
+                for (dst, src) in id.iter_mut().zip(d.iter()) {
+                    *dst = *src;
+                }
                 for (dst, src) in home.iter_mut().zip(d.iter().skip(16)) {
                     *dst = *src;
                 }
-                (d.get(..16).unwrap_or_default().to_vec(), u64::from_le_bytes(home))
+                (KeyId::Inline(id, 16), u64::from_le_bytes(home))
             }
             Identity::Exact => {
                 let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -198,15 +243,16 @@ impl SlotTable {
                     h ^= u64::from(*b);
                     h = h.wrapping_mul(0x0100_0000_01b3);
                 }
-                let id = if logical_key.len() <= MAX_EXACT_KEY {
-                    let mut id = Vec::with_capacity(1 + logical_key.len());
-                    id.push(0);
-                    id.extend_from_slice(logical_key);
-                    id
+                // The key itself; a long key (or one that starts with 0xFF, which UTF-8 text
+                // never does) as 0xFF + 16 bytes of its digest, so the two forms never meet.
+                let id = if logical_key.len() <= MAX_EXACT_KEY && logical_key.first() != Some(&0xFF) {
+                    KeyId::Borrowed(logical_key)
                 } else {
-                    let mut id = vec![1];
-                    id.extend_from_slice(self.digest(logical_key).get(..16).unwrap_or_default());
-                    id
+                    let mut id = [0xFFu8; 17];
+                    for (dst, src) in id.iter_mut().skip(1).zip(self.digest(logical_key).iter()) {
+                        *dst = *src;
+                    }
+                    KeyId::Inline(id, 17)
                 };
                 (id, h)
             }
@@ -221,7 +267,8 @@ impl SlotTable {
         let mut victim: Option<(u32, Cas, u64, u64)> = None;
         for i in 0..ways {
             let slot = u32::try_from((u64::from(home) + u64::from(i)) % u64::from(self.capacity)).unwrap_or(0);
-            match kv.get(&self.slot_key(slot)).map_err(StoreError::Kv)? {
+            let mut buf = [0u8; 96];
+            match kv.get(self.slot_key_in(slot, &mut buf)).map_err(StoreError::Kv)? {
                 // A slot never written, or written empty, ends the probe: every update of this
                 // window takes the first such slot (nothing costs less to overwrite), and slots
                 // never become empty again, so the key is not further on. A miss in a sparse
@@ -231,7 +278,7 @@ impl SlotTable {
                     break;
                 }
                 Some((bytes, cas)) => match decode(&bytes) {
-                    Some(e) if e.key_id == key_id => return Ok(Target::Own { slot, cas, payload: e.payload.to_vec() }),
+                    Some(e) if e.key_id == key_id => return Ok(Target::Own { slot, cas, value: bytes }),
                     Some(e) => {
                         let c = cost(e.payload);
                         if victim.is_none_or(|(_, _, vc, vt)| (c, e.last_used) < (vc, vt)) {
@@ -278,13 +325,13 @@ impl SlotTable {
     {
         let (key_id, home) = self.hash(logical_key);
         for _ in 0..MAX_CAS_RETRIES {
-            let (slot, cas, current) = match self.probe(kv, &key_id, home, cost)? {
-                Target::Own { slot, cas, payload } => (slot, Some(cas), Some(payload)),
+            let (slot, cas, current) = match self.probe(kv, key_id.as_slice(), home, cost)? {
+                Target::Own { slot, cas, value } => (slot, Some(cas), Some(value)),
                 Target::Free { slot, cas } => (slot, cas, None),
             };
-            let (new, out) = f(current.as_deref());
+            let (new, out) = f(current.as_deref().map(payload_of));
             let Some(new) = new else { return Ok(out) };
-            let bytes = encode(self.identity, &key_id, now_ms, &new)?;
+            let bytes = encode(self.identity, key_id.as_slice(), now_ms, &new)?;
             match kv.set(&self.slot_key(slot), &bytes, cas) {
                 Ok(()) => return Ok(out),
                 Err(KvError::CasMismatch) => continue,
@@ -296,9 +343,19 @@ impl SlotTable {
 
     /// The payload of `logical_key`, if it is in the table.
     pub fn read<K: Kv + ?Sized>(&self, kv: &K, logical_key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_with(kv, logical_key, <[u8]>::to_vec)
+    }
+
+    /// `f` of the payload of `logical_key`, if it is in the table (read in place: no copy).
+    pub fn read_with<K: Kv + ?Sized, T>(
+        &self,
+        kv: &K,
+        logical_key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
         let (key_id, home) = self.hash(logical_key);
-        match self.probe(kv, &key_id, home, &|_| 0)? {
-            Target::Own { payload, .. } => Ok(Some(payload)),
+        match self.probe(kv, key_id.as_slice(), home, &|_| 0)? {
+            Target::Own { value, .. } => Ok(Some(f(payload_of(&value)))),
             Target::Free { .. } => Ok(None),
         }
     }
