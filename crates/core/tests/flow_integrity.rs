@@ -254,3 +254,27 @@ fn a_look_alike_of_a_tool_behind_another_upstream_is_dropped_as_shadowing() {
         "the same name is no look-alike"
     );
 }
+
+#[test]
+fn a_worker_reuses_a_baseline_only_as_long_as_the_policy_allows() {
+    let mut doc = config();
+    doc["tool_integrity"] = json!({"baseline_cache_ms": 1000});
+    let p = policy(doc);
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(10_000);
+    let vm = Rc::new(std::cell::RefCell::new(mcp_warden_core::state::vm::VmCache::default()));
+    let call_on_worker = |host: &mut FakeHost| {
+        let mut flow = RequestFlow::for_vm(Rc::clone(&p), Rc::default(), Rc::clone(&vm));
+        send(host, &mut flow, "alice", "tools/call", Some("echo"), &format!(r#""name":"echo","arguments":{{}},{}"#, meta("")))
+    };
+    list(&mut host, &p, "alice", &[tool("echo", "Echoes")]);
+    assert_eq!(call_on_worker(&mut host), Step::Continue);
+    // Another worker records a change; this one reuses what it read for up to a second.
+    list(&mut host, &p, "alice", &[tool("echo", "Echoes, and more")]);
+    let writes = host.kv.writes;
+    assert_eq!(call_on_worker(&mut host), Step::Continue, "within baseline_cache_ms");
+    assert_eq!(host.kv.writes, writes);
+    host.clock.advance_ms(1001);
+    assert_eq!(call_on_worker(&mut host), Step::Answered, "after it, the change is seen");
+    assert!(policy::load(br#"{"tool_integrity":{"baseline_cache_ms":6000}}"#).is_err(), "bounded");
+}

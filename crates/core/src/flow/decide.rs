@@ -147,7 +147,7 @@ fn integrity_checks(
     let (principal_key, now_ms) = (at.principal_key, at.now_ms);
     let (action, store_error) = match req.op {
         Some(Method::ToolsCall) => {
-            let c = check_call(policy, kv, &mut vm.baselined, req, at);
+            let c = check_call(policy, kv, vm, req, at);
             findings.extend(c.findings);
             (c.action, c.store_error.map(|e| ("tool_baseline".to_owned(), e)))
         }

@@ -24,8 +24,9 @@ use crate::policy::integrity::ChangeSeen;
 use crate::policy::integrity::{ChangeAction, UnknownAction};
 use crate::policy::{Action, Policy};
 use crate::ports::{Fault, Kv};
-use crate::state::baselines::{list_changed_at, list_changes, Baseline, BaselinedUpstreams, Baselines};
+use crate::state::baselines::{list_changed_at, list_changes, Baseline, Baselines};
 use crate::state::slots::StoreError;
+use crate::state::vm::VmCache;
 
 /// What the check found for one call.
 #[derive(Debug, Default)]
@@ -69,16 +70,10 @@ pub struct Subject<'a> {
     pub now_ms: u64,
 }
 
-/// Checks an allowed `tools/call` (other requests pass unchecked). `baselined`: the worker's
-/// memory of upstreams with baselines (a call to an upstream nobody listed reads one key and
-/// hashes nothing).
-pub fn check_call(
-    policy: &Policy,
-    kv: &dyn Kv,
-    baselined: &mut BaselinedUpstreams,
-    req: &McpRequest,
-    at: Subject<'_>,
-) -> CallCheck {
+/// Checks an allowed `tools/call` (other requests pass unchecked). `vm`: what the worker
+/// remembers (upstreams with baselines: a call to an upstream nobody listed reads one key and
+/// hashes nothing; with `baseline_cache_ms`, baselines read a moment ago).
+pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpRequest, at: Subject<'_>) -> CallCheck {
     let Subject { upstream, principal_key, now_ms } = at;
     let mut out = CallCheck::default();
     let ip = &policy.integrity;
@@ -96,12 +91,18 @@ pub fn check_call(
     let tables = Baselines::tools(ip.baseline_slots);
     // Legacy answers carry no scope: their baselines are the principal's alone.
     let public_too = req.era == crate::mcp::model::Era::Modern;
-    let baseline = |out: &mut CallCheck, baselined: &mut BaselinedUpstreams| -> Option<Baseline> {
-        let found = match baselined.may_have(kv, upstream) {
+    let baseline = |out: &mut CallCheck, vm: &mut VmCache| -> Option<Baseline> {
+        if let Some(recent) = vm.recent.get(upstream, principal_key, tool, now_ms) {
+            return recent;
+        }
+        let found = match vm.baselined.may_have(kv, upstream) {
             Ok(false) => Ok(None),
             Ok(true) => tables.lookup_any(kv, upstream, principal_key, tool, now_ms, public_too),
             Err(e) => Err(e),
         };
+        if let (Ok(found), true) = (&found, ip.cache_ms > 0) {
+            vm.recent.put(upstream, principal_key, tool, *found, now_ms.saturating_add(ip.cache_ms));
+        }
         match found {
             Ok(b) => b,
             Err(e) => {
@@ -121,7 +122,7 @@ pub fn check_call(
             out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash);
             return out;
         }
-        if let Some(b) = baseline(&mut out, baselined) {
+        if let Some(b) = baseline(&mut out, vm) {
             if b.seen != pinned.short() || b.trusted != pinned.short() {
                 let since = if b.changed() { b.changed_at_ms } else { b.trusted_since_ms };
                 out.changed(deny, tool, since, ChangeSeen::List);
@@ -131,7 +132,7 @@ pub fn check_call(
     }
 
     let sensitive = ip.is_sensitive(tool);
-    match baseline(&mut out, baselined) {
+    match baseline(&mut out, vm) {
         Some(b) if b.changed() => out.changed(deny, tool, b.changed_at_ms, ChangeSeen::List),
         Some(b) if claimed.is_some_and(|c| c.short() != b.trusted) => out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash),
         Some(b) if sensitive => {

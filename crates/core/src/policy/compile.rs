@@ -87,6 +87,7 @@ impl Default for Policy {
                 pins: Vec::new(),
                 ui: crate::policy::integrity::ChangeAction::Deny,
                 csp_allow: None,
+                cache_ms: 0,
             }),
             tasks: TaskPolicy {
                 bind: true,

@@ -11,6 +11,8 @@ use crate::policy::glob::Glob;
 use crate::policy::spec::{OnChange, PinSpec, PoisonedTools, TasksSpec, ToolIntegritySpec, UnknownTools};
 use crate::state::slots::MAX_CAPACITY;
 
+/// The longest a worker may reuse a baseline it read.
+pub const MAX_BASELINE_CACHE_MS: u64 = 5000;
 /// Pins one configuration may carry (one per upstream).
 pub const MAX_PINS: usize = 256;
 /// Tools (and templates) one pin may list.
@@ -85,6 +87,8 @@ pub struct IntegrityPolicy {
     pub pins: Vec<Pin>,
     pub ui: ChangeAction,
     pub csp_allow: Option<Vec<Glob>>,
+    /// How long a worker may reuse a baseline it read (0: never).
+    pub cache_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +141,9 @@ pub fn compile(spec: &ToolIntegritySpec) -> Result<IntegrityPolicy, ConfigError>
     if spec.min_baseline_ttl_secs > spec.max_baseline_ttl_secs {
         return Err(err(format!("{F}.min_baseline_ttl_secs"), "must not exceed max_baseline_ttl_secs"));
     }
+    if spec.baseline_cache_ms > MAX_BASELINE_CACHE_MS {
+        return Err(err(format!("{F}.baseline_cache_ms"), format!("must be at most {MAX_BASELINE_CACHE_MS}")));
+    }
     if spec.baseline_slots == 0 || spec.baseline_slots > MAX_CAPACITY {
         return Err(err(format!("{F}.baseline_slots"), format!("must be between 1 and {MAX_CAPACITY}")));
     }
@@ -161,6 +168,7 @@ pub fn compile(spec: &ToolIntegritySpec) -> Result<IntegrityPolicy, ConfigError>
         pins,
         ui: action(spec.ui_templates),
         csp_allow: spec.ui_csp_allow.as_deref().map(|l| globs(l, &format!("{F}.ui_csp_allow"))).transpose()?,
+        cache_ms: spec.baseline_cache_ms,
     })
 }
 

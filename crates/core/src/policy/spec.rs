@@ -117,6 +117,11 @@ pub struct ToolIntegritySpec {
     /// Domain globs a template's `_meta.ui.csp` may name (absent: any).
     #[serde(default)]
     pub ui_csp_allow: Option<Vec<String>>,
+    /// A worker may reuse a baseline it read this recently (ms; 0, the default: every call reads
+    /// shared data). Trades at most this long of not seeing a change another worker recorded for
+    /// the one shared-data read a call costs (README, "Performance").
+    #[serde(default)]
+    pub baseline_cache_ms: u64,
 }
 
 impl Default for ToolIntegritySpec {
@@ -132,6 +137,7 @@ impl Default for ToolIntegritySpec {
             pins: Vec::new(),
             ui_templates: OnChange::default(),
             ui_csp_allow: None,
+            baseline_cache_ms: 0,
         }
     }
 }

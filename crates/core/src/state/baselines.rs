@@ -296,6 +296,39 @@ impl BaselinedUpstreams {
     }
 }
 
+/// Baselines one worker VM read recently (`tool_integrity.baseline_cache_ms`): bounded, the
+/// oldest entry makes room; an entry is reused only until its time is up.
+#[derive(Debug, Default)]
+pub struct RecentBaselines {
+    /// (upstream, principal key, tool, the record as read, reusable until ms)
+    entries: Vec<(String, String, String, Option<Baseline>, u64)>,
+    next: usize,
+}
+
+/// Entries one VM keeps.
+pub const RECENT_BASELINES: usize = 256;
+
+impl RecentBaselines {
+    pub fn get(&self, upstream: &str, principal_key: &str, tool: &str, now_ms: u64) -> Option<Option<Baseline>> {
+        self.entries
+            .iter()
+            .find(|(u, p, t, _, until)| *until > now_ms && u == upstream && p == principal_key && t == tool)
+            .map(|(_, _, _, b, _)| *b)
+    }
+
+    pub fn put(&mut self, upstream: &str, principal_key: &str, tool: &str, found: Option<Baseline>, until_ms: u64) {
+        let entry = (upstream.to_owned(), principal_key.to_owned(), tool.to_owned(), found, until_ms);
+        if let Some(e) = self.entries.iter_mut().find(|(u, p, t, _, _)| u == upstream && p == principal_key && t == tool) {
+            *e = entry;
+        } else if self.entries.len() < RECENT_BASELINES {
+            self.entries.push(entry);
+        } else if let Some(e) = self.entries.get_mut(self.next) {
+            *e = entry;
+            self.next = (self.next + 1) % RECENT_BASELINES;
+        }
+    }
+}
+
 /// Slots of the `tlc` table: one per upstream cluster behind the gateway.
 pub const LIST_CHANGE_SLOTS: u32 = 256;
 

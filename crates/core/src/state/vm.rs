@@ -1,12 +1,15 @@
-//! What one worker VM remembers between its streams, to spare shared-data reads: only facts that
+//! What one worker VM remembers between its streams, to spare shared-data reads: facts that
 //! cannot turn false before the VM looks again (a session binding until it is due to be
-//! extended, an upstream marked as having baselines). Shared data stays the one authority.
+//! extended, an upstream marked as having baselines), and, only when the policy allows it
+//! (`tool_integrity.baseline_cache_ms`), baselines read a moment ago. Shared data stays the one
+//! authority.
 
-use super::baselines::BaselinedUpstreams;
+use super::baselines::{BaselinedUpstreams, RecentBaselines};
 use super::owners::OwnerCache;
 
 #[derive(Debug, Default)]
 pub struct VmCache {
     pub sessions: OwnerCache,
     pub baselined: BaselinedUpstreams,
+    pub recent: RecentBaselines,
 }
