@@ -158,3 +158,23 @@ fn a_list_the_policy_filters_cannot_travel_in_a_batch() {
     assert_eq!((status, body[0]["error"]["code"].as_i64(), body[0]["id"].as_i64()), (403, Some(-31403), Some(9)));
     assert_eq!(receipts(&flow, &mut host)[1].rule, "batch:inspected_answer");
 }
+
+#[test]
+fn a_batch_cannot_carry_a_call_past_tool_integrity_or_a_task_past_its_owner() {
+    let p = policy(json!({"tool_integrity": {"unknown_tools": "deny"}}), true);
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    // No baseline for `echo` and unknown tools are denied: alone it is refused, so in a batch too.
+    let (step, reply) = send(&mut flow, &mut host, &[call(1, "echo"), call(2, "echo")]);
+    assert_eq!(step, Step::Answered);
+    let (_, body) = reply.unwrap();
+    assert_eq!(body[0]["error"]["data"]["reason"], "unknown_tool", "{body}");
+    // A task-augmented call's answer hands out a task the filter must bind: not in a batch.
+    let p = policy(json!({}), true);
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let mut task_call = call(3, "slow");
+    task_call["params"]["task"] = json!({"ttl": 60000});
+    let (step, reply) = send(&mut flow, &mut host, &[call(4, "echo"), task_call]);
+    assert_eq!(step, Step::Answered);
+    assert!(reply.unwrap().1[0]["error"]["message"].as_str().unwrap().contains("cannot travel in a batch"));
+}

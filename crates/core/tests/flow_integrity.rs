@@ -278,3 +278,45 @@ fn a_worker_reuses_a_baseline_only_as_long_as_the_policy_allows() {
     assert_eq!(call_on_worker(&mut host), Step::Answered, "after it, the change is seen");
     assert!(policy::load(br#"{"tool_integrity":{"baseline_cache_ms":6000}}"#).is_err(), "bounded");
 }
+
+/// A legacy (2025-11-25, session-less) request from `who`.
+fn send_legacy(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, method: &str, params: &str) -> Step {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}}}}}"#);
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":authority".into(), b"gateway".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("mcp-protocol-version".into(), b"2025-11-25".to_vec()),
+        ("x-user".into(), who.as_bytes().to_vec()),
+    ];
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+    host.http.body = body.into_bytes();
+    host.http.reply = None;
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    let n = host.http.body.len();
+    flow.on_request_body(&mut host.ports(), n, true)
+}
+
+#[test]
+fn legacy_clients_are_checked_the_same_way_capability_hash_included() {
+    let p = policy(config());
+    let mut host = FakeHost::default();
+    let honest = tool("echo", "Echoes");
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(send_legacy(&mut host, &mut flow, "alice", "tools/list", ""), Step::Continue);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [honest]}});
+    host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[body.to_string().as_bytes()]);
+    let call = |host: &mut FakeHost, hash: &str| {
+        let mut f = RequestFlow::new(Rc::clone(&p));
+        send_legacy(
+            host,
+            &mut f,
+            "alice",
+            "tools/call",
+            &format!(r#""name":"echo","arguments":{{}},"_meta":{{"mcp-warden.dev/tool-hash":"{hash}"}}"#),
+        )
+    };
+    assert_eq!(call(&mut host, &Fingerprint::of_tool(&honest).text()), Step::Continue);
+    assert_eq!(call(&mut host, &Fingerprint::of_tool(&tool("echo", "Echoes!")).text()), Step::Answered);
+    assert_eq!(reply(&host).1["error"]["data"]["seenBy"], "capability_hash");
+}

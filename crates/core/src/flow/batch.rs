@@ -3,20 +3,24 @@
 //! order; the first element refused refuses the whole batch (nothing of it is forwarded), and the
 //! elements after it are not decided. Each element gets its own receipt ([`BatchElement`]).
 //!
-//! An element whose answer the response pipeline would have to read (a list the policy filters,
-//! a `tools/list` the poisoned-tool check reads)
-//! refuses the batch too: the answer would be a JSON array the inspectors do not take apart, and
-//! an answer the filter must inspect but cannot is never passed.
+//! Each element also passes the request-side integrity checks a lone request passes (a
+//! `tools/call` against its baseline or pin, a task against its creator). An element whose answer
+//! the response pipeline would have to read (a list the policy filters or tool integrity reads,
+//! a `ui://` template, a task handed out, a server identity) refuses the batch too: the answer
+//! would be a JSON array the inspectors do not take apart, and an answer the filter must inspect
+//! but cannot is never passed.
 
 use std::rc::Rc;
 
+use crate::inspect::Finding;
+use crate::integrity::call::Subject;
 use crate::mcp::model::McpRequest;
-use crate::mcp::Method;
-use crate::policy::integrity::PoisonAction;
-use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
+use crate::policy::{enforce, Action, KillSwitch, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::Principal;
+use crate::state::vm::VmCache;
 
+use super::decide::{integrity_checks, response_inspectors};
 use super::reply::{self, LocalReply};
 
 /// Rule id of the refusal of a batch element whose answer must be inspected.
@@ -34,15 +38,18 @@ pub struct BatchElement {
 
 /// The verdict on the whole batch (the first refusal, else allow), the reply that refusal sends
 /// (a JSON array holding the refused element's error), and every element's own decision.
+#[allow(clippy::too_many_arguments)]
 pub fn decide_batch(
     policy: &Rc<Policy>,
     remote_kill: &KillSwitch,
     principal: &Principal,
+    at: Subject<'_>,
     elements: Vec<McpRequest>,
-    upstream: &str,
     kv: &mut dyn Kv,
-    now_ms: u64,
+    vm: &mut VmCache,
+    findings: &mut Vec<Finding>,
 ) -> (Verdict, Option<LocalReply>, Vec<BatchElement>) {
+    let (upstream, now_ms) = (at.upstream, at.now_ms);
     let mut out: Vec<BatchElement> = Vec::with_capacity(elements.len());
     let mut overall = Verdict { action: Action::Allow, rule_id: None, dry_run: Vec::new(), store_errors: Vec::new() };
     let mut reply = None;
@@ -52,9 +59,12 @@ pub fn decide_batch(
             continue;
         }
         let mut v = enforce(policy, remote_kill, principal, &request, upstream, kv, now_ms);
-        if v.action == Action::Allow && answer_must_be_inspected(policy, &request, upstream) {
+        if v.action == Action::Allow {
+            integrity_checks(policy, &mut v, &request, at, kv, vm, findings);
+        }
+        if !response_inspectors(policy, &v, &request, upstream).is_empty() {
             v.action = Action::Deny {
-                reason: "a list the filter must read (filtered, or checked for poisoned tools) cannot travel in a batch: send it on its own".to_owned(),
+                reason: "an answer the filter must read (a filtered or checked list, a ui:// template, a task, a server identity) cannot travel in a batch: send it on its own".to_owned(),
                 hide: false,
             };
             v.rule_id = Some(RULE_INSPECTED_ANSWER.to_owned());
@@ -69,11 +79,6 @@ pub fn decide_batch(
         out.push(BatchElement { request, verdict: Some(v) });
     }
     (overall, reply, out)
-}
-
-fn answer_must_be_inspected(policy: &Policy, req: &McpRequest, upstream: &str) -> bool {
-    (req.op == Some(Method::ToolsList) && policy.integrity.poisoned != PoisonAction::Off)
-        || req.op.and_then(ListKind::from_list_method).is_some_and(|kind| list_varies(policy, req.era, upstream, kind))
 }
 
 /// A batch is answered with an array (JSON-RPC 2.0 §6).

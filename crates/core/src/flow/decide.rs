@@ -90,7 +90,8 @@ pub fn decide<'a>(
     let mut findings = Vec::new();
     let (verdict, reply) = match owner {
         Ok(Owner::Caller) if !facts.batch.is_empty() => {
-            let (v, r, elements) = decide_batch(policy, remote_kill, &principal, facts.batch, &facts.upstream, kv, facts.now_ms);
+            let at = Subject { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
+            let (v, r, elements) = decide_batch(policy, remote_kill, &principal, at, facts.batch, kv, vm, &mut findings);
             batch = elements;
             (v, r)
         }
@@ -135,7 +136,7 @@ pub fn decide<'a>(
 
 /// Tool integrity and task binding on a request policy let through: a refusal replaces the
 /// verdict (its rule is the integrity layer's), findings and store errors are kept.
-fn integrity_checks(
+pub(super) fn integrity_checks(
     policy: &Policy,
     v: &mut Verdict,
     req: &McpRequest,
@@ -194,7 +195,12 @@ fn opens_session(policy: &Policy, req: &McpRequest, verdict: &Verdict) -> bool {
 
 /// The response pipeline an allowed request's answer must pass, chosen now so that responses
 /// nobody needs to read cost nothing.
-fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest, upstream: &str) -> Vec<Box<dyn Inspector>> {
+pub(super) fn response_inspectors(
+    policy: &Rc<Policy>,
+    verdict: &Verdict,
+    req: &McpRequest,
+    upstream: &str,
+) -> Vec<Box<dyn Inspector>> {
     let mut out: Vec<Box<dyn Inspector>> = Vec::new();
     if verdict.action != Action::Allow {
         return out;
@@ -233,7 +239,7 @@ fn response_inspectors(policy: &Rc<Policy>, verdict: &Verdict, req: &McpRequest,
                 out.push(Box::new(ListFilter::new(Rc::clone(policy), ListKind::Tools)));
             }
         }
-        Some(Method::Initialize | Method::ServerDiscover) if ip.pin(upstream).is_some_and(|p| p.server.is_some()) => {
+        Some(Method::Initialize | Method::ServerDiscover) if ip.learns() => {
             out.push(Box::new(ServerIdentity::new(Rc::clone(policy))));
         }
         _ => {}

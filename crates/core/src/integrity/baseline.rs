@@ -193,8 +193,12 @@ fn ui_resource_problem(resource: &str, pin: Option<&Pin>) -> Option<&'static str
     }
 }
 
-/// The inspector `server_identity` (on `initialize` and `server/discover` answers of a pinned
-/// upstream that names its server): an answer from another server is withheld.
+/// The record name of an upstream's server identity in the tool table (no tool name holds a NUL).
+const SERVER_RECORD: &str = "\0server";
+
+/// The inspector on `initialize` and `server/discover` answers: the server identity is learned
+/// (a change is `server_identity_changed`), and an answer from another server than a pin names
+/// is withheld (`server_identity_mismatch`).
 pub struct ServerIdentity {
     policy: Rc<Policy>,
 }
@@ -210,15 +214,30 @@ impl Inspector for ServerIdentity {
         INSPECTOR
     }
 
-    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        let Some(pin) = self.policy.integrity.pin(ex.upstream) else { return Rewrite::Keep };
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
         let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
         let Some(v) = parsed else {
             findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
             return Rewrite::Keep;
         };
-        if v.get("result").is_some_and(|r| identity_mismatch(pin, r)) {
+        let Some(result) = v.get("result") else { return Rewrite::Keep };
+        let ip = &self.policy.integrity;
+        if ip.pin(ex.upstream).is_some_and(|pin| identity_mismatch(pin, result)) {
             findings.push(finding("server_identity_mismatch", Severity::High, Disposition::Block));
+            return Rewrite::Keep;
+        }
+        // The identity is learned like a tool (public: the same server for everyone); a server
+        // that starts announcing another name or version is worth a look, not a refusal.
+        if let Some((name, version)) = server_info(result) {
+            let fp = Fingerprint::of(&serde_json::json!({"name": name, "version": version}));
+            let at = Subject { upstream: ex.upstream, scope: Scope::Public, name: SERVER_RECORD };
+            match Baselines::tools(ip.baseline_slots).observe(state, at, fp.short(), ex.now_ms, ip.max_ttl_ms) {
+                Ok(Observed::Changed { first: true, .. }) => {
+                    findings.push(finding("server_identity_changed", Severity::Warning, Disposition::Report));
+                }
+                Ok(_) => {}
+                Err(_) => findings.push(Finding::store_error(INSPECTOR, Disposition::Report)),
+            }
         }
         Rewrite::Keep
     }
