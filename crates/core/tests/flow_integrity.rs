@@ -218,9 +218,8 @@ fn a_task_belongs_to_its_creator() {
 fn a_changed_ui_template_is_withheld() {
     let p = policy(config());
     let mut host = FakeHost::default();
-    let read = |host: &mut FakeHost, html: &str| -> Value {
+    let read_at = |host: &mut FakeHost, uri: &str, html: &str| -> Value {
         let mut f = RequestFlow::new(Rc::clone(&p));
-        let uri = "ui://dashboard/app.html";
         assert_eq!(
             send(host, &mut f, "alice", "resources/read", Some(uri), &format!(r#""uri":"{uri}",{}"#, meta(""))),
             Step::Continue
@@ -231,6 +230,11 @@ fn a_changed_ui_template_is_withheld() {
             host.respond(&mut f, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
         serde_json::from_slice(&got.body).unwrap()
     };
+    let read = |host: &mut FakeHost, html: &str| read_at(host, "ui://dashboard/app.html", html);
+    // A spelling with no single reading is still a template read, checked as sent.
+    let odd = "ui://dashboard/app%2Fhtml";
+    assert!(read_at(&mut host, odd, "<h1>ok</h1>")["result"].is_object());
+    assert_eq!(read_at(&mut host, odd, "<script>x()</script>")["error"]["data"]["finding"], "ui_template_changed");
     assert!(read(&mut host, "<h1>ok</h1>")["result"].is_object());
     assert!(read(&mut host, "<h1>ok</h1>")["result"].is_object());
     let swapped = read(&mut host, "<script>steal()</script>");

@@ -193,6 +193,16 @@ fn opens_session(policy: &Policy, req: &McpRequest, verdict: &Verdict) -> bool {
     policy.session_ttl_ms > 0 && req.era == Era::Legacy && req.op == Some(Method::Initialize) && verdict.action == Action::Allow
 }
 
+/// A `resources/read` of an app template: its URI resolves to `ui://…`, or has no single reading
+/// and is spelled like one (an ambiguous spelling must not skip the template check).
+fn reads_ui_template(req: &McpRequest) -> bool {
+    match (&req.resolved_name, &req.name) {
+        (Some(resolved), _) => is_ui_uri(resolved),
+        (None, Some(raw)) => raw.trim_start().get(..3).is_some_and(|s| s.eq_ignore_ascii_case("ui:")),
+        (None, None) => false,
+    }
+}
+
 /// The response pipeline an allowed request's answer must pass, chosen now so that responses
 /// nobody needs to read cost nothing.
 pub(super) fn response_inspectors(
@@ -220,7 +230,7 @@ pub(super) fn response_inspectors(
         Some(Method::ToolsCall) if policy.tasks.bind && req.handles.may_create_task => {
             out.push(Box::new(TaskBinder::new(policy)))
         }
-        Some(Method::ResourcesRead) if ip.ui != ChangeAction::Off && req.resolved_name.as_deref().is_some_and(is_ui_uri) => {
+        Some(Method::ResourcesRead) if ip.ui != ChangeAction::Off && reads_ui_template(req) => {
             out.push(Box::new(UiTemplate::new(Rc::clone(policy))));
         }
         Some(Method::SubscriptionsListen) if ip.learns() => out.push(Box::new(ListChangedWatch)),
