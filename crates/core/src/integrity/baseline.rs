@@ -70,6 +70,57 @@ fn finding(what: &'static str, severity: Severity, disposition: Disposition) -> 
     Finding { inspector: INSPECTOR, what, severity, data_class: None, fault: Fault::Upstream, disposition }
 }
 
+/// Observes one tool in every scope a call may be judged by: a public answer is recorded as
+/// public and as the caller's own (the caller's record is what its calls read first), a private
+/// one as the caller's, checked against a public record of the same tool. A change seen in one
+/// scope marks the other, so switching `cacheScope` between two lists never makes a swapped
+/// definition new.
+fn observe_in_scopes(
+    table: &Baselines,
+    state: &mut dyn Kv,
+    ex: &ExchangeView<'_>,
+    scope: Scope<'_>,
+    name: &str,
+    fp: [u8; 16],
+    lifetime: u64,
+) -> Result<Observed, crate::state::slots::StoreError> {
+    let own = Subject { upstream: ex.upstream, scope: Scope::Principal(ex.principal_key), name };
+    let public = Subject { upstream: ex.upstream, scope: Scope::Public, name };
+    let mark = |state: &mut dyn Kv, at: Subject<'_>, since: u64| table.mark_changed(state, at, fp, since, ex.now_ms, lifetime);
+    match scope {
+        Scope::Public => {
+            let shared = table.observe(state, public, fp, ex.now_ms, lifetime)?;
+            let mine = table.observe(state, own, fp, ex.now_ms, lifetime)?;
+            match (shared, mine) {
+                (Observed::Changed { since_ms, first }, Observed::New | Observed::Same) => {
+                    mark(state, own, since_ms)?;
+                    Ok(Observed::Changed { since_ms, first })
+                }
+                (Observed::New | Observed::Same, Observed::Changed { since_ms, first }) => {
+                    mark(state, public, since_ms)?;
+                    Ok(Observed::Changed { since_ms, first })
+                }
+                (c @ Observed::Changed { .. }, _) => Ok(c),
+                (Observed::New, Observed::New) => Ok(Observed::New),
+                _ => Ok(Observed::Same),
+            }
+        }
+        Scope::Principal(_) => {
+            let mine = table.observe(state, own, fp, ex.now_ms, lifetime)?;
+            let shared = table.lookup(state, ex.upstream, Scope::Public, name, ex.now_ms)?;
+            match (mine, shared) {
+                (c @ Observed::Changed { .. }, _) => Ok(c),
+                (_, Some(b)) if b.trusted != fp || b.changed() => {
+                    let since = if b.changed() { b.changed_at_ms } else { ex.now_ms };
+                    mark(state, own, since)?;
+                    Ok(Observed::Changed { since_ms: since, first: true })
+                }
+                (o, _) => Ok(o),
+            }
+        }
+    }
+}
+
 /// The inspector `tool_baseline` (on `tools/list` answers).
 pub struct ToolBaseline {
     policy: Rc<Policy>,
@@ -118,21 +169,29 @@ impl Inspector for ToolBaseline {
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
             let fp = Fingerprint::of_tool(tool);
-            let observed =
-                match table.observe(state, Subject { upstream: ex.upstream, scope, name }, fp.short(), ex.now_ms, lifetime) {
-                    Ok(o) => o,
-                    Err(_) => {
-                        findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
-                        continue;
-                    }
-                };
+            // The pin decides without the store; a NUL is in no honest tool name (and would
+            // reach the records this table keeps under NUL-prefixed names).
+            let pinned = pin.map(|p| match p.tools.get(name) {
+                None => Some("unpinned_tool"),
+                Some(h) if *h != fp => Some("tool_changed"),
+                Some(_) => None,
+            });
+            let invalid = name.contains('\0').then_some("invalid_tool_name");
+            let observed = if invalid.is_some() {
+                Ok(Observed::New)
+            } else {
+                observe_in_scopes(&table, state, ex, scope, name, fp.short(), lifetime)
+            };
+            let observed = match observed {
+                Ok(o) => o,
+                Err(_) => {
+                    findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
+                    Observed::Same
+                }
+            };
             known |= observed != Observed::New;
-            let verdict = match pin {
-                Some(p) => match p.tools.get(name) {
-                    None => Some("unpinned_tool"),
-                    Some(h) if *h != fp => Some("tool_changed"),
-                    Some(_) => None,
-                },
+            let verdict = match pinned {
+                Some(v) => v,
                 None => match observed {
                     Observed::Changed { .. } => Some("tool_changed"),
                     Observed::New => {
@@ -143,7 +202,7 @@ impl Inspector for ToolBaseline {
                 },
             };
             let ui = tool_ui_resource(tool).and_then(|u| ui_resource_problem(u, pin));
-            if let Some(what) = verdict.or(ui) {
+            if let Some(what) = invalid.or(verdict).or(ui) {
                 findings.push(finding(what, Severity::High, disposition));
                 withheld.push(name);
             }

@@ -89,15 +89,13 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
     }
     let claimed = claimed.flatten();
     let tables = Baselines::tools(ip.baseline_slots);
-    // Legacy answers carry no scope: their baselines are the principal's alone.
-    let public_too = req.era == crate::mcp::model::Era::Modern;
     let baseline = |out: &mut CallCheck, vm: &mut VmCache| -> Option<Baseline> {
         if let Some(recent) = vm.recent.get(upstream, principal_key, tool, now_ms) {
             return recent;
         }
         let found = match vm.baselined.may_have(kv, upstream) {
             Ok(false) => Ok(None),
-            Ok(true) => tables.lookup_any(kv, upstream, principal_key, tool, now_ms, public_too),
+            Ok(true) => tables.lookup_any(kv, upstream, principal_key, tool, now_ms),
             Err(e) => Err(e),
         };
         if let (Ok(found), true) = (&found, ip.cache_ms > 0) {

@@ -14,12 +14,13 @@ use unicode_normalization::UnicodeNormalization;
 /// bidirectional controls, zero-width characters, variation selectors, fillers.
 pub fn is_invisible(c: char) -> bool {
     matches!(c as u32,
-        0xE0000..=0xE007F       // tags
+        0xE0000..=0xE0FFF       // tags and the rest of the ignorable plane-14 block
         | 0x202A..=0x202E | 0x2066..=0x2069 | 0x200E | 0x200F | 0x061C // bidi controls
-        | 0x200B..=0x200D | 0x2060..=0x2064 | 0xFEFF | 0x180E   // zero width
+        | 0x200B..=0x200D | 0x2060..=0x206F | 0xFEFF | 0x180E   // zero width, deprecated format
+        | 0x1BCA0..=0x1BCA3 | 0xFFF0..=0xFFF8 | 0x0000..=0x0008 | 0x000E..=0x001F | 0x007F // shorthand format, unassigned specials, C0 controls but tab / newlines
         | 0x180B..=0x180F | 0x1D173..=0x1D17A | 0x2800           // more default-ignorables, braille blank
         | 0x00AD | 0x034F | 0x17B4 | 0x17B5                      // soft hyphen, grapheme joiner
-        | 0xFE00..=0xFE0F | 0xE0100..=0xE01EF                    // variation selectors
+        | 0xFE00..=0xFE0F                                        // variation selectors
         | 0x115F | 0x1160 | 0x3164 | 0xFFA0                      // Hangul fillers
     )
 }

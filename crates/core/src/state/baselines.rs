@@ -114,10 +114,12 @@ fn key(upstream: &str, scope: Scope<'_>, name: &str) -> Vec<u8> {
 }
 
 /// What evicting a record loses: nothing once expired; a record that saw a change is evidence
-/// and goes last.
+/// and is never evicted for another key while it lives (a flood of new names cannot erase it;
+/// they go unlearned instead, counted as store errors).
 fn eviction_cost(now_ms: u64) -> impl Fn(&[u8]) -> u64 {
     move |bytes: &[u8]| match decode(bytes) {
-        Some(b) if b.expires_ms > now_ms => 1 + u64::from(b.changed()),
+        Some(b) if b.expires_ms > now_ms && b.changed() => super::slots::NEVER_EVICT,
+        Some(b) if b.expires_ms > now_ms => 1,
         _ => 0,
     }
 }
@@ -182,6 +184,37 @@ impl Baselines {
         })
     }
 
+    /// Marks `subject` changed since `since_ms` (another scope's record of the same tool saw the
+    /// change): a record that did not exist is created already changed, so a call judged by it
+    /// is refused like one judged by the record that saw the change.
+    pub fn mark_changed<K: Kv + ?Sized>(
+        &self,
+        kv: &mut K,
+        subject: Subject<'_>,
+        seen: [u8; 16],
+        since_ms: u64,
+        now_ms: u64,
+        lifetime_ms: u64,
+    ) -> Result<(), StoreError> {
+        let logical = key(subject.upstream, subject.scope, subject.name);
+        self.table.update(kv, &logical, now_ms, &eviction_cost(now_ms), |cur| {
+            let mut b = cur.and_then(decode).filter(|b| b.expires_ms > now_ms).unwrap_or(Baseline {
+                trusted: [0; 16],
+                trusted_since_ms: since_ms,
+                seen,
+                changed_at_ms: 0,
+                confirmed_ms: now_ms,
+                expires_ms: now_ms.saturating_add(lifetime_ms),
+            });
+            if b.changed() {
+                return (None, ());
+            }
+            b.changed_at_ms = since_ms.max(1);
+            b.seen = seen;
+            (Some(encode(&b)), ())
+        })
+    }
+
     /// The live record of (upstream, scope, name), if any.
     pub fn lookup<K: Kv + ?Sized>(
         &self,
@@ -195,9 +228,9 @@ impl Baselines {
         Ok(found.flatten().filter(|b| b.expires_ms > now_ms))
     }
 
-    /// The live record under the principal's scope, else (`public_too`) under the public one:
-    /// one read when the upstream answers `private`, as the SDK servers do; two when it answers
-    /// `public`.
+    /// The live record under the principal's scope, else under the public one. Every list the
+    /// principal received wrote its own record (a public answer too), so the public one is read
+    /// only by a principal that never listed: one read on the common path.
     pub fn lookup_any<K: Kv + ?Sized>(
         &self,
         kv: &K,
@@ -205,12 +238,10 @@ impl Baselines {
         principal_key: &str,
         name: &str,
         now_ms: u64,
-        public_too: bool,
     ) -> Result<Option<Baseline>, StoreError> {
         match self.lookup(kv, upstream, Scope::Principal(principal_key), name, now_ms)? {
             Some(b) => Ok(Some(b)),
-            None if public_too => self.lookup(kv, upstream, Scope::Public, name, now_ms),
-            None => Ok(None),
+            None => self.lookup(kv, upstream, Scope::Public, name, now_ms),
         }
     }
 }
@@ -353,6 +384,7 @@ pub fn list_changed_at<K: Kv + ?Sized>(kv: &K, table: &SlotTable, upstream: &str
 mod tests {
     use super::*;
     use crate::fake_host::FakeKv;
+    use crate::state::slots::StoreError;
 
     const A: [u8; 16] = [1; 16];
     const B: [u8; 16] = [2; 16];
@@ -389,14 +421,9 @@ mod tests {
             t.observe(&mut kv, Subject { upstream: "other", scope: Scope::Public, name: "echo" }, B, 0, 100),
             Ok(Observed::New)
         );
-        assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1, true).unwrap().map(|b| b.trusted), Some(B));
-        assert_eq!(
-            t.lookup_any(&kv, "up", "carol", "echo", 1, true).unwrap().map(|b| b.trusted),
-            Some(A),
-            "public serves everyone"
-        );
-        assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1, false).unwrap(), None, "legacy: the principal's own only");
-        assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1, true).unwrap(), None);
+        assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1).unwrap().map(|b| b.trusted), Some(B));
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "echo", 1).unwrap().map(|b| b.trusted), Some(A), "public serves everyone");
+        assert_eq!(t.lookup_any(&kv, "up", "carol", "nope", 1).unwrap(), None);
         let m = list_changes();
         assert_eq!(list_changed_at(&kv, &m, "up"), Ok(None));
         mark_list_changed(&mut kv, &m, "up", 77).unwrap();
@@ -438,5 +465,16 @@ mod tests {
         }
         assert_eq!(kv.len(), 8);
         assert!(t.lookup(&kv, "up", Scope::Public, "victim", 600).unwrap().is_some_and(|b| b.changed()));
+        // A window holding only changed records refuses a new name rather than forget one.
+        let full = Baselines::tools(4);
+        let mut kv = FakeKv::new();
+        full.table.init(&mut kv).unwrap();
+        for i in 0..4 {
+            let at = Subject { upstream: "up", scope: Scope::Public, name: &format!("t{i}") };
+            full.observe(&mut kv, at, A, 1, 1_000_000).unwrap();
+            full.observe(&mut kv, at, B, 2, 1_000_000).unwrap();
+        }
+        let at = Subject { upstream: "up", scope: Scope::Public, name: "flood" };
+        assert_eq!(full.observe(&mut kv, at, A, 3, 1_000_000), Err(StoreError::Full));
     }
 }

@@ -81,7 +81,9 @@ pub fn check<K: Kv + ?Sized>(
     ttl_ms: u64,
 ) -> Result<(Owner, u64), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
-    table.update(kv, id.as_bytes(), now_ms, &eviction_cost(now_ms), |cur| match cur.and_then(decode) {
+    // An id first seen in a request is bound to its user only where that evicts nothing: ids
+    // ground to land in another's window must not push a live binding out.
+    table.update_without_eviction(kv, id.as_bytes(), now_ms, &eviction_cost(now_ms), |cur| match cur.and_then(decode) {
         Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, (Owner::Other, exp)),
         Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, (Owner::Caller, exp)),
         _ => (Some(encode(principal_key, expires)), (Owner::Caller, expires)),
@@ -192,6 +194,22 @@ mod tests {
             let _ = check_cached(&mut cache, &mut kv, &t, &format!("x-{i}"), "p", 700, 1000);
         }
         assert_eq!(cache.entries.len(), SESSION_CACHE_ENTRIES);
+    }
+
+    #[test]
+    fn ids_first_seen_in_requests_never_push_a_live_binding_out() {
+        let (mut kv, t) = (FakeKv::new(), SlotTable::new("task", 4, 4));
+        t.init(&mut kv).unwrap();
+        for i in 0..4 {
+            bind(&mut kv, &t, &format!("t-{i}"), "alice", 0, 1000).unwrap();
+        }
+        // Mallory's guesses fill nothing: the table is full of live bindings.
+        for i in 0..50 {
+            assert_eq!(check(&mut kv, &t, &format!("guess-{i}"), "mallory", 10, 1000).map(|(o, _)| o), Ok(Owner::Caller));
+        }
+        for i in 0..4 {
+            assert_eq!(check(&mut kv, &t, &format!("t-{i}"), "mallory", 20, 1000).map(|(o, _)| o), Ok(Owner::Other), "t-{i}");
+        }
     }
 
     #[test]

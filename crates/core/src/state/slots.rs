@@ -40,7 +40,13 @@ pub enum StoreError {
     Kv(KvError),
     /// The payload was larger than [`MAX_PAYLOAD`].
     TooLarge,
+    /// Every slot of the key's window holds something the table may not evict for it
+    /// ([`NEVER_EVICT`], or a live entry for [`SlotTable::update_without_eviction`]).
+    Full,
 }
+
+/// An eviction cost that means "never": evidence a table must keep (a baseline that saw a change).
+pub const NEVER_EVICT: u64 = u64::MAX;
 
 /// A fixed-size table of slots under one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,15 +140,9 @@ impl KeyId<'_> {
 /// What the probe found for a logical key.
 enum Target {
     /// The key's slot, with the whole value as read (its payload is [`payload_of`] it).
-    Own {
-        slot: u32,
-        cas: Cas,
-        value: Vec<u8>,
-    },
-    Free {
-        slot: u32,
-        cas: Option<Cas>,
-    },
+    Own { slot: u32, cas: Cas, value: Vec<u8> },
+    /// A slot to write, and what overwriting it loses (0: nothing).
+    Free { slot: u32, cas: Option<Cas>, cost: u64 },
 }
 
 /// The payload inside a value [`decode`] accepted.
@@ -297,11 +297,11 @@ impl SlotTable {
             }
         }
         if let Some(slot) = empty {
-            return Ok(Target::Free { slot, cas: None });
+            return Ok(Target::Free { slot, cas: None, cost: 0 });
         }
         match victim {
-            Some((slot, cas, _, _)) => Ok(Target::Free { slot, cas: Some(cas) }),
-            None => Ok(Target::Free { slot: home, cas: None }),
+            Some((slot, cas, cost, _)) => Ok(Target::Free { slot, cas: Some(cas), cost }),
+            None => Ok(Target::Free { slot: home, cas: None, cost: 0 }),
         }
     }
 
@@ -311,13 +311,50 @@ impl SlotTable {
     /// payload (`None` = leave the store as it is) and a result. `cost` scores what is lost by
     /// overwriting another key's payload (0 = nothing). `f` may run several times (once per
     /// attempt); only the last attempt's result is returned.
+    /// An entry scored [`NEVER_EVICT`] is never overwritten for another key
+    /// ([`StoreError::Full`] when the whole window holds such entries).
     pub fn update<K, T, F>(
         &self,
         kv: &mut K,
         logical_key: &[u8],
         now_ms: u64,
         cost: &dyn Fn(&[u8]) -> u64,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        K: Kv + ?Sized,
+        F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+    {
+        self.update_inner(kv, logical_key, now_ms, cost, f, NEVER_EVICT)
+    }
+
+    /// [`SlotTable::update`] that creates the key only in a slot whose loss costs nothing
+    /// (empty, expired): a key nobody vouched for (an id first seen in a request) must not push
+    /// out a live one. With the window full, `f`'s result for an absent key is returned and
+    /// nothing is written.
+    pub fn update_without_eviction<K, T, F>(
+        &self,
+        kv: &mut K,
+        logical_key: &[u8],
+        now_ms: u64,
+        cost: &dyn Fn(&[u8]) -> u64,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        K: Kv + ?Sized,
+        F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+    {
+        self.update_inner(kv, logical_key, now_ms, cost, f, 1)
+    }
+
+    fn update_inner<K, T, F>(
+        &self,
+        kv: &mut K,
+        logical_key: &[u8],
+        now_ms: u64,
+        cost: &dyn Fn(&[u8]) -> u64,
         mut f: F,
+        refuse_at: u64,
     ) -> Result<T, StoreError>
     where
         K: Kv + ?Sized,
@@ -325,12 +362,15 @@ impl SlotTable {
     {
         let (key_id, home) = self.hash(logical_key);
         for _ in 0..MAX_CAS_RETRIES {
-            let (slot, cas, current) = match self.probe(kv, key_id.as_slice(), home, cost)? {
-                Target::Own { slot, cas, value } => (slot, Some(cas), Some(value)),
-                Target::Free { slot, cas } => (slot, cas, None),
+            let (slot, cas, current, loss) = match self.probe(kv, key_id.as_slice(), home, cost)? {
+                Target::Own { slot, cas, value } => (slot, Some(cas), Some(value), 0),
+                Target::Free { slot, cas, cost } => (slot, cas, None, cost),
             };
             let (new, out) = f(current.as_deref().map(payload_of));
             let Some(new) = new else { return Ok(out) };
+            if loss >= refuse_at {
+                return if refuse_at == NEVER_EVICT { Err(StoreError::Full) } else { Ok(out) };
+            }
             let bytes = encode(self.identity, key_id.as_slice(), now_ms, &new)?;
             match kv.set(&self.slot_key(slot), &bytes, cas) {
                 Ok(()) => return Ok(out),
