@@ -19,6 +19,7 @@
 //! [`MAX_SSE_EVENT_BYTES`]. Non-2xx answers without a JSON body pass (they carry no result).
 
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite};
+use crate::mcp::jsonrpc::{parse_body, Body};
 use crate::mcp::sse::{SseDecoder, SseEvent};
 use crate::ports::{HostError, HttpIo, Kv, Step};
 
@@ -195,6 +196,12 @@ impl ResponsePipeline {
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        if answers_another_request(ex, message) {
+            // The SDKs hand a response to whichever pending request has its id: on this
+            // request's answer it would reach another request past the inspectors that one chose.
+            self.findings.push(unreadable("foreign_response"));
+            return (None, Some(reply::withheld(ex.request, "response", "foreign_response").into_bytes()));
+        }
         let mut current: Option<Vec<u8>> = None;
         for inspector in &mut self.inspectors {
             let before = self.findings.len();
@@ -208,6 +215,25 @@ impl ResponsePipeline {
             }
         }
         (current, None)
+    }
+}
+
+/// True when `message` is a JSON-RPC response (or a batch of them) to an id other than the
+/// request's own. A legacy GET stream has no request id: what it replays is judged by shape.
+fn answers_another_request(ex: &ExchangeView<'_>, message: &[u8]) -> bool {
+    let Some(own) = ex.request.id.as_deref() else { return false };
+    if ex.request.handles.standalone_stream {
+        return false;
+    }
+    let same = |id: &str| match (serde_json::from_str::<serde_json::Value>(id), serde_json::from_str::<serde_json::Value>(own)) {
+        (Ok(a), Ok(b)) => a == b || a.as_f64().is_some_and(|x| b.as_f64() == Some(x)),
+        _ => id == own,
+    };
+    match parse_body(message) {
+        Ok(Body::Single(env)) => (env.has_result || env.has_error) && env.id.is_some_and(|i| !same(i.json())),
+        // An array answers several requests at once: never this single request's own answer.
+        Ok(Body::Batch(items)) => items.iter().any(|e| e.has_result || e.has_error),
+        Err(_) => false,
     }
 }
 

@@ -87,18 +87,23 @@ impl Inspector for UiTemplate {
             Ok(_) => {}
             Err(_) => findings.push(Finding::store_error(INSPECTOR, Disposition::Report)),
         }
-        if let Some(pinned) = pin.and_then(|p| p.ui.get(uri)) {
-            if *pinned != fp {
-                findings.push(found("ui_template_changed"));
-            }
+        match pin.map(|p| (&p.ui, p.ui.get(uri))) {
+            Some((_, Some(pinned))) if *pinned != fp => findings.push(found("ui_template_changed")),
+            // A pin that lists templates approves those alone.
+            Some((listed, None)) if !listed.is_empty() => findings.push(found("unpinned_ui_template")),
+            _ => {}
         }
         if let Some(allow) = &ip.csp_allow {
             let items = contents.as_array().map(Vec::as_slice).unwrap_or_default();
+            // A list that is not an array of strings cannot be checked: it is not allowed.
             let denied = items.iter().filter_map(|c| c.pointer("/_meta/ui/csp")).any(|csp| {
-                CSP_LISTS.iter().filter_map(|k| csp.get(*k).and_then(Value::as_array)).flatten().any(|d| match d.as_str() {
-                    Some(domain) => !allow.iter().any(|g| g.matches(domain)),
-                    None => true,
-                })
+                !csp.is_object()
+                    || CSP_LISTS.iter().filter_map(|k| csp.get(*k)).any(|list| match list.as_array() {
+                        Some(domains) => {
+                            domains.iter().any(|d| d.as_str().is_none_or(|domain| !allow.iter().any(|g| g.matches(domain))))
+                        }
+                        None => true,
+                    })
             });
             if denied {
                 findings.push(found("csp_domain_not_allowed"));

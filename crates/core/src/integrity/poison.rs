@@ -198,6 +198,7 @@ impl Inspector for PoisonCheck {
 /// Every poisoned tool of a list, once per kind of finding.
 pub fn judge(tools: &[Value]) -> Vec<Poisoned> {
     let mut out = Vec::new();
+    let phrases = phrase_words();
     let names: Vec<Option<&str>> = tools.iter().map(|t| t.get("name").and_then(Value::as_str)).collect();
     // Each name's skeleton once, grouped: look-alikes are found in one pass, however long the list.
     let mut by_skeleton: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
@@ -222,7 +223,9 @@ pub fn judge(tools: &[Value]) -> Vec<Poisoned> {
         if texts.iter().any(|t| has_invisible(t)) {
             out.push(Poisoned { name: name.clone(), what: "invisible_unicode" });
         }
-        if texts.iter().any(|t| injected(t)) {
+        if texts.iter().any(|t| t.len() > MAX_JUDGED_TEXT) {
+            out.push(Poisoned { name: name.clone(), what: "oversized_text" });
+        } else if texts.iter().any(|t| injected(t, &phrases)) {
             out.push(Poisoned { name: name.clone(), what: "injected_instruction" });
         }
         if let Some(n) = names.get(i).copied().flatten() {
@@ -237,17 +240,20 @@ pub fn judge(tools: &[Value]) -> Vec<Poisoned> {
 
 /// True when `text` holds one of [`INJECTED_PHRASES`]: as folded, or as words (punctuation in
 /// place of spaces: `ignore-previous-instructions`).
-fn injected(text: &str) -> bool {
+fn injected(text: &str, phrase_words: &[String]) -> bool {
     let folded = fold::fold(text);
-    let words = fold::words(&folded);
-    INJECTED_PHRASES.iter().any(|p| {
-        if folded.contains(p) {
-            return true;
-        }
-        let w = fold::words(p);
-        w.contains(' ') && format!(" {words} ").contains(&format!(" {w} "))
-    })
+    let padded = format!(" {} ", fold::words(&folded));
+    INJECTED_PHRASES.iter().any(|p| folded.contains(p)) || phrase_words.iter().any(|w| padded.contains(w.as_str()))
 }
+
+/// Each multi-word phrase of [`INJECTED_PHRASES`] as ` words `, built once per list.
+fn phrase_words() -> Vec<String> {
+    INJECTED_PHRASES.iter().map(|p| fold::words(p)).filter(|w| w.contains(' ')).map(|w| format!(" {w} ")).collect()
+}
+
+/// A text longer than this is not judged phrase by phrase: it is a finding of its own
+/// (`oversized_text`), so a description cannot buy time by its size.
+pub const MAX_JUDGED_TEXT: usize = 64 * 1024;
 
 /// Every key and string of a JSON Schema: what the model reads of a tool's parameters.
 fn schema_texts<'v>(v: &'v Value, out: &mut Vec<&'v str>) {

@@ -146,6 +146,16 @@ pub fn check_task_access(
     if !policy.tasks.bind {
         return (None, None, None);
     }
+    // The legacy `tasks/list` would show the caller every task the server holds, other
+    // principals' too (a session-less server does not scope it): binding cannot filter what it
+    // does not know, so it is refused, as the 2026-07-28 tasks extension removed it.
+    if req.op == Some(Method::TasksList) {
+        let f = finding("task_list_refused", Severity::Info, Fault::Client);
+        let reason =
+            "tasks/list is not served through this gateway (it would list other principals' tasks): poll your tasks by id"
+                .to_owned();
+        return (Some(Action::Deny { reason, hide: false }), Some(f), None);
+    }
     let ids = task_ids(req);
     if ids.len() > MAX_LISTEN_TASK_IDS {
         let task = format!("{} (and {} more)", ids.first().copied().unwrap_or_default(), ids.len() - 1);
