@@ -367,3 +367,25 @@ fn an_answer_to_another_request_on_this_stream_is_withheld() {
     let text = String::from_utf8(got.body).unwrap();
     assert!(text.contains("foreign_response") && !text.contains("ignore previous"), "{text}");
 }
+
+#[test]
+fn a_refused_rug_pull_is_receipted_with_its_finding() {
+    use mcp_warden_core::flow::ExchangeStats;
+    use mcp_warden_core::receipt::exchange::{Exchange, WireVerdict};
+    let p = policy(config());
+    let mut host = FakeHost::default();
+    list(&mut host, &p, "alice", &[tool("echo", "Echoes")]);
+    list(&mut host, &p, "alice", &[tool("echo", "Echoes, and more")]);
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let body = format!(r#""name":"echo","arguments":{{}},{}"#, meta(""));
+    assert_eq!(send(&mut host, &mut flow, "alice", "tools/call", Some("echo"), &body), Step::Answered);
+    host.queue.ready = true;
+    host.queue.messages.clear();
+    flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
+    let e = Exchange::decode(&host.queue.messages[0]).unwrap();
+    assert_eq!(e.verdict, WireVerdict::Block);
+    assert_eq!(
+        (e.rule.as_str(), e.layer.as_str(), e.severity.as_str()),
+        ("tool_integrity:tool_changed", "tool_baseline", "high")
+    );
+}
