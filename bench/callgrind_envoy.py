@@ -38,9 +38,9 @@ LEARN_TOOLS = False
 
 def learn_tools(port: int) -> None:
     """One 2026-07-28 tools/list as wrk's client (127.0.0.1, no User-Agent: the same anonymous
-    principal): the bench upstream's answer lists the bench tool, and the filter learns it."""
+    principal), with the id of the bench upstream's canned answer, which lists the bench tool."""
     import http.client
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+    body = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}})
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     c.request("POST", "/mcp", body=body, headers={"content-type": "application/json", "accept": "application/json, text/event-stream",
