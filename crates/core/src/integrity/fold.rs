@@ -65,6 +65,29 @@ fn latin_lookalike(c: char) -> char {
         'ɡ' => 'g',
         'г' => 'r',
         'п' => 'n',
+        // Latin small capitals and IPA letters drawn as plain letters
+        'ᴀ' => 'a',
+        'ʙ' => 'b',
+        'ᴄ' => 'c',
+        'ᴅ' => 'd',
+        'ᴇ' => 'e',
+        'ꜰ' => 'f',
+        'ɢ' => 'g',
+        'ʜ' => 'h',
+        'ɪ' => 'i',
+        'ᴊ' => 'j',
+        'ᴋ' => 'k',
+        'ʟ' => 'l',
+        'ᴍ' => 'm',
+        'ɴ' => 'n',
+        'ᴏ' => 'o',
+        'ᴘ' => 'p',
+        'ᴛ' => 't',
+        'ᴜ' => 'u',
+        'ᴠ' => 'v',
+        'ᴡ' => 'w',
+        'ʏ' => 'y',
+        'ᴢ' => 'z',
         // Armenian
         'օ' => 'o',
         'ս' => 'u',
@@ -158,6 +181,12 @@ mod tests {
         assert_eq!(fold("ｉｇｎｏｒｅ 𝐩𝐫𝐞𝐯𝐢𝐨𝐮𝐬"), "ignore previous", "fullwidth and mathematical letters");
         assert_eq!(fold("ig\u{200b}no\u{2060}re"), "ignore", "zero-width characters inside a word");
         assert_eq!(fold("іgnоrе"), "ignore", "Cyrillic look-alikes");
+        assert_eq!(fold("ɪɢɴᴏʀᴇ ᴘʀᴇᴠɪᴏᴜꜱ"), "ignore previous", "Latin small capitals");
+        assert_eq!(
+            fold("dis\u{1bca0}regard the a\u{206a}bove"),
+            "disregard the above",
+            "shorthand and deprecated format controls"
+        );
         assert_eq!(fold("ﬁle"), "file", "ligature");
         assert_eq!(fold("déjà vu"), "deja vu", "marks go, letters stay");
         assert_eq!(fold("i\u{307}gnore"), "ignore", "a combining mark on a letter");
