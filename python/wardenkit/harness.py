@@ -6,6 +6,7 @@ scripts/gateway.py and bench/receipts.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -227,6 +228,22 @@ def wait_for(what: str, cond, timeout: float = 60.0, gw=None):
 def warden_stat(gw, name: str) -> int:
     """The filter's counter `mcp_warden_<name>` on gateway `gw` (0 until it first counts)."""
     return gw.stats(f"mcp_warden_{name}").get(f"wasmcustom.mcp_warden_{name}", 0)
+
+
+@contextlib.contextmanager
+def mcp_upstream(name: str, argv: list[str], log_dir: Path):
+    """Runs an MCP server script (`argv`, to which `--port N` is added) on a free port, waits
+    until /mcp answers, yields the port, stops it by PID; its log is attached to a failing test."""
+    port = free_port()
+    proc = Proc(name, [*argv, "--port", str(port)], log_dir)
+    LIVE_PROCS.append(proc)
+    try:
+        wait_port(port, proc=proc)
+        wait_mcp(f"http://127.0.0.1:{port}/mcp", proc=proc)
+        yield port
+    finally:
+        LIVE_PROCS.remove(proc)
+        proc.stop()
 
 
 def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream") -> Proc:

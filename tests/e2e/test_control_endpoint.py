@@ -361,33 +361,23 @@ def test_rate_limit_is_shared_by_all_workers(demo_upstream, wasm, tmp_path):
         envoy.stop()
 
 
-def test_pins_from_the_control_endpoint_are_in_force_within_a_poll(warden, gateway, demo_upstream, tmp_path):
+def test_pins_from_the_control_endpoint_are_in_force_within_a_poll(warden, control, gateway, demo_upstream):
     """`warden pin URL > pins.json` in the control directory: the manifest is in force over the
     plugin configuration at the next poll (a tool it does not approve leaves lists and is refused),
     and removing the file lifts it."""
-    directory = tmp_path / "control"
-    directory.mkdir()
-    cport = harness.free_port()
-    ctl = harness.Proc("warden-control", [str(warden), "control", "--dir", str(directory),
-                                          "--listen", f"127.0.0.1:{cport}"], tmp_path / "logs")
-    harness.LIVE_PROCS.append(ctl)
-    try:
-        harness.wait_port(cport, proc=ctl)
-        gw = gateway(upstream_port=demo_upstream.port, plugin_config={"control": PLUGIN_CONFIG["control"]},
-                     replace={"  clusters:\n": CONTROL_CLUSTER.format(port=cport)}, wait_mcp=True)
-        manifest = json.loads(subprocess.run([str(warden), "pin", demo_upstream.url], capture_output=True, text=True,
-                                             check=True).stdout)
-        assert "echo" in manifest["tools"] and manifest["upstream"] == "mcp_upstream"
-        del manifest["tools"]["echo"]  # the security team does not approve echo
-        write(directory / "pins.json", manifest)
-        status, _, msg = eventually(lambda: (r := tool_call(gw.url, "echo", {"text": "hi"}, 50))[0] == 403 and r,
-                                    "served pins installed", (gw.proc, ctl))
-        assert msg["error"]["data"] == {"reason": "unpinned_tool", "tool": "echo"}, msg
-        names = [t["name"] for t in call(gw.url, "tools/list", rid=51)[2]["result"]["tools"]]
-        assert "echo" not in names and "open_gate" in names, names
-        assert tool_call(gw.url, "open_gate", {"gate": "g"}, 52)[0] == 200, "approved tools run"
-        (directory / "pins.json").unlink()
-        eventually(lambda: tool_call(gw.url, "echo", {"text": "hi"}, 53)[0] == 200, "pins lifted", (gw.proc, ctl))
-    finally:
-        harness.LIVE_PROCS.remove(ctl)
-        ctl.stop()
+    gw = gateway(upstream_port=demo_upstream.port, plugin_config={"control": PLUGIN_CONFIG["control"]},
+                 replace={"  clusters:\n": CONTROL_CLUSTER.format(port=control.port)}, wait_mcp=True)
+    logs = (gw.proc, control.proc)
+    manifest = json.loads(subprocess.run([str(warden), "pin", demo_upstream.url], capture_output=True, text=True,
+                                         check=True).stdout)
+    assert "echo" in manifest["tools"] and manifest["upstream"] == "mcp_upstream"
+    del manifest["tools"]["echo"]  # the security team does not approve echo
+    write(control.dir / "pins.json", manifest)
+    status, _, msg = eventually(lambda: (r := tool_call(gw.url, "echo", {"text": "hi"}, 50))[0] == 403 and r,
+                                "served pins installed", logs)
+    assert msg["error"]["data"] == {"reason": "unpinned_tool", "tool": "echo"}, msg
+    names = [t["name"] for t in call(gw.url, "tools/list", rid=51)[2]["result"]["tools"]]
+    assert "echo" not in names and "open_gate" in names, names
+    assert tool_call(gw.url, "open_gate", {"gate": "g"}, 52)[0] == 200, "approved tools run"
+    (control.dir / "pins.json").unlink()
+    eventually(lambda: tool_call(gw.url, "echo", {"text": "hi"}, 53)[0] == 200, "pins lifted", logs)

@@ -23,17 +23,9 @@ TASKS = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
 def tasks_upstream(tmp_path_factory):
     if not PEERS_PYTHON.is_file():
         pytest.fail(f"{PEERS_PYTHON} is missing: `make deps-peers` installs fastmcp + fastmcp-tasks", pytrace=False)
-    port = harness.free_port()
-    proc = harness.Proc("tasks-upstream", [str(PEERS_PYTHON), str(harness.ROOT / "tests/e2e/tasks_upstream.py"), "--port", str(port)],
-                        tmp_path_factory.mktemp("tasks"))
-    harness.LIVE_PROCS.append(proc)
-    try:
-        harness.wait_port(port, proc=proc)
-        harness.wait_mcp(f"http://127.0.0.1:{port}/mcp", proc=proc)
+    with harness.mcp_upstream("tasks-upstream", [str(PEERS_PYTHON), str(harness.ROOT / "tests/e2e/tasks_upstream.py")],
+                              tmp_path_factory.mktemp("tasks")) as port:
         yield port
-    finally:
-        harness.LIVE_PROCS.remove(proc)
-        proc.stop()
 
 
 def rpc(url: str, method: str, params: dict, who: dict[str, str], name: str | None = None) -> tuple[int, dict]:

@@ -17,7 +17,6 @@ Every stop is counted (`mcp_warden_findings_total`) and receipted as a block.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import urllib.error
@@ -34,19 +33,10 @@ ERAS = ["2026-07-28", "legacy"]
 CLIENT = "mcp-warden-e2e-raw"
 
 
-@contextlib.contextmanager
 def rugpull(tmp_path, *flags: str):
-    port = harness.free_port()
-    proc = harness.Proc(f"rugpull-{port}", [str(harness.PYTHON), str(harness.ROOT / "tests/e2e/rugpull_upstream.py"),
-                                            "--port", str(port), *flags], tmp_path)
-    harness.LIVE_PROCS.append(proc)
-    try:
-        harness.wait_port(port, proc=proc)
-        harness.wait_mcp(f"http://127.0.0.1:{port}/mcp", proc=proc)
-        yield port
-    finally:
-        harness.LIVE_PROCS.remove(proc)
-        proc.stop()
+    """A rugpull_upstream.py with `flags`, as a context manager yielding its port."""
+    script = [str(harness.PYTHON), str(harness.ROOT / "tests/e2e/rugpull_upstream.py"), *flags]
+    return harness.mcp_upstream(f"rugpull-{'-'.join(f.strip('-') for f in flags) or 'plain'}", script, tmp_path)
 
 
 def swap(port: int, on: bool) -> None:

@@ -21,17 +21,9 @@ POISONED = ["add", "notes", "r\u0435ad_file"]
 
 @pytest.fixture(scope="module")
 def poisoned(tmp_path_factory):
-    port = harness.free_port()
-    proc = harness.Proc("poisoned-upstream", [str(harness.PYTHON), str(harness.ROOT / "tests/e2e/poisoned_upstream.py"),
-                                              "--port", str(port)], tmp_path_factory.mktemp("poisoned"))
-    harness.LIVE_PROCS.append(proc)
-    try:
-        harness.wait_port(port, proc=proc)
-        harness.wait_mcp(f"http://127.0.0.1:{port}/mcp", proc=proc)
+    with harness.mcp_upstream("poisoned-upstream", [str(harness.PYTHON), str(harness.ROOT / "tests/e2e/poisoned_upstream.py")],
+                              tmp_path_factory.mktemp("poisoned")) as port:
         yield port
-    finally:
-        harness.LIVE_PROCS.remove(proc)
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

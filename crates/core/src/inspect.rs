@@ -5,6 +5,7 @@
 //! never import `flow`: they report, and the flow alone turns findings into actions, metrics and
 //! receipt fields.
 
+use crate::mcp::checked::unambiguous_object;
 use crate::mcp::model::McpRequest;
 use crate::ports::{Fault, Kv};
 use crate::principal::Principal;
@@ -93,6 +94,16 @@ impl Finding {
             disposition: Disposition::Block,
         }
     }
+}
+
+/// `message` as one JSON object with one reading ([`unambiguous_object`]), or `None` after
+/// recording that `inspector` must withhold it (an answer it must read and cannot).
+pub fn read_object(inspector: &'static str, message: &[u8], findings: &mut Vec<Finding>) -> Option<serde_json::Value> {
+    let parsed = if unambiguous_object(message) { serde_json::from_slice(message).ok() } else { None };
+    if parsed.is_none() {
+        findings.push(Finding::unreadable(inspector, "unreadable_message"));
+    }
+    parsed
 }
 
 /// True when `message` may hold `literal` once its JSON escapes are decoded: it holds it as is,

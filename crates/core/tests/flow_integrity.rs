@@ -26,18 +26,26 @@ fn policy(doc: Value) -> Rc<Policy> {
 
 /// One modern request from `who`: `(step, local reply as JSON if any)`.
 fn send(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, method: &str, name: Option<&str>, params: &str) -> Step {
+    let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    headers.extend(name.map(|n| ("mcp-name", n)));
+    post(host, flow, who, &headers, method, params)
+}
+
+/// A legacy (2025-11-25, session-less) request from `who`.
+fn send_legacy(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, method: &str, params: &str) -> Step {
+    post(host, flow, who, &[("mcp-protocol-version", "2025-11-25")], method, params)
+}
+
+/// One POST from `who` with the era's `headers`, driven as Envoy does.
+fn post(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, headers: &[(&str, &str)], method: &str, params: &str) -> Step {
     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}}}}}"#);
     host.http.headers = vec![
         (":method".into(), b"POST".to_vec()),
         (":authority".into(), b"gateway".to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
-        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
-        ("mcp-method".into(), method.as_bytes().to_vec()),
         ("x-user".into(), who.as_bytes().to_vec()),
     ];
-    if let Some(n) = name {
-        host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-    }
+    host.http.headers.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())));
     if host.http.peer.is_empty() {
         host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
     }
@@ -286,24 +294,6 @@ fn a_worker_reuses_a_baseline_only_as_long_as_the_policy_allows() {
     host.clock.advance_ms(1001);
     assert_eq!(call_on_worker(&mut host), Step::Answered, "after it, the change is seen");
     assert!(policy::load(br#"{"tool_integrity":{"baseline_cache_ms":6000}}"#).is_err(), "bounded");
-}
-
-/// A legacy (2025-11-25, session-less) request from `who`.
-fn send_legacy(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, method: &str, params: &str) -> Step {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}}}}}"#);
-    host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("mcp-protocol-version".into(), b"2025-11-25".to_vec()),
-        ("x-user".into(), who.as_bytes().to_vec()),
-    ];
-    host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.http.body = body.into_bytes();
-    host.http.reply = None;
-    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
-    let n = host.http.body.len();
-    flow.on_request_body(&mut host.ports(), n, true)
 }
 
 #[test]

@@ -13,7 +13,7 @@
 use std::rc::Rc;
 
 use crate::inspect::Finding;
-use crate::integrity::call::Subject;
+use crate::integrity::call::Requester;
 use crate::mcp::model::McpRequest;
 use crate::policy::{enforce, Action, KillSwitch, Policy, Verdict};
 use crate::ports::Kv;
@@ -43,7 +43,7 @@ pub fn decide_batch(
     policy: &Rc<Policy>,
     remote_kill: &KillSwitch,
     principal: &Principal,
-    at: Subject<'_>,
+    at: Requester<'_>,
     elements: Vec<McpRequest>,
     kv: &mut dyn Kv,
     vm: &mut VmCache,

@@ -9,7 +9,7 @@ use crate::inspect::{Finding, Inspector};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
 use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
 use crate::integrity::call::check_call;
-use crate::integrity::call::Subject;
+use crate::integrity::call::Requester;
 use crate::integrity::poison::{PoisonAction, PoisonCheck};
 use crate::integrity::tasks::{check_task_access, TaskBinder};
 use crate::mcp::model::{Era, McpRequest};
@@ -88,9 +88,9 @@ pub fn decide<'a>(
     let owner = session_owner(policy, &facts.request, &principal_key, kv, &mut vm.sessions, facts.now_ms);
     let mut batch = Vec::new();
     let mut findings = Vec::new();
+    let at = Requester { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
     let (verdict, reply) = match owner {
         Ok(Owner::Caller) if !facts.batch.is_empty() => {
-            let at = Subject { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
             let (v, r, elements) = decide_batch(policy, remote_kill, &principal, at, facts.batch, kv, vm, &mut findings);
             batch = elements;
             (v, r)
@@ -98,7 +98,6 @@ pub fn decide<'a>(
         Ok(Owner::Caller) => {
             let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
             if v.action == Action::Allow {
-                let at = Subject { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
                 integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
             }
             let r = reply::for_action(&v.action, &facts.request);
@@ -140,7 +139,7 @@ pub(super) fn integrity_checks(
     policy: &Policy,
     v: &mut Verdict,
     req: &McpRequest,
-    at: Subject<'_>,
+    at: Requester<'_>,
     kv: &mut dyn Kv,
     vm: &mut VmCache,
     findings: &mut Vec<Finding>,
@@ -216,17 +215,18 @@ pub(super) fn response_inspectors(
         return out;
     }
     let ip = &policy.integrity;
-    match req.op {
-        // Baselines learn what the upstream sent, before anything is dropped from it; then
-        // poisoned definitions leave the list before anything else reads it.
-        Some(Method::ToolsList) => {
-            if ip.learns() {
-                out.push(Box::new(ToolBaseline::new(Rc::clone(policy))));
-            }
-            if ip.poisoned != PoisonAction::Off {
-                out.push(Box::new(PoisonCheck::new(ip.poisoned)));
-            }
+    // What reads a tools/list result: baselines learn what the upstream sent, before anything
+    // is dropped from it; then poisoned definitions leave it; then what the policy hides.
+    let tool_list = |out: &mut Vec<Box<dyn Inspector>>| {
+        if ip.learns() {
+            out.push(Box::new(ToolBaseline::new(Rc::clone(policy))));
         }
+        if ip.poisoned != PoisonAction::Off {
+            out.push(Box::new(PoisonCheck::new(ip.poisoned)));
+        }
+    };
+    match req.op {
+        Some(Method::ToolsList) => tool_list(&mut out),
         Some(Method::ToolsCall) if policy.tasks.bind && req.handles.may_create_task => {
             out.push(Box::new(TaskBinder::new(policy)))
         }
@@ -240,14 +240,8 @@ pub(super) fn response_inspectors(
         None if req.handles.standalone_stream => {
             if ip.learns() {
                 out.push(Box::new(ListChangedWatch));
-                out.push(Box::new(ToolBaseline::new(Rc::clone(policy))));
             }
-            if ip.poisoned != PoisonAction::Off {
-                out.push(Box::new(PoisonCheck::new(ip.poisoned)));
-            }
-            if list_varies(policy, req.era, upstream, ListKind::Tools) {
-                out.push(Box::new(ListFilter::new(Rc::clone(policy), ListKind::Tools)));
-            }
+            tool_list(&mut out);
         }
         Some(Method::Initialize | Method::ServerDiscover) if ip.learns() => {
             out.push(Box::new(ServerIdentity::new(Rc::clone(policy))));
@@ -255,8 +249,10 @@ pub(super) fn response_inspectors(
         _ => {}
     }
     // A list whose items the policy may hide varies by principal: filtered and marked private
-    // (tools, prompts and resources alike: a hidden item must not show in any list).
-    if let Some(kind) = req.op.and_then(ListKind::from_list_method) {
+    // (tools, prompts and resources alike: a hidden item must not show in any list; a GET
+    // stream's replayed tool lists too).
+    let kind = if req.handles.standalone_stream { Some(ListKind::Tools) } else { req.op.and_then(ListKind::from_list_method) };
+    if let Some(kind) = kind {
         if list_varies(policy, req.era, upstream, kind) {
             out.push(Box::new(ListFilter::new(Rc::clone(policy), kind)));
         }

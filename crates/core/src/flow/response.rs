@@ -225,9 +225,13 @@ fn answers_another_request(ex: &ExchangeView<'_>, message: &[u8]) -> bool {
     if ex.request.handles.standalone_stream {
         return false;
     }
-    let same = |id: &str| match (serde_json::from_str::<serde_json::Value>(id), serde_json::from_str::<serde_json::Value>(own)) {
-        (Ok(a), Ok(b)) => a == b || a.as_f64().is_some_and(|x| b.as_f64() == Some(x)),
-        _ => id == own,
+    // The id as the client wrote it, else the same value spelled otherwise (`1.0`, `"\u0061"`).
+    let same = |id: &str| {
+        id == own
+            || match (serde_json::from_str::<serde_json::Value>(id), serde_json::from_str::<serde_json::Value>(own)) {
+                (Ok(a), Ok(b)) => a == b || a.as_f64().is_some_and(|x| b.as_f64() == Some(x)),
+                _ => false,
+            }
     };
     match parse_body(message) {
         Ok(Body::Single(env)) => (env.has_result || env.has_error) && env.id.is_some_and(|i| !same(i.json())),

@@ -16,8 +16,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::baseline::{answer_scope, answer_ttl, identity_mismatch};
-use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
-use crate::mcp::checked::unambiguous_object;
+use crate::inspect::{may_mention, read_object, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::fingerprint::Fingerprint;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::Policy;
@@ -48,11 +47,7 @@ impl Inspector for UiTemplate {
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
-        let Some(v) = parsed else {
-            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object(INSPECTOR, message, findings) else { return Rewrite::Keep };
         let Some(result) = v.get("result") else { return Rewrite::Keep };
         let Some(contents) = result.get("contents") else { return Rewrite::Keep };
         let ip = &self.policy.integrity;
@@ -127,11 +122,7 @@ impl Inspector for ListChangedWatch {
         if !may_mention(message, b"notifications/tools/list_changed") {
             return Rewrite::Keep;
         }
-        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
-        let Some(v) = parsed else {
-            findings.push(Finding::unreadable("list_changed", "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object("list_changed", message, findings) else { return Rewrite::Keep };
         if v.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed") {
             let table = crate::state::baselines::list_changes();
             if crate::state::baselines::mark_list_changed(state, &table, ex.upstream, ex.now_ms).is_err() {

@@ -20,8 +20,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
-use crate::mcp::checked::unambiguous_object;
+use crate::inspect::{may_mention, read_object, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::fingerprint::{names_fingerprint, tool_ui_resource, Fingerprint};
 use crate::mcp::uri;
 use crate::policy::integrity::{ChangeAction, Pin};
@@ -142,11 +141,7 @@ impl Inspector for ToolBaseline {
         if ex.request.handles.standalone_stream && !may_mention(message, b"\"tools\"") {
             return Rewrite::Keep;
         }
-        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
-        let Some(v) = parsed else {
-            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object(INSPECTOR, message, findings) else { return Rewrite::Keep };
         let Some(result) = v.get("result") else { return Rewrite::Keep };
         let Some(tools) = result.get("tools").and_then(Value::as_array) else { return Rewrite::Keep };
         let ip = &self.policy.integrity;
@@ -274,11 +269,7 @@ impl Inspector for ServerIdentity {
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
-        let Some(v) = parsed else {
-            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object(INSPECTOR, message, findings) else { return Rewrite::Keep };
         let Some(result) = v.get("result") else { return Rewrite::Keep };
         let ip = &self.policy.integrity;
         if ip.pin(ex.upstream).is_some_and(|pin| identity_mismatch(pin, result)) {

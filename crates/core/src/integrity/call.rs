@@ -64,7 +64,7 @@ impl CallCheck {
 
 /// Who calls, through which upstream, when.
 #[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
+pub struct Requester<'a> {
     pub upstream: &'a str,
     pub principal_key: &'a str,
     pub now_ms: u64,
@@ -73,8 +73,8 @@ pub struct Subject<'a> {
 /// Checks an allowed `tools/call` (other requests pass unchecked). `vm`: what the worker
 /// remembers (upstreams with baselines: a call to an upstream nobody listed reads one key and
 /// hashes nothing; with `baseline_cache_ms`, baselines read a moment ago).
-pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpRequest, at: Subject<'_>) -> CallCheck {
-    let Subject { upstream, principal_key, now_ms } = at;
+pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpRequest, at: Requester<'_>) -> CallCheck {
+    let Requester { upstream, principal_key, now_ms } = at;
     let mut out = CallCheck::default();
     let ip = &policy.integrity;
     let Some(tool) = req.name.as_deref().filter(|_| req.op == Some(crate::mcp::Method::ToolsCall)) else { return out };

@@ -24,8 +24,7 @@
 use serde_json::Value;
 
 use super::fold::{self, has_invisible};
-use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
-use crate::mcp::checked::unambiguous_object;
+use crate::inspect::{may_mention, read_object, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::policy::{filter_list, ListKind};
 use crate::ports::{Fault, Kv};
 use crate::state::slots::{SlotTable, StoreError};
@@ -147,14 +146,7 @@ impl Inspector for PoisonCheck {
         if ex.request.handles.standalone_stream && !may_mention(message, b"\"tools\"") {
             return Rewrite::Keep;
         }
-        if !unambiguous_object(message) {
-            findings.push(Finding::unreadable("tool_text", "unreadable_message"));
-            return Rewrite::Keep;
-        }
-        let Ok(v) = serde_json::from_slice::<Value>(message) else {
-            findings.push(Finding::unreadable("tool_text", "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object("tool_text", message, findings) else { return Rewrite::Keep };
         let Some(tools) = v.pointer("/result/tools").and_then(Value::as_array) else { return Rewrite::Keep };
         let mut poisoned = judge(tools);
         for name in tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)) {

@@ -16,8 +16,7 @@
 
 use serde_json::Value;
 
-use crate::inspect::{may_mention, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
-use crate::mcp::checked::unambiguous_object;
+use crate::inspect::{may_mention, read_object, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::mcp::model::McpRequest;
 use crate::mcp::Method;
 use crate::policy::{Action, Policy};
@@ -105,11 +104,7 @@ impl Inspector for TaskBinder {
         if !may_mention(message, b"taskId") {
             return Rewrite::Keep;
         }
-        let parsed = if unambiguous_object(message) { serde_json::from_slice::<Value>(message).ok() } else { None };
-        let Some(v) = parsed else {
-            findings.push(Finding::unreadable(INSPECTOR, "unreadable_message"));
-            return Rewrite::Keep;
-        };
+        let Some(v) = read_object(INSPECTOR, message, findings) else { return Rewrite::Keep };
         let Some((task, ttl)) = v.get("result").and_then(created_task) else { return Rewrite::Keep };
         if estimated_bits(task) < f64::from(self.min_id_bits) {
             findings.push(finding("guessable_task_id", Severity::Warning, Fault::Upstream));
