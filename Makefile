@@ -61,7 +61,7 @@ $(RUN_DIR)/.rust-target:
 
 deps-rust: $(RUN_DIR)/.rust-target
 
-deps: deps-py deps-rust deps-peers
+deps: deps-py deps-rust
 
 ## --- build ----------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ test-unit:
 	@mkdir -p $(RUN_DIR)
 	set -o pipefail; cargo test --workspace --all-targets 2>&1 | tee $(RUN_DIR)/test-unit.log
 
-test-e2e: build build-fault deps
+test-e2e: build build-fault deps deps-peers
 	set -o pipefail; $(VENV)/bin/pytest -q tests/e2e 2>&1 | tee $(RUN_DIR)/test-e2e.log
 
 # One view of every message against real parsers: the corpus and thousands of generated mutations
