@@ -15,6 +15,9 @@
 //!   switch, list filtering.
 //! - [`state`]: bounded slot tables over the KV port, and the token buckets on them.
 //! - [`inspect`]: the response inspector interface and the findings inspectors report.
+//! - [`fold`]: the comparison form of a text (NFKC, case, invisibles, look-alikes), shared by
+//!   the description scan and the content scan.
+//! - [`scan`]: content scanning in both directions: secrets, canaries, injected instructions.
 //! - [`integrity`]: tool integrity: poisoned definitions, baselines and pins, the call-time check,
 //!   `ui://` templates, task binding.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
@@ -34,6 +37,7 @@ pub mod export;
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake_host;
 pub mod flow;
+pub mod fold;
 pub mod inspect;
 pub mod integrity;
 pub mod jcs;
@@ -45,4 +49,5 @@ pub mod ports;
 pub mod principal;
 pub mod receipt;
 pub mod receipt_writer;
+pub mod scan;
 pub mod state;

@@ -2,8 +2,8 @@
 //! renders, and whose tasks are whose, checked against state keyed by upstream and principal
 //! (settings: [`crate::policy::integrity`]; fingerprints: [`crate::mcp::fingerprint`]).
 //!
-//! - [`fold`]: text in the one form a check compares (NFKC, case folding, invisible characters
-//!   removed, homoglyphs folded), and which characters are invisible.
+//! Text is compared in its [`crate::fold`]ed form (shared with the content scan).
+//!
 //! - [`poison`]: the response inspector that finds poisoned tool definitions (invisible
 //!   characters, instructions aimed at the model, names confusable with another tool's, here or
 //!   behind another upstream) and drops those tools, refuses the list, or only reports.
@@ -15,6 +15,5 @@
 pub mod apps;
 pub mod baseline;
 pub mod call;
-pub mod fold;
 pub mod poison;
 pub mod tasks;

@@ -23,7 +23,7 @@
 
 use serde_json::Value;
 
-use super::fold::{self, has_invisible};
+use crate::fold::{self, has_invisible};
 use crate::inspect::{may_mention, read_object, Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::policy::{filter_list, ListKind};
 use crate::ports::{Fault, Kv};

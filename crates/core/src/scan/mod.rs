@@ -1,0 +1,26 @@
+//! Content scanning in both directions: credentials, keys and personal numbers, configured
+//! canaries, and instructions injected into what the model reads. Nothing here knows the flow:
+//! [`inspector`] turns a scan into findings and rewrites under the policy's
+//! [`crate::policy::scan`] settings, and the flow acts on them.
+//!
+//! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
+//! - [`engine`]: the scanner (one Aho–Corasick pass and one run pass; one level of decoding;
+//!   folded text for injected instructions), bounded by a byte budget.
+//! - [`view`]: the decoded view of a JSON message, and the one-level decoders.
+//! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
+//!   base58check and BIP-39 checksums).
+//! - [`phrases`]: the injected-instruction phrase families.
+//! - [`redact`]: a message with what was found replaced, still valid JSON.
+//! - [`chars`]: byte classes.
+
+pub mod catalog;
+pub mod chars;
+pub mod engine;
+pub mod numbers;
+pub mod phrases;
+pub mod shapes;
+pub mod view;
+pub mod wallet;
+
+pub use catalog::{DataClass, Detector, DETECTORS};
+pub use engine::{Found, Hit, Scan, Scanner};

@@ -1,0 +1,244 @@
+//! What the scanner reads of a JSON message: its bytes with every string's escapes decoded
+//! (`"\u0041KIA…"` is read as `AKIA…`, as every JSON parser hands it to the tool or the model),
+//! and where each string sits in both forms, so that a finding can be redacted in place.
+//!
+//! Every byte of the message is in the view: strings decoded, everything between them as it is.
+//! No JSON structure is trusted or needed: whatever a client could parse out of the message is
+//! in the view (duplicate keys, odd whitespace and all). A string the view cannot decode (a bad
+//! escape, no closing quote) is an unreadable message: the caller fails closed.
+//!
+//! The one-level decoders agents hide values behind live here too: base64 / base64url, hex,
+//! percent encoding and a second level of JSON escapes.
+
+use std::borrow::Cow;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+
+/// One JSON string of the message: `view` is its decoded content in the view, `raw` the string
+/// in the message, quotes included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StringToken {
+    pub view: (usize, usize),
+    pub raw: (usize, usize),
+    /// Its content has non-ASCII or control characters: injected instructions are looked for
+    /// in its folded form too.
+    pub needs_fold: bool,
+}
+
+/// The view of one message.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub text: Cow<'a, [u8]>,
+    pub strings: Vec<StringToken>,
+}
+
+/// Why a message has no view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewError {
+    /// A backslash escape no JSON parser accepts.
+    BadEscape,
+    /// A string without its closing quote.
+    Unterminated,
+}
+
+/// The view of `message` (a JSON text).
+pub fn view(message: &[u8]) -> Result<View<'_>, ViewError> {
+    let ascii = message.is_ascii();
+    let mut strings = Vec::new();
+    // Allocated at the first escape: until then the view is the message itself.
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0usize;
+    while let Some(q) = memchr::memchr(b'"', message.get(i..).unwrap_or_default()) {
+        let open = i + q;
+        if let Some(o) = out.as_mut() {
+            o.extend_from_slice(message.get(i..=open).unwrap_or_default());
+        }
+        let view_start = out.as_ref().map_or(open + 1, Vec::len);
+        let mut pos = open + 1;
+        let mut escaped_special = false;
+        loop {
+            let rest = message.get(pos..).unwrap_or_default();
+            let Some(k) = memchr::memchr2(b'"', b'\\', rest) else { return Err(ViewError::Unterminated) };
+            let at = pos + k;
+            if let Some(o) = out.as_mut() {
+                o.extend_from_slice(message.get(pos..at).unwrap_or_default());
+            }
+            if message.get(at) == Some(&b'"') {
+                let view_end = out.as_ref().map_or(at, Vec::len);
+                let fold = !ascii && !message.get(open + 1..at).unwrap_or_default().is_ascii();
+                strings.push(StringToken { view: (view_start, view_end), raw: (open, at + 1), needs_fold: fold || escaped_special });
+                if let Some(o) = out.as_mut() {
+                    o.push(b'"');
+                }
+                i = at + 1;
+                break;
+            }
+            let o = out.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(message.len());
+                v.extend_from_slice(message.get(..at).unwrap_or_default());
+                v
+            });
+            let (c, used) = unescape_at(message, at)?;
+            if !(c.is_ascii() && (c >= ' ' || matches!(c, '\t' | '\n' | '\r'))) {
+                escaped_special = true;
+            }
+            let mut buf = [0u8; 4];
+            o.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            pos = at + used;
+        }
+    }
+    let text = match out {
+        Some(mut o) => {
+            o.extend_from_slice(message.get(i..).unwrap_or_default());
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(message),
+    };
+    Ok(View { text, strings })
+}
+
+/// The character of the escape at `at` (a backslash) and how many bytes it took. A lone
+/// surrogate reads as U+FFFD (it is no letter of any secret).
+fn unescape_at(s: &[u8], at: usize) -> Result<(char, usize), ViewError> {
+    let c = match s.get(at + 1) {
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => {
+            let hi = hex4(s, at + 2).ok_or(ViewError::BadEscape)?;
+            if (0xD800..0xDC00).contains(&hi) && s.get(at + 6) == Some(&b'\\') && s.get(at + 7) == Some(&b'u') {
+                if let Some(lo) = hex4(s, at + 8).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                    let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    return Ok((char::from_u32(cp).unwrap_or('\u{FFFD}'), 12));
+                }
+            }
+            return Ok((char::from_u32(hi).unwrap_or('\u{FFFD}'), 6));
+        }
+        _ => return Err(ViewError::BadEscape),
+    };
+    Ok((c, 2))
+}
+
+fn hex4(s: &[u8], at: usize) -> Option<u32> {
+    let h = s.get(at..at + 4)?;
+    let text = std::str::from_utf8(h).ok()?;
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// Base64 in either alphabet, padded or not, as lenient as the decoders agents use.
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// `run` decoded as base64 (standard or URL-safe, by the characters it uses).
+pub fn base64(run: &[u8]) -> Option<Vec<u8>> {
+    let url = run.iter().any(|b| matches!(b, b'-' | b'_'));
+    let std = run.iter().any(|b| matches!(b, b'+' | b'/'));
+    if url && std {
+        return None;
+    }
+    let engine = if url { &URL_SAFE } else { &STANDARD };
+    engine.decode(run).ok()
+}
+
+/// `run` (an even number of hex digits) decoded.
+pub fn hex(run: &[u8]) -> Option<Vec<u8>> {
+    ::hex::decode(run).ok()
+}
+
+/// True when `s` holds a `%XX` escape.
+pub fn has_percent_escape(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| s.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+}
+
+/// `s` with every `%XX` decoded (other bytes as they are).
+pub fn percent(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(b) = s.get(i) {
+        if *b == b'%' {
+            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(*b);
+        i += 1;
+    }
+    out
+}
+
+/// `s` with JSON escapes decoded once more (text that is itself an escaped JSON document);
+/// escapes that do not decode are kept as they are.
+pub fn json_unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(b) = s.get(i) {
+        if *b == b'\\' {
+            if let Ok((c, used)) = unescape_at(s, i) {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += used;
+                continue;
+            }
+        }
+        out.push(*b);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_without_escapes_is_its_own_view() {
+        let m = br#"{"a":"xy","b":[1,"z"]}"#;
+        let v = view(m).unwrap();
+        assert!(matches!(v.text, Cow::Borrowed(_)));
+        let contents: Vec<&[u8]> = v.strings.iter().map(|s| &v.text[s.view.0..s.view.1]).collect();
+        assert_eq!(contents, [&b"a"[..], b"xy", b"b", b"z"]);
+        assert_eq!(&m[v.strings[1].raw.0..v.strings[1].raw.1], b"\"xy\"");
+    }
+
+    #[test]
+    fn escapes_are_decoded_as_a_parser_reads_them() {
+        let m = br#"{"k":"\u0041KIA\"x\ud83d\ude00","n":"\ud800"}"#;
+        let v = view(m).unwrap();
+        let s = v.strings[1];
+        assert_eq!(&v.text[s.view.0..s.view.1], "AKIA\"x😀".as_bytes());
+        assert!(s.needs_fold, "non-ASCII after decoding");
+        let n = v.strings[3];
+        assert_eq!(&v.text[n.view.0..n.view.1], "\u{FFFD}".as_bytes());
+        assert_eq!(&m[s.raw.0..s.raw.1], br#""\u0041KIA\"x\ud83d\ude00""#);
+    }
+
+    #[test]
+    fn unreadable_strings_are_errors() {
+        assert_eq!(view(br#"{"a":"\q"}"#).unwrap_err(), ViewError::BadEscape);
+        assert_eq!(view(br#"{"a":"open"#).unwrap_err(), ViewError::Unterminated);
+    }
+
+    #[test]
+    fn one_level_decoders() {
+        assert_eq!(base64(b"QUtJQQ").unwrap(), b"AKIA");
+        assert_eq!(base64(b"QUtJQQ==").unwrap(), b"AKIA");
+        assert_eq!(hex(b"414b4941").unwrap(), b"AKIA");
+        assert_eq!(percent(b"%41KIA%2"), b"AKIA%2");
+        assert!(has_percent_escape(b"a%2Fb") && !has_percent_escape(b"100%"));
+        assert_eq!(json_unescape(br#"\u0041KIA \q"#), br#"AKIA \q"#);
+    }
+}
