@@ -100,6 +100,12 @@ impl HttpIo for FakeHttp {
         self.call("get_buffer_bytes")?;
         Ok(self.body.get(..len).map(<[u8]>::to_vec).unwrap_or_else(|| self.body.clone()))
     }
+    fn set_request_body(&mut self, len: usize, body: &[u8]) -> Result<(), HostError> {
+        self.call("set_buffer_bytes")?;
+        let len = len.min(self.body.len());
+        self.body.splice(..len, body.iter().copied());
+        Ok(())
+    }
     fn peer_fact(&self, fact: PeerFact, _sources: &Sources) -> Result<Option<String>, HostError> {
         self.call("get_property")?;
         Ok(self.peer.iter().find(|(f, _)| *f == fact).map(|(_, v)| v.clone()))

@@ -86,6 +86,8 @@ pub trait HttpIo {
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
     /// The buffered request body, `len` bytes from the start.
     fn request_body(&self, len: usize) -> Result<Vec<u8>, HostError>;
+    /// Replaces the first `len` bytes of the buffered request body with `body`.
+    fn set_request_body(&mut self, len: usize, body: &[u8]) -> Result<(), HostError>;
     /// A peer fact; `None` when the host does not have it.
     fn peer_fact(&self, fact: PeerFact, sources: &Sources) -> Result<Option<String>, HostError>;
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;

@@ -54,6 +54,9 @@ impl HttpIo for EnvoyIo {
     fn request_body(&self, len: usize) -> Result<Vec<u8>, HostError> {
         abi::buffer(BufferType::HttpRequestBody, 0, len)
     }
+    fn set_request_body(&mut self, len: usize, body: &[u8]) -> Result<(), HostError> {
+        abi::set_buffer(BufferType::HttpRequestBody, len, body)
+    }
     fn peer_fact(&self, fact: PeerFact, sources: &Sources) -> Result<Option<String>, HostError> {
         match fact {
             PeerFact::JwtPayload => {

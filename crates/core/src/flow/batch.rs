@@ -20,7 +20,7 @@ use crate::ports::Kv;
 use crate::principal::Principal;
 use crate::state::vm::VmCache;
 
-use super::decide::{integrity_checks, response_inspectors};
+use super::decide::{integrity_checks, request_inspectors};
 use super::reply::{self, LocalReply};
 
 /// Rule id of the refusal of a batch element whose answer must be inspected.
@@ -62,7 +62,7 @@ pub fn decide_batch(
         if v.action == Action::Allow {
             integrity_checks(policy, &mut v, &request, at, kv, vm, findings);
         }
-        if !response_inspectors(policy, &v, &request, upstream).is_empty() {
+        if !request_inspectors(policy, &v, &request, upstream).is_empty() {
             v.action = Action::Deny {
                 reason: "an answer the filter must read (a filtered or checked list, a ui:// template, a task, a server identity) cannot travel in a batch: send it on its own".to_owned(),
                 hide: false,

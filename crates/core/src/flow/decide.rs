@@ -16,9 +16,11 @@ use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::list_filter::ListFilter;
+use crate::policy::scan::{Direction, Subject};
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
+use crate::scan::inspector::{judge, ContentScan};
 use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
 use crate::state::vm::VmCache;
@@ -31,6 +33,8 @@ pub struct RequestFacts<'a> {
     pub request: McpRequest,
     /// Every element of a legacy batch, in order (empty for one message).
     pub batch: Vec<McpRequest>,
+    /// The request body as the upstream would receive it (empty for a bodiless request).
+    pub body: &'a [u8],
     pub peer: PeerFacts<'a>,
     /// The upstream cluster the route chose on the edited headers (`:authority` without one).
     pub upstream: String,
@@ -67,6 +71,8 @@ pub struct Decision<'a> {
     pub inspectors: Vec<Box<dyn Inspector>>,
     /// The answer opens a legacy session: bind its `Mcp-Session-Id` to the caller.
     pub binds_session: bool,
+    /// `Some`: the body to forward instead of the client's (the content scan redacted it).
+    pub request_body: Option<Vec<u8>>,
     pub outcome: Outcome,
 }
 
@@ -110,9 +116,15 @@ pub fn decide<'a>(
             (v, r)
         }
     };
-    // A batch's answer is not inspected: elements whose answer would need it refuse the batch.
-    let inspectors =
-        if batch.is_empty() { response_inspectors(policy, &verdict, &facts.request, &facts.upstream) } else { Vec::new() };
+    let (verdict, reply, request_body) =
+        scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
+    // A batch's answer is read only by the content scan (a JSON array of answers): elements
+    // whose answer needs a request's own inspectors refuse the batch.
+    let inspectors = if batch.is_empty() {
+        response_inspectors(policy, &verdict, &facts.request, &facts.upstream)
+    } else {
+        message_inspectors(policy, &verdict)
+    };
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
         remove_headers: facts.client_warden_headers,
@@ -120,6 +132,7 @@ pub fn decide<'a>(
         reply,
         inspectors,
         binds_session,
+        request_body,
         outcome: Outcome {
             request: facts.request,
             principal,
@@ -166,6 +179,41 @@ pub(super) fn integrity_checks(
     }
 }
 
+/// The content scan of what the client sends, on a request everything else let through: a
+/// block replaces the verdict and the reply; a redaction is the body to forward instead.
+#[allow(clippy::too_many_arguments)]
+fn scan_request(
+    policy: &Policy,
+    mut verdict: Verdict,
+    reply: Option<LocalReply>,
+    req: &McpRequest,
+    principal: &Principal,
+    upstream: &str,
+    body: &[u8],
+    findings: &mut Vec<Finding>,
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>) {
+    if verdict.action != Action::Allow || body.is_empty() || !policy.scan.scans(Direction::Request) {
+        return (verdict, reply, None);
+    }
+    let subject = Subject {
+        tool: req.name.as_deref().unwrap_or_default(),
+        principal: &principal.id,
+        upstream,
+        direction: Direction::Request,
+    };
+    let j = judge(&policy.scan, &subject, body);
+    let blocked = j.blocked().map(|f| Action::ContentBlocked { what: f.what, class: f.data_class });
+    findings.extend(j.findings);
+    match blocked {
+        Some(action) => {
+            verdict.action = action;
+            let reply = reply::for_action(&verdict.action, req);
+            (verdict, reply, None)
+        }
+        None => (verdict, reply, j.rewrite),
+    }
+}
+
 /// Whose legacy session this is (sessions are bound to the principal that opened them; see
 /// [`crate::state::owners`]). Requests without one, modern requests, `initialize` and a switched
 /// off binding are the caller's. A table that cannot answer refuses the session (fail closed:
@@ -203,8 +251,31 @@ fn reads_ui_template(req: &McpRequest) -> bool {
 }
 
 /// The response pipeline an allowed request's answer must pass, chosen now so that responses
-/// nobody needs to read cost nothing.
+/// nobody needs to read cost nothing: the request's own inspectors, then the message-wide ones.
 pub(super) fn response_inspectors(
+    policy: &Rc<Policy>,
+    verdict: &Verdict,
+    req: &McpRequest,
+    upstream: &str,
+) -> Vec<Box<dyn Inspector>> {
+    let mut out = request_inspectors(policy, verdict, req, upstream);
+    out.extend(message_inspectors(policy, verdict));
+    out
+}
+
+/// What reads every answer whatever it answers (the content scan), last: it reads what the
+/// client would receive.
+fn message_inspectors(policy: &Rc<Policy>, verdict: &Verdict) -> Vec<Box<dyn Inspector>> {
+    let mut out: Vec<Box<dyn Inspector>> = Vec::new();
+    if verdict.action == Action::Allow && policy.scan.scans(Direction::Response) {
+        out.push(Box::new(ContentScan::new(Rc::clone(policy))));
+    }
+    out
+}
+
+/// The inspectors this request's answer needs because of what it asked (lists, baselines,
+/// templates, tasks).
+pub(super) fn request_inspectors(
     policy: &Rc<Policy>,
     verdict: &Verdict,
     req: &McpRequest,

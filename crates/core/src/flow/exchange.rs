@@ -127,6 +127,7 @@ fn wire_verdict(v: &Verdict) -> (WireVerdict, String) {
         Action::ToolChanged { .. } => (WireVerdict::Block, "tool_integrity".to_owned()),
         Action::ToolNotApproved { .. } => (WireVerdict::Block, "tool_integrity".to_owned()),
         Action::TaskNotFound { .. } => (WireVerdict::Block, "task:not_owner".to_owned()),
+        Action::ContentBlocked { .. } => (WireVerdict::Block, "content_scan".to_owned()),
     }
 }
 
@@ -137,9 +138,12 @@ fn record_findings(e: &mut Exchange, findings: &[Finding]) {
     e.severity = worst.severity.as_str().to_owned();
     e.layer = worst.inspector.to_owned();
     e.rule = if e.rule.is_empty() { worst.what.to_owned() } else { format!("{}:{}", e.rule, worst.what) };
-    for class in findings.iter().filter_map(|f| f.data_class) {
-        if !e.data_classes_out.iter().any(|c| c == class) {
-            e.data_classes_out.push(class.to_owned());
+    // What the client sent is `in`, what came back is `out`.
+    for f in findings {
+        let Some(class) = f.data_class else { continue };
+        let list = if f.fault == crate::ports::Fault::Client { &mut e.data_classes_in } else { &mut e.data_classes_out };
+        if !list.iter().any(|c| c == class) {
+            list.push(class.to_owned());
         }
     }
     if findings.iter().any(|f| f.disposition == crate::inspect::Disposition::Block) {

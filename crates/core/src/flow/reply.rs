@@ -114,6 +114,20 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
         Action::TaskNotFound { task } => {
             Some(LocalReply::json(400, jsonrpc_error_body(id, CODE_UNKNOWN, &format!("Task {task} not found"), None)))
         }
+        Action::ContentBlocked { what, class } => {
+            let message = match class {
+                Some(c) => format!("Request refused by the gateway: content_scan found {what} ({c})"),
+                None => format!("Request refused by the gateway: content_scan found {what}"),
+            };
+            let mut data = String::from("{\"reason\":\"content_scan\",\"finding\":");
+            push_json_string(&mut data, what);
+            if let Some(c) = class {
+                data.push_str(",\"class\":");
+                push_json_string(&mut data, c);
+            }
+            data.push('}');
+            Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, &message, Some(&data))))
+        }
         Action::Kill { reason, scope } => {
             let message = format!("Stopped by the gateway kill switch: {reason}");
             let mut data = String::from("{\"reason\":");

@@ -254,7 +254,7 @@ impl RequestFlow {
             );
         }
         match classify_head(&self.head.view(), &self.policy.wire) {
-            HeadDecision::Forward(c) => self.admit(host, *c),
+            HeadDecision::Forward(c) => self.admit(host, *c, &[]),
             HeadDecision::Reject(r) => self.refuse(host, r),
             HeadDecision::NeedBody => {
                 if self.head.content_length.is_some_and(|n| n > self.policy.max_body_bytes as u64) {
@@ -296,7 +296,7 @@ impl RequestFlow {
 
     fn classify(&mut self, host: &mut Host<'_>, body: &[u8]) -> Result<Step, HostError> {
         match classify_body(&self.head.view(), body, &self.policy.wire) {
-            Ok(c) => self.admit(host, c),
+            Ok(c) => self.admit(host, c, body),
             Err(r) => self.refuse(host, r),
         }
     }
@@ -310,7 +310,7 @@ impl RequestFlow {
     }
 
     /// A valid request: make its routing headers true, gather the rest, decide, apply.
-    fn admit(&mut self, host: &mut Host<'_>, c: Classified) -> Result<Step, HostError> {
+    fn admit(&mut self, host: &mut Host<'_>, c: Classified, body: &[u8]) -> Result<Step, HostError> {
         self.state = State::Done;
         edit_header(host.http, headers::METHOD, &c.mcp_method)?;
         edit_header(host.http, headers::NAME, &c.mcp_name)?;
@@ -331,6 +331,7 @@ impl RequestFlow {
         let facts = RequestFacts {
             request: c.request,
             batch: c.batch,
+            body,
             peer: PeerFacts {
                 jwt_payload: peer.jwt.as_deref().map(str::as_bytes),
                 jwt_claims: None,
@@ -353,7 +354,7 @@ impl RequestFlow {
         };
         let decision = decide(&policy, &self.remote_kill, facts, host.kv, vm);
         self.binds_session = decision.binds_session;
-        let (reply, response, outcome) = apply_decision(host, decision)?;
+        let (reply, response, outcome) = apply_decision(host, decision, body.len())?;
         self.response = response;
         self.outcome = Some(outcome);
         match reply {
@@ -450,6 +451,7 @@ impl RequestFlow {
 fn apply_decision(
     host: &mut Host<'_>,
     d: Decision<'_>,
+    body_len: usize,
 ) -> Result<(Option<LocalReply>, Option<ResponsePipeline>, Outcome), HostError> {
     // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
     for name in d.remove_headers {
@@ -469,7 +471,19 @@ fn apply_decision(
             count_verdict(host.metrics, &e.request, v);
         }
     }
-    let response = (!d.inspectors.is_empty()).then(|| ResponsePipeline::new(d.inspectors));
+    if let Some(body) = &d.request_body {
+        // The upstream receives the redacted body, with its own length.
+        host.http.set_request_body(body_len, body)?;
+        host.http.set_request_header("content-length", &body.len().to_string())?;
+    }
+    let batch = !d.outcome.batch.is_empty();
+    let response = (!d.inspectors.is_empty()).then(|| {
+        if batch {
+            ResponsePipeline::for_batch(d.inspectors)
+        } else {
+            ResponsePipeline::new(d.inspectors)
+        }
+    });
     if response.is_some() {
         // An answer the filter must read is asked for in a form it can read.
         host.http.set_request_header("accept-encoding", "identity")?;
@@ -499,6 +513,8 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
         Action::Kill { scope, .. } => m.count(metrics::KILL_SWITCH_BLOCKS, &[("scope", scope)]),
         Action::SessionNotFound => m.count(metrics::SESSION_HIJACKS, &[]),
         Action::TaskNotFound { .. } => m.count(metrics::TASK_HIJACKS, &[]),
+        // Counted as the finding that decided it.
+        Action::ContentBlocked { .. } => {}
         // Counted as the findings that decided them.
         Action::ToolChanged { .. } | Action::ToolNotApproved { .. } => {}
     }

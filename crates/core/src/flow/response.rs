@@ -47,17 +47,29 @@ pub struct ResponsePipeline {
     inspectors: Vec<Box<dyn Inspector>>,
     framing: Framing,
     findings: Vec<Finding>,
+    /// The answer to a legacy batch: an array of answers is its own, not a foreign one.
+    batch: bool,
 }
 
 impl ResponsePipeline {
     pub fn new(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
-        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new() }
+        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new(), batch: false }
+    }
+
+    /// The pipeline of a legacy batch's answer (message-wide inspectors only).
+    pub fn for_batch(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
+        ResponsePipeline { batch: true, ..ResponsePipeline::new(inspectors) }
     }
 
     /// A pipeline that lets nothing of the answer through (the host could not prepare it for
     /// inspection).
     pub fn refusing() -> ResponsePipeline {
-        ResponsePipeline { inspectors: Vec::new(), framing: Framing::Closed, findings: vec![unreadable("unprepared_response")] }
+        ResponsePipeline {
+            inspectors: Vec::new(),
+            framing: Framing::Closed,
+            findings: vec![unreadable("unprepared_response")],
+            batch: false,
+        }
     }
 
     /// True while the pipeline may still need to see response callbacks.
@@ -196,7 +208,7 @@ impl ResponsePipeline {
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        if answers_another_request(ex, message) {
+        if !self.batch && answers_another_request(ex, message) {
             // The SDKs hand a response to whichever pending request has its id: on this
             // request's answer it would reach another request past the inspectors that one chose.
             self.findings.push(unreadable("foreign_response"));

@@ -51,6 +51,8 @@ pub struct Policy {
     pub integrity: IntegrityPolicy,
     /// Tasks bound to the principal that created them.
     pub tasks: TaskPolicy,
+    /// Secrets, canaries and injected instructions in both directions.
+    pub scan: super::scan::ScanPolicy,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
     pub hash: String,
@@ -95,6 +97,7 @@ impl Default for Policy {
                 min_id_bits: 64,
                 max_ttl_ms: 7 * 24 * 3600 * 1000,
             },
+            scan: super::scan::compile(&Default::default()).unwrap_or_else(|_| super::scan::ScanPolicy::off()),
             hash: canonical_hash(b"{}"),
         })
     }
@@ -256,6 +259,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         control,
         integrity: crate::policy::integrity::compile(&spec.tool_integrity)?,
         tasks: crate::policy::integrity::compile_tasks(&spec.tasks)?,
+        scan: super::scan::compile(&spec.content_scan)?,
         hash: String::new(),
     })
 }

@@ -53,6 +53,12 @@ pub enum Action {
     TaskNotFound {
         task: String,
     },
+    /// The request carries what the content scan blocks (a credential, a canary): `what` names
+    /// the detector, never the content.
+    ContentBlocked {
+        what: &'static str,
+        class: Option<&'static str>,
+    },
 }
 
 impl Action {
@@ -68,6 +74,7 @@ impl Action {
             Action::ToolChanged { .. } => "tool_changed",
             Action::ToolNotApproved { .. } => "tool_not_approved",
             Action::TaskNotFound { .. } => "task_not_found",
+            Action::ContentBlocked { .. } => "content_blocked",
         }
     }
 }

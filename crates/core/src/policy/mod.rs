@@ -9,6 +9,8 @@
 //! - [`killswitch`]: the kill list (configuration and control endpoint).
 //! - [`lists`]: `tools/list`, `prompts/list`, `resources/list` results filtered by visibility,
 //!   and, in [`list_filter`], as the response pipeline's first inspector.
+//! - [`scan`]: the content-scan settings (`content_scan`): actions per class and detector,
+//!   canaries, suppressions, the byte budget.
 //! - [`glob`], [`jsonpath`]: name patterns; JSON paths for error messages.
 //!
 //! The answers policy gives (403 / 429 / 503 / hidden as unknown) are built in
@@ -23,6 +25,7 @@ pub mod jsonpath;
 pub mod killswitch;
 pub mod list_filter;
 pub mod lists;
+pub mod scan;
 pub mod spec;
 
 pub use compile::{compile, load, ControlConfig, Policy, Rule, RuleAction};

@@ -77,6 +77,9 @@ pub struct PolicySpec {
     /// Tasks bound to the principal that created them.
     #[serde(default)]
     pub tasks: TasksSpec,
+    /// Secrets, canaries and injected instructions, scanned both ways (on by default).
+    #[serde(default)]
+    pub content_scan: super::scan::ContentScanSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +260,7 @@ impl Default for PolicySpec {
             control: None,
             tool_integrity: ToolIntegritySpec::default(),
             tasks: TasksSpec::default(),
+            content_scan: super::scan::ContentScanSpec::default(),
         }
     }
 }

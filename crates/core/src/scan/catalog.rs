@@ -180,7 +180,12 @@ pub static DETECTORS: &[Detector] = &[
     prefix("slack_app_token", &["xapp-"], SLACK, 20, 250),
     prefix("slack_legacy_token", &["xoxa-", "xoxr-", "xoxs-", "xoxo-"], SLACK, 20, 250),
     prefix("slack_webhook_url", &["hooks.slack.com/services/", "hooks.slack.com/workflows/"], WEBHOOK_PATH, 40, 200),
-    check("discord_webhook_url", DataClass::Credential, &["discord.com/api/webhooks/", "discordapp.com/api/webhooks/"], shapes::discord_webhook),
+    check(
+        "discord_webhook_url",
+        DataClass::Credential,
+        &["discord.com/api/webhooks/", "discordapp.com/api/webhooks/"],
+        shapes::discord_webhook,
+    ),
     check("telegram_bot_token", DataClass::Credential, &[":AA"], shapes::telegram_bot_token),
     prefix("stripe_live_secret_key", &["sk_live_"], ALNUM, 24, 247),
     prefix("stripe_restricted_key", &["rk_live_"], ALNUM, 24, 247),
@@ -212,7 +217,13 @@ pub static DETECTORS: &[Detector] = &[
     prefix("typeform_token", &["tfp_"], URLSAFE_DOT, 40, 64),
     prefix("onepassword_service_account_token", &["ops_eyJ"], B64_URLSAFE, 50, 4096),
     prefix("shippo_live_token", &["shippo_live_"], HEX, 40, 40),
-    prefix("flutterwave_secret_key", &["FLWSECK-", "FLWSECK_TEST-"], Set(HEX.0 | super::chars::HEX_UPPER | super::chars::DASH | super::chars::UPPER), 32, 40),
+    prefix(
+        "flutterwave_secret_key",
+        &["FLWSECK-", "FLWSECK_TEST-"],
+        Set(HEX.0 | super::chars::HEX_UPPER | super::chars::DASH | super::chars::UPPER),
+        32,
+        40,
+    ),
     prefix("adafruit_io_key", &["aio_"], ALNUM, 28, 28),
     prefix("age_secret_key", &["AGE-SECRET-KEY-1"], AGE, 58, 58),
     // AI providers.
@@ -278,7 +289,12 @@ pub static DETECTORS: &[Detector] = &[
         &["redis://", "rediss://", "amqp://", "amqps://", "nats://", "mqtt://", "mqtts://", "kafka://", "memcached://"],
         shapes::url_password,
     ),
-    check("url_with_credentials", DataClass::Credential, &["https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://"], shapes::url_password),
+    check(
+        "url_with_credentials",
+        DataClass::Credential,
+        &["https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://"],
+        shapes::url_password,
+    ),
     check("basic_auth_header", DataClass::Credential, &["basic "], shapes::basic_auth),
     // Wallet secrets.
     check(
@@ -304,7 +320,18 @@ pub static DETECTORS: &[Detector] = &[
     mild(check(
         "generic_secret_assignment",
         DataClass::Credential,
-        &["password", "passwd", "secret", "api_key", "apikey", "api-key", "access_token", "auth_token", "client_secret", "private_key"],
+        &[
+            "password",
+            "passwd",
+            "secret",
+            "api_key",
+            "apikey",
+            "api-key",
+            "access_token",
+            "auth_token",
+            "client_secret",
+            "private_key",
+        ],
         shapes::secret_assignment,
     )),
 ];

@@ -10,14 +10,18 @@
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
 //! - [`phrases`]: the injected-instruction phrase families.
+//! - [`inspector`]: [`inspector::judge`] (one message under the policy) and the response
+//!   inspector.
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 
 pub mod catalog;
 pub mod chars;
 pub mod engine;
+pub mod inspector;
 pub mod numbers;
 pub mod phrases;
+pub mod redact;
 pub mod shapes;
 pub mod view;
 pub mod wallet;

@@ -28,11 +28,14 @@ pub fn is_card(digits: &[u8]) -> bool {
         digits.get(..k).map(|p| p.iter().fold(0u32, |a, d| a * 10 + u32::from(d.wrapping_sub(b'0')))).unwrap_or(0)
     };
     let issuer = match digits.first() {
-        Some(b'4') => matches!(n, 13 | 16 | 19),                                                            // Visa
-        Some(b'5') => n == 16 && (51..=55).contains(&prefix(2)),                                            // Mastercard
-        Some(b'2') => n == 16 && (2221..=2720).contains(&prefix(4)),                                        // Mastercard 2-series
-        Some(b'3') => (n == 15 && matches!(prefix(2), 34 | 37)) || (n == 14 && matches!(prefix(2), 30 | 36 | 38 | 39))
-            || ((16..=19).contains(&n) && (3528..=3589).contains(&prefix(4))),                               // Amex, Diners, JCB
+        Some(b'4') => matches!(n, 13 | 16 | 19),                     // Visa
+        Some(b'5') => n == 16 && (51..=55).contains(&prefix(2)),     // Mastercard
+        Some(b'2') => n == 16 && (2221..=2720).contains(&prefix(4)), // Mastercard 2-series
+        Some(b'3') => {
+            (n == 15 && matches!(prefix(2), 34 | 37))
+                || (n == 14 && matches!(prefix(2), 30 | 36 | 38 | 39))
+                || ((16..=19).contains(&n) && (3528..=3589).contains(&prefix(4)))
+        } // Amex, Diners, JCB
         Some(b'6') => {
             (16..=19).contains(&n)
                 && (prefix(4) == 6011 || prefix(2) == 65 || (644..=649).contains(&prefix(3)) || prefix(2) == 62)
@@ -44,16 +47,83 @@ pub fn is_card(digits: &[u8]) -> bool {
 
 /// IBAN lengths by country (ISO 13616 registry).
 const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
-    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16), (b"BG", 22),
-    (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28), (b"CZ", 24), (b"DE", 22),
-    (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FO", 18), (b"FR", 27),
-    (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28),
-    (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20),
-    (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"MC", 27), (b"MD", 24),
-    (b"ME", 22), (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15), (b"PK", 24),
-    (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24), (b"SC", 31),
-    (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28), (b"TL", 23), (b"TN", 24),
-    (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CH", 21),
+    (b"CR", 22),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MK", 19),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"PT", 25),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
 ];
 
 /// True when `s` (upper-case letters and digits, no spaces) is an IBAN: a known country, its
@@ -78,8 +148,8 @@ pub fn is_iban(s: &[u8]) -> bool {
 /// True when `s` is `AAA-GG-SSSS` under the SSA's rules: area not 000, 666 or 900–999, group
 /// not 00, serial not 0000, and not one of the numbers famous for being printed on samples.
 pub fn is_ssn(s: &[u8]) -> bool {
-    let shape = s.len() == 11
-        && s.iter().enumerate().all(|(i, b)| if i == 3 || i == 6 { *b == b'-' } else { b.is_ascii_digit() });
+    let shape =
+        s.len() == 11 && s.iter().enumerate().all(|(i, b)| if i == 3 || i == 6 { *b == b'-' } else { b.is_ascii_digit() });
     if !shape {
         return false;
     }

@@ -19,7 +19,8 @@ pub fn left_boundary(t: &[u8], s: usize) -> bool {
 /// `=>` / `:=`), an opening quote, with spaces between. Where the value starts, or `None` when
 /// no assignment follows.
 pub fn keyed_value_start(t: &[u8], e: usize) -> Option<usize> {
-    let mut i = e + count(t, e, Set(chars::DIGIT | chars::LOWER | chars::UPPER | chars::UNDERSCORE | chars::DASH | chars::DOT), 24);
+    let mut i =
+        e + count(t, e, Set(chars::DIGIT | chars::LOWER | chars::UPPER | chars::UNDERSCORE | chars::DASH | chars::DOT), 24);
     let skip = |i: &mut usize, f: &dyn Fn(u8) -> bool, cap: usize| {
         let mut n = 0;
         while n < cap && t.get(*i).is_some_and(|b| f(*b)) {
@@ -277,7 +278,9 @@ pub fn url_password(t: &[u8], _s: usize, e: usize) -> Option<Span> {
         .get(e..)?
         .iter()
         .take(512)
-        .take_while(|b| !matches!(b, b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\'))
+        .take_while(|b| {
+            !matches!(b, b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
+        })
         .count();
     let auth = t.get(e..e + authority)?;
     let at_sign = auth.iter().rposition(|b| *b == b'@')?;
@@ -294,8 +297,20 @@ fn placeholder(v: &[u8]) -> bool {
         || v.iter().all(|b| matches!(b, b'*' | b'x' | b'X' | b'.' | b'#'))
         || matches!(
             lower.as_slice(),
-            b"password" | b"pass" | b"passwd" | b"pwd" | b"secret" | b"pw" | b"p" | b"yourpassword" | b"your_password" | b"mypassword"
-                | b"changeme_in_production" | b"redacted" | b"hidden" | b"token"
+            b"password"
+                | b"pass"
+                | b"passwd"
+                | b"pwd"
+                | b"secret"
+                | b"pw"
+                | b"p"
+                | b"yourpassword"
+                | b"your_password"
+                | b"mypassword"
+                | b"changeme_in_production"
+                | b"redacted"
+                | b"hidden"
+                | b"token"
         )
 }
 
@@ -359,7 +374,8 @@ pub fn secret_assignment(t: &[u8], _s: usize, e: usize) -> Option<Span> {
         .iter()
         .take(129)
         .take_while(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'`' | b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b',' | b';' | b'[' | b']' | b'\\')
+            b.is_ascii_graphic()
+                && !matches!(b, b'"' | b'\'' | b'`' | b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b',' | b';' | b'[' | b']' | b'\\')
         })
         .count();
     if !(12..=128).contains(&n) {
@@ -424,13 +440,16 @@ mod tests {
         let header = b"-----BEGIN RSA PRIVATE KEY-----";
         assert_eq!(pem_block(b"if line == '-----BEGIN RSA PRIVATE KEY-----':", 10, 10 + header.len()), None);
         let mut key = header.to_vec();
-        key.extend_from_slice(b"\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgwMbRvI0MBZhpI\n-----END RSA PRIVATE KEY-----");
+        key.extend_from_slice(
+            b"\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgwMbRvI0MBZhpI\n-----END RSA PRIVATE KEY-----",
+        );
         assert_eq!(pem_block(&key, 0, header.len()), Some((0, key.len())));
     }
 
     #[test]
     fn jwts_need_three_parts_and_a_header_with_alg() {
-        let jwt_text = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let jwt_text =
+            b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(jwt(jwt_text, 0, 3), Some((0, jwt_text.len())));
         assert_eq!(jwt(b"eyJhbGciOiJIUzI1NiJ9 is a header only", 0, 3), None);
         assert_eq!(kubernetes_jwt(jwt_text, 0, 3), None);

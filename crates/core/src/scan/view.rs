@@ -68,7 +68,11 @@ pub fn view(message: &[u8]) -> Result<View<'_>, ViewError> {
             if message.get(at) == Some(&b'"') {
                 let view_end = out.as_ref().map_or(at, Vec::len);
                 let fold = !ascii && !message.get(open + 1..at).unwrap_or_default().is_ascii();
-                strings.push(StringToken { view: (view_start, view_end), raw: (open, at + 1), needs_fold: fold || escaped_special });
+                strings.push(StringToken {
+                    view: (view_start, view_end),
+                    raw: (open, at + 1),
+                    needs_fold: fold || escaped_special,
+                });
                 if let Some(o) = out.as_mut() {
                     o.push(b'"');
                 }
@@ -168,7 +172,9 @@ pub fn percent(s: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while let Some(b) = s.get(i) {
         if *b == b'%' {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(v) =
+                s.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;

@@ -1,0 +1,356 @@
+//! The content-scan settings (`content_scan` in the plugin configuration): the spec as written,
+//! and the compiled, immutable [`ScanPolicy`] the scanner runs under (what each detector does,
+//! canaries, the injected-instruction action, suppressions, the byte budget). The scanner and
+//! its inspector are [`crate::scan`].
+//!
+//! On by default: an empty configuration blocks credentials, private keys and wallet secrets in
+//! both directions, redacts personal numbers, blocks canaries and warns on injected
+//! instructions. Operators turn detectors down (`detectors: {"us_ssn": "off"}`), not up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::policy::error::{err, ConfigError};
+use crate::policy::glob::Glob;
+use crate::scan::{DataClass, Scanner, DETECTORS};
+
+/// Largest byte budget per message an operator may ask for.
+pub const MAX_SCAN_BYTES_CAP: u64 = 64 * 1024 * 1024;
+/// The default budget per message (view and decoded forms together).
+pub const DEFAULT_MAX_SCAN_BYTES: u64 = 8 * 1024 * 1024;
+/// Most canaries, shortest canary, most suppressions.
+pub const MAX_CANARIES: usize = 1024;
+pub const MIN_CANARY_LEN: usize = 8;
+pub const MAX_SUPPRESSIONS: usize = 1024;
+
+/// What a finding causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanAction {
+    /// The message does not pass: a JSON-RPC error naming the detector stands in for it.
+    Block,
+    /// What was found is replaced in place; the message passes, still valid.
+    Redact,
+    /// Reported (receipt, metric); the message passes as it is.
+    Warn,
+    /// Not looked for.
+    Off,
+}
+
+/// What a message past the byte budget causes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeAction {
+    #[default]
+    Block,
+    /// Passes with a finding (`oversize`) saying it was not scanned to its end.
+    Warn,
+}
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to upstream (`tools/call` arguments, prompt arguments, `inputResponses`, URIs).
+    Request,
+    /// Upstream to client (results, resource contents, prompt messages, every SSE event).
+    Response,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentScanSpec {
+    /// `false` turns the whole scan off.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Which directions are scanned (default both).
+    #[serde(default = "both_directions")]
+    pub directions: Vec<Direction>,
+    /// Action per data class: `credential`, `private_key`, `crypto_key` (default `block`),
+    /// `pii` (default `redact`).
+    #[serde(default)]
+    pub classes: BTreeMap<String, ScanAction>,
+    /// Action per detector id (README "Content scanning" lists them); wins over its class.
+    #[serde(default)]
+    pub detectors: BTreeMap<String, ScanAction>,
+    /// Injected instructions in what comes back: `warn` (default), `redact` (the string that
+    /// holds one is replaced), `block` or `off`.
+    #[serde(default = "default_injection")]
+    pub injection: ScanAction,
+    /// Strings whose appearance anywhere, either way, is an incident: always blocked, severity
+    /// `critical`. At least 8 characters; a prefix is a canary too (the match is a substring).
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// Known false positives let through.
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionSpec>,
+    /// Bytes scanned per message (its decoded view and the decoded forms together).
+    #[serde(default = "default_max_scan_bytes")]
+    pub max_scan_bytes: u64,
+    /// A message past `max_scan_bytes`: `block` (default) or `warn`.
+    #[serde(default)]
+    pub oversize: OversizeAction,
+}
+
+impl Default for ContentScanSpec {
+    fn default() -> Self {
+        ContentScanSpec {
+            enabled: true,
+            directions: both_directions(),
+            classes: BTreeMap::new(),
+            detectors: BTreeMap::new(),
+            injection: default_injection(),
+            canaries: Vec::new(),
+            suppressions: Vec::new(),
+            max_scan_bytes: default_max_scan_bytes(),
+            oversize: OversizeAction::default(),
+        }
+    }
+}
+
+/// One suppression: findings of these detectors on this tool, principal, upstream and
+/// direction pass unacted on (reported at severity `info`). Every list empty or absent: any.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionSpec {
+    /// Detector ids, data classes, `injection`, or `*`. Required; canaries are never suppressed.
+    pub detectors: Vec<String>,
+    /// Globs over the request's name: the tool, the prompt, the resource URI.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Globs over the principal id.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Globs over the upstream cluster.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    /// Absent: both.
+    #[serde(default)]
+    pub direction: Option<Direction>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn both_directions() -> Vec<Direction> {
+    vec![Direction::Request, Direction::Response]
+}
+
+fn default_injection() -> ScanAction {
+    ScanAction::Warn
+}
+
+fn default_max_scan_bytes() -> u64 {
+    DEFAULT_MAX_SCAN_BYTES
+}
+
+/// Whom a finding is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub tool: &'a str,
+    pub principal: &'a str,
+    pub upstream: &'a str,
+    pub direction: Direction,
+}
+
+/// A compiled suppression.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    /// Detector indexes it covers (`injection` is its own flag).
+    detectors: Vec<bool>,
+    injection: bool,
+    tools: Vec<Glob>,
+    principals: Vec<Glob>,
+    upstreams: Vec<Glob>,
+    direction: Option<Direction>,
+}
+
+impl Suppression {
+    fn covers(&self, s: &Subject<'_>) -> bool {
+        let any = |globs: &[Glob], v: &str| globs.is_empty() || globs.iter().any(|g| g.matches(v));
+        self.direction.is_none_or(|d| d == s.direction)
+            && any(&self.tools, s.tool)
+            && any(&self.principals, s.principal)
+            && any(&self.upstreams, s.upstream)
+    }
+}
+
+/// The compiled settings.
+#[derive(Debug, Clone)]
+pub struct ScanPolicy {
+    /// `None`: nothing is scanned.
+    pub scanner: Option<Arc<Scanner>>,
+    pub requests: bool,
+    pub responses: bool,
+    /// Action per detector, by index into [`DETECTORS`].
+    pub actions: Vec<ScanAction>,
+    pub injection: ScanAction,
+    pub suppressions: Vec<Suppression>,
+    pub max_bytes: usize,
+    pub oversize: OversizeAction,
+}
+
+impl ScanPolicy {
+    /// Nothing scanned.
+    pub fn off() -> ScanPolicy {
+        ScanPolicy {
+            scanner: None,
+            requests: false,
+            responses: false,
+            actions: Vec::new(),
+            injection: ScanAction::Off,
+            suppressions: Vec::new(),
+            max_bytes: 0,
+            oversize: OversizeAction::Block,
+        }
+    }
+
+    /// True when messages going `direction` are scanned.
+    pub fn scans(&self, direction: Direction) -> bool {
+        self.scanner.is_some()
+            && match direction {
+                Direction::Request => self.requests,
+                Direction::Response => self.responses,
+            }
+    }
+
+    /// The action for the detector at `index`.
+    pub fn action(&self, index: usize) -> ScanAction {
+        self.actions.get(index).copied().unwrap_or(ScanAction::Off)
+    }
+
+    /// True when a suppression lets the detector at `index` (or, `None`, an injected
+    /// instruction) through for `subject`.
+    pub fn suppressed(&self, index: Option<usize>, subject: &Subject<'_>) -> bool {
+        self.suppressions.iter().any(|s| {
+            let listed = match index {
+                Some(i) => s.detectors.get(i).copied().unwrap_or(false),
+                None => s.injection,
+            };
+            listed && s.covers(subject)
+        })
+    }
+}
+
+/// The default action of a class.
+fn class_default(class: DataClass) -> ScanAction {
+    match class {
+        DataClass::Pii => ScanAction::Redact,
+        _ => ScanAction::Block,
+    }
+}
+
+/// Compiles `content_scan`.
+pub fn compile(spec: &ContentScanSpec) -> Result<ScanPolicy, ConfigError> {
+    if !spec.enabled {
+        return Ok(ScanPolicy::off());
+    }
+    let mut class_actions: BTreeMap<DataClass, ScanAction> = DataClass::ALL.iter().map(|c| (*c, class_default(*c))).collect();
+    for (name, action) in &spec.classes {
+        let class = DataClass::parse(name).ok_or_else(|| {
+            err(format!("content_scan.classes.{name}"), "is not a data class (credential, private_key, crypto_key, pii)")
+        })?;
+        class_actions.insert(class, *action);
+    }
+    let mut actions: Vec<ScanAction> = DETECTORS
+        .iter()
+        .map(|d| {
+            let class = class_actions.get(&d.class).copied().unwrap_or(ScanAction::Block);
+            // A mild detector reports unless its class was turned down below warning.
+            if d.mild && matches!(class, ScanAction::Block | ScanAction::Redact) {
+                ScanAction::Warn
+            } else {
+                class
+            }
+        })
+        .collect();
+    for (id, action) in &spec.detectors {
+        let (i, _) = crate::scan::catalog::by_id(id)
+            .ok_or_else(|| err(format!("content_scan.detectors.{id}"), "is not a detector id (README, \"Content scanning\")"))?;
+        if let Some(a) = actions.get_mut(i) {
+            *a = *action;
+        }
+    }
+    if spec.canaries.len() > MAX_CANARIES {
+        return Err(err("content_scan.canaries", format!("at most {MAX_CANARIES}")));
+    }
+    for (i, c) in spec.canaries.iter().enumerate() {
+        if c.len() < MIN_CANARY_LEN || c.len() > 256 || c.chars().any(char::is_control) {
+            return Err(err(
+                format!("content_scan.canaries[{i}]"),
+                format!("must be {MIN_CANARY_LEN} to 256 bytes without control characters"),
+            ));
+        }
+    }
+    if spec.suppressions.len() > MAX_SUPPRESSIONS {
+        return Err(err("content_scan.suppressions", format!("at most {MAX_SUPPRESSIONS}")));
+    }
+    let suppressions = spec.suppressions.iter().enumerate().map(|(i, s)| compile_suppression(i, s)).collect::<Result<_, _>>()?;
+    if spec.max_scan_bytes == 0 || spec.max_scan_bytes > MAX_SCAN_BYTES_CAP {
+        return Err(err("content_scan.max_scan_bytes", format!("must be between 1 and {MAX_SCAN_BYTES_CAP}")));
+    }
+    let scanner = Scanner::new(&spec.canaries).map_err(|e| err("content_scan.canaries", e))?;
+    Ok(ScanPolicy {
+        scanner: Some(Arc::new(scanner)),
+        requests: spec.directions.contains(&Direction::Request),
+        responses: spec.directions.contains(&Direction::Response),
+        actions,
+        injection: spec.injection,
+        suppressions,
+        max_bytes: usize::try_from(spec.max_scan_bytes).unwrap_or(usize::MAX),
+        oversize: spec.oversize,
+    })
+}
+
+fn compile_suppression(i: usize, s: &SuppressionSpec) -> Result<Suppression, ConfigError> {
+    let at = format!("content_scan.suppressions[{i}]");
+    if s.detectors.is_empty() {
+        return Err(err(format!("{at}.detectors"), "must name at least one detector, data class, `injection` or `*`"));
+    }
+    let mut detectors = vec![false; DETECTORS.len()];
+    let mut injection = false;
+    for (j, name) in s.detectors.iter().enumerate() {
+        match name.as_str() {
+            "*" => {
+                detectors.iter_mut().for_each(|d| *d = true);
+                injection = true;
+            }
+            "injection" => injection = true,
+            "canary" => return Err(err(format!("{at}.detectors[{j}]"), "canaries are never suppressed")),
+            other => {
+                if let Some(class) = DataClass::parse(other) {
+                    for (k, d) in DETECTORS.iter().enumerate() {
+                        if d.class == class {
+                            if let Some(x) = detectors.get_mut(k) {
+                                *x = true;
+                            }
+                        }
+                    }
+                } else if let Some((k, _)) = crate::scan::catalog::by_id(other) {
+                    if let Some(x) = detectors.get_mut(k) {
+                        *x = true;
+                    }
+                } else {
+                    return Err(err(
+                        format!("{at}.detectors[{j}]"),
+                        format!("`{other}` is not a detector id, a data class or `injection`"),
+                    ));
+                }
+            }
+        }
+    }
+    let globs = |list: &[String], field: &str| -> Result<Vec<Glob>, ConfigError> {
+        list.iter().enumerate().map(|(k, g)| Glob::new(g).map_err(|e| err(format!("{at}.{field}[{k}]"), e))).collect()
+    };
+    Ok(Suppression {
+        detectors,
+        injection,
+        tools: globs(&s.tools, "tools")?,
+        principals: globs(&s.principals, "principals")?,
+        upstreams: globs(&s.upstreams, "upstreams")?,
+        direction: s.direction,
+    })
+}

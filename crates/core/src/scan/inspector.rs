@@ -1,0 +1,181 @@
+//! A scan turned into what the flow acts on, under the policy: [`judge`] decides one message
+//! (findings, a redacted rewrite, or a block), for the request path and for [`ContentScan`], the
+//! response inspector that judges every message of an answer (the JSON body, or each SSE event
+//! as it passes).
+//!
+//! - A canary is always blocked, severity `critical`.
+//! - A detector's finding follows its action (`block`, `redact`, `warn`); a suppression that
+//!   covers it reports it at severity `info` and lets it pass.
+//! - A redaction is checked by scanning the rewritten message again: what still needs acting on
+//!   blocks it (fail closed).
+//! - A message the scan cannot read (a bad escape) is blocked; one past the byte budget follows
+//!   `oversize`.
+
+use std::rc::Rc;
+
+use super::catalog::DETECTORS;
+use super::engine::{Found, Scan};
+use super::phrases::FAMILIES;
+use super::redact::{redact, Redaction};
+use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
+use crate::policy::scan::{Direction, OversizeAction, ScanAction, ScanPolicy, Subject};
+use crate::policy::Policy;
+use crate::ports::{Fault, Kv};
+
+/// The inspector name (findings' `inspector`, receipts' `layer`).
+pub const NAME: &str = "content_scan";
+
+/// What the scan decided about one message.
+#[derive(Debug, Default)]
+pub struct Judgement {
+    pub findings: Vec<Finding>,
+    /// The redacted message, when something was redacted (and nothing blocks it).
+    pub rewrite: Option<Vec<u8>>,
+}
+
+impl Judgement {
+    pub fn blocked(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.disposition == Disposition::Block)
+    }
+}
+
+/// Judges one message going `subject.direction`.
+pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judgement {
+    let mut j = Judgement::default();
+    let Some(scanner) = policy.scanner.as_deref() else { return j };
+    let fault = match subject.direction {
+        Direction::Request => Fault::Client,
+        Direction::Response => Fault::Upstream,
+    };
+    let scan = match scanner.scan_message(message, policy.max_bytes) {
+        Ok(scan) => scan,
+        Err(_) => {
+            j.findings.push(finding("unreadable_message", Severity::High, None, fault, Disposition::Block));
+            return j;
+        }
+    };
+    if scan.oversize {
+        let d = match policy.oversize {
+            OversizeAction::Block => Disposition::Block,
+            OversizeAction::Warn => Disposition::Report,
+        };
+        j.findings.push(finding("oversize", Severity::Warning, None, fault, d));
+    }
+    let redactions = collect(policy, subject, &scan, fault, &mut j.findings);
+    if j.blocked().is_some() || redactions.is_empty() {
+        return j;
+    }
+    let rewritten = redact(message, &scan.view, &redactions);
+    // The rewrite must itself be clean of everything that is acted on.
+    let mut again = Vec::new();
+    let clean = match scanner.scan_message(&rewritten, policy.max_bytes) {
+        Ok(rescan) => {
+            collect(policy, subject, &rescan, fault, &mut again).is_empty()
+                && !again.iter().any(|f| f.disposition == Disposition::Block)
+        }
+        Err(_) => false,
+    };
+    if clean {
+        j.rewrite = Some(rewritten);
+    } else {
+        j.findings.push(finding("unredactable", Severity::High, None, fault, Disposition::Block));
+    }
+    j
+}
+
+/// The findings of one scan (one per kind found) and the redactions its actions ask for.
+fn collect(
+    policy: &ScanPolicy,
+    subject: &Subject<'_>,
+    scan: &Scan<'_>,
+    fault: Fault,
+    findings: &mut Vec<Finding>,
+) -> Vec<Redaction> {
+    let mut redactions = Vec::new();
+    for hit in &scan.hits {
+        let (what, class, severity, action, suppressed) = match hit.found {
+            Found::Canary(_) => ("canary", Some("canary"), Severity::Critical, ScanAction::Block, false),
+            Found::Detector(i) => {
+                let Some(d) = DETECTORS.get(i) else { continue };
+                let severity = if d.class == super::DataClass::Pii { Severity::Warning } else { Severity::High };
+                (d.id, Some(d.class.as_str()), severity, policy.action(i), policy.suppressed(Some(i), subject))
+            }
+            Found::Injection(f) => {
+                let Some(family) = FAMILIES.get(f) else { continue };
+                (*family, None, Severity::Warning, policy.injection, policy.suppressed(None, subject))
+            }
+        };
+        if action == ScanAction::Off {
+            continue;
+        }
+        if suppressed {
+            push_once(findings, finding(what, Severity::Info, class, fault, Disposition::Report));
+            continue;
+        }
+        let disposition = if action == ScanAction::Block { Disposition::Block } else { Disposition::Report };
+        let severity = if action == ScanAction::Block && severity < Severity::High { Severity::High } else { severity };
+        push_once(findings, finding(what, severity, class, fault, disposition));
+        if action == ScanAction::Redact {
+            let whole_string = hit.decoded || matches!(hit.found, Found::Injection(_));
+            let marker = match hit.found {
+                Found::Injection(_) => format!("[mcp-warden: removed text with an injected instruction ({what})]"),
+                _ => format!("[REDACTED:{what}]"),
+            };
+            redactions.push(Redaction { span: hit.span, whole_string, marker });
+        }
+    }
+    redactions
+}
+
+fn push_once(findings: &mut Vec<Finding>, f: Finding) {
+    if let Some(existing) = findings.iter_mut().find(|x| x.what == f.what) {
+        if f.disposition == Disposition::Block {
+            existing.disposition = Disposition::Block;
+        }
+        existing.severity = existing.severity.max(f.severity);
+        return;
+    }
+    findings.push(f);
+}
+
+fn finding(
+    what: &'static str,
+    severity: Severity,
+    data_class: Option<&'static str>,
+    fault: Fault,
+    disposition: Disposition,
+) -> Finding {
+    Finding { inspector: NAME, what, severity, data_class, fault, disposition }
+}
+
+/// The response inspector: every message of the answer, judged as it passes.
+pub struct ContentScan {
+    policy: Rc<Policy>,
+}
+
+impl ContentScan {
+    pub fn new(policy: Rc<Policy>) -> ContentScan {
+        ContentScan { policy }
+    }
+}
+
+impl Inspector for ContentScan {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        let subject = Subject {
+            tool: ex.request.name.as_deref().unwrap_or_default(),
+            principal: &ex.principal.id,
+            upstream: ex.upstream,
+            direction: Direction::Response,
+        };
+        let j = judge(&self.policy.scan, &subject, message);
+        findings.extend(j.findings);
+        match j.rewrite {
+            Some(new) => Rewrite::Replace(new),
+            None => Rewrite::Keep,
+        }
+    }
+}
