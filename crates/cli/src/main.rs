@@ -17,6 +17,8 @@ mod keygen;
 #[cfg(not(target_arch = "wasm32"))]
 mod pin;
 #[cfg(not(target_arch = "wasm32"))]
+mod scan;
+#[cfg(not(target_arch = "wasm32"))]
 mod sink;
 #[cfg(not(target_arch = "wasm32"))]
 mod verify;
@@ -24,7 +26,7 @@ mod verify;
 #[cfg(not(target_arch = "wasm32"))]
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: warden <command> [args]\n\ncommands:\n  classify the filter's view of raw requests (JSONL in, JSONL out; the differential harness)\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  pin      fetch a live server's tools and print the approved manifest (tool_integrity.pins)\n  verify   check a signed receipt (.json) or chain (.jsonl) offline\n  sink     gRPC server (OTLP logs Export) filing receipts as one JSONL file per chain"
+        "usage: warden <command> [args]\n\ncommands:\n  classify the filter's view of raw requests (JSONL in, JSONL out; the differential harness)\n  control  serve policy and kill switch from a directory to the filter (the control endpoint)\n  keygen   make or show the receipt-signing key\n  pin      fetch a live server's tools and print the approved manifest (tool_integrity.pins)\n  scan     the content scanner over samples (files, or JSONL in / JSONL out): corpora, false-positive reports\n  verify   check a signed receipt (.json) or chain (.jsonl) offline\n  sink     gRPC server (OTLP logs Export) filing receipts as one JSONL file per chain"
     );
     ExitCode::from(2)
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("keygen") => keygen::run(rest),
         Some("pin") => pin::run(rest),
         Some("verify") => verify::run(rest),
+        Some("scan") => scan::run(rest),
         Some("sink") => sink::run(rest),
         _ => usage(),
     }

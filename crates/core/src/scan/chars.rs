@@ -46,8 +46,9 @@ pub const UPPER_DIGIT: Set = Set(DIGIT | UPPER);
 pub const LOWER_DIGIT: Set = Set(DIGIT | LOWER);
 /// `[A-Za-z0-9_.-]`.
 pub const URLSAFE_DOT: Set = Set(DIGIT | LOWER | UPPER | UNDERSCORE | DASH | DOT);
-/// What a run of the run pass is made of: every alphabet an encoded value or a key is spelled in.
-pub const RUN: Set = Set(DIGIT | LOWER | UPPER | UNDERSCORE | DASH | PLUS_SLASH | EQUALS);
+/// What a run of the run pass is made of: every alphabet an encoded value or a key is spelled in
+/// (base64 padding is not: `state=QUtJ…` is a name and a value, and the decoders do not need it).
+pub const RUN: Set = Set(DIGIT | LOWER | UPPER | UNDERSCORE | DASH | PLUS_SLASH);
 
 /// The class bits of every byte.
 pub static CLASS: [u16; 256] = build();

@@ -78,10 +78,10 @@ impl std::fmt::Debug for Scanner {
     }
 }
 
-/// Shortest run worth decoding as base64 (18 bytes once decoded: shorter than any secret the
-/// detectors know is not worth the pass) and as hex.
-const MIN_BASE64_RUN: usize = 24;
-const MIN_HEX_RUN: usize = 32;
+/// Shortest run worth decoding as base64 and as hex (10–12 bytes once decoded: the shortest
+/// value a detector knows, an SSN, fits).
+const MIN_BASE64_RUN: usize = 14;
+const MIN_HEX_RUN: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -402,14 +402,20 @@ fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, hits: &mut Vec<Hi
     None
 }
 
-/// A card number at `s`: digits in groups separated by one space or dash (the same one
-/// throughout), or none; the longest prefix ending at a group that is a card.
+/// A card number at `s`: all digits, or in the groups cards are printed in (4-4-4-4, 4-4-4-4-3,
+/// Amex 4-6-5, Diners 4-6-4) separated by one space or dash (the same one throughout); the
+/// longest such prefix that is a card. A run inside a longer sequence of digit groups (a log
+/// line's numbers) is not one.
 fn card_at(t: &[u8], s: usize) -> Option<usize> {
     if s > 0 && t.get(s - 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
+    if s >= 2 && matches!(t.get(s - 1), Some(b' ' | b'-')) && t.get(s - 2).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     let mut digits: Vec<u8> = Vec::with_capacity(19);
     let mut ends: Vec<(usize, usize)> = Vec::new(); // (digit count, byte end) at each group end
+    let mut groups: Vec<usize> = Vec::new();
     let mut i = s;
     let mut sep: Option<u8> = None;
     loop {
@@ -419,7 +425,11 @@ fn card_at(t: &[u8], s: usize) -> Option<usize> {
         }
         digits.extend_from_slice(t.get(i..i + g)?);
         i += g;
-        ends.push((digits.len(), i));
+        groups.push(g);
+        let printed = groups.len() == 1 || matches!(groups.as_slice(), [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4]);
+        if printed {
+            ends.push((digits.len(), i));
+        }
         match (t.get(i), t.get(i + 1)) {
             (Some(&c @ (b' ' | b'-')), Some(d)) if d.is_ascii_digit() && sep.is_none_or(|x| x == c) => {
                 sep = Some(c);
@@ -496,23 +506,21 @@ fn flush_words(t: &[u8], words: &mut Vec<Span>, hits: &mut Vec<Hit>) {
     words.clear();
 }
 
-/// Orders hits and drops a detector's hit on bytes an earlier (more specific) detector already
-/// claimed; canaries and injected instructions are always kept.
+/// Drops a detector's hit on bytes a more specific detector (earlier in [`DETECTORS`]) claimed,
+/// and repeats; canaries and injected instructions are always kept. Hits come out in text order.
 fn finish(hits: &mut Vec<Hit>) {
-    hits.sort_by_key(|h| (h.span.0, h.found, h.span.1));
+    hits.sort_by_key(|h| (h.found, h.span.0, h.span.1));
     let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits.drain(..) {
-        let clash = matches!(h.found, Found::Detector(_))
-            && kept.iter().any(|k| {
-                matches!(k.found, Found::Detector(_))
-                    && k.span.0 < h.span.1.max(h.span.0 + 1)
-                    && h.span.0 < k.span.1.max(k.span.0 + 1)
-            });
+        let overlaps = |k: &Hit| k.span.0 < h.span.1.max(h.span.0 + 1) && h.span.0 < k.span.1.max(k.span.0 + 1);
+        let clash =
+            matches!(h.found, Found::Detector(_)) && kept.iter().any(|k| matches!(k.found, Found::Detector(_)) && overlaps(k));
         let same = kept.iter().any(|k| k.found == h.found && k.span == h.span);
         if !clash && !same {
             kept.push(h);
         }
     }
+    kept.sort_by_key(|h| (h.span.0, h.found, h.span.1));
     *hits = kept;
 }
 

@@ -28,7 +28,7 @@ pub fn is_card(digits: &[u8]) -> bool {
         digits.get(..k).map(|p| p.iter().fold(0u32, |a, d| a * 10 + u32::from(d.wrapping_sub(b'0')))).unwrap_or(0)
     };
     let issuer = match digits.first() {
-        Some(b'4') => matches!(n, 13 | 16 | 19),                     // Visa
+        Some(b'4') => matches!(n, 16 | 19),                          // Visa
         Some(b'5') => n == 16 && (51..=55).contains(&prefix(2)),     // Mastercard
         Some(b'2') => n == 16 && (2221..=2720).contains(&prefix(4)), // Mastercard 2-series
         Some(b'3') => {

@@ -131,7 +131,9 @@ pub fn discord_webhook(t: &[u8], s: usize, e: usize) -> Option<Span> {
 /// `<bot id>:AA<33>`: a Telegram bot token.
 pub fn telegram_bot_token(t: &[u8], s: usize, _e: usize) -> Option<Span> {
     let digits = count_back(t, s, Set(DIGIT), 11);
-    if !(8..=10).contains(&digits) || !left_boundary(t, s - digits) {
+    // In the Bot API's URLs the token follows `bot`: `/bot123456789:AA…/sendMessage`.
+    let after_bot = s >= digits + 3 && t.get(s - digits - 3..s - digits) == Some(b"bot");
+    if !(8..=10).contains(&digits) || !(left_boundary(t, s - digits) || after_bot) {
         return None;
     }
     let from = s + 1;
@@ -192,16 +194,16 @@ pub fn pem_block(t: &[u8], s: usize, e: usize) -> Option<Span> {
             i += 2;
             continue;
         }
+        // An armour header (`Proc-Type: 4,ENCRYPTED`, `Version: …`) before the body.
+        let name = count(t, i, Set(ALNUM.0 | chars::DASH), 32);
+        if body == 0 && headers < 8 && name > 0 && t.get(i + name) == Some(&b':') {
+            headers += 1;
+            i += name + 1;
+            i += t.get(i..).unwrap_or_default().iter().take(256).take_while(|b| !matches!(b, b'\n' | b'\\')).count();
+            continue;
+        }
         let line = count(t, i, B64, 4096);
         if line == 0 {
-            // An armour header (`Proc-Type: 4,ENCRYPTED`, `Version: …`) before the body.
-            let name = count(t, i, Set(ALNUM.0 | chars::DASH), 32);
-            if body == 0 && headers < 8 && name > 0 && t.get(i + name) == Some(&b':') {
-                headers += 1;
-                i += name + 1;
-                i += t.get(i..).unwrap_or_default().iter().take(256).take_while(|b| !matches!(b, b'\n' | b'\\')).count();
-                continue;
-            }
             break;
         }
         body += line;
@@ -293,7 +295,16 @@ pub fn url_password(t: &[u8], _s: usize, e: usize) -> Option<Span> {
 /// Values that stand for a secret without being one.
 fn placeholder(v: &[u8]) -> bool {
     let lower = v.to_ascii_lowercase();
-    matches!(v.first(), Some(b'$') | Some(b'{') | Some(b'<') | Some(b'[') | Some(b'%'))
+    // `${DB_PASS}`, `$(cat f)`, `$DB_PASSWORD`, `%(password)s`, `{{ secret }}`, `<password>`.
+    let variable = v.first() == Some(&b'$')
+        && v.get(1).is_some_and(|b| matches!(b, b'{' | b'(') || b.is_ascii_uppercase())
+        && v.iter()
+            .skip(1)
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'{' | b'}' | b'(' | b')' | b':' | b'-'));
+    variable
+        || matches!(v.first(), Some(b'{') | Some(b'<') | Some(b'['))
+        || v.starts_with(b"%(")
+        || v.starts_with(b"%s")
         || v.iter().all(|b| matches!(b, b'*' | b'x' | b'X' | b'.' | b'#'))
         || matches!(
             lower.as_slice(),
