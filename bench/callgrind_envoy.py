@@ -170,7 +170,7 @@ def main() -> int:
             time.sleep(1)
     finally:
         upstream.stop()
-    lines = [f"callgrind instructions per request, whole Envoy process, {args.payload} 1 KB tools/call, "
+    lines = [f"callgrind instructions per request, whole Envoy process, {args.payload} ({run.PAYLOADS[args.payload]}), "
              f"{args.conns} conns, {args.windows} windows x {args.seconds}s (median; range)"]
     base = results.get("bare", {}).get("median")
     for v in variants:

@@ -47,6 +47,8 @@ NICE = ["nice", "-n", os.environ["BENCH_NICE"]] if os.environ.get("BENCH_NICE", 
 PAYLOADS = {
     "modern": "modern-tools_call-1k",
     "legacy": "legacy-tools_call-1k",
+    # The same modern call answered with a 10 KB clean result (the content scan's answer side).
+    "result10k": "modern-tools_call-1k-result10k",
 }
 # Profiling variants: mode words of bench/profile-filter (see its lib.rs), in cost order.
 PROFILE_MODES = ["noop", "hdr7", "hdr70", "pairs", "buffer", "read", "classify", "classify11", "set2",
@@ -364,7 +366,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", 3)))
     ap.add_argument("--conns", default=os.environ.get("BENCH_CONNS", "1,16"))
-    ap.add_argument("--payloads", default=os.environ.get("BENCH_PAYLOADS", "modern,legacy"))
+    ap.add_argument("--payloads", default=os.environ.get("BENCH_PAYLOADS", "modern,legacy,result10k"))
     ap.add_argument("--profile", action="store_true", help="also run the profiling filter modes")
     ap.add_argument("--modes", default=",".join(PROFILE_MODES), help="profiling modes (with --profile)")
     ap.add_argument("--envoy-cpu", type=int, default=0)

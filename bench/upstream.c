@@ -8,6 +8,10 @@
  * through the filter (callgrind_envoy.py --learn-tools) teaches it a baseline, and the tools/call
  * that follow take the "known tool" path of the call-time check.
  *
+ * A request with an `x-bench-result: 10k` header is answered with a 10 KB result instead: clean,
+ * realistic text (log lines with request ids, timestamps, hashes and prose, JSON-escaped
+ * newlines included), the "10 KB tool result" workload of the content scan (payload `result10k`).
+ *
  *   cc -O2 -o target/bench/upstream bench/upstream.c && target/bench/upstream <port>
  */
 #define _GNU_SOURCE
@@ -27,11 +31,37 @@
 #define BUF (256 * 1024)
 #define MAXFD 4096
 
-static const char BODY[] =
+static const char SMALL_BODY[] =
     "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"text\":\"echo: hello\",\"type\":\"text\"}],"
     "\"isError\":false,\"resultType\":\"complete\",\"structuredContent\":{\"result\":\"echo: hello\"},"
     "\"tools\":[{\"name\":\"search_documents\",\"description\":\"Searches documents.\",\"inputSchema\":{\"type\":\"object\"}}],"
     "\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"bench-upstream\",\"version\":\"0.1.0\"}}}}";
+
+/* The 10 KB answer, built at start-up. */
+static char *BIG_BODY;
+static size_t BIG_LEN;
+
+/* One line of clean tool output, as JSON string content (newline escaped). */
+static const char LINE[] =
+    "2026-12-01T17:47:37.512Z INFO request 7c9e6679-7425-40de-944b-e07fc1f90ae7 GET /api/v1/documents?page=3 "
+    "200 in 12 ms; commit 9fceb02d0ae598e95dc970b74767f19372d61af8, user ann, region eu-west-1.\\n"
+    "The search found twelve documents about quarterly planning; the newest was updated by the finance team "
+    "and links the budget sheet, the roadmap and two meeting notes.\\n";
+
+static void build_body(int kb) {
+    size_t want = (size_t)kb * 1024, line = sizeof LINE - 1;
+    size_t cap = want + line + 1024;
+    char *b = malloc(cap);
+    if (!b) return;
+    size_t n = (size_t)snprintf(b, cap, "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"");
+    while (n + line < want) {
+        memcpy(b + n, LINE, line);
+        n += line;
+    }
+    n += (size_t)snprintf(b + n, cap - n, "\"}],\"isError\":false,\"resultType\":\"complete\"}}");
+    BIG_BODY = b;
+    BIG_LEN = n;
+}
 
 struct conn {
     char *in, *out;
@@ -107,11 +137,15 @@ static void serve(struct conn *c) {
         size_t ml = 0, nl = 0;
         const char *m = header(start, hlen, "mcp-method:", &ml);
         const char *n = header(start, hlen, "mcp-name:", &nl);
-        if (c->out_len + 1024 + sizeof BODY < BUF) {
+        size_t bl = 0;
+        int big = BIG_BODY && header(start, hlen, "x-bench-result:", &bl) != NULL;
+        const char *BODY = big ? BIG_BODY : SMALL_BODY;
+        size_t BODY_LEN = big ? BIG_LEN : sizeof SMALL_BODY - 1;
+        if (c->out_len + 1024 + BODY_LEN < BUF) {
             c->out_len += (size_t)snprintf(c->out + c->out_len, BUF - c->out_len,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
                 "x-upstream-mcp-method: %.*s\r\nx-upstream-mcp-name: %.*s\r\n\r\n%s",
-                sizeof BODY - 1, (int)(m ? ml : 0), m ? m : "", (int)(n ? nl : 0), n ? n : "", BODY);
+                BODY_LEN, (int)(m ? ml : 0), m ? m : "", (int)(n ? nl : 0), n ? n : "", BODY);
         }
         off += total;
     }
@@ -121,6 +155,7 @@ static void serve(struct conn *c) {
 
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 8080;
+    build_body(10);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};

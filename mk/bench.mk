@@ -5,7 +5,7 @@
 # make bench-callgrind instructions per request of the whole Envoy under callgrind, per variant
 #                      (noise-free; ~2 min per variant)
 # Knobs (environment): BENCH_DURATION (s, default 8), BENCH_WARMUP (2), BENCH_REPS (5),
-# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,legacy), BENCH_NICE (0); bench-profile:
+# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,legacy,result10k), BENCH_NICE (0); bench-profile:
 # BENCH_PROFILE_REPS (3), BENCH_PROFILE_DURATION (5), BENCH_PROFILE_PAYLOADS (modern);
 # bench-callgrind: BENCH_CALLGRIND_VARIANTS (all), BENCH_CALLGRIND_PAYLOAD (modern).
 

@@ -458,8 +458,8 @@ def test_request_path_panic_fails_closed(point, proto, fault_gateway, recorder):
 @pytest.mark.parametrize("point", ["response-headers", "response-body"])
 def test_response_path_panic_fails_closed(point, answer, proto, fault_gateway, recorder):
     """A panic on the way back. The upstream did see the (valid) request; its client must not get
-    the upstream's answer. `plain`: a tools/call whose answer the filter does not read (response
-    headers pass at once); `listed`: a tools/list whose answer the list filter buffers to remove a
+    the upstream's answer. `plain`: a tools/call whose answer only the content scan reads (its
+    headers pass at once, without the length the scan may change); `listed`: a tools/list whose answer the list filter buffers to remove a
     hidden tool (`delete_all`), so what leaks here would be exactly what the policy hides."""
     gw = fault_gateway(plugin_config=LISTED_CONFIG if answer == "listed" else PLUGIN_CONFIG)
     gw.healthy(proto)
@@ -479,7 +479,7 @@ def test_response_path_panic_fails_closed(point, answer, proto, fault_gateway, r
         # any body byte.
         assert a.status == 200 and a.body == b"", gw.report()
         if answer == "plain":
-            assert a.headers.get("content-length") == str(len(recorder_answer(3, seen[0]["seq"]))), gw.report()
+            assert "content-length" not in a.headers, gw.report()
         want_cut = "RST_STREAM" if proto == "h2" else "IncompleteRead"
         assert want_cut in a.cut, gw.report()
     gw.panicked_at(point)

@@ -51,7 +51,14 @@ pub const URLSAFE_DOT: Set = Set(DIGIT | LOWER | UPPER | UNDERSCORE | DASH | DOT
 pub const RUN: Set = Set(DIGIT | LOWER | UPPER | UNDERSCORE | DASH | PLUS_SLASH);
 
 /// The class bits of every byte.
-pub static CLASS: [u16; 256] = build();
+static CLASS: [u16; 256] = build();
+
+/// The class bits of `b`.
+#[inline]
+#[allow(clippy::indexing_slicing)] // a `u8` indexes a 256-entry table: never out of bounds
+pub fn class(b: u8) -> u16 {
+    CLASS[b as usize]
+}
 
 const fn build() -> [u16; 256] {
     let mut t = [0u16; 256];
@@ -89,7 +96,10 @@ const fn build() -> [u16; 256] {
             | b']' | b'{' | b'}' | b'(' | b')' | b'\'' | b'"' | b'`' | b'\\' => SYMBOL,
             _ => 0,
         };
-        t[i] = c;
+        #[allow(clippy::indexing_slicing)] // i < 256, the table's length
+        {
+            t[i] = c;
+        }
         i += 1;
     }
     t
@@ -98,7 +108,7 @@ const fn build() -> [u16; 256] {
 impl Set {
     #[inline]
     pub fn has(self, b: u8) -> bool {
-        CLASS[b as usize] & self.0 != 0
+        class(b) & self.0 != 0
     }
 
     pub const fn with(self, bits: u16) -> Set {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use super::catalog::{self, Rule, Span, DETECTORS};
-use super::chars::{count, Set, B64_BODY, CLASS, DASH, DIGIT, LOWER, RUN, SPACE, UPPER};
+use super::chars::{class, count, Set, B64_BODY, DASH, DIGIT, LOWER, RUN, SPACE, UPPER};
 use super::numbers;
 use super::phrases::{self, Phrase};
 use super::shapes::{self, left_boundary};
@@ -127,7 +127,11 @@ impl Scanner {
         let (keys, pats): (Vec<Vec<u8>>, Vec<Vec<Pat>>) = by_bytes.into_iter().unzip();
         let automaton = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            // One match per place, the longest anchor there, and the search goes on after it: the
+            // DFA's fast loop (an overlapping search costs several times more per byte). What it
+            // gives up is an anchor starting inside a longer one (`eyJ` inside `sk.eyJ`): the
+            // longer one is the more specific detector.
+            .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&keys)
             .map_err(|e| e.to_string())?;
@@ -208,7 +212,7 @@ impl Scanner {
             return;
         }
         let text = folded.as_bytes();
-        for m in self.automaton.find_overlapping_iter(text) {
+        for m in self.automaton.find_iter(text) {
             for pat in self.pats.get(m.pattern().as_usize()).map(Vec::as_slice).unwrap_or_default() {
                 if let Pat::Phrase(i) = pat {
                     if let Some(p) = self.phrases.get(*i) {
@@ -233,9 +237,19 @@ impl Scanner {
                 return;
             }
             let mut inner = Vec::new();
-            self.scan_level(&decoded, false, &mut inner, &mut Vec::new());
-            if !decoded.is_ascii() && std::str::from_utf8(&decoded).is_ok() {
-                self.scan_folded(&decoded, (0, 0), budget, &mut inner);
+            if std::str::from_utf8(&decoded).is_ok() {
+                // Text: scanned whole (and folded when it is not ASCII).
+                self.scan_level(&decoded, false, &mut inner, &mut Vec::new());
+                if !decoded.is_ascii() {
+                    self.scan_folded(&decoded, (0, 0), budget, &mut inner);
+                }
+            } else {
+                // Binary (an image, random bytes): only its printable stretches can carry a secret.
+                for (s, e) in printable_stretches(&decoded) {
+                    if let Some(part) = decoded.get(s..e) {
+                        self.scan_level(part, false, &mut inner, &mut Vec::new());
+                    }
+                }
             }
             hits.extend(inner.into_iter().map(|h| Hit { span, decoded: true, ..h }));
         }
@@ -244,7 +258,7 @@ impl Scanner {
     /// The anchor pass and the run pass over one text. `top`: runs worth decoding are collected
     /// into `encoded` (only at the top level: one level of decoding).
     fn scan_level(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
-        for m in self.automaton.find_overlapping_iter(t) {
+        for m in self.automaton.find_iter(t) {
             let (s, e) = (m.start(), m.end());
             for pat in self.pats.get(m.pattern().as_usize()).map(Vec::as_slice).unwrap_or_default() {
                 let found = match *pat {
@@ -268,6 +282,31 @@ impl Scanner {
         aws_pairs(t, hits);
         run_pass(t, top, hits, encoded);
     }
+}
+
+/// The runs of printable ASCII (and whitespace) at least 8 bytes long in decoded binary.
+fn printable_stretches(b: &[u8]) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in b.iter().enumerate() {
+        let printable = (0x20..0x7f).contains(c) || matches!(c, b'\t' | b'\n' | b'\r');
+        match (printable, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= 8 {
+                    out.push((s, i));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        if b.len() - s >= 8 {
+            out.push((s, b.len()));
+        }
+    }
+    out
 }
 
 /// An anchored detector's rule at one anchor match.
@@ -321,14 +360,14 @@ fn run_pass(t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, E
     let mut numbers_until = 0usize;
     let mut words: Vec<Span> = Vec::new();
     while let Some(&b) = t.get(i) {
-        if CLASS[b as usize] & RUN.0 == 0 {
+        if class(b) & RUN.0 == 0 {
             i += 1;
             continue;
         }
         let s = i;
         let mut any = 0u16;
         while let Some(&c) = t.get(i) {
-            let k = CLASS[c as usize];
+            let k = class(c);
             if k & RUN.0 == 0 {
                 break;
             }
@@ -341,8 +380,7 @@ fn run_pass(t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, E
         // Seed phrases: lower-case words of 3–8 letters, whitespace between them.
         if any & !LOWER_LETTERS == 0 && (3..=8).contains(&len) {
             let follows = words.last().is_some_and(|&(_, pe)| {
-                t.get(pe..s)
-                    .is_some_and(|gap| !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| CLASS[*b as usize] & SPACE != 0))
+                t.get(pe..s).is_some_and(|gap| !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| class(*b) & SPACE != 0))
             });
             if !follows {
                 flush_words(t, &mut words, hits);
@@ -351,7 +389,9 @@ fn run_pass(t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, E
         } else if !words.is_empty() {
             flush_words(t, &mut words, hits);
         }
-        if s >= numbers_until {
+        // A card starts with a group of 4 or is 13+ digits; an SSN is 11 bytes; an IBAN starts
+        // with a group of 4 or is 15+: shorter runs start none of them.
+        if any & DIGIT != 0 && (len == 4 || len >= 11) && s >= numbers_until {
             if let Some(end) = numbers(t, s, i, len, any, hits) {
                 numbers_until = end;
             }
@@ -467,7 +507,7 @@ fn iban_grouped_at(t: &[u8], s: usize) -> Option<usize> {
 
 /// Whether a long run is worth one level of decoding, and as what.
 fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
-    if run.len() >= MIN_HEX_RUN && run.len() % 2 == 0 && run.iter().all(u8::is_ascii_hexdigit) {
+    if run.len() >= MIN_HEX_RUN && run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit) {
         return Some(Encoding::Hex);
     }
     // Base64 of text mixes cases and digits; a run of one kind of character decodes to noise.

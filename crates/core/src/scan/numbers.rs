@@ -18,7 +18,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// True when `digits` have a card issuer's prefix and length and pass Luhn.
