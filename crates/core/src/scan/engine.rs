@@ -1,5 +1,6 @@
-//! The scanner: one Aho–Corasick automaton over every detector anchor, phrase anchor and canary
-//! (ASCII case-insensitive, built once per policy), and one run pass over the same bytes for
+//! The scanner: one Aho–Corasick DFA over every detector anchor, phrase anchor and canary
+//! ([`super::automaton`]: ASCII case-insensitive, every match reported, built once per policy),
+//! and one run pass over the same bytes for
 //! what has no anchor (card, IBAN and SSN digits, base58 keys, seed-phrase word runs, and the
 //! base64 / hex runs worth decoding). A clean message costs these two linear passes.
 //!
@@ -16,10 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
+use super::automaton::{Automaton, Event};
 use super::catalog::{self, Rule, Span, DETECTORS};
-use super::chars::{class, count, Set, B64_BODY, DASH, DIGIT, LOWER, RUN, SPACE, UPPER};
+use super::chars::{class, count, Set, B64_BODY, DASH, DIGIT, LOWER, SPACE, UPPER};
 use super::numbers;
 use super::phrases::{self, Phrase};
 use super::shapes::{self, left_boundary};
@@ -66,8 +66,12 @@ enum Pat {
 
 /// The compiled scanner (immutable, shared by a policy's streams).
 pub struct Scanner {
-    automaton: AhoCorasick,
+    /// Every detector anchor, ASCII phrase anchor and canary, over the view and decoded forms.
+    automaton: Automaton,
     pats: Vec<Vec<Pat>>,
+    /// Every phrase anchor (non-ASCII ones too), over folded text.
+    folded: Automaton,
+    folded_pats: Vec<usize>,
     phrases: Vec<Phrase>,
     canaries: Vec<Vec<u8>>,
 }
@@ -116,26 +120,26 @@ impl Scanner {
                 by_bytes.entry(anchor.as_bytes().to_ascii_lowercase()).or_default().push(Pat::Detector { index, anchor });
             }
         }
+        let mut folded_keys: Vec<Vec<u8>> = Vec::new();
+        let mut folded_pats = Vec::new();
         for (i, p) in phrases.iter().enumerate() {
             if let Some(a) = p.words.get(p.anchor) {
-                by_bytes.entry(a.to_ascii_lowercase()).or_default().push(Pat::Phrase(i));
+                // A non-ASCII anchor can only match text that was folded (it has non-ASCII).
+                if a.is_ascii() {
+                    by_bytes.entry(a.to_ascii_lowercase()).or_default().push(Pat::Phrase(i));
+                }
+                folded_keys.push(a.to_ascii_lowercase());
+                folded_pats.push(i);
             }
         }
         for (i, c) in canaries.iter().enumerate() {
             by_bytes.entry(c.as_bytes().to_ascii_lowercase()).or_default().push(Pat::Canary(i));
         }
         let (keys, pats): (Vec<Vec<u8>>, Vec<Vec<Pat>>) = by_bytes.into_iter().unzip();
-        let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            // One match per place, the longest anchor there, and the search goes on after it: the
-            // DFA's fast loop (an overlapping search costs several times more per byte). What it
-            // gives up is an anchor starting inside a longer one (`eyJ` inside `sk.eyJ`): the
-            // longer one is the more specific detector.
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&keys)
-            .map_err(|e| e.to_string())?;
-        Ok(Scanner { automaton, pats, phrases, canaries: canaries.iter().map(|c| c.as_bytes().to_vec()).collect() })
+        let automaton = Automaton::new(&keys)?;
+        let folded = Automaton::new(&folded_keys)?;
+        let canaries = canaries.iter().map(|c| c.as_bytes().to_vec()).collect();
+        Ok(Scanner { automaton, pats, folded, folded_pats, phrases, canaries })
     }
 
     /// Scans one JSON message (see the module doc). `Err` when it has no view (unreadable).
@@ -212,17 +216,13 @@ impl Scanner {
             return;
         }
         let text = folded.as_bytes();
-        for m in self.automaton.find_iter(text) {
-            for pat in self.pats.get(m.pattern().as_usize()).map(Vec::as_slice).unwrap_or_default() {
-                if let Pat::Phrase(i) = pat {
-                    if let Some(p) = self.phrases.get(*i) {
-                        if phrases::confirm(text, m.start(), m.end(), p).is_some() {
-                            hits.push(Hit { found: Found::Injection(p.family), span, decoded: true });
-                        }
-                    }
+        self.folded.for_each_match(text, |k, s, e| {
+            if let Some(p) = self.folded_pats.get(k).and_then(|i| self.phrases.get(*i)) {
+                if phrases::confirm(text, s, e, p).is_some() {
+                    hits.push(Hit { found: Found::Injection(p.family), span, decoded: true });
                 }
             }
-        }
+        });
     }
 
     fn scan_encoded(&self, text: &[u8], encoded: &[(Span, Encoding)], budget: &mut Budget, hits: &mut Vec<Hit>) {
@@ -258,29 +258,32 @@ impl Scanner {
     /// The anchor pass and the run pass over one text. `top`: runs worth decoding are collected
     /// into `encoded` (only at the top level: one level of decoding).
     fn scan_level(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
-        for m in self.automaton.find_iter(t) {
-            let (s, e) = (m.start(), m.end());
-            for pat in self.pats.get(m.pattern().as_usize()).map(Vec::as_slice).unwrap_or_default() {
-                let found = match *pat {
-                    Pat::Detector { index, anchor } => {
-                        detect(t, s, e, index, anchor).map(|span| Hit { found: Found::Detector(index), span, decoded: false })
-                    }
-                    Pat::Phrase(i) => self
-                        .phrases
-                        .get(i)
-                        .and_then(|p| phrases::confirm(t, s, e, p).map(|span| (p.family, span)))
-                        .map(|(family, span)| Hit { found: Found::Injection(family), span, decoded: false }),
-                    Pat::Canary(i) => (self.canaries.get(i).map(Vec::as_slice) == t.get(s..e)).then_some(Hit {
-                        found: Found::Canary(i),
-                        span: (s, e),
-                        decoded: false,
-                    }),
-                };
-                hits.extend(found);
+        let mut runs = Runs::new(top);
+        self.automaton.scan(t, |event| match event {
+            Event::Match { pattern, start: s, end: e } => {
+                for pat in self.pats.get(pattern).map(Vec::as_slice).unwrap_or_default() {
+                    let found = match *pat {
+                        Pat::Detector { index, anchor } => {
+                            detect(t, s, e, index, anchor).map(|span| Hit { found: Found::Detector(index), span, decoded: false })
+                        }
+                        Pat::Phrase(i) => self
+                            .phrases
+                            .get(i)
+                            .and_then(|p| phrases::confirm(t, s, e, p).map(|span| (p.family, span)))
+                            .map(|(family, span)| Hit { found: Found::Injection(family), span, decoded: false }),
+                        Pat::Canary(i) => (self.canaries.get(i).map(Vec::as_slice) == t.get(s..e)).then_some(Hit {
+                            found: Found::Canary(i),
+                            span: (s, e),
+                            decoded: false,
+                        }),
+                    };
+                    hits.extend(found);
+                }
             }
-        }
+            Event::Run { start, end, any } => runs.run(t, start, end, any, hits, encoded),
+        });
+        runs.finish(t, hits);
         aws_pairs(t, hits);
-        run_pass(t, top, hits, encoded);
     }
 }
 
@@ -354,49 +357,53 @@ fn aws_pairs(t: &[u8], hits: &mut Vec<Hit>) {
     }
 }
 
-/// The run pass: maximal runs of [`RUN`] bytes, and what each may be.
-fn run_pass(t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
-    let mut i = 0usize;
-    let mut numbers_until = 0usize;
-    let mut words: Vec<Span> = Vec::new();
-    while let Some(&b) = t.get(i) {
-        if class(b) & RUN.0 == 0 {
-            i += 1;
-            continue;
-        }
-        let s = i;
-        let mut any = 0u16;
-        while let Some(&c) = t.get(i) {
-            let k = class(c);
-            if k & RUN.0 == 0 {
-                break;
-            }
-            any |= k;
-            i += 1;
-        }
+/// The run pass, fed each maximal run of [`RUN`](super::chars::RUN) bytes by the anchor pass: what each may be
+/// (digits of a card, SSN or IBAN; a base58 key; a word of a seed phrase; an encoded value).
+/// Per run it costs a few comparisons; only runs that can be something are looked at further.
+struct Runs {
+    top: bool,
+    numbers_until: usize,
+    /// The current streak of seed-phrase-shaped words: where it starts, ends, how many.
+    streak_start: usize,
+    streak_end: usize,
+    streak_words: usize,
+}
+
+impl Runs {
+    fn new(top: bool) -> Runs {
+        Runs { top, numbers_until: 0, streak_start: 0, streak_end: 0, streak_words: 0 }
+    }
+
+    fn run(&mut self, t: &[u8], s: usize, i: usize, any: u16, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
         // Which alphabets the run is made of (base58 membership is asked of the run itself).
-        any &= !super::chars::BASE58;
+        let any = any & !super::chars::BASE58;
         let len = i - s;
-        // Seed phrases: lower-case words of 3–8 letters, whitespace between them.
+        // Seed phrases: lower-case words of 3–8 letters, only whitespace between them.
         if any & !LOWER_LETTERS == 0 && (3..=8).contains(&len) {
-            let follows = words.last().is_some_and(|&(_, pe)| {
-                t.get(pe..s).is_some_and(|gap| !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| class(*b) & SPACE != 0))
-            });
+            let gap = s - self.streak_end;
+            let follows = self.streak_words > 0
+                && (1..=4).contains(&gap)
+                && t.get(self.streak_end..s).is_some_and(|g| g.iter().all(|b| class(*b) & SPACE != 0));
             if !follows {
-                flush_words(t, &mut words, hits);
+                self.finish(t, hits);
+                self.streak_start = s;
             }
-            words.push((s, i));
-        } else if !words.is_empty() {
-            flush_words(t, &mut words, hits);
+            self.streak_words += 1;
+            self.streak_end = i;
+        } else if self.streak_words > 0 {
+            self.finish(t, hits);
+        }
+        if len < 4 {
+            return;
         }
         // A card starts with a group of 4 or is 13+ digits; an SSN is 11 bytes; an IBAN starts
         // with a group of 4 or is 15+: shorter runs start none of them.
-        if any & DIGIT != 0 && (len == 4 || len >= 11) && s >= numbers_until {
+        if any & DIGIT != 0 && (len == 4 || len >= 11) && s >= self.numbers_until {
             if let Some(end) = numbers(t, s, i, len, any, hits) {
-                numbers_until = end;
+                self.numbers_until = end;
             }
         }
-        if len >= MIN_BASE64_RUN && top {
+        if len >= MIN_BASE64_RUN && self.top {
             if let Some(enc) = worth_decoding(t.get(s..i).unwrap_or_default(), any) {
                 encoded.push(((s, i), enc));
             }
@@ -405,7 +412,14 @@ fn run_pass(t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, E
             hits.push(Hit { found: Found::Detector(catalog::index_of(catalog::BITCOIN_WIF)), span: (s, i), decoded: false });
         }
     }
-    flush_words(t, &mut words, hits);
+
+    /// The streak of words has ended.
+    fn finish(&mut self, t: &[u8], hits: &mut Vec<Hit>) {
+        if self.streak_words >= 12 {
+            seed_phrases(t, self.streak_start, self.streak_end, hits);
+        }
+        self.streak_words = 0;
+    }
 }
 
 const LOWER_LETTERS: u16 = LOWER | super::chars::HEX_LOWER;
@@ -510,40 +524,45 @@ fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
     if run.len() >= MIN_HEX_RUN && run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit) {
         return Some(Encoding::Hex);
     }
-    // Base64 of text mixes cases and digits; a run of one kind of character decodes to noise.
-    let kinds = [DIGIT, LOWER, UPPER].iter().filter(|k| any & **k != 0).count();
-    (kinds >= 2).then_some(Encoding::Base64)
+    // Base64 of text mixes both cases and digits: a run without all three is a word, a path, an
+    // id or a UUID, and decodes to noise.
+    (any & DIGIT != 0 && any & LOWER != 0 && any & UPPER != 0).then_some(Encoding::Base64)
 }
 
-/// A run of seed-phrase-shaped words has ended: the list words in it, checked for a mnemonic.
-fn flush_words(t: &[u8], words: &mut Vec<Span>, hits: &mut Vec<Hit>) {
-    if words.len() >= 12 {
-        let mut streak: Vec<Span> = Vec::new();
-        let check = |streak: &mut Vec<Span>, hits: &mut Vec<Hit>| {
-            if streak.len() >= 12 {
-                let w: Vec<&[u8]> = streak.iter().filter_map(|&(s, e)| t.get(s..e)).collect();
-                if let Some((first, n)) = wallet::find_mnemonic(&w) {
-                    if let (Some(a), Some(b)) = (streak.get(first), streak.get(first + n - 1)) {
-                        hits.push(Hit {
-                            found: Found::Detector(catalog::index_of(catalog::BIP39)),
-                            span: (a.0, b.1),
-                            decoded: false,
-                        });
-                    }
+/// A streak of 12+ seed-phrase-shaped words `[from, to)` ended: its BIP-39 list words, checked
+/// for a mnemonic.
+fn seed_phrases(t: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) {
+    let region = t.get(from..to).unwrap_or_default();
+    let mut streak: Vec<Span> = Vec::new();
+    let check = |streak: &mut Vec<Span>, hits: &mut Vec<Hit>| {
+        if streak.len() >= 12 {
+            let w: Vec<&[u8]> = streak.iter().filter_map(|&(s, e)| t.get(s..e)).collect();
+            if let Some((first, n)) = wallet::find_mnemonic(&w) {
+                if let (Some(a), Some(b)) = (streak.get(first), streak.get(first + n - 1)) {
+                    hits.push(Hit {
+                        found: Found::Detector(catalog::index_of(catalog::BIP39)),
+                        span: (a.0, b.1),
+                        decoded: false,
+                    });
                 }
             }
-            streak.clear();
-        };
-        for &(s, e) in words.iter() {
-            if t.get(s..e).is_some_and(wallet::is_word) {
-                streak.push((s, e));
-            } else {
-                check(&mut streak, hits);
-            }
         }
-        check(&mut streak, hits);
+        streak.clear();
+    };
+    let mut at = 0usize;
+    for word in region.split(|b| class(*b) & SPACE != 0) {
+        let (s, e) = (from + at, from + at + word.len());
+        at += word.len() + 1;
+        if word.is_empty() {
+            continue;
+        }
+        if wallet::is_word(word) {
+            streak.push((s, e));
+        } else {
+            check(&mut streak, hits);
+        }
     }
-    words.clear();
+    check(&mut streak, hits);
 }
 
 /// Drops a detector's hit on bytes a more specific detector (earlier in [`DETECTORS`]) claimed,

@@ -3,6 +3,7 @@
 //! [`inspector`] turns a scan into findings and rewrites under the policy's
 //! [`crate::policy::scan`] settings, and the flow acts on them.
 //!
+//! - [`automaton`]: the Aho–Corasick DFA the anchors are found with.
 //! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
 //! - [`engine`]: the scanner (one Aho–Corasick pass and one run pass; one level of decoding;
 //!   folded text for injected instructions), bounded by a byte budget.
@@ -15,6 +16,7 @@
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 
+pub mod automaton;
 pub mod catalog;
 pub mod chars;
 pub mod engine;

@@ -158,7 +158,16 @@ pub fn base64(run: &[u8]) -> Option<Vec<u8>> {
 
 /// `run` (an even number of hex digits) decoded.
 pub fn hex(run: &[u8]) -> Option<Vec<u8>> {
-    ::hex::decode(run).ok()
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    if !run.len().is_multiple_of(2) {
+        return None;
+    }
+    run.chunks_exact(2).map(|p| Some((nibble(*p.first()?)? << 4) | nibble(*p.get(1)?)?)).collect()
 }
 
 /// True when `s` holds a `%XX` escape.
