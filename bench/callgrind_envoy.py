@@ -11,7 +11,7 @@ Counts user-space instructions of all Envoy threads (kernel/syscall work is not 
 same for every variant since they make the same syscalls). Envoy's binary is stripped, so the
 dump has totals, not a function breakdown.
 
-  bench/callgrind_envoy.py [--variants bare,noop,...,warden] [--payload modern] [--windows 3] [--warden-config JSON] [--learn-tools]
+  bench/callgrind_envoy.py [--variants bare,noop,...,warden] [--payload modern] [--windows 3] [--warden-config JSON] [--learn-tools] [--wasm PATH]
 Writes bench/out/<stamp>-callgrind/{callgrind.json,callgrind.txt} and bench/out/latest-callgrind.
 """
 from __future__ import annotations
@@ -125,6 +125,7 @@ def main() -> int:
     ap.add_argument("--warden-config", default=None,
                     help="plugin configuration (JSON) for the warden variant instead of envoy/bench-warden.yaml's")
     ap.add_argument("--payload", default="modern", choices=list(run.PAYLOADS))
+    ap.add_argument("--wasm", default=str(run.WASM), help="the filter to measure (default: the built one)")
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4, help="max warm-up windows")
@@ -146,7 +147,7 @@ def main() -> int:
         latest.unlink()
     latest.symlink_to(out.name)
     wasm = out / "mcp_warden.wasm"
-    shutil.copy2(run.WASM, wasm)
+    shutil.copy2(args.wasm, wasm)
     pwasm = out / "warden_profile_filter.wasm"
     if any(v not in ("bare", "warden") for v in variants):
         shutil.copy2(run.PROFILE_WASM, pwasm)
