@@ -142,6 +142,13 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// `s` as whoever strips the disguise reads it: NFKC (fullwidth and mathematical letters become
+/// plain ones) without invisible characters, case and everything else kept. What a secret with a
+/// zero-width space in it (`gh\u{200b}p_…`) is to its receiver.
+pub fn unhide(s: &str) -> String {
+    s.nfkc().filter(|c| !is_invisible(*c)).collect()
+}
+
 /// A name's comparison form: [`fold`] without separators, so `read_file`, `Read-File` and
 /// `rеad_fіle` (Cyrillic `е`, `і`) share one skeleton.
 pub fn skeleton(name: &str) -> String {

@@ -376,3 +376,35 @@ fn base64_std(b: &[u8]) -> String {
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn a_redaction_inside_the_routed_name_refuses_the_request_instead() {
+    let p = policy(config(json!({})));
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let uri = "file:///records/536-90-4399.txt";
+    let step = send(&mut host, &mut flow, false, "resources/read", Some(uri), &format!(r#""uri":"{uri}""#));
+    assert_eq!(step, Step::Answered, "the URI would no longer match Mcp-Name");
+    let (status, body) = reply(&host);
+    assert_eq!((status, body["error"]["data"]["finding"].as_str()), (403, Some("us_ssn")));
+}
+
+#[test]
+fn a_secret_disguised_with_invisible_or_fullwidth_characters_or_wrapped_base64_is_still_found() {
+    let p = policy(config(json!({})));
+    let disguised = [
+        "ghp_R7c0aWq1zX\u{200b}y2Lm3Nb4Vc5Xd6Fe7Gh8Jk9Ab0".to_owned(),
+        "ｇｈｐ＿R7c0aWq1zXy2Lm3Nb4Vc5Xd6Fe7Gh8Jk9Ab0".to_owned(),
+        // base64 of `token=ghp_…` wrapped at 20 columns.
+        {
+            let b = base64_std(format!("token={GITHUB_PAT} and more text to wrap").as_bytes());
+            b.as_bytes().chunks(20).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\n")
+        },
+    ];
+    for text in disguised {
+        let mut host = FakeHost::default();
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(call(&mut host, &mut flow, false, "notes", json!({"t": text})), Step::Answered, "{text}");
+        assert_eq!(reply(&host).1["error"]["data"]["finding"], "github_classic_pat");
+    }
+}

@@ -202,7 +202,12 @@ fn scan_request(
         direction: Direction::Request,
     };
     let j = judge(&policy.scan, &subject, body);
-    let blocked = j.blocked().map(|f| Action::ContentBlocked { what: f.what, class: f.data_class });
+    let mut blocked = j.blocked().map(|f| Action::ContentBlocked { what: f.what, class: f.data_class });
+    if blocked.is_none() && j.rewrite.as_deref().is_some_and(|new| !same_routing(body, new)) {
+        // A redaction inside the method, name, URI or task id would forward a request that no
+        // longer matches its routing headers (and the policy's decision): refuse it instead.
+        blocked = j.findings.first().map(|f| Action::ContentBlocked { what: f.what, class: f.data_class });
+    }
     findings.extend(j.findings);
     match blocked {
         Some(action) => {
@@ -211,6 +216,25 @@ fn scan_request(
             (verdict, reply, None)
         }
         None => (verdict, reply, j.rewrite),
+    }
+}
+
+/// True when `new` (a redaction of `old`) names the same methods and targets: what routing and
+/// policy decided on is unchanged.
+fn same_routing(old: &[u8], new: &[u8]) -> bool {
+    fn one(m: &serde_json::Value) -> [Option<&serde_json::Value>; 4] {
+        let p = m.get("params");
+        [m.get("method"), p.and_then(|p| p.get("name")), p.and_then(|p| p.get("uri")), p.and_then(|p| p.get("taskId"))]
+    }
+    fn targets(v: &serde_json::Value) -> Vec<Option<&serde_json::Value>> {
+        match v {
+            serde_json::Value::Array(items) => items.iter().flat_map(one).collect(),
+            other => one(other).to_vec(),
+        }
+    }
+    match (serde_json::from_slice::<serde_json::Value>(old), serde_json::from_slice::<serde_json::Value>(new)) {
+        (Ok(a), Ok(b)) => targets(&a) == targets(&b),
+        _ => false,
     }
 }
 

@@ -188,6 +188,7 @@ impl Scanner {
             self.scan_decoded_forms(content, s.view, budget, hits);
             if s.needs_fold {
                 self.scan_folded(content, s.view, budget, hits);
+                self.scan_unhidden(content, s.view, budget, hits);
             }
         }
     }
@@ -210,6 +211,23 @@ impl Scanner {
         }
     }
 
+    /// A secret with invisible characters in it (`gh\u200bp_…`) or in fullwidth letters still
+    /// leaves whole for whoever strips them: the text in NFKC without invisible characters, case
+    /// kept, scanned again.
+    fn scan_unhidden(&self, content: &[u8], span: Span, budget: &mut Budget, hits: &mut Vec<Hit>) {
+        let plain = fold::unhide(&String::from_utf8_lossy(content));
+        if plain.as_bytes() == content || !budget.take(plain.len()) {
+            return;
+        }
+        let mut inner = Vec::new();
+        self.scan_level(plain.as_bytes(), false, &mut inner, &mut Vec::new());
+        hits.extend(inner.into_iter().filter(|h| !matches!(h.found, Found::Injection(_))).map(|h| Hit {
+            span,
+            decoded: true,
+            ..h
+        }));
+    }
+
     fn scan_folded(&self, content: &[u8], span: Span, budget: &mut Budget, hits: &mut Vec<Hit>) {
         let folded = fold::fold(&String::from_utf8_lossy(content));
         if !budget.take(folded.len()) {
@@ -226,9 +244,14 @@ impl Scanner {
     }
 
     fn scan_encoded(&self, text: &[u8], encoded: &[(Span, Encoding)], budget: &mut Budget, hits: &mut Vec<Hit>) {
-        for &(span, enc) in encoded {
+        for (span, enc) in join_wrapped(text, encoded) {
             let Some(run) = text.get(span.0..span.1) else { continue };
             let decoded = match enc {
+                // Wrapped base64 (MIME's 76 columns, PEM's 64) is one value across its lines.
+                Encoding::Base64 if run.iter().any(|b| class(*b) & SPACE != 0) => {
+                    let joined: Vec<u8> = run.iter().copied().filter(|b| class(*b) & SPACE == 0).collect();
+                    view::base64(&joined)
+                }
                 Encoding::Base64 => view::base64(run),
                 Encoding::Hex => view::hex(run),
             };
@@ -285,6 +308,23 @@ impl Scanner {
         runs.finish(t, hits);
         aws_pairs(t, hits);
     }
+}
+
+/// Base64 candidates separated only by line breaks and spaces, merged into one (a value wrapped
+/// at a fixed width decodes whole, not line by line where a secret could straddle two lines).
+fn join_wrapped(text: &[u8], encoded: &[(Span, Encoding)]) -> Vec<(Span, Encoding)> {
+    let mut out: Vec<(Span, Encoding)> = Vec::with_capacity(encoded.len());
+    for &(span, enc) in encoded {
+        if let Some((last, Encoding::Base64)) = out.last_mut() {
+            let gap = text.get(last.1..span.0).unwrap_or_default();
+            if enc == Encoding::Base64 && !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| class(*b) & SPACE != 0) {
+                last.1 = span.1;
+                continue;
+            }
+        }
+        out.push((span, enc));
+    }
+    out
 }
 
 /// The runs of printable ASCII (and whitespace) at least 8 bytes long in decoded binary.
@@ -399,8 +439,20 @@ impl Runs {
         // A card starts with a group of 4 or is 13+ digits; an SSN is 11 bytes; an IBAN starts
         // with a group of 4 or is 15+: shorter runs start none of them.
         if any & DIGIT != 0 && (len == 4 || len >= 11) && s >= self.numbers_until {
-            if let Some(end) = numbers(t, s, i, len, any, hits) {
-                self.numbers_until = end;
+            if any & (super::chars::PLUS_SLASH | super::chars::UNDERSCORE) == 0 {
+                if let Some(end) = numbers(t, s, i, len, any, hits) {
+                    self.numbers_until = end;
+                }
+            } else {
+                // A path or a name (`/records/536-90-4399`, `id_4111111111111111`): its pieces.
+                let mut ps = s;
+                for piece in t.get(s..i).unwrap_or_default().split(|b| matches!(b, b'/' | b'+' | b'_')) {
+                    let pany = piece.iter().fold(0u16, |a, b| a | class(*b)) & !super::chars::BASE58;
+                    if pany & DIGIT != 0 && (piece.len() == 4 || piece.len() >= 11) {
+                        numbers(t, ps, ps + piece.len(), piece.len(), pany, hits);
+                    }
+                    ps += piece.len() + 1;
+                }
             }
         }
         if len >= MIN_BASE64_RUN && self.top {
