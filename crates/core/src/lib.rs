@@ -17,7 +17,8 @@
 //! - [`inspect`]: the response inspector interface and the findings inspectors report.
 //! - [`fold`]: the comparison form of a text (NFKC, case, invisibles, look-alikes), shared by
 //!   the description scan and the content scan.
-//! - [`scan`]: content scanning in both directions: secrets, canaries, injected instructions.
+//! - [`scan`]: the content scanner (secrets, canaries, injected instructions), below the policy;
+//!   [`content_scan`]: a scan judged under the policy, and the response inspector that runs it.
 //! - [`integrity`]: tool integrity: poisoned definitions, baselines and pins, the call-time check,
 //!   `ui://` templates, task binding.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
@@ -32,6 +33,7 @@
 //! - [`metrics`]: metric names, the one place they are spelled.
 //! - [`pbstruct`]: a bounded reader for Envoy's serialized dynamic metadata.
 
+pub mod content_scan;
 pub mod control;
 pub mod export;
 #[cfg(any(test, feature = "fake-host"))]

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use mcp_warden_core::content_scan::judge;
 use mcp_warden_core::inspect::Disposition;
 use mcp_warden_core::policy::scan::{Direction, Subject};
 use mcp_warden_core::policy::{self};
-use mcp_warden_core::scan::inspector::judge;
 use mcp_warden_core::scan::{Found, Scanner, DETECTORS};
 use serde_json::{json, Value};
 

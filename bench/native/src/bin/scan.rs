@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mcp_warden_core::policy::scan::{Direction, Subject};
 use mcp_warden_core::policy::load;
-use mcp_warden_core::scan::inspector::judge;
+use mcp_warden_core::content_scan::judge;
 
 const LINE: &str = "2026-12-01T17:47:37.512Z INFO request 7c9e6679-7425-40de-944b-e07fc1f90ae7 GET /api/v1/documents?page=3 \
 200 in 12 ms; commit 9fceb02d0ae598e95dc970b74767f19372d61af8, user ann, region eu-west-1.\\n\

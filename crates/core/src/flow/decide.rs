@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::content_scan::{judge, ContentScan};
 use crate::inspect::{Finding, Inspector};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
 use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
@@ -20,7 +21,6 @@ use crate::policy::scan::{Direction, Subject};
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
-use crate::scan::inspector::{judge, ContentScan};
 use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
 use crate::state::vm::VmCache;

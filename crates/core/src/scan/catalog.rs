@@ -39,8 +39,7 @@ impl DataClass {
     }
 }
 
-/// A matched region of the scanned text, `[start, end)`.
-pub type Span = (usize, usize);
+pub use super::chars::Span;
 
 /// How a detector confirms what an anchor found.
 #[derive(Clone, Copy)]

@@ -2,6 +2,9 @@
 //! their token bodies as a [`Set`] of these classes; the run pass of [`super::engine`] reads the
 //! same table.
 
+/// A matched region of the scanned text, `[start, end)`.
+pub type Span = (usize, usize);
+
 /// A set of byte classes (a bitmask over [`CLASS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Set(pub u16);

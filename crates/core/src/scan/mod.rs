@@ -1,7 +1,8 @@
 //! Content scanning in both directions: credentials, keys and personal numbers, configured
-//! canaries, and instructions injected into what the model reads. Nothing here knows the flow:
-//! [`inspector`] turns a scan into findings and rewrites under the policy's
-//! [`crate::policy::scan`] settings, and the flow acts on them.
+//! canaries, and instructions injected into what the model reads: the scanner, below the policy
+//! (it knows no settings but the canaries it is built with). [`crate::content_scan`] turns a scan
+//! into findings and rewrites under the policy's [`crate::policy::scan`] settings, and the flow
+//! acts on them.
 //!
 //! - [`automaton`]: the Aho–Corasick DFA the anchors are found with.
 //! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
@@ -11,8 +12,6 @@
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
 //! - [`phrases`]: the injected-instruction phrase families.
-//! - [`inspector`]: [`inspector::judge`] (one message under the policy) and the response
-//!   inspector.
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 
@@ -20,7 +19,6 @@ pub mod automaton;
 pub mod catalog;
 pub mod chars;
 pub mod engine;
-pub mod inspector;
 pub mod numbers;
 pub mod phrases;
 pub mod redact;

@@ -6,8 +6,9 @@
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
-use super::catalog::Span;
-use super::chars::{self, at, count, count_back, Set, ALNUM, B64, B64_BODY, DIGIT, HEX, HEX_ANY_CASE, LOWER_DIGIT, URLSAFE};
+use super::chars::{
+    self, at, count, count_back, Set, Span, ALNUM, B64, B64_BODY, DIGIT, HEX, HEX_ANY_CASE, LOWER_DIGIT, URLSAFE,
+};
 use super::wallet;
 
 /// True when the byte before `s` cannot continue a token (start of text, or not a letter/digit).

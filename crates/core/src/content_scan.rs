@@ -1,4 +1,5 @@
-//! A scan turned into what the flow acts on, under the policy: [`judge`] decides one message
+//! The content scan under the policy: a [`crate::scan`] of one message turned into what the flow
+//! acts on. [`judge`] decides one message
 //! (findings, a redacted rewrite, or a block), for the request path and for [`ContentScan`], the
 //! response inspector that judges every message of an answer (the JSON body, or each SSE event
 //! as it passes).
@@ -13,14 +14,14 @@
 
 use std::rc::Rc;
 
-use super::catalog::DETECTORS;
-use super::engine::{Found, Scan};
-use super::phrases::FAMILIES;
-use super::redact::{redact, Redaction};
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite, Severity};
 use crate::policy::scan::{Direction, OversizeAction, ScanAction, ScanPolicy, Subject};
 use crate::policy::Policy;
 use crate::ports::{Fault, Kv};
+use crate::scan::catalog::DETECTORS;
+use crate::scan::engine::{Found, Scan};
+use crate::scan::phrases::FAMILIES;
+use crate::scan::redact::{redact, Redaction};
 
 /// The inspector name (findings' `inspector`, receipts' `layer`).
 pub const NAME: &str = "content_scan";
@@ -97,7 +98,7 @@ fn collect(
             Found::Canary(_) => ("canary", Some("canary"), Severity::Critical, ScanAction::Block, false),
             Found::Detector(i) => {
                 let Some(d) = DETECTORS.get(i) else { continue };
-                let severity = if d.class == super::DataClass::Pii { Severity::Warning } else { Severity::High };
+                let severity = if d.class == crate::scan::DataClass::Pii { Severity::Warning } else { Severity::High };
                 (d.id, Some(d.class.as_str()), severity, policy.action(i), policy.suppressed(Some(i), subject))
             }
             Found::Injection(f) => {
