@@ -345,6 +345,13 @@ pub fn index_of(id: &str) -> usize {
     by_id(id).map(|(i, _)| i).unwrap_or(0)
 }
 
+/// The indexes of `aws_access_key_id` and `aws_secret_access_key` (looked up once).
+pub fn aws_pair() -> (usize, usize) {
+    use std::sync::OnceLock;
+    static PAIR: OnceLock<(usize, usize)> = OnceLock::new();
+    *PAIR.get_or_init(|| (index_of("aws_access_key_id"), index_of(AWS_SECRET)))
+}
+
 #[allow(dead_code)]
 const _B64_ALIASES: (Set, Set, Set) = (B64_TOKEN, B64_BODY, DOLLAR_TOKEN);
 

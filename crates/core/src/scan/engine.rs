@@ -183,9 +183,18 @@ impl Scanner {
 
     /// Per string: its folded form (injected instructions) and its percent / JSON-escaped forms.
     fn scan_strings(&self, view: &View<'_>, budget: &mut Budget, hits: &mut Vec<Hit>) {
+        // One look at the whole view first: most messages hold no `%XX`, no second level of
+        // escapes and nothing to fold, and then no string needs a look of its own.
+        let escapes = memchr::memchr2(b'%', b'\\', &view.text).is_some();
+        let fold = view.strings.iter().any(|s| s.needs_fold);
+        if !escapes && !fold {
+            return;
+        }
         for s in &view.strings {
             let Some(content) = view.text.get(s.view.0..s.view.1) else { continue };
-            self.scan_decoded_forms(content, s.view, budget, hits);
+            if escapes {
+                self.scan_decoded_forms(content, s.view, budget, hits);
+            }
             if s.needs_fold {
                 self.scan_folded(content, s.view, budget, hits);
                 self.scan_unhidden(content, s.view, budget, hits);
@@ -375,8 +384,7 @@ fn detect(t: &[u8], s: usize, e: usize, index: usize, anchor: &str) -> Option<Sp
 
 /// The secret half of an AWS key pair: a 40-character base64 run near an access key id.
 fn aws_pairs(t: &[u8], hits: &mut Vec<Hit>) {
-    let id = catalog::index_of("aws_access_key_id");
-    let secret = catalog::index_of(catalog::AWS_SECRET);
+    let (id, secret) = catalog::aws_pair();
     let keys: Vec<Span> = hits.iter().filter(|h| h.found == Found::Detector(id)).map(|h| h.span).collect();
     for (s, e) in keys {
         let from = s.saturating_sub(320);

@@ -46,7 +46,7 @@ pub enum ViewError {
 /// The view of `message` (a JSON text).
 pub fn view(message: &[u8]) -> Result<View<'_>, ViewError> {
     let ascii = message.is_ascii();
-    let mut strings = Vec::new();
+    let mut strings = Vec::with_capacity(message.len() / 24 + 4);
     // Allocated at the first escape: until then the view is the message itself.
     let mut out: Option<Vec<u8>> = None;
     let mut i = 0usize;

@@ -52,21 +52,50 @@ pub fn is_wif(run: &[u8]) -> bool {
     base58check(run).is_some_and(|p| p.len() == expected && p.first() == Some(&0x80) && (expected == 33 || p.last() == Some(&1)))
 }
 
+/// Slots of the word table (twice the list: short probe chains).
+const TABLE: usize = 4096;
+
+fn hash(word: &[u8]) -> usize {
+    // FNV-1a: the words are fixed and public, nothing to key against.
+    let h = word.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+    h as usize % TABLE
+}
+
+/// Open addressing over the list's indexes, built once per VM: a lookup is one hash and a
+/// compare or two (prose is checked word by word for seed phrases).
+fn table() -> &'static [u16] {
+    use std::sync::OnceLock;
+    static T: OnceLock<Vec<u16>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = vec![u16::MAX; TABLE];
+        for i in 0..offsets().len() {
+            let Some(w) = nth_word(i) else { continue };
+            let mut slot = hash(w.as_bytes());
+            while t.get(slot).is_some_and(|v| *v != u16::MAX) {
+                slot = (slot + 1) % TABLE;
+            }
+            if let Some(v) = t.get_mut(slot) {
+                *v = u16::try_from(i).unwrap_or(u16::MAX);
+            }
+        }
+        t
+    })
+}
+
 /// The index of `word` in the BIP-39 list.
 fn word_index(word: &[u8]) -> Option<u16> {
-    let mut lo = 0usize;
-    let mut hi = 2048usize;
-    // The list is sorted: a binary search over its lines.
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        let w = nth_word(mid)?;
-        match w.as_bytes().cmp(word) {
-            std::cmp::Ordering::Equal => return u16::try_from(mid).ok(),
-            std::cmp::Ordering::Less => lo = mid + 1,
-            std::cmp::Ordering::Greater => hi = mid,
+    let t = table();
+    let mut slot = hash(word);
+    loop {
+        let i = *t.get(slot)?;
+        if i == u16::MAX {
+            return None;
         }
+        if nth_word(usize::from(i)).is_some_and(|w| w.as_bytes() == word) {
+            return Some(i);
+        }
+        slot = (slot + 1) % TABLE;
     }
-    None
 }
 
 fn nth_word(i: usize) -> Option<&'static str> {
