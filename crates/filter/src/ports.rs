@@ -15,20 +15,26 @@ use mcp_warden_core::principal::Sources;
 
 /// Host I/O for the current HTTP stream, for one callback.
 ///
-/// The request header map is fetched once, on the first lookup, and every later lookup in the
-/// same callback is answered from it: one host call instead of one per header. Edits drop it.
+/// Each header map (request, response) is fetched once, on its first lookup, and every later
+/// lookup in the same callback is answered from it: one host call instead of one per header.
+/// Edits drop it.
 #[derive(Default)]
 pub struct EnvoyIo {
     headers: OnceCell<abi::HeaderSnapshot>,
+    response_headers: OnceCell<abi::HeaderSnapshot>,
 }
 
 impl EnvoyIo {
     fn snapshot(&self) -> Result<&abi::HeaderSnapshot, HostError> {
-        if self.headers.get().is_none() {
-            let snapshot = abi::HeaderSnapshot::read(MapType::HttpRequestHeaders)?;
-            let _ = self.headers.set(snapshot);
+        Self::snapshot_of(&self.headers, MapType::HttpRequestHeaders)
+    }
+
+    fn snapshot_of(cell: &OnceCell<abi::HeaderSnapshot>, map: MapType) -> Result<&abi::HeaderSnapshot, HostError> {
+        if cell.get().is_none() {
+            let snapshot = abi::HeaderSnapshot::read(map)?;
+            let _ = cell.set(snapshot);
         }
-        self.headers.get().ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })
+        cell.get().ok_or(HostError { call: "get_header_map_pairs", status: u32::MAX })
     }
 }
 
@@ -71,12 +77,14 @@ impl HttpIo for EnvoyIo {
         }
     }
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        abi::header(MapType::HttpResponseHeaders, name)
+        Self::snapshot_of(&self.response_headers, MapType::HttpResponseHeaders)?.get(name)
     }
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.response_headers.take();
         abi::set_header(MapType::HttpResponseHeaders, name, value)
     }
     fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.response_headers.take();
         abi::remove_header(MapType::HttpResponseHeaders, name)
     }
     fn response_body(&self, len: usize) -> Result<Vec<u8>, HostError> {
