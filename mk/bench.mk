@@ -1,5 +1,6 @@
 ## --- bench (not part of `make test`): A/B against bare Envoy; see bench/README.md -------------
-# make bench           warden vs bare Envoy: 1 KB modern + legacy tools/call, 1 and 16 connections
+# make bench           warden vs bare Envoy: 1 KB modern + legacy tools/call and a 10 KB tool result,
+#                      1 and 16 connections; then the content scan's native ns/byte (scan-bench)
 # make bench-profile   where the time goes: profiling filter modes (wall CPU), native classify_body
 #                      timing and callgrind instruction counts, host calls per request
 # make bench-callgrind instructions per request of the whole Envoy under callgrind, per variant
@@ -26,6 +27,9 @@ bench-deps:
 bench: deps-py deps-rust bench-deps
 	cargo build --release --target wasm32-wasip1 -p mcp-warden
 	$(PY) bench/run.py
+	@cargo build --release -q --manifest-path bench/native/Cargo.toml --target-dir $(BENCH_TARGET_DIR)
+	@echo "content scan, native (default policy; ns per message and per byte):"
+	@$(BENCH_TARGET_DIR)/release/scan-bench time
 
 bench-profile-build: deps-rust
 	cargo build --release --target wasm32-wasip1 -p mcp-warden
