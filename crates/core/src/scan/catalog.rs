@@ -6,7 +6,7 @@
 //! Order matters once: when two detectors claim overlapping bytes, the earlier one names the
 //! finding (vendor formats before the generic keyword and bearer detectors).
 
-use super::chars::{Set, ALNUM, B64, B64_BODY, HEX, LOWER_DIGIT, UPPER_DIGIT, URLSAFE, URLSAFE_DOT, WORD};
+use super::chars::{Set, ALNUM, B64, HEX, LOWER_DIGIT, UPPER_DIGIT, URLSAFE, URLSAFE_DOT, WORD};
 use super::shapes;
 
 /// What kind of data a detector finds (receipts' `data_classes_in` / `data_classes_out`).
@@ -93,14 +93,12 @@ const fn mild(d: Detector) -> Detector {
     Detector { mild: true, ..d }
 }
 
-const B64_TOKEN: Set = B64;
 const SLACK: Set = Set(super::chars::DIGIT | super::chars::LOWER | super::chars::UPPER | super::chars::DASH);
 const HEX_DASH: Set = Set(super::chars::DIGIT | super::chars::HEX_LOWER | super::chars::DASH);
 const HEX_UNDERSCORE: Set = Set(super::chars::DIGIT | super::chars::HEX_LOWER | super::chars::UNDERSCORE);
 const AGE: Set = Set(super::chars::DIGIT | super::chars::UPPER);
 const B64_URLSAFE: Set = Set(B64.0 | URLSAFE.0);
 const WEBHOOK_PATH: Set = Set(ALNUM.0 | super::chars::PLUS_SLASH);
-const DOLLAR_TOKEN: Set = LOWER_DIGIT;
 
 /// Id of the run-pass detectors (the engine finds them without anchors).
 pub const CREDIT_CARD: &str = "credit_card_number";
@@ -351,9 +349,6 @@ pub fn aws_pair() -> (usize, usize) {
     static PAIR: OnceLock<(usize, usize)> = OnceLock::new();
     *PAIR.get_or_init(|| (index_of("aws_access_key_id"), index_of(AWS_SECRET)))
 }
-
-#[allow(dead_code)]
-const _B64_ALIASES: (Set, Set, Set) = (B64_TOKEN, B64_BODY, DOLLAR_TOKEN);
 
 #[cfg(test)]
 mod tests {

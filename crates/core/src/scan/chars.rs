@@ -5,7 +5,7 @@
 /// A matched region of the scanned text, `[start, end)`.
 pub type Span = (usize, usize);
 
-/// A set of byte classes (a bitmask over [`CLASS`]).
+/// A set of byte classes (a bitmask over the bits [`class`] gives a byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Set(pub u16);
 

@@ -1,16 +1,18 @@
 //! The scanner: one Aho–Corasick DFA over every detector anchor, phrase anchor and canary
 //! ([`super::automaton`]: ASCII case-insensitive, every match reported, built once per policy),
-//! and one run pass over the same bytes for
-//! what has no anchor (card, IBAN and SSN digits, base58 keys, seed-phrase word runs, and the
-//! base64 / hex runs worth decoding). A clean message costs these two linear passes.
+//! and, in the same loop over the bytes, the run pass for what has no anchor (card, IBAN and SSN
+//! digits, base58 keys, seed-phrase word runs, and the base64 / hex runs worth decoding). A clean
+//! message costs that one linear pass.
 //!
 //! What is scanned of a message ([`Scanner::scan_message`]):
-//! 1. its [`view`](super::view) (every string's escapes decoded);
+//! 1. its [`super::view`] (every string's escapes decoded);
 //! 2. one level of decoding: each base64 / base64url / hex run long enough to hide a secret, and
 //!    each string holding `%XX` escapes or a second level of JSON escapes, decoded and scanned
 //!    again (not decoded further);
-//! 3. the [`fold`](crate::fold)ed form of each string with non-ASCII or control characters, for
-//!    injected instructions only (a secret spelled in look-alike letters is no secret).
+//! 3. each string with non-ASCII or control characters twice more: its [`crate::fold`]ed
+//!    form for injected instructions, and its [`unhide`](crate::fold::unhide)n form (NFKC, no
+//!    invisible characters, case kept) for secrets disguised with zero-width or fullwidth
+//!    characters (look-alike letters are not mapped for secrets).
 //!
 //! Everything counts against one byte budget; past it the scan stops and says so (the policy's
 //! oversize action applies: never a silent pass).
