@@ -19,7 +19,7 @@ use crate::policy::scan::{Direction, OversizeAction, ScanAction, ScanPolicy, Sub
 use crate::policy::Policy;
 use crate::ports::{Fault, Kv};
 use crate::scan::catalog::DETECTORS;
-use crate::scan::engine::{Found, Scan};
+use crate::scan::engine::Found;
 use crate::scan::phrases::FAMILIES;
 use crate::scan::redact::{redact, Redaction};
 
@@ -62,7 +62,7 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
         };
         j.findings.push(finding("oversize", Severity::Warning, None, fault, d));
     }
-    let redactions = collect(policy, subject, &scan, fault, &mut j.findings);
+    let redactions = collect(policy, subject, &scan.hits, fault, &mut j.findings);
     if j.blocked().is_some() || redactions.is_empty() {
         return j;
     }
@@ -71,7 +71,7 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
     let mut again = Vec::new();
     let clean = match scanner.scan_message(&rewritten, policy.max_bytes) {
         Ok(rescan) => {
-            collect(policy, subject, &rescan, fault, &mut again).is_empty()
+            collect(policy, subject, &rescan.hits, fault, &mut again).is_empty()
                 && !again.iter().any(|f| f.disposition == Disposition::Block)
         }
         Err(_) => false,
@@ -84,16 +84,58 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
     j
 }
 
-/// The findings of one scan (one per kind found) and the redactions its actions ask for.
+/// Judges a body that is not JSON (an upstream's error page, `text/plain` or `text/html` with a
+/// non-2xx status: what an SDK hands on as the error's text): scanned as text, redacted in place.
+pub fn judge_text(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8]) -> Judgement {
+    let mut j = Judgement::default();
+    let Some(scanner) = policy.scanner.as_deref() else { return j };
+    let fault = match subject.direction {
+        Direction::Request => Fault::Client,
+        Direction::Response => Fault::Upstream,
+    };
+    let (hits, oversize) = scanner.scan_text(text, policy.max_bytes);
+    if oversize {
+        let d = if policy.oversize == OversizeAction::Block { Disposition::Block } else { Disposition::Report };
+        j.findings.push(finding("oversize", Severity::Warning, None, fault, d));
+    }
+    let mut redactions = collect(policy, subject, &hits, fault, &mut j.findings);
+    if j.blocked().is_some() || redactions.is_empty() {
+        return j;
+    }
+    redactions.sort_by_key(|r| r.span.0);
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0usize;
+    for r in &redactions {
+        let (s, e) = (r.span.0.min(text.len()), r.span.1.min(text.len()));
+        if s < at {
+            continue;
+        }
+        out.extend_from_slice(text.get(at..s).unwrap_or_default());
+        out.extend_from_slice(r.marker.as_bytes());
+        at = e.max(s);
+    }
+    out.extend_from_slice(text.get(at..).unwrap_or_default());
+    let (again, _) = scanner.scan_text(&out, policy.max_bytes);
+    let mut rest = Vec::new();
+    if collect(policy, subject, &again, fault, &mut rest).is_empty() && !rest.iter().any(|f| f.disposition == Disposition::Block)
+    {
+        j.rewrite = Some(out);
+    } else {
+        j.findings.push(finding("unredactable", Severity::High, None, fault, Disposition::Block));
+    }
+    j
+}
+
+/// The findings of one scan's hits (one per kind found) and the redactions its actions ask for.
 fn collect(
     policy: &ScanPolicy,
     subject: &Subject<'_>,
-    scan: &Scan<'_>,
+    hits: &[crate::scan::Hit],
     fault: Fault,
     findings: &mut Vec<Finding>,
 ) -> Vec<Redaction> {
     let mut redactions = Vec::new();
-    for hit in &scan.hits {
+    for hit in hits {
         let (what, class, severity, action, suppressed) = match hit.found {
             Found::Canary(_) => ("canary", Some("canary"), Severity::Critical, ScanAction::Block, false),
             Found::Detector(i) => {
@@ -173,6 +215,25 @@ impl Inspector for ContentScan {
             direction: Direction::Response,
         };
         let j = judge(&self.policy.scan, &subject, message);
+        findings.extend(j.findings);
+        match j.rewrite {
+            Some(new) => Rewrite::Replace(new),
+            None => Rewrite::Keep,
+        }
+    }
+
+    fn reads_text(&self) -> bool {
+        true
+    }
+
+    fn inspect_text(&mut self, ex: &ExchangeView<'_>, text: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
+        let subject = Subject {
+            tool: ex.request.name.as_deref().unwrap_or_default(),
+            principal: &ex.principal.id,
+            upstream: ex.upstream,
+            direction: Direction::Response,
+        };
+        let j = judge_text(&self.policy.scan, &subject, text);
         findings.extend(j.findings);
         match j.rewrite {
             Some(new) => Rewrite::Replace(new),

@@ -128,4 +128,15 @@ pub trait Inspector {
         state: &mut dyn Kv,
         findings: &mut Vec<Finding>,
     ) -> Rewrite;
+
+    /// True when this inspector also reads answers that are not JSON-RPC messages: a non-2xx
+    /// answer's text body (an upstream's error page, which an SDK hands on as the error's text).
+    fn reads_text(&self) -> bool {
+        false
+    }
+
+    /// Inspects such a text body (only called when [`Inspector::reads_text`]).
+    fn inspect_text(&mut self, _exchange: &ExchangeView<'_>, _text: &[u8], _findings: &mut Vec<Finding>) -> Rewrite {
+        Rewrite::Keep
+    }
 }

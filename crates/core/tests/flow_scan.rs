@@ -408,3 +408,35 @@ fn a_secret_disguised_with_invisible_or_fullwidth_characters_or_wrapped_base64_i
         assert_eq!(reply(&host).1["error"]["data"]["finding"], "github_classic_pat");
     }
 }
+
+#[test]
+fn an_error_page_is_read_as_text_and_a_secret_in_it_is_withheld_or_redacted() {
+    let p = policy(config(json!({})));
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut host, &mut flow, false, "read", json!({})), Step::Continue);
+    let page = format!("Internal Server Error: connect postgres://app:Zx9kq2Lm@db/prod failed, token {GITHUB_PAT}");
+    let got = host.respond(&mut flow, &[(":status", "500"), ("content-type", "text/plain")], &[page.as_bytes()]);
+    let text = String::from_utf8(got.body).unwrap();
+    assert!(!text.contains("ghp_") && !text.contains("Zx9kq2Lm"), "{text}");
+    assert!(text.contains("-31502") && text.contains("content_scan"), "{text}");
+
+    let p = policy(config(json!({"classes": {"credential": "redact"}})));
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut host, &mut flow, false, "read", json!({})), Step::Continue);
+    let got = host.respond(&mut flow, &[(":status", "502"), ("content-type", "text/html")], &[page.as_bytes()]);
+    let text = String::from_utf8(got.body).unwrap();
+    assert_eq!(
+        text,
+        "Internal Server Error: connect postgres://app:[REDACTED:database_url_with_password]@db/prod failed, token [REDACTED:github_classic_pat]"
+    );
+    // A compressed error page cannot be read: withheld.
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut host, &mut flow, false, "read", json!({})), Step::Continue);
+    let got = host.respond(
+        &mut flow,
+        &[(":status", "500"), ("content-type", "text/plain"), ("content-encoding", "gzip")],
+        &[b"\x1f\x8b..."],
+    );
+    assert!(String::from_utf8_lossy(&got.body).contains("encoded_response"));
+}

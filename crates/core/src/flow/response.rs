@@ -7,6 +7,8 @@
 //! - `text/event-stream`: never buffered. Each chunk goes through the chunk-safe SSE decoder;
 //!   every event completed by it is inspected and re-encoded into the chunk's place, the bytes of
 //!   an incomplete event are held back until the chunk that completes it.
+//! - a non-2xx answer's text body (an error page): buffered and read as text by the inspectors
+//!   that read text (the content scan), else it passes untouched;
 //! - anything else passes untouched.
 //!
 //! A finding with [`Disposition::Block`] replaces the message with a JSON-RPC error naming the
@@ -39,6 +41,8 @@ enum Framing {
     Closed,
     /// An answer that cannot be read: its bytes are dropped, the error replaces it at the end.
     Unreadable(&'static str),
+    /// A non-2xx answer's text body, buffered to its end for the inspectors that read text.
+    Text,
     /// Nothing the inspectors read: passes untouched.
     Pass,
 }
@@ -93,8 +97,10 @@ impl ResponsePipeline {
         };
         let (ct, encoding, status) = (text("content-type")?, text("content-encoding")?, text(":status")?);
         let success = status.is_empty() || status.starts_with('2');
+        // An error page is read as text when an inspector reads text (the content scan).
+        let reads_text = self.inspectors.iter().any(|i| i.reads_text());
         let framing = if !encoding.is_empty() && encoding != "identity" {
-            if success {
+            if success || reads_text {
                 Framing::Unreadable("encoded_response")
             } else {
                 Framing::Pass
@@ -105,6 +111,8 @@ impl ResponsePipeline {
             Framing::Sse(Box::new(SseDecoder::new(MAX_SSE_EVENT_BYTES)))
         } else if success {
             Framing::Unreadable("unreadable_content_type")
+        } else if reads_text {
+            Framing::Text
         } else {
             Framing::Pass
         };
@@ -149,6 +157,32 @@ impl ResponsePipeline {
                 self.findings.push(unreadable(what));
                 self.framing = Framing::Pass;
                 http.set_response_body(size, reply::withheld(ex.request, "response", what).as_bytes())?;
+                Ok(Step::Continue)
+            }
+            Framing::Text if !end_of_stream => Ok(Step::Buffer),
+            Framing::Text => {
+                self.framing = Framing::Pass;
+                let body = http.response_body(size)?;
+                let mut current: Option<Vec<u8>> = None;
+                for inspector in self.inspectors.iter_mut().filter(|i| i.reads_text()) {
+                    let before = self.findings.len();
+                    let input = current.as_deref().unwrap_or(&body);
+                    if let Rewrite::Replace(new) = inspector.inspect_text(ex, input, &mut self.findings) {
+                        current = Some(new);
+                    }
+                    let new = self.findings.get(before..).unwrap_or_default();
+                    if let Some(block) = new.iter().find(|f| f.disposition == Disposition::Block) {
+                        // The headers (status, content type) have passed; the body says why.
+                        let error = reply::withheld(ex.request, block.inspector, block.what);
+                        http.set_response_body(size, error.as_bytes())?;
+                        return Ok(Step::Continue);
+                    }
+                }
+                if let Some(new) = current {
+                    if http.set_response_body(size, &new).is_err() {
+                        http.set_response_body(size, b"")?;
+                    }
+                }
                 Ok(Step::Continue)
             }
             Framing::Json if !end_of_stream => Ok(Step::Buffer),
