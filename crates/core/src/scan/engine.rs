@@ -151,7 +151,9 @@ impl Scanner {
         let mut hits = Vec::new();
         if budget.take(view.text.len()) {
             let mut encoded = Vec::new();
-            self.scan_level(&view.text, true, &mut hits, &mut encoded);
+            if self.scan_level(&view.text, true, &mut hits, &mut encoded) {
+                budget.exhausted = true;
+            }
             self.scan_strings(&view, &mut budget, &mut hits);
             self.scan_encoded(&view.text, &encoded, &mut budget, &mut hits);
         }
@@ -166,7 +168,9 @@ impl Scanner {
         let mut hits = Vec::new();
         if budget.take(text.len()) {
             let mut encoded = Vec::new();
-            self.scan_level(text, true, &mut hits, &mut encoded);
+            if self.scan_level(text, true, &mut hits, &mut encoded) {
+                budget.exhausted = true;
+            }
             let whole = (0, text.len());
             self.scan_decoded_forms(text, whole, &mut budget, &mut hits);
             if !text.is_ascii() {
@@ -217,7 +221,9 @@ impl Scanner {
                 continue;
             }
             let mut inner = Vec::new();
-            self.scan_level(&form, false, &mut inner, &mut Vec::new());
+            if self.scan_level(&form, false, &mut inner, &mut Vec::new()) {
+                budget.exhausted = true;
+            }
             hits.extend(inner.into_iter().map(|h| Hit { span, decoded: true, ..h }));
         }
     }
@@ -231,7 +237,9 @@ impl Scanner {
             return;
         }
         let mut inner = Vec::new();
-        self.scan_level(plain.as_bytes(), false, &mut inner, &mut Vec::new());
+        if self.scan_level(plain.as_bytes(), false, &mut inner, &mut Vec::new()) {
+            budget.exhausted = true;
+        }
         hits.extend(inner.into_iter().filter(|h| !matches!(h.found, Found::Injection(_))).map(|h| Hit {
             span,
             decoded: true,
@@ -273,7 +281,9 @@ impl Scanner {
             let mut inner = Vec::new();
             if std::str::from_utf8(&decoded).is_ok() {
                 // Text: scanned whole (and folded when it is not ASCII).
-                self.scan_level(&decoded, false, &mut inner, &mut Vec::new());
+                if self.scan_level(&decoded, false, &mut inner, &mut Vec::new()) {
+                    budget.exhausted = true;
+                }
                 if !decoded.is_ascii() {
                     self.scan_folded(&decoded, (0, 0), budget, &mut inner);
                 }
@@ -281,7 +291,9 @@ impl Scanner {
                 // Binary (an image, random bytes): only its printable stretches can carry a secret.
                 for (s, e) in printable_stretches(&decoded) {
                     if let Some(part) = decoded.get(s..e) {
-                        self.scan_level(part, false, &mut inner, &mut Vec::new());
+                        if self.scan_level(part, false, &mut inner, &mut Vec::new()) {
+                            budget.exhausted = true;
+                        }
                     }
                 }
             }
@@ -291,7 +303,7 @@ impl Scanner {
 
     /// The anchor pass and the run pass over one text. `top`: runs worth decoding are collected
     /// into `encoded` (only at the top level: one level of decoding).
-    fn scan_level(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
+    fn scan_level(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) -> bool {
         let mut runs = Runs::new(top);
         self.automaton.scan(t, |event| match event {
             Event::Match { pattern, start: s, end: e } => {
@@ -318,6 +330,7 @@ impl Scanner {
         });
         runs.finish(t, hits);
         aws_pairs(t, hits);
+        runs.mnemonic_tests == 0
     }
 }
 
@@ -412,6 +425,8 @@ fn aws_pairs(t: &[u8], hits: &mut Vec<Hit>) {
 /// Per run it costs a few comparisons; only runs that can be something are looked at further.
 struct Runs {
     top: bool,
+    /// Checksums a seed-phrase search may still compute in this text ([`MNEMONIC_TESTS`]).
+    mnemonic_tests: usize,
     numbers_until: usize,
     /// The current streak of seed-phrase-shaped words: where it starts, ends, how many.
     streak_start: usize,
@@ -421,7 +436,7 @@ struct Runs {
 
 impl Runs {
     fn new(top: bool) -> Runs {
-        Runs { top, numbers_until: 0, streak_start: 0, streak_end: 0, streak_words: 0 }
+        Runs { top, mnemonic_tests: MNEMONIC_TESTS, numbers_until: 0, streak_start: 0, streak_end: 0, streak_words: 0 }
     }
 
     fn run(&mut self, t: &[u8], s: usize, i: usize, any: u16, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
@@ -450,7 +465,9 @@ impl Runs {
         // with a group of 4 or is 15+: shorter runs start none of them.
         if any & DIGIT != 0 && (len == 4 || len >= 11) && s >= self.numbers_until {
             if any & (super::chars::PLUS_SLASH | super::chars::UNDERSCORE) == 0 {
-                if let Some(end) = numbers(t, s, i, len, any, hits) {
+                // Right after a number found (a list of cards), a digit group starts afresh.
+                let fresh = self.numbers_until > 0 && s == self.numbers_until + 1;
+                if let Some(end) = numbers(t, s, i, len, any, fresh, hits) {
                     self.numbers_until = end;
                 }
             } else {
@@ -459,7 +476,7 @@ impl Runs {
                 for piece in t.get(s..i).unwrap_or_default().split(|b| matches!(b, b'/' | b'+' | b'_')) {
                     let pany = piece.iter().fold(0u16, |a, b| a | class(*b)) & !super::chars::BASE58;
                     if pany & DIGIT != 0 && (piece.len() == 4 || piece.len() >= 11) {
-                        numbers(t, ps, ps + piece.len(), piece.len(), pany, hits);
+                        numbers(t, ps, ps + piece.len(), piece.len(), pany, false, hits);
                     }
                     ps += piece.len() + 1;
                 }
@@ -478,16 +495,21 @@ impl Runs {
     /// The streak of words has ended.
     fn finish(&mut self, t: &[u8], hits: &mut Vec<Hit>) {
         if self.streak_words >= 12 {
-            seed_phrases(t, self.streak_start, self.streak_end, hits);
+            seed_phrases(t, self.streak_start, self.streak_end, &mut self.mnemonic_tests, hits);
         }
         self.streak_words = 0;
     }
 }
 
+/// Seed-phrase checksums one text may cost (each a SHA-256 of at most 32 bytes): far more than
+/// any honest text needs (a checksum per window of 12–24 consecutive list words), and past it
+/// the scan says it was cut short (the oversize action applies).
+const MNEMONIC_TESTS: usize = 4096;
+
 const LOWER_LETTERS: u16 = LOWER | super::chars::HEX_LOWER;
 
 /// Cards, SSNs and IBANs starting at the run `[s, e)`: where the number found ends.
-fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, hits: &mut Vec<Hit>) -> Option<usize> {
+fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, fresh: bool, hits: &mut Vec<Hit>) -> Option<usize> {
     let hit = |hits: &mut Vec<Hit>, id: &str, end: usize| {
         hits.push(Hit { found: Found::Detector(catalog::index_of(id)), span: (s, end), decoded: false });
         Some(end)
@@ -497,7 +519,7 @@ fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, hits: &mut Vec<Hi
         if len == 11 && numbers::is_ssn(run) {
             return hit(hits, catalog::US_SSN, e);
         }
-        if let Some(end) = card_at(t, s) {
+        if let Some(end) = card_at(t, s, fresh) {
             return hit(hits, catalog::CREDIT_CARD, end);
         }
         return None;
@@ -521,12 +543,12 @@ fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, hits: &mut Vec<Hi
 /// A card number at `s`: all digits, or in the groups cards are printed in (4-4-4-4, 4-4-4-4-3,
 /// Amex 4-6-5, Diners 4-6-4) separated by one space or dash (the same one throughout); the
 /// longest such prefix that is a card. A run inside a longer sequence of digit groups (a log
-/// line's numbers) is not one.
-fn card_at(t: &[u8], s: usize) -> Option<usize> {
+/// line's numbers) is not one, unless `fresh`: it starts right after a number already found.
+fn card_at(t: &[u8], s: usize, fresh: bool) -> Option<usize> {
     if s > 0 && t.get(s - 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
-    if s >= 2 && matches!(t.get(s - 1), Some(b' ' | b'-')) && t.get(s - 2).is_some_and(u8::is_ascii_digit) {
+    if !fresh && s >= 2 && matches!(t.get(s - 1), Some(b' ' | b'-')) && t.get(s - 2).is_some_and(u8::is_ascii_digit) {
         return None;
     }
     let mut digits: Vec<u8> = Vec::with_capacity(19);
@@ -593,13 +615,13 @@ fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
 
 /// A streak of 12+ seed-phrase-shaped words `[from, to)` ended: its BIP-39 list words, checked
 /// for a mnemonic.
-fn seed_phrases(t: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) {
+fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut Vec<Hit>) {
     let region = t.get(from..to).unwrap_or_default();
     let mut streak: Vec<Span> = Vec::new();
-    let check = |streak: &mut Vec<Span>, hits: &mut Vec<Hit>| {
+    let mut check = |streak: &mut Vec<Span>, hits: &mut Vec<Hit>| {
         if streak.len() >= 12 {
             let w: Vec<&[u8]> = streak.iter().filter_map(|&(s, e)| t.get(s..e)).collect();
-            if let Some((first, n)) = wallet::find_mnemonic(&w) {
+            if let Some((first, n)) = wallet::find_mnemonic(&w, tests) {
                 if let (Some(a), Some(b)) = (streak.get(first), streak.get(first + n - 1)) {
                     hits.push(Hit {
                         found: Found::Detector(catalog::index_of(catalog::BIP39)),
@@ -629,17 +651,30 @@ fn seed_phrases(t: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) {
 
 /// Drops a detector's hit on bytes a more specific detector (earlier in [`DETECTORS`]) claimed,
 /// and repeats; canaries and injected instructions are always kept. Hits come out in text order.
+/// O(n log n): the kept detector spans never overlap, so one ordered map answers "does this span
+/// touch one" with two lookups.
 fn finish(hits: &mut Vec<Hit>) {
+    use std::collections::BTreeSet;
     hits.sort_by_key(|h| (h.found, h.span.0, h.span.1));
+    hits.dedup_by(|a, b| a.found == b.found && a.span == b.span);
+    let mut claimed: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut seen: BTreeSet<(Found, Span)> = BTreeSet::new();
     let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits.drain(..) {
-        let overlaps = |k: &Hit| k.span.0 < h.span.1.max(h.span.0 + 1) && h.span.0 < k.span.1.max(k.span.0 + 1);
-        let clash =
-            matches!(h.found, Found::Detector(_)) && kept.iter().any(|k| matches!(k.found, Found::Detector(_)) && overlaps(k));
-        let same = kept.iter().any(|k| k.found == h.found && k.span == h.span);
-        if !clash && !same {
-            kept.push(h);
+        if !seen.insert((h.found, h.span)) {
+            continue;
         }
+        if matches!(h.found, Found::Detector(_)) {
+            // Empty spans count as one byte, as a boundary a finding sits on.
+            let (s, e) = (h.span.0, h.span.1.max(h.span.0 + 1));
+            let before = claimed.range(..=s).next_back().is_some_and(|(_, &end)| end > s);
+            let after = claimed.range(s..).next().is_some_and(|(&start, _)| start < e);
+            if before || after {
+                continue;
+            }
+            claimed.insert(s, e);
+        }
+        kept.push(h);
     }
     kept.sort_by_key(|h| (h.span.0, h.found, h.span.1));
     *hits = kept;
@@ -691,5 +726,39 @@ mod tests {
         assert_eq!(scan.hits[0].found, Found::Detector(catalog::index_of("github_classic_pat")));
         let budget = s.scan_message(m, 10).unwrap();
         assert!(budget.oversize && budget.hits.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    #[test]
+    fn many_findings_cost_n_log_n_and_the_more_specific_detector_names_overlaps() {
+        let s = Scanner::new(&[]).unwrap();
+        let text = "4111 1111 1111 1111 ".repeat(50_000);
+        let (hits, _) = s.scan_text(text.as_bytes(), 1 << 24);
+        assert_eq!(hits.len(), 50_000);
+        let (hits, _) = s.scan_text(b"PRIVATE_KEY=0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318", 1 << 20);
+        let ids: Vec<&str> = hits
+            .iter()
+            .filter_map(|h| match h.found {
+                Found::Detector(i) => Some(DETECTORS[i].id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["ethereum_private_key"], "not the generic keyword detector");
+    }
+
+    #[test]
+    fn a_hostile_run_of_seed_words_is_cut_short_not_quadratic() {
+        let s = Scanner::new(&[]).unwrap();
+        // 30 000 list words in a row: every window would be a checksum.
+        let text = "abandon ability able about above absent ".repeat(5000);
+        let (_, exhausted) = s.scan_text(text.as_bytes(), 1 << 24);
+        assert!(exhausted, "the checksum budget ran out and says so");
+        let (hits, exhausted) = s
+            .scan_text(b"abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", 1 << 20);
+        assert!(!exhausted && hits.len() == 1);
     }
 }

@@ -71,7 +71,7 @@ pub fn gcp_service_account(t: &[u8], s: usize, e: usize) -> Option<Span> {
     if !contains(before, b"type") {
         return None;
     }
-    let window = t.get(s.saturating_sub(4096)..(e + 4096).min(t.len()))?;
+    let window = t.get(s.saturating_sub(2048)..(e + 2048).min(t.len()))?;
     contains(window, b"private_key").then_some((s, e))
 }
 
@@ -225,7 +225,7 @@ pub fn pem_block(t: &[u8], s: usize, e: usize) -> Option<Span> {
 
 /// A PuTTY key file: the header and, within the file, its `Private-Lines:`.
 pub fn putty(t: &[u8], s: usize, e: usize) -> Option<Span> {
-    let rest = t.get(e..(e + 8192).min(t.len()))?;
+    let rest = t.get(e..(e + 4096).min(t.len()))?;
     let p = find(rest, b"Private-Lines:")?;
     Some((s, e + p + 14))
 }

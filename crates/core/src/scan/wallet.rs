@@ -154,12 +154,18 @@ pub fn is_mnemonic(words: &[&[u8]]) -> bool {
 
 /// A mnemonic among a run of list words: any window of a mnemonic's length with a valid
 /// checksum, longest first. Returns `(first word, word count)`.
-pub fn find_mnemonic(words: &[&[u8]]) -> Option<(usize, usize)> {
+/// `tests` bounds the checksums computed (each a SHA-256): a hostile run of list words cannot
+/// make the scan quadratic; at zero the search stops (the caller says the scan was cut short).
+pub fn find_mnemonic(words: &[&[u8]], tests: &mut usize) -> Option<(usize, usize)> {
     for len in [24usize, 21, 18, 15, 12] {
         if words.len() < len {
             continue;
         }
         for start in 0..=words.len() - len {
+            if *tests == 0 {
+                return None;
+            }
+            *tests -= 1;
             if words.get(start..start + len).is_some_and(is_mnemonic) {
                 return Some((start, len));
             }
@@ -193,7 +199,9 @@ mod tests {
         assert!(!is_mnemonic(&w));
         let mut prose: Vec<&[u8]> = vec![b"zoo"];
         prose.extend(v.iter().copied());
-        assert_eq!(find_mnemonic(&prose), Some((1, 12)));
+        assert_eq!(find_mnemonic(&prose, &mut 100), Some((1, 12)));
+        let mut none = 0;
+        assert_eq!(find_mnemonic(&prose, &mut none), None, "no checksum budget, no search");
     }
 
     #[test]
