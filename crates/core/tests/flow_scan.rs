@@ -440,3 +440,16 @@ fn an_error_page_is_read_as_text_and_a_secret_in_it_is_withheld_or_redacted() {
     );
     assert!(String::from_utf8_lossy(&got.body).contains("encoded_response"));
 }
+
+#[test]
+fn a_utf16_answer_that_a_sniffing_parser_would_read_is_withheld() {
+    let p = policy(config(json!({})));
+    let mut host = FakeHost::default();
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut host, &mut flow, false, "read", json!({})), Step::Continue);
+    let utf16: Vec<u8> =
+        text_result(&format!("token {GITHUB_PAT}")).to_string().encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let got = host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json; charset=utf-16")], &[&utf16]);
+    let v: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["error"]["data"]["finding"], "unreadable_message");
+}

@@ -41,10 +41,17 @@ pub enum ViewError {
     BadEscape,
     /// A string without its closing quote.
     Unterminated,
+    /// A NUL byte: no UTF-8 JSON text holds one raw, but UTF-16 and UTF-32 JSON do, and a
+    /// parser that sniffs the encoding (Python's `json.loads` on bytes) reads it: a view of the
+    /// bytes would not be what that client reads.
+    NulByte,
 }
 
 /// The view of `message` (a JSON text).
 pub fn view(message: &[u8]) -> Result<View<'_>, ViewError> {
+    if memchr::memchr(0, message).is_some() {
+        return Err(ViewError::NulByte);
+    }
     let ascii = message.is_ascii();
     let mut strings = Vec::with_capacity(message.len() / 24 + 4);
     // Allocated at the first escape: until then the view is the message itself.
@@ -245,6 +252,8 @@ mod tests {
     fn unreadable_strings_are_errors() {
         assert_eq!(view(br#"{"a":"\q"}"#).unwrap_err(), ViewError::BadEscape);
         assert_eq!(view(br#"{"a":"open"#).unwrap_err(), ViewError::Unterminated);
+        let utf16: Vec<u8> = "{\"a\":\"ghp_x\"}".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(view(&utf16).unwrap_err(), ViewError::NulByte, "UTF-16 JSON is not read as bytes");
     }
 
     #[test]
