@@ -21,7 +21,7 @@ use crate::ports::{Fault, Kv};
 use crate::scan::catalog::DETECTORS;
 use crate::scan::engine::Found;
 use crate::scan::phrases::FAMILIES;
-use crate::scan::redact::{redact, Redaction};
+use crate::scan::redact::{redact, splice, Redaction};
 
 /// The inspector name (findings' `inspector`, receipts' `layer`).
 pub const NAME: &str = "content_scan";
@@ -44,10 +44,7 @@ impl Judgement {
 pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judgement {
     let mut j = Judgement::default();
     let Some(scanner) = policy.scanner.as_deref() else { return j };
-    let fault = match subject.direction {
-        Direction::Request => Fault::Client,
-        Direction::Response => Fault::Upstream,
-    };
+    let fault = fault_of(subject.direction);
     let scan = match scanner.scan_message(message, policy.max_bytes) {
         Ok(scan) => scan,
         Err(_) => {
@@ -56,31 +53,15 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
         }
     };
     if scan.oversize {
-        let d = match policy.oversize {
-            OversizeAction::Block => Disposition::Block,
-            OversizeAction::Warn => Disposition::Report,
-        };
-        j.findings.push(finding("oversize", Severity::Warning, None, fault, d));
+        j.findings.push(oversize(policy, fault));
     }
     let redactions = collect(policy, subject, &scan.hits, fault, &mut j.findings);
     if j.blocked().is_some() || redactions.is_empty() {
         return j;
     }
     let rewritten = redact(message, &scan.view, &redactions);
-    // The rewrite must itself be clean of everything that is acted on.
-    let mut again = Vec::new();
-    let clean = match scanner.scan_message(&rewritten, policy.max_bytes) {
-        Ok(rescan) => {
-            collect(policy, subject, &rescan.hits, fault, &mut again).is_empty()
-                && !again.iter().any(|f| f.disposition == Disposition::Block)
-        }
-        Err(_) => false,
-    };
-    if clean {
-        j.rewrite = Some(rewritten);
-    } else {
-        j.findings.push(finding("unredactable", Severity::High, None, fault, Disposition::Block));
-    }
+    let rescan = scanner.scan_message(&rewritten, policy.max_bytes).ok().map(|r| r.hits);
+    accept_rewrite(policy, subject, fault, rewritten, rescan.as_deref(), &mut j);
     j
 }
 
@@ -89,41 +70,57 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
 pub fn judge_text(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8]) -> Judgement {
     let mut j = Judgement::default();
     let Some(scanner) = policy.scanner.as_deref() else { return j };
-    let fault = match subject.direction {
-        Direction::Request => Fault::Client,
-        Direction::Response => Fault::Upstream,
-    };
-    let (hits, oversize) = scanner.scan_text(text, policy.max_bytes);
-    if oversize {
-        let d = if policy.oversize == OversizeAction::Block { Disposition::Block } else { Disposition::Report };
-        j.findings.push(finding("oversize", Severity::Warning, None, fault, d));
+    let fault = fault_of(subject.direction);
+    let (hits, cut_short) = scanner.scan_text(text, policy.max_bytes);
+    if cut_short {
+        j.findings.push(oversize(policy, fault));
     }
-    let mut redactions = collect(policy, subject, &hits, fault, &mut j.findings);
+    let redactions = collect(policy, subject, &hits, fault, &mut j.findings);
     if j.blocked().is_some() || redactions.is_empty() {
         return j;
     }
-    redactions.sort_by_key(|r| r.span.0);
-    let mut out = Vec::with_capacity(text.len());
-    let mut at = 0usize;
-    for r in &redactions {
-        let (s, e) = (r.span.0.min(text.len()), r.span.1.min(text.len()));
-        if s < at {
-            continue;
-        }
-        out.extend_from_slice(text.get(at..s).unwrap_or_default());
-        out.extend_from_slice(r.marker.as_bytes());
-        at = e.max(s);
+    let rewritten = splice(text, 0, &redactions.iter().collect::<Vec<_>>());
+    let (rescan, _) = scanner.scan_text(&rewritten, policy.max_bytes);
+    accept_rewrite(policy, subject, fault, rewritten, Some(&rescan), &mut j);
+    j
+}
+
+/// Who is at fault for what a message going `direction` carries.
+fn fault_of(direction: Direction) -> Fault {
+    match direction {
+        Direction::Request => Fault::Client,
+        Direction::Response => Fault::Upstream,
     }
-    out.extend_from_slice(text.get(at..).unwrap_or_default());
-    let (again, _) = scanner.scan_text(&out, policy.max_bytes);
-    let mut rest = Vec::new();
-    if collect(policy, subject, &again, fault, &mut rest).is_empty() && !rest.iter().any(|f| f.disposition == Disposition::Block)
-    {
-        j.rewrite = Some(out);
+}
+
+/// The finding of a message the byte budget did not reach the end of.
+fn oversize(policy: &ScanPolicy, fault: Fault) -> Finding {
+    let d = match policy.oversize {
+        OversizeAction::Block => Disposition::Block,
+        OversizeAction::Warn => Disposition::Report,
+    };
+    finding("oversize", Severity::Warning, None, fault, d)
+}
+
+/// A redaction is kept only when its rewrite, scanned again (`rescan`; `None`: unreadable), holds
+/// nothing that is acted on; otherwise the message is blocked (fail closed).
+fn accept_rewrite(
+    policy: &ScanPolicy,
+    subject: &Subject<'_>,
+    fault: Fault,
+    rewritten: Vec<u8>,
+    rescan: Option<&[crate::scan::Hit]>,
+    j: &mut Judgement,
+) {
+    let clean = rescan.is_some_and(|hits| {
+        let mut again = Vec::new();
+        collect(policy, subject, hits, fault, &mut again).is_empty() && !again.iter().any(|f| f.disposition == Disposition::Block)
+    });
+    if clean {
+        j.rewrite = Some(rewritten);
     } else {
         j.findings.push(finding("unredactable", Severity::High, None, fault, Disposition::Block));
     }
-    j
 }
 
 /// The findings of one scan's hits (one per kind found) and the redactions its actions ask for.
@@ -202,24 +199,34 @@ impl ContentScan {
     }
 }
 
+impl ContentScan {
+    /// Whom an answer's findings are about.
+    fn subject<'a>(ex: &'a ExchangeView<'a>) -> Subject<'a> {
+        Subject {
+            tool: ex.request.name.as_deref().unwrap_or_default(),
+            principal: &ex.principal.id,
+            upstream: ex.upstream,
+            direction: Direction::Response,
+        }
+    }
+}
+
+/// A judgement's findings reported, its rewrite handed on.
+fn hand_on(j: Judgement, findings: &mut Vec<Finding>) -> Rewrite {
+    findings.extend(j.findings);
+    match j.rewrite {
+        Some(new) => Rewrite::Replace(new),
+        None => Rewrite::Keep,
+    }
+}
+
 impl Inspector for ContentScan {
     fn name(&self) -> &'static str {
         NAME
     }
 
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], _state: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
-        let subject = Subject {
-            tool: ex.request.name.as_deref().unwrap_or_default(),
-            principal: &ex.principal.id,
-            upstream: ex.upstream,
-            direction: Direction::Response,
-        };
-        let j = judge(&self.policy.scan, &subject, message);
-        findings.extend(j.findings);
-        match j.rewrite {
-            Some(new) => Rewrite::Replace(new),
-            None => Rewrite::Keep,
-        }
+        hand_on(judge(&self.policy.scan, &ContentScan::subject(ex), message), findings)
     }
 
     fn reads_text(&self) -> bool {
@@ -227,17 +234,6 @@ impl Inspector for ContentScan {
     }
 
     fn inspect_text(&mut self, ex: &ExchangeView<'_>, text: &[u8], findings: &mut Vec<Finding>) -> Rewrite {
-        let subject = Subject {
-            tool: ex.request.name.as_deref().unwrap_or_default(),
-            principal: &ex.principal.id,
-            upstream: ex.upstream,
-            direction: Direction::Response,
-        };
-        let j = judge_text(&self.policy.scan, &subject, text);
-        findings.extend(j.findings);
-        match j.rewrite {
-            Some(new) => Rewrite::Replace(new),
-            None => Rewrite::Keep,
-        }
+        hand_on(judge_text(&self.policy.scan, &ContentScan::subject(ex), text), findings)
     }
 }

@@ -159,37 +159,18 @@ impl ResponsePipeline {
                 http.set_response_body(size, reply::withheld(ex.request, "response", what).as_bytes())?;
                 Ok(Step::Continue)
             }
-            Framing::Text if !end_of_stream => Ok(Step::Buffer),
-            Framing::Text => {
+            Framing::Json | Framing::Text if !end_of_stream => Ok(Step::Buffer),
+            Framing::Json | Framing::Text => {
+                let text = matches!(self.framing, Framing::Text);
                 self.framing = Framing::Pass;
                 let body = http.response_body(size)?;
-                let mut current: Option<Vec<u8>> = None;
-                for inspector in self.inspectors.iter_mut().filter(|i| i.reads_text()) {
-                    let before = self.findings.len();
-                    let input = current.as_deref().unwrap_or(&body);
-                    if let Rewrite::Replace(new) = inspector.inspect_text(ex, input, &mut self.findings) {
-                        current = Some(new);
-                    }
-                    let new = self.findings.get(before..).unwrap_or_default();
-                    if let Some(block) = new.iter().find(|f| f.disposition == Disposition::Block) {
-                        // The headers (status, content type) have passed; the body says why.
-                        let error = reply::withheld(ex.request, block.inspector, block.what);
-                        http.set_response_body(size, error.as_bytes())?;
-                        return Ok(Step::Continue);
-                    }
-                }
-                if let Some(new) = current {
-                    if http.set_response_body(size, &new).is_err() {
-                        http.set_response_body(size, b"")?;
-                    }
-                }
-                Ok(Step::Continue)
-            }
-            Framing::Json if !end_of_stream => Ok(Step::Buffer),
-            Framing::Json => {
-                self.framing = Framing::Pass;
-                let body = http.response_body(size)?;
-                let (out, blocked) = self.inspect(ex, &body, kv);
+                // An error page's headers (status, content type) have passed: if it is withheld,
+                // the body says why.
+                let (out, blocked) = if text {
+                    self.run_inspectors(ex, &body, |i, input, f| i.reads_text().then(|| i.inspect_text(ex, input, f)))
+                } else {
+                    self.inspect(ex, &body, kv)
+                };
                 if let Some(new) = blocked.or(out) {
                     // A failed rewrite must not leak what the inspectors removed: drop the body.
                     if http.set_response_body(size, &new).is_err() {
@@ -248,11 +229,22 @@ impl ResponsePipeline {
             self.findings.push(unreadable("foreign_response"));
             return (None, Some(reply::withheld(ex.request, "response", "foreign_response").into_bytes()));
         }
+        self.run_inspectors(ex, message, |i, input, f| Some(i.inspect(ex, input, kv, f)))
+    }
+
+    /// One message through every inspector `call` reads it with (`None`: that inspector does not
+    /// read it), each seeing what the previous one let through: `(rewritten, blocked)`.
+    fn run_inspectors(
+        &mut self,
+        ex: &ExchangeView<'_>,
+        message: &[u8],
+        mut call: impl FnMut(&mut dyn Inspector, &[u8], &mut Vec<Finding>) -> Option<Rewrite>,
+    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         let mut current: Option<Vec<u8>> = None;
         for inspector in &mut self.inspectors {
             let before = self.findings.len();
             let input = current.as_deref().unwrap_or(message);
-            if let Rewrite::Replace(new) = inspector.inspect(ex, input, kv, &mut self.findings) {
+            if let Some(Rewrite::Replace(new)) = call(inspector.as_mut(), input, &mut self.findings) {
                 current = Some(new);
             }
             let new = self.findings.get(before..).unwrap_or_default();

@@ -143,26 +143,13 @@ impl Automaton {
         Ok(Automaton { classes, stride, trans, outputs, lens })
     }
 
-    /// Calls `f(pattern, start, end)` for every match in `text`, in order of their ends.
-    #[inline]
-    pub fn for_each_match(&self, text: &[u8], mut f: impl FnMut(usize, usize, usize)) {
-        let mut s = 0usize;
-        for (i, &b) in text.iter().enumerate() {
-            let v = self.trans.get(s + class_of(&self.classes, b)).copied().unwrap_or(0);
-            s = (v & !MATCH) as usize;
-            if v & MATCH != 0 {
-                for &p in self.outputs.get(s / self.stride).map(Vec::as_slice).unwrap_or_default() {
-                    let len = self.lens.get(p as usize).copied().unwrap_or(0);
-                    f(p as usize, i + 1 - len.min(i + 1), i + 1);
-                }
-            }
-        }
-    }
-
     /// One pass for both the anchors and the run pass ([`super::engine`]): `f` gets every match
     /// and, when it ends, every maximal run of [`chars::RUN`](super::chars::RUN) bytes with the
     /// union of its bytes' classes. The byte is loaded once for both.
-    #[inline]
+    // Always inlined: it has two callers (the anchor-and-run pass, the folded pass), and as a
+    // call of its own the per-byte loop could no longer inline their closures (measured: +4%
+    // instructions per message natively).
+    #[inline(always)]
     pub fn scan(&self, text: &[u8], mut f: impl FnMut(Event)) {
         let run_bits = super::chars::RUN.0;
         let mut s = 0usize;
@@ -193,11 +180,6 @@ impl Automaton {
             f(Event::Run { start: run_start, end: text.len(), any });
         }
     }
-
-    /// Bytes of the transition table (what one VM holds).
-    pub fn table_bytes(&self) -> usize {
-        self.trans.len() * 4
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +188,11 @@ mod tests {
 
     fn all(a: &Automaton, text: &str) -> Vec<(usize, usize, usize)> {
         let mut v = Vec::new();
-        a.for_each_match(text.as_bytes(), |p, s, e| v.push((p, s, e)));
+        a.scan(text.as_bytes(), |event| {
+            if let Event::Match { pattern, start, end } = event {
+                v.push((pattern, start, end));
+            }
+        });
         v
     }
 

@@ -333,21 +333,21 @@ pub static DETECTORS: &[Detector] = &[
     )),
 ];
 
-/// The detector with this id.
+/// The detector with this id (an ordered index of the ids, built once: the engine names the
+/// detectors it finds itself by id, per finding).
 pub fn by_id(id: &str) -> Option<(usize, &'static Detector)> {
-    DETECTORS.iter().enumerate().find(|(_, d)| d.id == id)
+    use std::collections::BTreeMap;
+    use std::sync::OnceLock;
+    static INDEX: OnceLock<BTreeMap<&'static str, usize>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| DETECTORS.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
+    let i = *index.get(id)?;
+    DETECTORS.get(i).map(|d| (i, d))
 }
 
-/// The index of a run-pass detector (always present: the table above lists them).
+/// The index of a detector the engine names itself (always present: the table above lists
+/// them).
 pub fn index_of(id: &str) -> usize {
     by_id(id).map(|(i, _)| i).unwrap_or(0)
-}
-
-/// The indexes of `aws_access_key_id` and `aws_secret_access_key` (looked up once).
-pub fn aws_pair() -> (usize, usize) {
-    use std::sync::OnceLock;
-    static PAIR: OnceLock<(usize, usize)> = OnceLock::new();
-    *PAIR.get_or_init(|| (index_of("aws_access_key_id"), index_of(AWS_SECRET)))
 }
 
 #[cfg(test)]

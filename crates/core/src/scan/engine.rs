@@ -182,11 +182,6 @@ impl Scanner {
         (hits, budget.exhausted)
     }
 
-    /// The canary at `i` of the policy's list.
-    pub fn canary(&self, i: usize) -> Option<&[u8]> {
-        self.canaries.get(i).map(Vec::as_slice)
-    }
-
     /// Per string: its folded form (injected instructions) and its percent / JSON-escaped forms.
     fn scan_strings(&self, view: &View<'_>, budget: &mut Budget, hits: &mut Vec<Hit>) {
         // One look at the whole view first: most messages hold no `%XX`, no second level of
@@ -220,12 +215,18 @@ impl Scanner {
             if form.as_slice() == content || !budget.take(form.len()) {
                 continue;
             }
-            let mut inner = Vec::new();
-            if self.scan_level(&form, false, &mut inner, &mut Vec::new()) {
-                budget.exhausted = true;
-            }
-            hits.extend(inner.into_iter().map(|h| Hit { span, decoded: true, ..h }));
+            self.scan_form(&form, span, budget, hits, |_| true);
         }
+    }
+
+    /// One decoded form of the bytes at `span`, scanned without decoding further: what it holds
+    /// (and `keep` keeps) is found at `span`, marked decoded.
+    fn scan_form(&self, form: &[u8], span: Span, budget: &mut Budget, hits: &mut Vec<Hit>, keep: impl Fn(&Hit) -> bool) {
+        let mut inner = Vec::new();
+        if self.scan_level(form, false, &mut inner, &mut Vec::new()) {
+            budget.exhausted = true;
+        }
+        hits.extend(inner.into_iter().filter(|h| keep(h)).map(|h| Hit { span, decoded: true, ..h }));
     }
 
     /// A secret with invisible characters in it (`gh\u200bp_…`) or in fullwidth letters still
@@ -236,15 +237,7 @@ impl Scanner {
         if plain.as_bytes() == content || !budget.take(plain.len()) {
             return;
         }
-        let mut inner = Vec::new();
-        if self.scan_level(plain.as_bytes(), false, &mut inner, &mut Vec::new()) {
-            budget.exhausted = true;
-        }
-        hits.extend(inner.into_iter().filter(|h| !matches!(h.found, Found::Injection(_))).map(|h| Hit {
-            span,
-            decoded: true,
-            ..h
-        }));
+        self.scan_form(plain.as_bytes(), span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
     }
 
     fn scan_folded(&self, content: &[u8], span: Span, budget: &mut Budget, hits: &mut Vec<Hit>) {
@@ -253,9 +246,10 @@ impl Scanner {
             return;
         }
         let text = folded.as_bytes();
-        self.folded.for_each_match(text, |k, s, e| {
-            if let Some(p) = self.folded_pats.get(k).and_then(|i| self.phrases.get(*i)) {
-                if phrases::confirm(text, s, e, p).is_some() {
+        self.folded.scan(text, |event| {
+            let Event::Match { pattern, start, end } = event else { return };
+            if let Some(p) = self.folded_pats.get(pattern).and_then(|i| self.phrases.get(*i)) {
+                if phrases::confirm(text, start, end, p).is_some() {
                     hits.push(Hit { found: Found::Injection(p.family), span, decoded: true });
                 }
             }
@@ -278,26 +272,20 @@ impl Scanner {
             if !budget.take(decoded.len()) {
                 return;
             }
-            let mut inner = Vec::new();
             if std::str::from_utf8(&decoded).is_ok() {
                 // Text: scanned whole (and folded when it is not ASCII).
-                if self.scan_level(&decoded, false, &mut inner, &mut Vec::new()) {
-                    budget.exhausted = true;
-                }
+                self.scan_form(&decoded, span, budget, hits, |_| true);
                 if !decoded.is_ascii() {
-                    self.scan_folded(&decoded, (0, 0), budget, &mut inner);
+                    self.scan_folded(&decoded, span, budget, hits);
                 }
             } else {
                 // Binary (an image, random bytes): only its printable stretches can carry a secret.
                 for (s, e) in printable_stretches(&decoded) {
                     if let Some(part) = decoded.get(s..e) {
-                        if self.scan_level(part, false, &mut inner, &mut Vec::new()) {
-                            budget.exhausted = true;
-                        }
+                        self.scan_form(part, span, budget, hits, |_| true);
                     }
                 }
             }
-            hits.extend(inner.into_iter().map(|h| Hit { span, decoded: true, ..h }));
         }
     }
 
@@ -399,7 +387,10 @@ fn detect(t: &[u8], s: usize, e: usize, index: usize, anchor: &str) -> Option<Sp
 
 /// The secret half of an AWS key pair: a 40-character base64 run near an access key id.
 fn aws_pairs(t: &[u8], hits: &mut Vec<Hit>) {
-    let (id, secret) = catalog::aws_pair();
+    if hits.is_empty() {
+        return;
+    }
+    let (id, secret) = (catalog::index_of("aws_access_key_id"), catalog::index_of(catalog::AWS_SECRET));
     let keys: Vec<Span> = hits.iter().filter(|h| h.found == Found::Detector(id)).map(|h| h.span).collect();
     for (s, e) in keys {
         let from = s.saturating_sub(320);

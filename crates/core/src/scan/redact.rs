@@ -68,7 +68,13 @@ fn replace_spans(content: &[u8], base: usize, mine: &[&Redaction]) -> String {
     if let Some(w) = mine.iter().find(|r| r.whole_string) {
         return w.marker.clone();
     }
-    let mut sorted: Vec<&&Redaction> = mine.iter().collect();
+    String::from_utf8_lossy(&splice(content, base, mine)).into_owned()
+}
+
+/// `content` (starting at offset `base` of what the spans count in) with each span replaced by
+/// its marker, in order; a span overlapping an earlier one is already gone.
+pub fn splice(content: &[u8], base: usize, redactions: &[&Redaction]) -> Vec<u8> {
+    let mut sorted: Vec<&&Redaction> = redactions.iter().collect();
     sorted.sort_by_key(|r| r.span.0);
     let mut out: Vec<u8> = Vec::with_capacity(content.len());
     let mut at = 0usize;
@@ -83,7 +89,7 @@ fn replace_spans(content: &[u8], base: usize, mine: &[&Redaction]) -> String {
         at = e.max(s);
     }
     out.extend_from_slice(content.get(at..).unwrap_or_default());
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// A redaction outside any string: the number token around it becomes the marker string.
