@@ -387,7 +387,7 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
     Ok(out)
 }
 
-fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
+pub(super) fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
     list.iter().enumerate().map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m))).collect()
 }
 

@@ -342,9 +342,7 @@ fn compile_suppression(i: usize, s: &SuppressionSpec) -> Result<Suppression, Con
             }
         }
     }
-    let globs = |list: &[String], field: &str| -> Result<Vec<Glob>, ConfigError> {
-        list.iter().enumerate().map(|(k, g)| Glob::new(g).map_err(|e| err(format!("{at}.{field}[{k}]"), e))).collect()
-    };
+    let globs = |list: &[String], field: &str| super::compile::globs(list, &format!("{at}.{field}"));
     Ok(Suppression {
         detectors,
         injection,
