@@ -41,6 +41,9 @@ pub struct WardenRoot {
     writer: Option<WriterHost>,
     /// Session bindings this VM has confirmed (see `mcp_warden_core::state::owners`).
     sessions: Rc<RefCell<VmCache>>,
+    /// The all-defaults policy, compiled once when neither the configuration nor the control
+    /// endpoint has put one in force (compiling builds the content scanner's automata).
+    fallback: std::cell::OnceCell<Rc<Policy>>,
     /// The fault-injection build's root-context panic, from the plugin configuration.
     #[cfg(feature = "fault-injection")]
     fault: RootFault,
@@ -72,7 +75,11 @@ fn init_state_tables(p: &Policy) {
 
 impl WardenRoot {
     fn policy(&self) -> Rc<Policy> {
-        self.remote_policy.clone().or_else(|| self.configured.clone()).unwrap_or_else(|| Rc::new(Policy::default()))
+        self.remote_policy.clone().or_else(|| self.configured.clone()).unwrap_or_else(|| self.fallback())
+    }
+
+    fn fallback(&self) -> Rc<Policy> {
+        Rc::clone(self.fallback.get_or_init(|| Rc::new(Policy::default())))
     }
 
     fn poll_failed(&self, message: &str) {
@@ -88,7 +95,7 @@ impl WardenRoot {
                 let kills = state.kill.entries.len();
                 // Both ways in stay in force: a served policy replaces the plugin's rules, but
                 // the plugin configuration's own kill entries are kept alongside the served ones.
-                let configured = self.configured.clone().unwrap_or_default();
+                let configured = self.configured.clone().unwrap_or_else(|| self.fallback());
                 self.remote_kill = Rc::new(state.extra_kill(&configured));
                 self.remote_policy = state.policy_in_force(&configured).map(Rc::new);
                 if let Some(p) = &self.remote_policy {
