@@ -36,6 +36,17 @@ fn true_positives() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `text` as a tool's argument (request) and as a tool's result (response).
+fn both_ways(text: &str) -> [(Direction, Value); 2] {
+    [
+        (
+            Direction::Request,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "arguments": {"input": text}}}),
+        ),
+        (Direction::Response, json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})),
+    ]
+}
+
 fn id_of(found: Found) -> String {
     match found {
         Found::Detector(i) => DETECTORS[i].id.to_owned(),
@@ -79,13 +90,7 @@ fn true_positives_in_arguments_and_results_are_acted_on_under_the_default_policy
         if d.mild {
             continue;
         }
-        for (direction, message) in [
-            (
-                Direction::Request,
-                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "arguments": {"input": text}}}),
-            ),
-            (Direction::Response, json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})),
-        ] {
+        for (direction, message) in both_ways(&text) {
             let subject = Subject { tool: "t", principal: "p", upstream: "u", direction };
             let j = judge(&p.scan, &subject, message.to_string().as_bytes());
             let acted = j.blocked().is_some() || j.rewrite.is_some();
@@ -127,13 +132,7 @@ fn the_benign_corpus_is_never_blocked_nor_redacted_and_its_false_positives_are_c
         let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
         bytes += text.len();
         let mut seen = BTreeSet::new();
-        for (direction, message) in [
-            (
-                Direction::Request,
-                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "arguments": {"input": text}}}),
-            ),
-            (Direction::Response, json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})),
-        ] {
+        for (direction, message) in both_ways(&text) {
             let subject = Subject { tool: "t", principal: "p", upstream: "u", direction };
             let j = judge(&p.scan, &subject, message.to_string().as_bytes());
             for finding in &j.findings {
