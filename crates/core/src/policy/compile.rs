@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use super::error::{check_reason, err, parse, ConfigError};
-use super::glob::Glob;
+use super::glob::{globs, Glob};
 use super::killswitch::KillSwitch;
 use super::spec::{ActionKind, BucketKey, ControlSpec, DefaultAction, MatchSpec, OnStoreError, PolicySpec, RuleSpec};
 use crate::mcp::classify::{WireRules, FIRST_MODERN_VERSION};
@@ -385,10 +385,6 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
         out.push(Rule { id: r.id.clone(), matcher, action, dry_run: r.dry_run });
     }
     Ok(out)
-}
-
-pub(super) fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
-    list.iter().enumerate().map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m))).collect()
 }
 
 /// Name globs, each URI-like one also in the normal form names are matched in

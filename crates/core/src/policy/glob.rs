@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::error::{err, ConfigError};
+
 /// Longest pattern accepted (bytes).
 pub const MAX_GLOB_LEN: usize = 256;
 
@@ -108,6 +110,11 @@ impl Glob {
         }
         p.iter().skip(pi).all(|t| *t == Tok::Star)
     }
+}
+
+/// Compiles every glob of a configuration list; a bad one is refused at `at[i]`.
+pub fn globs(list: &[String], at: &str) -> Result<Vec<Glob>, ConfigError> {
+    list.iter().enumerate().map(|(i, p)| Glob::new(p).map_err(|m| err(format!("{at}[{i}]"), m))).collect()
 }
 
 #[cfg(test)]

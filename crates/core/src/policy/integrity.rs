@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::mcp::fingerprint::Fingerprint;
 use crate::mcp::uri;
 use crate::policy::error::{err, ConfigError};
-use crate::policy::glob::Glob;
+use crate::policy::glob::{globs, Glob};
 use crate::policy::spec::{OnChange, PinSpec, PoisonedTools, TasksSpec, ToolIntegritySpec, UnknownTools};
 use crate::state::slots::MAX_CAPACITY;
 
@@ -126,10 +126,6 @@ fn action(a: OnChange) -> ChangeAction {
         OnChange::Warn => ChangeAction::Warn,
         OnChange::Off => ChangeAction::Off,
     }
-}
-
-fn globs(list: &[String], field: &str) -> Result<Vec<Glob>, ConfigError> {
-    list.iter().enumerate().map(|(i, g)| Glob::new(g).map_err(|m| err(format!("{field}[{i}]"), m))).collect()
 }
 
 fn fingerprint(text: &str, field: String) -> Result<Fingerprint, ConfigError> {

@@ -1,5 +1,5 @@
-//! The content-scan settings (`content_scan` in the plugin configuration): the spec as written,
-//! and the compiled, immutable [`ScanPolicy`] the scanner runs under (what each detector does,
+//! The content-scan settings (`content_scan` in the plugin configuration; the spec as written is
+//! [`crate::policy::spec::ContentScanSpec`]), compiled into the immutable [`ScanPolicy`] the scanner runs under (what each detector does,
 //! canaries, the injected-instruction action, suppressions, the byte budget). The scanner and
 //! its inspector are [`crate::scan`].
 //!
@@ -10,142 +10,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use crate::policy::error::{err, ConfigError};
-use crate::policy::glob::Glob;
+use crate::policy::glob::{globs, Glob};
+pub use crate::policy::spec::{ContentScanSpec, Direction, OversizeAction, ScanAction, SuppressionSpec, DEFAULT_MAX_SCAN_BYTES};
 use crate::scan::{DataClass, Scanner, DETECTORS};
 
 /// Largest byte budget per message an operator may ask for.
 pub const MAX_SCAN_BYTES_CAP: u64 = 64 * 1024 * 1024;
-/// The default budget per message (view and decoded forms together).
-pub const DEFAULT_MAX_SCAN_BYTES: u64 = 8 * 1024 * 1024;
 /// Most canaries, shortest canary, most suppressions.
 pub const MAX_CANARIES: usize = 1024;
 pub const MIN_CANARY_LEN: usize = 8;
 pub const MAX_SUPPRESSIONS: usize = 1024;
-
-/// What a finding causes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScanAction {
-    /// The message does not pass: a JSON-RPC error naming the detector stands in for it.
-    Block,
-    /// What was found is replaced in place; the message passes, still valid.
-    Redact,
-    /// Reported (receipt, metric); the message passes as it is.
-    Warn,
-    /// Not looked for.
-    Off,
-}
-
-/// What a message past the byte budget causes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OversizeAction {
-    #[default]
-    Block,
-    /// Passes with a finding (`oversize`) saying it was not scanned to its end.
-    Warn,
-}
-
-/// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Client to upstream (`tools/call` arguments, prompt arguments, `inputResponses`, URIs).
-    Request,
-    /// Upstream to client (results, resource contents, prompt messages, every SSE event).
-    Response,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContentScanSpec {
-    /// `false` turns the whole scan off.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Which directions are scanned (default both).
-    #[serde(default = "both_directions")]
-    pub directions: Vec<Direction>,
-    /// Action per data class: `credential`, `private_key`, `crypto_key` (default `block`),
-    /// `pii` (default `redact`).
-    #[serde(default)]
-    pub classes: BTreeMap<String, ScanAction>,
-    /// Action per detector id (README "Content scanning" lists them); wins over its class.
-    #[serde(default)]
-    pub detectors: BTreeMap<String, ScanAction>,
-    /// Injected instructions in what comes back: `warn` (default), `redact` (the string that
-    /// holds one is replaced), `block` or `off`.
-    #[serde(default = "default_injection")]
-    pub injection: ScanAction,
-    /// Strings whose appearance anywhere, either way, is an incident: always blocked, severity
-    /// `critical`. At least 8 characters; a prefix is a canary too (the match is a substring).
-    #[serde(default)]
-    pub canaries: Vec<String>,
-    /// Known false positives let through.
-    #[serde(default)]
-    pub suppressions: Vec<SuppressionSpec>,
-    /// Bytes scanned per message (its decoded view and the decoded forms together).
-    #[serde(default = "default_max_scan_bytes")]
-    pub max_scan_bytes: u64,
-    /// A message past `max_scan_bytes`: `block` (default) or `warn`.
-    #[serde(default)]
-    pub oversize: OversizeAction,
-}
-
-impl Default for ContentScanSpec {
-    fn default() -> Self {
-        ContentScanSpec {
-            enabled: true,
-            directions: both_directions(),
-            classes: BTreeMap::new(),
-            detectors: BTreeMap::new(),
-            injection: default_injection(),
-            canaries: Vec::new(),
-            suppressions: Vec::new(),
-            max_scan_bytes: default_max_scan_bytes(),
-            oversize: OversizeAction::default(),
-        }
-    }
-}
-
-/// One suppression: findings of these detectors on this tool, principal, upstream and
-/// direction pass unacted on (reported at severity `info`). Every list empty or absent: any.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SuppressionSpec {
-    /// Detector ids, data classes, `injection`, or `*`. Required; canaries are never suppressed.
-    pub detectors: Vec<String>,
-    /// Globs over the request's name: the tool, the prompt, the resource URI.
-    #[serde(default)]
-    pub tools: Vec<String>,
-    /// Globs over the principal id.
-    #[serde(default)]
-    pub principals: Vec<String>,
-    /// Globs over the upstream cluster.
-    #[serde(default)]
-    pub upstreams: Vec<String>,
-    /// Absent: both.
-    #[serde(default)]
-    pub direction: Option<Direction>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn both_directions() -> Vec<Direction> {
-    vec![Direction::Request, Direction::Response]
-}
-
-fn default_injection() -> ScanAction {
-    ScanAction::Warn
-}
-
-fn default_max_scan_bytes() -> u64 {
-    DEFAULT_MAX_SCAN_BYTES
-}
 
 /// Whom a finding is about.
 #[derive(Debug, Clone, Copy)]
@@ -342,7 +217,7 @@ fn compile_suppression(i: usize, s: &SuppressionSpec) -> Result<Suppression, Con
             }
         }
     }
-    let globs = |list: &[String], field: &str| super::compile::globs(list, &format!("{at}.{field}"));
+    let globs = |list: &[String], field: &str| globs(list, &format!("{at}.{field}"));
     Ok(Suppression {
         detectors,
         injection,

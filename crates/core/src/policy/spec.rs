@@ -79,7 +79,7 @@ pub struct PolicySpec {
     pub tasks: TasksSpec,
     /// Secrets, canaries and injected instructions, scanned both ways (on by default).
     #[serde(default)]
-    pub content_scan: super::scan::ContentScanSpec,
+    pub content_scan: ContentScanSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -260,7 +260,7 @@ impl Default for PolicySpec {
             control: None,
             tool_integrity: ToolIntegritySpec::default(),
             tasks: TasksSpec::default(),
-            content_scan: super::scan::ContentScanSpec::default(),
+            content_scan: ContentScanSpec::default(),
         }
     }
 }
@@ -552,4 +552,127 @@ fn default_period_ms() -> u64 {
 
 fn default_timeout_ms() -> u64 {
     500
+}
+
+// --- content_scan: compiled in `policy/scan.rs` -------------------------------------------
+
+/// The default budget per message (view and decoded forms together).
+pub const DEFAULT_MAX_SCAN_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What a finding causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanAction {
+    /// The message does not pass: a JSON-RPC error naming the detector stands in for it.
+    Block,
+    /// What was found is replaced in place; the message passes, still valid.
+    Redact,
+    /// Reported (receipt, metric); the message passes as it is.
+    Warn,
+    /// Not looked for.
+    Off,
+}
+
+/// What a message past the byte budget causes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeAction {
+    #[default]
+    Block,
+    /// Passes with a finding (`oversize`) saying it was not scanned to its end.
+    Warn,
+}
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to upstream (`tools/call` arguments, prompt arguments, `inputResponses`, URIs).
+    Request,
+    /// Upstream to client (results, resource contents, prompt messages, every SSE event).
+    Response,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentScanSpec {
+    /// `false` turns the whole scan off.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Which directions are scanned (default both).
+    #[serde(default = "both_directions")]
+    pub directions: Vec<Direction>,
+    /// Action per data class: `credential`, `private_key`, `crypto_key` (default `block`),
+    /// `pii` (default `redact`).
+    #[serde(default)]
+    pub classes: BTreeMap<String, ScanAction>,
+    /// Action per detector id (README "Content scanning" lists them); wins over its class.
+    #[serde(default)]
+    pub detectors: BTreeMap<String, ScanAction>,
+    /// Injected instructions in what comes back: `warn` (default), `redact` (the string that
+    /// holds one is replaced), `block` or `off`.
+    #[serde(default = "default_injection")]
+    pub injection: ScanAction,
+    /// Strings whose appearance anywhere, either way, is an incident: always blocked, severity
+    /// `critical`. At least 8 characters; a prefix is a canary too (the match is a substring).
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// Known false positives let through.
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionSpec>,
+    /// Bytes scanned per message (its decoded view and the decoded forms together).
+    #[serde(default = "default_max_scan_bytes")]
+    pub max_scan_bytes: u64,
+    /// A message past `max_scan_bytes`: `block` (default) or `warn`.
+    #[serde(default)]
+    pub oversize: OversizeAction,
+}
+
+impl Default for ContentScanSpec {
+    fn default() -> Self {
+        ContentScanSpec {
+            enabled: true,
+            directions: both_directions(),
+            classes: BTreeMap::new(),
+            detectors: BTreeMap::new(),
+            injection: default_injection(),
+            canaries: Vec::new(),
+            suppressions: Vec::new(),
+            max_scan_bytes: default_max_scan_bytes(),
+            oversize: OversizeAction::default(),
+        }
+    }
+}
+
+/// One suppression: findings of these detectors on this tool, principal, upstream and
+/// direction pass unacted on (reported at severity `info`). Every list empty or absent: any.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionSpec {
+    /// Detector ids, data classes, `injection`, or `*`. Required; canaries are never suppressed.
+    pub detectors: Vec<String>,
+    /// Globs over the request's name: the tool, the prompt, the resource URI.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Globs over the principal id.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Globs over the upstream cluster.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    /// Absent: both.
+    #[serde(default)]
+    pub direction: Option<Direction>,
+}
+
+fn both_directions() -> Vec<Direction> {
+    vec![Direction::Request, Direction::Response]
+}
+
+fn default_injection() -> ScanAction {
+    ScanAction::Warn
+}
+
+fn default_max_scan_bytes() -> u64 {
+    DEFAULT_MAX_SCAN_BYTES
 }
