@@ -85,6 +85,26 @@ pub fn judge_text(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8]) -> Ju
     j
 }
 
+/// The secrets in `text` that cross `seam` (a byte offset): values sent in pieces, joined back
+/// (the tail of earlier sends, then this request's). Only detectors and canaries the policy acts
+/// on (block or redact, not suppressed) count; what lies wholly on one side was judged when it
+/// was sent. The first such finding, severity `critical`, disposition `Block`.
+pub fn secret_across(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8], seam: usize) -> Option<Finding> {
+    let scanner = policy.scanner.as_deref()?;
+    let (hits, _) = scanner.scan_text(text, policy.max_bytes);
+    let crossing: Vec<crate::scan::Hit> =
+        hits.into_iter().filter(|h| h.span.0 < seam && h.span.1 > seam && !matches!(h.found, Found::Injection(_))).collect();
+    if crossing.is_empty() {
+        return None;
+    }
+    let mut found = Vec::new();
+    let redactions = collect(policy, subject, &crossing, fault_of(subject.direction), &mut found);
+    let acted = found
+        .into_iter()
+        .find(|f| f.disposition == Disposition::Block || (!redactions.is_empty() && f.severity > Severity::Info))?;
+    Some(Finding { severity: Severity::Critical, disposition: Disposition::Block, ..acted })
+}
+
 /// Who is at fault for what a message going `direction` carries.
 fn fault_of(direction: Direction) -> Fault {
     match direction {

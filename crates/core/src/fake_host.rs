@@ -48,6 +48,8 @@ pub struct FakeHttp {
     pub misuse: Vec<String>,
     /// A host call that fails with status 1 (fault injection: `request_body`, …).
     pub fail_call: Option<&'static str>,
+    /// gRPC calls dispatched: (cluster, service/method, body).
+    pub grpc_calls: Vec<(String, String, Vec<u8>)>,
 }
 
 impl FakeHttp {
@@ -139,6 +141,18 @@ impl HttpIo for FakeHttp {
         self.call("send_local_response")?;
         self.check_not_answered("send_local_reply");
         self.reply = Some((status, headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), body.to_vec()));
+        Ok(())
+    }
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        body: &[u8],
+        _timeout_ms: u64,
+    ) -> Result<(), HostError> {
+        self.call("dispatch_grpc_call")?;
+        self.grpc_calls.push((cluster.to_owned(), format!("{service}/{method}"), body.to_vec()));
         Ok(())
     }
 }

@@ -21,6 +21,9 @@
 //!   [`content_scan`]: a scan judged under the policy, and the response inspector that runs it.
 //! - [`integrity`]: tool integrity: poisoned definitions, baselines and pins, the call-time check,
 //!   `ui://` templates, task binding.
+//! - [`correlate`]: memory across requests without sessions, per correlation key and task:
+//!   entropy budgets, fragment reassembly, tool-call chains, escalation, and the mesh-wide
+//!   budgets of an Envoy global rate limit service.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
 //! - [`flow`]: one request and its response. [`flow::request`] (gather → decide → apply),
 //!   [`flow::decide`] (the pure decision), [`flow::response`] (the pipeline of inspectors fed
@@ -35,6 +38,7 @@
 
 pub mod content_scan;
 pub mod control;
+pub mod correlate;
 pub mod export;
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake_host;

@@ -21,6 +21,11 @@ pub const KILL_SWITCH_BLOCKS: &str = "mcp_warden_kill_switch_blocks_total";
 pub const SESSION_HIJACKS: &str = "mcp_warden_session_hijacks_total";
 /// Tasks presented by a principal other than the one that created them (answered as unknown).
 pub const TASK_HIJACKS: &str = "mcp_warden_task_hijacks_total";
+/// Requests refused by what the filter remembers across requests, by why (`entropy_budget`,
+/// `escalation`, `tool_chain`, `fragmented_secret`, `mesh_budget`, `mesh_unavailable`).
+pub const CORRELATION_BLOCKS: &str = "mcp_warden_correlation_blocks_total";
+/// Calls to the mesh-wide rate limit service, by outcome (`ok`, `over_limit`, `failed`).
+pub const MESH_CHECKS: &str = "mcp_warden_mesh_checks_total";
 /// Dry-run rules that would have acted, by rule.
 pub const DRY_RUN_HITS: &str = "mcp_warden_dry_run_hits_total";
 /// Requests rejected by wire validation, by kind (`RejectKind::label`).

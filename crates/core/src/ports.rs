@@ -99,6 +99,16 @@ pub trait HttpIo {
     /// Replaces the first `len` bytes of that response body with `body`.
     fn set_response_body(&mut self, len: usize, body: &[u8]) -> Result<(), HostError>;
     fn send_local_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+    /// Starts a gRPC call (`service`/`method` on `cluster`, `body` the request message) whose
+    /// answer the host hands to the flow in a later callback; the stream waits for it.
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<(), HostError>;
 }
 
 /// CAS token as Envoy returns it with a value.
@@ -168,6 +178,13 @@ pub enum Step {
     Buffer,
     /// A local reply was sent; stop processing this request.
     Answered,
+}
+
+impl Step {
+    /// The stream waits (for its body, or for a call's answer).
+    pub fn pauses(self) -> bool {
+        self != Step::Continue
+    }
 }
 
 /// The ports one stream callback works with, lent by the host for the length of the callback.

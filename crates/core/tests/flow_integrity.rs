@@ -276,6 +276,8 @@ fn a_look_alike_of_a_tool_behind_another_upstream_is_dropped_as_shadowing() {
 fn a_worker_reuses_a_baseline_only_as_long_as_the_policy_allows() {
     let mut doc = config();
     doc["tool_integrity"] = json!({"baseline_cache_ms": 1000});
+    // Counting writes is about baselines: the correlation record is written on every call.
+    doc["correlation"] = json!({"enabled": false});
     let p = policy(doc);
     let mut host = FakeHost::default();
     host.clock.advance_ms(10_000);

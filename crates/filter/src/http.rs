@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, BufferType};
 
 use super::abi;
 #[cfg(feature = "fault-injection")]
@@ -60,7 +60,19 @@ impl WardenHttp {
     }
 }
 
-impl Context for WardenHttp {}
+impl Context for WardenHttp {
+    /// The mesh-wide rate limit service answered (or failed: any non-zero gRPC status).
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        if !self.flow.awaits_mesh() {
+            return;
+        }
+        let body = if status_code == 0 { abi::buffer(BufferType::GrpcReceiveBuffer, 0, response_size).ok() } else { None };
+        let action = self.timed(|flow, host| flow.on_mesh_answer(host, body.as_deref()));
+        if action == Action::Continue {
+            self.resume_http_request();
+        }
+    }
+}
 
 impl HttpContext for WardenHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

@@ -96,6 +96,19 @@ impl HttpIo for EnvoyIo {
     fn send_local_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         abi::send_local_response(status, headers, body, "mcp_warden")
     }
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<(), HostError> {
+        // Dispatched from the stream's callback: the SDK routes the answer to this stream's context.
+        hostcalls::dispatch_grpc_call(cluster, service, method, vec![], Some(body), std::time::Duration::from_millis(timeout_ms))
+            .map(|_| ())
+            .map_err(|_| HostError { call: "dispatch_grpc_call", status: 1 })
+    }
 }
 
 /// [`Kv`] over Envoy shared data: process-wide, shared by every worker VM with the same vm_id.

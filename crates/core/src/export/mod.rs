@@ -38,7 +38,7 @@ pub const SCOPE_NAME: &str = "mcp-warden.receipts";
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// Protobuf wire-format writing: varints, tags, length-delimited fields.
-mod pb {
+pub(crate) mod pb {
     pub fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
@@ -217,14 +217,14 @@ pub fn rejected_in_response(response: &[u8]) -> Option<i64> {
     Some(rejected)
 }
 
-enum PbValue<'a> {
+pub(crate) enum PbValue<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Fixed,
 }
 
 /// Top-level fields of a protobuf message; `None` on malformed input.
-fn pb_fields(mut buf: &[u8]) -> Option<Vec<(u64, PbValue<'_>)>> {
+pub(crate) fn pb_fields(mut buf: &[u8]) -> Option<Vec<(u64, PbValue<'_>)>> {
     fn read_varint(buf: &mut &[u8]) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {

@@ -6,7 +6,8 @@
 use std::rc::Rc;
 
 use crate::content_scan::{judge, ContentScan};
-use crate::inspect::{Finding, Inspector};
+use crate::correlate::{self, mesh, Call, TaskDrip, Trip};
+use crate::inspect::{Disposition, Finding, Inspector, Severity};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
 use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
 use crate::integrity::call::check_call;
@@ -15,6 +16,7 @@ use crate::integrity::poison::{PoisonAction, PoisonCheck};
 use crate::integrity::tasks::{check_task_access, TaskBinder};
 use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
+use crate::policy::correlate::FailureMode;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::scan::{Direction, Subject};
@@ -73,7 +75,30 @@ pub struct Decision<'a> {
     pub binds_session: bool,
     /// `Some`: the body to forward instead of the client's (the content scan redacted it).
     pub request_body: Option<Vec<u8>>,
+    /// `Some`: ask the mesh-wide rate limit service before forwarding.
+    pub mesh: Option<MeshCheck>,
     pub outcome: Outcome,
+}
+
+/// A call to the mesh-wide rate limit service the request waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshCheck {
+    pub cluster: String,
+    pub timeout_ms: u64,
+    /// The `RateLimitRequest`.
+    pub body: Vec<u8>,
+    /// What each descriptor counts, in order (the reply names the one over its limit).
+    pub kinds: Vec<&'static str>,
+    pub failure_mode: FailureMode,
+}
+
+/// Who the correlation step remembers a request under.
+#[derive(Clone, Copy)]
+struct Remembered<'a> {
+    principal: &'a Principal,
+    principal_key: &'a str,
+    correlation: &'a CorrelationKey,
+    now_ms: u64,
 }
 
 /// Decides one request. `remote_kill` is the kill list last served by the control endpoint.
@@ -118,6 +143,9 @@ pub fn decide<'a>(
     };
     let (verdict, reply, request_body) =
         scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
+    let at = Remembered { principal: &principal, principal_key: &principal_key, correlation: &correlation, now_ms: facts.now_ms };
+    let (verdict, reply, mesh) =
+        remember(policy, verdict, reply, &facts.request, &facts.upstream, facts.body, at, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
     // whose answer needs a request's own inspectors refuse the batch.
     let inspectors = if batch.is_empty() {
@@ -133,6 +161,7 @@ pub fn decide<'a>(
         inspectors,
         binds_session,
         request_body,
+        mesh,
         outcome: Outcome {
             request: facts.request,
             principal,
@@ -216,6 +245,128 @@ fn scan_request(
             (verdict, reply, None)
         }
         None => (verdict, reply, j.rewrite),
+    }
+}
+
+/// What the filter remembers across requests (see [`crate::correlate`]), on a request that got
+/// this far: an allowed one is accounted and may be refused; one the content scan refused only
+/// adds its points. Returns the mesh-wide check an allowed request still waits for.
+#[allow(clippy::too_many_arguments)]
+fn remember(
+    policy: &Policy,
+    mut verdict: Verdict,
+    reply: Option<LocalReply>,
+    req: &McpRequest,
+    upstream: &str,
+    body: &[u8],
+    at: Remembered<'_>,
+    kv: &mut dyn Kv,
+    findings: &mut Vec<Finding>,
+) -> (Verdict, Option<LocalReply>, Option<MeshCheck>) {
+    let c = &policy.correlation;
+    let refused = match verdict.action {
+        Action::Allow => false,
+        Action::ContentBlocked { .. } => true,
+        _ => return (verdict, reply, None),
+    };
+    if !c.enabled {
+        return (verdict, reply, None);
+    }
+    let sends = if c.reads_values() && !body.is_empty() { correlate::measure(c, body) } else { None };
+    let sends_something = sends.as_ref().is_some_and(|s| !s.is_empty());
+    // What this request's other checks found raises the key's score: a block 3, a report 1.
+    let points = findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .map(|f| if f.disposition == Disposition::Block { 3 } else { 1 })
+        .sum();
+    let key = correlate::key_of(at.correlation.as_str());
+    let task = match (req.op, &req.handles.task_id) {
+        (Some(Method::TasksUpdate | Method::TasksGet | Method::TasksResult), Some(t)) => Some(correlate::task_key(upstream, t)),
+        _ => None,
+    };
+    let tool = if req.op == Some(Method::ToolsCall) { req.name.as_deref() } else { None };
+    let call = Call {
+        key: &key,
+        task,
+        tool,
+        sends: sends.as_ref(),
+        points,
+        acts: correlate::acts(req.op, sends_something),
+        refused,
+        now_ms: at.now_ms,
+    };
+    let subject =
+        Subject { tool: tool.unwrap_or_default(), principal: &at.principal.id, upstream, direction: Direction::Request };
+    let a = correlate::account(c, &policy.scan, &subject, kv, &call);
+    findings.extend(a.findings);
+    if let Some(e) = a.store_error {
+        verdict.store_errors.push(("correlation".to_owned(), e));
+        if c.on_store_error == FailureMode::Deny && !refused {
+            verdict.action =
+                Action::Correlated { why: "store_unavailable", detail: None, class: None, until_ms: None, retry_after_secs: 1 };
+            let reply = reply::for_action(&verdict.action, req);
+            return (verdict, reply, None);
+        }
+    }
+    if refused {
+        return (verdict, reply, None);
+    }
+    if let Some(trip) = a.trip {
+        verdict.action = trip_action(trip, at.now_ms);
+        let reply = reply::for_action(&verdict.action, req);
+        return (verdict, reply, None);
+    }
+    let mesh = c.mesh.as_ref().and_then(|m| {
+        let bits = sends.as_ref().map_or(0, |s| s.bits);
+        let descriptors = mesh::descriptors(at.principal_key, tool, bits, m.tool_calls);
+        (!descriptors.is_empty()).then(|| MeshCheck {
+            cluster: m.cluster.clone(),
+            timeout_ms: m.timeout_ms,
+            body: mesh::request(&m.domain, &descriptors),
+            kinds: descriptors.iter().map(|d| d.kind).collect(),
+            failure_mode: m.failure_mode,
+        })
+    });
+    (verdict, reply, mesh)
+}
+
+/// The refusal a correlation trip stands for.
+fn trip_action(trip: Trip, now_ms: u64) -> Action {
+    match trip {
+        Trip::Held { hold, until_ms } => Action::Correlated {
+            why: hold.as_str(),
+            detail: None,
+            class: None,
+            until_ms: Some(until_ms),
+            retry_after_secs: until_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
+        },
+        Trip::Fragment { what, class } => Action::Correlated {
+            why: "fragmented_secret",
+            detail: Some(what.to_owned()),
+            class,
+            until_ms: None,
+            retry_after_secs: 0,
+        },
+        Trip::Chain { id } => {
+            Action::Correlated { why: "tool_chain", detail: Some(id), class: None, until_ms: None, retry_after_secs: 0 }
+        }
+    }
+}
+
+/// The mesh-wide service's answer (`None`: it could not answer) as the request's action.
+pub fn mesh_action(check: &MeshCheck, answer: Option<mesh::Answer>) -> Action {
+    match answer {
+        Some(mesh::Answer::Ok) => Action::Allow,
+        Some(mesh::Answer::OverLimit { descriptor, reset_secs }) => Action::Correlated {
+            why: "mesh_budget",
+            detail: descriptor.and_then(|i| check.kinds.get(i)).map(|k| (*k).to_owned()),
+            class: None,
+            until_ms: None,
+            retry_after_secs: reset_secs,
+        },
+        None if check.failure_mode == FailureMode::Allow => Action::Allow,
+        None => Action::Correlated { why: "mesh_unavailable", detail: None, class: None, until_ms: None, retry_after_secs: 1 },
     }
 }
 
@@ -329,6 +480,16 @@ pub(super) fn request_inspectors(
             out.push(Box::new(UiTemplate::new(Rc::clone(policy))));
         }
         Some(Method::SubscriptionsListen) if ip.learns() => out.push(Box::new(ListChangedWatch)),
+        _ => {}
+    }
+    // Task outputs spend the task's budget (a tasks/get answer, a listen stream's task events).
+    if policy.correlation.enabled
+        && policy.correlation.budget.action != crate::policy::correlate::TripAction::Off
+        && matches!(req.op, Some(Method::TasksGet | Method::TasksResult | Method::SubscriptionsListen))
+    {
+        out.push(Box::new(TaskDrip::new(Rc::clone(policy))));
+    }
+    match req.op {
         // A legacy GET stream: where a 2025-11-25 server announces list changes, and where a
         // resumption replays earlier answers (a tools/list result among them: judged by its shape,
         // as on the POST that asked for it).

@@ -128,6 +128,7 @@ fn wire_verdict(v: &Verdict) -> (WireVerdict, String) {
         Action::ToolNotApproved { .. } => (WireVerdict::Block, "tool_integrity".to_owned()),
         Action::TaskNotFound { .. } => (WireVerdict::Block, "task:not_owner".to_owned()),
         Action::ContentBlocked { .. } => (WireVerdict::Block, "content_scan".to_owned()),
+        Action::Correlated { why, .. } => (WireVerdict::Block, format!("correlation:{why}")),
     }
 }
 

@@ -128,6 +128,49 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
             data.push('}');
             Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, &message, Some(&data))))
         }
+        Action::Correlated { why, detail, class, until_ms, retry_after_secs } => {
+            let mut data = String::from("{\"reason\":\"correlation\",\"why\":");
+            push_json_string(&mut data, why);
+            if let Some(d) = detail {
+                data.push_str(if *why == "tool_chain" { ",\"chain\":" } else { ",\"finding\":" });
+                push_json_string(&mut data, d);
+            }
+            if let Some(c) = class {
+                data.push_str(",\"class\":");
+                push_json_string(&mut data, c);
+            }
+            let explain = match *why {
+                "entropy_budget" => "this caller's entropy budget is spent",
+                "escalation" => "this caller's findings escalated to a block",
+                "tool_chain" => "this call completes a suspicious chain of tool calls",
+                "fragmented_secret" => "the values sent complete a secret split over earlier requests",
+                "mesh_budget" => "this caller's mesh-wide budget is spent",
+                "mesh_unavailable" => "the mesh-wide budget service cannot answer",
+                _ => "correlation",
+            };
+            let held = until_ms.is_some() || matches!(*why, "mesh_budget" | "mesh_unavailable");
+            if !held {
+                let mut message = format!("Request refused by the gateway: {explain}");
+                if let Some(d) = detail {
+                    message.push_str(&format!(" ({d})"));
+                }
+                data.push('}');
+                return Some(LocalReply::json(403, jsonrpc_error_body(id, CODE_DENIED, &message, Some(&data))));
+            }
+            let mut message = format!("Request refused by the gateway: {explain}; retry after {retry_after_secs} s");
+            data.push_str(&format!(",\"retryAfterSeconds\":{retry_after_secs}"));
+            if let Some(until) = until_ms {
+                let at = crate::receipt::time::rfc3339_nano(until.saturating_mul(1_000_000));
+                message.push_str(&format!(" (held until {at})"));
+                data.push_str(",\"until\":");
+                push_json_string(&mut data, &at);
+            }
+            data.push('}');
+            let status = if *why == "mesh_unavailable" { 503 } else { 429 };
+            let mut reply = LocalReply::json(status, jsonrpc_error_body(id, CODE_RATE_LIMITED, &message, Some(&data)));
+            reply.headers.push(("retry-after", retry_after_secs.to_string()));
+            Some(reply)
+        }
         Action::Kill { reason, scope } => {
             let message = format!("Stopped by the gateway kill switch: {reason}");
             let mut data = String::from("{\"reason\":");

@@ -20,7 +20,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::inspect::ExchangeView;
+use crate::correlate::mesh;
+use crate::inspect::{Disposition, ExchangeView, Finding, Severity};
 use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead};
 use crate::mcp::error::{RejectKind, Rejection};
 use crate::mcp::headers;
@@ -29,12 +30,12 @@ use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
-use crate::ports::{now_ms, Host, HostError, HttpIo, Metrics, PeerFact, Step};
+use crate::ports::{now_ms, Fault, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
 use crate::state::owners;
 use crate::state::vm::VmCache;
 
-use super::decide::{decide, Decision, Outcome, RequestFacts};
+use super::decide::{decide, mesh_action, Decision, MeshCheck, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
 use super::response::ResponsePipeline;
 
@@ -166,6 +167,8 @@ pub struct RequestFlow {
     response: Option<ResponsePipeline>,
     /// A legacy `initialize` was let through: its answer's `Mcp-Session-Id` is bound to the caller.
     binds_session: bool,
+    /// The mesh-wide check the request waits for (its reply arrives in [`RequestFlow::on_mesh_answer`]).
+    pending_mesh: Option<MeshCheck>,
 }
 
 impl RequestFlow {
@@ -190,6 +193,7 @@ impl RequestFlow {
             rejection: None,
             response: None,
             binds_session: false,
+            pending_mesh: None,
         }
     }
 
@@ -352,16 +356,82 @@ impl RequestFlow {
             Ok(c) => c,
             Err(_) => &mut spare,
         };
-        let decision = decide(&policy, &self.remote_kill, facts, host.kv, vm);
+        let mut decision = decide(&policy, &self.remote_kill, facts, host.kv, vm);
+        drop(cache);
         self.binds_session = decision.binds_session;
-        let (reply, response, outcome) = apply_decision(host, decision, body.len())?;
+        let mesh = decision.mesh.take().filter(|_| decision.reply.is_none());
+        let (reply, response, outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
         self.response = response;
         self.outcome = Some(outcome);
+        if let Some(check) = mesh {
+            return Ok(self.ask_mesh(host, check));
+        }
         match reply {
             None => Ok(Step::Continue),
             Some(r) => {
                 host.http.send_local_reply(r.status, &r.header_pairs(), r.body.as_bytes())?;
                 Ok(Step::Answered)
+            }
+        }
+    }
+
+    /// Sends the mesh-wide check; the stream waits for its answer. A call that cannot be made
+    /// is a service that cannot answer (the failure mode decides at once).
+    fn ask_mesh(&mut self, host: &mut Host<'_>, check: MeshCheck) -> Step {
+        let sent = host.http.dispatch_grpc(&check.cluster, mesh::SERVICE, mesh::METHOD, &check.body, check.timeout_ms);
+        self.pending_mesh = Some(check);
+        match sent {
+            Ok(()) => Step::Buffer,
+            Err(e) => {
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                self.on_mesh_answer(host, None)
+            }
+        }
+    }
+
+    /// True while the request waits for the mesh-wide service.
+    pub fn awaits_mesh(&self) -> bool {
+        self.pending_mesh.is_some()
+    }
+
+    /// The mesh-wide service answered (`None`: it failed, timed out or cannot be reached).
+    /// `Continue`: resume the request; `Answered`: it was refused with a local reply.
+    pub fn on_mesh_answer(&mut self, host: &mut Host<'_>, answer: Option<&[u8]>) -> Step {
+        let Some(check) = self.pending_mesh.take() else { return Step::Continue };
+        let parsed = answer.and_then(mesh::answer);
+        let outcome_label = match &parsed {
+            Some(mesh::Answer::Ok) => "ok",
+            Some(mesh::Answer::OverLimit { .. }) => "over_limit",
+            None => "failed",
+        };
+        host.metrics.count(metrics::MESH_CHECKS, &[("outcome", outcome_label)]);
+        let action = mesh_action(&check, parsed.clone());
+        let Some(o) = self.outcome.as_mut() else { return Step::Continue };
+        if parsed.is_none() {
+            // Counted and receipted whichever way the failure mode decided.
+            let disposition = if action == Action::Allow { Disposition::Report } else { Disposition::Block };
+            o.findings.push(Finding {
+                inspector: crate::correlate::INSPECTOR,
+                what: "mesh_unavailable",
+                severity: Severity::Warning,
+                data_class: None,
+                fault: Fault::Host,
+                disposition,
+            });
+            host.metrics.count(metrics::STORE_ERRORS, &[]);
+        }
+        if action != Action::Allow {
+            o.verdict.action = action;
+        }
+        count_verdict(host.metrics, &o.request, &o.verdict);
+        let Some(reply) = reply::for_action(&o.verdict.action, &o.request) else { return Step::Continue };
+        self.response = None;
+        self.binds_session = false;
+        match host.http.send_local_reply(reply.status, &reply.header_pairs(), reply.body.as_bytes()) {
+            Ok(()) => Step::Answered,
+            Err(e) => {
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                Step::Answered
             }
         }
     }
@@ -448,10 +518,12 @@ impl RequestFlow {
 }
 
 /// Step 6: the host-side effects of a decision, in order; returns what the flow keeps.
+/// `count`: count the verdict now (false while the mesh-wide service still has a say).
 fn apply_decision(
     host: &mut Host<'_>,
     d: Decision<'_>,
     body_len: usize,
+    count: bool,
 ) -> Result<(Option<LocalReply>, Option<ResponsePipeline>, Outcome), HostError> {
     // Our headers are ours alone: drop whatever the client claimed, then set the real ones.
     for name in d.remove_headers {
@@ -460,7 +532,7 @@ fn apply_decision(
     for (name, value) in &d.set_headers {
         host.http.set_request_header(name, value)?;
     }
-    if d.outcome.batch.is_empty() {
+    if d.outcome.batch.is_empty() && count {
         count_verdict(host.metrics, &d.outcome.request, &d.outcome.verdict);
     }
     // Request-side store errors are counted with the verdict's; these are the other findings.
@@ -515,6 +587,7 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
         Action::TaskNotFound { .. } => m.count(metrics::TASK_HIJACKS, &[]),
         // Counted as the finding that decided it.
         Action::ContentBlocked { .. } => {}
+        Action::Correlated { why, .. } => m.count(metrics::CORRELATION_BLOCKS, &[("why", why)]),
         // Counted as the findings that decided them.
         Action::ToolChanged { .. } | Action::ToolNotApproved { .. } => {}
     }

@@ -53,6 +53,8 @@ pub struct Policy {
     pub tasks: TaskPolicy,
     /// Secrets, canaries and injected instructions in both directions.
     pub scan: super::scan::ScanPolicy,
+    /// Memory across requests (budgets, fragments, chains, escalation, mesh-wide budgets).
+    pub correlation: super::correlate::CorrelationPolicy,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
     pub hash: String,
@@ -98,6 +100,7 @@ impl Default for Policy {
                 max_ttl_ms: 7 * 24 * 3600 * 1000,
             },
             scan: super::scan::compile(&Default::default()).unwrap_or_else(|_| super::scan::ScanPolicy::off()),
+            correlation: super::correlate::off(),
             hash: canonical_hash(b"{}"),
         })
     }
@@ -260,6 +263,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         integrity: crate::policy::integrity::compile(&spec.tool_integrity)?,
         tasks: crate::policy::integrity::compile_tasks(&spec.tasks)?,
         scan: super::scan::compile(&spec.content_scan)?,
+        correlation: super::correlate::compile(&spec.correlation)?,
         hash: String::new(),
     })
 }

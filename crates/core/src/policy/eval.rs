@@ -59,6 +59,16 @@ pub enum Action {
         what: &'static str,
         class: Option<&'static str>,
     },
+    /// What the filter remembers across requests refuses it (`why`: `entropy_budget`,
+    /// `escalation`, `tool_chain`, `fragmented_secret`, `mesh_budget`, `mesh_unavailable`).
+    /// `detail` names the chain or the detector; a hold says until when.
+    Correlated {
+        why: &'static str,
+        detail: Option<String>,
+        class: Option<&'static str>,
+        until_ms: Option<u64>,
+        retry_after_secs: u64,
+    },
 }
 
 impl Action {
@@ -75,6 +85,7 @@ impl Action {
             Action::ToolNotApproved { .. } => "tool_not_approved",
             Action::TaskNotFound { .. } => "task_not_found",
             Action::ContentBlocked { .. } => "content_blocked",
+            Action::Correlated { .. } => "correlated",
         }
     }
 }

@@ -17,6 +17,7 @@
 //! [`crate::flow::reply`].
 
 pub mod compile;
+pub mod correlate;
 pub mod error;
 pub mod eval;
 pub mod glob;

@@ -80,6 +80,10 @@ pub struct PolicySpec {
     /// Secrets, canaries and injected instructions, scanned both ways (on by default).
     #[serde(default)]
     pub content_scan: ContentScanSpec,
+    /// Memory across requests: entropy budgets, fragments, tool-call chains, escalation, and
+    /// mesh-wide budgets (on by default, per pod).
+    #[serde(default)]
+    pub correlation: super::correlate::CorrelationSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +265,7 @@ impl Default for PolicySpec {
             tool_integrity: ToolIntegritySpec::default(),
             tasks: TasksSpec::default(),
             content_scan: ContentScanSpec::default(),
+            correlation: super::correlate::CorrelationSpec::default(),
         }
     }
 }
