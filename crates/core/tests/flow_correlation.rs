@@ -226,6 +226,14 @@ fn a_task_slow_drip_is_stopped_on_inputs_and_outputs() {
         }
     }
     assert!(withheld, "the drip of outputs was never stopped");
+    // Polling a task whose answer does not change spends nothing.
+    for _ in 0..40 {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(send_as(&mut host, &mut flow, "alice", "tasks/get", Some("task-3"), r#""taskId":"task-3""#), Step::Continue);
+        let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"taskId": "task-3", "status": "working", "statusMessage": piece(7), "resultType": "complete"}});
+        let got = host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
+        assert!(serde_json::from_slice::<Value>(&got.body).unwrap().get("result").is_some());
+    }
 }
 
 fn mesh_policy(failure_mode: &str) -> Rc<Policy> {

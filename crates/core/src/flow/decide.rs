@@ -274,10 +274,11 @@ fn remember(
     }
     let sends = if c.reads_values() && !body.is_empty() { correlate::measure(c, body) } else { None };
     let sends_something = sends.as_ref().is_some_and(|s| !s.is_empty());
-    // What this request's other checks found raises the key's score: a block 3, a report 1.
+    // What this request's other checks found in what the client sent raises the key's score:
+    // a block 3, a report 1 (an upstream's rug-pull is not the caller's doing).
     let points = findings
         .iter()
-        .filter(|f| f.severity >= Severity::Warning)
+        .filter(|f| f.severity >= Severity::Warning && f.fault == crate::ports::Fault::Client)
         .map(|f| if f.disposition == Disposition::Block { 3 } else { 1 })
         .sum();
     let key = correlate::key_of(at.correlation.as_str());

@@ -9,7 +9,7 @@
 //!   "entropy": { "budget_bits": 65536, "window_secs": 600, "action": "block", "cooldown_secs": 600 },
 //!   "fragments": { "action": "block" },
 //!   "chains": { "action": "block", "tools": { "fetch_*": ["network"] } },
-//!   "escalation": { "warn_at": 5, "block_at": 10, "half_life_secs": 900, "cooldown_secs": 600 },
+//!   "escalation": { "warn_at": 5, "block_at": 20, "half_life_secs": 900, "cooldown_secs": 600 },
 //!   "mesh": { "cluster": "warden_rls", "domain": "mcp-warden", "failure_mode": "deny" }
 //! }
 //! ```
@@ -325,7 +325,7 @@ fn default_warn_at() -> u32 {
     5
 }
 fn default_block_at() -> u32 {
-    10
+    20
 }
 fn default_half_life_secs() -> u64 {
     900
