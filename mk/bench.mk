@@ -45,3 +45,10 @@ bench-profile: deps-py bench-deps bench-profile-build
 bench-callgrind: deps-py bench-deps bench-profile-build
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	$(PY) bench/callgrind_envoy.py --variants $(BENCH_CALLGRIND_VARIANTS) --payload $(BENCH_CALLGRIND_PAYLOAD)
+
+# make bench-mesh      what correlation.mesh costs: per-pod vs mesh-wide (one ShouldRateLimit gRPC
+#                      round trip per tools/call to warden-rls + Redis on loopback), p50/p99 added
+#                      at 1 and 16 connections (bench/mesh_latency.py --rounds/--seconds/--conns)
+.PHONY: bench-mesh
+bench-mesh: build deps bench-deps rls deps-redis
+	$(PY) bench/mesh_latency.py

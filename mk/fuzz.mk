@@ -6,7 +6,7 @@
 # fuzz/artifacts/<target>/ (keep it as a fixture once fixed).
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= classify_body sse_decoder list_filter uri_normalize content_scan
+FUZZ_TARGETS ?= classify_body sse_decoder list_filter uri_normalize content_scan correlate
 CARGO_FUZZ   := .tools/bin/cargo-fuzz
 
 .PHONY: fuzz

@@ -95,6 +95,9 @@ def test_a_secret_leaked_in_pieces_over_two_workers_is_stopped(gateway, recorder
     assert call(gw.url, "mallory", "notes_append", {"text": "x" * 8})[0] == 429
     assert call(gw.url, "bob", "notes_append", {"text": "x" * 8})[0] == 200
     assert stat(gw, "wasmcustom.mcp_warden_correlation_blocks_total.why.entropy_budget") >= 2
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw.admin_port}/stats/prometheus", timeout=10) as r:
+        prom = r.read().decode()
+    assert 'mcp_warden_correlation_blocks_total{why="entropy_budget"}' in prom, "the why label reaches Prometheus"
 
     # A token in 8-byte pieces, stopped when they line up (default policy: fragments block).
     reset(recorder)

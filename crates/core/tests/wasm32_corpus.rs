@@ -55,4 +55,39 @@ mod on_wasm32 {
         }
         assert!(n > 900, "true-positive corpus shrank to {n}");
     }
+
+    /// The memory across requests on 32 bits: bits, records and a secret sent in 8-byte pieces
+    /// found when they line up (as `tests/flow_correlation.rs` runs it natively, through the flow).
+    #[wasm_bindgen_test]
+    fn correlation_on_wasm32() {
+        use mcp_warden_core::correlate::{account, key_of, measure, Call, Trip};
+        use mcp_warden_core::fake_host::FakeKv;
+        use mcp_warden_core::policy::scan::{Direction, Subject};
+        let policy = mcp_warden_core::policy::load(b"{}").unwrap();
+        let mut kv = FakeKv::new();
+        let pat = "ghp_R7c0aWq1zXy2Lm3Nb4Vc5Xd6Fe7Gh8Jk9Ab0";
+        let subject = Subject { tool: "notes", principal: "p", upstream: "u", direction: Direction::Request };
+        let key = key_of("0123456789abcdef0123456789abcdef");
+        let mut last = None;
+        for (i, at) in (0..pat.len()).step_by(8).enumerate() {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"notes","arguments":{{"t":"{}"}}}}}}"#,
+                &pat[at..(at + 8).min(pat.len())]
+            );
+            let sends = measure(&policy.correlation, body.as_bytes()).unwrap();
+            assert!(sends.bits <= 24, "8 bytes carry at most 24 bits");
+            let call = Call {
+                key: &key,
+                task: None,
+                tool: Some("notes"),
+                sends: Some(&sends),
+                points: 0,
+                acts: true,
+                refused: false,
+                now_ms: 1_000_000 + i as u64,
+            };
+            last = account(&policy.correlation, &policy.scan, &subject, &mut kv, &call).trip;
+        }
+        assert!(matches!(last, Some(Trip::Fragment { what: "github_classic_pat", .. })), "{last:?}");
+    }
 }

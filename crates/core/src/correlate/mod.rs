@@ -75,8 +75,9 @@ pub struct Sends {
 }
 
 impl Sends {
+    /// Nothing sent: no bits and nothing for the fragment tail.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && self.bits == 0
     }
 }
 
@@ -89,17 +90,28 @@ pub fn measure(policy: &CorrelationPolicy, message: &[u8]) -> Option<Sends> {
 /// [`measure`] on a view already made.
 pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) -> Sends {
     let mut sends = Sends::default();
-    let ranges = values::outbound(message, v);
-    if ranges.is_empty() {
+    let sent = values::outbound(message, v);
+    if sent.strings.is_empty() && sent.scalars.is_empty() {
         return sends;
     }
     let b = &policy.budget;
     let echo = b.ignore.contains(&BenignShape::Echo);
     let mut e = Estimator::default();
     let mut seen: Vec<&[u8]> = Vec::new();
-    for (s, t) in ranges {
+    if sent.scalars.len() >= b.min_value_bytes {
+        sends.bits += e.bits(&sent.scalars);
+    }
+    for ((s, t), is_key) in sent.strings {
         let value = v.text.get(s..t).unwrap_or_default();
         if value.is_empty() || benign(value, &b.ignore) {
+            continue;
+        }
+        if is_key {
+            // A key's bits count; it does not join the fragment tail (pieces sent under the same
+            // key each time would be cut apart by it).
+            if value.len() >= b.min_value_bytes {
+                sends.bits += e.bits(value);
+            }
             continue;
         }
         // Pieces shorter than the floor still join the tail: fragments are short.

@@ -1,13 +1,21 @@
 //! The values a message sends out, read off the content scanner's view (escapes decoded, every
-//! duplicate key kept: what any parser could hand the tool is in it): the string values under
-//! `params.arguments` (tool and prompt arguments), `params.inputResponses` (task inputs, MRTR
-//! retries) and a client's `result` (answers to a server's elicitation or sampling request), in
-//! the order they appear. A legacy batch is read element by element.
+//! duplicate key kept: what any parser could hand the tool is in it): what the model chooses
+//! and the server receives, i.e. everything under `params.arguments` (tool and prompt arguments),
+//! `params.inputResponses` (task inputs, MRTR retries), `params.argument` / `params.context`
+//! (completions), `params.uri` (a resource read is a URL the model picked) and a client's
+//! `result` (answers to a server's elicitation or sampling request), in the order they appear.
+//! Inside those, keys are sent too, and so are numbers, booleans and nulls (`[65, 75, 73, 65]`
+//! carries as much as a string): their text is gathered apart. A legacy batch is read element
+//! by element. The envelope (`jsonrpc`, `id`, `method`, the tool's name, `_meta`, which the SDK
+//! writes, not the model) is not counted.
 //!
 //! No JSON structure beyond brackets, colons and commas is needed: a string followed by `:` is a
 //! key, any other string is a value, and brackets say how deep it sits.
 
 use crate::scan::view::View;
+
+/// The `params` members whose whole content is sent out.
+const SENT: &[&[u8]] = &[b"arguments", b"inputResponses", b"argument", b"context", b"uri"];
 
 /// Deepest nesting tracked; deeper values still count (they inherit their ancestor's reading).
 const MAX_DEPTH: usize = 64;
@@ -32,16 +40,30 @@ enum Key {
     Other,
 }
 
-/// The ranges (in `view.text`) of the string values `message` sends out.
-pub fn outbound(message: &[u8], view: &View<'_>) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+/// What a message sends out.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// The strings (values, and keys inside what is sent), as ranges of `view.text`, each with
+    /// whether it is a key.
+    pub strings: Vec<((usize, usize), bool)>,
+    /// The text of the other scalars sent (numbers, booleans, nulls), comma-separated.
+    pub scalars: Vec<u8>,
+}
+
+/// What `message` sends out (see the module doc).
+pub fn outbound(message: &[u8], view: &View<'_>) -> Outbound {
+    let mut out = Outbound::default();
+    // Inside a scalar's text (a number, `true`, …): its next byte continues it.
+    let mut in_scalar = false;
     let mut stack: Vec<Frame> = Vec::with_capacity(8);
     let mut key = Key::None;
     let mut from = 0usize;
     let mut overflow = 0usize;
-    for (i, tok) in view.strings.iter().enumerate() {
-        // Structure between the previous string and this one.
-        for b in message.get(from..tok.raw.0).unwrap_or_default() {
+    let ends = view.strings.iter().map(|t| t.raw.0).chain([message.len()]);
+    for (i, start) in ends.enumerate() {
+        // Structure (and the scalars) between the previous string and this one.
+        for b in message.get(from..start).unwrap_or_default() {
+            let counted = stack.last().is_some_and(|t| t.counted) || key == Key::Counted;
             match b {
                 b'{' | b'[' => {
                     let parent = stack.last().copied();
@@ -71,27 +93,40 @@ pub fn outbound(message: &[u8], view: &View<'_>) -> Vec<(usize, usize)> {
                     key = Key::None;
                 }
                 b',' => key = Key::None,
+                b if counted && (b.is_ascii_alphanumeric() || b"+-.".contains(b)) => {
+                    if !in_scalar && !out.scalars.is_empty() {
+                        out.scalars.push(b',');
+                    }
+                    out.scalars.push(*b);
+                    in_scalar = true;
+                    continue;
+                }
                 _ => {}
             }
+            in_scalar = false;
         }
+        in_scalar = false;
+        let Some(tok) = view.strings.get(i) else { break };
         from = tok.raw.1;
         let top = stack.last().copied();
         let is_key = top.is_some_and(|t| t.is_object) && next_is_colon(message, tok.raw.1);
         let text = view.text.get(tok.view.0..tok.view.1).unwrap_or_default();
         if is_key {
+            if top.is_some_and(|t| t.counted) {
+                out.strings.push((tok.view, true));
+            }
             key = match top {
                 Some(t) if t.counted => Key::Counted,
                 Some(t) if t.message && text == b"params" => Key::Params,
                 Some(t) if t.message && text == b"result" => Key::Counted,
-                Some(t) if t.params && (text == b"arguments" || text == b"inputResponses") => Key::Counted,
+                Some(t) if t.params && SENT.contains(&text) => Key::Counted,
                 _ => Key::Other,
             };
             continue;
         }
         if top.is_some_and(|t| t.counted) || key == Key::Counted {
-            out.push(tok.view);
+            out.strings.push((tok.view, false));
         }
-        let _ = i;
         key = Key::None;
     }
     out
@@ -109,28 +144,39 @@ mod tests {
     fn values(msg: &str) -> Vec<String> {
         let v = view(msg.as_bytes()).unwrap();
         outbound(msg.as_bytes(), &v)
+            .strings
             .into_iter()
-            .map(|(a, b)| String::from_utf8_lossy(v.text.get(a..b).unwrap()).into_owned())
+            .map(|((a, b), _)| String::from_utf8_lossy(v.text.get(a..b).unwrap()).into_owned())
             .collect()
     }
 
     #[test]
     fn arguments_inputs_and_client_results_are_sent_the_envelope_is_not() {
         let call = r#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"send","arguments":{"to":"x@y.z","body":["p1",{"deep":"p2"}],"n":3},"_meta":{"k":"meta"}}}"#;
-        assert_eq!(values(call), ["x@y.z", "p1", "p2"]);
+        assert_eq!(values(call), ["to", "x@y.z", "body", "p1", "deep", "p2", "n"]);
         let update = r#"{"id":1,"method":"tasks/update","params":{"taskId":"t1","inputResponses":{"q":{"action":"accept","content":{"a":"v"}}}}}"#;
-        assert_eq!(values(update), ["accept", "v"]);
+        assert_eq!(values(update), ["q", "action", "accept", "content", "a", "v"]);
         let answer = r#"{"jsonrpc":"2.0","id":5,"result":{"action":"accept","content":{"name":"octo"}}}"#;
-        assert_eq!(values(answer), ["accept", "octo"]);
+        assert_eq!(values(answer), ["action", "accept", "content", "name", "octo"]);
         let batch = r#"[{"id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":"one"}}},{"id":2,"method":"tools/call","params":{"name":"b","arguments":{"x":"two"}}}]"#;
-        assert_eq!(values(batch), ["one", "two"]);
+        assert_eq!(values(batch), ["x", "one", "x", "two"]);
+        let read = r#"{"id":1,"method":"resources/read","params":{"uri":"https://evil.example/?q=abc"}}"#;
+        assert_eq!(values(read), ["https://evil.example/?q=abc"]);
+    }
+
+    #[test]
+    fn numbers_booleans_and_nulls_sent_are_gathered_apart() {
+        let msg =
+            r#"{"id":12345,"method":"tools/call","params":{"name":"a","arguments":{"b":[65, 75,-7.5e3],"t":true,"n":null}}}"#;
+        let v = view(msg.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(outbound(msg.as_bytes(), &v).scalars).unwrap(), "65,75,-7.5e3,true,null");
     }
 
     #[test]
     fn escapes_and_duplicate_keys_are_read_as_any_parser_could() {
         let call =
             r#"{"id":1,"method":"tools/call","params":{"name":"a","\u0061rguments":{"x":"hid"},"arguments":{"x":"\u0041B"}}}"#;
-        assert_eq!(values(call), ["hid", "AB"]);
+        assert_eq!(values(call), ["x", "hid", "x", "AB"]);
         // A key whose value is not a container: the string is still sent.
         assert_eq!(values(r#"{"id":1,"method":"m","params":{"arguments":"flat"}}"#), ["flat"]);
     }

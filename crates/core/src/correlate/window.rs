@@ -7,7 +7,7 @@ use super::record::Record;
 /// Moves `r`'s windows to `now_ms`: a window that ended becomes the previous one.
 pub fn roll(r: &mut Record, window_ms: u64, now_ms: u64) {
     let window_ms = window_ms.max(1);
-    if r.window_start_ms == 0 || now_ms < r.window_start_ms {
+    if now_ms < r.window_start_ms {
         r.window_start_ms = now_ms - now_ms % window_ms;
         r.window_bits = 0;
         r.previous_bits = 0;

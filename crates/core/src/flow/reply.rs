@@ -146,9 +146,10 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
                 "fragmented_secret" => "the values sent complete a secret split over earlier requests",
                 "mesh_budget" => "this caller's mesh-wide budget is spent",
                 "mesh_unavailable" => "the mesh-wide budget service cannot answer",
+                "store_unavailable" => "the gateway's shared state cannot answer",
                 _ => "correlation",
             };
-            let held = until_ms.is_some() || matches!(*why, "mesh_budget" | "mesh_unavailable");
+            let held = until_ms.is_some() || matches!(*why, "mesh_budget" | "mesh_unavailable" | "store_unavailable");
             if !held {
                 let mut message = format!("Request refused by the gateway: {explain}");
                 if let Some(d) = detail {
@@ -166,7 +167,7 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
                 push_json_string(&mut data, &at);
             }
             data.push('}');
-            let status = if *why == "mesh_unavailable" { 503 } else { 429 };
+            let status = if matches!(*why, "mesh_unavailable" | "store_unavailable") { 503 } else { 429 };
             let mut reply = LocalReply::json(status, jsonrpc_error_body(id, CODE_RATE_LIMITED, &message, Some(&data)));
             reply.headers.push(("retry-after", retry_after_secs.to_string()));
             Some(reply)
