@@ -22,6 +22,7 @@ use crate::scan::catalog::DETECTORS;
 use crate::scan::engine::Found;
 use crate::scan::phrases::FAMILIES;
 use crate::scan::redact::{redact, splice, Redaction};
+use crate::scan::view::View;
 
 /// The inspector name (findings' `inspector`, receipts' `layer`).
 pub const NAME: &str = "content_scan";
@@ -42,14 +43,20 @@ impl Judgement {
 
 /// Judges one message going `subject.direction`.
 pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judgement {
+    judge_keeping_view(policy, subject, message).0
+}
+
+/// [`judge`], handing back the message's view (when it was scanned and had one), for what reads
+/// the same message next (the memory across requests): one view per message.
+pub fn judge_keeping_view<'a>(policy: &ScanPolicy, subject: &Subject<'_>, message: &'a [u8]) -> (Judgement, Option<View<'a>>) {
     let mut j = Judgement::default();
-    let Some(scanner) = policy.scanner.as_deref() else { return j };
+    let Some(scanner) = policy.scanner.as_deref() else { return (j, None) };
     let fault = fault_of(subject.direction);
     let scan = match scanner.scan_message(message, policy.max_bytes) {
         Ok(scan) => scan,
         Err(_) => {
             j.findings.push(finding("unreadable_message", Severity::High, None, fault, Disposition::Block));
-            return j;
+            return (j, None);
         }
     };
     if scan.oversize {
@@ -57,12 +64,12 @@ pub fn judge(policy: &ScanPolicy, subject: &Subject<'_>, message: &[u8]) -> Judg
     }
     let redactions = collect(policy, subject, &scan.hits, fault, &mut j.findings);
     if j.blocked().is_some() || redactions.is_empty() {
-        return j;
+        return (j, Some(scan.view));
     }
     let rewritten = redact(message, &scan.view, &redactions);
     let rescan = scanner.scan_message(&rewritten, policy.max_bytes).ok().map(|r| r.hits);
     accept_rewrite(policy, subject, fault, rewritten, rescan.as_deref(), &mut j);
-    j
+    (j, Some(scan.view))
 }
 
 /// Judges a body that is not JSON (an upstream's error page, `text/plain` or `text/html` with a

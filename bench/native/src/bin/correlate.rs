@@ -21,8 +21,15 @@ fn main() {
     let subject = Subject { tool: "search_documents", principal: "p", upstream: "u", direction: Direction::Request };
     // The request path hands over the content scan's view of the body: not this step's cost.
     let v = view(&call).expect("a view");
+    // `CORRELATE_PART=measure|account`: one half alone (the other runs once, outside the loop).
+    let part = std::env::var("CORRELATE_PART").unwrap_or_default();
+    let once = measure_view(&policy.correlation, &call, &v);
     for i in 0..n {
-        let sends = measure_view(&policy.correlation, black_box(&call), &v);
+        let sends = if part == "account" { once.clone() } else { measure_view(&policy.correlation, black_box(&call), &v) };
+        if part == "measure" {
+            black_box(&sends);
+            continue;
+        }
         let c = Call {
             key: &key,
             task: None,

@@ -97,49 +97,60 @@ pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) ->
     let b = &policy.budget;
     let echo = b.ignore.contains(&BenignShape::Echo);
     let mut e = Estimator::default();
-    let mut seen: Vec<&[u8]> = Vec::new();
     if sent.scalars.len() >= b.min_value_bytes {
         sends.bits += e.bits(&sent.scalars);
     }
-    for ((s, t), is_key) in sent.strings {
-        let value = v.text.get(s..t).unwrap_or_default();
+    // The values that join the fragment tail, in order.
+    let mut joined: Vec<&[u8]> = Vec::with_capacity(sent.strings.len());
+    for (i, ((s, t), is_key)) in sent.strings.iter().enumerate() {
+        let value = v.text.get(*s..*t).unwrap_or_default();
         if value.is_empty() || benign(value, &b.ignore) {
             continue;
         }
-        if is_key {
-            // A key's bits count; it does not join the fragment tail (pieces sent under the same
-            // key each time would be cut apart by it).
-            if value.len() >= b.min_value_bytes {
-                sends.bits += e.bits(value);
-            }
-            continue;
+        if !is_key {
+            joined.push(value);
         }
-        // Pieces shorter than the floor still join the tail: fragments are short.
-        sends.len += value.len();
-        if sends.head.len() < SEAM_READ {
-            let room = SEAM_READ - sends.head.len();
-            sends.head.extend_from_slice(value.get(..room.min(value.len())).unwrap_or_default());
-        }
-        if value.len() >= TAIL {
-            sends.last.clear();
-            sends.last.extend_from_slice(value.get(value.len() - TAIL..).unwrap_or_default());
-        } else {
-            sends.last.extend_from_slice(value);
-            let cut = sends.last.len().saturating_sub(TAIL);
-            sends.last.drain(..cut);
-        }
+        // Keys count their bits but do not join the tail (pieces sent under the same key each
+        // time would be cut apart by it); pieces shorter than the floor still join it.
         if value.len() < b.min_value_bytes {
             continue;
         }
-        if echo {
-            if seen.contains(&value) {
-                continue;
-            }
-            if seen.len() < 64 {
-                seen.push(value);
-            }
+        // An echo: the same value among the 64 before it counts once (bounded: a message of many
+        // values costs linear time).
+        let repeated = echo
+            && sent
+                .strings
+                .get(i.saturating_sub(64)..i)
+                .unwrap_or_default()
+                .iter()
+                .any(|((a, z), _)| v.text.get(*a..*z) == Some(value));
+        if !repeated {
+            sends.bits += e.bits(value);
         }
-        sends.bits += e.bits(value);
+    }
+    sends.len = joined.iter().map(|j| j.len()).sum();
+    sends.head.reserve(SEAM_READ.min(sends.len));
+    for j in &joined {
+        let room = SEAM_READ - sends.head.len();
+        if room == 0 {
+            break;
+        }
+        sends.head.extend_from_slice(j.get(..room.min(j.len())).unwrap_or_default());
+    }
+    // The last TAIL bytes, gathered back to front.
+    let mut need = TAIL.min(sends.len);
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for j in joined.iter().rev() {
+        if need == 0 {
+            break;
+        }
+        let take = need.min(j.len());
+        parts.push(j.get(j.len() - take..).unwrap_or_default());
+        need -= take;
+    }
+    sends.last.reserve(TAIL.min(sends.len));
+    for p in parts.iter().rev() {
+        sends.last.extend_from_slice(p);
     }
     sends
 }
@@ -192,6 +203,41 @@ fn disposition(a: TripAction) -> Disposition {
     } else {
         Disposition::Report
     }
+}
+
+/// A byte a token can be made of (keys, tokens, base64 / hex runs, URLs with credentials,
+/// `name=value` pairs): a secret that crosses the seam runs through such bytes on both sides.
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+/=_-.~:@%?&!$*#".contains(&b)
+}
+
+/// Context kept left of a crossing run: what keyed detectors read before a value
+/// (`password=`, `Authorization: Bearer `).
+const SEAM_CONTEXT: usize = 40;
+
+/// The part of `tail` (from) and `head` (to) a secret crossing the seam can lie in: the run of
+/// token bytes (or of digits and separators: a card number cut at a space) that crosses it, with
+/// some context on the left. `None` when no run crosses it (nothing to read; the common case for
+/// prose, whose pieces meet at a space). Bounds the re-scan by what a secret could be, not by
+/// the tail.
+fn seam_window(tail: &[u8], head: &[u8]) -> Option<(usize, usize)> {
+    if tail.is_empty() || head.is_empty() {
+        return None;
+    }
+    let digits = |b: u8| b.is_ascii_digit() || b == b' ' || b == b'-';
+    let run = |class: &dyn Fn(u8) -> bool| {
+        let left = tail.iter().rev().take_while(|b| class(**b)).count();
+        let right = head.iter().take_while(|b| class(**b)).count();
+        (left > 0 && right > 0).then_some((left, right))
+    };
+    let (left, right) = match (run(&token_byte), run(&digits)) {
+        (None, None) => return None,
+        (Some(a), None) | (None, Some(a)) => a,
+        (Some((l1, r1)), Some((l2, r2))) => (l1.max(l2), r1.max(r2)),
+    };
+    let from = tail.len().saturating_sub(left + SEAM_CONTEXT);
+    // The right side ends where the run does, plus a byte for the validators' boundary check.
+    Some((from, (right + 1).min(head.len())))
 }
 
 /// What evicting a record loses: nothing once it is spent, else what it still remembers.
@@ -271,11 +317,12 @@ fn check_key(
     let sends = call.sends.filter(|s| !s.is_empty() && !call.refused);
 
     // Fragments: the tail and this request's first bytes, read across the seam.
-    if let (Some(s), true) = (sends, policy.fragments != TripAction::Off && !rec.tail.is_empty()) {
-        let mut text = Vec::with_capacity(rec.tail.len() + s.head.len());
-        text.extend_from_slice(&rec.tail);
-        text.extend_from_slice(&s.head);
-        if let Some(f) = secret_across(scan, subject, &text, rec.tail.len()) {
+    let window = sends.filter(|_| policy.fragments != TripAction::Off).and_then(|s| seam_window(&rec.tail, &s.head));
+    if let Some((from, to)) = window {
+        let mut text = Vec::with_capacity(rec.tail.len() + SEAM_READ);
+        text.extend_from_slice(rec.tail.get(from..).unwrap_or_default());
+        text.extend_from_slice(sends.map(|s| s.head.get(..to).unwrap_or(&s.head)).unwrap_or_default());
+        if let Some(f) = secret_across(scan, subject, &text, rec.tail.len() - from) {
             points += 3;
             let d = disposition(policy.fragments);
             a.findings.push(Finding { inspector: INSPECTOR, what: "fragmented_secret", disposition: d, ..f.clone() });
@@ -512,5 +559,25 @@ fn collect_strings<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>, depth: 
         serde_json::Value::Array(a) if depth < 64 => a.iter().for_each(|x| collect_strings(x, out, depth + 1)),
         serde_json::Value::Object(o) if depth < 64 => o.iter().for_each(|(_, x)| collect_strings(x, out, depth + 1)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seam_window_is_the_token_that_crosses_it() {
+        // Prose meets at a space: nothing crosses, nothing to read.
+        assert_eq!(seam_window(b"lorem ipsum dolor ", b"sit amet"), None);
+        assert_eq!(seam_window(b"lorem ipsum dolor", b" sit amet"), None);
+        // A token cut anywhere: the run on both sides, 40 bytes of context on the left.
+        let tail = [b"x".repeat(60).as_slice(), b" key=ghp_R7c0aWq1"].concat();
+        let (from, to) = seam_window(&tail, b"zXy2Lm3N rest").unwrap();
+        assert_eq!(tail.len() - from, "key=ghp_R7c0aWq1".len() + SEAM_CONTEXT);
+        assert_eq!(to, 9, "the run and one byte past it");
+        // A card number cut at a space still crosses (digits and separators).
+        assert!(seam_window(b"card 4111 1111 ", b"1111 1111").is_some());
+        assert_eq!(seam_window(b"", b"abc"), None);
     }
 }

@@ -98,7 +98,8 @@ impl Record {
         }
         let hold = Hold::from_byte(*b.get(25)?);
         let n = usize::from(*b.get(38)?).min(CALLS);
-        let mut calls = Vec::with_capacity(n);
+        // Room for the call and the tail this request adds.
+        let mut calls = Vec::with_capacity(CALLS + 1);
         for i in 0..n {
             let at = 39 + i * 5;
             calls.push(CallMark { at_secs: u32_at(b, at)?, categories: *b.get(at + 4)? });
@@ -114,7 +115,11 @@ impl Record {
             score_milli: u32_at(b, 26)?,
             score_at_ms: u64_at(b, 30)?,
             calls,
-            tail: b.get(tail_at + 1..tail_at + 1 + tail_len)?.to_vec(),
+            tail: {
+                let mut t = Vec::with_capacity(2 * TAIL + 32);
+                t.extend_from_slice(b.get(tail_at + 1..tail_at + 1 + tail_len)?);
+                t
+            },
         })
     }
 

@@ -52,7 +52,7 @@ pub struct Outbound {
 
 /// What `message` sends out (see the module doc).
 pub fn outbound(message: &[u8], view: &View<'_>) -> Outbound {
-    let mut out = Outbound::default();
+    let mut out = Outbound { strings: Vec::with_capacity(view.strings.len()), scalars: Vec::new() };
     // Inside a scalar's text (a number, `true`, …): its next byte continues it.
     let mut in_scalar = false;
     let mut stack: Vec<Frame> = Vec::with_capacity(8);

@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use crate::content_scan::{judge, ContentScan};
+use crate::content_scan::{judge_keeping_view, ContentScan};
 use crate::correlate::{self, mesh, Call, TaskDrip, Trip};
 use crate::inspect::{Disposition, Finding, Inspector, Severity};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
@@ -23,6 +23,7 @@ use crate::policy::scan::{Direction, Subject};
 use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
+use crate::scan::view::View;
 use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
 use crate::state::vm::VmCache;
@@ -141,11 +142,11 @@ pub fn decide<'a>(
             (v, r)
         }
     };
-    let (verdict, reply, request_body) =
+    let (verdict, reply, request_body, view) =
         scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
     let at = Remembered { principal: &principal, principal_key: &principal_key, correlation: &correlation, now_ms: facts.now_ms };
     let (verdict, reply, mesh) =
-        remember(policy, verdict, reply, &facts.request, &facts.upstream, facts.body, at, kv, &mut findings);
+        remember(policy, verdict, reply, &facts.request, &facts.upstream, (facts.body, view.as_ref()), at, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
     // whose answer needs a request's own inspectors refuse the batch.
     let inspectors = if batch.is_empty() {
@@ -209,20 +210,21 @@ pub(super) fn integrity_checks(
 }
 
 /// The content scan of what the client sends, on a request everything else let through: a
-/// block replaces the verdict and the reply; a redaction is the body to forward instead.
-#[allow(clippy::too_many_arguments)]
-fn scan_request(
+/// block replaces the verdict and the reply; a redaction is the body to forward instead. Also
+/// hands back the body's view, for the correlation step.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn scan_request<'b>(
     policy: &Policy,
     mut verdict: Verdict,
     reply: Option<LocalReply>,
     req: &McpRequest,
     principal: &Principal,
     upstream: &str,
-    body: &[u8],
+    body: &'b [u8],
     findings: &mut Vec<Finding>,
-) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>) {
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<View<'b>>) {
     if verdict.action != Action::Allow || body.is_empty() || !policy.scan.scans(Direction::Request) {
-        return (verdict, reply, None);
+        return (verdict, reply, None, None);
     }
     let subject = Subject {
         tool: req.name.as_deref().unwrap_or_default(),
@@ -230,7 +232,7 @@ fn scan_request(
         upstream,
         direction: Direction::Request,
     };
-    let j = judge(&policy.scan, &subject, body);
+    let (j, view) = judge_keeping_view(&policy.scan, &subject, body);
     let mut blocked = j.blocked().map(|f| Action::ContentBlocked { what: f.what, class: f.data_class });
     if blocked.is_none() && j.rewrite.as_deref().is_some_and(|new| !same_routing(body, new)) {
         // A redaction inside the method, name, URI or task id would forward a request that no
@@ -242,9 +244,9 @@ fn scan_request(
         Some(action) => {
             verdict.action = action;
             let reply = reply::for_action(&verdict.action, req);
-            (verdict, reply, None)
+            (verdict, reply, None, view)
         }
-        None => (verdict, reply, j.rewrite),
+        None => (verdict, reply, j.rewrite, view),
     }
 }
 
@@ -258,7 +260,7 @@ fn remember(
     reply: Option<LocalReply>,
     req: &McpRequest,
     upstream: &str,
-    body: &[u8],
+    (body, view): (&[u8], Option<&View<'_>>),
     at: Remembered<'_>,
     kv: &mut dyn Kv,
     findings: &mut Vec<Finding>,
@@ -272,7 +274,11 @@ fn remember(
     if !c.enabled {
         return (verdict, reply, None);
     }
-    let sends = if c.reads_values() && !body.is_empty() { correlate::measure(c, body) } else { None };
+    let sends = match view {
+        _ if !c.reads_values() || body.is_empty() => None,
+        Some(v) => Some(correlate::measure_view(c, body, v)),
+        None => correlate::measure(c, body),
+    };
     let sends_something = sends.as_ref().is_some_and(|s| !s.is_empty());
     // What this request's other checks found in what the client sent raises the key's score:
     // a block 3, a report 1 (an upstream's rug-pull is not the caller's doing).
