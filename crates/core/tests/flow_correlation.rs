@@ -271,6 +271,28 @@ fn a_task_slow_drip_is_stopped_on_inputs_and_outputs() {
     }
 }
 
+#[test]
+fn task_events_on_a_listen_stream_spend_the_task_budget_until_one_is_withheld() {
+    let p = policy(json!({"entropy": {"action": "block", "task_budget_bits": 400, "cooldown_secs": 60}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let step = send_as(&mut host, &mut flow, "alice", "subscriptions/listen", None, r#""notifications":{"taskIds":["task-9"]}"#);
+    assert_eq!(step, Step::Continue);
+    let events: Vec<String> = (0..30)
+        .map(|i| {
+            let e = json!({"jsonrpc": "2.0", "method": "notifications/tasks", "params": {"taskId": "task-9", "status": "working", "statusMessage": piece(200 + i)}});
+            format!("event: message\ndata: {e}\n\n")
+        })
+        .collect();
+    let chunks: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+    let got = host.respond(&mut flow, &[(":status", "200"), ("content-type", "text/event-stream")], &chunks);
+    let text = String::from_utf8(got.body).unwrap();
+    let passed = text.matches("notifications/tasks").count();
+    assert!((3..30).contains(&passed), "{passed} events passed");
+    assert!(text.contains("-31502") && text.contains("task_entropy_budget"), "{text}");
+}
+
 fn mesh_policy(failure_mode: &str) -> Rc<Policy> {
     policy(json!({"mesh": {"cluster": "warden_rls", "domain": "d", "failure_mode": failure_mode}}))
 }
