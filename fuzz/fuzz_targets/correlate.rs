@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         *now += 250;
         let key = key_of(&format!("{:032x}", data.len() % 7));
         let subject = Subject { tool: tool.unwrap_or_default(), principal: "p", upstream: "u", direction: Direction::Request };
-        let call = Call { key: &key, task: Some("t/u\0task".to_owned()), tool, sends: Some(&sends), points: 1, acts: true, refused: false, now_ms: *now };
+        let call = Call { key: &key, task: Some("t/u\0task".to_owned()), tool, annotated: 0, sends: Some(&sends), points: 1, acts: true, refused: false, now_ms: *now };
         let _ = account(&p.correlation, &p.scan, &subject, kv, &call);
         for k in kv.keys().map(str::to_owned).collect::<Vec<_>>() {
             let (value, _) = kv.get(&k).ok().flatten().unwrap_or_default();

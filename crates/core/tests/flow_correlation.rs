@@ -195,6 +195,25 @@ fn a_read_then_send_chain_is_stopped_on_the_completing_call_and_the_benign_order
 }
 
 #[test]
+fn a_tool_s_annotations_classify_it_for_chains() {
+    let p = policy(json!({"chains": {"action": "block"}, "escalation": {"action": "off"}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    // The upstream lists `lookup`, whose name says nothing, as reaching the open world.
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(send_as(&mut host, &mut flow, "alice", "tools/list", None, r#""cursor":null"#), Step::Continue);
+    let tools = json!([
+        {"name": "lookup", "inputSchema": {"type": "object"}, "annotations": {"openWorldHint": true}},
+        {"name": "read_file", "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": true}}
+    ]);
+    let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": tools, "resultType": "complete"}});
+    host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
+    assert_eq!(call(&mut host, &p, "read_file", json!({"path": "/secrets"})), Step::Continue);
+    assert_eq!(call(&mut host, &p, "lookup", json!({"q": "x"})), Step::Answered);
+    assert_eq!(reply(&host).1["error"]["data"]["chain"], "read-then-send");
+}
+
+#[test]
 fn findings_escalate_a_key_to_a_block_that_ends_with_the_cool_down() {
     let p = policy(json!({"escalation": {"warn_at": 3, "block_at": 9, "cooldown_secs": 30}}));
     let mut host = FakeHost::default();

@@ -80,6 +80,7 @@ mod on_wasm32 {
                 key: &key,
                 task: None,
                 tool: Some("notes"),
+                annotated: 0,
                 sends: Some(&sends),
                 points: 0,
                 acts: true,

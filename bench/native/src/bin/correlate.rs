@@ -34,6 +34,7 @@ fn main() {
             key: &key,
             task: None,
             tool: Some("search_documents"),
+            annotated: 0,
             sends: Some(&sends),
             points: 0,
             acts: true,

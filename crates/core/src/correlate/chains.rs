@@ -32,11 +32,16 @@ const PERSIST_VETO: &[&str] = &[
 ];
 
 /// The categories of the tool `name`: the policy's, else the first category (in Pipelock's
-/// priority: execute, persist, credential, network, write, read, list) one of its words names.
-pub fn categories(policy: &CorrelationPolicy, name: &str) -> u8 {
+/// priority: execute, persist, credential, network, write, read, list) one of its words names,
+/// together with those its annotations name (`annotated`).
+pub fn categories(policy: &CorrelationPolicy, name: &str, annotated: u8) -> u8 {
     if let Some((_, bits)) = policy.tool_categories.iter().find(|(g, _)| g.matches(name)) {
         return *bits;
     }
+    annotated | by_name(name)
+}
+
+fn by_name(name: &str) -> u8 {
     let lower = name.to_ascii_lowercase();
     let words = || lower.split(['_', '-', '.', '/', ' ']).filter(|w| !w.is_empty());
     for (cat, list) in WORDS {
@@ -110,7 +115,8 @@ mod tests {
     #[test]
     fn names_are_classified_by_word() {
         let p = policy();
-        let c = |n| categories(&p, n);
+        let c = |n| categories(&p, n, 0);
+        assert_eq!(categories(&p, "lookup", Category::Network.bit()), Category::Network.bit(), "annotations add");
         assert_eq!(c("read_file"), Category::Read.bit());
         assert_eq!(c("http-post"), Category::Network.bit());
         assert_eq!(c("run_shell"), Category::Execute.bit());

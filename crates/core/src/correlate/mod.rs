@@ -163,6 +163,8 @@ pub struct Call<'a> {
     pub task: Option<String>,
     /// The tool of a `tools/call` (chains).
     pub tool: Option<&'a str>,
+    /// The tool's categories from its annotations, as its baseline recorded them (0: none).
+    pub annotated: u8,
     /// What it sends (`None`: nothing read).
     pub sends: Option<&'a Sends>,
     /// Escalation points of what the request's other checks found.
@@ -333,7 +335,9 @@ fn check_key(
     }
 
     // Chains: this call after the key's recent ones.
-    let mark = call.tool.map(|tool| CallMark { at_secs: (now / 1000) as u32, categories: chains::categories(policy, tool) });
+    let mark = call
+        .tool
+        .map(|tool| CallMark { at_secs: (now / 1000) as u32, categories: chains::categories(policy, tool, call.annotated) });
     if let (Some(m), true) = (mark, policy.chains != TripAction::Off && !call.refused) {
         if let Some(p) = chains::completed(&policy.patterns, &rec.calls, m) {
             points += p.severity.points();

@@ -99,6 +99,8 @@ struct Remembered<'a> {
     principal: &'a Principal,
     principal_key: &'a str,
     correlation: &'a CorrelationKey,
+    /// The called tool's categories from its annotations (its baseline).
+    annotated: u8,
     now_ms: u64,
 }
 
@@ -120,6 +122,7 @@ pub fn decide<'a>(
     let owner = session_owner(policy, &facts.request, &principal_key, kv, &mut vm.sessions, facts.now_ms);
     let mut batch = Vec::new();
     let mut findings = Vec::new();
+    let mut annotated = 0;
     let at = Requester { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
     let (verdict, reply) = match owner {
         Ok(Owner::Caller) if !facts.batch.is_empty() => {
@@ -130,7 +133,7 @@ pub fn decide<'a>(
         Ok(Owner::Caller) => {
             let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
             if v.action == Action::Allow {
-                integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
+                annotated = integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
             }
             let r = reply::for_action(&v.action, &facts.request);
             (v, r)
@@ -144,7 +147,13 @@ pub fn decide<'a>(
     };
     let (verdict, reply, request_body, view) =
         scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
-    let at = Remembered { principal: &principal, principal_key: &principal_key, correlation: &correlation, now_ms: facts.now_ms };
+    let at = Remembered {
+        principal: &principal,
+        principal_key: &principal_key,
+        correlation: &correlation,
+        annotated,
+        now_ms: facts.now_ms,
+    };
     let (verdict, reply, mesh) =
         remember(policy, verdict, reply, &facts.request, &facts.upstream, (facts.body, view.as_ref()), at, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
@@ -177,7 +186,8 @@ pub fn decide<'a>(
 }
 
 /// Tool integrity and task binding on a request policy let through: a refusal replaces the
-/// verdict (its rule is the integrity layer's), findings and store errors are kept.
+/// verdict (its rule is the integrity layer's), findings and store errors are kept. Returns the
+/// categories the called tool's baseline recorded from its annotations (0: none).
 pub(super) fn integrity_checks(
     policy: &Policy,
     v: &mut Verdict,
@@ -186,11 +196,13 @@ pub(super) fn integrity_checks(
     kv: &mut dyn Kv,
     vm: &mut VmCache,
     findings: &mut Vec<Finding>,
-) {
+) -> u8 {
     let (principal_key, now_ms) = (at.principal_key, at.now_ms);
+    let mut categories = 0;
     let (action, store_error) = match req.op {
         Some(Method::ToolsCall) => {
             let c = check_call(policy, kv, vm, req, at);
+            categories = c.categories;
             findings.extend(c.findings);
             (c.action, c.store_error.map(|e| ("tool_baseline".to_owned(), e)))
         }
@@ -207,6 +219,7 @@ pub(super) fn integrity_checks(
     if let Some(a) = action {
         v.action = a;
     }
+    categories
 }
 
 /// The content scan of what the client sends, on a request everything else let through: a
@@ -297,6 +310,7 @@ fn remember(
         key: &key,
         task,
         tool,
+        annotated: at.annotated,
         sends: sends.as_ref(),
         points,
         acts: correlate::acts(req.op, sends_something),

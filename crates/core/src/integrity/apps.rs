@@ -72,7 +72,7 @@ impl Inspector for UiTemplate {
         match table.observe(
             state,
             Subject { upstream: ex.upstream, scope, name: uri },
-            fp.short(),
+            (fp.short(), 0),
             ex.now_ms,
             ip.lifetime_ms(answer_ttl(result)),
         ) {

@@ -69,6 +69,27 @@ fn finding(what: &'static str, severity: Severity, disposition: Disposition) -> 
     Finding { inspector: INSPECTOR, what, severity, data_class: None, fault: Fault::Upstream, disposition }
 }
 
+/// The categories a tool's own annotations name (only what they state outright: `openWorldHint`
+/// defaults to true in the spec, and an unstated hint is no evidence): `readOnlyHint` read,
+/// `destructiveHint` write, `openWorldHint` network. They add to what the name says, never take
+/// away (a server cannot talk a tool out of a chain).
+fn annotated_categories(tool: &Value) -> u8 {
+    use crate::policy::correlate::Category;
+    let Some(a) = tool.get("annotations") else { return 0 };
+    let hint = |k: &str| a.get(k).and_then(Value::as_bool) == Some(true);
+    let mut bits = 0;
+    if hint("readOnlyHint") {
+        bits |= Category::Read.bit();
+    }
+    if hint("destructiveHint") {
+        bits |= Category::Write.bit();
+    }
+    if hint("openWorldHint") {
+        bits |= Category::Network.bit();
+    }
+    bits
+}
+
 /// Observes one tool in every scope a call may be judged by: a public answer is recorded as
 /// public and as the caller's own (the caller's record is what its calls read first), a private
 /// one as the caller's, checked against a public record of the same tool. A change seen in one
@@ -80,7 +101,7 @@ fn observe_in_scopes(
     ex: &ExchangeView<'_>,
     scope: Scope<'_>,
     name: &str,
-    fp: [u8; 16],
+    (fp, categories): ([u8; 16], u8),
     lifetime: u64,
 ) -> Result<Observed, crate::state::slots::StoreError> {
     let own = Subject { upstream: ex.upstream, scope: Scope::Principal(ex.principal_key), name };
@@ -88,8 +109,8 @@ fn observe_in_scopes(
     let mark = |state: &mut dyn Kv, at: Subject<'_>, since: u64| table.mark_changed(state, at, fp, since, ex.now_ms, lifetime);
     match scope {
         Scope::Public => {
-            let shared = table.observe(state, public, fp, ex.now_ms, lifetime)?;
-            let mine = table.observe(state, own, fp, ex.now_ms, lifetime)?;
+            let shared = table.observe(state, public, (fp, categories), ex.now_ms, lifetime)?;
+            let mine = table.observe(state, own, (fp, categories), ex.now_ms, lifetime)?;
             match (shared, mine) {
                 (Observed::Changed { since_ms, first }, Observed::New | Observed::Same) => {
                     mark(state, own, since_ms)?;
@@ -105,7 +126,7 @@ fn observe_in_scopes(
             }
         }
         Scope::Principal(_) => {
-            let mine = table.observe(state, own, fp, ex.now_ms, lifetime)?;
+            let mine = table.observe(state, own, (fp, categories), ex.now_ms, lifetime)?;
             let shared = table.lookup(state, ex.upstream, Scope::Public, name, ex.now_ms)?;
             match (mine, shared) {
                 (c @ Observed::Changed { .. }, _) => Ok(c),
@@ -175,7 +196,7 @@ impl Inspector for ToolBaseline {
             let observed = if invalid.is_some() {
                 Ok(Observed::New)
             } else {
-                observe_in_scopes(&table, state, ex, scope, name, fp.short(), lifetime)
+                observe_in_scopes(&table, state, ex, scope, name, (fp.short(), annotated_categories(tool)), lifetime)
             };
             let observed = match observed {
                 Ok(o) => o,
@@ -212,7 +233,7 @@ impl Inspector for ToolBaseline {
         match name_sets(ip.baseline_slots).observe(
             state,
             Subject { upstream: ex.upstream, scope, name: page },
-            names.short(),
+            (names.short(), 0),
             ex.now_ms,
             lifetime,
         ) {
@@ -281,7 +302,7 @@ impl Inspector for ServerIdentity {
         if let Some((name, version)) = server_info(result) {
             let fp = Fingerprint::of(&serde_json::json!({"name": name, "version": version}));
             let at = Subject { upstream: ex.upstream, scope: Scope::Public, name: SERVER_RECORD };
-            match Baselines::tools(ip.baseline_slots).observe(state, at, fp.short(), ex.now_ms, ip.max_ttl_ms) {
+            match Baselines::tools(ip.baseline_slots).observe(state, at, (fp.short(), 0), ex.now_ms, ip.max_ttl_ms) {
                 Ok(Observed::Changed { first: true, .. }) => {
                     findings.push(finding("server_identity_changed", Severity::Warning, Disposition::Report));
                 }

@@ -35,6 +35,8 @@ pub struct CallCheck {
     pub action: Option<Action>,
     pub findings: Vec<Finding>,
     pub store_error: Option<StoreError>,
+    /// The categories the tool's baseline recorded from its annotations (0: none known).
+    pub categories: u8,
 }
 
 fn finding(what: &'static str, severity: Severity, blocked: bool) -> Finding {
@@ -91,6 +93,7 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
     let tables = Baselines::tools(ip.baseline_slots);
     let baseline = |out: &mut CallCheck, vm: &mut VmCache| -> Option<Baseline> {
         if let Some(recent) = vm.recent.get(upstream, principal_key, tool, now_ms) {
+            out.categories = recent.map_or(0, |b| b.categories);
             return recent;
         }
         let found = match vm.baselined.may_have(kv, upstream) {
@@ -102,7 +105,10 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
             vm.recent.put(upstream, principal_key, tool, *found, now_ms.saturating_add(ip.cache_ms));
         }
         match found {
-            Ok(b) => b,
+            Ok(b) => {
+                out.categories = b.map_or(0, |b| b.categories);
+                b
+            }
             Err(e) => {
                 out.store_error = Some(e);
                 out.findings.push(Finding::store_error(INSPECTOR, Disposition::Report));

@@ -51,6 +51,9 @@ pub struct Baseline {
     pub confirmed_ms: u64,
     /// The record expires here unless confirmed again.
     pub expires_ms: u64,
+    /// The trusted definition's categories from its annotations (chain detection reads them
+    /// with the baseline the call-time check reads anyway); 0 for none.
+    pub categories: u8,
 }
 
 impl Baseline {
@@ -71,7 +74,7 @@ pub enum Observed {
     Changed { since_ms: u64, first: bool },
 }
 
-const LEN: usize = 16 + 8 + 16 + 8 + 8 + 8;
+const LEN: usize = 16 + 8 + 16 + 8 + 8 + 8 + 1;
 
 fn encode(b: &Baseline) -> Vec<u8> {
     let mut out = Vec::with_capacity(LEN);
@@ -81,6 +84,7 @@ fn encode(b: &Baseline) -> Vec<u8> {
     out.extend_from_slice(&b.changed_at_ms.to_le_bytes());
     out.extend_from_slice(&b.confirmed_ms.to_le_bytes());
     out.extend_from_slice(&b.expires_ms.to_le_bytes());
+    out.push(b.categories);
     out
 }
 
@@ -93,6 +97,8 @@ fn decode(bytes: &[u8]) -> Option<Baseline> {
         changed_at_ms: u64_at(40)?,
         confirmed_ms: u64_at(48)?,
         expires_ms: u64_at(56)?,
+        // Absent in records written before categories were kept.
+        categories: bytes.get(64).copied().unwrap_or(0),
     })
 }
 
@@ -140,13 +146,14 @@ impl Baselines {
         Baselines { table: SlotTable::exact("ui", capacity, BASELINE_WAYS) }
     }
 
-    /// Records that `subject` was just seen with fingerprint `seen`; `lifetime_ms`
-    /// is how long the record lives past this confirmation.
+    /// Records that `subject` was just seen with fingerprint `seen` (and, for a tool, the
+    /// `categories` its annotations name); `lifetime_ms` is how long the record lives past this
+    /// confirmation.
     pub fn observe<K: Kv + ?Sized>(
         &self,
         kv: &mut K,
         subject: Subject<'_>,
-        seen: [u8; 16],
+        (seen, categories): ([u8; 16], u8),
         now_ms: u64,
         lifetime_ms: u64,
     ) -> Result<Observed, StoreError> {
@@ -162,10 +169,12 @@ impl Baselines {
                         changed_at_ms: 0,
                         confirmed_ms: now_ms,
                         expires_ms,
+                        categories,
                     };
                     (Some(encode(&b)), Observed::New)
                 }
                 Some(mut b) if b.trusted == seen => {
+                    b.categories = categories;
                     b.confirmed_ms = now_ms;
                     b.expires_ms = expires_ms;
                     let out =
@@ -205,6 +214,7 @@ impl Baselines {
                 changed_at_ms: 0,
                 confirmed_ms: now_ms,
                 expires_ms: now_ms.saturating_add(lifetime_ms),
+                categories: 0,
             });
             if b.changed() {
                 return (None, ());
@@ -393,8 +403,9 @@ mod tests {
     fn a_change_is_sticky_until_the_record_expires_unconfirmed() {
         let (mut kv, t) = (FakeKv::new(), Baselines::tools(64));
         let me = Scope::Principal("alice");
-        let obs =
-            |kv: &mut FakeKv, h, now| t.observe(kv, Subject { upstream: "up", scope: me, name: "echo" }, h, now, 1000).unwrap();
+        let obs = |kv: &mut FakeKv, h, now| {
+            t.observe(kv, Subject { upstream: "up", scope: me, name: "echo" }, (h, 0), now, 1000).unwrap()
+        };
         assert_eq!(obs(&mut kv, A, 10), Observed::New);
         assert_eq!(obs(&mut kv, A, 20), Observed::Same);
         assert_eq!(obs(&mut kv, B, 30), Observed::Changed { since_ms: 30, first: true });
@@ -412,13 +423,13 @@ mod tests {
     #[test]
     fn scopes_upstreams_and_names_are_separate_records() {
         let (mut kv, t) = (FakeKv::new(), Baselines::tools(64));
-        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "echo" }, A, 0, 100).unwrap();
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "echo" }, (A, 0), 0, 100).unwrap();
         assert_eq!(
-            t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Principal("bob"), name: "echo" }, B, 0, 100),
+            t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Principal("bob"), name: "echo" }, (B, 0), 0, 100),
             Ok(Observed::New)
         );
         assert_eq!(
-            t.observe(&mut kv, Subject { upstream: "other", scope: Scope::Public, name: "echo" }, B, 0, 100),
+            t.observe(&mut kv, Subject { upstream: "other", scope: Scope::Public, name: "echo" }, (B, 0), 0, 100),
             Ok(Observed::New)
         );
         assert_eq!(t.lookup_any(&kv, "up", "bob", "echo", 1).unwrap().map(|b| b.trusted), Some(B));
@@ -451,13 +462,13 @@ mod tests {
     fn the_table_stays_bounded_and_evicts_evidence_last() {
         let (mut kv, t) = (FakeKv::new(), Baselines::tools(8));
         t.table.init(&mut kv).unwrap();
-        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, A, 0, 1_000_000).unwrap();
-        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, B, 1, 1_000_000).unwrap();
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, (A, 0), 0, 1_000_000).unwrap();
+        t.observe(&mut kv, Subject { upstream: "up", scope: Scope::Public, name: "victim" }, (B, 0), 1, 1_000_000).unwrap();
         for i in 0..500 {
             t.observe(
                 &mut kv,
                 Subject { upstream: "up", scope: Scope::Public, name: &format!("flood-{i}") },
-                A,
+                (A, 0),
                 2 + i,
                 1_000_000,
             )
@@ -471,10 +482,10 @@ mod tests {
         full.table.init(&mut kv).unwrap();
         for i in 0..4 {
             let at = Subject { upstream: "up", scope: Scope::Public, name: &format!("t{i}") };
-            full.observe(&mut kv, at, A, 1, 1_000_000).unwrap();
-            full.observe(&mut kv, at, B, 2, 1_000_000).unwrap();
+            full.observe(&mut kv, at, (A, 0), 1, 1_000_000).unwrap();
+            full.observe(&mut kv, at, (B, 0), 2, 1_000_000).unwrap();
         }
         let at = Subject { upstream: "up", scope: Scope::Public, name: "flood" };
-        assert_eq!(full.observe(&mut kv, at, A, 3, 1_000_000), Err(StoreError::Full));
+        assert_eq!(full.observe(&mut kv, at, (A, 0), 3, 1_000_000), Err(StoreError::Full));
     }
 }
