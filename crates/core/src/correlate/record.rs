@@ -8,7 +8,7 @@
 //! | 8 + 1 | blocked until (ms), and why ([`Hold`]) |
 //! | 4 + 8 | escalation score (milli-points) and when it was last decayed (ms) |
 //! | 1 + 8 × 5 | the last calls: count, then (seconds, category bits) each |
-//! | 1 + ≤ [`TAIL`] | the tail of recent outbound values (fragment reassembly) |
+//! | 1 + ≤ [`TAIL`] | the tail of recent outbound values (fragment reassembly); in a task's record, the fingerprint of its last answer |
 //!
 //! A payload in another layout, or cut short, reads as a fresh record: the state is advisory
 //! memory, and a foreign writer must not be able to make it fail.
