@@ -159,6 +159,21 @@ fn bits_sent_as_numbers_as_keys_or_in_a_resource_uri_spend_the_budget_too() {
 }
 
 #[test]
+fn what_is_remembered_is_what_the_upstream_received_never_a_redacted_value() {
+    let p = policy(json!({}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    assert_eq!(call(&mut host, &p, "pay", json!({"card": "4111 1111 1111 1111", "memo": "rent"})), Step::Continue);
+    let forwarded = String::from_utf8(host.http.body.clone()).unwrap();
+    assert!(forwarded.contains("[REDACTED:credit_card_number]"), "{forwarded}");
+    let kv_text: Vec<String> = host.kv.keys().map(str::to_owned).collect();
+    for k in kv_text {
+        let (v, _) = mcp_warden_core::ports::Kv::get(&host.kv, &k).unwrap().unwrap();
+        assert!(!v.windows(4).any(|w| w == b"1111"), "the card reached shared data under {k}");
+    }
+}
+
+#[test]
 fn uuids_and_repeated_values_do_not_spend_the_budget() {
     let p = policy(json!({"entropy": {"action": "block", "budget_bits": 300}}));
     let mut host = FakeHost::default();

@@ -154,8 +154,13 @@ pub fn decide<'a>(
         annotated,
         now_ms: facts.now_ms,
     };
-    let (verdict, reply, mesh) =
-        remember(policy, verdict, reply, &facts.request, &facts.upstream, (facts.body, view.as_ref()), at, kv, &mut findings);
+    // What is remembered is what the upstream receives: a redacted body, if the scan redacted it
+    // (its view is the original's, so it is measured afresh), never the redacted values.
+    let sent = match &request_body {
+        Some(redacted) => (redacted.as_slice(), None),
+        None => (facts.body, view.as_ref()),
+    };
+    let (verdict, reply, mesh) = remember(policy, verdict, reply, &facts.request, &facts.upstream, sent, at, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
     // whose answer needs a request's own inspectors refuse the batch.
     let inspectors = if batch.is_empty() {
