@@ -378,6 +378,34 @@ fn the_mesh_wide_check_asks_the_rate_limit_service_and_follows_its_answer() {
 }
 
 #[test]
+fn correlation_decisions_are_receipted() {
+    use mcp_warden_core::flow::ExchangeStats;
+    use mcp_warden_core::receipt::exchange::{Exchange, WireVerdict};
+    // A refusal: the receipt's rule names the correlation layer and why.
+    let p = policy(json!({"chains": {"action": "block"}}));
+    let mut host = FakeHost::default();
+    host.queue.ready = true;
+    assert_eq!(call(&mut host, &p, "read_file", json!({})), Step::Continue);
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    send_as(&mut host, &mut flow, "alice", "tools/call", Some("http_post"), r#""name":"http_post","arguments":{}"#);
+    flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
+    let e = Exchange::decode(host.queue.messages.last().unwrap()).unwrap();
+    assert_eq!(e.verdict, WireVerdict::Block);
+    assert!(e.rule.starts_with("correlation:tool_chain"), "{}", e.rule);
+    // A mesh check that failed open: passed, and the receipt says what was not checked.
+    let p = mesh_policy("allow");
+    let mut host = FakeHost::default();
+    host.queue.ready = true;
+    let mut flow = start_mesh_call(&mut host, &p);
+    assert_eq!(flow.on_mesh_answer(&mut host.ports(), None), Step::Continue);
+    flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
+    let e = Exchange::decode(host.queue.messages.last().unwrap()).unwrap();
+    assert_eq!(e.verdict, WireVerdict::Allow);
+    assert_eq!((e.layer.as_str(), e.severity.as_str()), ("correlation", "warning"));
+    assert!(e.rule.contains("mesh_unavailable"), "{}", e.rule);
+}
+
+#[test]
 fn a_failed_mesh_check_under_allow_lets_the_request_through_and_says_so() {
     let p = mesh_policy("allow");
     let mut host = FakeHost::default();
