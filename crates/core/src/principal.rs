@@ -332,6 +332,12 @@ pub fn client_fingerprint(source_address: Option<&str>, user_agent: Option<&[u8]
     hex16(&h.finalize())
 }
 
+/// The client's network address without its port (what stays the same across a client's
+/// connections, whatever it claims as its user agent).
+pub fn client_address(source_address: Option<&str>) -> &str {
+    source_address.map(strip_port).unwrap_or("")
+}
+
 fn strip_port(addr: &str) -> &str {
     let addr = addr.trim();
     if let Some(rest) = addr.strip_prefix('[') {

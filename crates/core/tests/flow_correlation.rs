@@ -174,6 +174,52 @@ fn what_is_remembered_is_what_the_upstream_received_never_a_redacted_value() {
 }
 
 #[test]
+fn a_new_user_agent_is_no_new_budget() {
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 2000, "cooldown_secs": 60}}));
+    // A named principal, and an anonymous one (kept by its address, not its agent string).
+    for named in [true, false] {
+        let mut host = FakeHost::default();
+        host.clock.advance_ms(5_000_000);
+        let mut sent = 0;
+        loop {
+            let mut flow = RequestFlow::new(Rc::clone(&p));
+            let params = format!(r#""name":"notes","arguments":{{"text":"{}"}}"#, piece(sent));
+            host.http.headers.clear();
+            // send_as rebuilds the headers: add the rotating agent through the peer facts instead.
+            let step = {
+                let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+                let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{{params},{meta}}}}}"#);
+                host.http.headers = vec![
+                    (":method".into(), b"POST".to_vec()),
+                    (":authority".into(), b"gateway".to_vec()),
+                    ("content-type".into(), b"application/json".to_vec()),
+                    ("x-user".into(), if named { b"alice".to_vec() } else { Vec::new() }),
+                    ("user-agent".into(), format!("agent/{sent}").into_bytes()),
+                    ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+                    ("mcp-method".into(), b"tools/call".to_vec()),
+                    ("mcp-name".into(), b"notes".to_vec()),
+                ];
+                host.http.peer = vec![
+                    (PeerFact::UpstreamCluster, "mcp_upstream".into()),
+                    (PeerFact::SourceAddress, format!("10.0.0.7:{}", 40000 + sent)),
+                ];
+                host.http.body = body.into_bytes();
+                host.http.reply = None;
+                assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+                let n = host.http.body.len();
+                flow.on_request_body(&mut host.ports(), n, true)
+            };
+            if step != Step::Continue {
+                break;
+            }
+            sent += 1;
+            assert!(sent < 100, "a rotating user agent escaped the budget");
+        }
+        assert_eq!(reply(&host).1["error"]["data"]["why"], "entropy_budget", "named: {named}");
+    }
+}
+
+#[test]
 fn uuids_and_repeated_values_do_not_spend_the_budget() {
     let p = policy(json!({"entropy": {"action": "block", "budget_bits": 300}}));
     let mut host = FakeHost::default();

@@ -1,6 +1,7 @@
 //! Memory across requests without sessions. Under 2026-07-28 any request may land on any
 //! replica and nothing names a session, so what Pipelock keys by session is keyed here by the
-//! correlation key (principal + upstream + client fingerprint) and by task id, kept in Envoy
+//! caller at one upstream ([`memory_key`]: a named principal, or an anonymous caller's address)
+//! and by task id, kept in Envoy
 //! shared data (per pod: [`table`]) and, for budgets, in an Envoy global rate limit service
 //! (mesh-wide: [`mesh`]).
 //!
@@ -38,6 +39,7 @@ use crate::mcp::Method;
 use crate::policy::correlate::{CorrelationPolicy, TripAction};
 use crate::policy::scan::{ScanPolicy, Subject};
 use crate::ports::{Fault, Kv};
+use crate::principal::{client_address, Origin, Principal};
 use crate::state::slots::{SlotTable, StoreError};
 
 use self::record::{CallMark, Hold, Record, TAIL};
@@ -49,11 +51,25 @@ pub fn table(slots: u32) -> SlotTable {
     SlotTable::exact("cr", slots, 4)
 }
 
-/// The record key of a correlation key.
-pub fn key_of(correlation: &str) -> String {
-    let mut k = String::with_capacity(2 + correlation.len());
+/// Whom the memory is kept for: what a client cannot change at will. A named principal (its
+/// key, delegation chain included) at one upstream; an anonymous one by its network address at
+/// that upstream. Not the correlation key itself: its client fingerprint includes the user
+/// agent, which a client rotates freely, and every new agent string would be a fresh budget.
+pub fn memory_key(principal: &Principal, principal_key: &str, source_address: Option<&str>, upstream: &str) -> String {
+    let who = if principal.origin == Origin::Anonymous { client_address(source_address) } else { principal_key };
+    let mut k = String::with_capacity(4 + who.len() + upstream.len());
+    k.push_str(if principal.origin == Origin::Anonymous { "a/" } else { "k/" });
+    k.push_str(who);
+    k.push('\0');
+    k.push_str(upstream);
+    k
+}
+
+/// The record key of an already-derived identity string (tests, tools).
+pub fn key_of(identity: &str) -> String {
+    let mut k = String::with_capacity(2 + identity.len());
     k.push_str("k/");
-    k.push_str(correlation);
+    k.push_str(identity);
     k
 }
 
@@ -64,7 +80,7 @@ pub fn task_key(upstream: &str, task: &str) -> String {
 
 /// One request, as the correlation checks see it.
 pub struct Call<'a> {
-    /// [`key_of`] the correlation key.
+    /// The record key ([`memory_key`]).
     pub key: &'a str,
     /// [`task_key`], when the request acts on a task.
     pub task: Option<String>,
@@ -126,7 +142,7 @@ pub(crate) fn eviction_cost(now_ms: u64, window_ms: u64) -> impl Fn(&[u8]) -> u6
     }
 }
 
-/// Checks and accounts one request of a correlation key (and of its task). Pure over `kv`: one
+/// Checks and accounts one request of a caller (and of its task). Pure over `kv`: one
 /// CAS update per key.
 pub fn account(
     policy: &CorrelationPolicy,

@@ -1,4 +1,4 @@
-//! What the filter remembers about one key (a correlation key, or a task), as one slot payload
+//! What the filter remembers about one key (a caller at an upstream, or a task), as one slot payload
 //! of at most [`MAX_RECORD`] bytes: read and written once per request by a CAS update.
 //!
 //! | bytes | field |

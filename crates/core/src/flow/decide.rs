@@ -98,7 +98,8 @@ pub struct MeshCheck {
 struct Remembered<'a> {
     principal: &'a Principal,
     principal_key: &'a str,
-    correlation: &'a CorrelationKey,
+    /// The peer's address (an anonymous caller's memory is kept by it).
+    source_address: Option<&'a str>,
     /// The called tool's categories from its annotations (its baseline).
     annotated: u8,
     now_ms: u64,
@@ -150,7 +151,7 @@ pub fn decide<'a>(
     let at = Remembered {
         principal: &principal,
         principal_key: &principal_key,
-        correlation: &correlation,
+        source_address: facts.peer.source_address,
         annotated,
         now_ms: facts.now_ms,
     };
@@ -305,7 +306,7 @@ fn remember(
         .filter(|f| f.severity >= Severity::Warning && f.fault == crate::ports::Fault::Client)
         .map(|f| if f.disposition == Disposition::Block { 3 } else { 1 })
         .sum();
-    let key = correlate::key_of(at.correlation.as_str());
+    let key = correlate::memory_key(at.principal, at.principal_key, at.source_address, upstream);
     let task = match (req.op, &req.handles.task_id) {
         (Some(Method::TasksUpdate | Method::TasksGet | Method::TasksResult), Some(t)) => Some(correlate::task_key(upstream, t)),
         _ => None,
@@ -345,7 +346,13 @@ fn remember(
     }
     let mesh = c.mesh.as_ref().and_then(|m| {
         let bits = sends.as_ref().map_or(0, |s| s.bits);
-        let descriptors = mesh::descriptors(at.principal_key, tool, bits, m.tool_calls);
+        // The same identity as the record's: an anonymous caller by its address.
+        let who = if at.principal.origin == crate::principal::Origin::Anonymous {
+            format!("anon:{}", crate::principal::client_address(at.source_address))
+        } else {
+            at.principal_key.to_owned()
+        };
+        let descriptors = mesh::descriptors(&who, tool, bits, m.tool_calls);
         (!descriptors.is_empty()).then(|| MeshCheck {
             cluster: m.cluster.clone(),
             timeout_ms: m.timeout_ms,

@@ -110,7 +110,7 @@ pub struct CorrelationSpec {
     /// Off: nothing is remembered across requests.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Capacity of the shared table of per-key records (one per correlation key and task).
+    /// Capacity of the shared table of per-key records (one per caller and upstream, and per task).
     #[serde(default = "default_slots")]
     pub slots: u32,
     #[serde(default)]
@@ -152,7 +152,7 @@ pub struct EntropySpec {
     /// (default: reported, and it raises the key's escalation score); `off`.
     #[serde(default = "warn")]
     pub action: TripAction,
-    /// Bits a correlation key may send in argument strings per window.
+    /// Bits one caller may send to one upstream per window.
     #[serde(default = "default_budget_bits")]
     pub budget_bits: u64,
     /// Bits one task may carry over its life (inputs sent, outputs answered), per window.
