@@ -96,6 +96,12 @@ fn a_secret_sent_in_eight_byte_pieces_is_stopped_when_the_pieces_line_up() {
     assert!(host.metrics.count_of("mcp_warden_correlation_blocks_total.why.fragmented_secret") == 1);
     // Another caller's pieces are their own.
     assert_eq!(call_as(&mut host, &p, "bob", "notes_append", json!({"text": last})), Step::Continue);
+    // A lone separator after each piece does not cut the join.
+    let mut steps = Vec::new();
+    for piece in &pieces {
+        steps.push(call_as(&mut host, &p, "carol", "notes_append", json!({"text": piece, "z": " "})));
+    }
+    assert_eq!(steps.last(), Some(&Step::Answered), "{steps:?}");
 }
 
 #[test]
@@ -220,8 +226,10 @@ fn a_new_user_agent_is_no_new_budget() {
 }
 
 #[test]
-fn uuids_and_repeated_values_do_not_spend_the_budget() {
-    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 300}}));
+fn uuids_and_repeated_values_cost_little_and_nothing_is_free() {
+    // Known-benign shapes cost a bit per byte (a UUID 36, not its ~150 Shannon bits), a value
+    // repeated in one message counts once.
+    let p = policy(json!({"entropy": {"action": "block", "budget_bits": 4000}}));
     let mut host = FakeHost::default();
     host.clock.advance_ms(5_000_000);
     let id = "123e4567-e89b-12d3-a456-426614174000";
@@ -229,7 +237,31 @@ fn uuids_and_repeated_values_do_not_spend_the_budget() {
         assert_eq!(call(&mut host, &p, "get_order", json!({"order": id, "at": "2026-12-01T10:00:00Z"})), Step::Continue);
     }
     let v = piece(3);
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000_000);
     assert_eq!(call(&mut host, &p, "x", json!({"a": v, "b": v, "c": v, "d": v})), Step::Continue, "one value, counted once");
+    // Nothing is free: many short values, many keys, many UUIDs, runs of one byte.
+    let b64 = |i: usize| piece(i).chars().take(7).collect::<String>();
+    let uuid = |i: usize| {
+        let h = format!("{}{}", piece(i), piece(i + 1000));
+        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    };
+    type Args = fn(usize, &dyn Fn(usize) -> String, &dyn Fn(usize) -> String) -> Value;
+    let shapes: [(&str, Args); 4] = [
+        ("short values", |n, b, _| Value::Object((0..50).map(|k| (format!("s{k}"), json!(b(n * 50 + k)))).collect())),
+        ("keys", |n, b, _| Value::Object((0..50).map(|k| (b(n * 50 + k), json!(""))).collect())),
+        ("uuids", |n, _, u| Value::Array((0..50).map(|k| json!(u(n * 50 + k))).collect())),
+        ("runs", |n, _, _| Value::Array((0..50).map(|k| json!("a".repeat(8 + (n * 50 + k) % 200))).collect())),
+    ];
+    for (what, args) in shapes {
+        let mut host = FakeHost::default();
+        host.clock.advance_ms(5_000_000);
+        let mut sent = 0;
+        while call(&mut host, &p, "notes", args(sent, &b64, &uuid)) == Step::Continue {
+            sent += 1;
+            assert!(sent < 200, "{what} never spent the budget");
+        }
+    }
 }
 
 #[test]
@@ -311,7 +343,7 @@ fn a_task_slow_drip_is_stopped_on_inputs_and_outputs() {
         sent += 1;
         assert!(sent < 50);
     }
-    assert!(sent >= 5, "{sent}");
+    assert!(sent >= 3, "{sent}");
     assert_eq!(reply(&host).1["error"]["data"]["why"], "entropy_budget");
     // Another task of the same caller is not held (the caller's own budget is large).
     let mut flow = RequestFlow::new(Rc::clone(&p));
@@ -467,6 +499,35 @@ fn a_failed_mesh_check_under_allow_lets_the_request_through_and_says_so() {
     assert_eq!(step, Step::Continue);
     assert!(!flow.awaits_mesh());
     let _ = mesh::SERVICE;
+}
+
+#[test]
+fn a_held_record_is_not_evicted_by_callers_landing_in_its_window() {
+    // Four slots, four ways: every caller shares alice's window.
+    let p = policy(json!({"slots": 4, "entropy": {"action": "block", "budget_bits": 300, "cooldown_secs": 600}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000_000);
+    let exhaust = |host: &mut FakeHost, user: &str| {
+        let mut i = 0;
+        while call_as(host, &p, user, "notes", json!({"text": piece(i)})) == Step::Continue {
+            i += 1;
+            assert!(i < 100);
+        }
+    };
+    exhaust(&mut host, "alice");
+    // Three more held records, each with more of its hold left than alice's: the window is full
+    // of holds, and alice's is the cheapest to lose.
+    for n in 0..3 {
+        host.clock.advance_ms(1000);
+        exhaust(&mut host, &format!("mallory-{n}"));
+    }
+    host.clock.advance_ms(1000);
+    // A newcomer finds no slot it may take: it goes unrecorded (a counted store error).
+    let errors = host.metrics.count_of("mcp_warden_store_errors_total");
+    assert_eq!(call_as(&mut host, &p, "mallory-9", "notes", json!({"text": "hello there"})), Step::Continue);
+    assert!(host.metrics.count_of("mcp_warden_store_errors_total") > errors);
+    assert_eq!(call(&mut host, &p, "notes", json!({"text": "hi"})), Step::Answered, "alice is still held");
+    assert_eq!(reply(&host).1["error"]["data"]["why"], "entropy_budget");
 }
 
 #[test]

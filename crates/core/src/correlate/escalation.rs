@@ -23,8 +23,13 @@ pub fn decay(r: &mut Record, half_life_ms: u64, now_ms: u64) {
     // Within a half-life, linear between s and s/2 (close to the exponential, in integers).
     let frac = dt % half;
     s -= s * frac / (2 * half);
-    r.score_milli = u32::try_from(s).unwrap_or(u32::MAX);
-    r.score_at_ms = now_ms;
+    let s = u32::try_from(s).unwrap_or(u32::MAX);
+    // Time that decayed nothing (requests closer together than the arithmetic resolves) is kept
+    // for the next decay, not dropped: otherwise a steady stream would never decay at all.
+    if s != r.score_milli {
+        r.score_milli = s;
+        r.score_at_ms = now_ms;
+    }
 }
 
 /// Adds `points` (whole points).

@@ -130,11 +130,16 @@ pub(crate) fn disposition(a: TripAction) -> Disposition {
     }
 }
 
-/// What evicting a record loses: nothing once it is spent, else what it still remembers.
+/// What evicting a record loses: nothing once it is spent, else what it still remembers. A held
+/// record is never evicted for another key while the hold lasts: a caller that lands records in
+/// its window must not release it (the newcomer goes unrecorded instead, a counted store error
+/// that `on_store_error: deny` refuses).
 pub(crate) fn eviction_cost(now_ms: u64, window_ms: u64) -> impl Fn(&[u8]) -> u64 {
     move |bytes: &[u8]| {
         let r = Record::decode(Some(bytes));
-        if r.is_spent(now_ms, window_ms) {
+        if r.held_until_ms > now_ms {
+            crate::state::slots::NEVER_EVICT
+        } else if r.is_spent(now_ms, window_ms) {
             0
         } else {
             r.held_until_ms.saturating_sub(now_ms) + u64::from(r.score_milli) + u64::from(r.window_bits) + 1

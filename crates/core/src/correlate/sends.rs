@@ -49,22 +49,14 @@ pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) ->
     let b = &policy.budget;
     let echo = b.ignore.contains(&BenignShape::Echo);
     let mut e = Estimator::default();
-    if sent.scalars.len() >= b.min_value_bytes {
-        sends.bits += e.bits(&sent.scalars);
-    }
+    // Short values and keys are estimated together, as the scalars are: many values under the
+    // floor carry as much as one long one, and none of them is free.
+    let mut shorts: Vec<u8> = sent.scalars;
     // The values that join the fragment tail, in order.
     let mut joined: Vec<&[u8]> = Vec::with_capacity(sent.strings.len());
     for (i, ((s, t), is_key)) in sent.strings.iter().enumerate() {
         let value = v.text.get(*s..*t).unwrap_or_default();
-        if value.is_empty() || benign(value, &b.ignore) {
-            continue;
-        }
-        if !is_key {
-            joined.push(value);
-        }
-        // Keys count their bits but do not join the tail (pieces sent under the same key each
-        // time would be cut apart by it); pieces shorter than the floor still join it.
-        if value.len() < b.min_value_bytes {
+        if value.is_empty() {
             continue;
         }
         // An echo: the same value among the 64 before it counts once (bounded: a message of many
@@ -76,9 +68,33 @@ pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) ->
                 .unwrap_or_default()
                 .iter()
                 .any(|((a, z), _)| v.text.get(*a..*z) == Some(value));
-        if !repeated {
-            sends.bits += e.bits(value);
+        let shaped = benign(value, &b.ignore);
+        // Keys count their bits but do not join the tail (pieces sent under the same key each
+        // time would be cut apart by it); neither do benign shapes (a sequence number beside each
+        // piece) nor what only separates (a lone space or comma between pieces).
+        if !is_key && !shaped && value.iter().any(|c| c.is_ascii_alphanumeric() || *c >= 0x80) {
+            joined.push(value);
         }
+        if repeated {
+            continue;
+        }
+        if shaped {
+            // A known-benign shape (a UUID, a timestamp, a number) costs a bit per byte, not
+            // nothing: ids are information too, and an unlimited free shape is a channel.
+            sends.bits += value.len() as u64;
+        } else if value.len() < b.min_value_bytes {
+            if !shorts.is_empty() {
+                shorts.push(b',');
+            }
+            shorts.extend_from_slice(value);
+        } else {
+            // At least one character's worth: a run of one repeated byte still says which byte
+            // and how many.
+            sends.bits += e.bits(value).max(8);
+        }
+    }
+    if shorts.len() >= b.min_value_bytes {
+        sends.bits += e.bits(&shorts);
     }
     sends.len = joined.iter().map(|j| j.len()).sum();
     sends.head.reserve(SEAM_READ.min(sends.len));
