@@ -1,6 +1,6 @@
 //! Memory across requests without sessions. Under 2026-07-28 any request may land on any
 //! replica and nothing names a session, so what Pipelock keys by session is keyed here by the
-//! caller at one upstream ([`memory_key`]: a named principal, or an anonymous caller's address)
+//! caller at one upstream ([`Caller`]: a named principal, or an anonymous caller's address)
 //! and by task id, kept in Envoy
 //! shared data (per pod: [`table`]) and, for budgets, in an Envoy global rate limit service
 //! (mesh-wide: [`mesh`]).
@@ -51,18 +51,46 @@ pub fn table(slots: u32) -> SlotTable {
     SlotTable::exact("cr", slots, 4)
 }
 
-/// Whom the memory is kept for: what a client cannot change at will. A named principal (its
-/// key, delegation chain included) at one upstream; an anonymous one by its network address at
-/// that upstream. Not the correlation key itself: its client fingerprint includes the user
-/// agent, which a client rotates freely, and every new agent string would be a fresh budget.
-pub fn memory_key(principal: &Principal, principal_key: &str, source_address: Option<&str>, upstream: &str) -> String {
-    let who = if principal.origin == Origin::Anonymous { client_address(source_address) } else { principal_key };
-    let mut k = String::with_capacity(4 + who.len() + upstream.len());
-    k.push_str(if principal.origin == Origin::Anonymous { "a/" } else { "k/" });
-    k.push_str(who);
-    k.push('\0');
-    k.push_str(upstream);
-    k
+/// Whom the memory and the mesh-wide budgets are kept for: what a client cannot change at
+/// will. A named principal by its key (delegation chain included); an anonymous one by its
+/// network address. Not the correlation key: its client fingerprint includes the user agent,
+/// which a client rotates freely, and every new agent string would be a fresh budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller<'a> {
+    Named(&'a str),
+    Anonymous(&'a str),
+}
+
+impl<'a> Caller<'a> {
+    pub fn of(principal: &Principal, principal_key: &'a str, source_address: Option<&'a str>) -> Caller<'a> {
+        if principal.origin == Origin::Anonymous {
+            Caller::Anonymous(client_address(source_address))
+        } else {
+            Caller::Named(principal_key)
+        }
+    }
+
+    /// The record key of this caller at `upstream`.
+    pub fn memory_key(self, upstream: &str) -> String {
+        let (prefix, who) = match self {
+            Caller::Named(k) => ("k/", k),
+            Caller::Anonymous(a) => ("a/", a),
+        };
+        let mut k = String::with_capacity(3 + who.len() + upstream.len());
+        k.push_str(prefix);
+        k.push_str(who);
+        k.push('\0');
+        k.push_str(upstream);
+        k
+    }
+
+    /// The `principal` entry of its mesh-wide descriptors.
+    pub fn descriptor(self) -> String {
+        match self {
+            Caller::Named(k) => k.to_owned(),
+            Caller::Anonymous(a) => format!("anon:{a}"),
+        }
+    }
 }
 
 /// The record key of an already-derived identity string (tests, tools).
@@ -80,7 +108,7 @@ pub fn task_key(upstream: &str, task: &str) -> String {
 
 /// One request, as the correlation checks see it.
 pub struct Call<'a> {
-    /// The record key ([`memory_key`]).
+    /// The record key ([`Caller::memory_key`]).
     pub key: &'a str,
     /// [`task_key`], when the request acts on a task.
     pub task: Option<String>,
@@ -142,7 +170,7 @@ pub(crate) fn eviction_cost(now_ms: u64, window_ms: u64) -> impl Fn(&[u8]) -> u6
         } else if r.is_spent(now_ms, window_ms) {
             0
         } else {
-            r.held_until_ms.saturating_sub(now_ms) + u64::from(r.score_milli) + u64::from(r.window_bits) + 1
+            u64::from(r.score_milli) + u64::from(r.window_bits) + 1
         }
     }
 }
@@ -287,13 +315,10 @@ fn check_key(
     if a.trip.is_none() && !call.refused {
         if let Some(s) = sends {
             window::add(rec, bits);
-            if s.len >= TAIL {
-                rec.tail.clone_from(&s.last);
-            } else {
-                rec.tail.extend_from_slice(&s.last);
-                let cut = rec.tail.len().saturating_sub(TAIL);
-                rec.tail.drain(..cut);
-            }
+            // `last` is the last TAIL bytes sent: joined to the tail, the last TAIL bytes stay.
+            rec.tail.extend_from_slice(&s.last);
+            let cut = rec.tail.len().saturating_sub(TAIL);
+            rec.tail.drain(..cut);
         }
         if let Some(m) = mark {
             rec.calls.push(m);

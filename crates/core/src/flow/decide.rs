@@ -306,7 +306,8 @@ fn remember(
         .filter(|f| f.severity >= Severity::Warning && f.fault == crate::ports::Fault::Client)
         .map(|f| if f.disposition == Disposition::Block { 3 } else { 1 })
         .sum();
-    let key = correlate::memory_key(at.principal, at.principal_key, at.source_address, upstream);
+    let caller = correlate::Caller::of(at.principal, at.principal_key, at.source_address);
+    let key = caller.memory_key(upstream);
     let task = match (req.op, &req.handles.task_id) {
         (Some(Method::TasksUpdate | Method::TasksGet | Method::TasksResult), Some(t)) => Some(correlate::task_key(upstream, t)),
         _ => None,
@@ -346,13 +347,7 @@ fn remember(
     }
     let mesh = c.mesh.as_ref().and_then(|m| {
         let bits = sends.as_ref().map_or(0, |s| s.bits);
-        // The same identity as the record's: an anonymous caller by its address.
-        let who = if at.principal.origin == crate::principal::Origin::Anonymous {
-            format!("anon:{}", crate::principal::client_address(at.source_address))
-        } else {
-            at.principal_key.to_owned()
-        };
-        let descriptors = mesh::descriptors(&who, tool, bits, m.tool_calls);
+        let descriptors = mesh::descriptors(&caller.descriptor(), tool, bits, m.tool_calls);
         (!descriptors.is_empty()).then(|| MeshCheck {
             cluster: m.cluster.clone(),
             timeout_ms: m.timeout_ms,
