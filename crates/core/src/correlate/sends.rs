@@ -2,7 +2,7 @@
 //! ([`super::values`], [`super::entropy`]) and, for the fragment tail, the first and last bytes
 //! of its values joined.
 
-use crate::policy::correlate::{BenignShape, CorrelationPolicy};
+use crate::policy::correlate::{BenignShape, Budget, CorrelationPolicy};
 use crate::scan::view::{view, View};
 
 use super::entropy::{benign, Estimator};
@@ -39,6 +39,50 @@ pub fn measure(policy: &CorrelationPolicy, message: &[u8]) -> Option<Sends> {
     Some(measure_view(policy, message, &v))
 }
 
+/// The bits of a message's values, by one rule for what clients send and what task answers
+/// carry: a value of a known-benign shape (a UUID, a timestamp, a number) costs a bit per byte,
+/// not nothing (ids are information too, and an unlimited free shape is a channel); values under
+/// the floor are estimated together, as one text (many short ones carry as much as one long
+/// one); any other value its Shannon bits, at least one character's worth (a run of one
+/// repeated byte still says which byte and how many).
+pub struct Bits<'p> {
+    budget: &'p Budget,
+    e: Estimator,
+    shorts: Vec<u8>,
+    bits: u64,
+}
+
+impl<'p> Bits<'p> {
+    /// `shorts`: text already gathered to be estimated together (a message's scalars).
+    pub fn new(budget: &'p Budget, shorts: Vec<u8>) -> Bits<'p> {
+        Bits { budget, e: Estimator::default(), shorts, bits: 0 }
+    }
+
+    /// Counts one value; `shaped`: it has one of the budget's benign shapes.
+    pub fn value(&mut self, value: &[u8], shaped: bool) {
+        if value.is_empty() {
+            return;
+        }
+        if shaped {
+            self.bits += value.len() as u64;
+        } else if value.len() < self.budget.min_value_bytes {
+            if !self.shorts.is_empty() {
+                self.shorts.push(b',');
+            }
+            self.shorts.extend_from_slice(value);
+        } else {
+            self.bits += self.e.bits(value).max(8);
+        }
+    }
+
+    pub fn total(mut self) -> u64 {
+        if self.shorts.len() >= self.budget.min_value_bytes {
+            self.bits += self.e.bits(&self.shorts);
+        }
+        self.bits
+    }
+}
+
 /// [`measure`] on a view already made.
 pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) -> Sends {
     let mut sends = Sends::default();
@@ -48,10 +92,7 @@ pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) ->
     }
     let b = &policy.budget;
     let echo = b.ignore.contains(&BenignShape::Echo);
-    let mut e = Estimator::default();
-    // Short values and keys are estimated together, as the scalars are: many values under the
-    // floor carry as much as one long one, and none of them is free.
-    let mut shorts: Vec<u8> = sent.scalars;
+    let mut bits = Bits::new(b, sent.scalars);
     // The values that join the fragment tail, in order.
     let mut joined: Vec<&[u8]> = Vec::with_capacity(sent.strings.len());
     for (i, ((s, t), is_key)) in sent.strings.iter().enumerate() {
@@ -75,27 +116,11 @@ pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) ->
         if !is_key && !shaped && value.iter().any(|c| c.is_ascii_alphanumeric() || *c >= 0x80) {
             joined.push(value);
         }
-        if repeated {
-            continue;
-        }
-        if shaped {
-            // A known-benign shape (a UUID, a timestamp, a number) costs a bit per byte, not
-            // nothing: ids are information too, and an unlimited free shape is a channel.
-            sends.bits += value.len() as u64;
-        } else if value.len() < b.min_value_bytes {
-            if !shorts.is_empty() {
-                shorts.push(b',');
-            }
-            shorts.extend_from_slice(value);
-        } else {
-            // At least one character's worth: a run of one repeated byte still says which byte
-            // and how many.
-            sends.bits += e.bits(value).max(8);
+        if !repeated {
+            bits.value(value, shaped);
         }
     }
-    if shorts.len() >= b.min_value_bytes {
-        sends.bits += e.bits(&shorts);
-    }
+    sends.bits = bits.total();
     sends.len = joined.iter().map(|j| j.len()).sum();
     sends.head.reserve(SEAM_READ.min(sends.len));
     for j in &joined {

@@ -10,8 +10,9 @@ use crate::policy::correlate::{CorrelationPolicy, TripAction};
 use crate::ports::{Fault, Kv};
 use crate::state::slots::StoreError;
 
-use super::entropy::{benign, Estimator};
+use super::entropy::benign;
 use super::record::{Hold, Record};
+use super::sends::Bits;
 use super::{disposition, eviction_cost, finding, table, task_key, window, Trip, INSPECTOR};
 
 /// Holds a key that spent its budget for the cool-down; the cool-down is the penalty, so the
@@ -119,8 +120,7 @@ impl Inspector for TaskDrip {
             (task_id, obj.get("result"))
         };
         let (Some(task), Some(payload)) = (task, payload) else { return Rewrite::Keep };
-        let mut e = Estimator::default();
-        let mut bits = 0u64;
+        let mut bits = Bits::new(&c.budget, Vec::new());
         let mut strings = Vec::new();
         collect_strings(payload, &mut strings, 0);
         // FNV-1a over the strings: the answer's fingerprint.
@@ -129,12 +129,10 @@ impl Inspector for TaskDrip {
             for b in s.bytes().chain([0]) {
                 print = (print ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
             }
-            if s.len() >= c.budget.min_value_bytes && !benign(s.as_bytes(), &c.budget.ignore) {
-                bits += e.bits(s.as_bytes());
-            }
+            bits.value(s.as_bytes(), benign(s.as_bytes(), &c.budget.ignore));
         }
         let key = task_key(ex.upstream, &task);
-        let (_, found, _) = spend_task(c, state, &key, bits, Some(print), false, ex.now_ms);
+        let (_, found, _) = spend_task(c, state, &key, bits.total(), Some(print), false, ex.now_ms);
         // A Block finding withholds the message (the flow's rule for every inspector).
         findings.extend(found.into_iter().map(|f| Finding { fault: Fault::Upstream, ..f }));
         Rewrite::Keep
