@@ -405,6 +405,32 @@ fn task_events_on_a_listen_stream_spend_the_task_budget_until_one_is_withheld() 
     assert!(text.contains("-31502") && text.contains("task_entropy_budget"), "{text}");
 }
 
+#[test]
+fn task_answers_of_many_short_strings_spend_the_task_budget_too() {
+    // 40 answers' long strings alone ("complete") stay far under 2000 bits.
+    let p = policy(json!({"entropy": {"action": "block", "task_budget_bits": 2000, "cooldown_secs": 60}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let mut withheld = false;
+    for i in 0..40 {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(send_as(&mut host, &mut flow, "alice", "tasks/get", Some("task-5"), r#""taskId":"task-5""#), Step::Continue);
+        // Every string under the floor: under the old rule these answers cost nothing.
+        let parts: Vec<String> = (0..20).map(|k| piece(i * 20 + k).chars().take(6).collect()).collect();
+        let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {"taskId": "task-5", "status": "working", "parts": parts, "resultType": "complete"}});
+        let got = host.respond(
+            &mut flow,
+            &[(":status", "200"), ("content-type", "application/json")],
+            &[answer.to_string().as_bytes()],
+        );
+        if serde_json::from_slice::<Value>(&got.body).unwrap().get("error").is_some() {
+            withheld = true;
+            break;
+        }
+    }
+    assert!(withheld, "short strings in task answers never spent the budget");
+}
+
 fn mesh_policy(failure_mode: &str) -> Rc<Policy> {
     policy(json!({"mesh": {"cluster": "warden_rls", "domain": "d", "failure_mode": failure_mode}}))
 }
