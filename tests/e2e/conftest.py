@@ -9,6 +9,7 @@
 - `module_gateway`  (module) the same factory, for gateways shared by a whole test module.
 
 On a failing test the tail of every live process log (Envoy, upstream) is attached to the report.
+The test clients' HTTP/2 transport gets a fix for a stall of its own (h2_read_lock_fix.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from pathlib import Path
 import pytest
 
 from wardenkit import harness
+
+import h2_read_lock_fix
+
+h2_read_lock_fix.install()
 
 
 @pytest.fixture(scope="module")
@@ -160,4 +165,4 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
         for proc in list(harness.LIVE_PROCS):
-            report.sections.append((f"log of {proc.name} (pid {proc.pid})", proc.tail(80)))
+            report.sections.append((f"log of {proc.name} (pid {proc.pid})", proc.tail(150)))

@@ -57,10 +57,26 @@ def anyio_backend():
     return "asyncio"
 
 
+# Each stream is logged when it starts and when it ends (Envoy's own log, attached to a failing
+# test's report): a stalled exchange shows whether the upstream answered, how many bytes Envoy
+# sent on, and the response flags.
+ACCESS_LOG = """stat_prefix: mcp_gateway
+          access_log_options: { flush_access_log_on_new_request: true }
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                text_format_source:
+                  inline_string: "access %START_TIME% %ACCESS_LOG_TYPE% %PROTOCOL% conn=%CONNECTION_ID% stream=%STREAM_ID% %REQ(:METHOD)% mcp-method=%REQ(MCP-METHOD)% mcp-name=%REQ(MCP-NAME)% status=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% ms=%DURATION% first-byte-ms=%RESPONSE_DURATION% in=%BYTES_RECEIVED% out=%BYTES_SENT% upstream-in=%UPSTREAM_WIRE_BYTES_RECEIVED%\\n"
+"""
+
+
 @pytest.fixture(scope="module")
 def gw(module_gateway, demo_upstream):
-    """The `make run` config (envoy/local.yaml) in front of the demo upstream."""
-    return module_gateway("envoy/local.yaml", upstream_port=demo_upstream.port, wait_mcp=True)
+    """The `make run` config (envoy/local.yaml) in front of the demo upstream, with an access log."""
+    return module_gateway("envoy/local.yaml", upstream_port=demo_upstream.port, wait_mcp=True,
+                          replace={"stat_prefix: mcp_gateway\n": ACCESS_LOG})
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +267,22 @@ async def test_sdk_progress_arrives_before_result(target, mode):
 
     assert outcome["result"].structured_content == {"result": 5}
     assert progress == [(1.0, "step 1"), (2.0, "step 2"), (3.0, "step 3")]
+
+
+async def test_sdk_concurrent_requests_beside_a_get_stream(gw):
+    """A 2025-11-25 session over HTTP/2 keeps an idle GET stream open on the connection that its
+    requests share; two requests at once must both be answered, round after round (the client's
+    own HTTP/2 stall that this once hit is fixed in h2_read_lock_fix.py)."""
+    for _ in range(100):
+        sdk = SdkClient(Target(gw.url, http2=True), "legacy")
+        async with sdk as client:
+            with anyio.fail_after(GUARD_S):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.list_tools)
+                    tg.start_soon(client.list_tools)
+        lists = sdk.rec.posts("tools/list")
+        assert len(lists) == 2 and all(e.status == 200 and e.http_version == "HTTP/2" for e in lists)
+        assert [e.status for e in sdk.rec.of("GET")] == [200]
 
 
 @pytest.mark.parametrize("mode", ["auto", MODERN])
