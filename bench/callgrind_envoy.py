@@ -7,6 +7,9 @@ variant (bare, the bench/profile-filter modes, the real warden) runs in its own 
 until V8 has tiered up, then measured in windows: `callgrind_control -z`, wrk for N seconds,
 `callgrind_control -d`; instructions/request = dumped Ir / requests wrk completed.
 
+Variant `full` is envoy/bench-full.yaml: the README's policy and the receipt writer (its main-thread
+signing and export are counted too) exporting to a real `warden sink`.
+
 Counts user-space instructions of all Envoy threads (kernel/syscall work is not counted; it is the
 same for every variant since they make the same syscalls). Envoy's binary is stripped, so the
 dump has totals, not a function breakdown.
@@ -82,13 +85,16 @@ def ctl(pid: int, *args: str) -> None:
 def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwasm: Path, wasm: Path,
                     binary: str, cpu: int, aux: int, warmup: int, windows: int, seconds: int, conns: int,
                     results: dict) -> None:
-    tmpl = run.ROOT / "envoy" / ("bench-bare.yaml" if name == "bare" else "bench-warden.yaml")
-    w = None if name == "bare" else (wasm if name == "warden" else pwasm)
-    mode = WARDEN_CONFIG if name == "warden" else (None if name == "bare" else name)
+    tmpl = run.ROOT / "envoy" / {"bare": "bench-bare.yaml", "full": "bench-full.yaml"}.get(name, "bench-warden.yaml")
+    w = None if name == "bare" else (wasm if name in ("warden", "full") else pwasm)
+    mode = WARDEN_CONFIG if name == "warden" else (None if name in ("bare", "full") else name)
     prefix = out / f"cg-{name}.out"
-    e = None
+    e = sink = None
     try:
+        if name == "full":
+            sink = run.Sink(aux, out)
         e = run.launch(f"cg-{name}", tmpl, cpu, out, upstream.port, wasm=w, mode=mode, binary=binary, timeout=600,
+                       sink_port=sink.port if sink else None,
                        wrap=["valgrind", "--tool=callgrind", "--smc-check=all-non-file", f"--callgrind-out-file={prefix}"])
         if LEARN_TOOLS and name == "warden":
             learn_tools(e.port)
@@ -116,6 +122,9 @@ def measure_variant(name: str, payload: str, upstream: run.Envoy, out: Path, pwa
     finally:
         if e is not None:
             e.stop(kill=True)
+        if sink is not None:
+            sink.stop()
+            shutil.rmtree(sink.dir, ignore_errors=True)
 
 
 def main() -> int:

@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """A/B benchmark of mcp-warden against bare Envoy (`make bench`, `make bench-profile`).
 
+Variants (columns), each its own Envoy --concurrency 1, measured in the same rounds:
+  bare        envoy/bench-bare.yaml: no filter
+  native-mcp  envoy/bench-native-mcp.yaml: Envoy's own C++ MCP filter + an RBAC rule on the tool
+              name (the alternative a platform team would pick)
+  warden      envoy/bench-warden.yaml: mcp-warden, wire validation only
+  full        envoy/bench-full.yaml: mcp-warden with the README's example policy and the receipt
+              writer signing every decision to a real `warden sink` (what users run)
+
 Topology (2+ cores):
-  core 0   Envoy under test, --concurrency 1: envoy/bench-bare.yaml (A) or envoy/bench-warden.yaml (B)
-  core 1   fixed-response upstream (a second Envoy, envoy/bench-upstream.yaml, direct_response)
-           and the load generator (wrk, 1 thread, bench/post.lua)
+  core 0   the Envoy under test
+  core 1   fixed-response upstream (bench/upstream.c), the load generator (wrk, 1 thread,
+           bench/post.lua) and the receipt sink
 All Envoys stay up for the whole run on free ports; runs alternate A/B/A/B so drift and
 neighbours' load hit both sides. Per run it records wrk throughput and latency, the Envoy under
 test's CPU time (utime+stime from /proc/<pid>/stat, and the per-thread schedstat sum in ns), its
@@ -13,6 +21,11 @@ completed-request counter, and core 0/1 busy time from /proc/stat (to see interf
 Before measuring it proves the filter is live: through the warden config a modern request with a
 wrong Mcp-Name gets 400/-32020 (bare: 200), and for a legacy request the upstream echoes the
 Mcp-Method/Mcp-Name the filter derived (bare: none).
+
+For `full`, the receipts at the sink are counted against the requests Envoy completed once the
+writer has caught up (zero loss means equal); the sink's files are deleted afterwards (they grow
+by ~1 KB a request). Per variant, the time from start to ready (VM start included) and the
+.wasm size are in meta.json and the summary.
 
 Results: bench/out/<UTC timestamp>/{runs.jsonl,summary.json,summary.txt,*.log}, bench/out/latest.
 """
@@ -49,7 +62,16 @@ PAYLOADS = {
     "legacy": "legacy-tools_call-1k",
     # The same modern call answered with a 10 KB clean result (the content scan's answer side).
     "result10k": "modern-tools_call-1k-result10k",
+    # tools/call whose arguments make the request 10 KB / 100 KB (the request side's scans).
+    "modern10k": "modern-tools_call-10k",
+    "modern100k": "modern-tools_call-100k",
+    # The 1 KB call answered as an SSE stream: three notifications/progress, then the result.
+    "sse": "modern-tools_call-1k-sse",
 }
+DEFAULT_PAYLOADS = "modern,modern10k,modern100k,result10k,legacy,sse"
+WARDEN_BIN = ROOT / "target" / "release" / "warden"
+# The published pipelock conformance TEST key (never a production key) for the `full` writer.
+TEST_SIGNING_SEED = harness.TEST_SIGNING_SEED
 # Profiling variants: mode words of bench/profile-filter (see its lib.rs), in cost order.
 PROFILE_MODES = ["noop", "hdr7", "hdr70", "pairs", "buffer", "read", "classify", "classify11", "set2",
                  "time20", "prop5", "metric10", "hist4", "shared4"]
@@ -69,10 +91,12 @@ class Envoy(harness.Proc):
 
     def __init__(self, name: str, template: Path, cpu: int, out: Path, upstream_port: int | None,
                  wasm: Path | None = None, mode: str | None = None, wrap: list[str] | None = None,
-                 binary: str | None = None):
+                 binary: str | None = None, sink_port: int | None = None):
         self.port = free_port()
         self.admin = free_port()
         env = {"ADMIN_PORT": str(self.admin)}
+        if sink_port is not None:
+            env["SINK_PORT"] = str(sink_port)
         if upstream_port is None:  # the upstream itself listens on UPSTREAM_PORT
             env["UPSTREAM_PORT"] = str(self.port)
         else:
@@ -87,7 +111,8 @@ class Envoy(harness.Proc):
         self.config.write_text(text)
         cmd = [*NICE, "taskset", "-c", str(cpu), *(wrap or []), binary or str(ENVOY), "-c", str(self.config), "--concurrency", "1",
                "--base-id", str(self.admin), "-l", "warning"]
-        super().__init__(name, cmd, out)  # nice and taskset exec envoy: same pid
+        key = {} if os.environ.get("WARDEN_SIGNING_KEY") else {"WARDEN_SIGNING_KEY": TEST_SIGNING_SEED}
+        super().__init__(name, cmd, out, env=key)  # nice and taskset exec envoy: same pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         harness.wait_envoy_ready(self, self.admin, timeout)
@@ -215,10 +240,11 @@ def post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str
         c.close()
 
 
-def check_variant(name: str, port: int, filtered: bool, warden: bool) -> list[str]:
+def check_variant(name: str, port: int, filtered: bool, warden: bool, payloads: list[str]) -> list[str]:
     """Prove what the Envoy under test does. Returns human-readable check lines; raises on failure."""
     lines = []
-    for p, stem in PAYLOADS.items():
+    for p in payloads:
+        stem = PAYLOADS[p]
         body = (BENCH / "payloads" / f"{stem}.json").read_bytes()
         hdrs = read_headers(BENCH / "payloads" / f"{stem}.headers")
         st, rh, rb = post(port, body, hdrs)
@@ -239,7 +265,62 @@ def check_variant(name: str, port: int, filtered: bool, warden: bool) -> list[st
         raise RuntimeError(f"{name}: wrong Mcp-Name was not rejected with 400/-32020 (got {st}) - filter not running?")
     if not filtered and st != 200:
         raise RuntimeError(f"{name}: bare Envoy answered {st} to a wrong Mcp-Name")
+    if name in ("native-mcp", "full"):
+        # The README policy's `no-deletes` rule, as RBAC on the C++ filter's metadata or as policy.
+        deny = json.loads(body)
+        deny["params"]["name"] = "delete_everything"
+        hdrs = read_headers(BENCH / "payloads" / "modern-tools_call-1k.headers")
+        hdrs["Mcp-Name"] = "delete_everything"
+        st, _, rb = post(port, json.dumps(deny).encode(), hdrs)
+        lines.append(f"{name}: tools/call delete_everything -> {st} {rb[:160].decode(errors='replace')}")
+        # RBAC answers 403; mcp-warden hides a denied tool by default (an unknown-tool JSON-RPC error).
+        if st != 403 and b'"error"' not in rb:
+            raise RuntimeError(f"{name}: the no-deletes rule did not refuse delete_everything (got {st}: {rb[:300]!r})")
     return lines
+
+
+class Sink(harness.Proc):
+    """`warden sink` (the real gRPC OTLP receiver) for the `full` variant's receipts."""
+
+    def __init__(self, cpu: int, out: Path):
+        if not WARDEN_BIN.exists():
+            raise SystemExit(f"{WARDEN_BIN} missing: run make build")
+        self.dir = out / "receipts"
+        self.port = free_port()
+        super().__init__("sink", [*NICE, "taskset", "-c", str(cpu), str(WARDEN_BIN), "sink", "--listen",
+                                  f"127.0.0.1:{self.port}", "--out", str(self.dir)], out)
+        harness.wait_port(self.port, timeout=30, proc=self)
+
+    def receipts(self) -> int:
+        n = 0
+        for f in self.dir.glob("*.jsonl"):
+            with open(f, "rb") as fh:
+                n += sum(1 for line in fh if line.strip())
+        return n
+
+
+def writer_counters(env: Envoy) -> dict[str, int]:
+    s = harness.envoy_stats(env.admin, r"mcp_warden_receipt|downstream_rq_completed")
+    return {k: s.get(f"wasmcustom.mcp_warden_receipts_{k}_total", 0) for k in ("signed", "exported", "dropped", "unqueued")} | {
+        "export_failures": s.get("wasmcustom.mcp_warden_receipt_export_failures_total", 0),
+        "completed": s.get("http.bench.downstream_rq_completed", 0)}
+
+
+def receipts_caught_up(env: Envoy, sink: Sink, timeout: float = 600.0) -> dict:
+    """Wait until the writer has signed and exported an exchange for every completed request (or
+    dropped it, signed and counted), then count the receipts at the sink."""
+    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    while True:
+        c = writer_counters(env)
+        done = c["signed"] + c["dropped"] >= c["completed"] and c["exported"] >= c["signed"]
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    c["catch_up_s"] = round(time.monotonic() - t0, 1)
+    c["at_sink"] = sink.receipts()
+    c["caught_up"] = done
+    return c
 
 
 # --- wrk ----------------------------------------------------------------------------------------
@@ -366,7 +447,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", 3)))
     ap.add_argument("--conns", default=os.environ.get("BENCH_CONNS", "1,16"))
-    ap.add_argument("--payloads", default=os.environ.get("BENCH_PAYLOADS", "modern,legacy,result10k"))
+    ap.add_argument("--payloads", default=os.environ.get("BENCH_PAYLOADS", DEFAULT_PAYLOADS))
+    ap.add_argument("--variants", default=os.environ.get("BENCH_VARIANTS", "bare,native-mcp,warden,full"),
+                    help="columns besides bare: native-mcp, warden, full")
     ap.add_argument("--profile", action="store_true", help="also run the profiling filter modes")
     ap.add_argument("--modes", default=",".join(PROFILE_MODES), help="profiling modes (with --profile)")
     ap.add_argument("--envoy-cpu", type=int, default=0)
@@ -410,16 +493,23 @@ def main() -> int:
         "envoy": subprocess.run([str(ENVOY), "--version"], capture_output=True, text=True).stdout.strip().split()[-1],
         "upstream": args.upstream, "cpus": ncpu, "envoy_cpu": args.envoy_cpu, "aux_cpu": args.aux_cpu, "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
-    variants: list[tuple[str, Path, Path | None, str | None]] = [
+    all_variants: list[tuple[str, Path, Path | None, str | None]] = [
         ("bare", ROOT / "envoy" / "bench-bare.yaml", None, None),
+        ("native-mcp", ROOT / "envoy" / "bench-native-mcp.yaml", None, None),
         ("warden", ROOT / "envoy" / "bench-warden.yaml", wasm, None),
+        ("full", ROOT / "envoy" / "bench-full.yaml", wasm, None),
     ]
+    wanted = ["bare", *[v for v in args.variants.split(",") if v and v != "bare"]]
+    unknown = set(wanted) - {v[0] for v in all_variants}
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}")
+    variants = [v for v in all_variants if v[0] in wanted]
     if args.profile:
         pwasm = out / "warden_profile_filter.wasm"
         shutil.copy2(PROFILE_WASM, pwasm)
         meta["profile_wasm_sha256"] = hashlib.sha256(pwasm.read_bytes()).hexdigest()
         for m in [m for m in args.modes.split(",") if m]:
-            variants.insert(-1, (m, ROOT / "envoy" / "bench-warden.yaml", pwasm, m))
+            variants.append((m, ROOT / "envoy" / "bench-warden.yaml", pwasm, m))
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     log(f"bench: results in {out}")
     log(f"bench: wasm {meta['wasm_sha256'][:16]} ({meta['wasm_bytes']} B, built {meta['wasm_mtime']}), git {meta['git_head']}"
@@ -429,14 +519,23 @@ def main() -> int:
     try:
         upstream = start_upstream(args.upstream, args.aux_cpu, out)
         procs.append(upstream)
+        sink = None
+        if any(v[0] == "full" for v in variants):
+            sink = Sink(args.aux_cpu, out)
+            procs.append(sink)
         envoys: dict[str, Envoy] = {}
+        meta["ready_s"] = {}
         for name, tmpl, w, mode in variants:
-            e = launch(name, tmpl, args.envoy_cpu, out, upstream.port, wasm=w, mode=mode)
+            t0 = time.monotonic()
+            e = launch(name, tmpl, args.envoy_cpu, out, upstream.port, wasm=w, mode=mode,
+                       sink_port=sink.port if name == "full" and sink else None)
+            meta["ready_s"][name] = round(time.monotonic() - t0, 2)  # process start to /ready: VM starts included
             procs.append(e)
             envoys[name] = e
         checks = []
         for name, _, w, mode in variants:
-            checks += check_variant(name, envoys[name].port, filtered=w is not None, warden=(name == "warden"))
+            checks += check_variant(name, envoys[name].port, filtered=name != "bare",
+                                    warden=name in ("warden", "full"), payloads=payloads)
         (out / "checks.txt").write_text("\n".join(checks) + "\n")
         for c in checks:
             log("check: " + c)
@@ -461,6 +560,16 @@ def main() -> int:
                                 f"  core{args.aux_cpu} {r['core_busy'].get(str(args.aux_cpu), 0):.2f}"
                                 + (f"  ERRORS {r['errors']} (non-2xx {r['non_2xx']})" if r["errors"] else ""))
         meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        receipts_line = ""
+        if sink is not None:
+            r = receipts_caught_up(envoys["full"], sink)
+            meta["receipts"] = r
+            lost = r["completed"] - r["at_sink"]
+            verdict = "zero loss" if lost <= 0 and not r["dropped"] else f"{lost} missing, {r['dropped']} dropped"
+            receipts_line = (f"full: {r['completed']} requests completed, {r['signed']} receipts signed, {r['dropped']} dropped "
+                             f"(signed drop notices), {r['at_sink']} at the sink after {r['catch_up_s']} s of catch-up"
+                             f" -> {verdict}\n")
+            shutil.rmtree(sink.dir, ignore_errors=True)
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
         summary, text = summarize(runs, "bare", names, payloads, conns_list)
         legend = (
@@ -469,7 +578,8 @@ def main() -> int:
             "stat = the same from /proc/<pid>/stat utime+stime (10 ms ticks); usr/sys = its user and kernel parts;\n"
             "util = Envoy's share of its core during the run (<0.95 at 16 conns: something else limited it).\n"
         )
-        header = (f"mcp-warden bench {stamp}  envoy {meta['envoy']}  wasm {meta['wasm_sha256'][:12]}  git {meta['git_head']}\n"
+        header = (f"mcp-warden bench {stamp}  envoy {meta['envoy']}  wasm {meta['wasm_sha256'][:12]} ({meta['wasm_bytes']} B)  git {meta['git_head']}\n"
+                  f"start to ready (s): {', '.join(f'{k} {v}' for k, v in meta['ready_s'].items())}\n" + receipts_line +
                   f"{args.reps} rounds x {args.duration:g}s (+{args.warmup:g}s warm-up), envoy on core {args.envoy_cpu}, "
                   f"upstream ({args.upstream}) + wrk on core {args.aux_cpu}, loadavg {' '.join(meta['loadavg_start'])} -> {' '.join(meta['loadavg_end'])}\n")
         (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))

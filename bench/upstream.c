@@ -11,6 +11,8 @@
  * A request with an `x-bench-result: 10k` header is answered with a 10 KB result instead: clean,
  * realistic text (log lines with request ids, timestamps, hashes and prose, JSON-escaped
  * newlines included), the "10 KB tool result" workload of the content scan (payload `result10k`).
+ * With `x-bench-result: sse` the answer is an SSE stream (text/event-stream): three
+ * notifications/progress for token "bench-1" and then the small result (payload `sse`).
  *
  *   cc -O2 -o target/bench/upstream bench/upstream.c && target/bench/upstream <port>
  */
@@ -36,6 +38,11 @@ static const char SMALL_BODY[] =
     "\"isError\":false,\"resultType\":\"complete\",\"structuredContent\":{\"result\":\"echo: hello\"},"
     "\"tools\":[{\"name\":\"search_documents\",\"description\":\"Searches documents.\",\"inputSchema\":{\"type\":\"object\"}}],"
     "\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"bench-upstream\",\"version\":\"0.1.0\"}}}}";
+
+#define PROGRESS(i) \
+    "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":" \
+    "{\"progressToken\":\"bench-1\",\"progress\":" #i ",\"total\":3,\"message\":\"step " #i "\"}}\n\n"
+static const char SSE_BODY[] = PROGRESS(1) PROGRESS(2) PROGRESS(3) "event: message\ndata: ";
 
 /* The 10 KB answer, built at start-up. */
 static char *BIG_BODY;
@@ -138,14 +145,20 @@ static void serve(struct conn *c) {
         const char *m = header(start, hlen, "mcp-method:", &ml);
         const char *n = header(start, hlen, "mcp-name:", &nl);
         size_t bl = 0;
-        int big = BIG_BODY && header(start, hlen, "x-bench-result:", &bl) != NULL;
+        const char *kind = header(start, hlen, "x-bench-result:", &bl);
+        int sse = kind && bl == 3 && strncasecmp(kind, "sse", 3) == 0;
+        int big = !sse && kind && BIG_BODY;
         const char *BODY = big ? BIG_BODY : SMALL_BODY;
         size_t BODY_LEN = big ? BIG_LEN : sizeof SMALL_BODY - 1;
-        if (c->out_len + 1024 + BODY_LEN < BUF) {
+        /* SSE: the progress events, then the result as the last event. */
+        const char *pre = sse ? SSE_BODY : "", *post = sse ? "\n\n" : "";
+        size_t len = (sse ? sizeof SSE_BODY - 1 + 2 : 0) + BODY_LEN;
+        if (c->out_len + 1024 + len < BUF) {
             c->out_len += (size_t)snprintf(c->out + c->out_len, BUF - c->out_len,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
-                "x-upstream-mcp-method: %.*s\r\nx-upstream-mcp-name: %.*s\r\n\r\n%s",
-                BODY_LEN, (int)(m ? ml : 0), m ? m : "", (int)(n ? nl : 0), n ? n : "", BODY);
+                "HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+                "x-upstream-mcp-method: %.*s\r\nx-upstream-mcp-name: %.*s\r\n\r\n%s%s%s",
+                sse ? "text/event-stream" : "application/json", len,
+                (int)(m ? ml : 0), m ? m : "", (int)(n ? nl : 0), n ? n : "", pre, BODY, post);
         }
         off += total;
     }

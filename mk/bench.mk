@@ -1,12 +1,16 @@
 ## --- bench (not part of `make test`): A/B against bare Envoy; see bench/README.md -------------
-# make bench           warden vs bare Envoy: 1 KB modern + legacy tools/call and a 10 KB tool result,
-#                      1 and 16 connections; then the content scan's native ns/byte (scan-bench)
+# make bench           columns bare Envoy / Envoy's C++ MCP filter + RBAC / warden (validation only) /
+#                      warden with the README's policy + the receipt writer and a real sink;
+#                      workloads 1, 10, 100 KB tools/call, a 10 KB result, legacy, an SSE progress
+#                      stream; 1 and 16 connections; receipts at the sink vs requests; then the
+#                      content scan's native ns/byte (scan-bench)
 # make bench-profile   where the time goes: profiling filter modes (wall CPU), native classify_body
 #                      timing and callgrind instruction counts, host calls per request
 # make bench-callgrind instructions per request of the whole Envoy under callgrind, per variant
 #                      (noise-free; ~2 min per variant)
 # Knobs (environment): BENCH_DURATION (s, default 8), BENCH_WARMUP (2), BENCH_REPS (5),
-# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,legacy,result10k), BENCH_NICE (0); bench-profile:
+# BENCH_CONNS (1,16), BENCH_PAYLOADS (modern,modern10k,modern100k,result10k,legacy,sse),
+# BENCH_VARIANTS (bare,native-mcp,warden,full), BENCH_NICE (0); bench-profile:
 # BENCH_PROFILE_REPS (3), BENCH_PROFILE_DURATION (5), BENCH_PROFILE_PAYLOADS (modern);
 # bench-callgrind: BENCH_CALLGRIND_VARIANTS (all), BENCH_CALLGRIND_PAYLOAD (modern).
 
@@ -24,8 +28,7 @@ bench-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	@command -v taskset >/dev/null || { apt-get update -qq && apt-get install -y -qq util-linux; }
 
-bench: deps-py deps-rust bench-deps
-	cargo build --release --target wasm32-wasip1 -p mcp-warden
+bench: deps-py build bench-deps
 	$(PY) bench/run.py
 	@cargo build --release -q --manifest-path bench/native/Cargo.toml --target-dir $(BENCH_TARGET_DIR)
 	@echo "content scan, native (default policy; ns per message and per byte):"
