@@ -7,7 +7,7 @@
 //!   which `warden keygen` writes, so the same file works with Pipelock's own tools.
 
 use base64::Engine as _;
-use ed25519_compact::{KeyPair, PublicKey, Seed, Signature};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 
 use super::record::{ActionRecord, Receipt};
 
@@ -33,29 +33,31 @@ pub fn sign_record(record: ActionRecord, signer: &dyn Signer) -> Receipt {
 
 /// Deterministic Ed25519 (RFC 8032, no added noise), so signatures are reproducible.
 pub struct Ed25519Signer {
-    keypair: KeyPair,
+    key: SigningKey,
 }
 
 impl Ed25519Signer {
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Ed25519Signer { keypair: KeyPair::from_seed(Seed::new(seed)) }
+        Ed25519Signer { key: SigningKey::from_bytes(&seed) }
     }
 }
 
 impl Signer for Ed25519Signer {
     fn public_key(&self) -> [u8; 32] {
-        *self.keypair.pk
+        self.key.verifying_key().to_bytes()
     }
 
     fn sign_digest(&self, digest: &[u8; 32]) -> [u8; 64] {
-        *self.keypair.sk.sign(digest, None)
+        ed25519_dalek::Signer::sign(&self.key, digest).to_bytes()
     }
 }
 
-/// True when `signature` is `public_key`'s Ed25519 signature over `digest`.
+/// True when `signature` is `public_key`'s Ed25519 signature over `digest`. Strict (RFC 8032
+/// with the checks ed25519-compact made before): a canonical S, and no small-order public key or
+/// R, so a signature that verifies for one key cannot be passed off as another's.
 pub fn verify_digest(public_key: &[u8; 32], digest: &[u8; 32], signature: &[u8; 64]) -> bool {
-    match PublicKey::from_slice(public_key) {
-        Ok(pk) => pk.verify(digest, &Signature::new(*signature)).is_ok(),
+    match VerifyingKey::from_bytes(public_key) {
+        Ok(pk) => pk.verify_strict(digest, &Signature::from_bytes(signature)).is_ok(),
         Err(_) => false,
     }
 }
@@ -164,5 +166,31 @@ mod tests {
         let sig = signer.sign_digest(&[9u8; 32]);
         assert!(verify_digest(&signer.public_key(), &[9u8; 32], &sig));
         assert!(!verify_digest(&signer.public_key(), &[8u8; 32], &sig));
+    }
+
+    /// The group order L, little-endian: S and S + L verify the same equation, so only the
+    /// canonical S < L may be accepted (else one receipt has two valid signatures).
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+
+    #[test]
+    fn a_non_canonical_s_or_a_small_order_key_is_refused() {
+        let signer = Ed25519Signer::from_seed([1u8; 32]);
+        let mut sig = signer.sign_digest(&[9u8; 32]);
+        let mut carry = 0u16;
+        for (s, l) in sig[32..].iter_mut().zip(L) {
+            let v = u16::from(*s) + u16::from(l) + carry;
+            *s = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        assert!(!verify_digest(&signer.public_key(), &[9u8; 32], &sig));
+        // The identity point (small order) as a public key, with an all-zero-ish signature.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert!(!verify_digest(&identity, &[9u8; 32], &forged));
     }
 }
