@@ -26,7 +26,7 @@ use crate::receipt::chain::{
     drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD,
 };
 use crate::receipt::exchange::{DecodeError, Exchange, WireVerdict};
-use crate::receipt::record::Receipt;
+use crate::receipt::record::envelope_json;
 use crate::receipt::sign::Signer;
 use crate::receipt::time::rfc3339_nano;
 
@@ -215,18 +215,31 @@ impl<S: Signer> Writer<S> {
     }
 
     /// Signs and buffers `record` if its log entry fits; the chain only advances when it does.
+    /// The record is serialised once: the size check, the signature, the chain hash and the log
+    /// entry all read that JSON.
     fn add(&mut self, record: crate::receipt::ActionRecord, context: &Exchange, now_nanos: u64) -> Option<u64> {
-        // Size check before signing: a placeholder signature has the same encoded length.
-        let preview = Receipt { record: self.chain.preview(record.clone()), signature: [0; 64], signer_key: [0; 32] };
-        let len = LogEntry::new(&self.cfg.chain_id, &preview, context).encoded_len();
-        // The in-flight batch still counts against the bound, so a failed send always fits back.
-        if !self.batcher.has_room(len.saturating_add(self.in_flight_bytes())) {
-            return None;
+        let record = self.chain.preview(record);
+        let record_json = record.canonical_json();
+        // Size check before signing. The in-flight batch still counts against the bound, so a
+        // failed send always fits back. An upper bound of the entry's size settles it without
+        // encoding; only near the bound is the entry encoded with a placeholder signature (same
+        // length) to know exactly.
+        let in_flight = self.in_flight_bytes();
+        // The envelope adds a fixed length to the record (its signature and key are hex of fixed width).
+        let receipt_len = record_json.len() + envelope_json("", &[0; 64], &[0; 32]).len();
+        let bound = LogEntry::max_encoded_len(&self.cfg.chain_id, receipt_len, context);
+        if !self.batcher.has_room(bound.saturating_add(in_flight)) {
+            let placeholder = envelope_json(&record_json, &[0; 64], &[0; 32]);
+            let verdict = record.verdict.as_str();
+            let exact = LogEntry::from_json(&self.cfg.chain_id, &placeholder, record.chain_seq, verdict, context);
+            if !self.batcher.has_room(exact.encoded_len().saturating_add(in_flight)) {
+                return None;
+            }
         }
-        let receipt = self.chain.append(record, &self.signer);
+        let (receipt, json) = self.chain.append_previewed(record, &record_json, &self.signer);
         let seq = receipt.record.chain_seq;
-        let entry = LogEntry::new(&self.cfg.chain_id, &receipt, context);
-        self.last_entry_len = len;
+        let entry = LogEntry::from_json(&self.cfg.chain_id, &json, seq, receipt.record.verdict.as_str(), context);
+        self.last_entry_len = entry.encoded_len();
         self.batcher.push(entry, now_nanos).ok()?;
         self.stats.signed = self.stats.signed.saturating_add(1);
         Some(seq)

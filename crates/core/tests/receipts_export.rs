@@ -86,3 +86,36 @@ fn golden_export_request_for_the_sink_e2e_test() {
     }
     assert_eq!(std::fs::read(&golden).unwrap(), bytes, "regenerate with WARDEN_REGENERATE=1");
 }
+
+#[test]
+fn the_writers_size_bound_is_never_below_the_encoded_size() {
+    // Lengths around the varint boundaries (127/128, 16383/16384), the largest integers, a trace
+    // context and none: the writer skips the exact size check when the bound fits, so a bound
+    // below the real size would let the buffer outgrow max_buffer_bytes.
+    let mut cases = sample_exchanges();
+    for n in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+        let mut e = exchange(7, &"m".repeat(n), &"n".repeat(n), mcp_warden_core::receipt::exchange::WireVerdict::Warn);
+        e.upstream = "u".repeat(n);
+        e.duration_micros = u64::MAX;
+        e.bytes_in = u64::MAX;
+        e.bytes_out = u64::MAX;
+        if n % 2 == 0 {
+            e.traceparent = String::new();
+        }
+        cases.push(e);
+    }
+    for e in &cases {
+        for json_len in [0usize, 100, 127, 128, 1_000, 16_383, 16_384, 200_000] {
+            let json = "x".repeat(json_len);
+            for chain_id in ["c", &"c".repeat(200)] {
+                for verdict in ["allow", "block", "warn"] {
+                    let entry = LogEntry::from_json(chain_id, &json, u64::MAX, verdict, e);
+                    let bound = LogEntry::max_encoded_len(chain_id, json_len, e);
+                    assert!(bound >= entry.encoded_len(), "bound {bound} < {} (json {json_len})", entry.encoded_len());
+                    // And not loose enough to refuse what fits by much.
+                    assert!(bound <= entry.encoded_len() + 700, "bound {bound} vs {}", entry.encoded_len());
+                }
+            }
+        }
+    }
+}

@@ -46,7 +46,7 @@ pub(crate) mod pb {
         }
         out.push(v as u8);
     }
-    fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+    pub fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
         varint(out, (u64::from(field) << 3) | u64::from(wire));
     }
     pub fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
@@ -79,16 +79,23 @@ pub enum Value<'a> {
 }
 
 /// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string_value = 1; int_value = 3 }`.
+/// A `KeyValue` { key, AnyValue } written in place (the nested lengths are computed, not
+/// buffered: no allocation per attribute).
 fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value<'_>) {
-    let mut any = Vec::new();
+    let any_len = match value {
+        Value::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Value::Int(i) => 1 + varint_len(*i as u64),
+    };
+    let kv_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
+    pb::tag(out, field, 2);
+    pb::varint(out, kv_len as u64);
+    pb::string(out, 1, key);
+    pb::tag(out, 2, 2);
+    pb::varint(out, any_len as u64);
     match value {
-        Value::Str(s) => pb::string(&mut any, 1, s),
-        Value::Int(i) => pb::uint(&mut any, 3, *i as u64),
+        Value::Str(s) => pb::string(out, 1, s),
+        Value::Int(i) => pb::uint(out, 3, *i as u64),
     }
-    let mut kv = Vec::new();
-    pb::string(&mut kv, 1, key);
-    pb::bytes(&mut kv, 2, &any);
-    pb::bytes(out, field, &kv);
 }
 
 /// Trace context parsed from a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
@@ -130,20 +137,27 @@ pub struct LogEntry {
 impl LogEntry {
     /// The `LogRecord` for `receipt`, which the writer made from `exchange` in chain `chain_id`.
     pub fn new(chain_id: &str, receipt: &Receipt, exchange: &Exchange) -> LogEntry {
+        let verdict = receipt.record.verdict.as_str();
+        LogEntry::from_json(chain_id, &receipt.canonical_json(), receipt.record.chain_seq, verdict, exchange)
+    }
+
+    /// The same, for a receipt given as its canonical JSON (the writer has it already).
+    pub fn from_json(chain_id: &str, receipt_json: &str, chain_seq: u64, verdict: &str, exchange: &Exchange) -> LogEntry {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let mut r = Vec::with_capacity(1024);
+        let mut r = Vec::with_capacity(receipt_json.len() + 512);
         pb::fixed64(&mut r, 1, exchange.unix_nanos); // time_unix_nano
         pb::uint(&mut r, 2, 9); // severity_number = SEVERITY_NUMBER_INFO
         pb::string(&mut r, 3, "INFO"); // severity_text
-        let mut body = Vec::new();
-        pb::string(&mut body, 1, &receipt.canonical_json()); // AnyValue.string_value
-        pb::bytes(&mut r, 5, &body);
+                                       // body: AnyValue { string_value = the receipt JSON }, written in place.
+        pb::tag(&mut r, 5, 2);
+        pb::varint(&mut r, (1 + varint_len(receipt_json.len() as u64) + receipt_json.len()) as u64);
+        pb::string(&mut r, 1, receipt_json);
         let attrs: [(&str, Value<'_>); 10] = [
             (attr::CHAIN_ID, Value::Str(chain_id)),
-            (attr::CHAIN_SEQ, Value::Int(clamp(receipt.record.chain_seq))),
+            (attr::CHAIN_SEQ, Value::Int(clamp(chain_seq))),
             (attr::METHOD, Value::Str(&exchange.method)),
             (attr::NAME, Value::Str(&exchange.name)),
-            (attr::VERDICT, Value::Str(receipt.record.verdict.as_str())),
+            (attr::VERDICT, Value::Str(verdict)),
             (attr::PRINCIPAL_FINGERPRINT, Value::Str(&exchange.principal_fingerprint())),
             (attr::UPSTREAM, Value::Str(&exchange.upstream)),
             (attr::DURATION_US, Value::Int(clamp(exchange.duration_micros))),
@@ -159,6 +173,31 @@ impl LogEntry {
             pb::bytes(&mut r, 10, &ctx.span_id);
         }
         LogEntry { chain_id: chain_id.to_string(), record: r }
+    }
+
+    /// At least [`LogEntry::from_json`]'s `encoded_len()` for a receipt JSON of `json_len` bytes
+    /// (any verdict), computed without encoding: every tag and length prefix counted at its
+    /// widest, every integer attribute at 10 bytes.
+    pub fn max_encoded_len(chain_id: &str, json_len: usize, exchange: &Exchange) -> usize {
+        const PREFIX: usize = 1 + 10; // a tag and a length
+        const FINGERPRINT: usize = 23; // "sha256:" + 16 hex
+        const VERDICT: usize = 8;
+        let keys = [
+            attr::CHAIN_ID,
+            attr::CHAIN_SEQ,
+            attr::METHOD,
+            attr::NAME,
+            attr::VERDICT,
+            attr::PRINCIPAL_FINGERPRINT,
+            attr::UPSTREAM,
+            attr::DURATION_US,
+            attr::BYTES_IN,
+            attr::BYTES_OUT,
+        ];
+        let values = chain_id.len() + exchange.method.len() + exchange.name.len() + exchange.upstream.len();
+        let attrs = keys.iter().map(|k| k.len() + 4 * PREFIX + 10).sum::<usize>() + values + FINGERPRINT + VERDICT;
+        let fixed = 9 + 2 + PREFIX + 4 + 3 * PREFIX + 5 + PREFIX + 16 + PREFIX + 8;
+        PREFIX + fixed + 2 * PREFIX + json_len + attrs
     }
 
     /// Bytes this entry adds to a request (its `LogRecord` field, tag and length included).

@@ -16,8 +16,10 @@
 //! We do not use Pipelock's `key_transition` / `session_control` (newer fields, and they change
 //! how seq 0 is verified); the predecessor link is an assertion signed by the new chain's key.
 
-use super::record::{ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass, Verdict};
-use super::sign::{sign_record, Signer};
+use sha2::{Digest, Sha256};
+
+use super::record::{envelope_json, ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass, Verdict};
+use super::sign::Signer;
 
 /// The literal anchor of receipt 0.
 pub const GENESIS: &str = "genesis";
@@ -237,13 +239,23 @@ impl Chain {
     }
 
     /// Sets `record`'s chain fields, signs it and advances the chain.
-    pub fn append(&mut self, mut record: ActionRecord, signer: &dyn Signer) -> Receipt {
-        record.chain_seq = self.next_seq;
-        record.chain_prev_hash = self.prev_hash.clone();
-        let receipt = sign_record(record, signer);
-        self.prev_hash = receipt.hash_hex();
+    pub fn append(&mut self, record: ActionRecord, signer: &dyn Signer) -> Receipt {
+        let record = self.preview(record);
+        let record_json = record.canonical_json();
+        self.append_previewed(record, &record_json, signer).0
+    }
+
+    /// Signs `record`, which [`Chain::preview`] of this chain in its current state gave its chain
+    /// fields and whose canonical JSON is `record_json`, and advances the chain. Returns the
+    /// receipt and its canonical JSON: the record is serialised once for the signature, the
+    /// chain hash and the export.
+    pub fn append_previewed(&mut self, record: ActionRecord, record_json: &str, signer: &dyn Signer) -> (Receipt, String) {
+        let signature = signer.sign_digest(&Sha256::digest(record_json.as_bytes()).into());
+        let signer_key = signer.public_key();
+        let json = envelope_json(record_json, &signature, &signer_key);
+        self.prev_hash = hex::encode(Sha256::digest(json.as_bytes()));
         self.next_seq = self.next_seq.saturating_add(1);
-        receipt
+        (Receipt { record, signature, signer_key }, json)
     }
 }
 
