@@ -25,7 +25,8 @@ help:
 	@echo "make run    - build, then run Envoy + mcp-warden + demo MCP server (+ receipt sink) in the foreground"
 	@echo "make up     - the same in the background (PIDs and logs in .run/); make down stops it"
 	@echo "make test   - every test layer (unit, wasm32, fake host, real Envoy e2e, conformance)"
-	@echo "make bench  - A/B throughput and latency against bare Envoy"
+	@echo "make bench  - throughput and latency against bare Envoy and Envoy's C++ MCP filter + RBAC"
+	@echo "make soak   - minutes of varied load: memory flat, every receipt at the sink, no errors"
 	@echo "make build  - build the filter (.wasm) and host tools"
 
 ## --- dependencies (installed once, then offline) ---------------------------------------

@@ -91,7 +91,7 @@ class Envoy(harness.Proc):
 
     def __init__(self, name: str, template: Path, cpu: int, out: Path, upstream_port: int | None,
                  wasm: Path | None = None, mode: str | None = None, wrap: list[str] | None = None,
-                 binary: str | None = None, sink_port: int | None = None):
+                 binary: str | None = None, sink_port: int | None = None, concurrency: int = 1):
         self.port = free_port()
         self.admin = free_port()
         env = {"ADMIN_PORT": str(self.admin)}
@@ -109,7 +109,7 @@ class Envoy(harness.Proc):
             text = set_plugin_configuration(text, mode)
         self.config = out / f"{name}.yaml"
         self.config.write_text(text)
-        cmd = [*NICE, "taskset", "-c", str(cpu), *(wrap or []), binary or str(ENVOY), "-c", str(self.config), "--concurrency", "1",
+        cmd = [*NICE, "taskset", "-c", str(cpu), *(wrap or []), binary or str(ENVOY), "-c", str(self.config), "--concurrency", str(concurrency),
                "--base-id", str(self.admin), "-l", "warning"]
         key = {} if os.environ.get("WARDEN_SIGNING_KEY") else {"WARDEN_SIGNING_KEY": TEST_SIGNING_SEED}
         super().__init__(name, cmd, out, env=key)  # nice and taskset exec envoy: same pid

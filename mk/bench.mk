@@ -55,3 +55,12 @@ bench-callgrind: deps-py bench-deps bench-profile-build
 .PHONY: bench-mesh
 bench-mesh: build deps bench-deps rls deps-redis
 	$(PY) bench/mesh_latency.py
+
+# make soak            minutes of varied load (many principals, tools, tasks; bench/soak.lua) through
+#                      Envoy --concurrency 2 with the README policy and the receipt writer to a real
+#                      sink: memory flat after warm-up, receipts at the sink = requests, no 5xx or
+#                      host/store errors (bench/soak.py; SOAK_SECONDS 180, SOAK_CONNS 16,
+#                      SOAK_PRINCIPALS 20000, SOAK_TOOLS 5000, SOAK_TASKS 5000)
+.PHONY: soak
+soak: deps-py build bench-deps
+	$(PY) bench/soak.py
