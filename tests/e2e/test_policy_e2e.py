@@ -17,6 +17,7 @@ counters are not observable, so this uses Envoy's upstream request counter for t
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 
 import pytest
@@ -276,3 +277,20 @@ def test_numeric_claim_matches_as_an_integer(gw, issuer, era):
         # elicitation capability these clients do not declare), not the filter's.
         assert upstream_requests(gw) > before, (other, resp.text)  # (legacy: the initialize too)
         assert msg["error"]["code"] == -32021 and "elicitation" in msg["error"]["message"], (other, resp.text)
+
+
+def test_filter_time_is_sampled_one_request_in_sixteen(gw, issuer):
+    """The filter-time histogram times one request in 16 per worker (its clock reads are host
+    calls that cannot change a decision): 64 more requests add 4 samples on a one-worker Envoy."""
+    def samples() -> float:
+        return sum(v for k, v in prometheus(gw).items() if k.startswith("mcp_warden_filter_time_us_count"))
+
+    carol = client(gw, issuer, "carol")
+    before = samples()
+    for _ in range(64):
+        call(carol, "modern", "gate_status", {"gate": "g"})
+    # Histograms reach the admin endpoint at Envoy's stats flush (every 5 s).
+    deadline = time.monotonic() + 30
+    while (added := samples() - before) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert added == 4, added

@@ -141,7 +141,7 @@ fn every_decision_reaches_the_receipt_queue_or_is_counted() {
     let mut flow = RequestFlow::new(Rc::clone(&p));
     assert_eq!(call(&mut flow, &mut host, 7, "delete_all"), Step::Answered);
     assert_eq!(reply_json(&host.http).0, 403);
-    flow.on_log(ExchangeStats { filter_micros: 12, ..ExchangeStats::default() }, &mut host.queue, &mut host.metrics);
+    flow.on_log(ExchangeStats { filter_micros: Some(12), ..ExchangeStats::default() }, &mut host.queue, &mut host.metrics);
     assert_eq!(host.queue.messages.len(), 1);
     let e = Exchange::decode(&host.queue.messages[0]).unwrap();
     assert_eq!((e.method.as_str(), e.name.as_str(), e.request_id.as_str()), ("tools/call", "delete_all", "7"));
@@ -150,11 +150,13 @@ fn every_decision_reaches_the_receipt_queue_or_is_counted() {
     assert_eq!(e.policy_hash, p.hash);
     assert!(host.metrics.samples.contains(&(metrics::FILTER_TIME_US, 12)));
 
-    // No writer deployed: nothing is built, the loss is counted.
+    // No writer deployed: nothing is built, the loss is counted. This request was not timed
+    // (the host samples): the histogram gets no sample for it, not a zero.
     host.queue.ready = false;
     flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
     assert_eq!(host.queue.messages.len(), 1);
     assert_eq!(host.metrics.count_of(metrics::RECEIPTS_UNQUEUED), 1);
+    assert_eq!(host.metrics.samples.iter().filter(|(name, _)| *name == metrics::FILTER_TIME_US).count(), 1);
 }
 
 #[test]

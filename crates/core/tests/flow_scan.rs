@@ -79,7 +79,7 @@ fn whats(flow: &RequestFlow) -> Vec<&'static str> {
 }
 
 fn exchange(flow: &RequestFlow) -> mcp_warden_core::receipt::exchange::Exchange {
-    let stats = ExchangeStats { start_unix_nanos: 1, duration_micros: 1, bytes_in: 1, bytes_out: 1, filter_micros: 1 };
+    let stats = ExchangeStats { start_unix_nanos: 1, duration_micros: 1, bytes_in: 1, bytes_out: 1, filter_micros: Some(1) };
     flow.exchange(stats).unwrap()
 }
 

@@ -18,15 +18,18 @@ pub struct ExchangeStats {
     pub duration_micros: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Time spent inside the filter's callbacks.
-    pub filter_micros: u64,
+    /// Time spent inside the filter's callbacks, for the requests the host timed (it samples:
+    /// timing is two clock reads per callback, host calls that cannot change a decision).
+    pub filter_micros: Option<u64>,
 }
 
 impl RequestFlow {
-    /// The stream is over: record the filter time, and queue the exchange's record when a
-    /// writer is there to take it (no record is even built without one).
+    /// The stream is over: record the filter time (when it was measured), and queue the
+    /// exchange's record when a writer is there to take it (no record is even built without one).
     pub fn on_log(&self, stats: ExchangeStats, queue: &mut dyn ReceiptQueue, m: &mut dyn Metrics) {
-        m.record(metrics::FILTER_TIME_US, stats.filter_micros);
+        if let Some(micros) = stats.filter_micros {
+            m.record(metrics::FILTER_TIME_US, micros);
+        }
         if !queue.ready() {
             m.count(metrics::RECEIPTS_UNQUEUED, &[]);
             return;
