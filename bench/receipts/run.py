@@ -18,6 +18,11 @@ Variants:
             counted; the baseline for "is request latency affected by receipts?"
   sinkdown  the sink is stopped during the load (tiny writer buffer, --buffer bytes): drops,
             signed drop notices; the sink is started again afterwards and the counts compared
+  perexchange  the writer with checkpoints off: one signature per exchange, however far behind
+  checkpoints  `checkpoint_lag_ms: 0`: every exchange a digest entry, one signed checkpoint per
+            batch (256 entries or 1 s); what the writer does when it is behind, all the time
+(`writer` is the shipped default: a signature per exchange until the queue lag passes 500 ms,
+then checkpoint batches until it is back under 125 ms.)
 
 Usage:
   .venv/bin/python bench/receipts/run.py                       # writer + nowriter, 1 and 16 conns, 10 s
@@ -76,6 +81,8 @@ def counters(admin_port: int) -> dict[str, int]:
         "exported": get("wasmcustom.mcp_warden_receipts_exported_total"),
         "dropped": get("wasmcustom.mcp_warden_receipts_dropped_total"),
         "unqueued": get("wasmcustom.mcp_warden_receipts_unqueued_total"),
+        "digested": get("wasmcustom.mcp_warden_receipts_digested_total"),
+        "checkpoints": get("wasmcustom.mcp_warden_receipt_checkpoints_total"),
         "export_failures": get("wasmcustom.mcp_warden_receipt_export_failures_total"),
         "completed": get("http.mcp_gateway.downstream_rq_completed"),
         "memory_allocated": get("server.memory_allocated"),
@@ -110,7 +117,17 @@ class Sink:
 
     def lines(self) -> dict[str, list[dict]]:
         return {p.name: [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
-                for p in sorted(self.out.glob("*.jsonl"))}
+                for p in sorted(self.out.glob("*.jsonl")) if not p.name.endswith(".digests.jsonl")}
+
+    def digests(self) -> int:
+        return sum(sum(1 for l in p.read_text().splitlines() if l.strip()) for p in self.out.glob("*.digests.jsonl"))
+
+
+def covered(c: dict) -> int:
+    """Exchanges the writer has dealt with: signed on their own (not the chain-open, not the
+    checkpoints), digested into a batch, or dropped and counted."""
+    own = c["signed"] - (1 if c["signed"] else 0) - c["checkpoints"]
+    return own + c["digested"] + c["dropped"]
 
 
 def strip_writer(path: Path) -> None:
@@ -130,6 +147,10 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
         writer_config = writer_config[:-1] + f', "max_batch_bytes": {args.batch_bytes}}}'
     if variant == "sinkdown":
         writer_config = writer_config[:-1] + f', "max_buffer_bytes": {args.buffer}}}'
+    if variant == "perexchange":
+        writer_config = writer_config[:-1] + ', "checkpoints": false}'
+    if variant == "checkpoints":
+        writer_config = writer_config[:-1] + ', "checkpoint_lag_ms": 0}'
     replace = {} if writer_config == WRITER_CONFIG else {WRITER_CONFIG: writer_config}
     config = harness.render_envoy_config(TEMPLATE, run_dir, ports, wasm=out / "mcp_warden.wasm", replace=replace,
                                          plugin_config={})
@@ -141,11 +162,11 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
     try:
         harness.wait_mcp(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/mcp", proc=env)
         run_wrk(ports["GATEWAY_PORT"], conns, 2)  # warm-up
-        if variant == "writer":  # let the writer catch up with the warm-up first
+        if variant in ("writer", "perexchange", "checkpoints"):  # let the writer catch up with the warm-up first
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 c = counters(ports["ADMIN_PORT"])
-                if c["signed"] - 1 + c["dropped"] >= c["completed"]:
+                if covered(c) >= c["completed"]:
                     break
                 time.sleep(0.2)
         c0 = counters(ports["ADMIN_PORT"])
@@ -158,7 +179,8 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
         completed = c1["completed"] - c0["completed"]
         signed = c1["signed"] - c0["signed"]
         dropped = c1["dropped"] - c0["dropped"]
-        backlog_at_end = c1["completed"] - (c1["signed"] - (1 if c1["signed"] else 0)) - c1["dropped"] - c1["unqueued"]
+        digested = c1["digested"] - c0["digested"]
+        backlog_at_end = c1["completed"] - covered(c1) - c1["unqueued"]
         # Catch-up: the writer keeps going after the load stops.
         catch_up_s = None
         c2 = c1
@@ -169,8 +191,14 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
             deadline = t1 + args.catch_up_timeout
             while time.monotonic() < deadline:
                 c2 = counters(ports["ADMIN_PORT"])
-                if c2["completed"] <= (c2["signed"] - 1) + c2["dropped"] and c2["exported"] >= c2["signed"]:
-                    # every exchange signed (notices included in `signed`: >=) or dropped, all exported
+                # Every exchange signed, digested or dropped (notices: >=), all exported.
+                done = c2["completed"] <= covered(c2) and c2["exported"] >= c2["signed"] + c2["digested"]
+                if done and c2["digested"]:
+                    # The last checkpoint batch closes by age (1 s): done once 1.5 s more change nothing.
+                    time.sleep(1.5)
+                    c3 = counters(ports["ADMIN_PORT"])
+                    done = (c3["checkpoints"], c3["exported"]) == (c2["checkpoints"], c2["exported"])
+                if done:
                     break
                 time.sleep(0.2)
             catch_up_s = time.monotonic() - t1
@@ -185,7 +213,7 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
         noticed = sum(int(n["intent"].split()[0].removeprefix("dropped=")) for n in notices)
         verify = None
         if files and variant != "nowriter":
-            path = next(iter(sink.out.glob("*.jsonl")))
+            path = sink.out / next(iter(files))  # warden verify checks its .digests.jsonl sibling too
             v = subprocess.run([str(WARDEN), "verify", str(path), "--key", harness.TEST_SIGNING_PUBLIC],
                                capture_output=True, text=True, timeout=600)
             verify = v.returncode == 0
@@ -197,6 +225,8 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
             "lat_p50_us": w["lat_p50"], "lat_p99_us": w["lat_p99"], "lat_max_us": w["lat_max"],
             "completed": completed,
             "signed_during_load": signed, "signed_per_s_during_load": round(signed / wall),
+            "digested_during_load": digested, "digested_per_s_during_load": round(digested / wall),
+            "sink_digests": sink.digests(), "checkpoints_total": c2["checkpoints"],
             "dropped_during_load": dropped, "backlog_at_end": backlog_at_end,
             "catch_up_s": None if catch_up_s is None else round(catch_up_s, 2),
             "signed_total": c2["signed"], "exported_total": c2["exported"], "dropped_total": c2["dropped"],
@@ -207,9 +237,9 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
             "main_thread_cpu_s_catch_up": round(cpu2[0] - cpu1[0], 2),
             "memory_allocated_end_of_load": c1["memory_allocated"], "memory_allocated_after": c2["memory_allocated"],
         }
-        handled = (c2["signed"] - c0["signed"]) + (c2["dropped"] - c0["dropped"])
+        handled = (c2["signed"] - c0["signed"]) + (c2["dropped"] - c0["dropped"]) + (c2["digested"] - c0["digested"])
         if handled and variant != "nowriter":
-            # Main-thread CPU per queue message the writer handled (signed or dropped).
+            # Main-thread CPU per queue message the writer handled (signed, digested or dropped).
             row["main_thread_us_per_message"] = round((cpu2[0] - cpu0[0]) * 1e6 / handled, 1)
         if catch_up_s and backlog_at_end > 100:
             row["catch_up_receipts_per_s"] = round(backlog_at_end / catch_up_s)
@@ -260,9 +290,9 @@ def main() -> int:
         upstream.stop()
     meta["loadavg_end"] = os.getloadavg()
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    cols = ["variant", "conns", "rps", "lat_p50_us", "lat_p99_us", "signed_per_s_during_load", "backlog_at_end",
-            "catch_up_s", "dropped_total", "dropped_in_notices", "sink_receipts", "verify_ok",
-            "main_thread_us_per_message"]
+    cols = ["variant", "conns", "rps", "lat_p50_us", "lat_p99_us", "signed_per_s_during_load",
+            "digested_per_s_during_load", "backlog_at_end", "catch_up_s", "dropped_total", "dropped_in_notices",
+            "sink_receipts", "sink_digests", "checkpoints_total", "verify_ok", "main_thread_us_per_message"]
     lines = ["\t".join(cols)] + ["\t".join(str(r.get(c, "")) for c in cols) for r in rows]
     summary = "\n".join(lines) + "\n"
     (out / "summary.txt").write_text(summary)

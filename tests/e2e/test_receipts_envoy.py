@@ -64,7 +64,11 @@ class Sink:
             self.proc = None
 
     def chains(self) -> list[Path]:
-        return sorted(self.out.glob("*.jsonl"))
+        return sorted(p for p in self.out.glob("*.jsonl") if not p.name.endswith(".digests.jsonl"))
+
+    def digests(self) -> list[str]:
+        files = sorted(self.out.glob("*.digests.jsonl"))
+        return [line for f in files for line in f.read_text().splitlines() if line.strip()]
 
     def receipts(self) -> list[dict]:
         files = self.chains()
@@ -296,3 +300,46 @@ def test_a_full_writer_buffer_drops_and_the_chain_says_how_many(gateway, demo_up
     assert len(exchanges) + dropped == len(requests)
     assert len({request_id_of(r) for r in exchanges}) == len(exchanges)
     verify_both(sink.chains()[0], len(receipts))
+
+
+def test_behind_the_writer_signs_one_checkpoint_per_batch_and_covers_every_exchange(gateway, demo_upstream, sink):
+    """`checkpoint_lag_ms: 0` puts every exchange into a checkpoint batch (8 at most, or 300 ms):
+    the chain holds the chain-open and one signed checkpoint per batch and passes both verifiers;
+    the exchanges are digest entries in `<chain>.digests.jsonl`, which `warden verify` checks
+    against the checkpoints, and a changed entry fails that check."""
+    sink.start()
+    config = ('{"sink_cluster": "receipt_sink", "max_age_ms": 200, "checkpoint_lag_ms": 0, '
+              '"checkpoint_max_records": 8, "checkpoint_max_age_ms": 300}')
+    gw = start_gateway(gateway, demo_upstream, sink, writer_config=config)
+    requests = mixed_requests("cp")
+    send_all(gw, requests, user="alice")
+    n = len(requests)
+
+    def settled():
+        checkpoints = stat(gw, "receipt_checkpoints_total")
+        signed = stat(gw, "receipts_signed_total")  # the chain-open and the checkpoints
+        return (stat(gw, "receipts_digested_total") == n and len(sink.digests()) == n
+                and checkpoints == -(-n // 8) and signed == 1 + checkpoints == len(sink.receipts())
+                and stat(gw, "receipts_exported_total") == signed + n)
+
+    wait_for(f"{n} digest entries and their checkpoints at the sink", settled, gw=gw)
+    receipts = sink.receipts()
+    assert_gap_free(receipts)
+    assert {r["action_record"]["method"] for r in receipts[1:]} == {"warden/checkpoint"}
+    assert exchanges_of(receipts) == [], "no exchange signed on its own"
+    verify_both(sink.chains()[0], len(receipts))
+    ours = subprocess.run([str(WARDEN), "verify", str(sink.chains()[0]), "--key", KEY], capture_output=True, text=True,
+                          timeout=60)
+    assert ours.returncode == 0 and f"cover the {n} digested exchanges" in ours.stdout, ours.stdout + ours.stderr
+    # Every request is in the digest file once, with what was decided.
+    records = [json.loads(line)["record"] for line in sink.digests()]
+    assert sorted(json.loads(r["request_id"]) for r in records) == sorted(rid for rid, *_ in requests)
+    tampered = sink.out.parent / "tampered.digests.jsonl"
+    lines = sink.digests()
+    lines[0] = lines[0].replace('"verdict":"block"', '"verdict":"allow"').replace('"verdict":"warn"', '"verdict":"allow"')
+    if lines[0] == sink.digests()[0]:
+        lines[0] = lines[0].replace('"principal":"', '"principal":"x', 1)
+    tampered.write_text("\n".join(lines) + "\n")
+    bad = subprocess.run([str(WARDEN), "verify", str(sink.chains()[0]), "--key", KEY, "--digests", str(tampered)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "do not fold to the signed root" in bad.stdout, bad.stdout + bad.stderr

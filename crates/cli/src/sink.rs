@@ -12,6 +12,13 @@
 //! `chain_seq` is not above the last one filed for its chain is a retried duplicate: skipped, not
 //! rejected. A gap is filed anyway and logged (the verifier will show it). A failure to write is
 //! the sink's fault: the call fails with UNAVAILABLE so the writer retries.
+//!
+//! A digest entry (`warden.kind=digest`: an exchange the writer did not sign on its own but
+//! folded into a checkpoint batch under overload) goes to `DIR/<chain id>.digests.jsonl` as
+//! `{"batch":n,"index":i,"record":<body verbatim>}`; retried duplicates (a `(batch, index)` not
+//! after the last filed) are skipped. `warden verify` checks that file against the chain's
+//! checkpoints. A chain id ending in `.digests` is refused (its file would be another chain's
+//! digest file).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -23,9 +30,10 @@ use std::sync::{Arc, Mutex};
 
 use mcp_warden_core::export::attr;
 use mcp_warden_core::export::proto::{
-    any_value, str_attr, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    any_value, int_attr, str_attr, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use mcp_warden_core::export::EXPORT_PATH;
+use mcp_warden_core::receipt::checkpoint::{digest_line, digest_position, DIGEST_KIND};
 use mcp_warden_core::receipt::sign::parse_hex32;
 use mcp_warden_core::receipt::verify::verify_receipt;
 use tonic::codegen::{http, BoxFuture, Context, Poll, Service, StdError};
@@ -138,7 +146,21 @@ impl Outcome {
 fn safe_chain_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && !id.starts_with('.')
+        && !id.ends_with(DIGESTS_SUFFIX)
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// File stem suffix of a chain's digest file.
+const DIGESTS_SUFFIX: &str = ".digests";
+
+/// A digest entry's place as one ordered number: batches before indexes (an index is below 2^32:
+/// the writer's batches are far smaller).
+fn digest_key(batch: u64, index: u64) -> Option<u64> {
+    (batch < 1 << 31 && index < 1 << 32).then_some((batch << 32) | index)
+}
+
+fn digest_key_of(line: &str) -> Option<u64> {
+    digest_position(line).and_then(|(b, i)| digest_key(b, i))
 }
 
 fn chain_seq_of(body: &str) -> Option<u64> {
@@ -149,7 +171,7 @@ fn chain_seq_of(body: &str) -> Option<u64> {
 /// `chain_seq` of the last receipt in an existing chain file. A trailing line without its newline
 /// is a write cut short by a crash: it was never acknowledged, so it is cut off (the writer
 /// resends it) rather than left to corrupt the line after it.
-fn recover(path: &Path) -> Result<Option<u64>, String> {
+fn recover(path: &Path, position: fn(&str) -> Option<u64>) -> Result<Option<u64>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -162,7 +184,7 @@ fn recover(path: &Path) -> Result<Option<u64>, String> {
         file.set_len(complete as u64).and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let complete_text = text.get(..complete).unwrap_or_default();
-    Ok(complete_text.lines().rev().find(|l| !l.trim().is_empty()).and_then(chain_seq_of))
+    Ok(complete_text.lines().rev().find(|l| !l.trim().is_empty()).and_then(position))
 }
 
 impl Store {
@@ -170,6 +192,7 @@ impl Store {
         let mut out = Outcome::default();
         // Lines per chain, in arrival order; chains in first-seen order.
         let mut pending: Vec<(String, Vec<(u64, String)>)> = Vec::new();
+        let mut digests: Vec<(String, Vec<(u64, String)>)> = Vec::new();
         for rl in req.resource_logs {
             let resource_chain = rl.resource.as_ref().and_then(|r| str_attr(&r.attributes, attr::CHAIN_ID)).map(str::to_owned);
             for record in rl.scope_logs.into_iter().flat_map(|s| s.log_records) {
@@ -182,6 +205,24 @@ impl Store {
                     out.reject(format!("chain {chain}: log body is not a string"));
                     continue;
                 };
+                if str_attr(&record.attributes, attr::KIND) == Some(DIGEST_KIND) {
+                    let at = |k| int_attr(&record.attributes, k).and_then(|v| u64::try_from(v).ok());
+                    let key = at(attr::BATCH).zip(at(attr::INDEX)).and_then(|(b, i)| Some((b, i, digest_key(b, i)?)));
+                    let is_object = serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v.is_object());
+                    let Some((batch, index, key)) = key.filter(|_| is_object) else {
+                        out.reject(format!(
+                            "chain {chain}: digest entry without batch/index or with a body that is not a record"
+                        ));
+                        continue;
+                    };
+                    let line = digest_line(batch, index, &body);
+                    let stem = format!("{chain}{DIGESTS_SUFFIX}");
+                    match digests.iter_mut().find(|(c, _)| *c == stem) {
+                        Some((_, lines)) => lines.push((key, line)),
+                        None => digests.push((stem, vec![(key, line)])),
+                    }
+                    continue;
+                }
                 let Some(seq) = chain_seq_of(&body) else {
                     out.reject(format!("chain {chain}: log body is not a receipt"));
                     continue;
@@ -198,21 +239,27 @@ impl Store {
                 }
             }
         }
+        // Digests first: a checkpoint in this call then never reaches disk before its entries.
+        for (stem, lines) in digests {
+            self.append(&stem, lines, digest_key_of).map_err(|e| format!("{stem}: {e}"))?;
+        }
         for (chain, lines) in pending {
             // Our fault (disk): fail the call so the writer retries; what was filed is deduplicated.
-            self.append(&chain, lines).map_err(|e| format!("chain {chain}: {e}"))?;
+            self.append(&chain, lines, chain_seq_of).map_err(|e| format!("chain {chain}: {e}"))?;
         }
         Ok(out)
     }
 
-    fn append(&mut self, chain: &str, lines: Vec<(u64, String)>) -> Result<(), String> {
+    /// Appends `lines` (ordered by their position) to `<stem>.jsonl`, skipping those not after
+    /// the last one filed; `position` reads a filed line's position back after a restart.
+    fn append(&mut self, chain: &str, lines: Vec<(u64, String)>, position: fn(&str) -> Option<u64>) -> Result<(), String> {
         let path = self.dir.join(format!("{chain}.jsonl"));
         if !self.chains.contains_key(chain) {
             if self.chains.len() >= MAX_OPEN_CHAINS {
                 // Bounded file handles: close them all; a chain reopens (and rereads its tail) on use.
                 self.chains.clear();
             }
-            let last_seq = recover(&path)?;
+            let last_seq = recover(&path, position)?;
             let file =
                 OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             self.chains.insert(chain.to_string(), ChainFile { file, last_seq });
@@ -226,7 +273,9 @@ impl Store {
                 continue;
             }
             let expected = cf.last_seq.map_or(0, |l| l.saturating_add(1));
-            if seq != expected {
+            // Receipts count up by one; digest positions jump at each batch.
+            let digests = chain.ends_with(DIGESTS_SUFFIX);
+            if seq != expected && !digests {
                 eprintln!("warden sink: chain {chain}: gap, expected chain_seq {expected}, got {seq}");
             }
             buf.push_str(&body);
@@ -302,5 +351,38 @@ where
             let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
             Ok(grpc.unary(svc, req).await)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn store(dir: &Path) -> Store {
+        Store { dir: dir.to_path_buf(), key: None, chains: HashMap::new() }
+    }
+
+    fn entry(batch: u64, index: u64) -> (u64, String) {
+        (digest_key(batch, index).unwrap(), digest_line(batch, index, &format!("{{\"action_id\":\"c-b{batch}-{index}\"}}")))
+    }
+
+    #[test]
+    fn digest_entries_are_filed_once_across_retries_and_restarts() {
+        let dir = std::env::temp_dir().join(format!("warden-sink-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stem = "node.main.1.digests";
+        store(&dir).append(stem, vec![entry(1, 0), entry(1, 1)], digest_key_of).unwrap();
+        let mut s = store(&dir);
+        // A retried export (1/1 again), then the next batch: 1/1 skipped, positions jump at 2/0.
+        s.append(stem, vec![entry(1, 1), entry(2, 0)], digest_key_of).unwrap();
+        // A restarted sink reads the last position back from the file.
+        store(&dir).append(stem, vec![entry(2, 0), entry(2, 1)], digest_key_of).unwrap();
+        let text = std::fs::read_to_string(dir.join(format!("{stem}.jsonl"))).unwrap();
+        let positions: Vec<_> = text.lines().map(|l| digest_position(l).unwrap()).collect();
+        assert_eq!(positions, [(1, 0), (1, 1), (2, 0), (2, 1)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!safe_chain_id("node.main.1.digests"), "a chain id may not name another chain's digest file");
+        assert!(digest_key(1 << 31, 0).is_none() && digest_key(1, 1 << 32).is_none());
     }
 }

@@ -1,29 +1,37 @@
-//! `warden verify FILE [--key HEX|PUBFILE] [--mode single|chain] [--prev FILE]`: offline check
-//! of one receipt (`.json`) or a chain (`.jsonl`, bare receipts or flight-recorder entries).
+//! `warden verify FILE [--key HEX|PUBFILE] [--mode single|chain] [--prev FILE] [--digests FILE]`:
+//! offline check of one receipt (`.json`) or a chain (`.jsonl`, bare receipts or flight-recorder
+//! entries).
 //!
 //! Exit 0 when valid, 1 when not (the message names the first bad receipt and why), 2 on usage
 //! errors. Without `--key` the embedded `signer_key` of the first receipt is trusted (with a
 //! warning). `--prev FILE` also checks that this chain's chain-open receipt names FILE's tail.
+//! `--digests FILE` (default: `<chain>.digests.jsonl` next to the chain, when it exists) checks
+//! that the chain's signed checkpoints cover every digest entry the writer exported under
+//! overload: each batch folds, in order, to its checkpoint's signed root from an anchor in the
+//! chain (`mcp_warden_core::receipt::checkpoint`).
 
 use std::process::ExitCode;
 
 use base64::Engine as _;
+use mcp_warden_core::receipt::checkpoint::verify_batches;
 use mcp_warden_core::receipt::sign::{parse_hex32, PUBLIC_KEY_HEADER};
 use mcp_warden_core::receipt::verify::{verify_chain, verify_receipt, ChainSummary};
 
-const USAGE: &str = "usage: warden verify FILE [--key HEX|PUBLIC_KEY_FILE] [--mode single|chain] [--prev FILE]";
+const USAGE: &str = "usage: warden verify FILE [--key HEX|PUBLIC_KEY_FILE] [--mode single|chain] [--prev FILE] [--digests FILE]";
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut file = None;
     let mut key = None;
     let mut mode = None;
     let mut prev = None;
+    let mut digests = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--key" => key = it.next().cloned(),
             "--mode" => mode = it.next().cloned(),
             "--prev" => prev = it.next().cloned(),
+            "--digests" => digests = it.next().cloned(),
             s if !s.starts_with("--") && file.is_none() => file = Some(s.to_string()),
             _ => return usage(),
         }
@@ -45,7 +53,11 @@ pub fn run(args: &[String]) -> ExitCode {
     if pinned.is_none() {
         eprintln!("warden verify: warning: no --key, trusting the embedded signer_key");
     }
-    match check(&file, chain_mode, pinned.as_ref(), prev.as_deref()) {
+    if digests.is_none() && chain_mode {
+        let sibling = file.strip_suffix(".jsonl").map(|stem| format!("{stem}.digests.jsonl"));
+        digests = sibling.filter(|f| std::path::Path::new(f).is_file());
+    }
+    match check(&file, chain_mode, pinned.as_ref(), prev.as_deref(), digests.as_deref()) {
         Ok(msg) => {
             println!("OK {file}: {msg}");
             ExitCode::SUCCESS
@@ -73,7 +85,13 @@ fn read_public_key(arg: &str) -> Result<[u8; 32], String> {
     raw.try_into().map_err(|_| "public key is not 32 bytes".to_string())
 }
 
-fn check(file: &str, chain_mode: bool, pinned: Option<&[u8; 32]>, prev: Option<&str>) -> Result<String, String> {
+fn check(
+    file: &str,
+    chain_mode: bool,
+    pinned: Option<&[u8; 32]>,
+    prev: Option<&str>,
+    digests: Option<&str>,
+) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
     if !chain_mode {
         let r = verify_receipt(&text, pinned).map_err(|e| e.to_string())?;
@@ -92,6 +110,14 @@ fn check(file: &str, chain_mode: bool, pinned: Option<&[u8; 32]>, prev: Option<&
         if let Some(p) = &open.predecessor {
             msg.push_str(&format!(", continues {} after chain_seq {} (tail {})", p.chain_id, p.last_seq, p.tail_hash));
         }
+    }
+    if let Some(digest_file) = digests {
+        let digest_text = std::fs::read_to_string(digest_file).map_err(|e| format!("--digests {digest_file}: {e}"))?;
+        let cover = verify_batches(&text, &digest_text).map_err(|e| format!("{digest_file}: {e}"))?;
+        msg.push_str(&format!(
+            "; {} checkpoints cover the {} digested exchanges of {digest_file}",
+            cover.checkpoints, cover.exchanges
+        ));
     }
     Ok(msg)
 }

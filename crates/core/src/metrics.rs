@@ -64,6 +64,11 @@ pub const RECEIPT_DECODE_ERRORS: &str = "mcp_warden_receipt_decode_errors_total"
 pub const RECEIPTS_SINK_REJECTED: &str = "mcp_warden_receipts_sink_rejected_total";
 /// Exchanges the request path could not hand to a writer (none deployed, or queue error).
 pub const RECEIPTS_UNQUEUED: &str = "mcp_warden_receipts_unqueued_total";
+/// Exchanges the writer, behind, exported as digest entries of a checkpoint batch instead of
+/// signing each (every one is covered by its batch's signed checkpoint).
+pub const RECEIPTS_DIGESTED: &str = "mcp_warden_receipts_digested_total";
+/// Checkpoint receipts chained (also counted in `mcp_warden_receipts_signed_total`).
+pub const RECEIPT_CHECKPOINTS: &str = "mcp_warden_receipt_checkpoints_total";
 
 /// Gauge: heap in use inside the filter's request VMs, summed over them (each moves it by its own
 /// change, in steps of 16 KiB). A leak inside the filter shows here, where Envoy's own

@@ -18,13 +18,21 @@
 //! 5. After each `on_record`, the host may store [`Writer::tail`] (encoded) in shared data so a
 //!    reloaded VM can name it as its predecessor.
 //! 6. On shutdown → [`Writer::drain`] until it returns `None`.
+//!
+//! Overload without loss: when an exchange reaches the writer more than `checkpoint_lag_nanos`
+//! after it was enqueued, the writer stops signing exchange by exchange and exports each one as
+//! an unsigned digest entry folded into a batch, closed by one signed checkpoint receipt every
+//! `checkpoint_max_records` entries or `checkpoint_max_age_nanos` (see
+//! [`crate::receipt::checkpoint`]). Once the lag is back under a quarter of the threshold, the
+//! open batch is closed and signing per exchange resumes.
 
 use crate::export::batch::{BatchConfig, Batcher};
-use crate::export::{export_request, LogEntry};
+use crate::export::{export_request, LogEntry, Position};
 
 use crate::receipt::chain::{
     drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD,
 };
+use crate::receipt::checkpoint::{checkpoint_record, Batch, CHECKPOINT_METHOD};
 use crate::receipt::exchange::{DecodeError, Exchange, WireVerdict};
 use crate::receipt::record::envelope_json;
 use crate::receipt::sign::Signer;
@@ -45,6 +53,12 @@ pub struct WriterConfig {
     /// signing, so the backlog (held in Envoy's shared queue, which has no bound) stops growing.
     /// `0` disables it.
     pub max_queue_lag_nanos: u64,
+    /// Queue lag above which exchanges are digested into checkpoint batches instead of signed
+    /// one by one (`None`: never; `Some(0)`: every exchange).
+    pub checkpoint_lag_nanos: Option<u64>,
+    /// A batch closes with its checkpoint at this many entries, or at this age.
+    pub checkpoint_max_records: u64,
+    pub checkpoint_max_age_nanos: u64,
 }
 
 impl WriterConfig {
@@ -56,6 +70,9 @@ impl WriterConfig {
             backoff_nanos: 500_000_000,
             max_backoff_nanos: 30_000_000_000,
             max_queue_lag_nanos: 10_000_000_000,
+            checkpoint_lag_nanos: Some(500_000_000),
+            checkpoint_max_records: 256,
+            checkpoint_max_age_nanos: 1_000_000_000,
         }
     }
 }
@@ -76,6 +93,10 @@ pub struct WriterStats {
     pub export_failures: u64,
     /// Receipts the sink answered as rejected (`partial_success.rejected_log_records`).
     pub sink_rejected: u64,
+    /// Exchanges exported as digest entries of a checkpoint batch (not signed one by one).
+    pub digested: u64,
+    /// Checkpoint receipts chained (each also counts in `signed`).
+    pub checkpoints: u64,
 }
 
 /// What `on_record` did with a message.
@@ -83,6 +104,8 @@ pub struct WriterStats {
 pub enum Recorded {
     /// Signed and buffered as this `chain_seq`.
     Chained(u64),
+    /// Buffered as a digest entry of this checkpoint batch.
+    Digested(u64),
     /// Buffer full: not signed, counted in `dropped`.
     Dropped,
 }
@@ -101,6 +124,10 @@ pub struct Writer<S: Signer> {
     pending_drops: Option<DropNotice>,
     /// Encoded size of the last log entry buffered (for [`Writer::accepting`]).
     last_entry_len: usize,
+    /// The open checkpoint batch, while overloaded.
+    batch: Option<Batch>,
+    /// Batches opened so far (the next one is numbered `batches + 1`).
+    batches: u64,
 }
 
 /// A chain id unique per writer: `<node id>.<worker or "main">.<VM start nanos>`, with characters
@@ -134,6 +161,8 @@ impl<S: Signer> Writer<S> {
             stats: WriterStats::default(),
             pending_drops: None,
             last_entry_len: 0,
+            batch: None,
+            batches: 0,
         }
     }
 
@@ -150,9 +179,75 @@ impl<S: Signer> Writer<S> {
         if !self.ensure_open(now_nanos) || !self.report_drops(now_nanos) {
             return Ok(self.drop_one(exchange.unix_nanos, false));
         }
+        if self.digesting(now_nanos.saturating_sub(enqueued), now_nanos) {
+            return Ok(self.digest(&exchange, now_nanos));
+        }
         let action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
         let record = exchange.to_record(action_id);
         Ok(self.add(record, &exchange, now_nanos).map_or_else(|| self.drop_one(exchange.unix_nanos, false), Recorded::Chained))
+    }
+
+    /// Whether this exchange goes into a checkpoint batch: opens one when the queue lag passes
+    /// the threshold, closes it (checkpoint) once the lag is under a quarter of it.
+    fn digesting(&mut self, lag_nanos: u64, now_nanos: u64) -> bool {
+        let Some(threshold) = self.cfg.checkpoint_lag_nanos else { return false };
+        if self.batch.is_some() {
+            // A checkpoint that does not fit yet keeps the batch open (and digesting).
+            return lag_nanos >= threshold / 4 || !self.close_batch(now_nanos);
+        }
+        if lag_nanos < threshold {
+            return false;
+        }
+        let Some(anchor) = self.chain.tail_digest() else { return false };
+        self.batches = self.batches.saturating_add(1);
+        self.batch = Some(Batch::open(self.batches, anchor, now_nanos));
+        true
+    }
+
+    /// Buffers `exchange` as the open batch's next digest entry (unsigned; the checkpoint covers
+    /// it) if it fits, and closes the batch when it is full.
+    fn digest(&mut self, exchange: &Exchange, now_nanos: u64) -> Recorded {
+        let Some(batch) = self.batch.as_ref() else { return self.drop_one(exchange.unix_nanos, false) };
+        let (number, index) = (batch.number, batch.count);
+        let record = exchange.to_record(format!("{}-b{number}-{index}", self.cfg.chain_id));
+        let record_json = record.canonical_json();
+        let at = Position::Digest { batch: number, index };
+        let bound = LogEntry::max_encoded_len(&self.cfg.chain_id, record_json.len(), exchange);
+        if !self.batcher.has_room(bound.saturating_add(self.in_flight_bytes())) {
+            return self.drop_one(exchange.unix_nanos, false);
+        }
+        let entry = LogEntry::from_json(&self.cfg.chain_id, &record_json, at, record.verdict.as_str(), exchange);
+        self.last_entry_len = entry.encoded_len();
+        if self.batcher.push(entry, now_nanos).is_err() {
+            return self.drop_one(exchange.unix_nanos, false);
+        }
+        // Folded only once buffered: the root covers exactly what is exported.
+        let full = self.batch.as_mut().is_some_and(|b| {
+            b.push(&record_json, exchange.unix_nanos);
+            b.count >= self.cfg.checkpoint_max_records
+        });
+        self.stats.digested = self.stats.digested.saturating_add(1);
+        if full {
+            self.close_batch(now_nanos);
+        }
+        Recorded::Digested(number)
+    }
+
+    /// Chains the open batch's checkpoint; true when there is no batch or the checkpoint fit.
+    fn close_batch(&mut self, now_nanos: u64) -> bool {
+        let Some(batch) = self.batch.take() else { return true };
+        if batch.count == 0 {
+            return true;
+        }
+        let mut record = checkpoint_record(&self.cfg.chain_id, &batch, rfc3339_nano(now_nanos), &self.cfg.policy_hash);
+        record.action_id = format!("{}-{}", self.cfg.chain_id, self.chain.next_seq());
+        let context = writer_context(CHECKPOINT_METHOD, WireVerdict::Warn, now_nanos, &self.cfg.policy_hash);
+        if self.add(record, &context, now_nanos).is_none() {
+            self.batch = Some(batch);
+            return false;
+        }
+        self.stats.checkpoints = self.stats.checkpoints.saturating_add(1);
+        true
     }
 
     /// Whether the host should hand over more queue messages now. False only while an export is
@@ -231,14 +326,21 @@ impl<S: Signer> Writer<S> {
         if !self.batcher.has_room(bound.saturating_add(in_flight)) {
             let placeholder = envelope_json(&record_json, &[0; 64], &[0; 32]);
             let verdict = record.verdict.as_str();
-            let exact = LogEntry::from_json(&self.cfg.chain_id, &placeholder, record.chain_seq, verdict, context);
+            let exact = LogEntry::from_json(
+                &self.cfg.chain_id,
+                &placeholder,
+                Position::Receipt { chain_seq: record.chain_seq },
+                verdict,
+                context,
+            );
             if !self.batcher.has_room(exact.encoded_len().saturating_add(in_flight)) {
                 return None;
             }
         }
         let (receipt, json) = self.chain.append_previewed(record, &record_json, &self.signer);
         let seq = receipt.record.chain_seq;
-        let entry = LogEntry::from_json(&self.cfg.chain_id, &json, seq, receipt.record.verdict.as_str(), context);
+        let at = Position::Receipt { chain_seq: seq };
+        let entry = LogEntry::from_json(&self.cfg.chain_id, &json, at, receipt.record.verdict.as_str(), context);
         self.last_entry_len = entry.encoded_len();
         self.batcher.push(entry, now_nanos).ok()?;
         self.stats.signed = self.stats.signed.saturating_add(1);
@@ -251,6 +353,9 @@ impl<S: Signer> Writer<S> {
             return None;
         }
         self.report_pending(now_nanos);
+        if self.batch.as_ref().is_some_and(|b| now_nanos.saturating_sub(b.opened_nanos) >= self.cfg.checkpoint_max_age_nanos) {
+            self.close_batch(now_nanos);
+        }
         let batch = self.batcher.poll(now_nanos)?;
         Some(self.send(batch))
     }
@@ -300,6 +405,8 @@ impl<S: Signer> Writer<S> {
         if self.in_flight.is_some() {
             return None;
         }
+        let last = self.batch.as_ref().map_or(0, |b| b.last_nanos);
+        self.close_batch(last);
         let batch = self.batcher.flush()?;
         Some(self.send(batch))
     }

@@ -50,8 +50,10 @@ fn writer(chain_id: &str, batch: BatchConfig) -> Writer<Ed25519Signer> {
     let mut cfg = WriterConfig::new(chain_id.to_string());
     cfg.batch = batch;
     cfg.backoff_nanos = SEC;
-    // The sample exchanges carry fixed timestamps; tests of queue lag set their own bound.
+    // The sample exchanges carry fixed timestamps; tests of queue lag (and of checkpoints, which
+    // it switches on) set their own bounds.
     cfg.max_queue_lag_nanos = 0;
+    cfg.checkpoint_lag_nanos = None;
     Writer::new(cfg, test_signer(), None)
 }
 
@@ -171,6 +173,7 @@ fn a_successor_writer_names_the_predecessor_tail() {
     let predecessor = mcp_warden_core::receipt::Predecessor::decode(&handed_over).unwrap();
     let mut cfg = WriterConfig::new("node-a.main.6".into());
     cfg.batch = small_batches();
+    cfg.checkpoint_lag_nanos = None;
     let mut second = Writer::new(cfg, test_signer(), Some(predecessor));
     let mut sink2 = FakeSink::default();
     second.on_record(&sample_exchanges()[2].encode(), T0 + SEC).unwrap();
@@ -222,6 +225,7 @@ fn golden_predecessor_pair_for_the_verify_prev_e2e_test() {
     }
     let mut cfg = WriterConfig::new("node-a.main.200".into());
     cfg.batch = small_batches();
+    cfg.checkpoint_lag_nanos = None;
     let mut second = Writer::new(cfg, test_signer(), first.tail());
     let mut sink2 = FakeSink::default();
     for e in &ex[3..] {
@@ -458,6 +462,7 @@ fn exchanges_that_waited_too_long_in_the_queue_are_dropped_and_reported_as_queue
     let mut cfg = WriterConfig::new("node-a.main.12".into());
     cfg.batch = small_batches();
     cfg.max_queue_lag_nanos = 5 * SEC;
+    cfg.checkpoint_lag_nanos = None;
     let mut w = Writer::new(cfg, test_signer(), None);
     let ex = sample_exchanges(); // enqueued at about T0 + i s (+ their duration)
     assert!(matches!(w.on_record(&ex[0].encode(), T0 + 2 * SEC).unwrap(), Recorded::Chained(_)));

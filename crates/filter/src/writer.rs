@@ -57,6 +57,26 @@ struct WriterSpec {
     /// Exchanges older than this when the writer gets to them are dropped and reported (0: never).
     #[serde(default)]
     max_queue_lag_ms: Option<u64>,
+    /// Signed checkpoints under overload (default on).
+    #[serde(default = "default_true")]
+    checkpoints: bool,
+    /// Queue lag past which exchanges go into checkpoint batches instead of a signature each
+    /// (default 500; 0: every exchange, one signature per batch always).
+    #[serde(default)]
+    checkpoint_lag_ms: Option<u64>,
+    /// A checkpoint batch closes at this many exchanges (1..=65536; default 256) or this age
+    /// (default 1000 ms).
+    #[serde(default)]
+    checkpoint_max_records: Option<u64>,
+    #[serde(default)]
+    checkpoint_max_age_ms: Option<u64>,
+}
+
+/// The largest checkpoint batch (the sink files positions below 2^32; a verifier holds a batch).
+const MAX_CHECKPOINT_RECORDS: u64 = 65_536;
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_timeout_ms() -> u64 {
@@ -97,6 +117,26 @@ impl WriterHost {
         }
         if let Some(ms) = spec.max_queue_lag_ms {
             cfg.max_queue_lag_nanos = ms.saturating_mul(1_000_000);
+        }
+        if let Some(ms) = spec.checkpoint_lag_ms {
+            cfg.checkpoint_lag_nanos = Some(ms.saturating_mul(1_000_000));
+        }
+        if !spec.checkpoints {
+            cfg.checkpoint_lag_nanos = None;
+        }
+        if let Some(n) = spec.checkpoint_max_records {
+            if !(1..=MAX_CHECKPOINT_RECORDS).contains(&n) {
+                return Err(format!(
+                    "invalid receipt writer configuration: checkpoint_max_records must be 1..={MAX_CHECKPOINT_RECORDS}"
+                ));
+            }
+            cfg.checkpoint_max_records = n;
+        }
+        if let Some(ms) = spec.checkpoint_max_age_ms {
+            if ms == 0 {
+                return Err("invalid receipt writer configuration: checkpoint_max_age_ms must be above 0".into());
+            }
+            cfg.checkpoint_max_age_nanos = ms.saturating_mul(1_000_000);
         }
         let predecessor =
             abi::shared_get(TAIL_KEY).ok().flatten().and_then(|(bytes, _)| Predecessor::decode(&String::from_utf8_lossy(&bytes)));
@@ -215,6 +255,8 @@ impl WriterHost {
             (metrics::RECEIPT_EXPORT_FAILURES, now.export_failures.saturating_sub(was.export_failures)),
             (metrics::RECEIPT_DECODE_ERRORS, now.decode_errors.saturating_sub(was.decode_errors)),
             (metrics::RECEIPTS_SINK_REJECTED, now.sink_rejected.saturating_sub(was.sink_rejected)),
+            (metrics::RECEIPTS_DIGESTED, now.digested.saturating_sub(was.digested)),
+            (metrics::RECEIPT_CHECKPOINTS, now.checkpoints.saturating_sub(was.checkpoints)),
         ] {
             if n > 0 {
                 m.add(name, n);

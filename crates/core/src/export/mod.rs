@@ -30,6 +30,18 @@ pub mod attr {
     pub const DURATION_US: &str = "warden.duration_us";
     pub const BYTES_IN: &str = "warden.bytes_in";
     pub const BYTES_OUT: &str = "warden.bytes_out";
+    /// `digest` on a digest entry (an unsigned record covered by a later checkpoint); absent on
+    /// receipts. Digest entries carry [`BATCH`] and [`INDEX`] instead of [`CHAIN_SEQ`].
+    pub const KIND: &str = "warden.kind";
+    pub const BATCH: &str = "warden.batch";
+    pub const INDEX: &str = "warden.index";
+}
+
+/// Where a log entry sits: a receipt at its `chain_seq`, or a digest entry of a checkpoint batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Receipt { chain_seq: u64 },
+    Digest { batch: u64, index: u64 },
 }
 
 /// Instrumentation scope name on every batch.
@@ -138,23 +150,32 @@ impl LogEntry {
     /// The `LogRecord` for `receipt`, which the writer made from `exchange` in chain `chain_id`.
     pub fn new(chain_id: &str, receipt: &Receipt, exchange: &Exchange) -> LogEntry {
         let verdict = receipt.record.verdict.as_str();
-        LogEntry::from_json(chain_id, &receipt.canonical_json(), receipt.record.chain_seq, verdict, exchange)
+        let at = Position::Receipt { chain_seq: receipt.record.chain_seq };
+        LogEntry::from_json(chain_id, &receipt.canonical_json(), at, verdict, exchange)
     }
 
-    /// The same, for a receipt given as its canonical JSON (the writer has it already).
-    pub fn from_json(chain_id: &str, receipt_json: &str, chain_seq: u64, verdict: &str, exchange: &Exchange) -> LogEntry {
+    /// The same for a body given as JSON (the writer has it already): a receipt's canonical JSON,
+    /// or a digest entry's record.
+    pub fn from_json(chain_id: &str, body_json: &str, at: Position, verdict: &str, exchange: &Exchange) -> LogEntry {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let mut r = Vec::with_capacity(receipt_json.len() + 512);
+        let mut r = Vec::with_capacity(body_json.len() + 512);
         pb::fixed64(&mut r, 1, exchange.unix_nanos); // time_unix_nano
         pb::uint(&mut r, 2, 9); // severity_number = SEVERITY_NUMBER_INFO
         pb::string(&mut r, 3, "INFO"); // severity_text
                                        // body: AnyValue { string_value = the receipt JSON }, written in place.
         pb::tag(&mut r, 5, 2);
-        pb::varint(&mut r, (1 + varint_len(receipt_json.len() as u64) + receipt_json.len()) as u64);
-        pb::string(&mut r, 1, receipt_json);
-        let attrs: [(&str, Value<'_>); 10] = [
-            (attr::CHAIN_ID, Value::Str(chain_id)),
-            (attr::CHAIN_SEQ, Value::Int(clamp(chain_seq))),
+        pb::varint(&mut r, (1 + varint_len(body_json.len() as u64) + body_json.len()) as u64);
+        pb::string(&mut r, 1, body_json);
+        key_value(&mut r, 6, attr::CHAIN_ID, &Value::Str(chain_id));
+        match at {
+            Position::Receipt { chain_seq } => key_value(&mut r, 6, attr::CHAIN_SEQ, &Value::Int(clamp(chain_seq))),
+            Position::Digest { batch, index } => {
+                key_value(&mut r, 6, attr::KIND, &Value::Str(crate::receipt::checkpoint::DIGEST_KIND));
+                key_value(&mut r, 6, attr::BATCH, &Value::Int(clamp(batch)));
+                key_value(&mut r, 6, attr::INDEX, &Value::Int(clamp(index)));
+            }
+        }
+        let attrs: [(&str, Value<'_>); 8] = [
             (attr::METHOD, Value::Str(&exchange.method)),
             (attr::NAME, Value::Str(&exchange.name)),
             (attr::VERDICT, Value::Str(verdict)),
@@ -175,8 +196,8 @@ impl LogEntry {
         LogEntry { chain_id: chain_id.to_string(), record: r }
     }
 
-    /// At least [`LogEntry::from_json`]'s `encoded_len()` for a receipt JSON of `json_len` bytes
-    /// (any verdict), computed without encoding: every tag and length prefix counted at its
+    /// At least [`LogEntry::from_json`]'s `encoded_len()` for a body of `json_len` bytes (any
+    /// verdict, either position), computed without encoding: every tag and length prefix counted at its
     /// widest, every integer attribute at 10 bytes.
     pub fn max_encoded_len(chain_id: &str, json_len: usize, exchange: &Exchange) -> usize {
         const PREFIX: usize = 1 + 10; // a tag and a length
@@ -185,6 +206,9 @@ impl LogEntry {
         let keys = [
             attr::CHAIN_ID,
             attr::CHAIN_SEQ,
+            attr::KIND,
+            attr::BATCH,
+            attr::INDEX,
             attr::METHOD,
             attr::NAME,
             attr::VERDICT,
@@ -194,7 +218,7 @@ impl LogEntry {
             attr::BYTES_IN,
             attr::BYTES_OUT,
         ];
-        let values = chain_id.len() + exchange.method.len() + exchange.name.len() + exchange.upstream.len();
+        let values = chain_id.len() + exchange.method.len() + exchange.name.len() + exchange.upstream.len() + 6;
         let attrs = keys.iter().map(|k| k.len() + 4 * PREFIX + 10).sum::<usize>() + values + FINGERPRINT + VERDICT;
         let fixed = 9 + 2 + PREFIX + 4 + 3 * PREFIX + 5 + PREFIX + 16 + PREFIX + 8;
         PREFIX + fixed + 2 * PREFIX + json_len + attrs

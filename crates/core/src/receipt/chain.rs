@@ -225,6 +225,12 @@ impl Chain {
         &self.prev_hash
     }
 
+    /// The tail hash as bytes, once there is a tail (`None` at `"genesis"`).
+    pub fn tail_digest(&self) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&self.prev_hash, &mut out).ok().map(|_| out)
+    }
+
     /// The tail as a [`Predecessor`] for the chain that follows this one, once there is a tail.
     pub fn as_predecessor(&self) -> Option<Predecessor> {
         let last_seq = self.next_seq.checked_sub(1)?;

@@ -5,6 +5,7 @@
 //! - [`json`]: the Go-compatible JSON writer; [`time`]: `RFC3339Nano` from given nanoseconds;
 //! - [`sign`]: the [`sign::Signer`] trait, Ed25519 over SHA-256(canonical record), key formats;
 //! - [`chain`]: seq / prev-hash / `"genesis"`, and the chain-open receipt naming a predecessor;
+//! - [`checkpoint`]: digest batches and the signed checkpoints that cover them under overload;
 //! - [`classify`]: MCP method and tool name → `action_type` / `side_effect_class`;
 //! - [`exchange`]: the compact per-exchange record the filter enqueues, and its action record;
 //! - [`verify`] (with [`strict`] reading and [`canonical`] re-encoding): receipts and chains;
@@ -15,6 +16,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod checkpoint;
 pub mod classify;
 pub mod exchange;
 pub mod json;
