@@ -231,3 +231,25 @@ fn checkpoint_intents_parse_only_when_complete_and_canonical() {
         assert_eq!(Claim::parse_intent(&bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_client_sending_the_checkpoint_method_gets_an_ordinary_receipt_that_verification_passes_over() {
+    let mut w = writer(4);
+    let mut files = Files::default();
+    let base = T0 + 10 * SEC;
+    let mut forged = at(1, base);
+    forged.method = CHECKPOINT_METHOD.to_string();
+    assert!(matches!(w.on_record(&forged.encode(), base).unwrap(), Recorded::Chained(_)));
+    for i in 2..6 {
+        assert_eq!(w.on_record(&at(i, base).encode(), base + SEC).unwrap(), Recorded::Digested(1));
+    }
+    flush(&mut w, &mut files, base + 5 * SEC, true);
+    let methods: Vec<String> = files
+        .receipts
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action_record"]["method"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(methods, ["warden/chain_open", CHECKPOINT_METHOD, CHECKPOINT_METHOD]);
+    let cover = verify_batches(&files.chain(), &files.digest_file()).unwrap();
+    assert_eq!((cover.checkpoints, cover.exchanges), (1, 4));
+}

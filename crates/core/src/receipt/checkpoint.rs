@@ -238,6 +238,25 @@ struct RecordFields {
     method: String,
     #[serde(default)]
     intent: String,
+    #[serde(default)]
+    principal: String,
+    #[serde(default)]
+    layer: String,
+    #[serde(default)]
+    pattern: String,
+}
+
+impl RecordFields {
+    /// A checkpoint is the writer's own receipt: its method, and the principal, layer and pattern
+    /// no exchange record carries (an exchange's layer is `mcp_request` or a finding's, its
+    /// principal the caller's). A client that sends the method `warden/checkpoint` gets an
+    /// ordinary exchange receipt, which this check passes over.
+    fn is_checkpoint(&self) -> bool {
+        self.method == CHECKPOINT_METHOD
+            && self.principal == "mcp-warden"
+            && self.layer == "receipt_chain"
+            && self.pattern == "checkpoint"
+    }
 }
 
 /// Checks `digests` (the sink's `<chain>.digests.jsonl`) against the checkpoints of `chain` (its
@@ -264,7 +283,7 @@ pub fn verify_batches(chain: &str, digests: &str) -> Result<Coverage, CoverageEr
         let hash: [u8; 32] = Sha256::digest(line.as_bytes()).into();
         let is_checkpoint = serde_json::from_str::<Envelope>(line)
             .ok()
-            .filter(|e| e.action_record.method == CHECKPOINT_METHOD)
+            .filter(|e| e.action_record.is_checkpoint())
             .map(|e| e.action_record.intent);
         if let Some(intent) = is_checkpoint {
             let claim = Claim::parse_intent(&intent).ok_or(CoverageError::BadCheckpoint { line: i + 1 })?;
