@@ -343,3 +343,9 @@ def test_behind_the_writer_signs_one_checkpoint_per_batch_and_covers_every_excha
     bad = subprocess.run([str(WARDEN), "verify", str(sink.chains()[0]), "--key", KEY, "--digests", str(tampered)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "do not fold to the signed root" in bad.stdout, bad.stdout + bad.stderr
+    # Without its digest file the chain's checkpoints cannot be checked: that is a failure, not an OK.
+    chain_copy = sink.out.parent / "alone.jsonl"
+    chain_copy.write_text(sink.chains()[0].read_text())
+    alone = subprocess.run([str(WARDEN), "verify", str(chain_copy), "--key", KEY], capture_output=True, text=True,
+                           timeout=60)
+    assert alone.returncode == 1 and "no digest file" in alone.stdout, alone.stdout + alone.stderr

@@ -267,12 +267,15 @@ impl Store {
         let Some(cf) = self.chains.get_mut(chain) else { return Err("chain file vanished".into()) };
         let mut buf = String::new();
         let (mut filed, mut dups) = (0usize, 0usize);
+        // What is filed counts only once it is on disk: a failed write leaves the position where it
+        // was, so the writer's retry is filed, not skipped as a duplicate.
+        let mut last_seq = cf.last_seq;
         for (seq, body) in lines {
-            if cf.last_seq.is_some_and(|last| seq <= last) {
+            if last_seq.is_some_and(|last| seq <= last) {
                 dups += 1;
                 continue;
             }
-            let expected = cf.last_seq.map_or(0, |l| l.saturating_add(1));
+            let expected = last_seq.map_or(0, |l| l.saturating_add(1));
             // Receipts count up by one; digest positions jump at each batch.
             let digests = chain.ends_with(DIGESTS_SUFFIX);
             if seq != expected && !digests {
@@ -280,15 +283,17 @@ impl Store {
             }
             buf.push_str(&body);
             buf.push('\n');
-            cf.last_seq = Some(seq);
+            last_seq = Some(seq);
             filed += 1;
         }
         if !buf.is_empty() {
-            cf.file
-                .write_all(buf.as_bytes())
-                .and_then(|_| cf.file.sync_data())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Err(e) = cf.file.write_all(buf.as_bytes()).and_then(|_| cf.file.sync_data()) {
+                // A partial write may have left half a line: reopen (and cut it) on the retry.
+                self.chains.remove(chain);
+                return Err(format!("{}: {e}", path.display()));
+            }
         }
+        cf.last_seq = last_seq;
         eprintln!("warden sink: chain {chain}: filed {filed}, skipped {dups} duplicate(s)");
         Ok(())
     }

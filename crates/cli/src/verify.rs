@@ -8,14 +8,15 @@
 //! `--digests FILE` (default: `<chain>.digests.jsonl` next to the chain, when it exists) checks
 //! that the chain's signed checkpoints cover every digest entry the writer exported under
 //! overload: each batch folds, in order, to its checkpoint's signed root from an anchor in the
-//! chain (`mcp_warden_core::receipt::checkpoint`).
+//! chain (`mcp_warden_core::receipt::checkpoint`). A chain with checkpoints and no digest file
+//! fails: the exchanges its checkpoints cover cannot be checked without it.
 
 use std::process::ExitCode;
 
 use base64::Engine as _;
-use mcp_warden_core::receipt::checkpoint::verify_batches;
+use mcp_warden_core::receipt::checkpoint::ChainCheckpoints;
 use mcp_warden_core::receipt::sign::{parse_hex32, PUBLIC_KEY_HEADER};
-use mcp_warden_core::receipt::verify::{verify_chain, verify_receipt, ChainSummary};
+use mcp_warden_core::receipt::verify::{verify_chain, verify_chain_visiting, verify_receipt, ChainSummary};
 
 const USAGE: &str = "usage: warden verify FILE [--key HEX|PUBLIC_KEY_FILE] [--mode single|chain] [--prev FILE] [--digests FILE]";
 
@@ -97,7 +98,8 @@ fn check(
         let r = verify_receipt(&text, pinned).map_err(|e| e.to_string())?;
         return Ok(format!("receipt {} (chain_seq {}) signed by {}, hash {}", r.action_id, r.chain_seq, r.signer_key, r.hash));
     }
-    let summary = verify_chain(&text, pinned).map_err(|e| e.to_string())?;
+    let mut checkpoints = ChainCheckpoints::default();
+    let summary = verify_chain_visiting(&text, pinned, &mut |r| checkpoints.visit(r)).map_err(|e| e.to_string())?;
     if let Some(prev_file) = prev {
         check_predecessor(&summary, prev_file, pinned)?;
     }
@@ -111,13 +113,23 @@ fn check(
             msg.push_str(&format!(", continues {} after chain_seq {} (tail {})", p.chain_id, p.last_seq, p.tail_hash));
         }
     }
-    if let Some(digest_file) = digests {
-        let digest_text = std::fs::read_to_string(digest_file).map_err(|e| format!("--digests {digest_file}: {e}"))?;
-        let cover = verify_batches(&text, &digest_text).map_err(|e| format!("{digest_file}: {e}"))?;
-        msg.push_str(&format!(
-            "; {} checkpoints cover the {} digested exchanges of {digest_file}",
-            cover.checkpoints, cover.exchanges
-        ));
+    match digests {
+        Some(digest_file) => {
+            let digest_text =
+                std::fs::read_to_string(digest_file).map_err(|e| format!("--digests {digest_file}: {e}"))?;
+            let cover = checkpoints.cover(&digest_text).map_err(|e| format!("{digest_file}: {e}"))?;
+            msg.push_str(&format!(
+                "; {} checkpoints cover the {} digested exchanges of {digest_file}",
+                cover.checkpoints, cover.exchanges
+            ));
+        }
+        None if checkpoints.count() > 0 => {
+            return Err(format!(
+                "{} checkpoints cover digested exchanges, but there is no digest file (<chain>.digests.jsonl, or --digests FILE): they cannot be checked",
+                checkpoints.count()
+            ))
+        }
+        None => {}
     }
     Ok(msg)
 }

@@ -11,7 +11,9 @@ mod receipts_support;
 use mcp_warden_core::export::attr;
 use mcp_warden_core::export::batch::BatchConfig;
 use mcp_warden_core::export::proto::{any_value, int_attr, str_attr, ExportLogsServiceRequest};
-use mcp_warden_core::receipt::checkpoint::{digest_line, verify_batches, Claim, CoverageError, CHECKPOINT_METHOD};
+use mcp_warden_core::receipt::checkpoint::{
+    digest_line, verify_batches, BatchFailure, Claim, Coverage, CoverageError, CHECKPOINT_METHOD,
+};
 use mcp_warden_core::receipt::exchange::{Exchange, WireVerdict};
 use mcp_warden_core::receipt::sign::parse_hex32;
 use mcp_warden_core::receipt::verify::verify_chain;
@@ -55,6 +57,15 @@ impl Files {
 
     fn digest_file(&self) -> String {
         self.digests.join("\n")
+    }
+}
+
+/// The chain and its digest file checked together, against the test key.
+fn cover(chain: &str, digests: &str) -> Result<Coverage, CoverageError> {
+    match verify_batches(chain, digests, Some(&parse_hex32(TEST_PUB).unwrap())) {
+        Ok((_, cover)) => Ok(cover),
+        Err(BatchFailure::Coverage(e)) => Err(e),
+        Err(BatchFailure::Chain(e)) => panic!("the chain itself failed: {e}"),
     }
 }
 
@@ -130,7 +141,7 @@ fn behind_the_writer_digests_and_every_exchange_is_covered_by_a_checkpoint() {
     // Batches close at 256 entries; the third when the lag is gone, before the next receipt.
     assert_eq!(checkpoints.len(), 3);
     assert_eq!(methods[checkpoints[2] + 1], "tools/call");
-    let cover = verify_batches(&files.chain(), &files.digest_file()).unwrap();
+    let cover = cover(&files.chain(), &files.digest_file()).unwrap();
     assert_eq!((cover.checkpoints, cover.exchanges), (3, 700));
     let intents: Vec<Claim> = checkpoints
         .iter()
@@ -147,7 +158,7 @@ fn a_changed_removed_added_reordered_or_moved_entry_fails() {
     let (files, _) = overloaded_run();
     let chain = files.chain();
     let lines = files.digests.clone();
-    let check = |digests: Vec<String>| verify_batches(&chain, &digests.join("\n"));
+    let check = |digests: Vec<String>| cover(&chain, &digests.join("\n"));
 
     let mut changed = lines.clone();
     changed[3] = changed[3].replace("tool_13", "tool_14");
@@ -180,14 +191,47 @@ fn a_changed_removed_added_reordered_or_moved_entry_fails() {
     assert_eq!(check(orphan), Err(CoverageError::Uncovered { batch: 9, entries: 1 }));
 
     // A chain without the receipt the batch was anchored to.
-    // (receipts[10] is the last one before batch 1 opened: its anchor.)
+    // The chain check and the batch check read the same verified receipts: a line the chain
+    // check skips (not a receipt) or a receipt wrapped with a forged claim beside it adds no
+    // checkpoint, so the forged batch stays uncovered and a hidden one incomplete.
+    let key = parse_hex32(TEST_PUB).unwrap();
+    let forged_claim = |batch: u64| {
+        format!(
+            r#""action_record":{{"method":"warden/checkpoint","principal":"mcp-warden","layer":"receipt_chain","pattern":"checkpoint","intent":"batch={batch} count=1 first=2026-04-15T12:00:00Z last=2026-04-15T12:00:00Z root={} anchor={}"}}"#,
+            "00".repeat(32),
+            "00".repeat(32)
+        )
+    };
+    let mut noted = files.receipts.clone();
+    noted.insert(5, format!(r#"{{"type":"note","detail":{{}},{}}}"#, forged_claim(99)));
+    let mut forged_digests = lines.clone();
+    forged_digests.push(digest_line(99, 0, &record(&lines[0])));
+    assert_eq!(
+        verify_batches(&noted.join("\n"), &forged_digests.join("\n"), Some(&key)).unwrap_err(),
+        BatchFailure::Coverage(CoverageError::Uncovered { batch: 99, entries: 1 })
+    );
+    let checkpoint_line = files.receipts.iter().position(|l| l.contains(CHECKPOINT_METHOD)).unwrap();
+    let mut wrapped = files.receipts.clone();
+    wrapped[checkpoint_line] =
+        format!(r#"{{"type":"action_receipt","detail":{},{}}}"#, files.receipts[checkpoint_line], forged_claim(1));
+    // The real checkpoint inside the wrapper is what counts: the honest file still verifies,
+    // and batch 1 replaced by the one entry the forged claim names does not.
+    assert!(verify_batches(&wrapped.join("\n"), &files.digest_file(), Some(&key)).is_ok());
+    let mut replaced: Vec<String> = lines.iter().filter(|l| !l.starts_with("{\"batch\":1,")).cloned().collect();
+    replaced.push(digest_line(1, 0, &record(&lines[0])));
+    assert_eq!(
+        verify_batches(&wrapped.join("\n"), &replaced.join("\n"), Some(&key)).unwrap_err(),
+        BatchFailure::Coverage(CoverageError::Incomplete { batch: 1, expected: 256, found: 1 })
+    );
+
+    // (receipts[10] is the last one before batch 1 opened: its anchor.) Without it the chain
+    // itself fails; the batch check alone also refuses the anchor.
     let mut without_anchor = files.receipts.clone();
     without_anchor.remove(10);
-    let truncated = without_anchor.join("\n");
-    assert!(matches!(verify_batches(&truncated, &files.digest_file()), Err(CoverageError::AnchorNotInChain { batch: 1 })));
+    assert!(matches!(verify_batches(&without_anchor.join("\n"), &files.digest_file(), Some(&key)), Err(BatchFailure::Chain(_))));
 
     assert_eq!(check(vec!["{\"batch\":1}".into()]), Err(CoverageError::BadDigestLine { line: 1 }));
-    assert_eq!(check(lines), Ok(mcp_warden_core::receipt::checkpoint::Coverage { checkpoints: 3, exchanges: 700 }));
+    assert_eq!(check(lines), Ok(Coverage { checkpoints: 3, exchanges: 700 }));
 }
 
 #[test]
@@ -210,7 +254,7 @@ fn an_old_batch_closes_by_age_and_shutdown_closes_the_last_one() {
         w.on_export_result(true, base + 5 * SEC);
     }
     assert_eq!(w.stats().checkpoints, 2);
-    let cover = verify_batches(&files.chain(), &files.digest_file()).unwrap();
+    let cover = cover(&files.chain(), &files.digest_file()).unwrap();
     assert_eq!((cover.checkpoints, cover.exchanges), (2, 5));
 }
 
@@ -250,6 +294,6 @@ fn a_client_sending_the_checkpoint_method_gets_an_ordinary_receipt_that_verifica
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action_record"]["method"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(methods, ["warden/chain_open", CHECKPOINT_METHOD, CHECKPOINT_METHOD]);
-    let cover = verify_batches(&files.chain(), &files.digest_file()).unwrap();
+    let cover = cover(&files.chain(), &files.digest_file()).unwrap();
     assert_eq!((cover.checkpoints, cover.exchanges), (1, 4));
 }

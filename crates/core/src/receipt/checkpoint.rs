@@ -15,9 +15,11 @@
 //! [`CHECKPOINT_METHOD`], target `warden:chain/<id>`, verdict `warn`, intent
 //! `batch=<n> count=<k> first=<RFC 3339> last=<RFC 3339> root=<64 hex> anchor=<64 hex>`.
 //! Checkpoints are v1 receipts, so `pipelock-verify` accepts the chain as before;
-//! [`verify_batches`] additionally recomputes every batch from its digest entries: a record
+//! [`verify_batches`] verifies the chain and recomputes every batch from its digest entries: a record
 //! changed, removed, added, reordered or moved to another batch fails, and so does a batch whose
 //! anchor is not a receipt of the chain before its checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -26,6 +28,7 @@ use sha2::{Digest, Sha256};
 use super::chain::CHAIN_TARGET_PREFIX;
 use super::record::{ActionRecord, ActionType, Reversibility, SideEffectClass, Verdict};
 use super::time::rfc3339_nano;
+use super::verify::{verify_chain_visiting, ChainFailure, ChainSummary, VerifiedReceipt};
 
 /// `method` of a checkpoint receipt.
 pub const CHECKPOINT_METHOD: &str = "warden/checkpoint";
@@ -188,8 +191,8 @@ pub struct Coverage {
 pub enum CoverageError {
     /// Line `line` of the digest file is not a digest entry.
     BadDigestLine { line: usize },
-    /// A checkpoint receipt (chain line `line`) whose intent does not parse.
-    BadCheckpoint { line: usize },
+    /// A checkpoint (after `receipt` receipts of the chain) whose intent does not parse.
+    BadCheckpoint { receipt: usize },
     /// Two checkpoints name the same batch.
     DuplicateCheckpoint { batch: u64 },
     /// Entries of `batch` without a checkpoint: not covered by any signature.
@@ -206,7 +209,9 @@ impl std::fmt::Display for CoverageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CoverageError::BadDigestLine { line } => write!(f, "digest line {line} is not a digest entry"),
-            CoverageError::BadCheckpoint { line } => write!(f, "checkpoint at chain line {line} has an unreadable intent"),
+            CoverageError::BadCheckpoint { receipt } => {
+                write!(f, "the checkpoint after {receipt} receipts of the chain has an unreadable intent")
+            }
             CoverageError::DuplicateCheckpoint { batch } => write!(f, "batch {batch} has two checkpoints"),
             CoverageError::Uncovered { batch, entries } => {
                 write!(f, "batch {batch}: {entries} digest entries and no checkpoint (not covered by a signature)")
@@ -226,71 +231,71 @@ impl std::fmt::Display for CoverageError {
 
 impl std::error::Error for CoverageError {}
 
-/// The fields of a receipt line this check reads.
-#[derive(Deserialize)]
-struct Envelope {
-    action_record: RecordFields,
+/// Why a chain and its digest file do not verify together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFailure {
+    /// The chain itself is not valid (signatures, links).
+    Chain(ChainFailure),
+    Coverage(CoverageError),
 }
 
-#[derive(Deserialize)]
-struct RecordFields {
-    #[serde(default)]
-    method: String,
-    #[serde(default)]
-    intent: String,
-    #[serde(default)]
-    principal: String,
-    #[serde(default)]
-    layer: String,
-    #[serde(default)]
-    pattern: String,
-}
-
-impl RecordFields {
-    /// A checkpoint is the writer's own receipt: its method, and the principal, layer and pattern
-    /// no exchange record carries (an exchange's layer is `mcp_request` or a finding's, its
-    /// principal the caller's). A client that sends the method `warden/checkpoint` gets an
-    /// ordinary exchange receipt, which this check passes over.
-    fn is_checkpoint(&self) -> bool {
-        self.method == CHECKPOINT_METHOD
-            && self.principal == "mcp-warden"
-            && self.layer == "receipt_chain"
-            && self.pattern == "checkpoint"
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchFailure::Chain(e) => write!(f, "{e}"),
+            BatchFailure::Coverage(e) => write!(f, "{e}"),
+        }
     }
 }
 
-/// Checks `digests` (the sink's `<chain>.digests.jsonl`) against the checkpoints of `chain` (its
-/// `<chain>.jsonl`, which the caller has verified: signatures and links). Every digest entry must
-/// belong to a checkpointed batch whose entries fold, in index order from the anchor, to the
-/// signed root; every anchor must be the hash of a receipt earlier in the chain.
-pub fn verify_batches(chain: &str, digests: &str) -> Result<Coverage, CoverageError> {
-    // Batches in the digest file: number -> records in file order, with their index.
-    let mut batches: std::collections::BTreeMap<u64, Vec<(u64, &str)>> = std::collections::BTreeMap::new();
-    for (i, line) in digests.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+impl std::error::Error for BatchFailure {}
+
+/// What the chain's verified receipts say about checkpoints: every receipt's hash in order, and
+/// the checkpoints' intents with how many receipts came before each.
+#[derive(Debug, Default)]
+pub struct ChainCheckpoints {
+    hashes: Vec<[u8; 32]>,
+    checkpoints: Vec<(usize, String)>,
+}
+
+impl ChainCheckpoints {
+    /// Records one verified receipt (hand this to [`verify_chain_visiting`]).
+    pub fn visit(&mut self, receipt: &VerifiedReceipt) {
+        if let Some(intent) = &receipt.checkpoint_intent {
+            self.checkpoints.push((self.hashes.len(), intent.clone()));
         }
-        let d: DigestLine<'_> = serde_json::from_str(line).map_err(|_| CoverageError::BadDigestLine { line: i + 1 })?;
-        batches.entry(d.batch).or_default().push((d.index, d.record.get()));
+        let mut hash = [0u8; 32];
+        // The verifier computed it: always 64 lowercase hex.
+        if hex::decode_to_slice(&receipt.hash, &mut hash).is_ok() {
+            self.hashes.push(hash);
+        }
     }
-    let mut seen_hashes: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
-    let mut checked: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
-    let mut exchanges = 0u64;
-    for (i, line) in chain.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+
+    /// The checkpoints in the chain (whose digest entries [`ChainCheckpoints::cover`] checks).
+    pub fn count(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// Checks `digests` (the sink's `<chain>.digests.jsonl`) against these checkpoints. Every
+    /// digest entry must belong to a checkpointed batch whose entries fold, in index order from
+    /// the anchor, to the signed root; every anchor must be a receipt before its checkpoint.
+    pub fn cover(&self, digests: &str) -> Result<Coverage, CoverageError> {
+        let mut batches: BTreeMap<u64, Vec<(u64, &str)>> = BTreeMap::new();
+        for (i, line) in digests.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let d: DigestLine<'_> = serde_json::from_str(line).map_err(|_| CoverageError::BadDigestLine { line: i + 1 })?;
+            batches.entry(d.batch).or_default().push((d.index, d.record.get()));
         }
-        let hash: [u8; 32] = Sha256::digest(line.as_bytes()).into();
-        let is_checkpoint = serde_json::from_str::<Envelope>(line)
-            .ok()
-            .filter(|e| e.action_record.is_checkpoint())
-            .map(|e| e.action_record.intent);
-        if let Some(intent) = is_checkpoint {
-            let claim = Claim::parse_intent(&intent).ok_or(CoverageError::BadCheckpoint { line: i + 1 })?;
+        let mut checked = BTreeSet::new();
+        let mut exchanges = 0u64;
+        for (before, intent) in &self.checkpoints {
+            let claim = Claim::parse_intent(intent).ok_or(CoverageError::BadCheckpoint { receipt: *before })?;
             if !checked.insert(claim.batch) {
                 return Err(CoverageError::DuplicateCheckpoint { batch: claim.batch });
             }
-            if !seen_hashes.contains(&claim.anchor) {
+            if !self.hashes.get(..*before).is_some_and(|earlier| earlier.contains(&claim.anchor)) {
                 return Err(CoverageError::AnchorNotInChain { batch: claim.batch });
             }
             let mut entries = batches.remove(&claim.batch).unwrap_or_default();
@@ -306,10 +311,19 @@ pub fn verify_batches(chain: &str, digests: &str) -> Result<Coverage, CoverageEr
             }
             exchanges += claim.count;
         }
-        seen_hashes.insert(hash);
+        if let Some((batch, entries)) = batches.into_iter().next() {
+            return Err(CoverageError::Uncovered { batch, entries: entries.len() as u64 });
+        }
+        Ok(Coverage { checkpoints: checked.len(), exchanges })
     }
-    if let Some((batch, entries)) = batches.into_iter().next() {
-        return Err(CoverageError::Uncovered { batch, entries: entries.len() as u64 });
-    }
-    Ok(Coverage { checkpoints: checked.len(), exchanges })
+}
+
+/// Verifies `chain` (its `<chain>.jsonl`: signatures and links, as `verify_chain` does) and
+/// `digests` against its checkpoints, reading the checkpoints only from receipts the chain check
+/// verified (a line it skips, or a wrapper around a receipt, carries no claim here).
+pub fn verify_batches(chain: &str, digests: &str, pinned: Option<&[u8; 32]>) -> Result<(ChainSummary, Coverage), BatchFailure> {
+    let mut seen = ChainCheckpoints::default();
+    let summary = verify_chain_visiting(chain, pinned, &mut |r| seen.visit(r)).map_err(BatchFailure::Chain)?;
+    let cover = seen.cover(digests).map_err(BatchFailure::Coverage)?;
+    Ok((summary, cover))
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::canonical;
 use super::chain::{Predecessor, CHAIN_OPEN_METHOD, CHAIN_TARGET_PREFIX, GENESIS};
+use super::checkpoint::CHECKPOINT_METHOD;
 use super::record::ActionType;
 use super::sign::verify_digest;
 use super::strict::read_envelope;
@@ -81,6 +82,8 @@ pub struct VerifiedReceipt {
     pub chain_open: Option<ChainOpen>,
     /// True when the record carries `key_transition` (Pipelock key rotation).
     pub key_transition: bool,
+    /// The signed `intent` when the record is the writer's checkpoint (see `checkpoint.rs`).
+    pub checkpoint_intent: Option<String>,
 }
 
 /// What a chain-open receipt claims.
@@ -184,7 +187,19 @@ fn verify_envelope(
         hash: hex::encode(Sha256::digest(receipt_json.as_bytes())),
         chain_open: chain_open(record),
         key_transition: record.get("key_transition").is_some_and(|v| !v.is_null()),
+        checkpoint_intent: checkpoint_intent(record),
     })
+}
+
+/// A checkpoint is the writer's own receipt: its method, and the principal, layer and pattern no
+/// exchange record carries (an exchange's layer is `mcp_request` or a finding's, its principal
+/// the caller's); a client that sends the method `warden/checkpoint` gets an ordinary receipt.
+fn checkpoint_intent(record: &Map<String, Value>) -> Option<String> {
+    let own = get_str(record, "method") == CHECKPOINT_METHOD
+        && get_str(record, "principal") == "mcp-warden"
+        && get_str(record, "layer") == "receipt_chain"
+        && get_str(record, "pattern") == "checkpoint";
+    own.then(|| get_str(record, "intent").to_string())
 }
 
 fn chain_open(record: &Map<String, Value>) -> Option<ChainOpen> {
@@ -270,6 +285,16 @@ pub struct ChainSummary {
 /// Verifies a JSONL chain (bare receipts or flight-recorder entries, one per line; blank lines
 /// and non-receipt recorder entries skipped). Without `pinned`, the first receipt's key is pinned.
 pub fn verify_chain(jsonl: &str, pinned: Option<&[u8; 32]>) -> Result<ChainSummary, ChainFailure> {
+    verify_chain_visiting(jsonl, pinned, &mut |_| {})
+}
+
+/// [`verify_chain`], handing each receipt to `visit` once it is verified and linked, in chain
+/// order: what a further check (the checkpoints' digest batches) may rely on.
+pub fn verify_chain_visiting(
+    jsonl: &str,
+    pinned: Option<&[u8; 32]>,
+    visit: &mut dyn FnMut(&VerifiedReceipt),
+) -> Result<ChainSummary, ChainFailure> {
     let mut expected_key = pinned.map(hex::encode);
     let mut prev: Option<VerifiedReceipt> = None;
     let mut first_open = None;
@@ -311,6 +336,7 @@ pub fn verify_chain(jsonl: &str, pinned: Option<&[u8; 32]>) -> Result<ChainSumma
             first_open = receipt.chain_open.clone();
         }
         count += 1;
+        visit(&receipt);
         prev = Some(receipt);
     }
     match prev {
