@@ -349,13 +349,14 @@ impl<S: Signer> Writer<S> {
 
     /// The next OTLP request body to send, if one is due and nothing is in flight.
     pub fn poll_send(&mut self, now_nanos: u64) -> Option<Vec<u8>> {
+        // An old batch closes on time even while an export is in flight or backing off.
+        if self.batch.as_ref().is_some_and(|b| now_nanos.saturating_sub(b.opened_nanos) >= self.cfg.checkpoint_max_age_nanos) {
+            self.close_batch(now_nanos);
+        }
         if self.in_flight.is_some() || now_nanos < self.retry_at {
             return None;
         }
         self.report_pending(now_nanos);
-        if self.batch.as_ref().is_some_and(|b| now_nanos.saturating_sub(b.opened_nanos) >= self.cfg.checkpoint_max_age_nanos) {
-            self.close_batch(now_nanos);
-        }
         let batch = self.batcher.poll(now_nanos)?;
         Some(self.send(batch))
     }

@@ -243,11 +243,16 @@ fn an_old_batch_closes_by_age_and_shutdown_closes_the_last_one() {
     for i in 2..6 {
         assert_eq!(w.on_record(&at(i, base).encode(), base + SEC).unwrap(), Recorded::Digested(1));
     }
-    // A tick after the batch's max age closes it: the checkpoint is chained before the send.
-    let body = w.poll_send(base + 3 * SEC).unwrap();
-    files.accept(&body);
-    w.on_export_result(true, base + 3 * SEC);
+    // An export goes out and waits for its answer; a tick after the batch's max age closes the
+    // batch all the same (the checkpoint waits in the buffer for the next send).
+    let in_flight = w.poll_send(base + SEC + 1).unwrap();
+    assert_eq!(w.stats().checkpoints, 0);
+    assert_eq!(w.poll_send(base + 3 * SEC), None);
     assert_eq!(w.stats().checkpoints, 1);
+    files.accept(&in_flight);
+    w.on_export_result(true, base + 3 * SEC);
+    files.accept(&w.poll_send(base + 5 * SEC).unwrap());
+    w.on_export_result(true, base + 5 * SEC);
     assert_eq!(w.on_record(&at(6, base).encode(), base + 4 * SEC).unwrap(), Recorded::Digested(2));
     while let Some(body) = w.drain() {
         files.accept(&body);
