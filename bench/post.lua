@@ -19,13 +19,5 @@ for line in slurp(os.getenv("BENCH_HEADERS")):gmatch("[^\r\n]+") do
   if k then wrk.headers[k] = v end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\nBENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"err_connect":%d,"err_read":%d,' ..
-    '"err_write":%d,"err_status":%d,"err_timeout":%d,"lat_mean":%.1f,"lat_p50":%d,"lat_p90":%d,' ..
-    '"lat_p99":%d,"lat_max":%d}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, latency.mean, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max))
-end
+-- The BENCH_JSON report, shared with the other bench scripts (next to this one).
+done = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_report.lua")

@@ -84,11 +84,35 @@ pub fn opening_record(
         None => format!("chain={chain_id}"),
         Some(p) => format!("chain={chain_id} prior_chain={} prior_seq={} prior_tail={}", p.chain_id, p.last_seq, p.tail_hash),
     };
+    let mut record = writer_record(
+        chain_id,
+        WriterReceipt { method: CHAIN_OPEN_METHOD, pattern: "chain_open", severity: "" },
+        intent,
+        timestamp,
+        policy_hash,
+    );
+    record.action_id = format!("{chain_id}-open");
+    record.principal = principal.to_string();
+    record.verdict = Verdict::Allow;
+    record
+}
+
+/// What tells the writer's own receipts apart: method, pattern, severity.
+pub struct WriterReceipt {
+    pub method: &'static str,
+    pub pattern: &'static str,
+    pub severity: &'static str,
+}
+
+/// A receipt the writer makes about its own chain (chain-open, drop notice, checkpoint): target
+/// `warden:chain/<id>`, principal and actor `mcp-warden`, layer `receipt_chain`, verdict `warn`;
+/// the chain fields are filled by the chain, the action id by the writer.
+pub fn writer_record(chain_id: &str, kind: WriterReceipt, intent: String, timestamp: String, policy_hash: &str) -> ActionRecord {
     ActionRecord {
-        action_id: format!("{chain_id}-open"),
+        action_id: String::new(),
         action_type: ActionType::Unclassified,
         timestamp,
-        principal: principal.to_string(),
+        principal: "mcp-warden".to_string(),
         actor: "mcp-warden".to_string(),
         delegation_chain: Vec::new(),
         target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
@@ -98,12 +122,12 @@ pub fn opening_record(
         side_effect_class: SideEffectClass::None,
         reversibility: Reversibility::Full,
         policy_hash: policy_hash.to_string(),
-        verdict: Verdict::Allow,
+        verdict: Verdict::Warn,
         transport: "mcp_http".to_string(),
-        method: CHAIN_OPEN_METHOD.to_string(),
+        method: kind.method.to_string(),
         layer: "receipt_chain".to_string(),
-        pattern: "chain_open".to_string(),
-        severity: String::new(),
+        pattern: kind.pattern.to_string(),
+        severity: kind.severity.to_string(),
         request_id: String::new(),
         chain_prev_hash: String::new(),
         chain_seq: 0,
@@ -171,30 +195,8 @@ impl DropNotice {
 /// `action_type` `unclassified`, `side_effect_class` `none`, `layer` `receipt_chain`, `pattern`
 /// `dropped`, `severity` `high`, `intent` from [`DropNotice::intent`].
 pub fn drop_notice_record(chain_id: &str, notice: &DropNotice, timestamp: String, policy_hash: &str) -> ActionRecord {
-    ActionRecord {
-        action_id: String::new(),
-        action_type: ActionType::Unclassified,
-        timestamp,
-        principal: "mcp-warden".to_string(),
-        actor: "mcp-warden".to_string(),
-        delegation_chain: Vec::new(),
-        target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
-        intent: notice.intent(),
-        data_classes_in: Vec::new(),
-        data_classes_out: Vec::new(),
-        side_effect_class: SideEffectClass::None,
-        reversibility: Reversibility::Full,
-        policy_hash: policy_hash.to_string(),
-        verdict: Verdict::Warn,
-        transport: "mcp_http".to_string(),
-        method: DROPPED_METHOD.to_string(),
-        layer: "receipt_chain".to_string(),
-        pattern: "dropped".to_string(),
-        severity: "high".to_string(),
-        request_id: String::new(),
-        chain_prev_hash: String::new(),
-        chain_seq: 0,
-    }
+    let kind = WriterReceipt { method: DROPPED_METHOD, pattern: "dropped", severity: "high" };
+    writer_record(chain_id, kind, notice.intent(), timestamp, policy_hash)
 }
 
 /// A writer's chain position. Not `Clone`: two copies would fork the chain.

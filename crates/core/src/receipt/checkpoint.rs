@@ -25,8 +25,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::chain::CHAIN_TARGET_PREFIX;
-use super::record::{ActionRecord, ActionType, Reversibility, SideEffectClass, Verdict};
+use super::chain::{writer_record, WriterReceipt};
+use super::record::ActionRecord;
 use super::time::rfc3339_nano;
 use super::verify::{verify_chain_visiting, ChainFailure, ChainSummary, VerifiedReceipt};
 
@@ -93,30 +93,8 @@ impl Batch {
 
 /// The checkpoint receipt's record for a closed `batch` (chain fields filled by the chain).
 pub fn checkpoint_record(chain_id: &str, batch: &Batch, timestamp: String, policy_hash: &str) -> ActionRecord {
-    ActionRecord {
-        action_id: String::new(),
-        action_type: ActionType::Unclassified,
-        timestamp,
-        principal: "mcp-warden".to_string(),
-        actor: "mcp-warden".to_string(),
-        delegation_chain: Vec::new(),
-        target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
-        intent: batch.intent(),
-        data_classes_in: Vec::new(),
-        data_classes_out: Vec::new(),
-        side_effect_class: SideEffectClass::None,
-        reversibility: Reversibility::Full,
-        policy_hash: policy_hash.to_string(),
-        verdict: Verdict::Warn,
-        transport: "mcp_http".to_string(),
-        method: CHECKPOINT_METHOD.to_string(),
-        layer: "receipt_chain".to_string(),
-        pattern: "checkpoint".to_string(),
-        severity: "info".to_string(),
-        request_id: String::new(),
-        chain_prev_hash: String::new(),
-        chain_seq: 0,
-    }
+    let kind = WriterReceipt { method: CHECKPOINT_METHOD, pattern: "checkpoint", severity: "info" };
+    writer_record(chain_id, kind, batch.intent(), timestamp, policy_hash)
 }
 
 /// What a checkpoint's intent claims.
