@@ -163,6 +163,17 @@ fn digest_key_of(line: &str) -> Option<u64> {
     digest_position(line).and_then(|(b, i)| digest_key(b, i))
 }
 
+/// Lines per file, in arrival order; files in first-seen order.
+type Pending = Vec<(String, Vec<(u64, String)>)>;
+
+/// Appends `line` to `file`'s group.
+fn group(pending: &mut Pending, file: String, line: (u64, String)) {
+    match pending.iter_mut().find(|(f, _)| *f == file) {
+        Some((_, lines)) => lines.push(line),
+        None => pending.push((file, vec![line])),
+    }
+}
+
 fn chain_seq_of(body: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     v.get("action_record")?.get("chain_seq")?.as_u64()
@@ -190,9 +201,8 @@ fn recover(path: &Path, position: fn(&str) -> Option<u64>) -> Result<Option<u64>
 impl Store {
     fn ingest(&mut self, req: ExportLogsServiceRequest) -> Result<Outcome, String> {
         let mut out = Outcome::default();
-        // Lines per chain, in arrival order; chains in first-seen order.
-        let mut pending: Vec<(String, Vec<(u64, String)>)> = Vec::new();
-        let mut digests: Vec<(String, Vec<(u64, String)>)> = Vec::new();
+        let mut pending = Pending::new();
+        let mut digests = Pending::new();
         for rl in req.resource_logs {
             let resource_chain = rl.resource.as_ref().and_then(|r| str_attr(&r.attributes, attr::CHAIN_ID)).map(str::to_owned);
             for record in rl.scope_logs.into_iter().flat_map(|s| s.log_records) {
@@ -215,12 +225,7 @@ impl Store {
                         ));
                         continue;
                     };
-                    let line = digest_line(batch, index, &body);
-                    let stem = format!("{chain}{DIGESTS_SUFFIX}");
-                    match digests.iter_mut().find(|(c, _)| *c == stem) {
-                        Some((_, lines)) => lines.push((key, line)),
-                        None => digests.push((stem, vec![(key, line)])),
-                    }
+                    group(&mut digests, format!("{chain}{DIGESTS_SUFFIX}"), (key, digest_line(batch, index, &body)));
                     continue;
                 }
                 let Some(seq) = chain_seq_of(&body) else {
@@ -233,10 +238,7 @@ impl Store {
                         continue;
                     }
                 }
-                match pending.iter_mut().find(|(c, _)| *c == chain) {
-                    Some((_, lines)) => lines.push((seq, body)),
-                    None => pending.push((chain, vec![(seq, body)])),
-                }
+                group(&mut pending, chain, (seq, body));
             }
         }
         // Digests first: a checkpoint in this call then never reaches disk before its entries.
@@ -267,6 +269,8 @@ impl Store {
         let Some(cf) = self.chains.get_mut(chain) else { return Err("chain file vanished".into()) };
         let mut buf = String::new();
         let (mut filed, mut dups) = (0usize, 0usize);
+        // Receipts count up by one; digest positions jump at each batch.
+        let gaps_matter = !chain.ends_with(DIGESTS_SUFFIX);
         // What is filed counts only once it is on disk: a failed write leaves the position where it
         // was, so the writer's retry is filed, not skipped as a duplicate.
         let mut last_seq = cf.last_seq;
@@ -276,9 +280,7 @@ impl Store {
                 continue;
             }
             let expected = last_seq.map_or(0, |l| l.saturating_add(1));
-            // Receipts count up by one; digest positions jump at each batch.
-            let digests = chain.ends_with(DIGESTS_SUFFIX);
-            if seq != expected && !digests {
+            if seq != expected && gaps_matter {
                 eprintln!("warden sink: chain {chain}: gap, expected chain_seq {expected}, got {seq}");
             }
             buf.push_str(&body);

@@ -30,7 +30,7 @@ use crate::export::batch::{BatchConfig, Batcher};
 use crate::export::{export_request, LogEntry, Position};
 
 use crate::receipt::chain::{
-    drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD,
+    drop_notice_record, opening_record, Chain, DropNotice, Predecessor, CHAIN_OPEN_METHOD, DROPPED_METHOD, WRITER_PRINCIPAL,
 };
 use crate::receipt::checkpoint::{checkpoint_record, Batch, CHECKPOINT_METHOD};
 use crate::receipt::exchange::{DecodeError, Exchange, WireVerdict};
@@ -212,15 +212,14 @@ impl<S: Signer> Writer<S> {
         let record = exchange.to_record(format!("{}-b{number}-{index}", self.cfg.chain_id));
         let record_json = record.canonical_json();
         let at = Position::Digest { batch: number, index };
-        let bound = LogEntry::max_encoded_len(&self.cfg.chain_id, record_json.len(), exchange);
-        if !self.batcher.has_room(bound.saturating_add(self.in_flight_bytes())) {
-            return self.drop_one(exchange.unix_nanos, false);
-        }
+        // Nothing to sign here, so the entry is built first and its exact size checked (the
+        // in-flight batch counts against the bound, as for receipts).
         let entry = LogEntry::from_json(&self.cfg.chain_id, &record_json, at, record.verdict.as_str(), exchange);
-        self.last_entry_len = entry.encoded_len();
-        if self.batcher.push(entry, now_nanos).is_err() {
+        let len = entry.encoded_len();
+        if !self.batcher.has_room(len.saturating_add(self.in_flight_bytes())) || self.batcher.push(entry, now_nanos).is_err() {
             return self.drop_one(exchange.unix_nanos, false);
         }
+        self.last_entry_len = len;
         // Folded only once buffered: the root covers exactly what is exported.
         let full = self.batch.as_mut().is_some_and(|b| {
             b.push(&record_json, exchange.unix_nanos);
@@ -451,8 +450,8 @@ fn writer_context(method: &str, verdict: WireVerdict, now_nanos: u64, policy_has
         method: method.to_string(),
         name: String::new(),
         upstream: String::new(),
-        principal: "mcp-warden".to_string(),
-        actor: "mcp-warden".to_string(),
+        principal: WRITER_PRINCIPAL.to_string(),
+        actor: WRITER_PRINCIPAL.to_string(),
         delegation_chain: Vec::new(),
         request_id: String::new(),
         verdict,

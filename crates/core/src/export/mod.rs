@@ -162,7 +162,8 @@ impl LogEntry {
         pb::fixed64(&mut r, 1, exchange.unix_nanos); // time_unix_nano
         pb::uint(&mut r, 2, 9); // severity_number = SEVERITY_NUMBER_INFO
         pb::string(&mut r, 3, "INFO"); // severity_text
-                                       // body: AnyValue { string_value = the receipt JSON }, written in place.
+
+        // body: AnyValue { string_value = the JSON }, written in place.
         pb::tag(&mut r, 5, 2);
         pb::varint(&mut r, (1 + varint_len(body_json.len() as u64) + body_json.len()) as u64);
         pb::string(&mut r, 1, body_json);

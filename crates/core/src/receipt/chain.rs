@@ -16,9 +16,10 @@
 //! We do not use Pipelock's `key_transition` / `session_control` (newer fields, and they change
 //! how seq 0 is verified); the predecessor link is an assertion signed by the new chain's key.
 
-use sha2::{Digest, Sha256};
-
-use super::record::{envelope_json, ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass, Verdict};
+use super::record::{
+    envelope_json, receipt_hash_hex, signing_digest_of, ActionRecord, ActionType, Receipt, Reversibility, SideEffectClass,
+    Verdict,
+};
 use super::sign::Signer;
 
 /// The literal anchor of receipt 0.
@@ -27,6 +28,10 @@ pub const GENESIS: &str = "genesis";
 pub const CHAIN_OPEN_METHOD: &str = "warden/chain_open";
 /// `target` prefix of a chain-open receipt.
 pub const CHAIN_TARGET_PREFIX: &str = "warden:chain/";
+/// `principal` and `actor` of the writer's own receipts (chain-open, drop notice, checkpoint).
+pub const WRITER_PRINCIPAL: &str = "mcp-warden";
+/// `layer` of the writer's own receipts; no exchange record carries it.
+pub const RECEIPT_CHAIN_LAYER: &str = "receipt_chain";
 
 /// The tail of a chain that a new chain continues.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +117,8 @@ pub fn writer_record(chain_id: &str, kind: WriterReceipt, intent: String, timest
         action_id: String::new(),
         action_type: ActionType::Unclassified,
         timestamp,
-        principal: "mcp-warden".to_string(),
-        actor: "mcp-warden".to_string(),
+        principal: WRITER_PRINCIPAL.to_string(),
+        actor: WRITER_PRINCIPAL.to_string(),
         delegation_chain: Vec::new(),
         target: format!("{CHAIN_TARGET_PREFIX}{chain_id}"),
         intent,
@@ -125,7 +130,7 @@ pub fn writer_record(chain_id: &str, kind: WriterReceipt, intent: String, timest
         verdict: Verdict::Warn,
         transport: "mcp_http".to_string(),
         method: kind.method.to_string(),
-        layer: "receipt_chain".to_string(),
+        layer: RECEIPT_CHAIN_LAYER.to_string(),
         pattern: kind.pattern.to_string(),
         severity: kind.severity.to_string(),
         request_id: String::new(),
@@ -258,10 +263,10 @@ impl Chain {
     /// receipt and its canonical JSON: the record is serialised once for the signature, the
     /// chain hash and the export.
     pub fn append_previewed(&mut self, record: ActionRecord, record_json: &str, signer: &dyn Signer) -> (Receipt, String) {
-        let signature = signer.sign_digest(&Sha256::digest(record_json.as_bytes()).into());
+        let signature = signer.sign_digest(&signing_digest_of(record_json));
         let signer_key = signer.public_key();
         let json = envelope_json(record_json, &signature, &signer_key);
-        self.prev_hash = hex::encode(Sha256::digest(json.as_bytes()));
+        self.prev_hash = receipt_hash_hex(&json);
         self.next_seq = self.next_seq.saturating_add(1);
         (Receipt { record, signature, signer_key }, json)
     }

@@ -32,6 +32,8 @@ use super::verify::{verify_chain_visiting, ChainFailure, ChainSummary, VerifiedR
 
 /// `method` of a checkpoint receipt.
 pub const CHECKPOINT_METHOD: &str = "warden/checkpoint";
+/// `pattern` of a checkpoint receipt.
+pub const CHECKPOINT_PATTERN: &str = "checkpoint";
 /// `warden.kind` attribute value of a digest entry.
 pub const DIGEST_KIND: &str = "digest";
 
@@ -93,7 +95,7 @@ impl Batch {
 
 /// The checkpoint receipt's record for a closed `batch` (chain fields filled by the chain).
 pub fn checkpoint_record(chain_id: &str, batch: &Batch, timestamp: String, policy_hash: &str) -> ActionRecord {
-    let kind = WriterReceipt { method: CHECKPOINT_METHOD, pattern: "checkpoint", severity: "info" };
+    let kind = WriterReceipt { method: CHECKPOINT_METHOD, pattern: CHECKPOINT_PATTERN, severity: "info" };
     writer_record(chain_id, kind, batch.intent(), timestamp, policy_hash)
 }
 

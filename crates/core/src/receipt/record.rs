@@ -218,8 +218,19 @@ impl ActionRecord {
 
     /// The 32 bytes that get signed: SHA-256 of the canonical record.
     pub fn signing_digest(&self) -> [u8; 32] {
-        Sha256::digest(self.canonical_json().as_bytes()).into()
+        signing_digest_of(&self.canonical_json())
     }
+}
+
+/// [`ActionRecord::signing_digest`] of a record already serialised (its canonical JSON).
+pub fn signing_digest_of(record_json: &str) -> [u8; 32] {
+    Sha256::digest(record_json.as_bytes()).into()
+}
+
+/// [`Receipt::hash_hex`] of a receipt already serialised (its canonical JSON): the next
+/// receipt's `chain_prev_hash`.
+pub fn receipt_hash_hex(receipt_json: &str) -> String {
+    hex::encode(Sha256::digest(receipt_json.as_bytes()))
 }
 
 /// A signed receipt (ActionReceipt v1 envelope).
@@ -239,7 +250,7 @@ impl Receipt {
 
     /// Lowercase hex SHA-256 of [`Self::canonical_json`].
     pub fn hash_hex(&self) -> String {
-        hex::encode(Sha256::digest(self.canonical_json().as_bytes()))
+        receipt_hash_hex(&self.canonical_json())
     }
 }
 

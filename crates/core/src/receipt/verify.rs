@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::chain::{Predecessor, CHAIN_OPEN_METHOD, CHAIN_TARGET_PREFIX, GENESIS};
-use super::checkpoint::CHECKPOINT_METHOD;
+use super::chain::{Predecessor, CHAIN_OPEN_METHOD, CHAIN_TARGET_PREFIX, GENESIS, RECEIPT_CHAIN_LAYER, WRITER_PRINCIPAL};
+use super::checkpoint::{CHECKPOINT_METHOD, CHECKPOINT_PATTERN};
 use super::record::ActionType;
 use super::sign::verify_digest;
 use super::strict::read_envelope;
@@ -196,9 +196,9 @@ fn verify_envelope(
 /// the caller's); a client that sends the method `warden/checkpoint` gets an ordinary receipt.
 fn checkpoint_intent(record: &Map<String, Value>) -> Option<String> {
     let own = get_str(record, "method") == CHECKPOINT_METHOD
-        && get_str(record, "principal") == "mcp-warden"
-        && get_str(record, "layer") == "receipt_chain"
-        && get_str(record, "pattern") == "checkpoint";
+        && get_str(record, "principal") == WRITER_PRINCIPAL
+        && get_str(record, "layer") == RECEIPT_CHAIN_LAYER
+        && get_str(record, "pattern") == CHECKPOINT_PATTERN;
     own.then(|| get_str(record, "intent").to_string())
 }
 
