@@ -292,6 +292,7 @@ class Sink(harness.Proc):
         harness.wait_port(self.port, timeout=30, proc=self)
 
     def receipts(self) -> int:
+        """Lines filed: receipts, and the digest entries of checkpoint batches (`*.digests.jsonl`)."""
         n = 0
         for f in self.dir.glob("*.jsonl"):
             with open(f, "rb") as fh:
@@ -299,21 +300,15 @@ class Sink(harness.Proc):
         return n
 
 
-def writer_counters(env: Envoy) -> dict[str, int]:
-    s = harness.envoy_stats(env.admin, r"mcp_warden_receipt|downstream_rq_completed")
-    return {k: s.get(f"wasmcustom.mcp_warden_receipts_{k}_total", 0) for k in ("signed", "exported", "dropped", "unqueued")} | {
-        "export_failures": s.get("wasmcustom.mcp_warden_receipt_export_failures_total", 0),
-        "completed": s.get("http.bench.downstream_rq_completed", 0)}
-
-
 def receipts_caught_up(env: Envoy, sink: Sink, timeout: float = 600.0) -> dict:
-    """Wait until the writer has signed and exported an exchange for every completed request (or
-    dropped it, signed and counted), then count the receipts at the sink."""
+    """Wait until the writer has dealt with the exchange of every completed request (signed it,
+    digested it into a checkpoint batch, or dropped it, signed and counted) and exported it all,
+    then count what is at the sink (receipt and digest lines)."""
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
     while True:
-        c = writer_counters(env)
-        done = c["signed"] + c["dropped"] >= c["completed"] and c["exported"] >= c["signed"]
+        c = harness.receipt_counters(env.admin, "bench")
+        done = harness.receipts_all_out(c)
         if done or time.monotonic() > deadline:
             break
         time.sleep(1)

@@ -74,19 +74,7 @@ def thread_cpu(pid: int) -> tuple[float, float]:
 
 
 def counters(admin_port: int) -> dict[str, int]:
-    s = harness.envoy_stats(admin_port, r"mcp_warden_receipt|downstream_rq_completed|memory_allocated")
-    get = lambda k: s.get(k, 0)  # noqa: E731
-    return {
-        "signed": get("wasmcustom.mcp_warden_receipts_signed_total"),
-        "exported": get("wasmcustom.mcp_warden_receipts_exported_total"),
-        "dropped": get("wasmcustom.mcp_warden_receipts_dropped_total"),
-        "unqueued": get("wasmcustom.mcp_warden_receipts_unqueued_total"),
-        "digested": get("wasmcustom.mcp_warden_receipts_digested_total"),
-        "checkpoints": get("wasmcustom.mcp_warden_receipt_checkpoints_total"),
-        "export_failures": get("wasmcustom.mcp_warden_receipt_export_failures_total"),
-        "completed": get("http.mcp_gateway.downstream_rq_completed"),
-        "memory_allocated": get("server.memory_allocated"),
-    }
+    return harness.receipt_counters(admin_port, "mcp_gateway")
 
 
 def run_wrk(port: int, conns: int, seconds: int) -> dict:
@@ -123,11 +111,7 @@ class Sink:
         return sum(sum(1 for l in p.read_text().splitlines() if l.strip()) for p in self.out.glob("*.digests.jsonl"))
 
 
-def covered(c: dict) -> int:
-    """Exchanges the writer has dealt with: signed on their own (not the chain-open, not the
-    checkpoints), digested into a batch, or dropped and counted."""
-    own = c["signed"] - (1 if c["signed"] else 0) - c["checkpoints"]
-    return own + c["digested"] + c["dropped"]
+covered = harness.receipts_covered
 
 
 def strip_writer(path: Path) -> None:
@@ -192,7 +176,7 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
             while time.monotonic() < deadline:
                 c2 = counters(ports["ADMIN_PORT"])
                 # Every exchange signed, digested or dropped (notices: >=), all exported.
-                done = c2["completed"] <= covered(c2) and c2["exported"] >= c2["signed"] + c2["digested"]
+                done = harness.receipts_all_out(c2)
                 if done and c2["digested"]:
                     # The last checkpoint batch closes by age (1 s): done once 1.5 s more change nothing.
                     time.sleep(1.5)

@@ -225,6 +225,32 @@ def wait_for(what: str, cond, timeout: float = 60.0, gw=None):
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{gw.log_tail()}" if gw else ""))
 
 
+def receipt_counters(admin_port: int, stat_prefix: str) -> dict[str, int]:
+    """The receipt writer's counters, the requests Envoy completed on the HTTP connection manager
+    `stat_prefix`, and `server.memory_allocated` (the benches' view of the writer)."""
+    s = envoy_stats(admin_port, r"mcp_warden_receipt|downstream_rq_completed|memory_allocated")
+    names = {"signed": "receipts_signed_total", "exported": "receipts_exported_total",
+             "dropped": "receipts_dropped_total", "unqueued": "receipts_unqueued_total",
+             "digested": "receipts_digested_total", "checkpoints": "receipt_checkpoints_total",
+             "export_failures": "receipt_export_failures_total"}
+    out = {k: s.get(f"wasmcustom.mcp_warden_{v}", 0) for k, v in names.items()}
+    out["completed"] = s.get(f"http.{stat_prefix}.downstream_rq_completed", 0)
+    out["memory_allocated"] = s.get("server.memory_allocated", 0)
+    return out
+
+
+def receipts_covered(c: dict) -> int:
+    """Exchanges the writer has dealt with, from `receipt_counters`: signed on their own (not the
+    chain-open, not the checkpoints), digested into a checkpoint batch, or dropped and counted."""
+    own = c["signed"] - (1 if c["signed"] else 0) - c["checkpoints"]
+    return own + c["digested"] + c["dropped"]
+
+
+def receipts_all_out(c: dict) -> bool:
+    """Every completed request's exchange dealt with, and everything made of them exported."""
+    return receipts_covered(c) >= c["completed"] and c["exported"] >= c["signed"] + c["digested"]
+
+
 def warden_stat(gw, name: str) -> int:
     """The filter's counter `mcp_warden_<name>` on gateway `gw` (0 until it first counts)."""
     return gw.stats(f"mcp_warden_{name}").get(f"wasmcustom.mcp_warden_{name}", 0)
