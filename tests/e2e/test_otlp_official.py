@@ -55,13 +55,26 @@ TEMPLATE = "envoy/e2e-receipts.yaml"
 UPSTREAM = "mcp_upstream"  # the route's cluster in TEMPLATE
 
 SCOPE_NAME = "mcp-warden.receipts"
-# Every attribute key a record carries, and the AnyValue variant each must use.
+# Every attribute key a record may carry, and the AnyValue variant each must use: OpenTelemetry's
+# MCP conventions (semantic-conventions-genai v0.1.0) where they name the fact, warden.* for ours.
+# A fact an exchange does not have is absent, never an empty string.
 RECORD_ATTRS = {
-    "warden.chain_id": "string_value", "warden.chain_seq": "int_value", "mcp.method": "string_value",
-    "mcp.name": "string_value", "warden.verdict": "string_value", "warden.principal_fingerprint": "string_value",
+    "warden.chain_id": "string_value", "warden.chain_seq": "int_value",
+    "mcp.method.name": "string_value", "gen_ai.tool.name": "string_value", "gen_ai.prompt.name": "string_value",
+    "mcp.resource.uri": "string_value", "warden.target": "string_value", "gen_ai.operation.name": "string_value",
+    "mcp.protocol.version": "string_value", "warden.era": "string_value", "mcp.session.id": "string_value",
+    "jsonrpc.request.id": "string_value", "error.type": "string_value", "rpc.response.status_code": "string_value",
+    "warden.verdict": "string_value", "warden.rule": "string_value", "warden.layer": "string_value",
+    "warden.severity": "string_value", "warden.data_classes_in": "string_value",
+    "warden.data_classes_out": "string_value", "warden.principal_fingerprint": "string_value",
     "warden.upstream": "string_value", "warden.duration_us": "int_value", "warden.bytes_in": "int_value",
     "warden.bytes_out": "int_value",
 }
+# What every record carries.
+REQUIRED_ATTRS = {"warden.chain_id", "warden.chain_seq", "warden.verdict", "warden.principal_fingerprint",
+                  "warden.duration_us", "warden.bytes_in", "warden.bytes_out"}
+# The attribute an MCP name goes under.
+NAME_ATTRS = ("gen_ai.tool.name", "gen_ai.prompt.name", "mcp.resource.uri", "warden.target")
 # The LogRecord fields the encoder sets (trace context only when the request had a traceparent).
 RECORD_FIELDS = {"time_unix_nano", "severity_number", "severity_text", "body", "attributes"}
 TRACE_FIELDS = {"flags", "trace_id", "span_id"}
@@ -179,8 +192,10 @@ def check_record(rec, chain_id: str) -> tuple[dict, dict, dict]:
         assert ar.get(key), (key, ar)
     # Attributes: every key, each with its AnyValue variant, saying what the receipt says.
     a = attrs(rec.attributes)
-    assert {k: v[0] for k, v in a.items()} == RECORD_ATTRS, a
+    assert REQUIRED_ATTRS <= set(a), a
+    assert {k: v[0] for k, v in a.items()} == {k: RECORD_ATTRS.get(k) for k in a}, a
     a = {k: v[1] for k, v in a.items()}
+    assert all(v != "" for v in a.values()), a
     assert a["warden.chain_id"] == chain_id
     assert a["warden.chain_seq"] == ar["chain_seq"]
     assert a["warden.verdict"] == ar["verdict"]
@@ -199,11 +214,14 @@ def check_exchange_record(rec, ar: dict, a: dict) -> None:
     """A receipt of an MCP exchange: its record's attributes describe the same exchange."""
     assert rec.time_unix_nano == rfc3339_nanos(ar["timestamp"]), (rec.time_unix_nano, ar["timestamp"])
     assert ar["policy_hash"].startswith("sha256:"), ar
-    assert a["mcp.method"] == ar.get("method", "")
+    assert a.get("mcp.method.name", "") == ar.get("method", "")
     # Refused before identity too: the attribute fingerprints the principal the receipt names.
     assert a["warden.principal_fingerprint"] == fingerprint(ar["principal"])
-    if a["mcp.method"]:
-        assert ar["target"] == f"{a['warden.upstream']}/{a['mcp.name'] or a['mcp.method']}", (ar, a)
+    names = [a[k] for k in NAME_ATTRS if k in a]
+    assert len(names) <= 1, a
+    if a.get("mcp.method.name"):
+        assert ar["target"] == f"{a['warden.upstream']}/{names[0] if names else a['mcp.method.name']}", (ar, a)
+    assert a.get("jsonrpc.request.id") == (str(json.loads(ar["request_id"])) if ar.get("request_id") else None)
 
 
 # --- (a) the golden request ----------------------------------------------------------------------
@@ -350,7 +368,7 @@ def test_envoy_export_carries_each_receipt_field_by_field(live_export):
                 receipts.append(rec.body.string_value)
                 if ar.get("method") == "warden/chain_open":
                     assert ar["chain_seq"] == 0 and ar["target"] == f"warden:chain/{chain}"
-                    assert a["mcp.method"] == "warden/chain_open" and a["warden.principal_fingerprint"] == \
+                    assert a["mcp.method.name"] == "warden/chain_open" and a["warden.principal_fingerprint"] == \
                         fingerprint("mcp-warden")
                     assert field_names(rec).isdisjoint(TRACE_FIELDS)
                     assert rec.time_unix_nano == rfc3339_nanos(ar["timestamp"])
@@ -365,11 +383,19 @@ def test_envoy_export_carries_each_receipt_field_by_field(live_export):
         assert ar["verdict"] == a["warden.verdict"] == verdict, (rid, ar)
         assert a["warden.bytes_in"] > 0, (rid, a)
         if header_name is None:
-            assert (a["mcp.method"], a["mcp.name"], a["warden.upstream"]) == ("tools/call", tool, UPSTREAM), a
+            assert (a["mcp.method.name"], a["gen_ai.tool.name"], a["warden.upstream"]) == ("tools/call", tool, UPSTREAM), a
+            assert a["gen_ai.operation.name"] == "execute_tool"
+            assert (a["mcp.protocol.version"], a["warden.era"]) == (harness.MODERN_VERSION, "modern"), a
             assert ar["principal"] == user and ar["target"] == f"{UPSTREAM}/{tool}"
         else:
             # Refused on the wire, before routing and identity.
             assert ar["principal"] == "anonymous" and ar["pattern"] == "wire:header_mismatch", ar
+        assert a["jsonrpc.request.id"] == rid
+        # The JSON-RPC error the client got: none for the echo, the policy's denial (-31403),
+        # the header mismatch (-32020).
+        code = {"allow": None, "block": "-31403" if header_name is None else "-32020"}[verdict]
+        assert (a.get("error.type"), a.get("rpc.response.status_code")) == (code, code), (rid, a)
+        assert "mcp.session.id" not in a  # 2026-07-28 has no sessions
         if tp is None:
             assert field_names(rec).isdisjoint(TRACE_FIELDS), rec
         else:

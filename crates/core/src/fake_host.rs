@@ -251,14 +251,15 @@ pub struct NoMetrics;
 impl Metrics for NoMetrics {
     fn count(&mut self, _: &'static str, _: &[(&str, &str)]) {}
     fn add(&mut self, _: &'static str, _: u64) {}
-    fn record(&mut self, _: &'static str, _: u64) {}
+    fn record(&mut self, _: &'static str, _: &[(&str, &str)], _: u64) {}
 }
 
 /// Remembers every counter increment (as the full stat name) and every histogram sample.
 #[derive(Debug, Default)]
 pub struct RecordingMetrics {
     pub counts: Vec<String>,
-    pub samples: Vec<(&'static str, u64)>,
+    /// Histogram samples, by full stat name (labels included).
+    pub samples: Vec<(String, u64)>,
 }
 
 impl RecordingMetrics {
@@ -277,8 +278,8 @@ impl Metrics for RecordingMetrics {
             self.counts.push(base.to_owned());
         }
     }
-    fn record(&mut self, base: &'static str, value: u64) {
-        self.samples.push((base, value));
+    fn record(&mut self, base: &'static str, labels: &[(&str, &str)], value: u64) {
+        self.samples.push((stat_name(base, labels), value));
     }
 }
 

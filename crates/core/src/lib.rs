@@ -56,4 +56,5 @@ pub mod principal;
 pub mod receipt;
 pub mod receipt_writer;
 pub mod scan;
+pub mod semconv;
 pub mod state;

@@ -81,6 +81,37 @@ pub const VM_HEAP_BYTES: &str = "mcp_warden_vm_heap_bytes";
 pub const DEFINED_AT_START: &[&str] =
     &[STORE_ERRORS, SESSION_HIJACKS, TASK_HIJACKS, CONFIG_REJECTED, CONTROL_POLL_FAILURES, CONTROL_UPDATES, RECEIPTS_UNQUEUED];
 
+/// The conventions' histogram [`crate::semconv::SERVER_OPERATION_DURATION`] (milliseconds, Envoy's
+/// unit for durations), by `mcp.method.name`, `gen_ai.tool.name` (tools/call, bounded by
+/// [`ToolLabels`]) and `error.type` (present only when the operation failed).
+pub use crate::semconv::SERVER_OPERATION_DURATION as OPERATION_DURATION;
+
+/// Most tool names one VM gives a label of their own.
+pub const MAX_TOOL_LABELS: usize = 64;
+
+/// The tool names one VM labels its metrics with: a name gets its own label once it was answered
+/// without an error (a tool the upstream does not have is an error), while fewer than
+/// [`MAX_TOOL_LABELS`] have one; every other name is [`crate::semconv::OTHER`]. Tool names are
+/// the client's to choose: this is what keeps them from growing the number of stats.
+#[derive(Debug, Default)]
+pub struct ToolLabels {
+    names: std::collections::HashSet<String>,
+}
+
+impl ToolLabels {
+    /// The label for `name`; `answered` admits a new name while there is room.
+    pub fn label<'a>(&mut self, name: &'a str, answered: bool) -> &'a str {
+        if self.names.contains(name) {
+            return name;
+        }
+        if answered && self.names.len() < MAX_TOOL_LABELS {
+            self.names.insert(name.to_owned());
+            return name;
+        }
+        crate::semconv::OTHER
+    }
+}
+
 /// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
 /// Dots inside values would break the split, so they become `_`.
 pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {
@@ -97,6 +128,19 @@ pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_labels_are_bounded_and_only_for_answered_tools() {
+        let mut labels = ToolLabels::default();
+        assert_eq!(labels.label("invented", false), "_OTHER");
+        assert_eq!(labels.label("echo", true), "echo");
+        assert_eq!(labels.label("echo", false), "echo"); // once labelled, an error keeps the label
+        for i in 0..MAX_TOOL_LABELS * 2 {
+            labels.label(&format!("t{i}"), true);
+        }
+        assert_eq!(labels.names.len(), MAX_TOOL_LABELS);
+        assert_eq!(labels.label("late", true), "_OTHER");
+    }
 
     #[test]
     fn names_are_splittable() {

@@ -158,8 +158,8 @@ pub trait Metrics {
     fn count(&mut self, base: &'static str, labels: &[(&str, &str)]);
     /// Add `n` to an unlabelled counter.
     fn add(&mut self, base: &'static str, n: u64);
-    /// Record a histogram sample.
-    fn record(&mut self, base: &'static str, value: u64);
+    /// Record a sample of the histogram `base` with `labels`.
+    fn record(&mut self, base: &'static str, labels: &[(&str, &str)], value: u64);
 }
 
 /// The queue from the request path to the receipt writer. Never blocks.

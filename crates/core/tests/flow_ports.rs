@@ -148,7 +148,7 @@ fn every_decision_reaches_the_receipt_queue_or_is_counted() {
     assert_eq!(e.verdict, WireVerdict::Block);
     assert_eq!(e.rule, "no-deletes");
     assert_eq!(e.policy_hash, p.hash);
-    assert!(host.metrics.samples.contains(&(metrics::FILTER_TIME_US, 12)));
+    assert!(host.metrics.samples.contains(&(metrics::FILTER_TIME_US.to_owned(), 12)));
 
     // No writer deployed: nothing is built, the loss is counted. This request was not timed
     // (the host samples): the histogram gets no sample for it, not a zero.
@@ -156,7 +156,7 @@ fn every_decision_reaches_the_receipt_queue_or_is_counted() {
     flow.on_log(ExchangeStats::default(), &mut host.queue, &mut host.metrics);
     assert_eq!(host.queue.messages.len(), 1);
     assert_eq!(host.metrics.count_of(metrics::RECEIPTS_UNQUEUED), 1);
-    assert_eq!(host.metrics.samples.iter().filter(|(name, _)| *name == metrics::FILTER_TIME_US).count(), 1);
+    assert_eq!(host.metrics.samples.iter().filter(|(name, _)| name == metrics::FILTER_TIME_US).count(), 1);
 }
 
 #[test]

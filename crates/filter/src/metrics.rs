@@ -49,8 +49,8 @@ impl Metrics for EnvoyMetrics {
         }
     }
 
-    fn record(&mut self, base: &'static str, value: u64) {
-        if let Some(id) = id_of(MetricType::Histogram, base.to_owned()) {
+    fn record(&mut self, base: &'static str, labels: &[(&str, &str)], value: u64) {
+        if let Some(id) = id_of(MetricType::Histogram, stat_name(base, labels)) {
             let _ = abi::record_metric(id, value);
         }
     }

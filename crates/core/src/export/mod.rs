@@ -17,14 +17,30 @@ pub mod proto;
 use crate::receipt::exchange::Exchange;
 use crate::receipt::Receipt;
 
-/// Attribute keys. The sink reads [`attr::CHAIN_ID`] (resource first, then the record).
+/// Attribute keys: OpenTelemetry's MCP conventions where they name the fact ([`crate::semconv`]),
+/// ours under `warden.*` for the rest. The sink reads [`attr::CHAIN_ID`] (resource first, then
+/// the record).
 pub mod attr {
+    pub use crate::semconv::{
+        ERROR_TYPE, GEN_AI_OPERATION_NAME, GEN_AI_PROMPT_NAME, GEN_AI_TOOL_NAME, JSONRPC_REQUEST_ID, MCP_METHOD_NAME,
+        MCP_PROTOCOL_VERSION, MCP_RESOURCE_URI, MCP_SESSION_ID, RPC_RESPONSE_STATUS_CODE,
+    };
     pub const SERVICE_NAME: &str = "service.name";
     pub const CHAIN_ID: &str = "warden.chain_id";
     pub const CHAIN_SEQ: &str = "warden.chain_seq";
-    pub const METHOD: &str = "mcp.method";
-    pub const NAME: &str = "mcp.name";
+    /// An MCP name the conventions have no attribute for (a task id).
+    pub const TARGET: &str = "warden.target";
+    /// `modern` (2026-07-28) or `legacy` (2025-11-25).
+    pub const ERA: &str = "warden.era";
     pub const VERDICT: &str = "warden.verdict";
+    /// The rule (or finding) that decided: the receipt's `pattern`.
+    pub const RULE: &str = "warden.rule";
+    /// The inspector of the most severe finding, and its severity.
+    pub const LAYER: &str = "warden.layer";
+    pub const SEVERITY: &str = "warden.severity";
+    /// Data classes found in what the client sent / what came back, comma-separated.
+    pub const DATA_CLASSES_IN: &str = "warden.data_classes_in";
+    pub const DATA_CLASSES_OUT: &str = "warden.data_classes_out";
     pub const PRINCIPAL_FINGERPRINT: &str = "warden.principal_fingerprint";
     pub const UPSTREAM: &str = "warden.upstream";
     pub const DURATION_US: &str = "warden.duration_us";
@@ -35,6 +51,38 @@ pub mod attr {
     pub const KIND: &str = "warden.kind";
     pub const BATCH: &str = "warden.batch";
     pub const INDEX: &str = "warden.index";
+
+    /// Every key a record may carry (for size bounds and tests).
+    pub const RECORD_KEYS: [&str; 28] = [
+        CHAIN_ID,
+        CHAIN_SEQ,
+        KIND,
+        BATCH,
+        INDEX,
+        MCP_METHOD_NAME,
+        GEN_AI_TOOL_NAME,
+        GEN_AI_PROMPT_NAME,
+        MCP_RESOURCE_URI,
+        TARGET,
+        GEN_AI_OPERATION_NAME,
+        MCP_PROTOCOL_VERSION,
+        ERA,
+        MCP_SESSION_ID,
+        JSONRPC_REQUEST_ID,
+        ERROR_TYPE,
+        RPC_RESPONSE_STATUS_CODE,
+        VERDICT,
+        RULE,
+        LAYER,
+        SEVERITY,
+        DATA_CLASSES_IN,
+        DATA_CLASSES_OUT,
+        PRINCIPAL_FINGERPRINT,
+        UPSTREAM,
+        DURATION_US,
+        BYTES_IN,
+        BYTES_OUT,
+    ];
 }
 
 /// Where a log entry sits: a receipt at its `chain_seq`, or a digest entry of a checkpoint batch.
@@ -176,19 +224,7 @@ impl LogEntry {
                 key_value(&mut r, 6, attr::INDEX, &Value::Int(clamp(index)));
             }
         }
-        let attrs: [(&str, Value<'_>); 8] = [
-            (attr::METHOD, Value::Str(&exchange.method)),
-            (attr::NAME, Value::Str(&exchange.name)),
-            (attr::VERDICT, Value::Str(verdict)),
-            (attr::PRINCIPAL_FINGERPRINT, Value::Str(&exchange.principal_fingerprint())),
-            (attr::UPSTREAM, Value::Str(&exchange.upstream)),
-            (attr::DURATION_US, Value::Int(clamp(exchange.duration_micros))),
-            (attr::BYTES_IN, Value::Int(clamp(exchange.bytes_in))),
-            (attr::BYTES_OUT, Value::Int(clamp(exchange.bytes_out))),
-        ];
-        for (k, v) in &attrs {
-            key_value(&mut r, 6, k, v);
-        }
+        write_record_attributes(&mut r, exchange, verdict);
         if let Some(ctx) = TraceContext::parse(&exchange.traceparent) {
             pb::fixed32(&mut r, 8, u32::from(ctx.flags));
             pb::bytes(&mut r, 9, &ctx.trace_id);
@@ -204,23 +240,30 @@ impl LogEntry {
         const PREFIX: usize = 1 + 10; // a tag and a length
         const FINGERPRINT: usize = 23; // "sha256:" + 16 hex
         const VERDICT: usize = 8;
-        let keys = [
-            attr::CHAIN_ID,
-            attr::CHAIN_SEQ,
-            attr::KIND,
-            attr::BATCH,
-            attr::INDEX,
-            attr::METHOD,
-            attr::NAME,
-            attr::VERDICT,
-            attr::PRINCIPAL_FINGERPRINT,
-            attr::UPSTREAM,
-            attr::DURATION_US,
-            attr::BYTES_IN,
-            attr::BYTES_OUT,
-        ];
-        let values = chain_id.len() + exchange.method.len() + exchange.name.len() + exchange.upstream.len() + 6;
-        let attrs = keys.iter().map(|k| k.len() + 4 * PREFIX + 10).sum::<usize>() + values + FINGERPRINT + VERDICT;
+        const CODE: usize = 20; // an i64 in decimal
+        let e = exchange;
+        let classes = |c: &[String]| c.iter().map(|s| s.len() + 1).sum::<usize>();
+        let values = chain_id.len()
+            + e.method.len()
+            + e.name.len()
+            + crate::semconv::EXECUTE_TOOL.len()
+            + e.protocol_version.len()
+            + e.era.len()
+            + e.session.len()
+            + e.request_id.len()
+            + 2 * CODE
+            + crate::semconv::TOOL_ERROR.len()
+            + e.rule.len()
+            + e.layer.len()
+            + e.severity.len()
+            + classes(&e.data_classes_in)
+            + classes(&e.data_classes_out)
+            + e.upstream.len()
+            + crate::receipt::checkpoint::DIGEST_KIND.len();
+        // Per attribute: KeyValue tag + length (5: a value under 2^35 bytes), key tag + length
+        // (2: keys are short), AnyValue tag + length (1 + 5), value tag + length or varint (1 + 10).
+        const PER_ATTRIBUTE: usize = 1 + 5 + 2 + 1 + 5 + 1 + 10;
+        let attrs = attr::RECORD_KEYS.iter().map(|k| k.len() + PER_ATTRIBUTE).sum::<usize>() + values + FINGERPRINT + VERDICT;
         let fixed = 9 + 2 + PREFIX + 4 + 3 * PREFIX + 5 + PREFIX + 16 + PREFIX + 8;
         PREFIX + fixed + 2 * PREFIX + json_len + attrs
     }
@@ -229,6 +272,39 @@ impl LogEntry {
     pub fn encoded_len(&self) -> usize {
         self.record.len() + 1 + varint_len(self.record.len() as u64)
     }
+}
+
+/// Writes the attributes of `e`'s record (after the position ones), in order; a fact the
+/// exchange does not have is left out rather than sent empty.
+fn write_record_attributes(r: &mut Vec<u8>, e: &Exchange, verdict: &str) {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let text = |r: &mut Vec<u8>, k: &str, v: &str| {
+        if !v.is_empty() {
+            key_value(r, 6, k, &Value::Str(v));
+        }
+    };
+    text(r, attr::MCP_METHOD_NAME, &e.method);
+    text(r, crate::semconv::name_attribute(&e.method).unwrap_or(attr::TARGET), &e.name);
+    if e.method == "tools/call" {
+        text(r, attr::GEN_AI_OPERATION_NAME, crate::semconv::EXECUTE_TOOL);
+    }
+    text(r, attr::MCP_PROTOCOL_VERSION, &e.protocol_version);
+    text(r, attr::ERA, &e.era);
+    text(r, attr::MCP_SESSION_ID, &e.session);
+    text(r, attr::JSONRPC_REQUEST_ID, crate::semconv::request_id(&e.request_id).as_deref().unwrap_or_default());
+    text(r, attr::ERROR_TYPE, crate::semconv::error_type(e.error_code, e.tool_error).as_deref().unwrap_or_default());
+    text(r, attr::RPC_RESPONSE_STATUS_CODE, e.error_code.map(|c| c.to_string()).as_deref().unwrap_or_default());
+    text(r, attr::VERDICT, verdict);
+    text(r, attr::RULE, &e.rule);
+    text(r, attr::LAYER, &e.layer);
+    text(r, attr::SEVERITY, &e.severity);
+    text(r, attr::DATA_CLASSES_IN, &e.data_classes_in.join(","));
+    text(r, attr::DATA_CLASSES_OUT, &e.data_classes_out.join(","));
+    text(r, attr::PRINCIPAL_FINGERPRINT, &e.principal_fingerprint());
+    text(r, attr::UPSTREAM, &e.upstream);
+    key_value(r, 6, attr::DURATION_US, &Value::Int(clamp(e.duration_micros)));
+    key_value(r, 6, attr::BYTES_IN, &Value::Int(clamp(e.bytes_in)));
+    key_value(r, 6, attr::BYTES_OUT, &Value::Int(clamp(e.bytes_out)));
 }
 
 fn varint_len(mut v: u64) -> usize {

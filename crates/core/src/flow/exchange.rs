@@ -6,9 +6,10 @@ use crate::inspect::Finding;
 use crate::metrics;
 use crate::policy::{Action, Verdict};
 use crate::ports::{Metrics, ReceiptQueue};
-use crate::receipt::exchange::{Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
+use crate::receipt::exchange::{fingerprint, Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
 
 use super::batch::RULE_NOT_DECIDED;
+use super::reply;
 use super::request::RequestFlow;
 
 /// Facts the host measured about a finished exchange, for its receipt.
@@ -28,8 +29,9 @@ impl RequestFlow {
     /// exchange's record when a writer is there to take it (no record is even built without one).
     pub fn on_log(&self, stats: ExchangeStats, queue: &mut dyn ReceiptQueue, m: &mut dyn Metrics) {
         if let Some(micros) = stats.filter_micros {
-            m.record(metrics::FILTER_TIME_US, micros);
+            m.record(metrics::FILTER_TIME_US, &[], micros);
         }
+        self.record_operation(&stats, m);
         if !queue.ready() {
             m.count(metrics::RECEIPTS_UNQUEUED, &[]);
             return;
@@ -88,6 +90,11 @@ impl RequestFlow {
             layer: String::new(),
             policy_hash: self.policy().hash.clone(),
             traceparent: String::new(),
+            protocol_version: String::new(),
+            era: String::new(),
+            session: String::new(),
+            error_code: None,
+            tool_error: false,
             duration_micros: stats.duration_micros,
             bytes_in: stats.bytes_in,
             bytes_out: stats.bytes_out,
@@ -102,17 +109,72 @@ impl RequestFlow {
             e.delegation_chain = o.principal.actors.clone();
             e.request_id = r.id.clone().unwrap_or_default();
             e.traceparent = r.traceparent.clone().unwrap_or_default();
+            e.protocol_version = r.protocol_version.clone().unwrap_or_default();
+            e.era = r.era.as_str().to_owned();
+            e.session = r.session_id.as_deref().map(fingerprint).unwrap_or_default();
             let (verdict, rule) = wire_verdict(&o.verdict);
             e.verdict = verdict;
             e.rule = rule;
             record_findings(&mut e, &self.findings());
+            (e.error_code, e.tool_error) = self.error_of();
             return Some(e);
         }
         let r = self.rejection()?;
+        (e.error_code, e.tool_error) = self.error_of();
         e.request_id = r.id.clone().unwrap_or_default();
         e.rule = format!("wire:{}", r.kind.label());
         e.severity = "invalid".to_owned();
         Some(e)
+    }
+}
+
+impl RequestFlow {
+    /// The JSON-RPC error code the client got, and whether a tool reported an error: the
+    /// gateway's own refusal, else the error that stood in for a withheld answer, else what the
+    /// upstream's answer said (as far as the response pipeline read it).
+    fn error_of(&self) -> (Option<i64>, bool) {
+        if let Some(r) = self.rejection() {
+            return (Some(i64::from(r.kind.jsonrpc_code())), false);
+        }
+        if let Some(code) = self.outcome().and_then(|o| reply::code(&o.verdict.action)) {
+            return (Some(i64::from(code)), false);
+        }
+        if self.findings().iter().any(|f| f.disposition == crate::inspect::Disposition::Block) {
+            return (Some(i64::from(reply::CODE_WITHHELD)), false);
+        }
+        let answer = self.answer();
+        (answer.error_code, answer.tool_error)
+    }
+
+    /// One sample of the conventions' per-operation histogram (milliseconds), labelled by method,
+    /// tool (bounded, see [`metrics::ToolLabels`]) and error type. A body-less legacy stream is no
+    /// operation; a request refused on the wire has no method the filter can vouch for.
+    fn record_operation(&self, stats: &ExchangeStats, m: &mut dyn Metrics) {
+        use crate::semconv::{ERROR_TYPE, GEN_AI_TOOL_NAME, MCP_METHOD_NAME, OTHER};
+        let (method, name) = match self.outcome() {
+            Some(o) => match o.request.op {
+                Some(op) => (op, o.request.name.as_deref()),
+                None => return,
+            },
+            None if self.rejection().is_some() => (crate::mcp::Method::Other, None),
+            None => return,
+        };
+        let (code, tool_error) = self.error_of();
+        let error = crate::semconv::error_type(code, tool_error);
+        let method_label = if method == crate::mcp::Method::Other { OTHER } else { method.as_str() };
+        let mut labels: Vec<(&str, &str)> = vec![(MCP_METHOD_NAME, method_label)];
+        let mut cache = self.vm_cache().try_borrow_mut();
+        if let (crate::mcp::Method::ToolsCall, Some(name)) = (method, name) {
+            let tool = match cache.as_deref_mut() {
+                Ok(vm) => vm.tool_labels.label(name, error.is_none()),
+                Err(_) => OTHER,
+            };
+            labels.push((GEN_AI_TOOL_NAME, tool));
+        }
+        if let Some(e) = &error {
+            labels.push((ERROR_TYPE, e));
+        }
+        m.record(metrics::OPERATION_DURATION, &labels, stats.duration_micros / 1000);
     }
 }
 

@@ -52,6 +52,25 @@ pub fn for_rejection(r: &Rejection) -> LocalReply {
     reply
 }
 
+/// The JSON-RPC error code [`for_action`] answers `action` with (`None` for allow).
+pub fn code(action: &Action) -> Option<i32> {
+    match action {
+        Action::Allow => None,
+        Action::Deny { hide: true, .. } | Action::TaskNotFound { .. } => Some(CODE_UNKNOWN),
+        Action::Deny { hide: false, .. }
+        | Action::ToolChanged { .. }
+        | Action::ToolNotApproved { .. }
+        | Action::ContentBlocked { .. } => Some(CODE_DENIED),
+        Action::Correlated { why, until_ms, .. } => {
+            let held = until_ms.is_some() || matches!(*why, "mesh_budget" | "mesh_unavailable" | "store_unavailable");
+            Some(if held { CODE_RATE_LIMITED } else { CODE_DENIED })
+        }
+        Action::RateLimited { .. } => Some(CODE_RATE_LIMITED),
+        Action::SessionNotFound => Some(CODE_SESSION_NOT_FOUND),
+        Action::Kill { .. } => Some(CODE_KILLED),
+    }
+}
+
 /// The reply for a policy `action` (`None` for allow). Keeps the request id.
 pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
     let id = req.id.as_deref();
@@ -199,4 +218,40 @@ pub fn withheld(req: &McpRequest, inspector: &str, what: &str) -> String {
     push_json_string(&mut data, what);
     data.push('}');
     jsonrpc_error_body(req.id.as_deref(), CODE_WITHHELD, &message, Some(&data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::model::McpRequest;
+
+    fn sent_code(action: &Action) -> Option<i64> {
+        let req = McpRequest { id: Some("1".into()), ..McpRequest::bodyless(None) };
+        let reply = for_action(action, &req)?;
+        let body: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
+        body.pointer("/error/code").and_then(serde_json::Value::as_i64)
+    }
+
+    /// `code` (receipts' and metrics' `error.type`) says what `for_action` sends, for every action.
+    #[test]
+    fn code_is_the_code_each_reply_carries() {
+        let actions = [
+            Action::Allow,
+            Action::Deny { reason: "r".into(), hide: true },
+            Action::Deny { reason: "r".into(), hide: false },
+            Action::RateLimited { retry_after_secs: 1, retry_after_ms: 1000 },
+            Action::Kill { reason: "r".into(), scope: "all" },
+            Action::SessionNotFound,
+            Action::ToolChanged { tool: "t".into(), since_ms: 0, seen: crate::policy::integrity::ChangeSeen::List },
+            Action::ToolNotApproved { tool: "t".into(), why: "unpinned_tool" },
+            Action::TaskNotFound { task: "t".into() },
+            Action::ContentBlocked { what: "aws_key", class: None },
+            Action::Correlated { why: "tool_chain", detail: None, class: None, until_ms: None, retry_after_secs: 0 },
+            Action::Correlated { why: "entropy_budget", detail: None, class: None, until_ms: Some(5), retry_after_secs: 1 },
+            Action::Correlated { why: "mesh_unavailable", detail: None, class: None, until_ms: None, retry_after_secs: 1 },
+        ];
+        for a in &actions {
+            assert_eq!(code(a).map(i64::from), sent_code(a), "{a:?}");
+        }
+    }
 }

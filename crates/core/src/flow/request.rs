@@ -222,6 +222,16 @@ impl RequestFlow {
         self.binds_session || self.response.as_ref().is_some_and(ResponsePipeline::active)
     }
 
+    /// The worker VM's cache (shared by its streams).
+    pub(super) fn vm_cache(&self) -> &RefCell<VmCache> {
+        &self.vm
+    }
+
+    /// What the upstream's answer said, as far as the response pipeline read it.
+    pub fn answer(&self) -> super::response::Answer {
+        self.response.as_ref().map(ResponsePipeline::answer).unwrap_or_default()
+    }
+
     /// Everything found so far: the request path's checks, then the response pipeline's.
     pub fn findings(&self) -> Vec<crate::inspect::Finding> {
         let request = self.outcome.as_ref().map(|o| o.findings.as_slice()).unwrap_or_default();

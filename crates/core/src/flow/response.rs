@@ -47,17 +47,28 @@ enum Framing {
     Pass,
 }
 
+/// What the request's own answer said, as far as the pipeline read it (receipts' and metrics'
+/// `error.type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// The JSON-RPC error code of an error answer.
+    pub error_code: Option<i64>,
+    /// A `CallToolResult` with `isError: true`.
+    pub tool_error: bool,
+}
+
 pub struct ResponsePipeline {
     inspectors: Vec<Box<dyn Inspector>>,
     framing: Framing,
     findings: Vec<Finding>,
+    answer: Answer,
     /// The answer to a legacy batch: an array of answers is its own, not a foreign one.
     batch: bool,
 }
 
 impl ResponsePipeline {
     pub fn new(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
-        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new(), batch: false }
+        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new(), answer: Answer::default(), batch: false }
     }
 
     /// The pipeline of a legacy batch's answer (message-wide inspectors only).
@@ -72,6 +83,7 @@ impl ResponsePipeline {
             inspectors: Vec::new(),
             framing: Framing::Closed,
             findings: vec![unreadable("unprepared_response")],
+            answer: Answer::default(),
             batch: false,
         }
     }
@@ -82,6 +94,11 @@ impl ResponsePipeline {
     }
 
     /// Everything the inspectors found so far, in order.
+    /// What the request's own answer said (default until it was read).
+    pub fn answer(&self) -> Answer {
+        self.answer
+    }
+
     pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
@@ -223,7 +240,7 @@ impl ResponsePipeline {
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        if !self.batch && answers_another_request(ex, message) {
+        if !self.batch && self.read_answer(ex, message) {
             // The SDKs hand a response to whichever pending request has its id: on this
             // request's answer it would reach another request past the inspectors that one chose.
             self.findings.push(unreadable("foreign_response"));
@@ -256,13 +273,35 @@ impl ResponsePipeline {
     }
 }
 
-/// True when `message` is a JSON-RPC response (or a batch of them) to an id other than the
-/// request's own. A legacy GET stream has no request id: what it replays is judged by shape.
-fn answers_another_request(ex: &ExchangeView<'_>, message: &[u8]) -> bool {
-    let Some(own) = ex.request.id.as_deref() else { return false };
-    if ex.request.handles.standalone_stream {
-        return false;
+impl ResponsePipeline {
+    /// True when `message` is a JSON-RPC response (or a batch of them) to an id other than the
+    /// request's own; the request's own answer is noted in [`ResponsePipeline::answer`]. A legacy
+    /// GET stream has no request id: what it replays is judged by shape.
+    fn read_answer(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> bool {
+        let Some(own) = ex.request.id.as_deref() else { return false };
+        if ex.request.handles.standalone_stream {
+            return false;
+        }
+        match answers_another_request(own, message) {
+            Reading::Foreign => true,
+            Reading::Own(answer) => {
+                self.answer = answer;
+                false
+            }
+            Reading::Other => false,
+        }
     }
+}
+
+/// What one message is to the request that `own` names.
+enum Reading {
+    Foreign,
+    Own(Answer),
+    /// Not an answer (a notification, a server request), or unparseable.
+    Other,
+}
+
+fn answers_another_request(own: &str, message: &[u8]) -> Reading {
     // The id as the client wrote it, else the same value spelled otherwise (`1.0`, `"\u0061"`).
     let same = |id: &str| {
         id == own
@@ -272,10 +311,13 @@ fn answers_another_request(ex: &ExchangeView<'_>, message: &[u8]) -> bool {
             }
     };
     match parse_body(message) {
-        Ok(Body::Single(env)) => (env.has_result || env.has_error) && env.id.is_some_and(|i| !same(i.json())),
+        Ok(Body::Single(env)) if env.has_result || env.has_error => match env.id {
+            Some(i) if !same(i.json()) => Reading::Foreign,
+            _ => Reading::Own(Answer { error_code: env.error_code, tool_error: env.tool_error }),
+        },
         // An array answers several requests at once: never this single request's own answer.
-        Ok(Body::Batch(items)) => items.iter().any(|e| e.has_result || e.has_error),
-        Err(_) => false,
+        Ok(Body::Batch(items)) if items.iter().any(|e| e.has_result || e.has_error) => Reading::Foreign,
+        _ => Reading::Other,
     }
 }
 

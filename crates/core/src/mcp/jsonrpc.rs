@@ -262,6 +262,10 @@ pub struct Envelope<'a> {
     pub params: Option<Option<Params<'a>>>,
     pub has_result: bool,
     pub has_error: bool,
+    /// `error.code` of an error response, when it is an integer.
+    pub error_code: Option<i64>,
+    /// `result.isError` is `true` (a `CallToolResult` reporting a tool error).
+    pub tool_error: bool,
     pub duplicate_key: Option<&'static str>,
     /// The first value kept raw that cannot be read back ([`super::checked`]).
     pub unreadable: Option<&'static str>,
@@ -562,11 +566,13 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
                     env.params = Some(p.0);
                 }
                 "result" if mark_dup(&mut seen, 16, "result", dup) => {
-                    a.next_value::<Checked>()?;
+                    let r: ObjectOr<ResultHead> = a.next_value()?;
+                    env.tool_error = r.0.is_some_and(|r| r.is_error);
                     env.has_result = true;
                 }
                 "error" if mark_dup(&mut seen, 32, "error", dup) => {
-                    a.next_value::<Checked>()?;
+                    let e: ObjectOr<ErrorHead> = a.next_value()?;
+                    env.error_code = e.0.and_then(|e| e.code);
                     env.has_error = true;
                 }
                 _ => {
@@ -575,6 +581,52 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
             }
         }
         Ok(env)
+    }
+}
+
+/// The top level of a response's `result`: whether it reports a tool error. Every other value is
+/// only checked, as [`Checked`] would.
+#[derive(Debug, Default)]
+struct ResultHead {
+    is_error: bool,
+}
+
+impl<'de> ObjectVisit<'de> for ResultHead {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut r = ResultHead::default();
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
+            if k.as_ref() == "isError" {
+                // Only the literal `true` is a tool error to an SDK's boolean field.
+                let raw: &'de RawValue = a.next_value()?;
+                r.is_error = raw.get() == "true";
+            } else {
+                a.next_value::<Checked>()?;
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// The top level of a response's `error`: its integer `code`.
+#[derive(Debug, Default)]
+struct ErrorHead {
+    code: Option<i64>,
+}
+
+impl<'de> ObjectVisit<'de> for ErrorHead {
+    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut e = ErrorHead::default();
+        while let Some(Key(k)) = a.next_key::<Key>()? {
+            refuse_proto_key(&k)?;
+            if k.as_ref() == "code" {
+                let raw: &'de RawValue = a.next_value()?;
+                e.code = raw.get().parse().ok();
+            } else {
+                a.next_value::<Checked>()?;
+            }
+        }
+        Ok(e)
     }
 }
 

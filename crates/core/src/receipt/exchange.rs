@@ -47,6 +47,23 @@ pub struct Exchange {
     pub policy_hash: String,
     /// W3C `traceparent` of the request, if any.
     pub traceparent: String,
+    /// The MCP protocol version the request declared (`_meta` or `MCP-Protocol-Version`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub protocol_version: String,
+    /// `modern` (2026-07-28) or `legacy` (2025-11-25); empty when no request was read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub era: String,
+    /// The legacy `Mcp-Session-Id` as a fingerprint ([`fingerprint`]): the id itself is a
+    /// handle a log reader should not be able to present.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session: String,
+    /// The JSON-RPC error code the client got: the gateway's refusal, a withheld answer, or the
+    /// upstream's own error (when the filter read the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    /// The answer was a `CallToolResult` with `isError: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool_error: bool,
     pub duration_micros: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -96,6 +113,12 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// `sha256:` + the first 16 hex digits of SHA-256(`value`): a stable, non-reversible label.
+pub fn fingerprint(value: &str) -> String {
+    let digest = hex::encode(Sha256::digest(value.as_bytes()));
+    format!("sha256:{}", digest.get(..16).unwrap_or_default())
+}
+
 /// Who a receipt names when the exchange has no principal (refused before one was resolved).
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -128,9 +151,7 @@ impl Exchange {
     /// Of the principal the receipt names (an exchange refused before a principal was resolved is
     /// the receipt's `anonymous`, not the hash of nothing).
     pub fn principal_fingerprint(&self) -> String {
-        let named = if self.principal.is_empty() { ANONYMOUS } else { self.principal.as_str() };
-        let digest = hex::encode(Sha256::digest(named.as_bytes()));
-        format!("sha256:{}", digest.get(..16).unwrap_or_default())
+        fingerprint(if self.principal.is_empty() { ANONYMOUS } else { self.principal.as_str() })
     }
 
     /// The action record for this exchange; the chain fills `chain_seq` / `chain_prev_hash`.
@@ -189,6 +210,11 @@ mod tests {
             layer: String::new(),
             policy_hash: "sha256:00".into(),
             traceparent: String::new(),
+            protocol_version: "2026-07-28".into(),
+            era: "modern".into(),
+            session: String::new(),
+            error_code: Some(-31403),
+            tool_error: false,
             duration_micros: 1200,
             bytes_in: 300,
             bytes_out: 0,

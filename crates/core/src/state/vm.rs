@@ -2,7 +2,7 @@
 //! cannot turn false before the VM looks again (a session binding until it is due to be
 //! extended, an upstream marked as having baselines), and, only when the policy allows it
 //! (`tool_integrity.baseline_cache_ms`), baselines read a moment ago. Shared data stays the one
-//! authority.
+//! authority. Also the tool names its metrics may carry as labels (bounded per VM).
 
 use super::baselines::{BaselinedUpstreams, RecentBaselines};
 use super::owners::OwnerCache;
@@ -12,4 +12,5 @@ pub struct VmCache {
     pub sessions: OwnerCache,
     pub baselined: BaselinedUpstreams,
     pub recent: RecentBaselines,
+    pub tool_labels: crate::metrics::ToolLabels,
 }

@@ -46,6 +46,15 @@ pub fn exchange(i: u64, method: &str, name: &str, verdict: WireVerdict) -> Excha
         layer: String::new(),
         policy_hash: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
         traceparent: format!("00-4bf92f3577b34da6a3ce929d0e0e47{i:02x}-00f067aa0ba902b7-01"),
+        protocol_version: if i.is_multiple_of(2) { "2026-07-28".into() } else { "2025-11-25".into() },
+        era: if i.is_multiple_of(2) { "modern".into() } else { "legacy".into() },
+        session: if i.is_multiple_of(2) {
+            String::new()
+        } else {
+            mcp_warden_core::receipt::exchange::fingerprint(&format!("session-{i}"))
+        },
+        error_code: if verdict == WireVerdict::Allow { None } else { Some(-31403) },
+        tool_error: i == 4,
         duration_micros: 1500 + i,
         bytes_in: 200 + i,
         bytes_out: 1000 + i,
