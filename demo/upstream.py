@@ -24,6 +24,9 @@ Tools:
                                (2026-07-28) and to the caller's legacy session GET stream.
   blocked_tool()               a harmless tool that gateway route tests block by `Mcp-Name`.
 
+Tracing: with `--otlp HOST:PORT` (or OTEL_EXPORTER_OTLP_ENDPOINT) the SDK's own server spans
+(`mcp.server._otel`, parented on the request's `_meta.traceparent`) are exported over OTLP/gRPC.
+
 Run: `python demo/upstream.py --port 8080` (or UPSTREAM_PORT=8080).
 """
 from __future__ import annotations
@@ -155,12 +158,30 @@ def blocked_tool() -> str:
     return "blocked_tool ran on the upstream"
 
 
+def export_spans(endpoint: str) -> None:
+    """The MCP SDK's server spans, to an OTLP/gRPC receiver at `endpoint` (host:port)."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVER_NAME}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True),
+                                                   schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("UPSTREAM_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("UPSTREAM_PORT", "8080")))
     parser.add_argument("--log-level", default=os.environ.get("UPSTREAM_LOG_LEVEL", "INFO"))
+    parser.add_argument("--otlp", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+                        help="host:port of an OTLP/gRPC trace receiver for the SDK's server spans")
     args = parser.parse_args()
+    if args.otlp:
+        export_spans(args.otlp)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     mcp.settings.log_level = args.log_level
     # Sessionful legacy mode (the SDK default): initialize mints Mcp-Session-Id, GET opens the

@@ -7,7 +7,7 @@
     gateway.py status  says what is running
 
 `make run`, `make up` and `make down` call this. Ports come from the environment:
-GATEWAY_PORT (10000), ADMIN_PORT (9901), UPSTREAM_PORT (8080), SINK_PORT (4317).
+GATEWAY_PORT (10000), ADMIN_PORT (9901), UPSTREAM_PORT (8080), SINK_PORT (4317), TRACE_PORT (4319).
 Other knobs: ENVOY_CONFIG (envoy/local.yaml), WARDEN_RUN_DIR (.run: pids/*.pid, logs/*.log).
 
 What runs is the SERVICES list below, started in order and stopped in reverse order.
@@ -28,7 +28,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 from wardenkit import harness
 
-PORT_DEFAULTS = {"GATEWAY_PORT": 10000, "ADMIN_PORT": 9901, "UPSTREAM_PORT": 8080, "SINK_PORT": 4317}
+PORT_DEFAULTS = {"GATEWAY_PORT": 10000, "ADMIN_PORT": 9901, "UPSTREAM_PORT": 8080, "SINK_PORT": 4317,
+                 "TRACE_PORT": 4319}
 
 
 @dataclass
@@ -81,7 +82,9 @@ class Service:
 
 
 def _start_upstream(ctx: Ctx) -> harness.Proc:
-    return harness.start_demo_upstream(ctx.ports["UPSTREAM_PORT"], ctx.log_dir, name="upstream")
+    # The demo server's own MCP spans join the agent's trace at the same receiver as Envoy's.
+    return harness.start_demo_upstream(ctx.ports["UPSTREAM_PORT"], ctx.log_dir, name="upstream",
+                                       otlp=f"127.0.0.1:{ctx.ports['TRACE_PORT']}")
 
 
 WARDEN = harness.WARDEN
@@ -120,6 +123,11 @@ def _start_envoy(ctx: Ctx) -> harness.Proc:
 
 
 SERVICES: list[Service] = [
+    # Spans of traced MCP requests (Envoy's tracing hop, the demo server), as JSON lines.
+    Service("traces", ["TRACE_PORT"], marker="wardenkit.otlp", ready_port="TRACE_PORT",
+            argv=lambda c: [str(harness.PYTHON), "-m", "wardenkit.otlp",
+                            "--listen", f"127.0.0.1:{c.ports['TRACE_PORT']}", "--out", str(c.run_dir / "traces.jsonl")],
+            describe=lambda c: f"trace receiver  127.0.0.1:{c.ports['TRACE_PORT']} -> {c.run_dir / 'traces.jsonl'}"),
     Service("upstream", ["UPSTREAM_PORT"], marker="demo/upstream.py", start=_start_upstream,
             describe=lambda c: f"demo MCP upstream  http://127.0.0.1:{c.ports['UPSTREAM_PORT']}/mcp"),
     # The receipt sink starts before Envoy, so the writer's first export finds it listening.

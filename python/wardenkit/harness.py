@@ -272,10 +272,11 @@ def mcp_upstream(name: str, argv: list[str], log_dir: Path):
         proc.stop()
 
 
-def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream") -> Proc:
-    """Start demo/upstream.py on 127.0.0.1:`port` and wait until /mcp answers."""
-    proc = Proc(name, [str(PYTHON), str(DEMO_UPSTREAM), "--port", str(port)], log_dir,
-                env={"PYTHONUNBUFFERED": "1"})
+def start_demo_upstream(port: int, log_dir: Path, name: str = "upstream", otlp: str | None = None) -> Proc:
+    """Start demo/upstream.py on 127.0.0.1:`port` and wait until /mcp answers; with `otlp`
+    (host:port) it exports the MCP SDK's server spans there."""
+    argv = [str(PYTHON), str(DEMO_UPSTREAM), "--port", str(port)] + (["--otlp", otlp] if otlp else [])
+    proc = Proc(name, argv, log_dir, env={"PYTHONUNBUFFERED": "1"})
     try:
         wait_port(port, timeout=30, proc=proc)
         wait_mcp(f"http://127.0.0.1:{port}/mcp", timeout=30, proc=proc)

@@ -2,7 +2,7 @@
 
 The checked-in configs are valid as they stand (default ports, paths relative to the repo
 root); this only substitutes the well-known defaults when an override is set:
-GATEWAY_PORT (10000), ADMIN_PORT (9901), UPSTREAM_PORT (8080), SINK_PORT (4317),
+GATEWAY_PORT (10000), ADMIN_PORT (9901), UPSTREAM_PORT (8080), SINK_PORT (4317), TRACE_PORT (4319),
 WARDEN_WASM (target/wasm32-wasip1/release/mcp_warden.wasm).
 """
 import os
@@ -12,6 +12,7 @@ DEFAULTS = {
     "ADMIN_PORT": "9901",
     "UPSTREAM_PORT": "8080",
     "SINK_PORT": "4317",
+    "TRACE_PORT": "4319",
 }
 WASM_DEFAULT = "target/wasm32-wasip1/release/mcp_warden.wasm"
 

@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from concurrent import futures
 from datetime import datetime, timezone
 
-import grpc
 import pytest
 from google.protobuf.unknown_fields import UnknownFieldSet
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from pipelock_verify import verify as pl_verify
 from pipelock_verify import verify_chain as pl_verify_chain
 
 from wardenkit import harness
 from wardenkit.harness import wait_for, warden_stat as stat
+from wardenkit.otlp import LogsCollector
 
 ROOT = harness.ROOT
 FIXTURES = ROOT / "fixtures" / "receipts"
@@ -257,38 +255,12 @@ def test_golden_export_decodes_with_the_official_definitions():
 
 # --- (b) what a real Envoy sends -----------------------------------------------------------------
 
-class Collector(logs_service_pb2_grpc.LogsServiceServicer):
-    """An OTLP logs collector made of the official generated service: keeps every request it is
-    sent (already parsed by the official `ExportLogsServiceRequest.FromString`) and answers with an
-    empty (all accepted) `ExportLogsServiceResponse`."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        assert self.port, "could not bind the collector"
-
-    def Export(self, request, context):  # noqa: N802 (the generated method name)
-        with self._lock:
-            self._requests.append(request)
-        return logs_service_pb2.ExportLogsServiceResponse()
-
-    def requests(self) -> list[logs_service_pb2.ExportLogsServiceRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def records(self) -> list:
-        return [rec for req in self.requests() for rl in req.resource_logs for sl in rl.scope_logs
-                for rec in sl.log_records]
+class Collector(LogsCollector):
+    """The shared official-classes collector (wardenkit.otlp), started and waited for."""
 
     def start(self) -> None:
-        self.server.start()
+        super().start()
         harness.wait_port(self.port, timeout=30)
-
-    def stop(self) -> None:
-        self.server.stop(grace=None).wait(timeout=10)
 
 
 def call(gw, rid: str, tool: str, user: str, traceparent: str | None = None, header_name: str | None = None) -> int:

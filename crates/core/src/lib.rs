@@ -58,3 +58,4 @@ pub mod receipt_writer;
 pub mod scan;
 pub mod semconv;
 pub mod state;
+pub mod trace_context;

@@ -26,6 +26,8 @@ fn req(era: Era, method: &str, name: Option<&str>) -> McpRequest {
         client_name: None,
         client_version: None,
         traceparent: None,
+        tracestate: None,
+        baggage: None,
         session_id: None,
         is_mrtr_retry: false,
         handles: Default::default(),

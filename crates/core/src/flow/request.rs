@@ -34,6 +34,7 @@ use crate::ports::{now_ms, Fault, Host, HostError, HttpIo, Metrics, PeerFact, St
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
 use crate::state::owners;
 use crate::state::vm::VmCache;
+use crate::trace_context;
 
 use super::decide::{decide, mesh_action, Decision, MeshCheck, Outcome, RequestFacts};
 use super::reply::{self, LocalReply};
@@ -370,7 +371,11 @@ impl RequestFlow {
         drop(cache);
         self.binds_session = decision.binds_session;
         let mesh = decision.mesh.take().filter(|_| decision.reply.is_none());
-        let (reply, response, outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
+        let (reply, response, mut outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
+        if reply.is_none() {
+            // After apply_decision: its removal of the client's `x-warden-*` must not take ours.
+            hand_on_trace_context(host, &mut outcome)?;
+        }
         self.response = response;
         self.outcome = Some(outcome);
         if let Some(check) = mesh {
@@ -607,6 +612,28 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
     for _ in &v.store_errors {
         m.count(metrics::STORE_ERRORS, &[]);
     }
+}
+
+/// The body's trace context onto the headers Envoy's tracer reads ([`trace_context`]). The HTTP
+/// `traceparent` is read only when the body carries a context (one host call, for traced
+/// requests alone).
+fn hand_on_trace_context(host: &mut Host<'_>, outcome: &mut Outcome) -> Result<(), HostError> {
+    if outcome.request.traceparent.is_none() {
+        return Ok(());
+    }
+    let http = host.http.request_header("traceparent")?;
+    let Some(plan) = trace_context::plan(&outcome.request, http.as_deref()) else { return Ok(()) };
+    for name in &plan.remove {
+        host.http.remove_request_header(name)?;
+    }
+    for (name, value) in &plan.set {
+        host.http.set_request_header(name, value)?;
+    }
+    if let Some(f) = plan.finding {
+        count_findings(host.metrics, std::iter::once(&f));
+        outcome.findings.push(f);
+    }
+    Ok(())
 }
 
 fn edit_header(http: &mut dyn HttpIo, name: &str, edit: &HeaderEdit) -> Result<(), HostError> {

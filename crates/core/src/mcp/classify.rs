@@ -324,6 +324,8 @@ fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &
             }
             if let Some(m) = p.meta() {
                 r.traceparent = m.traceparent.as_ref().and_then(StrField::as_str).map(str::to_owned);
+                r.tracestate = m.tracestate.as_ref().and_then(StrField::as_str).map(str::to_owned);
+                r.baggage = m.baggage.as_ref().and_then(StrField::as_str).map(str::to_owned);
                 r.handles.tool_hash = m.tool_hash.as_ref().and_then(StrField::as_str).map(str::to_owned);
                 r.handles.may_create_task =
                     m.client_capabilities.is_some_and(|c| c.get().contains("\"io.modelcontextprotocol/tasks\""));

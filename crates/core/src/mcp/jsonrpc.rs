@@ -188,7 +188,10 @@ pub struct Meta<'a> {
     /// Present and a JSON object.
     pub client_capabilities: Option<&'a RawValue>,
     pub client_info: Option<ClientInfo<'a>>,
+    /// SEP-414's W3C trace context keys (unprefixed).
     pub traceparent: Option<StrField<'a>>,
+    pub tracestate: Option<StrField<'a>>,
+    pub baggage: Option<StrField<'a>>,
     pub progress_token: bool,
     /// `mcp-warden.dev/tool-hash`: the fingerprint of the tool definition the client saw.
     pub tool_hash: Option<StrField<'a>>,
@@ -735,6 +738,12 @@ impl<'de> ObjectVisit<'de> for Meta<'de> {
                 }
                 TOOL_HASH_META_KEY if mark_dup(&mut seen, 32, "params._meta.tool-hash", dup) => {
                     m.tool_hash = Some(a.next_value()?);
+                }
+                "tracestate" if mark_dup(&mut seen, 64, "params._meta.tracestate", dup) => {
+                    m.tracestate = Some(a.next_value()?);
+                }
+                "baggage" if mark_dup(&mut seen, 128, "params._meta.baggage", dup) => {
+                    m.baggage = Some(a.next_value()?);
                 }
                 _ => {
                     a.next_value::<Checked>()?;

@@ -59,7 +59,10 @@ pub struct McpRequest {
     /// Self-reported client identity: `_meta` clientInfo (modern) or initialize clientInfo.
     pub client_name: Option<String>,
     pub client_version: Option<String>,
+    /// `_meta` W3C trace context (SEP-414), as sent.
     pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub baggage: Option<String>,
     /// Legacy session header was present (never a key for state; recorded for hijack checks).
     pub session_id: Option<String>,
     /// An MRTR retry (`requestState` / `inputResponses` present): results must not be cached.
@@ -120,6 +123,8 @@ impl McpRequest {
             client_name: None,
             client_version: None,
             traceparent: None,
+            tracestate: None,
+            baggage: None,
             session_id,
             is_mrtr_retry: false,
             handles: Handles::default(),
