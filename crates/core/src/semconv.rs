@@ -30,7 +30,8 @@ pub const TOOL_ERROR: &str = "tool_error";
 pub const OTHER: &str = "_OTHER";
 
 /// Histogram of the time from request to the end of its answer, as the gateway saw it.
-/// Envoy histograms hold integers: recorded in microseconds (the conventions' unit is `s`).
+/// Envoy histograms hold integers: recorded in milliseconds, Envoy's unit for durations (the
+/// conventions' unit is `s`; their bucket bounds start at 10 ms, Envoy's default ones at 0.5 ms).
 pub const SERVER_OPERATION_DURATION: &str = "mcp.server.operation.duration";
 
 /// The attribute an MCP name goes under, by method: a tool's or prompt's name, a resource's URI;

@@ -139,7 +139,7 @@ impl RequestFlow {
         if let Some(code) = self.outcome().and_then(|o| reply::code(&o.verdict.action)) {
             return (Some(i64::from(code)), false);
         }
-        if self.findings().iter().any(|f| f.disposition == crate::inspect::Disposition::Block) {
+        if self.withheld() {
             return (Some(i64::from(reply::CODE_WITHHELD)), false);
         }
         let answer = self.answer();

@@ -233,6 +233,13 @@ impl RequestFlow {
         self.response.as_ref().map(ResponsePipeline::answer).unwrap_or_default()
     }
 
+    /// True when a finding so far withheld (blocked) the answer.
+    pub fn withheld(&self) -> bool {
+        let request = self.outcome.as_ref().map(|o| o.findings.as_slice()).unwrap_or_default();
+        let response = self.response.as_ref().map(ResponsePipeline::findings).unwrap_or_default();
+        request.iter().chain(response).any(|f| f.disposition == crate::inspect::Disposition::Block)
+    }
+
     /// Everything found so far: the request path's checks, then the response pipeline's.
     pub fn findings(&self) -> Vec<crate::inspect::Finding> {
         let request = self.outcome.as_ref().map(|o| o.findings.as_slice()).unwrap_or_default();
