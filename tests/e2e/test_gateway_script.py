@@ -23,7 +23,7 @@ def env(tmp_path, wasm):
     e = dict(os.environ)
     e.update({"GATEWAY_PORT": str(harness.free_port()), "ADMIN_PORT": str(harness.free_port()),
               "UPSTREAM_PORT": str(harness.free_port()), "SINK_PORT": str(harness.free_port()),
-              "WARDEN_RUN_DIR": str(tmp_path / "run"),
+              "TRACE_PORT": str(harness.free_port()), "WARDEN_RUN_DIR": str(tmp_path / "run"),
               "PYTHONUNBUFFERED": "1"})
     yield e
     # Whatever a failed test left behind is stopped by PID (the script's own `down`).
@@ -35,9 +35,9 @@ def gateway(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def echo_through(url: str, text: str) -> dict:
+def echo_through(url: str, text: str, **meta) -> dict:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"text": text}, "_meta": harness.modern_meta()}}).encode()
+        "name": "echo", "arguments": {"text": text}, "_meta": harness.modern_meta(**meta)}}).encode()
     req = urllib.request.Request(url, data=body, method="POST", headers=harness.modern_headers("tools/call", "echo"))
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)
@@ -60,7 +60,7 @@ def test_up_status_down(env):
     assert f"Gateway URL: {url}" in up.stdout
     assert "curl -sS " + url in up.stdout and "Mcp-Name: echo" in up.stdout
     pids = {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")}
-    assert pids.keys() == {"upstream", "sink", "envoy"}
+    assert pids.keys() == {"traces", "upstream", "sink", "envoy"}
     assert all(pid_alive(p) for p in pids.values())
     assert (run_dir / "logs" / "envoy.log").is_file() and (run_dir / "logs" / "upstream.log").is_file()
 
@@ -83,6 +83,20 @@ def test_up_status_down(env):
     theirs = subprocess.run([str(harness.VENV_BIN / "pipelock-verify"), "--key", public, str(chains[0])],
                             capture_output=True, text=True, timeout=60)
     assert theirs.returncode == 0 and "CHAIN VALID" in theirs.stdout, theirs.stdout + theirs.stderr
+    # A call carrying the agent's trace context: Envoy's span and the demo server's land in
+    # traces.jsonl, both in the agent's trace.
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = echo_through(url, "traced", traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+    assert traced["result"]["structuredContent"] == {"result": "traced"}
+    deadline = time.monotonic() + 30
+    services: set = set()
+    while time.monotonic() < deadline and services != {"mcp-warden-gateway", "mcp-warden-demo"}:
+        spans = [json.loads(l) for l in (run_dir / "traces.jsonl").read_text().splitlines()] \
+            if (run_dir / "traces.jsonl").is_file() else []
+        services = {s["resource"].get("service.name") for s in spans if s["trace_id"] == trace}
+        time.sleep(0.2)
+    assert services == {"mcp-warden-gateway", "mcp-warden-demo"}, services
+
     again = gateway(env, "up")
     assert again.returncode == 0 and "already running" in again.stdout
     assert {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")} == pids
@@ -121,7 +135,7 @@ def test_run_foreground_stops_everything_on_ctrl_c(env):
         assert lines and lines[-1].strip() == f"Gateway URL: {url}", "".join(lines)
         run_dir = Path(env["WARDEN_RUN_DIR"])
         pids = {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")}
-        assert pids.keys() == {"upstream", "sink", "envoy"}
+        assert pids.keys() == {"traces", "upstream", "sink", "envoy"}
         assert echo_through(url, "foreground")["result"]["structuredContent"] == {"result": "foreground"}
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
