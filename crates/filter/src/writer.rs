@@ -45,6 +45,10 @@ const MAX_MESSAGES_PER_CALLBACK: usize = 64;
 struct WriterSpec {
     /// Envoy cluster of the OTLP logs receiver (gRPC).
     sink_cluster: String,
+    /// `:authority` of the export calls (default: the cluster name). Needed for a mesh's outbound
+    /// cluster, whose name is no valid authority (`outbound|4317||warden-sink.mcp.svc.cluster.local`).
+    #[serde(default)]
+    sink_authority: Option<String>,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
     #[serde(default)]
@@ -153,9 +157,11 @@ impl WriterHost {
                 predecessor.as_ref().map(|p| format!(", predecessor {}", p.encode())).unwrap_or_default(),
             ),
         );
+        let sink_cluster = mcp_warden_core::export::grpc_upstream(&spec.sink_cluster, spec.sink_authority.as_deref())
+            .map_err(|e| format!("invalid receipt writer configuration: {e}"))?;
         Ok(WriterHost {
             writer: Writer::new(cfg, signer, predecessor),
-            sink_cluster: spec.sink_cluster,
+            sink_cluster,
             timeout: Duration::from_millis(spec.timeout_ms),
             queue_id,
             in_flight: None,

@@ -97,6 +97,25 @@ pub const SCOPE_NAME: &str = "mcp-warden.receipts";
 /// gRPC path of the OTLP logs Export method.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
+/// What the proxy-wasm gRPC call takes as its upstream: the cluster name, or, to give the call an
+/// `:authority` of its own, a serialized `envoy.config.core.v3.GrpcService { envoy_grpc {
+/// cluster_name, authority } }`. Without one Envoy sends the cluster name as the authority, which
+/// a mesh's outbound cluster names (`outbound|4317||sink.ns.svc.cluster.local`) make invalid, and
+/// an HTTP/2 server refuses the stream. The host API takes a string: the message must be valid
+/// UTF-8, so it must fit single-byte lengths (under 128 bytes).
+pub fn grpc_upstream(cluster: &str, authority: Option<&str>) -> Result<String, String> {
+    let Some(authority) = authority else { return Ok(cluster.to_owned()) };
+    let mut envoy_grpc = Vec::new();
+    pb::string(&mut envoy_grpc, 1, cluster);
+    pb::string(&mut envoy_grpc, 2, authority);
+    if cluster.len() >= 128 || authority.len() >= 128 || envoy_grpc.len() >= 128 {
+        return Err(format!("sink_cluster and sink_authority must fit in {} bytes together", 128 - 4));
+    }
+    let mut service = Vec::new();
+    pb::bytes(&mut service, 1, &envoy_grpc);
+    String::from_utf8(service).map_err(|_| "sink_cluster and sink_authority must be ASCII".to_owned())
+}
+
 /// Protobuf wire-format writing: varints, tags, length-delimited fields.
 pub(crate) mod pb {
     pub fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -426,6 +445,25 @@ mod tests {
         assert_eq!(enc(u64::MAX).len(), 10);
         assert_eq!(varint_len(300), 2);
         assert_eq!(varint_len(u64::MAX), 10);
+    }
+
+    #[test]
+    fn a_grpc_upstream_with_an_authority_is_a_grpc_service_message() {
+        assert_eq!(grpc_upstream("sink", None).unwrap(), "sink");
+        let s = grpc_upstream("outbound|4317||s.ns.svc", Some("s.ns.svc")).unwrap();
+        let outer = pb_fields(s.as_bytes()).unwrap();
+        let [(1, PbValue::Bytes(inner))] = outer.as_slice() else { panic!("not one GrpcService.envoy_grpc") };
+        let fields: Vec<(u64, &[u8])> = pb_fields(inner)
+            .unwrap()
+            .into_iter()
+            .map(|(n, v)| match v {
+                PbValue::Bytes(b) => (n, b),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(fields, vec![(1, b"outbound|4317||s.ns.svc".as_slice()), (2, b"s.ns.svc".as_slice())]);
+        assert!(grpc_upstream(&"c".repeat(100), Some(&"a".repeat(30))).is_err());
+        assert!(grpc_upstream("c", Some("ä")).is_ok_and(|s| s.is_char_boundary(0)));
     }
 
     #[test]
