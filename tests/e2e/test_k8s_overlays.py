@@ -274,6 +274,7 @@ def test_the_overlays_envoy_content_serves_mcp_with_verified_receipts(overlay, r
     ports = {k: harness.free_port() for k in ("GATEWAY_PORT", "ADMIN_PORT", "SINK_PORT", "CONTROL_PORT")}
     ports["UPSTREAM_PORT"] = demo_upstream.port
     secret, public = signing_secret(tmp_path)
+    kubernetes_validate.validate(secret, SCHEMA_VERSION, strict=True)
     issuer = pki.JwtIssuer(issuer="https://issuer.example.com", audience="mcp-gateway")
     (tmp_path / "jwks.json").write_text(issuer.jwks())  # your issuer's keys, in the jwks ConfigMap's place
     assemble = gateway_config if overlay == "envoy" else sidecar_config
