@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -186,6 +187,26 @@ def modern_headers(method: str, name: str | None = None, **extra: str) -> dict[s
         h["Mcp-Name"] = name
     h.update(extra)
     return h
+
+
+def tools_call(url: str, rid: str, tool: str, arguments: dict | None = None, meta: dict | None = None,
+               headers: dict | None = None, header_name: str | None = None, timeout: float = 20.0) -> tuple[int, dict]:
+    """One raw 2026-07-28 `tools/call` (`meta` added to the standard `_meta`; `header_name` sent
+    as `Mcp-Name` instead of the tool's): (HTTP status, the JSON answer or {} when it is none)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments if arguments is not None else {"text": rid},
+        "_meta": modern_meta(**(meta or {}))}}).encode()
+    h = modern_headers("tools/call", header_name or tool, **(headers or {}))
+    req = urllib.request.Request(url, data=body, method="POST", headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else {}
+    except ValueError:
+        return status, {}
 
 
 def mcp_post_ok(url: str, timeout: float = 2.0) -> bool:

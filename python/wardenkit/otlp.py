@@ -57,18 +57,32 @@ def span_dict(span, resource: dict, scope: str) -> dict:
     }
 
 
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """Keeps every span received; with `out`, also appends each as a JSON line to that file."""
+class _Server:
+    """A gRPC server for one generated servicer (`add` registers it), on `listen` (port 0: any)."""
 
-    def __init__(self, listen: str = "127.0.0.1:0", out: str | None = None):
+    def __init__(self, add, listen: str):
         self._lock = threading.Lock()
-        self._spans: list[dict] = []
-        self._out = out
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
+        add(self, self.server)
         self.port = self.server.add_insecure_port(listen)
         if not self.port:
             raise RuntimeError(f"cannot listen on {listen}")
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop(grace=None).wait(timeout=10)
+
+
+class Receiver(_Server, trace_service_pb2_grpc.TraceServiceServicer):
+    """Keeps every span received; with `out`, also appends each as a JSON line to that file."""
+
+    def __init__(self, listen: str = "127.0.0.1:0", out: str | None = None):
+        self._spans: list[dict] = []
+        self._out = out
+        super().__init__(trace_service_pb2_grpc.add_TraceServiceServicer_to_server, listen)
 
     def Export(self, request, context):  # noqa: N802 (the generated method name)
         spans = [span_dict(s, _attributes(rs.resource.attributes), ss.scope.name)
@@ -84,27 +98,15 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         with self._lock:
             return list(self._spans)
 
-    def start(self) -> "Receiver":
-        self.server.start()
-        return self
 
-    def stop(self) -> None:
-        self.server.stop(grace=None).wait(timeout=10)
-
-
-class LogsCollector(logs_service_pb2_grpc.LogsServiceServicer):
+class LogsCollector(_Server, logs_service_pb2_grpc.LogsServiceServicer):
     """An OTLP logs collector: keeps every request it is sent (already parsed by the official
     `ExportLogsServiceRequest.FromString`) and answers with an empty (all accepted)
     `ExportLogsServiceResponse`."""
 
     def __init__(self, listen: str = "127.0.0.1:0"):
-        self._lock = threading.Lock()
         self._requests: list[logs_service_pb2.ExportLogsServiceRequest] = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port(listen)
-        if not self.port:
-            raise RuntimeError(f"cannot listen on {listen}")
+        super().__init__(logs_service_pb2_grpc.add_LogsServiceServicer_to_server, listen)
 
     def Export(self, request, context):  # noqa: N802 (the generated method name)
         with self._lock:
@@ -118,13 +120,6 @@ class LogsCollector(logs_service_pb2_grpc.LogsServiceServicer):
     def records(self) -> list:
         return [rec for req in self.requests() for rl in req.resource_logs for sl in rl.scope_logs
                 for rec in sl.log_records]
-
-    def start(self) -> "LogsCollector":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop(grace=None).wait(timeout=10)
 
 
 def main() -> None:

@@ -26,8 +26,6 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
@@ -271,15 +269,7 @@ def proxy_env(docs: list[dict], secret: dict) -> dict[str, str]:
 
 
 def call(url: str, rid: str, tool: str, token: str | None = None, **meta) -> tuple[int, dict]:
-    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {
-        "name": tool, "arguments": {"text": rid}, "_meta": harness.modern_meta(**meta)}}).encode()
-    headers = harness.modern_headers("tools/call", tool, **({"Authorization": f"Bearer {token}"} if token else {}))
-    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    return harness.tools_call(url, rid, tool, meta=meta, headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
 async def sdk_echo(url: str, text: str):

@@ -29,8 +29,6 @@ import hashlib
 import json
 import time
 import tomllib
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 
 import pytest
@@ -265,18 +263,10 @@ class Collector(LogsCollector):
 
 def call(gw, rid: str, tool: str, user: str, traceparent: str | None = None, header_name: str | None = None) -> int:
     """One 2026-07-28 tools/call; returns the HTTP status."""
-    meta = harness.modern_meta(**({"traceparent": traceparent} if traceparent else {}))
-    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                       "params": {"name": tool, "arguments": {"text": "hi", "city": "Oslo"}, "_meta": meta}}).encode()
-    headers = harness.modern_headers("tools/call", header_name or tool, **{"x-user": user})
-    req = urllib.request.Request(gw.url, data=body, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        e.read()
-        return e.code
+    status, _ = harness.tools_call(gw.url, rid, tool, arguments={"text": "hi", "city": "Oslo"},
+                                   meta={"traceparent": traceparent} if traceparent else None,
+                                   headers={"x-user": user}, header_name=header_name)
+    return status
 
 
 TRACE_A = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

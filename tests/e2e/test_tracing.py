@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
 import urllib.request
 
 import pytest
@@ -43,18 +42,7 @@ TRACE_UNSAMPLED = "00-5af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00"
 def post(gw, rid: str, tool: str, meta_extra: dict | None = None, headers: dict | None = None,
          header_name: str | None = None) -> int:
     """One raw 2026-07-28 tools/call; returns the HTTP status."""
-    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                       "params": {"name": tool, "arguments": {"text": rid},
-                                  "_meta": harness.modern_meta(**(meta_extra or {}))}}).encode()
-    h = harness.modern_headers("tools/call", header_name or tool, **(headers or {}))
-    req = urllib.request.Request(gw.url, data=body, method="POST", headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        e.read()
-        return e.code
+    return harness.tools_call(gw.url, rid, tool, meta=meta_extra, headers=headers, header_name=header_name)[0]
 
 
 def envoy_spans(receiver: Receiver) -> list[dict]:
