@@ -67,6 +67,9 @@ PAYLOADS = {
     "modern100k": "modern-tools_call-100k",
     # The 1 KB call answered as an SSE stream: three notifications/progress, then the result.
     "sse": "modern-tools_call-1k-sse",
+    # The 1 KB call carrying the agent's trace context in `_meta.traceparent` (the filter hands
+    # it to the headers Envoy's tracer reads).
+    "traced": "modern-tools_call-1k-traced",
 }
 DEFAULT_PAYLOADS = "modern,modern10k,modern100k,result10k,legacy,sse"
 WARDEN_BIN = ROOT / "target" / "release" / "warden"
