@@ -64,6 +64,24 @@ pub fn error_type(code: Option<i64>, tool_error: bool) -> Option<String> {
     }
 }
 
+/// JSON-RPC error codes a metric label may name: the protocol's, MCP's and the gateway's own.
+/// Any other code (an upstream may answer with any integer) is labelled [`OTHER`], so an upstream
+/// cannot grow the number of stats; receipts keep the exact code.
+const LABELLED_CODES: [i64; 15] = [
+    -32700, -32600, -32601, -32602, -32603, // JSON-RPC
+    -32000, -32001, -32002, -32020, -32022, -32042, // MCP and the wire checks
+    -31403, -31429, -31502, -31503, // the gateway
+];
+
+/// `error.type` as a metric label: [`error_type`] within a closed set.
+pub fn error_label(code: Option<i64>, tool_error: bool) -> Option<String> {
+    match code {
+        Some(c) if LABELLED_CODES.contains(&c) => Some(c.to_string()),
+        Some(_) => Some(OTHER.to_owned()),
+        None => tool_error.then(|| TOOL_ERROR.to_owned()),
+    }
+}
+
 /// `jsonrpc.request.id`: "a string representation of the id" — a string id without its JSON
 /// quotes, a number as written; `None` for a `null` id (the conventions leave it out).
 pub fn request_id(json_text: &str) -> Option<String> {
@@ -106,6 +124,16 @@ mod tests {
         assert_eq!(request_id("\"a\\u0062\"").as_deref(), Some("ab"));
         assert_eq!(request_id("null"), None);
         assert_eq!(request_id(""), None);
+    }
+
+    #[test]
+    fn error_labels_are_a_closed_set() {
+        assert_eq!(error_label(Some(-32602), false).as_deref(), Some("-32602"));
+        assert_eq!(error_label(Some(-31403), false).as_deref(), Some("-31403"));
+        assert_eq!(error_label(Some(123_456), false).as_deref(), Some("_OTHER"));
+        assert_eq!(error_label(Some(0), false).as_deref(), Some("_OTHER"));
+        assert_eq!(error_label(None, true).as_deref(), Some("tool_error"));
+        assert_eq!(error_label(None, false), None);
     }
 
     #[test]

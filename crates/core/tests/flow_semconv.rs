@@ -167,3 +167,21 @@ fn tool_labels_stay_bounded_whatever_names_clients_send() {
     assert_eq!(labelled.len(), MAX_TOOL_LABELS + 1);
     assert!(labelled.iter().any(|s| s.ends_with(".gen_ai.tool.name._OTHER")));
 }
+
+#[test]
+fn an_upstream_cannot_grow_the_error_labels() {
+    let vm = Rc::default();
+    let mut host = FakeHost::default();
+    let mut labels = std::collections::BTreeSet::new();
+    for code in 1..50 {
+        let mut flow = vm_flow(&vm);
+        call(&mut host, &mut flow, "echo", false);
+        let error = json!({"jsonrpc": "2.0", "id": "r-7", "error": {"code": -40000 - code, "message": "odd"}});
+        answer(&mut host, &mut flow, &error);
+        let (e, sample) = finish(&mut host, &flow);
+        assert_eq!(e.error_code, Some(-40000 - code)); // the receipt keeps the exact code
+        labels.insert(sample);
+    }
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    assert!(labels.iter().all(|s| s.ends_with(".error.type._OTHER")));
+}

@@ -147,7 +147,7 @@ impl RequestFlow {
     }
 
     /// One sample of the conventions' per-operation histogram (milliseconds), labelled by method,
-    /// tool (bounded, see [`metrics::ToolLabels`]) and error type. A body-less legacy stream is no
+    /// tool (bounded, see [`metrics::ToolLabels`]) and error type (a closed set of codes). A body-less legacy stream is no
     /// operation; a request refused on the wire has no method the filter can vouch for.
     fn record_operation(&self, stats: &ExchangeStats, m: &mut dyn Metrics) {
         use crate::semconv::{ERROR_TYPE, GEN_AI_TOOL_NAME, MCP_METHOD_NAME, OTHER};
@@ -160,7 +160,7 @@ impl RequestFlow {
             None => return,
         };
         let (code, tool_error) = self.error_of();
-        let error = crate::semconv::error_type(code, tool_error);
+        let error = crate::semconv::error_label(code, tool_error);
         let method_label = if method == crate::mcp::Method::Other { OTHER } else { method.as_str() };
         let mut labels: Vec<(&str, &str)> = vec![(MCP_METHOD_NAME, method_label)];
         let mut cache = self.vm_cache().try_borrow_mut();
