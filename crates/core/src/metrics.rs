@@ -89,10 +89,11 @@ pub use crate::semconv::SERVER_OPERATION_DURATION as OPERATION_DURATION;
 /// Most tool names one VM gives a label of their own.
 pub const MAX_TOOL_LABELS: usize = 64;
 
-/// The tool names one VM labels its metrics with: a name gets its own label once it was answered
-/// without an error (a tool the upstream does not have is an error), while fewer than
-/// [`MAX_TOOL_LABELS`] have one; every other name is [`crate::semconv::OTHER`]. Tool names are
-/// the client's to choose: this is what keeps them from growing the number of stats.
+/// The tool names one VM labels its metrics with: a name gets its own label once the filter read
+/// the upstream's answer to a call of it and the answer was no error (a tool the upstream does
+/// not have is an error), while fewer than [`MAX_TOOL_LABELS`] have one; every other name is
+/// [`crate::semconv::OTHER`]. Tool names are the client's to choose: this is what keeps them from
+/// growing the number of stats, or taking the labels real tools need.
 #[derive(Debug, Default)]
 pub struct ToolLabels {
     names: std::collections::HashSet<String>,

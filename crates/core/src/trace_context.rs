@@ -56,23 +56,28 @@ pub struct Plan {
 pub fn plan(request: &McpRequest, http_traceparent: Option<&[u8]>) -> Option<Plan> {
     let ctx = TraceContext::parse(request.traceparent.as_deref()?)?;
     let canonical = format!("00-{}-{}-{:02x}", hex::encode(ctx.trace_id), hex::encode(ctx.span_id), ctx.flags);
+    // The method names the span: only a method that is plain header text (a legacy request's
+    // method is whatever the client wrote).
+    let method = request.method.as_deref().filter(|m| header_safe(m, MAX_ATTRIBUTE))?;
     let mut plan = Plan::default();
-    let http = http_traceparent.map(|v| String::from_utf8_lossy(v).into_owned());
-    let agrees = http.as_deref().and_then(TraceContext::parse) == Some(ctx);
+    // Byte for byte: a value another tracer would read differently (padding, upper case) is not
+    // the same context.
+    let agrees = http_traceparent == Some(canonical.as_bytes());
     if !agrees {
         plan.set.push(("traceparent", canonical));
-        let tracestate = request.tracestate.as_deref().filter(|v| header_safe(v, MAX_TRACESTATE));
-        match tracestate {
+        // An HTTP tracestate belongs to an HTTP traceparent, which is not the one in force.
+        match request.tracestate.as_deref().filter(|v| header_safe(v, MAX_TRACESTATE)) {
             Some(v) => plan.set.push(("tracestate", v.to_owned())),
-            // An HTTP tracestate belongs to the HTTP traceparent, which is gone.
-            None if http.is_some() => plan.remove.push("tracestate"),
+            None => plan.remove.push("tracestate"),
+        }
+        match request.baggage.as_deref().filter(|v| header_safe(v, MAX_BAGGAGE)) {
+            Some(v) => plan.set.push(("baggage", v.to_owned())),
+            // The HTTP baggage went with the HTTP context the body's replaced.
+            None if http_traceparent.is_some() => plan.remove.push("baggage"),
             None => {}
         }
-        if let Some(v) = request.baggage.as_deref().filter(|v| header_safe(v, MAX_BAGGAGE)) {
-            plan.set.push(("baggage", v.to_owned()));
-        }
     }
-    if http.is_some() && !agrees {
+    if http_traceparent.is_some() && !agrees {
         plan.finding = Some(Finding {
             inspector: INSPECTOR,
             what: "traceparent_mismatch",
@@ -82,7 +87,6 @@ pub fn plan(request: &McpRequest, http_traceparent: Option<&[u8]>) -> Option<Pla
             disposition: Disposition::Report,
         });
     }
-    let method = request.method.as_deref().unwrap_or_default();
     let name = request.name.as_deref().filter(|n| header_safe(n, MAX_ATTRIBUTE)).unwrap_or_default();
     plan.set.push((SPAN_NAME_HEADER, semconv::span_name(method, name)));
     let name_attribute = semconv::name_attribute(method);
@@ -150,6 +154,8 @@ mod tests {
         assert_eq!(value(&p, "x-warden-mcp-protocol-version"), Some("2026-07-28"));
         assert_eq!(value(&p, "x-warden-gen-ai-prompt-name"), None);
         assert!(p.remove.is_empty() && p.finding.is_none());
+        // Without a body tracestate, a stray HTTP one (of no traceparent) goes.
+        assert_eq!(plan(&call(Some(TP)), None).unwrap().remove, vec!["tracestate"]);
     }
 
     #[test]
@@ -187,10 +193,23 @@ mod tests {
         let other = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let p = plan(&call(Some(TP)), Some(other)).unwrap();
         assert_eq!(value(&p, "traceparent"), Some(TP));
-        assert_eq!(p.remove, vec!["tracestate"]);
+        assert_eq!(p.remove, vec!["tracestate", "baggage"]);
         assert_eq!(p.finding.as_ref().map(|f| f.what), Some("traceparent_mismatch"));
-        // An unreadable HTTP header is replaced too (and is a mismatch).
+        // An unreadable HTTP header is replaced too (and is a mismatch), as is one another tracer
+        // would read otherwise (padded, upper case).
         assert!(plan(&call(Some(TP)), Some(b"garbage")).unwrap().finding.is_some());
+        let padded = format!("\u{2003}{TP}");
+        assert!(plan(&call(Some(TP)), Some(padded.as_bytes())).unwrap().finding.is_some());
+        assert!(plan(&call(Some(TP)), Some(TP.to_uppercase().as_bytes())).unwrap().finding.is_some());
+    }
+
+    #[test]
+    fn a_method_that_is_not_header_text_names_no_span() {
+        let mut r = call(Some(TP));
+        r.method = Some("x\r\nx-warden-principal: admin".into());
+        assert_eq!(plan(&r, None), None);
+        r.method = Some("m".repeat(MAX_ATTRIBUTE + 1));
+        assert_eq!(plan(&r, None), None);
     }
 
     #[test]

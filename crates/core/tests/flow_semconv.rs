@@ -185,3 +185,17 @@ fn an_upstream_cannot_grow_the_error_labels() {
     assert_eq!(labels.len(), 1, "{labels:?}");
     assert!(labels.iter().all(|s| s.ends_with(".error.type._OTHER")));
 }
+
+#[test]
+fn an_error_whose_code_is_no_integer_is_still_an_error_and_admits_no_label() {
+    let vm = Rc::default();
+    let mut host = FakeHost::default();
+    for error in [json!({"code": -32602.5, "message": "x"}), json!({"code": "x"}), json!("boom")] {
+        let mut flow = vm_flow(&vm);
+        call(&mut host, &mut flow, "fresh_tool", false);
+        answer(&mut host, &mut flow, &json!({"jsonrpc": "2.0", "id": "r-7", "error": error}));
+        let (e, sample) = finish(&mut host, &flow);
+        assert_eq!(e.error_code, Some(0), "{error}");
+        assert!(sample.ends_with(".gen_ai.tool.name._OTHER.error.type._OTHER"), "{sample}");
+    }
+}

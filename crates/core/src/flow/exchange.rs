@@ -133,17 +133,25 @@ impl RequestFlow {
     /// gateway's own refusal, else the error that stood in for a withheld answer, else what the
     /// upstream's answer said (as far as the response pipeline read it).
     fn error_of(&self) -> (Option<i64>, bool) {
+        let (code, tool_error, _) = self.outcome_of();
+        (code, tool_error)
+    }
+
+    /// [`RequestFlow::error_of`], and whether the upstream's answer was read and said no error
+    /// (what lets a tool name have a metric label of its own).
+    fn outcome_of(&self) -> (Option<i64>, bool, bool) {
         if let Some(r) = self.rejection() {
-            return (Some(i64::from(r.kind.jsonrpc_code())), false);
+            return (Some(i64::from(r.kind.jsonrpc_code())), false, false);
         }
         if let Some(code) = self.outcome().and_then(|o| reply::code(&o.verdict.action)) {
-            return (Some(i64::from(code)), false);
+            return (Some(i64::from(code)), false, false);
         }
         if self.withheld() {
-            return (Some(i64::from(reply::CODE_WITHHELD)), false);
+            return (Some(i64::from(reply::CODE_WITHHELD)), false, false);
         }
         let answer = self.answer();
-        (answer.error_code, answer.tool_error)
+        let served = answer.seen && answer.error_code.is_none() && !answer.tool_error;
+        (answer.error_code, answer.tool_error, served)
     }
 
     /// One sample of the conventions' per-operation histogram (milliseconds), labelled by method,
@@ -159,14 +167,14 @@ impl RequestFlow {
             None if self.rejection().is_some() => (crate::mcp::Method::Other, None),
             None => return,
         };
-        let (code, tool_error) = self.error_of();
+        let (code, tool_error, served) = self.outcome_of();
         let error = crate::semconv::error_label(code, tool_error);
         let method_label = if method == crate::mcp::Method::Other { OTHER } else { method.as_str() };
         let mut labels: Vec<(&str, &str)> = vec![(MCP_METHOD_NAME, method_label)];
         let mut cache = self.vm_cache().try_borrow_mut();
         if let (crate::mcp::Method::ToolsCall, Some(name)) = (method, name) {
             let tool = match cache.as_deref_mut() {
-                Ok(vm) => vm.tool_labels.label(name, error.is_none()),
+                Ok(vm) => vm.tool_labels.label(name, served),
                 Err(_) => OTHER,
             };
             labels.push((GEN_AI_TOOL_NAME, tool));

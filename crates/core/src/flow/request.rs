@@ -379,12 +379,12 @@ impl RequestFlow {
         self.binds_session = decision.binds_session;
         let mesh = decision.mesh.take().filter(|_| decision.reply.is_none());
         let (reply, response, mut outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
-        if reply.is_none() {
-            // After apply_decision: its removal of the client's `x-warden-*` must not take ours.
-            hand_on_trace_context(host, &mut outcome)?;
-        }
+        // After apply_decision: its removal of the client's `x-warden-*` must not take ours.
+        let handed_on = if reply.is_none() { hand_on_trace_context(host, &mut outcome) } else { Ok(()) };
         self.response = response;
         self.outcome = Some(outcome);
+        // A failed header edit fails the request (500), with the decision kept for its receipt.
+        handed_on?;
         if let Some(check) = mesh {
             return Ok(self.ask_mesh(host, check));
         }
@@ -625,7 +625,8 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
 /// `traceparent` is read only when the body carries a context (one host call, for traced
 /// requests alone).
 fn hand_on_trace_context(host: &mut Host<'_>, outcome: &mut Outcome) -> Result<(), HostError> {
-    if outcome.request.traceparent.is_none() {
+    // A legacy batch has no one context, span name or id: it is not handed on.
+    if outcome.request.traceparent.is_none() || !outcome.batch.is_empty() {
         return Ok(());
     }
     let http = host.http.request_header("traceparent")?;

@@ -51,7 +51,10 @@ enum Framing {
 /// `error.type`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Answer {
-    /// The JSON-RPC error code of an error answer.
+    /// The request's own answer was read.
+    pub seen: bool,
+    /// The JSON-RPC error code of an error answer; `0` when its code is not an integer (JSON-RPC
+    /// requires one: the answer is malformed, but still an error to the client).
     pub error_code: Option<i64>,
     /// A `CallToolResult` with `isError: true`.
     pub tool_error: bool,
@@ -313,7 +316,11 @@ fn answers_another_request(own: &str, message: &[u8]) -> Reading {
     match parse_body(message) {
         Ok(Body::Single(env)) if env.has_result || env.has_error => match env.id {
             Some(i) if !same(i.json()) => Reading::Foreign,
-            _ => Reading::Own(Answer { error_code: env.error_code, tool_error: env.tool_error }),
+            _ => Reading::Own(Answer {
+                seen: true,
+                error_code: if env.has_error { Some(env.error_code.unwrap_or(0)) } else { None },
+                tool_error: env.tool_error,
+            }),
         },
         // An array answers several requests at once: never this single request's own answer.
         Ok(Body::Batch(items)) if items.iter().any(|e| e.has_result || e.has_error) => Reading::Foreign,

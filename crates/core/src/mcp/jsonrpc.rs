@@ -600,8 +600,12 @@ impl<'de> ObjectVisit<'de> for ResultHead {
         while let Some(Key(k)) = a.next_key::<Key>()? {
             refuse_proto_key(&k)?;
             if k.as_ref() == "isError" {
-                // Only the literal `true` is a tool error to an SDK's boolean field.
+                // Only the literal `true` is a tool error to an SDK's boolean field. Read raw,
+                // but refused as `Checked` would refuse it (a lone surrogate, a number past f64).
                 let raw: &'de RawValue = a.next_value()?;
+                if !readable(raw) {
+                    return Err(serde::de::Error::custom("result.isError cannot be read"));
+                }
                 r.is_error = raw.get() == "true";
             } else {
                 a.next_value::<Checked>()?;
@@ -624,6 +628,9 @@ impl<'de> ObjectVisit<'de> for ErrorHead {
             refuse_proto_key(&k)?;
             if k.as_ref() == "code" {
                 let raw: &'de RawValue = a.next_value()?;
+                if !readable(raw) {
+                    return Err(serde::de::Error::custom("error.code cannot be read"));
+                }
                 e.code = raw.get().parse().ok();
             } else {
                 a.next_value::<Checked>()?;
