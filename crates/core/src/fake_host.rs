@@ -326,6 +326,19 @@ impl FakeHost {
         Host { http: &mut self.http, kv: &mut self.kv, clock: &self.clock, metrics: &mut self.metrics }
     }
 
+    /// Drives a request as Envoy does: the headers set in `http.headers` (the filter pauses on them
+    /// to read the body), then `body` whole. Returns what the filter answered the body.
+    pub fn post(&mut self, flow: &mut RequestFlow, body: Vec<u8>) -> Step {
+        let n = body.len();
+        self.http.body = body;
+        self.http.reply = None;
+        let step = flow.on_request_headers(&mut self.ports(), false);
+        if step != Step::Buffer {
+            return step;
+        }
+        flow.on_request_body(&mut self.ports(), n, true)
+    }
+
     /// Drives the response side as Envoy does: headers, then each chunk added to what the host
     /// holds; while the filter answers [`Step::Buffer`] the data stays held, when it continues the
     /// held data (as the filter left it) goes to the client. Returns what the client received.

@@ -38,11 +38,7 @@ fn send_as(host: &mut FakeHost, flow: &mut RequestFlow, user: &str, method: &str
         host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
     }
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.http.body = body.into_bytes();
-    host.http.reply = None;
-    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
-    let n = host.http.body.len();
-    flow.on_request_body(&mut host.ports(), n, true)
+    host.post(flow, body.into_bytes())
 }
 
 fn call_as(host: &mut FakeHost, p: &Rc<Policy>, user: &str, tool: &str, arguments: Value) -> Step {

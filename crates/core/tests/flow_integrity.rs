@@ -49,11 +49,7 @@ fn post(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, headers: &[(&str
     if host.http.peer.is_empty() {
         host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
     }
-    host.http.body = body.into_bytes();
-    host.http.reply = None;
-    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
-    let n = host.http.body.len();
-    flow.on_request_body(&mut host.ports(), n, true)
+    host.post(flow, body.into_bytes())
 }
 
 fn reply(host: &FakeHost) -> (u32, Value) {

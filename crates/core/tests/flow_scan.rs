@@ -50,11 +50,7 @@ fn send(host: &mut FakeHost, flow: &mut RequestFlow, legacy: bool, method: &str,
         }
     }
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.http.body = body.into_bytes();
-    host.http.reply = None;
-    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
-    let n = host.http.body.len();
-    flow.on_request_body(&mut host.ports(), n, true)
+    host.post(flow, body.into_bytes())
 }
 
 fn call(host: &mut FakeHost, flow: &mut RequestFlow, legacy: bool, tool: &str, arguments: Value) -> Step {

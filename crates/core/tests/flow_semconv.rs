@@ -52,11 +52,7 @@ fn call(host: &mut FakeHost, flow: &mut RequestFlow, tool: &str, legacy: bool) -
         host.http.headers.push(("mcp-name".into(), tool.as_bytes().to_vec()));
     }
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.http.body = body.into_bytes();
-    host.http.reply = None;
-    assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
-    let n = host.http.body.len();
-    flow.on_request_body(&mut host.ports(), n, true)
+    host.post(flow, body.into_bytes())
 }
 
 fn answer(host: &mut FakeHost, flow: &mut RequestFlow, body: &Value) {
