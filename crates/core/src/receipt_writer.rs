@@ -467,6 +467,7 @@ fn writer_context(method: &str, verdict: WireVerdict, now_nanos: u64, policy_has
         session: String::new(),
         error_code: None,
         tool_error: false,
+        http_error: None,
         duration_micros: 0,
         bytes_in: 0,
         bytes_out: 0,

@@ -56,11 +56,13 @@ pub fn span_name(method: &str, name: &str) -> String {
     }
 }
 
-/// `error.type` for an exchange: the JSON-RPC error code the client got, else `tool_error`.
-pub fn error_type(code: Option<i64>, tool_error: bool) -> Option<String> {
+/// `error.type` for an exchange: the JSON-RPC error code the client got, else `tool_error`, else
+/// the HTTP status of an answer that failed at the HTTP level (the conventions' `500`).
+pub fn error_type(code: Option<i64>, tool_error: bool, http_error: Option<u16>) -> Option<String> {
     match code {
         Some(c) => Some(c.to_string()),
-        None => tool_error.then(|| TOOL_ERROR.to_owned()),
+        None if tool_error => Some(TOOL_ERROR.to_owned()),
+        None => http_error.map(|s| s.to_string()),
     }
 }
 
@@ -73,12 +75,13 @@ const LABELLED_CODES: [i64; 15] = [
     -31403, -31429, -31502, -31503, // the gateway
 ];
 
-/// `error.type` as a metric label: [`error_type`] within a closed set.
-pub fn error_label(code: Option<i64>, tool_error: bool) -> Option<String> {
+/// `error.type` as a metric label: [`error_type`] within a closed set (HTTP statuses are
+/// 400..=599 by construction).
+pub fn error_label(code: Option<i64>, tool_error: bool, http_error: Option<u16>) -> Option<String> {
     match code {
         Some(c) if LABELLED_CODES.contains(&c) => Some(c.to_string()),
         Some(_) => Some(OTHER.to_owned()),
-        None => tool_error.then(|| TOOL_ERROR.to_owned()),
+        None => error_type(None, tool_error, http_error.filter(|s| (400..=599).contains(s))),
     }
 }
 
@@ -128,18 +131,20 @@ mod tests {
 
     #[test]
     fn error_labels_are_a_closed_set() {
-        assert_eq!(error_label(Some(-32602), false).as_deref(), Some("-32602"));
-        assert_eq!(error_label(Some(-31403), false).as_deref(), Some("-31403"));
-        assert_eq!(error_label(Some(123_456), false).as_deref(), Some("_OTHER"));
-        assert_eq!(error_label(Some(0), false).as_deref(), Some("_OTHER"));
-        assert_eq!(error_label(None, true).as_deref(), Some("tool_error"));
-        assert_eq!(error_label(None, false), None);
+        assert_eq!(error_label(Some(-32602), false, None).as_deref(), Some("-32602"));
+        assert_eq!(error_label(Some(-31403), false, None).as_deref(), Some("-31403"));
+        assert_eq!(error_label(Some(123_456), false, None).as_deref(), Some("_OTHER"));
+        assert_eq!(error_label(Some(0), false, None).as_deref(), Some("_OTHER"));
+        assert_eq!(error_label(None, true, None).as_deref(), Some("tool_error"));
+        assert_eq!(error_label(None, false, None), None);
     }
 
     #[test]
     fn error_type_prefers_the_jsonrpc_code() {
-        assert_eq!(error_type(Some(-32602), true).as_deref(), Some("-32602"));
-        assert_eq!(error_type(None, true).as_deref(), Some("tool_error"));
-        assert_eq!(error_type(None, false), None);
+        assert_eq!(error_type(Some(-32602), true, Some(500)).as_deref(), Some("-32602"));
+        assert_eq!(error_type(None, true, Some(500)).as_deref(), Some("tool_error"));
+        assert_eq!(error_type(None, false, None), None);
+        assert_eq!(error_type(None, false, Some(503)).as_deref(), Some("503"));
+        assert_eq!(error_label(None, false, Some(503)).as_deref(), Some("503"));
     }
 }

@@ -195,3 +195,20 @@ fn an_error_whose_code_is_no_integer_is_still_an_error_and_admits_no_label() {
         assert!(sample.ends_with(".gen_ai.tool.name._OTHER.error.type._OTHER"), "{sample}");
     }
 }
+
+#[test]
+fn an_answer_that_failed_at_the_http_level_is_an_error_by_its_status() {
+    let vm = Rc::default();
+    let mut host = FakeHost::default();
+    let mut flow = vm_flow(&vm);
+    call(&mut host, &mut flow, "echo", false);
+    host.respond(&mut flow, &[(":status", "503"), ("content-type", "text/plain")], &[b"upstream connect error"]);
+    let (e, sample) = finish(&mut host, &flow);
+    assert_eq!((e.error_code, e.http_error), (None, Some(503)));
+    assert!(sample.ends_with(".gen_ai.tool.name._OTHER.error.type.503"), "{sample}");
+    // A headers-only failure too.
+    let mut flow = vm_flow(&vm);
+    call(&mut host, &mut flow, "echo", false);
+    host.respond(&mut flow, &[(":status", "502")], &[]);
+    assert_eq!(finish(&mut host, &flow).0.http_error, Some(502));
+}

@@ -311,7 +311,8 @@ fn write_record_attributes(r: &mut Vec<u8>, e: &Exchange, verdict: &str) {
     text(r, attr::ERA, &e.era);
     text(r, attr::MCP_SESSION_ID, &e.session);
     text(r, attr::JSONRPC_REQUEST_ID, crate::semconv::request_id(&e.request_id).as_deref().unwrap_or_default());
-    text(r, attr::ERROR_TYPE, crate::semconv::error_type(e.error_code, e.tool_error).as_deref().unwrap_or_default());
+    let error = crate::semconv::error_type(e.error_code, e.tool_error, e.http_error);
+    text(r, attr::ERROR_TYPE, error.as_deref().unwrap_or_default());
     text(r, attr::RPC_RESPONSE_STATUS_CODE, e.error_code.map(|c| c.to_string()).as_deref().unwrap_or_default());
     text(r, attr::VERDICT, verdict);
     text(r, attr::RULE, &e.rule);

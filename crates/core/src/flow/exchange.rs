@@ -95,6 +95,7 @@ impl RequestFlow {
             session: String::new(),
             error_code: None,
             tool_error: false,
+            http_error: None,
             duration_micros: stats.duration_micros,
             bytes_in: stats.bytes_in,
             bytes_out: stats.bytes_out,
@@ -116,11 +117,11 @@ impl RequestFlow {
             e.verdict = verdict;
             e.rule = rule;
             record_findings(&mut e, &self.findings());
-            (e.error_code, e.tool_error) = self.error_of();
+            (e.error_code, e.tool_error, e.http_error) = self.error_of();
             return Some(e);
         }
         let r = self.rejection()?;
-        (e.error_code, e.tool_error) = self.error_of();
+        (e.error_code, e.tool_error, e.http_error) = self.error_of();
         e.request_id = r.id.clone().unwrap_or_default();
         e.rule = format!("wire:{}", r.kind.label());
         e.severity = "invalid".to_owned();
@@ -132,26 +133,26 @@ impl RequestFlow {
     /// The JSON-RPC error code the client got, and whether a tool reported an error: the
     /// gateway's own refusal, else the error that stood in for a withheld answer, else what the
     /// upstream's answer said (as far as the response pipeline read it).
-    fn error_of(&self) -> (Option<i64>, bool) {
-        let (code, tool_error, _) = self.outcome_of();
-        (code, tool_error)
+    fn error_of(&self) -> (Option<i64>, bool, Option<u16>) {
+        let (code, tool_error, http_error, _) = self.outcome_of();
+        (code, tool_error, http_error)
     }
 
     /// [`RequestFlow::error_of`], and whether the upstream's answer was read and said no error
     /// (what lets a tool name have a metric label of its own).
-    fn outcome_of(&self) -> (Option<i64>, bool, bool) {
+    fn outcome_of(&self) -> (Option<i64>, bool, Option<u16>, bool) {
         if let Some(r) = self.rejection() {
-            return (Some(i64::from(r.kind.jsonrpc_code())), false, false);
+            return (Some(i64::from(r.kind.jsonrpc_code())), false, None, false);
         }
         if let Some(code) = self.outcome().and_then(|o| reply::code(&o.verdict.action)) {
-            return (Some(i64::from(code)), false, false);
+            return (Some(i64::from(code)), false, None, false);
         }
         if self.withheld() {
-            return (Some(i64::from(reply::CODE_WITHHELD)), false, false);
+            return (Some(i64::from(reply::CODE_WITHHELD)), false, None, false);
         }
         let answer = self.answer();
-        let served = answer.seen && answer.error_code.is_none() && !answer.tool_error;
-        (answer.error_code, answer.tool_error, served)
+        let served = answer.seen && answer.error_code.is_none() && !answer.tool_error && answer.http_error.is_none();
+        (answer.error_code, answer.tool_error, answer.http_error, served)
     }
 
     /// One sample of the conventions' per-operation histogram (milliseconds), labelled by method,
@@ -167,8 +168,8 @@ impl RequestFlow {
             None if self.rejection().is_some() => (crate::mcp::Method::Other, None),
             None => return,
         };
-        let (code, tool_error, served) = self.outcome_of();
-        let error = crate::semconv::error_label(code, tool_error);
+        let (code, tool_error, http_error, served) = self.outcome_of();
+        let error = crate::semconv::error_label(code, tool_error, http_error);
         let method_label = if method == crate::mcp::Method::Other { OTHER } else { method.as_str() };
         let mut labels: Vec<(&str, &str)> = vec![(MCP_METHOD_NAME, method_label)];
         let mut cache = self.vm_cache().try_borrow_mut();

@@ -58,6 +58,8 @@ pub struct Answer {
     pub error_code: Option<i64>,
     /// A `CallToolResult` with `isError: true`.
     pub tool_error: bool,
+    /// The HTTP status of an answer that failed at the HTTP level (400..=599).
+    pub http_error: Option<u16>,
 }
 
 pub struct ResponsePipeline {
@@ -96,26 +98,32 @@ impl ResponsePipeline {
         !matches!(self.framing, Framing::Pass)
     }
 
-    /// Everything the inspectors found so far, in order.
     /// What the request's own answer said (default until it was read).
     pub fn answer(&self) -> Answer {
         self.answer
     }
 
+    /// Everything the inspectors found so far, in order.
     pub fn findings(&self) -> &[Finding] {
         &self.findings
     }
 
     pub fn on_headers(&mut self, http: &mut dyn HttpIo, end_of_stream: bool) -> Result<Step, HostError> {
         self.framing = Framing::Pass;
-        if end_of_stream || self.inspectors.is_empty() {
+        if self.inspectors.is_empty() {
             return Ok(Step::Continue);
         }
         let text = |name| -> Result<String, HostError> {
             let v = http.response_header(name)?.unwrap_or_default();
             Ok(String::from_utf8_lossy(&v).trim().to_ascii_lowercase())
         };
-        let (ct, encoding, status) = (text("content-type")?, text("content-encoding")?, text(":status")?);
+        let status = text(":status")?;
+        // An operation that failed at the HTTP level (an upstream down, a 5xx page) is an error too.
+        self.answer.http_error = status.parse::<u16>().ok().filter(|s| (400..=599).contains(s));
+        if end_of_stream {
+            return Ok(Step::Continue);
+        }
+        let (ct, encoding) = (text("content-type")?, text("content-encoding")?);
         let success = status.is_empty() || status.starts_with('2');
         // An error page is read as text when an inspector reads text (the content scan).
         let reads_text = self.inspectors.iter().any(|i| i.reads_text());
@@ -288,7 +296,7 @@ impl ResponsePipeline {
         match answers_another_request(own, message) {
             Reading::Foreign => true,
             Reading::Own(answer) => {
-                self.answer = answer;
+                self.answer = Answer { http_error: self.answer.http_error, ..answer };
                 false
             }
             Reading::Other => false,
@@ -320,6 +328,7 @@ fn answers_another_request(own: &str, message: &[u8]) -> Reading {
                 seen: true,
                 error_code: if env.has_error { Some(env.error_code.unwrap_or(0)) } else { None },
                 tool_error: env.tool_error,
+                http_error: None,
             }),
         },
         // An array answers several requests at once: never this single request's own answer.

@@ -64,6 +64,10 @@ pub struct Exchange {
     /// The answer was a `CallToolResult` with `isError: true`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tool_error: bool,
+    /// The HTTP status of an answer that failed at the HTTP level (400..=599), when the filter
+    /// read the answer's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_error: Option<u16>,
     pub duration_micros: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -215,6 +219,7 @@ mod tests {
             session: String::new(),
             error_code: Some(-31403),
             tool_error: false,
+            http_error: None,
             duration_micros: 1200,
             bytes_in: 300,
             bytes_out: 0,

@@ -55,6 +55,7 @@ pub fn exchange(i: u64, method: &str, name: &str, verdict: WireVerdict) -> Excha
         },
         error_code: if verdict == WireVerdict::Allow { None } else { Some(-31403) },
         tool_error: i == 4,
+        http_error: if i == 5 { Some(503) } else { None },
         duration_micros: 1500 + i,
         bytes_in: 200 + i,
         bytes_out: 1000 + i,
