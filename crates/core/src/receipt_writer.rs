@@ -445,32 +445,10 @@ impl<S: Signer> Writer<S> {
 /// Log attributes for the writer's own receipts (chain-open, drop notice).
 fn writer_context(method: &str, verdict: WireVerdict, now_nanos: u64, policy_hash: &str) -> Exchange {
     Exchange {
-        v: crate::receipt::exchange::QUEUE_FORMAT_VERSION,
-        unix_nanos: now_nanos,
         method: method.to_string(),
-        name: String::new(),
-        upstream: String::new(),
         principal: WRITER_PRINCIPAL.to_string(),
         actor: WRITER_PRINCIPAL.to_string(),
-        delegation_chain: Vec::new(),
-        request_id: String::new(),
-        verdict,
-        rule: String::new(),
-        severity: String::new(),
-        data_classes_in: Vec::new(),
-        data_classes_out: Vec::new(),
-        layer: String::new(),
-        policy_hash: policy_hash.to_string(),
-        traceparent: String::new(),
-        protocol_version: String::new(),
-        era: String::new(),
-        session: String::new(),
-        error_code: None,
-        tool_error: false,
-        http_error: None,
-        duration_micros: 0,
-        bytes_in: 0,
-        bytes_out: 0,
+        ..Exchange::empty(now_nanos, verdict, policy_hash)
     }
 }
 

@@ -76,16 +76,16 @@ pub fn plan(request: &McpRequest, http_traceparent: Option<&[u8]>) -> Option<Pla
             None if http_traceparent.is_some() => plan.remove.push("baggage"),
             None => {}
         }
-    }
-    if http_traceparent.is_some() && !agrees {
-        plan.finding = Some(Finding {
-            inspector: INSPECTOR,
-            what: "traceparent_mismatch",
-            severity: Severity::Info,
-            data_class: None,
-            fault: Fault::Client,
-            disposition: Disposition::Report,
-        });
+        if http_traceparent.is_some() {
+            plan.finding = Some(Finding {
+                inspector: INSPECTOR,
+                what: "traceparent_mismatch",
+                severity: Severity::Info,
+                data_class: None,
+                fault: Fault::Client,
+                disposition: Disposition::Report,
+            });
+        }
     }
     let name = request.name.as_deref().filter(|n| header_safe(n, MAX_ATTRIBUTE)).unwrap_or_default();
     plan.set.push((SPAN_NAME_HEADER, semconv::span_name(method, name)));

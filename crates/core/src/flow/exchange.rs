@@ -6,7 +6,7 @@ use crate::inspect::Finding;
 use crate::metrics;
 use crate::policy::{Action, Verdict};
 use crate::ports::{Metrics, ReceiptQueue};
-use crate::receipt::exchange::{fingerprint, Exchange, WireVerdict, QUEUE_FORMAT_VERSION};
+use crate::receipt::exchange::{fingerprint, Exchange, WireVerdict};
 
 use super::batch::RULE_NOT_DECIDED;
 use super::reply;
@@ -73,32 +73,10 @@ impl RequestFlow {
     /// decided anything (e.g. the stream was reset before the request was complete).
     pub fn exchange(&self, stats: ExchangeStats) -> Option<Exchange> {
         let mut e = Exchange {
-            v: QUEUE_FORMAT_VERSION,
-            unix_nanos: stats.start_unix_nanos,
-            method: String::new(),
-            name: String::new(),
-            upstream: String::new(),
-            principal: String::new(),
-            actor: String::new(),
-            delegation_chain: Vec::new(),
-            request_id: String::new(),
-            verdict: WireVerdict::Block,
-            rule: String::new(),
-            severity: String::new(),
-            data_classes_in: Vec::new(),
-            data_classes_out: Vec::new(),
-            layer: String::new(),
-            policy_hash: self.policy().hash.clone(),
-            traceparent: String::new(),
-            protocol_version: String::new(),
-            era: String::new(),
-            session: String::new(),
-            error_code: None,
-            tool_error: false,
-            http_error: None,
             duration_micros: stats.duration_micros,
             bytes_in: stats.bytes_in,
             bytes_out: stats.bytes_out,
+            ..Exchange::empty(stats.start_unix_nanos, WireVerdict::Block, &self.policy().hash)
         };
         if let Some(o) = self.outcome() {
             let r = &o.request;
@@ -117,11 +95,11 @@ impl RequestFlow {
             e.verdict = verdict;
             e.rule = rule;
             record_findings(&mut e, &self.findings());
-            (e.error_code, e.tool_error, e.http_error) = self.error_of();
+            (e.error_code, e.tool_error, e.http_error, _) = self.outcome_of();
             return Some(e);
         }
         let r = self.rejection()?;
-        (e.error_code, e.tool_error, e.http_error) = self.error_of();
+        (e.error_code, e.tool_error, e.http_error, _) = self.outcome_of();
         e.request_id = r.id.clone().unwrap_or_default();
         e.rule = format!("wire:{}", r.kind.label());
         e.severity = "invalid".to_owned();
@@ -130,16 +108,10 @@ impl RequestFlow {
 }
 
 impl RequestFlow {
-    /// The JSON-RPC error code the client got, and whether a tool reported an error: the
-    /// gateway's own refusal, else the error that stood in for a withheld answer, else what the
-    /// upstream's answer said (as far as the response pipeline read it).
-    fn error_of(&self) -> (Option<i64>, bool, Option<u16>) {
-        let (code, tool_error, http_error, _) = self.outcome_of();
-        (code, tool_error, http_error)
-    }
-
-    /// [`RequestFlow::error_of`], and whether the upstream's answer was read and said no error
-    /// (what lets a tool name have a metric label of its own).
+    /// The error the client got: `(JSON-RPC code, tool error, HTTP status)`: the gateway's own
+    /// refusal, else the error that stood in for a withheld answer, else what the upstream's
+    /// answer said (as far as the response pipeline read it); and whether that answer was read
+    /// and said no error (what lets a tool name have a metric label of its own).
     fn outcome_of(&self) -> (Option<i64>, bool, Option<u16>, bool) {
         if let Some(r) = self.rejection() {
             return (Some(i64::from(r.kind.jsonrpc_code())), false, None, false);
@@ -172,10 +144,9 @@ impl RequestFlow {
         let error = crate::semconv::error_label(code, tool_error, http_error);
         let method_label = if method == crate::mcp::Method::Other { OTHER } else { method.as_str() };
         let mut labels: Vec<(&str, &str)> = vec![(MCP_METHOD_NAME, method_label)];
-        let mut cache = self.vm_cache().try_borrow_mut();
         if let (crate::mcp::Method::ToolsCall, Some(name)) = (method, name) {
-            let tool = match cache.as_deref_mut() {
-                Ok(vm) => vm.tool_labels.label(name, served),
+            let tool = match self.vm_cache().try_borrow_mut() {
+                Ok(mut vm) => vm.tool_labels.label(name, served),
                 Err(_) => OTHER,
             };
             labels.push((GEN_AI_TOOL_NAME, tool));

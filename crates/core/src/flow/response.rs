@@ -295,8 +295,10 @@ impl ResponsePipeline {
         }
         match answers_another_request(own, message) {
             Reading::Foreign => true,
-            Reading::Own(answer) => {
-                self.answer = Answer { http_error: self.answer.http_error, ..answer };
+            Reading::Own { error_code, tool_error } => {
+                self.answer.seen = true;
+                self.answer.error_code = error_code;
+                self.answer.tool_error = tool_error;
                 false
             }
             Reading::Other => false,
@@ -307,7 +309,11 @@ impl ResponsePipeline {
 /// What one message is to the request that `own` names.
 enum Reading {
     Foreign,
-    Own(Answer),
+    /// The request's own answer: its error code (0 when not an integer), and `isError: true`.
+    Own {
+        error_code: Option<i64>,
+        tool_error: bool,
+    },
     /// Not an answer (a notification, a server request), or unparseable.
     Other,
 }
@@ -324,12 +330,10 @@ fn answers_another_request(own: &str, message: &[u8]) -> Reading {
     match parse_body(message) {
         Ok(Body::Single(env)) if env.has_result || env.has_error => match env.id {
             Some(i) if !same(i.json()) => Reading::Foreign,
-            _ => Reading::Own(Answer {
-                seen: true,
+            _ => Reading::Own {
                 error_code: if env.has_error { Some(env.error_code.unwrap_or(0)) } else { None },
                 tool_error: env.tool_error,
-                http_error: None,
-            }),
+            },
         },
         // An array answers several requests at once: never this single request's own answer.
         Ok(Body::Batch(items)) if items.iter().any(|e| e.has_result || e.has_error) => Reading::Foreign,

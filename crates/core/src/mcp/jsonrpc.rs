@@ -589,55 +589,50 @@ impl<'de> ObjectVisit<'de> for Envelope<'de> {
 
 /// The top level of a response's `result`: whether it reports a tool error. Every other value is
 /// only checked, as [`Checked`] would.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ResultHead {
     is_error: bool,
 }
 
 impl<'de> ObjectVisit<'de> for ResultHead {
-    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        let mut r = ResultHead::default();
-        while let Some(Key(k)) = a.next_key::<Key>()? {
-            refuse_proto_key(&k)?;
-            if k.as_ref() == "isError" {
-                // Only the literal `true` is a tool error to an SDK's boolean field. Read raw,
-                // but refused as `Checked` would refuse it (a lone surrogate, a number past f64).
-                let raw: &'de RawValue = a.next_value()?;
-                if !readable(raw) {
-                    return Err(serde::de::Error::custom("result.isError cannot be read"));
-                }
-                r.is_error = raw.get() == "true";
-            } else {
-                a.next_value::<Checked>()?;
-            }
-        }
-        Ok(r)
+    fn visit<A: MapAccess<'de>>(a: A) -> Result<Self, A::Error> {
+        // Only the literal `true` is a tool error to an SDK's boolean field.
+        let raw = last_member(a, "isError", "result.isError cannot be read")?;
+        Ok(ResultHead { is_error: raw.is_some_and(|r| r.get() == "true") })
     }
 }
 
 /// The top level of a response's `error`: its integer `code`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ErrorHead {
     code: Option<i64>,
 }
 
 impl<'de> ObjectVisit<'de> for ErrorHead {
-    fn visit<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        let mut e = ErrorHead::default();
-        while let Some(Key(k)) = a.next_key::<Key>()? {
-            refuse_proto_key(&k)?;
-            if k.as_ref() == "code" {
-                let raw: &'de RawValue = a.next_value()?;
-                if !readable(raw) {
-                    return Err(serde::de::Error::custom("error.code cannot be read"));
-                }
-                e.code = raw.get().parse().ok();
-            } else {
-                a.next_value::<Checked>()?;
-            }
-        }
-        Ok(e)
+    fn visit<A: MapAccess<'de>>(a: A) -> Result<Self, A::Error> {
+        let raw = last_member(a, "code", "error.code cannot be read")?;
+        Ok(ErrorHead { code: raw.and_then(|r| r.get().parse().ok()) })
     }
+}
+
+/// The raw value of an object's member `key` (the last one, as the SDKs' parsers keep it), every
+/// other value only checked as [`Checked`] would. The member is read raw but refused as `Checked`
+/// would refuse it (a lone surrogate, a number past f64), with `unreadable` as the error.
+fn last_member<'de, A: MapAccess<'de>>(mut a: A, key: &str, unreadable: &'static str) -> Result<Option<&'de RawValue>, A::Error> {
+    let mut found = None;
+    while let Some(Key(k)) = a.next_key::<Key>()? {
+        refuse_proto_key(&k)?;
+        if k.as_ref() == key {
+            let raw: &'de RawValue = a.next_value()?;
+            if !readable(raw) {
+                return Err(serde::de::Error::custom(unreadable));
+            }
+            found = Some(raw);
+        } else {
+            a.next_value::<Checked>()?;
+        }
+    }
+    Ok(found)
 }
 
 impl<'de> ObjectVisit<'de> for Params<'de> {

@@ -127,6 +127,39 @@ pub fn fingerprint(value: &str) -> String {
 pub const ANONYMOUS: &str = "anonymous";
 
 impl Exchange {
+    /// An exchange that knows only when it happened, its verdict and the policy in force; the
+    /// caller fills in what it knows.
+    pub fn empty(unix_nanos: u64, verdict: WireVerdict, policy_hash: &str) -> Exchange {
+        Exchange {
+            v: QUEUE_FORMAT_VERSION,
+            unix_nanos,
+            method: String::new(),
+            name: String::new(),
+            upstream: String::new(),
+            principal: String::new(),
+            actor: String::new(),
+            delegation_chain: Vec::new(),
+            request_id: String::new(),
+            verdict,
+            rule: String::new(),
+            severity: String::new(),
+            data_classes_in: Vec::new(),
+            data_classes_out: Vec::new(),
+            layer: String::new(),
+            policy_hash: policy_hash.to_owned(),
+            traceparent: String::new(),
+            protocol_version: String::new(),
+            era: String::new(),
+            session: String::new(),
+            error_code: None,
+            tool_error: false,
+            http_error: None,
+            duration_micros: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
