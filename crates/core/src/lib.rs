@@ -24,6 +24,8 @@
 //! - [`correlate`]: memory across requests without sessions, per correlation key and task:
 //!   entropy budgets, fragment reassembly, tool-call chains, escalation, and the mesh-wide
 //!   budgets of an Envoy global rate limit service.
+//! - [`confirm`]: `action: "confirm"`: a human approves a call first, asked through MRTR with
+//!   a sealed, stateless `requestState`.
 //! - [`control`]: the control endpoint's document, its server and the filter's poller.
 //! - [`flow`]: one request and its response. [`flow::request`] (gather → decide → apply),
 //!   [`flow::decide`] (the pure decision), [`flow::response`] (the pipeline of inspectors fed
@@ -36,6 +38,7 @@
 //! - [`metrics`]: metric names, the one place they are spelled.
 //! - [`pbstruct`]: a bounded reader for Envoy's serialized dynamic metadata.
 
+pub mod confirm;
 pub mod content_scan;
 pub mod control;
 pub mod correlate;

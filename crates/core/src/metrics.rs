@@ -24,6 +24,11 @@ pub const TASK_HIJACKS: &str = "mcp_warden_task_hijacks_total";
 /// Requests refused by what the filter remembers across requests, by why (`entropy_budget`,
 /// `escalation`, `tool_chain`, `fragmented_secret`, `mesh_budget`, `mesh_unavailable`).
 pub const CORRELATION_BLOCKS: &str = "mcp_warden_correlation_blocks_total";
+/// Confirmations (`action: "confirm"`), by outcome: `asked`, `approved`, `unconfirmed` (let
+/// through under `confirm.unsupported: allow`), or why none was given (`declined`, `cancelled`,
+/// `rejected`, `unsupported`, `forged`, `expired`, `replayed`, `caller`, `call`, `arguments`,
+/// `unavailable`).
+pub const CONFIRMATIONS: &str = "mcp_warden_confirmations_total";
 /// Calls to the mesh-wide rate limit service, by outcome (`ok`, `over_limit`, `failed`).
 pub const MESH_CHECKS: &str = "mcp_warden_mesh_checks_total";
 /// Dry-run rules that would have acted, by rule.

@@ -18,6 +18,7 @@ use super::http::WardenHttp;
 use super::metrics::EnvoyMetrics;
 use super::ports::SharedDataKv;
 use super::writer::{WriterHost, WRITER_ROOT_ID};
+use mcp_warden_core::confirm::{self, seal::ConfirmKey, ConfirmVm};
 use mcp_warden_core::control::{PollOutcome, Poller};
 use mcp_warden_core::integrity::baseline::name_sets;
 use mcp_warden_core::metrics;
@@ -63,6 +64,7 @@ fn init_state_tables(p: &Policy) {
         ("tool name set", name_sets(slots).table),
         ("list change", baselines::list_changes()),
         ("tool name skeleton", mcp_warden_core::integrity::poison::skeletons()),
+        ("confirmation replay", confirm::replay::table(p.confirm.replay_slots)),
     ] {
         if let Err(e) = table.init(&mut SharedDataKv) {
             abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the {what} table: {e:?}"));
@@ -74,6 +76,25 @@ fn init_state_tables(p: &Policy) {
 }
 
 impl WardenRoot {
+    /// The confirmation key from the VM's environment ([`confirm::KEY_ENV`]), kept for the
+    /// request contexts. A policy that asks for confirmations cannot load without it (every such
+    /// call would fail); one that does not loads either way (a control endpoint may serve one
+    /// that does).
+    fn install_confirm_key(&self, p: &Policy) -> Result<(), String> {
+        let key = match std::env::var(confirm::KEY_ENV) {
+            Ok(text) => Some(ConfirmKey::from_hex(&text).map_err(|e| format!("{}: {e}", confirm::KEY_ENV))?),
+            Err(_) if p.confirm.used => {
+                return Err(format!(
+                    "the policy asks for confirmations and {} (64 hex) is not in the filter VM's environment_variables",
+                    confirm::KEY_ENV
+                ))
+            }
+            Err(_) => None,
+        };
+        self.sessions.borrow_mut().confirm = ConfirmVm::new(key, abi::now_nanos());
+        Ok(())
+    }
+
     fn policy(&self) -> Rc<Policy> {
         self.remote_policy.clone().or_else(|| self.configured.clone()).unwrap_or_else(|| self.fallback())
     }
@@ -169,7 +190,7 @@ impl RootContext for WardenRoot {
         #[cfg(feature = "fault-injection")]
         let bytes = self.fault.configure(bytes);
         super::metrics::define_at_start();
-        match policy::load(&bytes) {
+        match policy::load(&bytes).map_err(|e| e.to_string()).and_then(|p| self.install_confirm_key(&p).map(|()| p)) {
             Ok(p) => {
                 abi::log(LogLevel::Info, &format!("mcp-warden: configuration loaded ({} rules)", p.rules.len()));
                 self.poller = p.control.clone().map(Poller::new);

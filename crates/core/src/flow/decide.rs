@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::confirm;
 use crate::content_scan::{judge_keeping_view, ContentScan};
 use crate::correlate::{self, mesh, Call, TaskDrip, Trip};
 use crate::inspect::{Disposition, Finding, Inspector, Severity};
@@ -124,6 +125,7 @@ pub fn decide<'a>(
     let mut batch = Vec::new();
     let mut findings = Vec::new();
     let mut annotated = 0;
+    let mut pending = None;
     let at = Requester { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
     let (verdict, reply) = match owner {
         Ok(Owner::Caller) if !facts.batch.is_empty() => {
@@ -133,6 +135,7 @@ pub fn decide<'a>(
         }
         Ok(Owner::Caller) => {
             let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+            pending = pending_confirmation(policy, &mut v, &facts.request);
             if v.action == Action::Allow {
                 annotated = integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
             }
@@ -148,6 +151,16 @@ pub fn decide<'a>(
     };
     let (verdict, reply, request_body, view) =
         scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
+    let call = confirm::Call {
+        req: &facts.request,
+        body: request_body.as_deref().unwrap_or(facts.body),
+        principal_key: &principal_key,
+        correlation: correlation.as_str(),
+        upstream: &facts.upstream,
+        now_ms: facts.now_ms,
+    };
+    let (verdict, reply, confirmed, carry) = confirm_call(policy, verdict, reply, pending, &call, kv, vm, &mut findings);
+    let request_body = confirmed.or(request_body);
     let at = Remembered {
         principal: &principal,
         principal_key: &principal_key,
@@ -164,11 +177,14 @@ pub fn decide<'a>(
     let (verdict, reply, mesh) = remember(policy, verdict, reply, &facts.request, &facts.upstream, sent, at, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
     // whose answer needs a request's own inspectors refuse the batch.
-    let inspectors = if batch.is_empty() {
+    let mut inspectors = if batch.is_empty() {
         response_inspectors(policy, &verdict, &facts.request, &facts.upstream)
     } else {
         message_inspectors(policy, &verdict)
     };
+    if let Some(token) = carry.filter(|_| verdict.action == Action::Allow) {
+        inspectors.insert(0, Box::new(confirm::carry::CarryApproval::new(token)));
+    }
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
         remove_headers: facts.client_warden_headers,
@@ -226,6 +242,55 @@ pub(super) fn integrity_checks(
         v.action = a;
     }
     categories
+}
+
+/// The confirmation a request the rules let through still needs: a `confirm` rule's (its
+/// verdict becomes allow, pending the answer), or `confirm.sensitive_tools`'.
+fn pending_confirmation(policy: &Policy, v: &mut Verdict, req: &McpRequest) -> Option<(String, String)> {
+    if let Action::Confirm { reason } = &v.action {
+        let pending = (v.rule_id.clone().unwrap_or_default(), reason.clone());
+        v.action = Action::Allow;
+        return Some(pending);
+    }
+    (v.action == Action::Allow && confirm::sensitive(policy, req))
+        .then(|| (confirm::SENSITIVE_RULE.to_owned(), "This tool is marked sensitive".to_owned()))
+}
+
+/// The confirmation step ([`crate::confirm`]) on a request everything else let through: the
+/// question or a refusal replaces the verdict and the reply; an approved call is forwarded
+/// without the gateway's own entries (the body returned), its answer carrying the approval
+/// through the upstream's own rounds (the token returned).
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn confirm_call(
+    policy: &Policy,
+    mut verdict: Verdict,
+    reply: Option<LocalReply>,
+    pending: Option<(String, String)>,
+    call: &confirm::Call<'_>,
+    kv: &mut dyn Kv,
+    vm: &mut VmCache,
+    findings: &mut Vec<Finding>,
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<String>) {
+    if verdict.action != Action::Allow {
+        return (verdict, reply, None, None);
+    }
+    let asked = pending.as_ref().map(|(rule, reason)| confirm::Pending { rule, reason });
+    let g = confirm::gate(policy, &mut vm.confirm, asked, call, kv);
+    findings.extend(g.finding);
+    if let Some(e) = g.store_error {
+        verdict.store_errors.push(("confirm".to_owned(), e));
+    }
+    if pending.is_some() && verdict.rule_id.is_none() {
+        verdict.rule_id = pending.map(|(rule, _)| rule);
+    }
+    match g.action {
+        Some(action) => {
+            verdict.action = action;
+            let reply = reply::for_action(&verdict.action, call.req);
+            (verdict, reply, None, None)
+        }
+        None => (verdict, reply, g.body, g.carry),
+    }
 }
 
 /// The content scan of what the client sends, on a request everything else let through: a

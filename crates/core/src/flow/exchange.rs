@@ -174,6 +174,13 @@ fn wire_verdict(v: &Verdict) -> (WireVerdict, String) {
         Action::TaskNotFound { .. } => (WireVerdict::Block, "task:not_owner".to_owned()),
         Action::ContentBlocked { .. } => (WireVerdict::Block, "content_scan".to_owned()),
         Action::Correlated { why, .. } => (WireVerdict::Block, format!("correlation:{why}")),
+        Action::ConfirmAsk { .. } => (WireVerdict::Ask, format!("{}:confirm", v.rule_id.as_deref().unwrap_or("confirm"))),
+        Action::ConfirmRefused { why } => {
+            (WireVerdict::Block, format!("{}:confirm_{why}", v.rule_id.as_deref().unwrap_or("confirm")))
+        }
+        Action::Confirm { .. } => {
+            (WireVerdict::Block, format!("{}:confirm_unsupported", v.rule_id.as_deref().unwrap_or("confirm")))
+        }
     }
 }
 

@@ -68,6 +68,10 @@ pub fn code(action: &Action) -> Option<i32> {
         Action::RateLimited { .. } => Some(CODE_RATE_LIMITED),
         Action::SessionNotFound => Some(CODE_SESSION_NOT_FOUND),
         Action::Kill { .. } => Some(CODE_KILLED),
+        // A question is a result, not an error.
+        Action::ConfirmAsk { .. } => None,
+        Action::Confirm { .. } => Some(CODE_DENIED),
+        Action::ConfirmRefused { why } => Some(confirm_refusal(why).1),
     }
 }
 
@@ -191,6 +195,9 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
             reply.headers.push(("retry-after", retry_after_secs.to_string()));
             Some(reply)
         }
+        Action::ConfirmAsk { body } => Some(LocalReply::json(200, body.clone())),
+        Action::Confirm { .. } => Some(refused_confirmation(id, "unsupported")),
+        Action::ConfirmRefused { why } => Some(refused_confirmation(id, why)),
         Action::Kill { reason, scope } => {
             let message = format!("Stopped by the gateway kill switch: {reason}");
             let mut data = String::from("{\"reason\":");
@@ -201,6 +208,42 @@ pub fn for_action(action: &Action, req: &McpRequest) -> Option<LocalReply> {
             Some(LocalReply::json(503, jsonrpc_error_body(id, CODE_KILLED, &message, Some(&data))))
         }
     }
+}
+
+/// HTTP status, JSON-RPC code, `data.reason` and message of a call that runs without the
+/// user's approval (README "Confirm").
+fn confirm_refusal(why: &str) -> (u32, i32, &'static str, &'static str) {
+    const DECLINED: &str = "confirmation_declined";
+    const STATE: &str = "confirmation_state";
+    match why {
+        "declined" => (403, CODE_DENIED, DECLINED, "the user declined this call"),
+        "cancelled" => (403, CODE_DENIED, DECLINED, "the user cancelled the confirmation"),
+        "rejected" => (403, CODE_DENIED, DECLINED, "the user did not approve this call"),
+        "unsupported" => (
+            403,
+            CODE_DENIED,
+            "confirmation_unsupported",
+            "this call needs a user's confirmation and the client cannot be asked (a 2026-07-28 client declaring form elicitation can)",
+        ),
+        "expired" => (400, CODE_UNKNOWN, STATE, "the confirmation expired; call again to be asked again"),
+        "replayed" => (400, CODE_UNKNOWN, STATE, "the confirmation was already used; call again to be asked again"),
+        "caller" => (400, CODE_UNKNOWN, STATE, "the confirmation was given to another caller"),
+        "call" => (400, CODE_UNKNOWN, STATE, "the confirmation was given for another call (upstream, method or name)"),
+        "arguments" => (400, CODE_UNKNOWN, STATE, "the confirmation was given for other arguments"),
+        "forged" => (400, CODE_UNKNOWN, STATE, "requestState failed the gateway's integrity check"),
+        _ => (503, CODE_INTERNAL, "confirmation_unavailable", "the gateway cannot check confirmations now"),
+    }
+}
+
+fn refused_confirmation(id: Option<&str>, why: &str) -> LocalReply {
+    let (status, code, reason, explain) = confirm_refusal(why);
+    let message = format!("Request refused by the gateway: {explain}");
+    let mut data = String::from("{\"reason\":");
+    push_json_string(&mut data, reason);
+    data.push_str(",\"why\":");
+    push_json_string(&mut data, why);
+    data.push('}');
+    LocalReply::json(status, jsonrpc_error_body(id, code, &message, Some(&data)))
 }
 
 /// A host call failed mid-request: 500, and the request never reaches the upstream.
@@ -249,6 +292,10 @@ mod tests {
             Action::Correlated { why: "tool_chain", detail: None, class: None, until_ms: None, retry_after_secs: 0 },
             Action::Correlated { why: "entropy_budget", detail: None, class: None, until_ms: Some(5), retry_after_secs: 1 },
             Action::Correlated { why: "mesh_unavailable", detail: None, class: None, until_ms: None, retry_after_secs: 1 },
+            Action::Confirm { reason: "r".into() },
+            Action::ConfirmRefused { why: "declined" },
+            Action::ConfirmRefused { why: "expired" },
+            Action::ConfirmRefused { why: "unavailable" },
         ];
         for a in &actions {
             assert_eq!(code(a).map(i64::from), sent_code(a), "{a:?}");

@@ -610,6 +610,9 @@ fn count_verdict(m: &mut dyn Metrics, req: &McpRequest, v: &Verdict) {
         // Counted as the finding that decided it.
         Action::ContentBlocked { .. } => {}
         Action::Correlated { why, .. } => m.count(metrics::CORRELATION_BLOCKS, &[("why", why)]),
+        Action::ConfirmAsk { .. } => m.count(metrics::CONFIRMATIONS, &[("outcome", "asked")]),
+        Action::ConfirmRefused { why } => m.count(metrics::CONFIRMATIONS, &[("outcome", why)]),
+        Action::Confirm { .. } => m.count(metrics::CONFIRMATIONS, &[("outcome", "unsupported")]),
         // Counted as the findings that decided them.
         Action::ToolChanged { .. } | Action::ToolNotApproved { .. } => {}
     }

@@ -55,6 +55,8 @@ pub struct Policy {
     pub scan: super::scan::ScanPolicy,
     /// Memory across requests (budgets, fragments, chains, escalation, mesh-wide budgets).
     pub correlation: super::correlate::CorrelationPolicy,
+    /// Asking a human before a call runs.
+    pub confirm: super::confirm::ConfirmPolicy,
     /// `sha256:<hex>` of the document's canonical bytes (keys sorted, no whitespace): the
     /// `policy_hash` every receipt signs. Set by [`load`]; empty for a policy compiled directly.
     pub hash: String,
@@ -101,6 +103,7 @@ impl Default for Policy {
             },
             scan: super::scan::compile(&Default::default()).unwrap_or_else(|_| super::scan::ScanPolicy::off()),
             correlation: super::correlate::off(),
+            confirm: super::confirm::ConfirmPolicy::default(),
             hash: canonical_hash(b"{}"),
         })
     }
@@ -127,6 +130,10 @@ pub enum RuleAction {
         quota: Quota,
         key: BucketKey,
         on_store_error: OnStoreError,
+    },
+    /// Ask the client's user first; `reason` is shown in the question.
+    Confirm {
+        reason: String,
     },
 }
 
@@ -207,6 +214,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
 
     let mut sources = compile_sources(&spec)?;
     let rules = compile_rules(&spec.rules)?;
+    let rules_confirm = rules.iter().any(|r| matches!(r.action, RuleAction::Confirm { .. }));
     for r in &rules {
         for (k, _) in &r.matcher.claims {
             if !sources.claim_names.contains(k) {
@@ -264,6 +272,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         tasks: crate::policy::integrity::compile_tasks(&spec.tasks)?,
         scan: super::scan::compile(&spec.content_scan)?,
         correlation: super::correlate::compile(&spec.correlation)?,
+        confirm: super::confirm::compile(&spec.confirm, rules_confirm)?,
         hash: String::new(),
     })
 }
@@ -350,8 +359,8 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
         if r.hide.is_some() && r.action != ActionKind::Deny {
             return Err(err(format!("{at}.hide"), "only allowed when `action` is `deny`"));
         }
-        if r.reason.is_some() && r.action != ActionKind::Deny {
-            return Err(err(format!("{at}.reason"), "only allowed when `action` is `deny`"));
+        if r.reason.is_some() && !matches!(r.action, ActionKind::Deny | ActionKind::Confirm) {
+            return Err(err(format!("{at}.reason"), "only allowed when `action` is `deny` or `confirm`"));
         }
         let action = match r.action {
             ActionKind::Allow => RuleAction::Allow,
@@ -359,6 +368,11 @@ fn compile_rules(specs: &[RuleSpec]) -> Result<Vec<Rule>, ConfigError> {
                 let reason = r.reason.clone().unwrap_or_else(|| "Denied by gateway policy".to_owned());
                 check_reason(format!("{at}.reason"), &reason)?;
                 RuleAction::Deny { reason, hide: r.hide.unwrap_or(true) }
+            }
+            ActionKind::Confirm => {
+                let reason = r.reason.clone().unwrap_or_else(|| "This call needs your approval".to_owned());
+                check_reason(format!("{at}.reason"), &reason)?;
+                RuleAction::Confirm { reason }
             }
             ActionKind::RateLimit => {
                 let Some(rl) = &r.rate_limit else {

@@ -69,6 +69,23 @@ pub enum Action {
         until_ms: Option<u64>,
         retry_after_secs: u64,
     },
+    /// A `confirm` rule matched. The confirmation step ([`crate::confirm`]) turns it into the
+    /// question, the approved call or a refusal; left as it is (a legacy batch element), it is
+    /// refused as a client that cannot be asked.
+    Confirm {
+        reason: String,
+    },
+    /// The gateway asks the client's user: `body` is the `input_required` answer to send.
+    ConfirmAsk {
+        body: String,
+    },
+    /// The call runs without the user's approval: `why` is `declined`, `cancelled`, `rejected`
+    /// (accepted without approving), `unsupported` (the client cannot be asked), a broken state
+    /// (`forged`, `expired`, `replayed`, `caller`, `call`, `arguments`) or `unavailable` (no key,
+    /// or the replay table cannot answer).
+    ConfirmRefused {
+        why: &'static str,
+    },
 }
 
 impl Action {
@@ -86,6 +103,9 @@ impl Action {
             Action::TaskNotFound { .. } => "task_not_found",
             Action::ContentBlocked { .. } => "content_blocked",
             Action::Correlated { .. } => "correlated",
+            Action::Confirm { .. } => "confirm",
+            Action::ConfirmAsk { .. } => "ask",
+            Action::ConfirmRefused { .. } => "confirm_refused",
         }
     }
 }
@@ -197,6 +217,9 @@ fn target_verdict(
                 Some((Action::Deny { reason: reason.clone(), hide: *hide }, Some(rule.id.clone())))
             }
             RuleAction::RateLimit { .. } => continue,
+            // Reaching a prompt or resource without running it (a completion, a subscription)
+            // asks nobody: the rule confirms uses.
+            RuleAction::Confirm { .. } => None,
         };
     }
     policy.default_deny.as_ref().map(|reason| (Action::Deny { reason: reason.clone(), hide: true }, None))
@@ -262,6 +285,7 @@ pub fn enforce<K: Kv + ?Sized>(
         let outcome = match &rule.action {
             RuleAction::Allow => Some(Action::Allow),
             RuleAction::Deny { reason, hide } => Some(Action::Deny { reason: reason.clone(), hide: *hide && hide_ok }),
+            RuleAction::Confirm { reason } => Some(Action::Confirm { reason: reason.clone() }),
             RuleAction::RateLimit { quota, key, on_store_error } => {
                 let k = bucket_key(rule, *key, principal, req, upstream);
                 match ratelimit::take(kv, &table, &k, quota, now_ms) {

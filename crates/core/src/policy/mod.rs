@@ -11,12 +11,15 @@
 //!   and, in [`list_filter`], as the response pipeline's first inspector.
 //! - [`scan`]: the content-scan settings (`content_scan`): actions per class and detector,
 //!   canaries, suppressions, the byte budget.
+//! - [`confirm`](mod@confirm): the `confirm` section (how long a question stays open, what
+//!   clients that cannot be asked get).
 //! - [`glob`], [`jsonpath`]: name patterns; JSON paths for error messages.
 //!
 //! The answers policy gives (403 / 429 / 503 / hidden as unknown) are built in
 //! [`crate::flow::reply`].
 
 pub mod compile;
+pub mod confirm;
 pub mod correlate;
 pub mod error;
 pub mod eval;

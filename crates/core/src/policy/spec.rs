@@ -84,6 +84,10 @@ pub struct PolicySpec {
     /// mesh-wide budgets (on by default, per pod).
     #[serde(default)]
     pub correlation: super::correlate::CorrelationSpec,
+    /// Asking a human before a call runs (`action: "confirm"`): question lifetime, what clients
+    /// that cannot be asked get, sensitive tools.
+    #[serde(default)]
+    pub confirm: super::confirm::ConfirmSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +270,7 @@ impl Default for PolicySpec {
             tasks: TasksSpec::default(),
             content_scan: ContentScanSpec::default(),
             correlation: super::correlate::CorrelationSpec::default(),
+            confirm: super::confirm::ConfirmSpec::default(),
         }
     }
 }
@@ -348,7 +353,8 @@ pub struct RuleSpec {
     #[serde(default, rename = "match")]
     pub matcher: MatchSpec,
     pub action: ActionKind,
-    /// What a client sees when the rule denies (unless the tool is hidden).
+    /// What a client sees when the rule denies (unless the tool is hidden); for `confirm`, why
+    /// the user is asked (shown in the question).
     #[serde(default)]
     pub reason: Option<String>,
     /// For `deny` on a named tool / prompt / resource: answer as if it did not exist, and remove
@@ -406,6 +412,8 @@ pub enum ActionKind {
     Allow,
     Deny,
     RateLimit,
+    /// Ask the client's user first (MRTR elicitation; see the `confirm` section).
+    Confirm,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

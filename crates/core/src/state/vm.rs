@@ -13,4 +13,6 @@ pub struct VmCache {
     pub baselined: BaselinedUpstreams,
     pub recent: RecentBaselines,
     pub tool_labels: crate::metrics::ToolLabels,
+    /// The confirmation key and this VM's nonce counter.
+    pub confirm: crate::confirm::ConfirmVm,
 }

@@ -1,0 +1,97 @@
+//! The upstream's own rounds after an approval: an `input_required` answer from the upstream
+//! gets the gateway's approved state in front of its own (`<ours>~<theirs>`, or ours alone when
+//! it sent none), so the client's next retry still carries the approval and the gateway hands
+//! the upstream its state back unchanged ([`super::seal::split`]). Everything else passes as it
+//! is; an `input_required` answer that cannot be read is withheld (fail closed).
+
+use crate::inspect::{may_mention, ExchangeView, Finding, Inspector, Rewrite};
+use crate::mcp::checked::unambiguous_object;
+use crate::ports::Kv;
+
+use super::edit;
+
+pub struct CarryApproval {
+    /// The sealed approved state, issued with the approval.
+    token: String,
+}
+
+impl CarryApproval {
+    pub fn new(token: String) -> CarryApproval {
+        CarryApproval { token }
+    }
+
+    /// `message` with the state carried, `None` when it is no `input_required` result, `Err`
+    /// when it may be one and cannot be read.
+    fn carried(&self, message: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+        if !unambiguous_object(message) {
+            return Err(());
+        }
+        let top = edit::members(message, edit::whole(message)).ok_or(())?;
+        let Some(result) = edit::find(&top, "result").map(|m| m.value) else { return Ok(None) };
+        let Some(members) = edit::members(message, result) else { return Ok(None) };
+        let is_input_required = edit::find(&members, "resultType")
+            .and_then(|m| edit::string_at(message, m.value))
+            .is_some_and(|t| t == "input_required");
+        if !is_input_required {
+            return Ok(None);
+        }
+        let e = match edit::find(&members, "requestState") {
+            Some(m) => {
+                let theirs = edit::string_at(message, m.value).ok_or(())?;
+                edit::replace(m.value, edit::json_string(&super::seal::join(&self.token, Some(&theirs))))
+            }
+            None => edit::insert_first(result, &members, "requestState", &edit::json_string(&self.token)),
+        };
+        Ok(Some(edit::apply(message, vec![e])))
+    }
+}
+
+impl Inspector for CarryApproval {
+    fn name(&self) -> &'static str {
+        super::INSPECTOR
+    }
+
+    fn inspect(&mut self, _: &ExchangeView<'_>, message: &[u8], _: &mut dyn Kv, findings: &mut Vec<Finding>) -> Rewrite {
+        if !may_mention(message, b"input_required") {
+            return Rewrite::Keep;
+        }
+        match self.carried(message) {
+            Ok(Some(new)) => Rewrite::Replace(new),
+            Ok(None) => Rewrite::Keep,
+            Err(()) => {
+                findings.push(Finding::unreadable(super::INSPECTOR, "unreadable_message"));
+                Rewrite::Keep
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carry(m: &str) -> Result<Option<String>, ()> {
+        CarryApproval::new("mcpw1.A.B".into()).carried(m.as_bytes()).map(|o| o.map(|b| String::from_utf8(b).unwrap()))
+    }
+
+    #[test]
+    fn the_upstreams_state_is_carried_behind_ours_byte_for_byte() {
+        let m = r#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"input_required","inputRequests":{},"requestState":"v1.x~y"}}"#;
+        let out = carry(m).unwrap().unwrap();
+        assert_eq!(out, m.replace(r#""v1.x~y""#, r#""mcpw1.A.B~v1.x~y""#));
+        let escaped = r#"{"id":3,"result":{"resultType":"input\u005frequired","inputRequests":{}}}"#;
+        let out: serde_json::Value = serde_json::from_str(&carry(escaped).unwrap().unwrap()).unwrap();
+        assert_eq!(out["result"]["requestState"], "mcpw1.A.B");
+    }
+
+    #[test]
+    fn other_answers_pass_and_unreadable_ones_fail_closed() {
+        assert_eq!(
+            carry(r#"{"id":3,"result":{"resultType":"complete","content":[{"type":"text","text":"input_required"}]}}"#),
+            Ok(None)
+        );
+        assert_eq!(carry(r#"{"id":3,"error":{"code":1,"message":"input_required"}}"#), Ok(None));
+        assert_eq!(carry(r#"{"id":3,"result":{"resultType":"input_required","resultType":"complete"}}"#), Err(()));
+        assert_eq!(carry(r#"{"id":3,"result":{"resultType":"input_required","requestState":7}}"#), Err(()));
+    }
+}
