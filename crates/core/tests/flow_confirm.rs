@@ -1,0 +1,400 @@
+//! `confirm` through the whole flow on the fake host: the question, the approved retry forwarded
+//! byte for byte as first sent, every way a retry is refused (declined, cancelled, not approved,
+//! altered arguments, another caller, late, replayed, forged), clients that cannot be asked, the
+//! upstream's own MRTR rounds carried behind the approval, and the receipts of each step.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use mcp_warden_core::confirm::seal::ConfirmKey;
+use mcp_warden_core::confirm::{ConfirmVm, INPUT_KEY};
+use mcp_warden_core::fake_host::FakeHost;
+use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
+use mcp_warden_core::policy::{self, KillSwitch, Policy};
+use mcp_warden_core::ports::{PeerFact, Step};
+use mcp_warden_core::receipt::exchange::Exchange;
+use mcp_warden_core::state::vm::VmCache;
+
+const CAPS: &str = r#"{"elicitation":{"form":{}}}"#;
+
+fn policy(extra: Value) -> Rc<Policy> {
+    let mut doc = json!({
+        "principal": {"sources": ["header"], "trusted_header": "x-user"},
+        "rules": [{"id": "prod-deploys", "match": {"names": ["deploy"]}, "action": "confirm",
+                   "reason": "production deploys need a human"}],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        doc[k] = v.clone();
+    }
+    Rc::new(policy::load(doc.to_string().as_bytes()).unwrap())
+}
+
+struct Gw {
+    host: FakeHost,
+    vm: Rc<RefCell<VmCache>>,
+    policy: Rc<Policy>,
+}
+
+impl Gw {
+    fn new(policy: Rc<Policy>) -> Gw {
+        Gw::with_key(policy, Some(ConfirmKey::new([42; 32])))
+    }
+
+    fn with_key(policy: Rc<Policy>, key: Option<ConfirmKey>) -> Gw {
+        let vm = Rc::new(RefCell::new(VmCache::default()));
+        vm.borrow_mut().confirm = ConfirmVm::new(key, 1);
+        let mut host = FakeHost::default();
+        host.clock.advance_ms(1_700_000_000_000);
+        Gw { host, vm, policy }
+    }
+
+    /// A second replica: its own shared data and VM, the same key.
+    fn replica(&self) -> Gw {
+        let mut g = Gw::new(Rc::clone(&self.policy));
+        g.host.clock.nanos.set(self.host.clock.nanos.get());
+        g
+    }
+
+    fn flow(&self) -> RequestFlow {
+        RequestFlow::for_vm(Rc::clone(&self.policy), Rc::new(KillSwitch::default()), Rc::clone(&self.vm))
+    }
+
+    /// Posts `body` as `user`; returns the flow, the step and what the upstream would receive.
+    fn post(&mut self, user: &str, body: &str, legacy: bool) -> (RequestFlow, Step) {
+        let v: Value = serde_json::from_str(body).unwrap();
+        self.host.http.headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            (":authority".into(), b"gateway".to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("x-user".into(), user.as_bytes().to_vec()),
+        ];
+        if legacy {
+            self.host.http.headers.push(("mcp-protocol-version".into(), b"2025-11-25".to_vec()));
+        } else {
+            self.host.http.headers.push(("mcp-protocol-version".into(), b"2026-07-28".to_vec()));
+            self.host.http.headers.push(("mcp-method".into(), v["method"].as_str().unwrap().as_bytes().to_vec()));
+            if let Some(n) = v["params"]["name"].as_str() {
+                self.host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
+            }
+        }
+        self.host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+        let mut flow = self.flow();
+        let step = self.host.post(&mut flow, body.as_bytes().to_vec());
+        (flow, step)
+    }
+
+    fn reply(&self) -> Option<(u32, Value)> {
+        self.host.http.reply.as_ref().map(|(status, _, body)| (*status, serde_json::from_slice(body).unwrap()))
+    }
+
+    fn receipt(&mut self, flow: &RequestFlow) -> Exchange {
+        self.host.queue.ready = true;
+        self.host.queue.messages.clear();
+        flow.on_log(ExchangeStats::default(), &mut self.host.queue, &mut self.host.metrics);
+        Exchange::decode(&self.host.queue.messages[0]).unwrap()
+    }
+
+    fn count(&self, outcome: &str) -> u64 {
+        self.host.metrics.count_of(&format!("mcp_warden_confirmations_total.outcome.{outcome}")) as u64
+    }
+}
+
+/// A `tools/call` as the client first sends it.
+fn first(id: u32, tool: &str, args: &str, caps: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}", "arguments":{args},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
+    )
+}
+
+/// The retry: the same call (new id) with the answers and the echoed state added, as the SDKs
+/// add them (members of `params` after the original ones).
+fn retry(id: u32, tool: &str, args: &str, responses: &Value, state: &str) -> String {
+    let base = first(id, tool, args, CAPS);
+    let cut = base.len() - 2;
+    format!(r#"{},"inputResponses":{},"requestState":{}}}}}"#, &base[..cut], responses, serde_json::to_string(state).unwrap())
+}
+
+fn accept() -> Value {
+    json!({ INPUT_KEY: {"action": "accept", "content": {"approve": true}} })
+}
+
+/// Asks and returns the question's state.
+fn ask(g: &mut Gw, user: &str, args: &str) -> String {
+    let (_, step) = g.post(user, &first(1, "deploy", args, CAPS), false);
+    assert_eq!(step, Step::Answered);
+    let (status, body) = g.reply().unwrap();
+    assert_eq!(status, 200);
+    body["result"]["requestState"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_gateway_asks_then_forwards_the_approved_call_as_first_sent() {
+    let mut g = Gw::new(policy(json!({})));
+    let args = r#"{"env": "prod",  "n": 1.50}"#;
+    let original = first(2, "deploy", args, CAPS);
+    let (flow, step) = g.post("alice", &first(1, "deploy", args, CAPS), false);
+    assert_eq!(step, Step::Answered);
+    let (status, body) = g.reply().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], 1);
+    let result = &body["result"];
+    assert_eq!(result["resultType"], "input_required");
+    let q = &result["inputRequests"][INPUT_KEY];
+    assert_eq!(q["method"], "elicitation/create");
+    assert_eq!(q["params"]["requestedSchema"]["properties"]["approve"]["type"], "boolean");
+    let message = q["params"]["message"].as_str().unwrap();
+    assert!(message.contains("deploy") && message.contains("mcp_upstream") && message.contains(r#""env":"prod""#), "{message}");
+    assert!(message.contains("production deploys need a human"), "{message}");
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    assert!(state.starts_with("mcpw1."), "{state}");
+    let e = g.receipt(&flow);
+    assert_eq!(mcp_warden_core::receipt::record::Verdict::from(e.verdict).as_str(), "ask");
+    // (`unknown_tool`: no baseline for it yet, an info finding of tool integrity.)
+    assert!(e.rule.starts_with("prod-deploys:confirm"), "{}", e.rule);
+    assert_eq!(g.count("asked"), 1);
+
+    let (flow, step) = g.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+    assert_eq!(String::from_utf8(g.host.http.body.clone()).unwrap(), original, "the upstream runs what was asked about");
+    let e = g.receipt(&flow);
+    assert_eq!(mcp_warden_core::receipt::record::Verdict::from(e.verdict).as_str(), "allow");
+    assert_eq!((e.layer.as_str(), e.rule.as_str()), ("confirm", "prod-deploys:approved"));
+    assert_eq!(e.principal, "alice");
+}
+
+#[test]
+fn every_retry_that_is_no_approval_of_this_call_by_this_caller_is_refused() {
+    let args = r#"{"env":"prod"}"#;
+    let cases: Vec<(&str, Box<dyn Fn(&mut Gw, &str) -> String>, u32, &str)> = vec![
+        ("declined", Box::new(|_, s| retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "decline"}}), s)), 403, "declined"),
+        ("cancelled", Box::new(|_, s| retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "cancel"}}), s)), 403, "cancelled"),
+        (
+            "not approved",
+            Box::new(|_, s| {
+                retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "accept", "content": {"approve": false}}}), s)
+            }),
+            403,
+            "rejected",
+        ),
+        (
+            "approve as a string",
+            Box::new(|_, s| {
+                retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "accept", "content": {"approve": "true"}}}), s)
+            }),
+            403,
+            "rejected",
+        ),
+        ("altered arguments", Box::new(|_, s| retry(2, "deploy", r#"{"env":"dev"}"#, &accept(), s)), 400, "arguments"),
+        ("another tool", Box::new(|_, s| retry(2, "deploy2", args, &accept(), s)), 400, "call"),
+        (
+            "forged",
+            Box::new(|_, s| {
+                let mut t = s.to_owned();
+                t.insert(10, 'x');
+                retry(2, "deploy", args, &accept(), &t)
+            }),
+            400,
+            "forged",
+        ),
+    ];
+    for (what, make, status, why) in cases {
+        let mut g =
+            Gw::new(policy(json!({"rules": [{"id": "prod-deploys", "match": {"names": ["deploy*"]}, "action": "confirm"}]})));
+        let state = ask(&mut g, "alice", args);
+        let body = make(&mut g, &state);
+        let (_, step) = g.post("alice", &body, false);
+        assert_eq!(step, Step::Answered, "{what}");
+        let (s, reply) = g.reply().unwrap();
+        assert_eq!((s, reply["error"]["data"]["why"].as_str().unwrap()), (status, why), "{what}: {reply}");
+        assert_eq!(reply["id"], 2, "{what}: the request id is kept");
+        assert_eq!(g.count(why), 1, "{what}");
+    }
+}
+
+#[test]
+fn another_caller_a_late_retry_and_a_replay_are_refused() {
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({"confirm": {"ttl_secs": 60}})));
+    let state = ask(&mut g, "alice", args);
+    g.post("mallory", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "caller");
+
+    let (_, step) = g.post("alice", &retry(3, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue);
+    g.post("alice", &retry(4, "deploy", args, &accept(), &state), false);
+    let (status, reply) = g.reply().unwrap();
+    assert_eq!((status, reply["error"]["data"]["why"].as_str()), (400, Some("replayed")));
+    assert_eq!(reply["error"]["code"], -32602);
+
+    let state = ask(&mut g, "alice", args);
+    g.host.clock.advance_ms(60_001);
+    g.post("alice", &retry(5, "deploy", args, &accept(), &state), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "expired");
+}
+
+#[test]
+fn the_retry_may_land_on_another_replica_with_the_same_key() {
+    let args = r#"{"env":"prod"}"#;
+    let mut a = Gw::new(policy(json!({})));
+    let state = ask(&mut a, "alice", args);
+    let mut b = a.replica();
+    let (_, step) = b.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue, "{:?}", b.reply());
+    // A replica with another key cannot read it.
+    let mut c = Gw::with_key(policy(json!({})), Some(ConfirmKey::new([7; 32])));
+    c.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(c.reply().unwrap().1["error"]["data"]["why"], "forged");
+}
+
+#[test]
+fn clients_that_cannot_be_asked_are_refused_or_let_through_unconfirmed() {
+    let legacy = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"deploy","arguments":{}}}"#;
+    let no_elicitation = first(9, "deploy", "{}", "{}");
+    let url_only = first(9, "deploy", "{}", r#"{"elicitation":{"url":{}}}"#);
+    for (body, is_legacy) in [(legacy.to_owned(), true), (no_elicitation.clone(), false), (url_only, false)] {
+        let mut g = Gw::new(policy(json!({})));
+        let (flow, step) = g.post("alice", &body, is_legacy);
+        assert_eq!(step, Step::Answered, "{body}");
+        let (status, reply) = g.reply().unwrap();
+        assert_eq!((status, reply["error"]["code"].as_i64()), (403, Some(-31403)), "{reply}");
+        assert_eq!(reply["error"]["data"]["reason"], "confirmation_unsupported");
+        assert_eq!(reply["id"], 9);
+        assert!(g.receipt(&flow).rule.starts_with("prod-deploys:confirm_unsupported"));
+    }
+    let mut g = Gw::new(policy(json!({"confirm": {"unsupported": "allow"}})));
+    let (flow, step) = g.post("alice", &no_elicitation, false);
+    assert_eq!(step, Step::Continue);
+    assert_eq!(g.host.http.body, no_elicitation.as_bytes());
+    let e = g.receipt(&flow);
+    assert_eq!(
+        (mcp_warden_core::receipt::record::Verdict::from(e.verdict).as_str(), e.layer.as_str(), e.severity.as_str()),
+        ("allow", "confirm", "warning")
+    );
+    assert!(e.rule.ends_with(":unconfirmed"), "{}", e.rule);
+}
+
+#[test]
+fn without_a_key_confirmations_fail_closed() {
+    let mut g = Gw::with_key(policy(json!({})), None);
+    let (_, step) = g.post("alice", &first(1, "deploy", "{}", CAPS), false);
+    assert_eq!(step, Step::Answered);
+    let (status, reply) = g.reply().unwrap();
+    assert_eq!((status, reply["error"]["data"]["why"].as_str()), (503, Some("unavailable")));
+}
+
+#[test]
+fn the_upstreams_own_rounds_carry_the_approval_and_get_their_state_back() {
+    let args = r#"{"destination":"Paris"}"#;
+    let mut g = Gw::new(policy(json!({"rules": [{"id": "trips", "match": {"names": ["book_trip"]}, "action": "confirm"}]})));
+    g.post("alice", &first(1, "book_trip", args, CAPS), false);
+    let state = g.reply().unwrap().1["result"]["requestState"].as_str().unwrap().to_owned();
+    let (mut flow, step) = g.post("alice", &retry(2, "book_trip", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue);
+    // The upstream asks for preferences itself.
+    let theirs = "v1.eyJzIjoxfQ~sig";
+    let asked = json!({"jsonrpc":"2.0","id":2,"result":{"resultType":"input_required",
+        "inputRequests":{"prefs":{"method":"elicitation/create","params":{"message":"Seat?","requestedSchema":{"type":"object","properties":{}}}}},
+        "requestState": theirs}});
+    let out =
+        g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[asked.to_string().as_bytes()]);
+    let seen: Value = serde_json::from_slice(&out.body).unwrap();
+    let carried = seen["result"]["requestState"].as_str().unwrap().to_owned();
+    assert!(carried.starts_with("mcpw1.") && carried.ends_with(&format!("~{theirs}")), "{carried}");
+    assert_eq!(seen["result"]["inputRequests"], asked["result"]["inputRequests"]);
+
+    // The client answers the upstream's question: no second approval, the upstream gets its own
+    // state and answers back, and nothing of the gateway's.
+    let prefs = json!({"prefs": {"action": "accept", "content": {"seat": "window"}}});
+    let (_, step) = g.post("alice", &retry(3, "book_trip", args, &prefs, &carried), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+    let forwarded: Value = serde_json::from_slice(&g.host.http.body).unwrap();
+    assert_eq!(forwarded["params"]["requestState"], theirs);
+    assert_eq!(forwarded["params"]["inputResponses"], prefs);
+    assert_eq!(g.count("asked"), 1, "asked once");
+    // The carried state is good once too.
+    g.post("alice", &retry(4, "book_trip", args, &prefs, &carried), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "replayed");
+}
+
+#[test]
+fn the_gateways_entries_leave_and_the_clients_other_answers_stay() {
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({})));
+    let state = ask(&mut g, "alice", args);
+    let both = json!({ INPUT_KEY: {"action": "accept", "content": {"approve": true}}, "other": {"action": "decline"} });
+    let (_, step) = g.post("alice", &retry(2, "deploy", args, &both, &state), false);
+    assert_eq!(step, Step::Continue);
+    let forwarded: Value = serde_json::from_slice(&g.host.http.body).unwrap();
+    assert_eq!(forwarded["params"]["inputResponses"], json!({"other": {"action": "decline"}}));
+    assert!(forwarded["params"].get("requestState").is_none());
+}
+
+#[test]
+fn a_state_of_ours_never_reaches_an_upstream() {
+    // A tool no rule covers: a valid state of ours is removed, a forged one refused.
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({"rules": [
+        {"id": "prod-deploys", "match": {"names": ["deploy"]}, "action": "confirm"}]})));
+    let state = ask(&mut g, "alice", args);
+    let free = Gw::new(policy(json!({"rules": []})));
+    let mut free = Gw { host: std::mem::take(&mut g.host), ..free };
+    let (_, step) = free.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue);
+    let forwarded: Value = serde_json::from_slice(&free.host.http.body).unwrap();
+    assert!(forwarded["params"].get("requestState").is_none() && forwarded["params"].get("inputResponses").is_none());
+    free.post("alice", &retry(3, "echo", "{}", &accept(), "mcpw1.AAAA.BBBB"), false);
+    assert_eq!(free.reply().unwrap().1["error"]["data"]["why"], "forged");
+    // The upstream's own state passes untouched where no rule asks.
+    let (_, step) = free.post("alice", &retry(4, "echo", "{}", &json!({"q": {"action": "accept"}}), "v1.theirs"), false);
+    assert_eq!(step, Step::Continue);
+    assert_eq!(free.host.http.body, retry(4, "echo", "{}", &json!({"q": {"action": "accept"}}), "v1.theirs").as_bytes());
+}
+
+#[test]
+fn an_unwrapped_upstream_state_is_carried_inside_the_question() {
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({})));
+    g.post("alice", &retry(1, "deploy", args, &json!({"prefs": {"action": "accept"}}), "v1.theirs"), false);
+    let state = g.reply().unwrap().1["result"]["requestState"].as_str().unwrap().to_owned();
+    assert!(state.starts_with("mcpw1.") && state.ends_with("~v1.theirs"), "{state}");
+    let (_, step) = g.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue);
+    let forwarded: Value = serde_json::from_slice(&g.host.http.body).unwrap();
+    assert_eq!(forwarded["params"]["requestState"], "v1.theirs");
+    assert!(forwarded["params"].get("inputResponses").is_none());
+}
+
+#[test]
+fn sensitive_tools_are_confirmed_when_the_policy_says_so() {
+    let p = policy(json!({"rules": [], "tool_integrity": {"sensitive_tools": ["wire_*"]}, "confirm": {"sensitive_tools": true}}));
+    let mut g = Gw::new(p);
+    // Sensitive tools run only with a fresh baseline: the gateway sees the tool list first.
+    let list = r#"{"jsonrpc":"2.0","id":0,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let (mut flow, step) = g.post("alice", list, false);
+    assert_eq!(step, Step::Continue);
+    let tools = json!({"jsonrpc":"2.0","id":0,"result":{"resultType":"complete","tools":[
+        {"name":"wire_money","description":"Sends money","inputSchema":{"type":"object"}}]}});
+    g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[tools.to_string().as_bytes()]);
+    let (flow, step) = g.post("alice", &first(1, "wire_money", "{}", CAPS), false);
+    assert_eq!(step, Step::Answered);
+    assert_eq!(g.reply().unwrap().1["result"]["resultType"], "input_required", "{:?}", g.reply());
+    assert_eq!(g.receipt(&flow).rule, "confirm.sensitive_tools:confirm");
+    let (_, step) = g.post("alice", &first(2, "echo", "{}", CAPS), false);
+    assert_eq!(step, Step::Continue);
+}
+
+#[test]
+fn a_policy_with_confirm_rules_compiles_and_names_its_errors() {
+    let e = policy::load(br#"{"confirm": {"ttl_secs": 5}}"#).unwrap_err();
+    assert_eq!(e.field, "confirm.ttl_secs");
+    let e = policy::load(br#"{"confirm": {"unsupported": "maybe"}}"#).unwrap_err();
+    assert_eq!(e.field, "confirm.unsupported");
+    let e = policy::load(br#"{"rules": [{"id": "a", "action": "allow", "reason": "x"}]}"#).unwrap_err();
+    assert_eq!(e.field, "rules[0].reason");
+    assert!(policy::load(br#"{"rules": [{"id": "a", "action": "confirm"}]}"#).unwrap().confirm.used);
+    assert!(!policy::load(b"{}").unwrap().confirm.used);
+}
