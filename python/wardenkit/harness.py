@@ -33,6 +33,8 @@ WARDEN = Path(os.environ.get("WARDEN_BIN", ROOT / "target" / "release" / "warden
 # sha256("pipelock-conformance-test-key-v1"): ../shared/fixtures/pipelock-conformance/test-key.json.
 TEST_SIGNING_SEED = "c8ee65622000420b20ff7ec4e790006b7883ddfd3823ff9ccc2fc050c389bd48"
 TEST_SIGNING_PUBLIC = "4655a7e605c12ebb00a46037881c33c5bca5eb74b45a02e8e7261a7ff5a21678"
+# sha256("mcp-warden-confirm-test-key-v1"): the tests' confirmation key (never a production key).
+TEST_CONFIRM_KEY = "213e37ababa50e7f389f47f12fc6664ca6f6edc7dfec892d4779d56d813f4257"
 
 
 def free_port() -> int:
@@ -123,6 +125,10 @@ def start_envoy(config: Path, admin_port: int, log_dir: Path, name: str = "envoy
     # Configs with the receipt writer need a signing key in Envoy's environment; tests that do not
     # bring their own get the published pipelock conformance TEST key (never a production key).
     env = {} if os.environ.get("WARDEN_SIGNING_KEY") else {"WARDEN_SIGNING_KEY": TEST_SIGNING_SEED}
+    # Configs whose policy asks for confirmations need the key that seals the questions; every
+    # gateway a test starts gets the same one (so a second Envoy is a replica of the first).
+    if not os.environ.get("WARDEN_CONFIRM_KEY"):
+        env["WARDEN_CONFIRM_KEY"] = TEST_CONFIRM_KEY
     proc = Proc(name, cmd, log_dir, env=env)
     try:
         wait_envoy_ready(proc, admin_port)
