@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import signal
 import socket
@@ -109,6 +110,9 @@ def _start_envoy(ctx: Ctx) -> harness.Proc:
         raise RuntimeError(f"{harness.WASM} is missing: build the filter first (`make build`)")
     # The receipt writer VM reads its key from Envoy's environment (vm_config.environment_variables).
     os.environ["WARDEN_SIGNING_KEY"], _ = signing_key(ctx)
+    # The filter VM reads the key that seals `confirm` questions the same way (README "Confirm");
+    # one Envoy here, so a fresh key per run is enough (open questions end with the run).
+    os.environ.setdefault("WARDEN_CONFIRM_KEY", secrets.token_hex(32))
     config = harness.render_envoy(ctx.envoy_config, ctx.run_dir, ctx.ports, wasm=harness.WASM)
     # --disable-hot-restart: with hot restart on, Envoy sets PR_SET_PDEATHSIG(SIGTERM) and so dies
     # as soon as its parent exits, which is exactly what `up` does after starting it.

@@ -287,6 +287,10 @@ def proxy_env(docs: list[dict], secret: dict) -> dict[str, str]:
     env = {}
     for e in proxies[0].get("env", []):
         ref = e["valueFrom"]["secretKeyRef"]
+        if ref.get("optional"):
+            # The confirmation key: its own optional Secret (only confirm rules need it).
+            assert (e["name"], ref["name"], ref["key"]) == ("WARDEN_CONFIRM_KEY", "mcp-warden-confirm-key", "WARDEN_CONFIRM_KEY")
+            continue
         assert ref["name"] == secret["metadata"]["name"]
         env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
     assert set(env) == {"WARDEN_SIGNING_KEY"}
