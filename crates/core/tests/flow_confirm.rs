@@ -47,14 +47,14 @@ impl Gw {
     fn with_key(policy: Rc<Policy>, key: Option<ConfirmKey>) -> Gw {
         let vm = Rc::new(RefCell::new(VmCache::default()));
         vm.borrow_mut().confirm = ConfirmVm::new(key, 1);
-        let mut host = FakeHost::default();
+        let host = FakeHost::default();
         host.clock.advance_ms(1_700_000_000_000);
         Gw { host, vm, policy }
     }
 
     /// A second replica: its own shared data and VM, the same key.
     fn replica(&self) -> Gw {
-        let mut g = Gw::new(Rc::clone(&self.policy));
+        let g = Gw::new(Rc::clone(&self.policy));
         g.host.clock.nanos.set(self.host.clock.nanos.get());
         g
     }

@@ -91,4 +91,28 @@ mod on_wasm32 {
         }
         assert!(matches!(last, Some(Trip::Fragment { what: "github_classic_pat", .. })), "{last:?}");
     }
+
+    /// `confirm` on 32 bits: a sealed state opens with its key only, and the byte-level edit that
+    /// removes the gateway's members finds them where they sit (pointer offsets on wasm32).
+    #[wasm_bindgen_test]
+    fn confirm_on_wasm32() {
+        use mcp_warden_core::confirm::edit;
+        use mcp_warden_core::confirm::seal::{Binding, ConfirmKey, Kind, State};
+        let key = ConfirmKey::new([42; 32]);
+        let st = State {
+            kind: Kind::Ask,
+            expires_ms: u64::MAX - 1,
+            nonce: [3; 16],
+            binding: Binding::new(("p", "c"), ("u", "tools/call", "deploy"), b"{}", "r"),
+        };
+        let token = st.seal(&key);
+        assert_eq!(State::open(&token, &key), Ok(st));
+        assert!(State::open(&token, &ConfirmKey::new([1; 32])).is_err());
+        let body = br#"{"id":1,"params":{"name":"deploy","requestState":"x","arguments":{}}}"#;
+        let top = edit::members(body, edit::whole(body)).unwrap();
+        let params = edit::find(&top, "params").unwrap().value;
+        let ms = edit::members(body, params).unwrap();
+        let out = edit::apply(body, vec![edit::remove(body, params, &ms, 1).unwrap()]);
+        assert_eq!(out, br#"{"id":1,"params":{"name":"deploy","arguments":{}}}"#.to_vec());
+    }
 }
