@@ -70,6 +70,9 @@ PAYLOADS = {
     # The 1 KB call carrying the agent's trace context in `_meta.traceparent` (the filter hands
     # it to the headers Envoy's tracer reads).
     "traced": "modern-tools_call-1k-traced",
+    # The 1 KB call from a client that declared form elicitation: with a `confirm` rule on the
+    # tool (`--warden-config`), every request is answered with the gateway's question.
+    "confirm": "modern-tools_call-1k-confirm",
 }
 DEFAULT_PAYLOADS = "modern,modern10k,modern100k,result10k,legacy,sse"
 WARDEN_BIN = ROOT / "target" / "release" / "warden"
