@@ -158,6 +158,24 @@ def test_a_call_the_user_does_not_approve_never_reaches_the_upstream(replicas, c
     assert upstream_requests(gw) - before == probes
 
 
+def confirmations(gw) -> dict[str, int]:
+    prefix = "wasmcustom.mcp_warden_confirmations_total.outcome."
+    return {k[len(prefix):]: v for k, v in gw.stats("mcp_warden_confirmations_total").items() if k.startswith(prefix)}
+
+
+def test_behind_a_round_robin_balancer_one_replica_asks_and_the_other_runs_the_call(replicas, module_gateway):
+    a, b = replicas["a"], replicas["b"]
+    lb = module_gateway("envoy/e2e-lb.yaml", upstream_port=a.port,
+                        replace={"port_value: 10001": f"port_value: {a.port}", "port_value: 10002": f"port_value: {b.port}"})
+    before = {"a": confirmations(a), "b": confirmations(b)}
+    out = python_client(lb, "echo", {"text": "round robin"}, "accept")
+    assert out["error"] is None and out["result"]["content"][0]["text"] == "round robin", out
+    delta = {r: {k: v - before[r].get(k, 0) for k, v in confirmations(gw).items()} for r, gw in (("a", a), ("b", b))}
+    asked = [r for r in delta if delta[r].get("asked", 0) == 1]
+    approved = [r for r in delta if delta[r].get("approved", 0) == 1]
+    assert len(asked) == 1 and len(approved) == 1 and asked != approved, delta
+
+
 def test_the_retry_may_land_on_the_other_replica(replicas):
     state = ask(replicas["a"], 10, {"text": "across replicas"})
     status, body = raw(replicas["b"], 11, "echo", {"text": "across replicas"}, extra=approve(state))

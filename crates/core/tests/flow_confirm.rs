@@ -164,6 +164,7 @@ fn the_gateway_asks_then_forwards_the_approved_call_as_first_sent() {
     assert_eq!(mcp_warden_core::receipt::record::Verdict::from(e.verdict).as_str(), "allow");
     assert_eq!((e.layer.as_str(), e.rule.as_str()), ("confirm", "prod-deploys:approved"));
     assert_eq!(e.principal, "alice");
+    assert_eq!(g.count("approved"), 1);
 }
 
 #[test]
@@ -275,6 +276,7 @@ fn clients_that_cannot_be_asked_are_refused_or_let_through_unconfirmed() {
         ("allow", "confirm", "warning")
     );
     assert!(e.rule.ends_with(":unconfirmed"), "{}", e.rule);
+    assert_eq!(g.count("unconfirmed"), 1);
 }
 
 #[test]

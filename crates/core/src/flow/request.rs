@@ -593,6 +593,10 @@ fn count_findings<'f>(m: &mut dyn Metrics, findings: impl Iterator<Item = &'f cr
         if f.what == "store_error" {
             m.count(metrics::STORE_ERRORS, &[]);
         }
+        // A call that goes on approved, or unconfirmed (`confirm.unsupported: allow`).
+        if f.inspector == crate::confirm::INSPECTOR {
+            m.count(metrics::CONFIRMATIONS, &[("outcome", f.what)]);
+        }
     }
 }
 
