@@ -33,6 +33,9 @@ pub struct Judgement {
     pub findings: Vec<Finding>,
     /// The redacted message, when something was redacted (and nothing blocks it).
     pub rewrite: Option<Vec<u8>>,
+    /// A detector whose action is `confirm` found something in what a client sends: the call
+    /// waits for its user's approval (README "Confirm").
+    pub confirm: Option<&'static str>,
 }
 
 impl Judgement {
@@ -62,7 +65,7 @@ pub fn judge_keeping_view<'a>(policy: &ScanPolicy, subject: &Subject<'_>, messag
     if scan.oversize {
         j.findings.push(oversize(policy, fault));
     }
-    let redactions = collect(policy, subject, &scan.hits, fault, &mut j.findings);
+    let redactions = collect(policy, subject, &scan.hits, fault, &mut j.findings, &mut j.confirm);
     if j.blocked().is_some() || redactions.is_empty() {
         return (j, Some(scan.view));
     }
@@ -82,7 +85,7 @@ pub fn judge_text(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8]) -> Ju
     if cut_short {
         j.findings.push(oversize(policy, fault));
     }
-    let redactions = collect(policy, subject, &hits, fault, &mut j.findings);
+    let redactions = collect(policy, subject, &hits, fault, &mut j.findings, &mut j.confirm);
     if j.blocked().is_some() || redactions.is_empty() {
         return j;
     }
@@ -105,7 +108,7 @@ pub fn secret_across(policy: &ScanPolicy, subject: &Subject<'_>, text: &[u8], se
         return None;
     }
     let mut found = Vec::new();
-    let redactions = collect(policy, subject, &crossing, fault_of(subject.direction), &mut found);
+    let redactions = collect(policy, subject, &crossing, fault_of(subject.direction), &mut found, &mut None);
     let acted = found
         .into_iter()
         .find(|f| f.disposition == Disposition::Block || (!redactions.is_empty() && f.severity > Severity::Info))?;
@@ -141,7 +144,8 @@ fn accept_rewrite(
 ) {
     let clean = rescan.is_some_and(|hits| {
         let mut again = Vec::new();
-        collect(policy, subject, hits, fault, &mut again).is_empty() && !again.iter().any(|f| f.disposition == Disposition::Block)
+        collect(policy, subject, hits, fault, &mut again, &mut None).is_empty()
+            && !again.iter().any(|f| f.disposition == Disposition::Block)
     });
     if clean {
         j.rewrite = Some(rewritten);
@@ -150,13 +154,16 @@ fn accept_rewrite(
     }
 }
 
-/// The findings of one scan's hits (one per kind found) and the redactions its actions ask for.
+/// The findings of one scan's hits (one per kind found) and the redactions its actions ask for;
+/// `confirm` gets the first detector whose action asks the user (in what a client sends; in what
+/// comes back nobody can be asked, and `confirm` blocks).
 fn collect(
     policy: &ScanPolicy,
     subject: &Subject<'_>,
     hits: &[crate::scan::Hit],
     fault: Fault,
     findings: &mut Vec<Finding>,
+    confirm: &mut Option<&'static str>,
 ) -> Vec<Redaction> {
     let mut redactions = Vec::new();
     for hit in hits {
@@ -172,6 +179,10 @@ fn collect(
                 (*family, None, Severity::Warning, policy.injection, policy.suppressed(None, subject))
             }
         };
+        let action = match action {
+            ScanAction::Confirm if subject.direction == Direction::Response => ScanAction::Block,
+            a => a,
+        };
         if action == ScanAction::Off {
             continue;
         }
@@ -182,6 +193,9 @@ fn collect(
         let disposition = if action == ScanAction::Block { Disposition::Block } else { Disposition::Report };
         let severity = if action == ScanAction::Block && severity < Severity::High { Severity::High } else { severity };
         push_once(findings, finding(what, severity, class, fault, disposition));
+        if action == ScanAction::Confirm && confirm.is_none() {
+            *confirm = Some(what);
+        }
         if action == ScanAction::Redact {
             let whole_string = hit.decoded || matches!(hit.found, Found::Injection(_));
             let marker = match hit.found {

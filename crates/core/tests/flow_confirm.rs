@@ -400,3 +400,33 @@ fn a_policy_with_confirm_rules_compiles_and_names_its_errors() {
     assert!(policy::load(br#"{"rules": [{"id": "a", "action": "confirm"}]}"#).unwrap().confirm.used);
     assert!(!policy::load(b"{}").unwrap().confirm.used);
 }
+
+#[test]
+fn what_the_content_scan_flags_for_confirmation_is_asked_about_with_it_redacted() {
+    let p = policy(json!({"rules": [], "content_scan": {"classes": {"pii": "confirm"}}}));
+    let mut g = Gw::new(p);
+    let iban = "DE89370400440532013000";
+    let args = format!(r#"{{"to":"{iban}","amount":5}}"#);
+    let (flow, step) = g.post("alice", &first(1, "pay", &args, CAPS), false);
+    assert_eq!(step, Step::Answered, "{:?}", g.host.http.reply);
+    let (_, body) = g.reply().unwrap();
+    let result = &body["result"];
+    assert_eq!(result["resultType"], "input_required", "{body}");
+    let message = result["inputRequests"][INPUT_KEY]["params"]["message"].as_str().unwrap();
+    assert!(!message.contains(iban) && message.contains("[redacted]"), "{message}");
+    let e = g.receipt(&flow);
+    assert!(e.rule.starts_with("content_scan.iban:confirm"), "{}", e.rule);
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    let (_, step) = g.post("alice", &retry(2, "pay", &args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+    assert_eq!(String::from_utf8(g.host.http.body.clone()).unwrap(), first(2, "pay", &args, CAPS));
+
+    // In what comes back there is nobody to ask: `confirm` blocks it.
+    let (mut flow, step) = g.post("alice", &first(3, "lookup", "{}", CAPS), false);
+    assert_eq!(step, Step::Continue);
+    let answer = json!({"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text": format!("account {iban}")}]}});
+    let out =
+        g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
+    let seen: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(seen["error"]["code"], -31502, "{seen}");
+}

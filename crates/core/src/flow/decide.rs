@@ -149,8 +149,13 @@ pub fn decide<'a>(
             (v, r)
         }
     };
-    let (verdict, reply, request_body, view) =
+    let (verdict, reply, request_body, view, flagged) =
         scan_request(policy, verdict, reply, &facts.request, &principal, &facts.upstream, facts.body, &mut findings);
+    // What the content scan flags for confirmation (a detector or class whose action is
+    // `confirm`) asks as a rule would, unless a rule already asks.
+    let pending = pending.or_else(|| {
+        flagged.map(|what| (format!("content_scan.{what}"), format!("The arguments hold what the content scan flags: {what}")))
+    });
     let call = confirm::Call {
         req: &facts.request,
         body: request_body.as_deref().unwrap_or(facts.body),
@@ -295,7 +300,8 @@ fn confirm_call(
 
 /// The content scan of what the client sends, on a request everything else let through: a
 /// block replaces the verdict and the reply; a redaction is the body to forward instead. Also
-/// hands back the body's view, for the correlation step.
+/// hands back the body's view, for the correlation step, and the detector that asks for a
+/// confirmation (`confirm` action), if any.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn scan_request<'b>(
     policy: &Policy,
@@ -306,9 +312,9 @@ fn scan_request<'b>(
     upstream: &str,
     body: &'b [u8],
     findings: &mut Vec<Finding>,
-) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<View<'b>>) {
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<View<'b>>, Option<&'static str>) {
     if verdict.action != Action::Allow || body.is_empty() || !policy.scan.scans(Direction::Request) {
-        return (verdict, reply, None, None);
+        return (verdict, reply, None, None, None);
     }
     let subject = Subject {
         tool: req.name.as_deref().unwrap_or_default(),
@@ -328,9 +334,9 @@ fn scan_request<'b>(
         Some(action) => {
             verdict.action = action;
             let reply = reply::for_action(&verdict.action, req);
-            (verdict, reply, None, view)
+            (verdict, reply, None, view, None)
         }
-        None => (verdict, reply, j.rewrite, view),
+        None => (verdict, reply, j.rewrite, view, j.confirm),
     }
 }
 

@@ -135,7 +135,7 @@ pub fn compile(spec: &ContentScanSpec) -> Result<ScanPolicy, ConfigError> {
         .map(|d| {
             let class = class_actions.get(&d.class).copied().unwrap_or(ScanAction::Block);
             // A mild detector reports unless its class was turned down below warning.
-            if d.mild && matches!(class, ScanAction::Block | ScanAction::Redact) {
+            if d.mild && matches!(class, ScanAction::Block | ScanAction::Redact | ScanAction::Confirm) {
                 ScanAction::Warn
             } else {
                 class

@@ -582,6 +582,9 @@ pub enum ScanAction {
     Redact,
     /// Reported (receipt, metric); the message passes as it is.
     Warn,
+    /// In what a client sends: the call waits for its user's approval, as under a `confirm` rule
+    /// (README "Confirm"). In what comes back (nobody to ask): `block`.
+    Confirm,
     /// Not looked for.
     Off,
 }
