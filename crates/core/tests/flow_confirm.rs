@@ -1,7 +1,9 @@
 //! `confirm` through the whole flow on the fake host: the question, the approved retry forwarded
 //! byte for byte as first sent, every way a retry is refused (declined, cancelled, not approved,
 //! altered arguments, another caller, late, replayed, forged), clients that cannot be asked, the
-//! upstream's own MRTR rounds carried behind the approval, and the receipts of each step.
+//! upstream's own MRTR rounds carried behind the approval, and the receipts of each step; then
+//! hostile retries: ambiguous URIs, arguments a server tells apart, duplicated answers, states
+//! around their expiry, a carried approval used to restart the call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -170,7 +172,8 @@ fn the_gateway_asks_then_forwards_the_approved_call_as_first_sent() {
 #[test]
 fn every_retry_that_is_no_approval_of_this_call_by_this_caller_is_refused() {
     let args = r#"{"env":"prod"}"#;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Gw, &str) -> String>, u32, &str)> = vec![
+    type Retry = Box<dyn Fn(&mut Gw, &str) -> String>;
+    let cases: Vec<(&str, Retry, u32, &str)> = vec![
         ("declined", Box::new(|_, s| retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "decline"}}), s)), 403, "declined"),
         ("cancelled", Box::new(|_, s| retry(2, "deploy", args, &json!({INPUT_KEY: {"action": "cancel"}}), s)), 403, "cancelled"),
         (
@@ -429,4 +432,186 @@ fn what_the_content_scan_flags_for_confirmation_is_asked_about_with_it_redacted(
         g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
     let seen: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(seen["error"]["code"], -31502, "{seen}");
+}
+
+// --- hostile retries (a review's findings, each a regression test) ---
+
+/// Posts a raw body with explicit routing headers (method, name) and era.
+fn post_raw(g: &mut Gw, user: &str, body: &[u8], method: &str, name: Option<&str>) -> Step {
+    g.host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":authority".into(), b"gateway".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("x-user".into(), user.as_bytes().to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), method.as_bytes().to_vec()),
+    ];
+    if let Some(n) = name {
+        g.host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
+    }
+    g.host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+    let mut flow = g.flow();
+    g.host.post(&mut flow, body.to_vec())
+}
+
+fn resource_read(id: u32, uri: &str, caps: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"resources/read","params":{{"uri":{},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#,
+        serde_json::to_string(uri).unwrap()
+    )
+}
+
+/// A retry body with `inputResponses` given as raw JSON text (duplicate keys kept).
+fn retry_raw(id: u32, tool: &str, args: &str, responses: &str, state: &str) -> String {
+    let base = first(id, tool, args, CAPS);
+    let cut = base.len() - 2;
+    format!(r#"{},"inputResponses":{responses},"requestState":{}}}}}"#, &base[..cut], serde_json::to_string(state).unwrap())
+}
+
+/// A `resources/read` whose URI has no single reading (`%2F` inside a segment) falls under a
+/// `confirm` rule in either reading and is refused (a server that decodes `%2F` reads
+/// `file:///secrets/prod.key`; nobody can be shown what it reads).
+#[test]
+fn an_ambiguous_resource_uri_under_a_confirm_rule_is_refused() {
+    let rule = |action: &str| {
+        policy(json!({"rules": [{"id": "secrets", "match": {"methods": ["resources/read"], "names": ["file:///secrets/*"]},
+                                  "action": action}]}))
+    };
+    let uri = "file:///secrets%2Fprod.key";
+    // The same spelling under a deny rule is refused (the lenient reading falls under it) ...
+    let mut g = Gw::new(rule("deny"));
+    assert_eq!(post_raw(&mut g, "alice", resource_read(1, uri, CAPS).as_bytes(), "resources/read", Some(uri)), Step::Answered);
+    // ... and a clean spelling under the confirm rule is asked about ...
+    let mut g = Gw::new(rule("confirm"));
+    let clean = "file:///secrets/prod.key";
+    assert_eq!(
+        post_raw(&mut g, "alice", resource_read(1, clean, CAPS).as_bytes(), "resources/read", Some(clean)),
+        Step::Answered
+    );
+    // ... and the ambiguous spelling under the confirm rule is refused, never forwarded unasked.
+    let mut g = Gw::new(rule("confirm"));
+    let step = post_raw(&mut g, "alice", resource_read(1, uri, CAPS).as_bytes(), "resources/read", Some(uri));
+    assert_eq!(step, Step::Answered, "forwarded without asking: {}", String::from_utf8_lossy(&g.host.http.body));
+    assert_eq!(g.reply().unwrap().0, 403);
+}
+
+/// Arguments a server executes differently never share an approval: the state binds their
+/// compact form (numbers and member order as sent), not a canonical one that reads every number
+/// as an IEEE double and sorts members. (An honest SDK re-sends the arguments as first sent.)
+#[test]
+fn arguments_a_server_tells_apart_never_share_an_approval() {
+    let pairs = [
+        // int beyond 2^53: Python / Go read 9007199254740993 exactly.
+        (r#"{"record": 9007199254740992}"#, r#"{"record": 9007199254740993}"#),
+        // beyond u64: both are the same double, different Python ints.
+        (r#"{"amount": 100000000000000000000000}"#, r#"{"amount": 99999999999999991611392}"#),
+        // int vs float: Python `range(n)`, `"x" * n`, strict pydantic tell them apart.
+        (r#"{"n": 3}"#, r#"{"n": 3.0}"#),
+        // member order: Python dicts and JS objects iterate in insertion order.
+        (
+            r#"{"steps": {"a_backup": "tar /data", "b_wipe": "rm -rf /data"}}"#,
+            r#"{"steps": {"b_wipe": "rm -rf /data", "a_backup": "tar /data"}}"#,
+        ),
+    ];
+    let mut accepted = Vec::new();
+    for (approved, sent) in pairs {
+        let mut g = Gw::new(policy(json!({})));
+        let state = ask(&mut g, "alice", approved);
+        let (_, step) = g.post("alice", &retry(2, "deploy", sent, &accept(), &state), false);
+        if step == Step::Continue {
+            accepted.push(format!("approved {approved}, upstream ran {sent}"));
+        }
+    }
+    assert!(accepted.is_empty(), "{accepted:#?}");
+}
+
+/// The user is shown the number the upstream runs (a Python server reads 9007199254740993
+/// exactly; its double is 9007199254740992).
+#[test]
+fn the_question_shows_the_number_the_upstream_will_run() {
+    let mut g = Gw::new(policy(json!({})));
+    g.post("alice", &first(1, "deploy", r#"{"record": 9007199254740993}"#, CAPS), false);
+    let (_, body) = g.reply().unwrap();
+    let message = body["result"]["inputRequests"][INPUT_KEY]["params"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("9007199254740993"), "{message}");
+}
+
+/// The gateway's answer named twice (once spelled with an escape) has no single reading: refused,
+/// never half removed with the other copy forwarded.
+#[test]
+fn a_duplicated_gateway_answer_is_refused() {
+    let mut g = Gw::new(policy(json!({})));
+    let args = r#"{"env":"prod"}"#;
+    let state = ask(&mut g, "alice", args);
+    let a = r#"{"action":"accept","content":{"approve":true}}"#;
+    let responses = format!(r#"{{"mcp-warden.dev/confirm":{a},"mcp-warden.dev\/confirm":{a}}}"#);
+    let (_, step) = g.post("alice", &retry_raw(2, "deploy", args, &responses, &state), false);
+    assert_eq!(step, Step::Answered);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "ambiguous");
+}
+
+/// At the millisecond a state expires it is refused, and the replay table still keeps its
+/// nonce (it is never evictable while its state is good): used states cannot evict each other
+/// and run again; a full table of live nonces fails closed.
+#[test]
+fn used_states_never_run_again_around_their_expiry() {
+    let mut g = Gw::new(policy(json!({"confirm": {"ttl_secs": 10, "replay_slots": 2}})));
+    let a = ask(&mut g, "alice", r#"{"n":1}"#);
+    let c = ask(&mut g, "alice", r#"{"n":2}"#);
+    g.host.clock.advance_ms(5_000);
+    let b = ask(&mut g, "alice", r#"{"n":3}"#);
+    assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":1}"#, &accept(), &a), false).1, Step::Continue);
+    assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":2}"#, &accept(), &c), false).1, Step::Continue);
+    g.host.clock.advance_ms(10_000 - 5_000); // a's and c's expiry, to the ms
+                                             // The table (2 slots) holds a's and c's nonces until they are past: b fails closed now ...
+    assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":3}"#, &accept(), &b), false).1, Step::Answered);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "unavailable");
+    let mut runs = 0;
+    for i in 0..6 {
+        let (args, st) = if i % 2 == 0 { (r#"{"n":1}"#, &a) } else { (r#"{"n":2}"#, &c) };
+        if g.post("alice", &retry(3, "deploy", args, &accept(), st), false).1 == Step::Continue {
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 0, "used states ran again");
+    // ... and runs once they are.
+    g.host.clock.advance_ms(1);
+    assert_eq!(g.post("alice", &retry(4, "deploy", r#"{"n":3}"#, &accept(), &b), false).1, Step::Continue);
+}
+
+/// The approval carried behind the upstream's own `input_required` is bound to the upstream's
+/// state it wraps: a client that drops (or swaps) that state to restart the call under the same
+/// approval is refused, so one approval starts the call once.
+#[test]
+fn the_carried_approval_cannot_restart_the_call() {
+    let args = r#"{"destination":"Paris"}"#;
+    let mut g = Gw::new(policy(json!({"rules": [{"id": "trips", "match": {"names": ["book_trip"]}, "action": "confirm"}]})));
+    g.post("alice", &first(1, "book_trip", args, CAPS), false);
+    let mut state = g.reply().unwrap().1["result"]["requestState"].as_str().unwrap().to_owned();
+    let mut fresh_runs = 0;
+    for round in 0..3 {
+        let responses = if round == 0 { accept() } else { json!({}) };
+        let (mut flow, step) = g.post("alice", &retry(2 + round, "book_trip", args, &responses, &state), false);
+        if step != Step::Continue {
+            break;
+        }
+        let forwarded: Value = serde_json::from_slice(&g.host.http.body).unwrap();
+        if forwarded["params"].get("requestState").is_none() {
+            fresh_runs += 1;
+        }
+        let asked = json!({"jsonrpc":"2.0","id":2 + round,"result":{"resultType":"input_required",
+            "inputRequests":{"prefs":{"method":"elicitation/create","params":{"message":"Seat?","requestedSchema":{"type":"object","properties":{}}}}},
+            "requestState": format!("T{round}")}});
+        let out = g.host.respond(
+            &mut flow,
+            &[(":status", "200"), ("content-type", "application/json")],
+            &[asked.to_string().as_bytes()],
+        );
+        let seen: Value = serde_json::from_slice(&out.body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.body)));
+        let carried = seen["result"]["requestState"].as_str().unwrap_or_else(|| panic!("round {round}: {seen}")).to_owned();
+        // The client drops the upstream's state and keeps the gateway's approval.
+        state = carried.split('~').next().unwrap().to_owned();
+    }
+    assert_eq!(g.count("asked"), 1);
+    assert!(fresh_runs <= 1, "one approval started the call {fresh_runs} times");
 }

@@ -9,15 +9,25 @@ use crate::mcp::checked::unambiguous_object;
 use crate::ports::Kv;
 
 use super::edit;
+use super::seal::{ConfirmKey, State};
 
+/// The approval an answer's `input_required` carries: sealed when the answer is seen, bound to
+/// the upstream's state it wraps (so a retry cannot swap or drop that state and restart the
+/// call under the same approval).
+#[derive(Debug)]
 pub struct CarryApproval {
-    /// The sealed approved state, issued with the approval.
-    token: String,
+    key: ConfirmKey,
+    approved: State,
 }
 
 impl CarryApproval {
-    pub fn new(token: String) -> CarryApproval {
-        CarryApproval { token }
+    pub fn new(key: ConfirmKey, approved: State) -> CarryApproval {
+        CarryApproval { key, approved }
+    }
+
+    fn token(&self, theirs: Option<&str>) -> String {
+        let approved = State { binding: self.approved.binding.carrying(theirs), ..self.approved.clone() };
+        approved.seal(&self.key)
     }
 
     /// `message` with the state carried, `None` when it is no `input_required` result, `Err`
@@ -38,9 +48,9 @@ impl CarryApproval {
         let e = match edit::find(&members, "requestState") {
             Some(m) => {
                 let theirs = edit::string_at(message, m.value).ok_or(())?;
-                edit::replace(m.value, edit::json_string(&super::seal::join(&self.token, Some(&theirs))))
+                edit::replace(m.value, edit::json_string(&super::seal::join(&self.token(Some(&theirs)), Some(&theirs))))
             }
-            None => edit::insert_first(result, &members, "requestState", &edit::json_string(&self.token)),
+            None => edit::insert_first(result, &members, "requestState", &edit::json_string(&self.token(None))),
         };
         Ok(Some(edit::apply(message, vec![e])))
     }
@@ -70,18 +80,32 @@ impl Inspector for CarryApproval {
 mod tests {
     use super::*;
 
+    use crate::confirm::seal::{split, Binding, Kind};
+
+    fn approval() -> CarryApproval {
+        let binding = Binding::new(("p", "c"), ("u", "tools/call", "t"), b"{}", "r");
+        CarryApproval::new(ConfirmKey::new([5; 32]), State { kind: Kind::Approved, expires_ms: 9, nonce: [1; 16], binding })
+    }
+
     fn carry(m: &str) -> Result<Option<String>, ()> {
-        CarryApproval::new("mcpw1.A.B".into()).carried(m.as_bytes()).map(|o| o.map(|b| String::from_utf8(b).unwrap()))
+        approval().carried(m.as_bytes()).map(|o| o.map(|b| String::from_utf8(b).unwrap()))
     }
 
     #[test]
     fn the_upstreams_state_is_carried_behind_ours_byte_for_byte() {
         let m = r#"{"jsonrpc":"2.0","id":3,"result":{"resultType":"input_required","inputRequests":{},"requestState":"v1.x~y"}}"#;
         let out = carry(m).unwrap().unwrap();
-        assert_eq!(out, m.replace(r#""v1.x~y""#, r#""mcpw1.A.B~v1.x~y""#));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let state = v["result"]["requestState"].as_str().unwrap();
+        let (ours, theirs) = split(state);
+        assert_eq!(theirs, Some("v1.x~y"));
+        assert_eq!(out, m.replace(r#""v1.x~y""#, &format!("\"{}~v1.x~y\"", ours.unwrap())));
+        // Ours is bound to theirs.
+        let st = State::open(ours.unwrap(), &ConfirmKey::new([5; 32])).unwrap();
+        assert_eq!(st.binding.carried, crate::confirm::seal::carried(Some("v1.x~y")));
         let escaped = r#"{"id":3,"result":{"resultType":"input\u005frequired","inputRequests":{}}}"#;
         let out: serde_json::Value = serde_json::from_str(&carry(escaped).unwrap().unwrap()).unwrap();
-        assert_eq!(out["result"]["requestState"], "mcpw1.A.B");
+        assert!(out["result"]["requestState"].as_str().unwrap().starts_with("mcpw1."));
     }
 
     #[test]

@@ -72,6 +72,45 @@ pub fn string_at(message: &[u8], span: (usize, usize)) -> Option<String> {
     serde_json::from_slice::<String>(message.get(span.0..span.1)?).ok()
 }
 
+/// `text` (one JSON value) with the whitespace between tokens removed and every string in one
+/// spelling (escapes decoded, written back as JCS writes strings); numbers and member order stay
+/// as sent. Two texts with the same compact form are one value to every JSON parser: unlike a
+/// canonical form, `3` and `3.0`, `9007199254740993` and `…992`, or members in another order
+/// (which servers that keep insertion order see) stay different. `None` when a string cannot
+/// be read.
+pub fn compact(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'"' => {
+                let end = string_end(text, i)?;
+                let s: String = serde_json::from_slice(text.get(i..end)?).ok()?;
+                crate::jcs::write_string(&s, &mut out);
+                i = end;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The index after the closing quote of the string that opens at `start`.
+fn string_end(text: &[u8], start: usize) -> Option<usize> {
+    let mut j = start + 1;
+    loop {
+        match text.get(j)? {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+}
+
 /// One replacement of `range` by `with`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -167,6 +206,16 @@ mod tests {
         // Two removals at once (the first and the last).
         let out = apply(m, vec![remove(m, whole(m), &ms, 0).unwrap(), remove(m, whole(m), &ms, 2).unwrap()]);
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&out).unwrap(), serde_json::json!({"b":{"x":[1,2]}}));
+    }
+
+    #[test]
+    fn the_compact_form_keeps_what_parsers_tell_apart() {
+        let c = |t: &str| String::from_utf8(compact(t.as_bytes()).unwrap()).unwrap();
+        assert_eq!(c(" { \"a\" : [1, 2.50 ,\"x y\"], \"\\u0062\":\"\\/\" } "), r#"{"a":[1,2.50,"x y"],"b":"/"}"#);
+        assert_ne!(c(r#"{"n":3}"#), c(r#"{"n":3.0}"#));
+        assert_ne!(c(r#"{"n":9007199254740993}"#), c(r#"{"n":9007199254740992}"#));
+        assert_ne!(c(r#"{"a":1,"b":2}"#), c(r#"{"b":2,"a":1}"#));
+        assert!(compact(br#"{"a":"\ud800"}"#).is_none());
     }
 
     #[test]

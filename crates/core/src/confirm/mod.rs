@@ -28,6 +28,7 @@ pub mod replay;
 pub mod seal;
 
 use crate::inspect::{Disposition, Finding, Severity};
+use crate::mcp::checked::unambiguous_object;
 use crate::mcp::model::{Era, McpRequest};
 use crate::mcp::Method;
 use crate::policy::confirm::Unsupported;
@@ -86,8 +87,8 @@ pub struct Gate {
     pub action: Option<Action>,
     /// `Some`: forward this body (the gateway's own entries removed).
     pub body: Option<Vec<u8>>,
-    /// `Some`: an approved state the answer's own `input_required` carries (see [`carry`]).
-    pub carry: Option<String>,
+    /// `Some`: the approval the answer's own `input_required` carries (see [`carry`]).
+    pub carry: Option<carry::CarryApproval>,
     pub finding: Option<Finding>,
     pub store_error: Option<StoreError>,
 }
@@ -137,6 +138,12 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     if pending.is_none() && !call.req.is_mrtr_retry {
         return Gate::default();
     }
+    // One reading of everything the step reads and edits: a member named twice anywhere (a
+    // second answer of ours, spelled with an escape) could be read in one copy and left in
+    // the other.
+    if !unambiguous_object(call.body) {
+        return Gate::refuse("ambiguous");
+    }
     let parsed = Parsed::of(call.body);
     let state = parsed.member("requestState").and_then(|m| edit::string_at(call.body, m.value));
     let (ours, theirs) = match state.as_deref() {
@@ -151,7 +158,7 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     };
     let Some(key) = vm.key.clone() else { return Gate::refuse("unavailable") };
     let Ok(st) = State::open(token, &key) else { return Gate::refuse("forged") };
-    if call.now_ms > st.expires_ms {
+    if call.now_ms >= st.expires_ms {
         return Gate::refuse("expired");
     }
     let binding = bind(call, &parsed, pending.map_or("", |p| p.rule));
@@ -163,6 +170,10 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     }
     if st.binding.arguments != binding.arguments {
         return Gate::refuse("arguments");
+    }
+    if st.binding.carried != seal::carried(theirs) {
+        // The upstream's state behind ours was swapped or dropped: it would restart the call.
+        return Gate::refuse("forged");
     }
     if let Some(p) = pending {
         if st.binding.rule != binding.rule {
@@ -198,9 +209,19 @@ fn verdict_of(answer: &serde_json::Value) -> Result<(), &'static str> {
     }
 }
 
+/// The arguments in their compact form ([`edit::compact`]): what the user is shown and what the
+/// state binds, exactly as every parser reads them (`null` for none).
+fn arguments(call: &Call<'_>, parsed: &Parsed) -> Vec<u8> {
+    parsed
+        .member("arguments")
+        .and_then(|m| call.body.get(m.value.0..m.value.1))
+        .and_then(edit::compact)
+        .unwrap_or_else(|| b"null".to_vec())
+}
+
 /// What a state is bound to, for this call.
 fn bind(call: &Call<'_>, parsed: &Parsed, rule: &str) -> Binding {
-    let arguments = parsed.value(call.body, "arguments").map(|v| crate::jcs::to_vec(&v)).unwrap_or_else(|| b"null".to_vec());
+    let arguments = arguments(call, parsed);
     Binding::new(
         (call.principal_key, call.correlation),
         (call.upstream, call.req.method.as_deref().unwrap_or(""), call.req.name.as_deref().unwrap_or("")),
@@ -210,9 +231,13 @@ fn bind(call: &Call<'_>, parsed: &Parsed, rule: &str) -> Binding {
 }
 
 fn issue(vm: &mut ConfirmVm, key: &ConfirmKey, kind: Kind, binding: Binding, now_ms: u64, ttl_ms: u64) -> String {
+    state(vm, key, kind, binding, now_ms, ttl_ms).seal(key)
+}
+
+fn state(vm: &mut ConfirmVm, key: &ConfirmKey, kind: Kind, binding: Binding, now_ms: u64, ttl_ms: u64) -> State {
     vm.issued = vm.issued.wrapping_add(1);
     let nonce = seal::nonce(key, now_ms, vm.issued, &binding, vm.vm_id);
-    State { kind, expires_ms: now_ms.saturating_add(ttl_ms), nonce, binding }.seal(key)
+    State { kind, expires_ms: now_ms.saturating_add(ttl_ms), nonce, binding }
 }
 
 /// True when the client can be asked on this request: 2026-07-28, a method MRTR covers, and
@@ -239,13 +264,14 @@ fn ask(policy: &Policy, vm: &mut ConfirmVm, p: Pending<'_>, call: &Call<'_>, par
         };
     }
     let Some(key) = vm.key.clone() else { return Gate::refuse("unavailable") };
-    let binding = bind(call, parsed, p.rule);
+    let binding = bind(call, parsed, p.rule).carrying(theirs);
     let token = issue(vm, &key, Kind::Ask, binding, call.now_ms, policy.confirm.ttl_ms);
+    let shown_arguments = parsed.member("arguments").map(|_| arguments(call, parsed));
     let shown = question::Shown {
         method: call.req.op,
         name: call.req.name.as_deref().unwrap_or(""),
         upstream: call.upstream,
-        arguments: parsed.value(call.body, "arguments"),
+        arguments: shown_arguments.as_deref(),
         reason: p.reason,
     };
     let body = question::body(call.req.id.as_deref(), &shown, &seal::join(&token, theirs), &policy.scan);
@@ -270,7 +296,10 @@ fn forward(
     }
     let Some(body) = strip(call.body, theirs) else { return Gate::refuse("forged") };
     let carry = match (pending, vm.key.clone()) {
-        (Some(_), Some(key)) => Some(issue(vm, &key, Kind::Approved, st.binding, call.now_ms, policy.confirm.ttl_ms)),
+        (Some(_), Some(key)) => {
+            let approved = state(vm, &key, Kind::Approved, st.binding, call.now_ms, policy.confirm.ttl_ms);
+            Some(carry::CarryApproval::new(key, approved))
+        }
         _ => None,
     };
     Gate { body: Some(body), carry, finding: Some(finding("approved", Severity::Info)), ..Gate::default() }

@@ -19,7 +19,8 @@ pub struct Shown<'a> {
     pub method: Option<Method>,
     pub name: &'a str,
     pub upstream: &'a str,
-    pub arguments: Option<serde_json::Value>,
+    /// The arguments in their compact form (exactly what the state binds).
+    pub arguments: Option<&'a [u8]>,
     pub reason: &'a str,
 }
 
@@ -49,10 +50,10 @@ pub fn redacted(text: &str, scan: &ScanPolicy) -> String {
     out
 }
 
-/// The arguments as shown: canonical JSON, redacted, then cut to the bound.
-fn shown_arguments(arguments: Option<&serde_json::Value>, scan: &ScanPolicy) -> String {
+/// The arguments as shown: their compact form, redacted, then cut to the bound.
+fn shown_arguments(arguments: Option<&[u8]>, scan: &ScanPolicy) -> String {
     let Some(a) = arguments else { return "(none)".to_owned() };
-    let text = String::from_utf8(crate::jcs::to_vec(a)).unwrap_or_default();
+    let text = String::from_utf8_lossy(a).into_owned();
     let mut shown = redacted(&text, scan);
     if shown.len() > MAX_SHOWN_ARGUMENTS {
         let cut = (0..=MAX_SHOWN_ARGUMENTS).rev().find(|i| shown.is_char_boundary(*i)).unwrap_or(0);
@@ -73,7 +74,7 @@ pub fn message(s: &Shown<'_>, scan: &ScanPolicy) -> String {
         "The gateway asks for your approval before this runs.\n{what}: {} (upstream {})\nArguments: {}\nWhy: {}",
         redacted(s.name, scan),
         s.upstream,
-        shown_arguments(s.arguments.as_ref(), scan),
+        shown_arguments(s.arguments, scan),
         s.reason
     )
 }
@@ -110,7 +111,7 @@ mod tests {
             method: Some(Method::ToolsCall),
             name: "deploy",
             upstream: "demo",
-            arguments: Some(serde_json::json!({"env": "prod", "n": 1.0})),
+            arguments: Some(br#"{"env":"prod","n":1.0}"#),
             reason: "production \"deploys\"",
         };
         let b = body(Some("\"a-7\""), &s, "mcpw1.x.y~theirs", &scan());
@@ -122,20 +123,15 @@ mod tests {
         assert_eq!(q["method"], "elicitation/create");
         assert_eq!(q["params"]["requestedSchema"]["required"][0], "approve");
         let m = q["params"]["message"].as_str().unwrap();
-        assert!(m.contains("Tool: deploy (upstream demo)") && m.contains(r#"{"env":"prod","n":1}"#), "{m}");
+        assert!(m.contains("Tool: deploy (upstream demo)") && m.contains(r#"{"env":"prod","n":1.0}"#), "{m}");
         assert!(m.contains("production \"deploys\""));
     }
 
     #[test]
     fn secrets_are_redacted_and_long_arguments_cut() {
         let key = "AKIA".to_owned() + "Z7Q2LM4NX8PW3KJD";
-        let s = Shown {
-            method: Some(Method::ToolsCall),
-            name: "upload",
-            upstream: "u",
-            arguments: Some(serde_json::json!({"a": key, "blob": "é".repeat(800)})),
-            reason: "r",
-        };
+        let args = serde_json::to_vec(&serde_json::json!({"a": key, "blob": "é".repeat(800)})).unwrap();
+        let s = Shown { method: Some(Method::ToolsCall), name: "upload", upstream: "u", arguments: Some(&args), reason: "r" };
         let m = message(&s, &scan());
         assert!(!m.contains(&key), "{m}");
         assert!(m.contains("[redacted]"), "{m}");

@@ -22,7 +22,8 @@ fn expiry(payload: &[u8]) -> u64 {
 
 /// Marks `nonce` used until `expires_ms`: `true` the first time, `false` when it was used before.
 pub fn use_once(kv: &mut dyn Kv, table: &SlotTable, nonce: &[u8; 16], expires_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
-    let cost = move |p: &[u8]| if expiry(p) > now_ms { NEVER_EVICT } else { 0 };
+    // Kept while it is still good (a state is refused from its expiry on): never evicted before.
+    let cost = move |p: &[u8]| if expiry(p) >= now_ms { NEVER_EVICT } else { 0 };
     table.update(kv, nonce, now_ms, &cost, |current| match current {
         Some(p) if expiry(p) >= now_ms => (None, false),
         _ => (Some(expires_ms.to_le_bytes().to_vec()), true),

@@ -2,9 +2,9 @@
 //! the key can check a retry and nobody without it can make or change one.
 //!
 //! `mcpw1.<payload>.<mac>`, both base64url without padding; `mac` is HMAC-SHA256 over
-//! `mcpw1.<payload>` with the key from `WARDEN_CONFIRM_KEY`. The payload (74 bytes): a version
+//! `mcpw1.<payload>` with the key from `WARDEN_CONFIRM_KEY`. The payload (106 bytes): a version
 //! byte, a kind byte ([`Kind`]), the expiry (ms, big-endian), a 16-byte nonce (single use: the
-//! replay table) and four 16-byte digests of what the state is bound to ([`Binding`]). The
+//! replay table) and five 16-byte digests of what the state is bound to ([`Binding`]). The
 //! digests are separate so that a refusal can say which binding failed. Nothing in it is a
 //! secret: the client sees the request it made; the MAC is what matters.
 //!
@@ -21,7 +21,7 @@ pub const PREFIX: &str = "mcpw1.";
 pub const CARRY_SEPARATOR: char = '~';
 
 const VERSION: u8 = 1;
-const PAYLOAD_LEN: usize = 2 + 8 + 16 + 4 * 16;
+const PAYLOAD_LEN: usize = 2 + 8 + 16 + 5 * 16;
 
 /// The confirmation key: 32 bytes, from the environment (a Kubernetes Secret), never logged.
 #[derive(Clone, PartialEq, Eq)]
@@ -98,6 +98,8 @@ pub struct Binding {
     pub arguments: [u8; 16],
     /// The rule that asked.
     pub rule: [u8; 16],
+    /// The upstream's state carried behind ours (or none): a retry cannot swap or drop it.
+    pub carried: [u8; 16],
 }
 
 fn digest16(domain: &str, parts: &[&[u8]]) -> [u8; 16] {
@@ -120,7 +122,21 @@ impl Binding {
             call: digest16("mcpw/confirm/call\0", &[call.0.as_bytes(), call.1.as_bytes(), call.2.as_bytes()]),
             arguments: digest16("mcpw/confirm/arguments\0", &[arguments_jcs]),
             rule: digest16("mcpw/confirm/rule\0", &[rule.as_bytes()]),
+            carried: carried(None),
         }
+    }
+
+    /// The same, carrying `theirs`.
+    pub fn carrying(self, theirs: Option<&str>) -> Binding {
+        Binding { carried: carried(theirs), ..self }
+    }
+}
+
+/// The digest of the upstream's state carried behind ours (`None`: none).
+pub fn carried(theirs: Option<&str>) -> [u8; 16] {
+    match theirs {
+        Some(t) => digest16("mcpw/confirm/carried\0", &[b"1", t.as_bytes()]),
+        None => digest16("mcpw/confirm/carried\0", &[b"0"]),
     }
 }
 
@@ -148,7 +164,8 @@ impl State {
         payload.push(self.kind.byte());
         payload.extend_from_slice(&self.expires_ms.to_be_bytes());
         payload.extend_from_slice(&self.nonce);
-        for d in [&self.binding.caller, &self.binding.call, &self.binding.arguments, &self.binding.rule] {
+        let b = &self.binding;
+        for d in [&b.caller, &b.call, &b.arguments, &b.rule, &b.carried] {
             payload.extend_from_slice(d);
         }
         let mut token = String::with_capacity(PREFIX.len() + 100 + 1 + 43);
@@ -185,7 +202,7 @@ impl State {
         let expires_ms = u64::from_be_bytes(take(8).try_into().map_err(|_| Broken::Forged)?);
         let mut d16 = || -> Result<[u8; 16], Broken> { take(16).try_into().map_err(|_| Broken::Forged) };
         let nonce = d16()?;
-        let binding = Binding { caller: d16()?, call: d16()?, arguments: d16()?, rule: d16()? };
+        let binding = Binding { caller: d16()?, call: d16()?, arguments: d16()?, rule: d16()?, carried: d16()? };
         Ok(State { kind, expires_ms, nonce, binding })
     }
 }

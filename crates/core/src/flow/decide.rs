@@ -187,8 +187,8 @@ pub fn decide<'a>(
     } else {
         message_inspectors(policy, &verdict)
     };
-    if let Some(token) = carry.filter(|_| verdict.action == Action::Allow) {
-        inspectors.insert(0, Box::new(confirm::carry::CarryApproval::new(token)));
+    if let Some(approval) = carry.filter(|_| verdict.action == Action::Allow) {
+        inspectors.insert(0, Box::new(approval));
     }
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
@@ -264,7 +264,7 @@ fn pending_confirmation(policy: &Policy, v: &mut Verdict, req: &McpRequest) -> O
 /// The confirmation step ([`crate::confirm`]) on a request everything else let through: the
 /// question or a refusal replaces the verdict and the reply; an approved call is forwarded
 /// without the gateway's own entries (the body returned), its answer carrying the approval
-/// through the upstream's own rounds (the token returned).
+/// through the upstream's own rounds (the inspector returned).
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn confirm_call(
     policy: &Policy,
@@ -275,7 +275,7 @@ fn confirm_call(
     kv: &mut dyn Kv,
     vm: &mut VmCache,
     findings: &mut Vec<Finding>,
-) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<String>) {
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<confirm::carry::CarryApproval>) {
     if verdict.action != Action::Allow {
         return (verdict, reply, None, None);
     }

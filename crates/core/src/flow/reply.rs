@@ -231,6 +231,7 @@ fn confirm_refusal(why: &str) -> (u32, i32, &'static str, &'static str) {
         "call" => (400, CODE_UNKNOWN, STATE, "the confirmation was given for another call (upstream, method or name)"),
         "arguments" => (400, CODE_UNKNOWN, STATE, "the confirmation was given for other arguments"),
         "forged" => (400, CODE_UNKNOWN, STATE, "requestState failed the gateway's integrity check"),
+        "ambiguous" => (400, CODE_UNKNOWN, STATE, "the retry names a member twice: it has no single reading"),
         _ => (503, CODE_INTERNAL, "confirmation_unavailable", "the gateway cannot check confirmations now"),
     }
 }

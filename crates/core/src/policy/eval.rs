@@ -163,7 +163,8 @@ impl Matcher {
 
 /// The first deny rule (`hiding`: only one that hides) matching a resource URI with no single
 /// reading, as sent or as leniently decoded: the server may resolve it into what the rule
-/// protects, so either spelling falling under the rule is enough.
+/// protects, so either spelling falling under the rule is enough. A `confirm` rule counts as a
+/// visible deny: a user cannot be shown what such a URI reads.
 fn deny_for_ambiguous<'p>(
     policy: &'p Policy,
     principal: &Principal,
@@ -176,7 +177,8 @@ fn deny_for_ambiguous<'p>(
     let decoded = uri::lenient(sent);
     policy.rules.iter().find(|r| {
         !r.dry_run
-            && matches!(r.action, RuleAction::Deny { hide, .. } if hide || !hiding)
+            && (matches!(r.action, RuleAction::Deny { hide, .. } if hide || !hiding)
+                || (!hiding && matches!(r.action, RuleAction::Confirm { .. })))
             && [sent, decoded.as_str()].iter().any(|n| r.matcher.matches_parts(principal, era, method, Some(n), upstream))
     })
 }
