@@ -27,7 +27,7 @@ pub const CORRELATION_BLOCKS: &str = "mcp_warden_correlation_blocks_total";
 /// Confirmations (`action: "confirm"`), by outcome: `asked`, `approved`, `unconfirmed` (let
 /// through under `confirm.unsupported: allow`), or why none was given (`declined`, `cancelled`,
 /// `rejected`, `unsupported`, `forged`, `expired`, `replayed`, `caller`, `call`, `arguments`,
-/// `unavailable`).
+/// `ambiguous`, `unavailable`).
 pub const CONFIRMATIONS: &str = "mcp_warden_confirmations_total";
 /// Calls to the mesh-wide rate limit service, by outcome (`ok`, `over_limit`, `failed`).
 pub const MESH_CHECKS: &str = "mcp_warden_mesh_checks_total";

@@ -81,7 +81,7 @@ pub enum Action {
     },
     /// The call runs without the user's approval: `why` is `declined`, `cancelled`, `rejected`
     /// (accepted without approving), `unsupported` (the client cannot be asked), a broken state
-    /// (`forged`, `expired`, `replayed`, `caller`, `call`, `arguments`) or `unavailable` (no key,
+    /// (`forged`, `expired`, `replayed`, `caller`, `call`, `arguments`, `ambiguous`) or `unavailable` (no key,
     /// or the replay table cannot answer).
     ConfirmRefused {
         why: &'static str,
