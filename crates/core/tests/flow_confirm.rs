@@ -65,27 +65,33 @@ impl Gw {
         RequestFlow::for_vm(Rc::clone(&self.policy), Rc::new(KillSwitch::default()), Rc::clone(&self.vm))
     }
 
-    /// Posts `body` as `user`; returns the flow, the step and what the upstream would receive.
+    /// Posts `body` as `user`; returns the flow and the step (what the upstream would receive is
+    /// `host.http.body`). The routing headers are the body's method and name.
     fn post(&mut self, user: &str, body: &str, legacy: bool) -> (RequestFlow, Step) {
         let v: Value = serde_json::from_str(body).unwrap();
-        self.host.http.headers = vec![
+        let method = v["method"].as_str().unwrap().to_owned();
+        self.post_as(user, body.as_bytes(), &method, v["params"]["name"].as_str(), legacy)
+    }
+
+    /// Posts raw `body` with these routing headers (none for `legacy`).
+    fn post_as(&mut self, user: &str, body: &[u8], method: &str, name: Option<&str>, legacy: bool) -> (RequestFlow, Step) {
+        let h = &mut self.host.http.headers;
+        *h = vec![
             (":method".into(), b"POST".to_vec()),
             (":authority".into(), b"gateway".to_vec()),
             ("content-type".into(), b"application/json".to_vec()),
             ("x-user".into(), user.as_bytes().to_vec()),
         ];
         if legacy {
-            self.host.http.headers.push(("mcp-protocol-version".into(), b"2025-11-25".to_vec()));
+            h.push(("mcp-protocol-version".into(), b"2025-11-25".to_vec()));
         } else {
-            self.host.http.headers.push(("mcp-protocol-version".into(), b"2026-07-28".to_vec()));
-            self.host.http.headers.push(("mcp-method".into(), v["method"].as_str().unwrap().as_bytes().to_vec()));
-            if let Some(n) = v["params"]["name"].as_str() {
-                self.host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-            }
+            h.push(("mcp-protocol-version".into(), b"2026-07-28".to_vec()));
+            h.push(("mcp-method".into(), method.as_bytes().to_vec()));
+            h.extend(name.map(|n| ("mcp-name".to_owned(), n.as_bytes().to_vec())));
         }
         self.host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
         let mut flow = self.flow();
-        let step = self.host.post(&mut flow, body.as_bytes().to_vec());
+        let step = self.host.post(&mut flow, body.to_vec());
         (flow, step)
     }
 
@@ -436,22 +442,9 @@ fn what_the_content_scan_flags_for_confirmation_is_asked_about_with_it_redacted(
 
 // --- hostile retries (a review's findings, each a regression test) ---
 
-/// Posts a raw body with explicit routing headers (method, name) and era.
+/// Posts a raw body with explicit routing headers (method, name).
 fn post_raw(g: &mut Gw, user: &str, body: &[u8], method: &str, name: Option<&str>) -> Step {
-    g.host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("x-user".into(), user.as_bytes().to_vec()),
-        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
-        ("mcp-method".into(), method.as_bytes().to_vec()),
-    ];
-    if let Some(n) = name {
-        g.host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-    }
-    g.host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    let mut flow = g.flow();
-    g.host.post(&mut flow, body.to_vec())
+    g.post_as(user, body, method, name, false).1
 }
 
 fn resource_read(id: u32, uri: &str, caps: &str) -> String {
