@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use mcp_warden_core::confirm::seal::ConfirmKey;
 use mcp_warden_core::confirm::{ConfirmVm, INPUT_KEY};
 use mcp_warden_core::fake_host::FakeHost;
+use mcp_warden_core::flow::VmCache;
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::{PeerFact, Step};
 use mcp_warden_core::receipt::exchange::Exchange;
-use mcp_warden_core::state::vm::VmCache;
 
 const CAPS: &str = r#"{"elicitation":{"form":{}}}"#;
 

@@ -277,7 +277,7 @@ fn a_worker_reuses_a_baseline_only_as_long_as_the_policy_allows() {
     let p = policy(doc);
     let mut host = FakeHost::default();
     host.clock.advance_ms(10_000);
-    let vm = Rc::new(std::cell::RefCell::new(mcp_warden_core::state::vm::VmCache::default()));
+    let vm = Rc::new(std::cell::RefCell::new(mcp_warden_core::flow::VmCache::default()));
     let call_on_worker = |host: &mut FakeHost| {
         let mut flow = RequestFlow::for_vm(Rc::clone(&p), Rc::default(), Rc::clone(&vm));
         send(host, &mut flow, "alice", "tools/call", Some("echo"), &format!(r#""name":"echo","arguments":{{}},{}"#, meta("")))

@@ -11,12 +11,12 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use mcp_warden_core::fake_host::FakeHost;
+use mcp_warden_core::flow::VmCache;
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::metrics::MAX_TOOL_LABELS;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::{PeerFact, Step};
 use mcp_warden_core::receipt::exchange::Exchange;
-use mcp_warden_core::state::vm::VmCache;
 
 const HISTOGRAM: &str = "mcp.server.operation.duration";
 

@@ -12,10 +12,10 @@ use super::abi;
 use super::fault;
 use super::metrics::EnvoyMetrics;
 use super::ports::{EnvoyClock, EnvoyIo, EnvoyQueue, SharedDataKv};
+use mcp_warden_core::flow::VmCache;
 use mcp_warden_core::flow::{ExchangeStats, RequestFlow};
 use mcp_warden_core::policy::{KillSwitch, Policy};
 use mcp_warden_core::ports::{Host, Step};
-use mcp_warden_core::state::vm::VmCache;
 
 /// One request in this many has its callbacks timed for the filter-time histogram. Timing is two
 /// clock reads per callback: host calls whose answers cannot change a decision (~10 of the ~33

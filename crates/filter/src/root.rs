@@ -20,12 +20,12 @@ use super::ports::SharedDataKv;
 use super::writer::{WriterHost, WRITER_ROOT_ID};
 use mcp_warden_core::confirm::{self, seal::ConfirmKey, ConfirmVm};
 use mcp_warden_core::control::{PollOutcome, Poller};
+use mcp_warden_core::flow::VmCache;
 use mcp_warden_core::integrity::baseline::name_sets;
 use mcp_warden_core::metrics;
 use mcp_warden_core::policy::{self, KillSwitch, Policy};
 use mcp_warden_core::ports::Metrics;
 use mcp_warden_core::state::baselines::{self, Baselines};
-use mcp_warden_core::state::vm::VmCache;
 use mcp_warden_core::state::{owners, ratelimit};
 
 #[derive(Default)]

@@ -12,13 +12,13 @@
 
 use std::rc::Rc;
 
+use crate::flow::vm::VmCache;
 use crate::inspect::Finding;
 use crate::integrity::call::Requester;
 use crate::mcp::model::McpRequest;
 use crate::policy::{enforce, Action, KillSwitch, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::Principal;
-use crate::state::vm::VmCache;
 
 use super::decide::{integrity_checks, request_inspectors};
 use super::reply::{self, LocalReply};

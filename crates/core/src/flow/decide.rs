@@ -8,6 +8,7 @@ use std::rc::Rc;
 use crate::confirm;
 use crate::content_scan::{judge_keeping_view, ContentScan};
 use crate::correlate::{self, mesh, Call, TaskDrip, Trip};
+use crate::flow::vm::VmCache;
 use crate::inspect::{Disposition, Finding, Inspector, Severity};
 use crate::integrity::apps::{is_ui_uri, ListChangedWatch, UiTemplate};
 use crate::integrity::baseline::{ServerIdentity, ToolBaseline};
@@ -27,7 +28,6 @@ use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
 use crate::scan::view::View;
 use crate::state::owners::{self, Owner, OwnerCache};
 use crate::state::slots::StoreError;
-use crate::state::vm::VmCache;
 
 use super::batch::{decide_batch, BatchElement};
 use super::reply::{self, LocalReply};
@@ -228,7 +228,7 @@ pub(super) fn integrity_checks(
     let mut categories = 0;
     let (action, store_error) = match req.op {
         Some(Method::ToolsCall) => {
-            let c = check_call(policy, kv, vm, req, at);
+            let c = check_call(policy, kv, &mut vm.baselines, req, at);
             categories = c.categories;
             findings.extend(c.findings);
             (c.action, c.store_error.map(|e| ("tool_baseline".to_owned(), e)))

@@ -5,7 +5,8 @@
 //! - [`batch`]: the same for every element of a legacy batch (`eras.legacy_batches`);
 //! - [`response`]: the response pipeline, fed headers, body chunks and SSE events;
 //! - [`reply`]: every local reply and JSON-RPC error the filter sends;
-//! - [`exchange`]: the record of the exchange for the receipt writer.
+//! - [`exchange`]: the record of the exchange for the receipt writer;
+//! - [`vm`]: what one worker VM remembers between its streams.
 
 pub mod batch;
 pub mod decide;
@@ -13,7 +14,9 @@ pub mod exchange;
 pub mod reply;
 pub mod request;
 pub mod response;
+pub mod vm;
 
 pub use decide::Outcome;
 pub use exchange::ExchangeStats;
 pub use request::RequestFlow;
+pub use vm::VmCache;

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::correlate::mesh;
+use crate::flow::vm::VmCache;
 use crate::inspect::{Disposition, ExchangeView, Finding, Severity};
 use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead};
 use crate::mcp::error::{RejectKind, Rejection};
@@ -33,7 +34,6 @@ use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Fault, Host, HostError, HttpIo, Metrics, PeerFact, Step};
 use crate::principal::{self, PeerFacts, SourceKind, Sources};
 use crate::state::owners;
-use crate::state::vm::VmCache;
 use crate::trace_context;
 
 use super::decide::{decide, mesh_action, Decision, MeshCheck, Outcome, RequestFacts};

@@ -24,9 +24,9 @@ use crate::policy::integrity::ChangeSeen;
 use crate::policy::integrity::{ChangeAction, UnknownAction};
 use crate::policy::{Action, Policy};
 use crate::ports::{Fault, Kv};
+use crate::state::baselines::BaselineCache;
 use crate::state::baselines::{list_changed_at, list_changes, Baseline, Baselines};
 use crate::state::slots::StoreError;
-use crate::state::vm::VmCache;
 
 /// What the check found for one call.
 #[derive(Debug, Default)]
@@ -72,10 +72,10 @@ pub struct Requester<'a> {
     pub now_ms: u64,
 }
 
-/// Checks an allowed `tools/call` (other requests pass unchecked). `vm`: what the worker
+/// Checks an allowed `tools/call` (other requests pass unchecked). `cache`: what the worker
 /// remembers (upstreams with baselines: a call to an upstream nobody listed reads one key and
 /// hashes nothing; with `baseline_cache_ms`, baselines read a moment ago).
-pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpRequest, at: Requester<'_>) -> CallCheck {
+pub fn check_call(policy: &Policy, kv: &dyn Kv, cache: &mut BaselineCache, req: &McpRequest, at: Requester<'_>) -> CallCheck {
     let Requester { upstream, principal_key, now_ms } = at;
     let mut out = CallCheck::default();
     let ip = &policy.integrity;
@@ -91,18 +91,18 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
     }
     let claimed = claimed.flatten();
     let tables = Baselines::tools(ip.baseline_slots);
-    let baseline = |out: &mut CallCheck, vm: &mut VmCache| -> Option<Baseline> {
-        if let Some(recent) = vm.recent.get(upstream, principal_key, tool, now_ms) {
+    let baseline = |out: &mut CallCheck, cache: &mut BaselineCache| -> Option<Baseline> {
+        if let Some(recent) = cache.recent.get(upstream, principal_key, tool, now_ms) {
             out.categories = recent.map_or(0, |b| b.categories);
             return recent;
         }
-        let found = match vm.baselined.may_have(kv, upstream) {
+        let found = match cache.baselined.may_have(kv, upstream) {
             Ok(false) => Ok(None),
             Ok(true) => tables.lookup_any(kv, upstream, principal_key, tool, now_ms),
             Err(e) => Err(e),
         };
         if let (Ok(found), true) = (&found, ip.cache_ms > 0) {
-            vm.recent.put(upstream, principal_key, tool, *found, now_ms.saturating_add(ip.cache_ms));
+            cache.recent.put(upstream, principal_key, tool, *found, now_ms.saturating_add(ip.cache_ms));
         }
         match found {
             Ok(b) => {
@@ -126,7 +126,7 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
             out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash);
             return out;
         }
-        if let Some(b) = baseline(&mut out, vm) {
+        if let Some(b) = baseline(&mut out, cache) {
             if b.seen != pinned.short() || b.trusted != pinned.short() {
                 let since = if b.changed() { b.changed_at_ms } else { b.trusted_since_ms };
                 out.changed(deny, tool, since, ChangeSeen::List);
@@ -136,7 +136,7 @@ pub fn check_call(policy: &Policy, kv: &dyn Kv, vm: &mut VmCache, req: &McpReque
     }
 
     let sensitive = ip.is_sensitive(tool);
-    match baseline(&mut out, vm) {
+    match baseline(&mut out, cache) {
         Some(b) if b.changed() => out.changed(deny, tool, b.changed_at_ms, ChangeSeen::List),
         Some(b) if claimed.is_some_and(|c| c.short() != b.trusted) => out.changed(deny, tool, now_ms, ChangeSeen::CapabilityHash),
         Some(b) if sensitive => {

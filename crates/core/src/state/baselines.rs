@@ -313,6 +313,15 @@ pub fn mark_upstream<K: Kv + ?Sized>(kv: &mut K, upstream: &str) -> Result<(), S
     Err(StoreError::Contention)
 }
 
+/// What one worker VM keeps of baselines between its streams, to spare shared-data reads: the
+/// upstreams it saw marked as having baselines, and (`tool_integrity.baseline_cache_ms`)
+/// baselines read a moment ago. Shared data stays the one authority.
+#[derive(Debug, Default)]
+pub struct BaselineCache {
+    pub baselined: BaselinedUpstreams,
+    pub recent: RecentBaselines,
+}
+
 /// The upstreams one worker VM has seen marked (bounded; never wrong, since marks stay).
 #[derive(Debug, Default)]
 pub struct BaselinedUpstreams {

@@ -2,11 +2,9 @@
 //! tables ([`slots`]) whatever the number of principals, and on them the rate limiter's token
 //! buckets ([`ratelimit`]), sessions and tasks bound to the principal that opened them
 //! ([`owners`]), and the tool and `ui://` template baselines ([`baselines`]). Keys are
-//! namespaced and versioned (`mcpw/v1/<table>/<slot>`). [`vm`] is what one worker VM remembers
-//! between streams to spare reads.
+//! namespaced and versioned (`mcpw/v1/<table>/<slot>`).
 
 pub mod baselines;
 pub mod owners;
 pub mod ratelimit;
 pub mod slots;
-pub mod vm;
