@@ -78,6 +78,9 @@ pub struct Call<'a> {
     pub correlation: &'a str,
     pub upstream: &'a str,
     pub now_ms: u64,
+    /// The content scan read this body and found nothing in it: the question shows the arguments
+    /// without scanning them again for what to redact.
+    pub scanned_clean: bool,
 }
 
 /// What the confirmation step decided.
@@ -138,10 +141,10 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     if pending.is_none() && !call.req.is_mrtr_retry {
         return Gate::default();
     }
-    // One reading of everything the step reads and edits: a member named twice anywhere (a
-    // second answer of ours, spelled with an escape) could be read in one copy and left in
+    // One reading of everything a retry's step reads and edits: a member named twice anywhere
+    // (a second answer of ours, spelled with an escape) could be read in one copy and left in
     // the other.
-    if !unambiguous_object(call.body) {
+    if call.req.is_mrtr_retry && !unambiguous_object(call.body) {
         return Gate::refuse("ambiguous");
     }
     let parsed = Parsed::of(call.body);
@@ -161,7 +164,7 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     if call.now_ms >= st.expires_ms {
         return Gate::refuse("expired");
     }
-    let binding = bind(call, &parsed, pending.map_or("", |p| p.rule));
+    let binding = bind(call, &arguments(call, &parsed), pending.map_or("", |p| p.rule));
     if st.binding.caller != binding.caller {
         return Gate::refuse("caller");
     }
@@ -219,13 +222,12 @@ fn arguments(call: &Call<'_>, parsed: &Parsed) -> Vec<u8> {
         .unwrap_or_else(|| b"null".to_vec())
 }
 
-/// What a state is bound to, for this call.
-fn bind(call: &Call<'_>, parsed: &Parsed, rule: &str) -> Binding {
-    let arguments = arguments(call, parsed);
+/// What a state is bound to, for this call and its `arguments` ([`arguments`]).
+fn bind(call: &Call<'_>, arguments: &[u8], rule: &str) -> Binding {
     Binding::new(
         (call.principal_key, call.correlation),
         (call.upstream, call.req.method.as_deref().unwrap_or(""), call.req.name.as_deref().unwrap_or("")),
-        &arguments,
+        arguments,
         rule,
     )
 }
@@ -264,17 +266,18 @@ fn ask(policy: &Policy, vm: &mut ConfirmVm, p: Pending<'_>, call: &Call<'_>, par
         };
     }
     let Some(key) = vm.key.clone() else { return Gate::refuse("unavailable") };
-    let binding = bind(call, parsed, p.rule).carrying(theirs);
+    let args = arguments(call, parsed);
+    let binding = bind(call, &args, p.rule).carrying(theirs);
     let token = issue(vm, &key, Kind::Ask, binding, call.now_ms, policy.confirm.ttl_ms);
-    let shown_arguments = parsed.member("arguments").map(|_| arguments(call, parsed));
     let shown = question::Shown {
         method: call.req.op,
         name: call.req.name.as_deref().unwrap_or(""),
         upstream: call.upstream,
-        arguments: shown_arguments.as_deref(),
+        arguments: parsed.member("arguments").map(|_| args.as_slice()),
         reason: p.reason,
     };
-    let body = question::body(call.req.id.as_deref(), &shown, &seal::join(&token, theirs), &policy.scan);
+    let redact = (!call.scanned_clean).then_some(&policy.scan);
+    let body = question::body(call.req.id.as_deref(), &shown, &seal::join(&token, theirs), redact);
     Gate::act(Action::ConfirmAsk { body })
 }
 

@@ -25,10 +25,11 @@ pub struct Shown<'a> {
 }
 
 /// `text` with what the scanner finds in it (credentials, keys, personal numbers, canaries)
-/// replaced by `[redacted]`.
-pub fn redacted(text: &str, scan: &ScanPolicy) -> String {
-    let Some(scanner) = scan.scanner.as_deref() else { return text.to_owned() };
-    let (hits, _) = scanner.scan_text(text.as_bytes(), scan.max_bytes.max(text.len()));
+/// replaced by `[redacted]`; as it is with no `scan` (the content scan already found nothing).
+pub fn redacted(text: &str, scan: Option<&ScanPolicy>) -> String {
+    let Some(scanner) = scan.and_then(|s| s.scanner.as_deref().map(|x| (x, s.max_bytes))) else { return text.to_owned() };
+    let (scanner, max_bytes) = scanner;
+    let (hits, _) = scanner.scan_text(text.as_bytes(), max_bytes.max(text.len()));
     let mut spans: Vec<(usize, usize)> =
         hits.iter().filter(|h| matches!(h.found, Found::Detector(_) | Found::Canary(_))).map(|h| (h.span.0, h.span.1)).collect();
     spans.sort_unstable();
@@ -51,7 +52,7 @@ pub fn redacted(text: &str, scan: &ScanPolicy) -> String {
 }
 
 /// The arguments as shown: their compact form, redacted, then cut to the bound.
-fn shown_arguments(arguments: Option<&[u8]>, scan: &ScanPolicy) -> String {
+fn shown_arguments(arguments: Option<&[u8]>, scan: Option<&ScanPolicy>) -> String {
     let Some(a) = arguments else { return "(none)".to_owned() };
     let text = String::from_utf8_lossy(a).into_owned();
     let mut shown = redacted(&text, scan);
@@ -64,7 +65,7 @@ fn shown_arguments(arguments: Option<&[u8]>, scan: &ScanPolicy) -> String {
 }
 
 /// The message the user reads.
-pub fn message(s: &Shown<'_>, scan: &ScanPolicy) -> String {
+pub fn message(s: &Shown<'_>, scan: Option<&ScanPolicy>) -> String {
     let what = match s.method {
         Some(Method::PromptsGet) => "Prompt",
         Some(Method::ResourcesRead) => "Resource",
@@ -81,7 +82,8 @@ pub fn message(s: &Shown<'_>, scan: &ScanPolicy) -> String {
 
 /// The JSON-RPC answer that asks: id kept, `requestState` the sealed state (and the upstream's
 /// behind it).
-pub fn body(id: Option<&str>, s: &Shown<'_>, request_state: &str, scan: &ScanPolicy) -> String {
+/// `scan`: what redacts the arguments and the name (`None`: nothing to redact).
+pub fn body(id: Option<&str>, s: &Shown<'_>, request_state: &str, scan: Option<&ScanPolicy>) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
     out.push_str(id.unwrap_or("null"));
@@ -114,7 +116,7 @@ mod tests {
             arguments: Some(br#"{"env":"prod","n":1.0}"#),
             reason: "production \"deploys\"",
         };
-        let b = body(Some("\"a-7\""), &s, "mcpw1.x.y~theirs", &scan());
+        let b = body(Some("\"a-7\""), &s, "mcpw1.x.y~theirs", Some(&scan()));
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["id"], "a-7");
         assert_eq!(v["result"]["resultType"], "input_required");
@@ -132,7 +134,7 @@ mod tests {
         let key = "AKIA".to_owned() + "Z7Q2LM4NX8PW3KJD";
         let args = serde_json::to_vec(&serde_json::json!({"a": key, "blob": "é".repeat(800)})).unwrap();
         let s = Shown { method: Some(Method::ToolsCall), name: "upload", upstream: "u", arguments: Some(&args), reason: "r" };
-        let m = message(&s, &scan());
+        let m = message(&s, Some(&scan()));
         assert!(!m.contains(&key), "{m}");
         assert!(m.contains("[redacted]"), "{m}");
         let args = m.split("Arguments: ").nth(1).unwrap().split('\n').next().unwrap();

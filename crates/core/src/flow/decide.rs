@@ -163,6 +163,8 @@ pub fn decide<'a>(
         correlation: correlation.as_str(),
         upstream: &facts.upstream,
         now_ms: facts.now_ms,
+        scanned_clean: policy.scan.scans(Direction::Request)
+            && !findings.iter().any(|f| f.inspector == crate::content_scan::NAME),
     };
     let (verdict, reply, confirmed, carry) = confirm_call(policy, verdict, reply, pending, &call, kv, vm, &mut findings);
     let request_body = confirmed.or(request_body);
