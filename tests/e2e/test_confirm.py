@@ -163,12 +163,21 @@ def confirmations(gw) -> dict[str, int]:
     return {k[len(prefix):]: v for k, v in gw.stats("mcp_warden_confirmations_total").items() if k.startswith(prefix)}
 
 
-def test_behind_a_round_robin_balancer_one_replica_asks_and_the_other_runs_the_call(replicas, module_gateway):
+@pytest.fixture(scope="module")
+def balancer(replicas, module_gateway):
     a, b = replicas["a"], replicas["b"]
-    lb = module_gateway("envoy/e2e-lb.yaml", upstream_port=a.port,
-                        replace={"port_value: 10001": f"port_value: {a.port}", "port_value: 10002": f"port_value: {b.port}"})
+    return module_gateway("envoy/e2e-lb.yaml", upstream_port=a.port,
+                          replace={"port_value: 10001": f"port_value: {a.port}", "port_value: 10002": f"port_value: {b.port}"})
+
+
+@pytest.mark.parametrize("client", ["python", "typescript"])
+def test_behind_a_round_robin_balancer_one_replica_asks_and_the_other_runs_the_call(replicas, balancer, client):
+    a, b = replicas["a"], replicas["b"]
     before = {"a": confirmations(a), "b": confirmations(b)}
-    out = python_client(lb, "echo", {"text": "round robin"}, "accept")
+    run = python_client if client == "python" else ts_client
+    # Python: call, retry. TypeScript: server/discover, call, retry: either way the question and
+    # the retry go to different replicas.
+    out = run(balancer, "echo", {"text": "round robin"}, "accept")
     assert out["error"] is None and out["result"]["content"][0]["text"] == "round robin", out
     delta = {r: {k: v - before[r].get(k, 0) for k, v in confirmations(gw).items()} for r, gw in (("a", a), ("b", b))}
     asked = [r for r in delta if delta[r].get("asked", 0) == 1]
