@@ -216,8 +216,11 @@ fn every_retry_that_is_no_approval_of_this_call_by_this_caller_is_refused() {
             Gw::new(policy(json!({"rules": [{"id": "prod-deploys", "match": {"names": ["deploy*"]}, "action": "confirm"}]})));
         let state = ask(&mut g, "alice", args);
         let body = make(&mut g, &state);
-        let (_, step) = g.post("alice", &body, false);
+        let (flow, step) = g.post("alice", &body, false);
         assert_eq!(step, Step::Answered, "{what}");
+        let e = g.receipt(&flow);
+        assert_eq!(mcp_warden_core::receipt::record::Verdict::from(e.verdict).as_str(), "block", "{what}");
+        assert!(e.rule.starts_with(&format!("prod-deploys:confirm_{why}")), "{what}: {}", e.rule);
         let (s, reply) = g.reply().unwrap();
         assert_eq!((s, reply["error"]["data"]["why"].as_str().unwrap()), (status, why), "{what}: {reply}");
         assert_eq!(reply["id"], 2, "{what}: the request id is kept");
