@@ -3,7 +3,9 @@
 //! altered arguments, another caller, late, replayed, forged), clients that cannot be asked, the
 //! upstream's own MRTR rounds carried behind the approval, and the receipts of each step; then
 //! hostile retries: ambiguous URIs, arguments a server tells apart, duplicated answers, states
-//! around their expiry, a carried approval used to restart the call.
+//! around their expiry, a carried approval used to restart the call; and a second review's:
+//! the carry across SSE and after the content scan, the question's redaction, callers across
+//! rounds, batches, odd ids and names, states of another gateway.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -39,6 +41,9 @@ struct Gw {
     host: FakeHost,
     vm: Rc<RefCell<VmCache>>,
     policy: Rc<Policy>,
+    /// `source.address` and `user-agent` of the next request.
+    address: Option<String>,
+    agent: Option<String>,
 }
 
 impl Gw {
@@ -51,7 +56,7 @@ impl Gw {
         vm.borrow_mut().confirm = ConfirmVm::new(key, 1);
         let host = FakeHost::default();
         host.clock.advance_ms(1_700_000_000_000);
-        Gw { host, vm, policy }
+        Gw { host, vm, policy, address: None, agent: None }
     }
 
     /// A second replica: its own shared data and VM, the same key.
@@ -82,6 +87,9 @@ impl Gw {
             ("content-type".into(), b"application/json".to_vec()),
             ("x-user".into(), user.as_bytes().to_vec()),
         ];
+        if let Some(a) = &self.agent {
+            h.push(("user-agent".into(), a.as_bytes().to_vec()));
+        }
         if legacy {
             h.push(("mcp-protocol-version".into(), b"2025-11-25".to_vec()));
         } else {
@@ -90,6 +98,9 @@ impl Gw {
             h.extend(name.map(|n| ("mcp-name".to_owned(), n.as_bytes().to_vec())));
         }
         self.host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+        if let Some(a) = &self.address {
+            self.host.http.peer.push((PeerFact::SourceAddress, a.clone()));
+        }
         let mut flow = self.flow();
         let step = self.host.post(&mut flow, body.to_vec());
         (flow, step)
@@ -97,6 +108,10 @@ impl Gw {
 
     fn reply(&self) -> Option<(u32, Value)> {
         self.host.http.reply.as_ref().map(|(status, _, body)| (*status, serde_json::from_slice(body).unwrap()))
+    }
+
+    fn raw_reply(&self) -> Option<(u32, Vec<u8>)> {
+        self.host.http.reply.as_ref().map(|(status, _, body)| (*status, body.clone()))
     }
 
     fn receipt(&mut self, flow: &RequestFlow) -> Exchange {
@@ -115,6 +130,14 @@ impl Gw {
 fn first(id: u32, tool: &str, args: &str, caps: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}", "arguments":{args},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
+    )
+}
+
+/// A first call with any JSON-RPC id (as JSON text) and any tool name.
+fn first_with_id(id: &str, tool: &str, args: &str, caps: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":{}, "arguments":{args},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#,
+        serde_json::to_string(tool).unwrap()
     )
 }
 
@@ -204,7 +227,7 @@ fn every_retry_that_is_no_approval_of_this_call_by_this_caller_is_refused() {
             "forged",
             Box::new(|_, s| {
                 let mut t = s.to_owned();
-                t.insert(10, 'x');
+                t.insert(ConfirmKey::new([42; 32]).prefix().len() + 5, 'x');
                 retry(2, "deploy", args, &accept(), &t)
             }),
             400,
@@ -257,10 +280,12 @@ fn the_retry_may_land_on_another_replica_with_the_same_key() {
     let mut b = a.replica();
     let (_, step) = b.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
     assert_eq!(step, Step::Continue, "{:?}", b.reply());
-    // A replica with another key cannot read it.
+    // A gateway with another key cannot read it: to it, the state is an upstream's (another
+    // mcp-warden's), so it asks itself, carrying that state behind its own.
     let mut c = Gw::with_key(policy(json!({})), Some(ConfirmKey::new([7; 32])));
     c.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
-    assert_eq!(c.reply().unwrap().1["error"]["data"]["why"], "forged");
+    let asked = c.reply().unwrap().1["result"]["requestState"].as_str().unwrap().to_owned();
+    assert!(asked.starts_with(ConfirmKey::new([7; 32]).prefix()) && asked.ends_with(&format!("~{state}")), "{asked}");
 }
 
 #[test]
@@ -360,8 +385,14 @@ fn a_state_of_ours_never_reaches_an_upstream() {
     assert_eq!(step, Step::Continue);
     let forwarded: Value = serde_json::from_slice(&free.host.http.body).unwrap();
     assert!(forwarded["params"].get("requestState").is_none() && forwarded["params"].get("inputResponses").is_none());
-    free.post("alice", &retry(3, "echo", "{}", &accept(), "mcpw1.AAAA.BBBB"), false);
+    let forged = format!("{}AAAA.BBBB", ConfirmKey::new([42; 32]).prefix());
+    free.post("alice", &retry(3, "echo", "{}", &accept(), &forged), false);
     assert_eq!(free.reply().unwrap().1["error"]["data"]["why"], "forged");
+    // Another mcp-warden's state (another key) is the upstream's: it passes where no rule asks.
+    let stacked = retry(5, "echo", "{}", &json!({"q": {"action": "accept"}}), "mcpw1.0badc0de.AAAA.BBBB");
+    let (_, step) = free.post("alice", &stacked, false);
+    assert_eq!(step, Step::Continue);
+    assert_eq!(free.host.http.body, stacked.as_bytes());
     // The upstream's own state passes untouched where no rule asks.
     let (_, step) = free.post("alice", &retry(4, "echo", "{}", &json!({"q": {"action": "accept"}}), "v1.theirs"), false);
     assert_eq!(step, Step::Continue);
@@ -546,33 +577,20 @@ fn a_duplicated_gateway_answer_is_refused() {
     assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "ambiguous");
 }
 
-/// At the millisecond a state expires it is refused, and the replay table still keeps its
-/// nonce (it is never evictable while its state is good): used states cannot evict each other
-/// and run again; a full table of live nonces fails closed.
+/// At the millisecond a state expires it is refused (the replay table keeps a nonce through that
+/// millisecond: `replay.rs` tests that a live nonce is never evicted), and a used state never runs
+/// again before.
 #[test]
 fn used_states_never_run_again_around_their_expiry() {
-    let mut g = Gw::new(policy(json!({"confirm": {"ttl_secs": 10, "replay_slots": 2}})));
+    let mut g = Gw::new(policy(json!({"confirm": {"ttl_secs": 10}})));
     let a = ask(&mut g, "alice", r#"{"n":1}"#);
-    let c = ask(&mut g, "alice", r#"{"n":2}"#);
-    g.host.clock.advance_ms(5_000);
-    let b = ask(&mut g, "alice", r#"{"n":3}"#);
     assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":1}"#, &accept(), &a), false).1, Step::Continue);
-    assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":2}"#, &accept(), &c), false).1, Step::Continue);
-    g.host.clock.advance_ms(10_000 - 5_000); // a's and c's expiry, to the ms
-                                             // The table (2 slots) holds a's and c's nonces until they are past: b fails closed now ...
-    assert_eq!(g.post("alice", &retry(2, "deploy", r#"{"n":3}"#, &accept(), &b), false).1, Step::Answered);
-    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "unavailable");
-    let mut runs = 0;
-    for i in 0..6 {
-        let (args, st) = if i % 2 == 0 { (r#"{"n":1}"#, &a) } else { (r#"{"n":2}"#, &c) };
-        if g.post("alice", &retry(3, "deploy", args, &accept(), st), false).1 == Step::Continue {
-            runs += 1;
-        }
-    }
-    assert_eq!(runs, 0, "used states ran again");
-    // ... and runs once they are.
-    g.host.clock.advance_ms(1);
-    assert_eq!(g.post("alice", &retry(4, "deploy", r#"{"n":3}"#, &accept(), &b), false).1, Step::Continue);
+    g.host.clock.advance_ms(10_000 - 1);
+    g.post("alice", &retry(3, "deploy", r#"{"n":1}"#, &accept(), &a), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "replayed");
+    g.host.clock.advance_ms(1); // its expiry, to the ms
+    g.post("alice", &retry(4, "deploy", r#"{"n":1}"#, &accept(), &a), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "expired");
 }
 
 /// The approval carried behind the upstream's own `input_required` is bound to the upstream's
@@ -610,4 +628,333 @@ fn the_carried_approval_cannot_restart_the_call() {
     }
     assert_eq!(g.count("asked"), 1);
     assert!(fresh_runs <= 1, "one approval started the call {fresh_runs} times");
+}
+
+// --- a second review: the carry across SSE, the question's redaction, callers, batches, ids ---
+
+fn question_state(g: &Gw) -> String {
+    let (_, body) = g.reply().unwrap_or_else(|| panic!("no question"));
+    body["result"]["requestState"].as_str().unwrap_or_else(|| panic!("no state: {body}")).to_owned()
+}
+
+fn question_message(g: &Gw) -> String {
+    let (_, body) = g.reply().unwrap();
+    body["result"]["inputRequests"][INPUT_KEY]["params"]["message"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned()
+}
+
+/// Asks about `tool` and retries approved; returns the flow of the forwarded retry.
+fn approved(g: &mut Gw, tool: &str, args: &str) -> RequestFlow {
+    let (_, step) = g.post("alice", &first(1, tool, args, CAPS), false);
+    assert_eq!(step, Step::Answered);
+    let state = question_state(g);
+    let (flow, step) = g.post("alice", &retry(2, tool, args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+    flow
+}
+
+fn upstream_asks(id: u32, theirs: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"result":{"resultType":"input_required",
+        "inputRequests":{"prefs":{"method":"elicitation/create","params":{"message":"Seat?","requestedSchema":{"type":"object","properties":{}}}}},
+        "requestState": theirs}})
+}
+
+fn trips() -> Rc<Policy> {
+    policy(json!({"rules": [{"id": "trips", "match": {"names": ["book_trip"]}, "action": "confirm"}]}))
+}
+
+fn sse_events(body: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body);
+    text.split("\n\n")
+        .filter_map(|ev| {
+            let data: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data:").map(str::trim_start)).collect();
+            (!data.is_empty() && !data.join("").trim().is_empty()).then(|| serde_json::from_str(&data.join("\n")).unwrap())
+        })
+        .collect()
+}
+
+// --- (1) the carry inspector across SSE ---
+
+/// The upstream's `input_required` on a stream: after a progress notification, with SSE `id:`
+/// fields, split across chunks in the middle of its state. The carried state works.
+#[test]
+fn sse_carry_survives_chunks_ids_and_notifications() {
+    let args = r#"{"destination":"Paris"}"#;
+    let mut g = Gw::new(trips());
+    let mut flow = approved(&mut g, "book_trip", args);
+    let theirs = "v1.eyJzIjoxfQ~sig";
+    let progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
+    let stream = format!("id: 1\nretry: 500\ndata: {progress}\n\nid: 2\nevent: message\ndata: {}\n\n", upstream_asks(2, theirs));
+    let cut = stream.find("eyJzIjox").unwrap() + 3;
+    let (a, b) = stream.as_bytes().split_at(cut);
+    let out = g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "text/event-stream")], &[a, b]);
+    let events = sse_events(&out.body);
+    assert_eq!(events.len(), 2, "{}", String::from_utf8_lossy(&out.body));
+    let carried = events[1]["result"]["requestState"].as_str().unwrap().to_owned();
+    assert!(carried.starts_with("mcpw1.") && carried.ends_with(&format!("~{theirs}")), "{carried}");
+    let prefs = json!({"prefs": {"action": "accept", "content": {"seat": "window"}}});
+    let (_, step) = g.post("alice", &retry(3, "book_trip", args, &prefs, &carried), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+    let forwarded: Value = serde_json::from_slice(&g.host.http.body).unwrap();
+    assert_eq!(forwarded["params"]["requestState"], theirs);
+}
+
+/// What held: on an approved call's stream, an answer to another id is withheld (never
+/// carried), an error answer passes untouched, and a result that is not `input_required` gets
+/// no state of ours.
+#[test]
+fn sse_foreign_answers_errors_and_complete_results_get_no_state() {
+    let args = r#"{"destination":"Paris"}"#;
+    for (message, expect) in [
+        (upstream_asks(7, "v1.x").to_string(), "withheld"),
+        (r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"input_required"}}"#.to_owned(), "error"),
+        (r#"{"jsonrpc":"2.0","id":2,"result":{"resultType":"complete","content":[],"requestState":"x"}}"#.to_owned(), "complete"),
+    ] {
+        let mut g = Gw::new(trips());
+        let mut flow = approved(&mut g, "book_trip", args);
+        let stream = format!("data: {message}\n\n");
+        let out = g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "text/event-stream")], &[stream.as_bytes()]);
+        let events = sse_events(&out.body);
+        let text = events[0].to_string();
+        assert!(!text.contains("mcpw1."), "{expect}: {text}");
+        match expect {
+            "withheld" => assert_eq!(events[0]["error"]["code"], -31502, "{text}"),
+            "error" => assert_eq!(events[0], serde_json::from_str::<Value>(&message).unwrap()),
+            _ => assert_eq!(events[0]["result"]["requestState"], "x"),
+        }
+    }
+}
+
+/// The carry inspector runs after the content scan: when the scan redacts the upstream's state (a
+/// plain-text state holding an IBAN: `pii` redacts by default), ours is bound to the state as the
+/// client receives it, and the client's echo of it is no forgery.
+#[test]
+fn a_state_the_content_scan_redacts_is_not_refused_as_forged() {
+    let args = r#"{"destination":"Paris"}"#;
+    let mut g = Gw::new(trips());
+    let mut flow = approved(&mut g, "book_trip", args);
+    let theirs = "step2;payee=DE89370400440532013000";
+    let out = g.host.respond(
+        &mut flow,
+        &[(":status", "200"), ("content-type", "application/json")],
+        &[upstream_asks(2, theirs).to_string().as_bytes()],
+    );
+    let seen: Value = serde_json::from_slice(&out.body).unwrap();
+    let carried = seen["result"]["requestState"].as_str().unwrap_or_else(|| panic!("{seen}")).to_owned();
+    let prefs = json!({"prefs": {"action": "accept", "content": {"seat": "window"}}});
+    g.post("alice", &retry(3, "book_trip", args, &prefs, &carried), false);
+    let why = g.reply().map(|(_, r)| r["error"]["data"]["why"].clone());
+    assert_ne!(why, Some(json!("forged")), "the client echoed what the gateway sent it ({carried}) and was called a forger");
+}
+
+// --- (2) the question's redaction skip ---
+
+/// A detector the policy turns `off` finds nothing on the wire, yet the question still redacts
+/// its secret (the redaction scan is skipped only when every detector looked and found nothing).
+#[test]
+fn a_detector_turned_off_still_never_shows_its_secret_in_the_question() {
+    let key = "AKIA".to_owned() + "Z7Q2LM4NX8PW3KJD";
+    let iban = "DE89370400440532013000";
+    let mut shown = Vec::new();
+    for (scan, args, secret) in [
+        (json!({"detectors": {"aws_access_key_id": "off"}}), format!(r#"{{"key":"{key}"}}"#), key.as_str()),
+        (json!({"classes": {"pii": "off"}}), format!(r#"{{"to":"{iban}"}}"#), iban),
+    ] {
+        let mut g = Gw::new(policy(json!({"content_scan": scan})));
+        let (_, step) = g.post("alice", &first(1, "deploy", &args, CAPS), false);
+        assert_eq!(step, Step::Answered);
+        let m = question_message(&g);
+        if m.contains(secret) {
+            shown.push(format!("{scan}: {m}"));
+        }
+    }
+    assert!(shown.is_empty(), "{shown:#?}");
+}
+
+/// What held: a suppression is reported at `info`, counts as a finding, and the question
+/// redacts; so does a body the scan did not reach the end of (oversize warn) and a policy
+/// that scans responses only.
+#[test]
+fn suppressions_oversize_and_response_only_scans_still_redact_the_question() {
+    let key = "AKIA".to_owned() + "Z7Q2LM4NX8PW3KJD";
+    let pad = "x".repeat(2000);
+    for scan in [
+        json!({"suppressions": [{"detectors": ["aws_access_key_id"], "tools": ["deploy"]}]}),
+        json!({"max_scan_bytes": 1024, "oversize": "warn"}),
+        json!({"directions": ["response"]}),
+    ] {
+        let mut g = Gw::new(policy(json!({"content_scan": scan})));
+        let args = format!(r#"{{"pad":"{pad}","key":"{key}"}}"#);
+        let (_, step) = g.post("alice", &first(1, "deploy", &args, CAPS), false);
+        assert_eq!(step, Step::Answered, "{scan}");
+        let m = question_message(&g);
+        assert!(!m.contains(&key), "{scan}: {m}");
+    }
+}
+
+// --- (3) the caller across rounds ---
+
+/// The state binds the correlation key (README "Confirm"), which includes the client fingerprint
+/// (source address without its port, user agent) for every principal: the same user's retry
+/// from another address is another caller. What the issue asks the state to bind; a new
+/// connection from the same client keeps it (below).
+#[test]
+fn a_retry_from_another_address_is_another_caller() {
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({})));
+    g.agent = Some("node".into());
+    g.address = Some("203.0.113.7:50123".into());
+    g.post("alice", &first(1, "deploy", args, CAPS), false);
+    let state = question_state(&g);
+    g.address = Some("203.0.113.8:40001".into());
+    g.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(g.reply().unwrap().1["error"]["data"]["why"], "caller");
+}
+
+/// What held: a new connection (another port) and the same user agent keep the binding.
+#[test]
+fn a_new_connection_from_the_same_client_keeps_the_binding() {
+    let args = r#"{"env":"prod"}"#;
+    let mut g = Gw::new(policy(json!({"principal": {"sources": []}})));
+    g.agent = Some("node".into());
+    g.address = Some("203.0.113.7:50123".into());
+    g.post("anyone", &first(1, "deploy", args, CAPS), false);
+    let state = question_state(&g);
+    g.address = Some("203.0.113.7:50999".into());
+    let (_, step) = g.post("anyone", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Continue, "{:?}", g.reply());
+}
+
+// --- (4) confirmations left unasked ---
+
+fn legacy_call(id: u32, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+}
+
+fn post_batch(g: &mut Gw, batch: &[Value]) -> Step {
+    let body = serde_json::to_vec(batch).unwrap();
+    g.post_as("alice", &body, "tools/call", None, true).1
+}
+
+/// `confirm.sensitive_tools` holds in a legacy batch too: the element cannot be asked, so the
+/// batch is refused, as the lone call is.
+#[test]
+fn a_sensitive_tool_in_a_legacy_batch_is_refused() {
+    let p = policy(json!({"rules": [], "eras": {"legacy_batches": true},
+        "tool_integrity": {"sensitive_tools": ["wire_*"]}, "confirm": {"sensitive_tools": true}}));
+    let mut g = Gw::new(p);
+    let list = r#"{"jsonrpc":"2.0","id":0,"method":"tools/list","params":{}}"#;
+    let (mut flow, step) = g.post_as("alice", list.as_bytes(), "tools/list", None, true);
+    assert_eq!(step, Step::Continue);
+    let tools = json!({"jsonrpc":"2.0","id":0,"result":{"tools":[
+        {"name":"wire_money","description":"Sends money","inputSchema":{"type":"object"}}]}});
+    g.host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[tools.to_string().as_bytes()]);
+    // Alone, the legacy call cannot be asked: refused.
+    let one = legacy_call(1, "wire_money", json!({"to": "mallory"}));
+    let (_, step) = g.post_as("alice", one.to_string().as_bytes(), "tools/call", None, true);
+    assert_eq!(step, Step::Answered, "the lone call is refused");
+    // In a batch too.
+    let step = post_batch(&mut g, &[legacy_call(2, "echo", json!({})), legacy_call(3, "wire_money", json!({"to": "mallory"}))]);
+    assert_eq!(step, Step::Answered, "forwarded unconfirmed: {}", String::from_utf8_lossy(&g.host.http.body));
+}
+
+/// A content-scan class set to `confirm` flagging a batch element refuses the batch, under
+/// `unsupported: allow` too, with the array a batch is answered with.
+#[test]
+fn a_batch_element_the_content_scan_flags_for_confirmation_is_refused_as_a_batch() {
+    let iban = "DE89370400440532013000";
+    let mut wrong = Vec::new();
+    for unsupported in ["allow", "deny"] {
+        let p = policy(json!({"rules": [], "eras": {"legacy_batches": true},
+            "content_scan": {"classes": {"pii": "confirm"}}, "confirm": {"unsupported": unsupported}}));
+        let mut g = Gw::new(p);
+        let step = post_batch(&mut g, &[legacy_call(1, "echo", json!({})), legacy_call(2, "pay", json!({"to": iban}))]);
+        match g.reply() {
+            _ if step != Step::Answered => {
+                wrong.push(format!("{unsupported}: forwarded: {}", String::from_utf8_lossy(&g.host.http.body)))
+            }
+            Some((_, body)) if !body.is_array() => wrong.push(format!("{unsupported}: answered with one object: {body}")),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+// --- (5), (6) ids, names, malformed replies ---
+
+/// What held: id 0, string ids with escapes and names with quotes, newlines and non-ASCII
+/// give one valid question keeping the id; a missing id is refused, never asked.
+#[test]
+fn odd_ids_and_names_give_valid_questions() {
+    let p = policy(json!({"rules": [{"id": "all", "match": {"methods": ["tools/call"]}, "action": "confirm",
+                                      "reason": "\"why\" \\ é </script>"}]}));
+    let mut asked = 0;
+    for (id, name) in [("0", "deploy"), (r#""a\"b\\c\u00e9""#, "de\"p\\loy"), ("-1.5e3", "d\u{e9}ploy\u{2028}x")] {
+        let mut g = Gw::new(Rc::clone(&p));
+        let body = first_with_id(id, name, r#"{"s":"\u0000\"\n"}"#, CAPS);
+        let (_, step) = g.post_as("alice", body.as_bytes(), "tools/call", Some(name), false);
+        if step != Step::Answered {
+            continue; // the name did not pass the routing-header check
+        }
+        let (status, raw) = g.raw_reply().unwrap();
+        let v: Value = serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{id}: {e}: {}", String::from_utf8_lossy(&raw)));
+        if status == 200 {
+            assert_eq!(v["id"], serde_json::from_str::<Value>(id).unwrap(), "{v}");
+            assert!(v["result"]["inputRequests"][INPUT_KEY]["params"]["message"].as_str().unwrap().contains(name));
+            asked += 1;
+        }
+    }
+    assert!(asked >= 2, "{asked}");
+    // A notification under the rule.
+    let mut g = Gw::new(Rc::clone(&p));
+    let note = r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"deploy","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}}"#;
+    let (_, step) = g.post_as("alice", note.as_bytes(), "tools/call", Some("deploy"), false);
+    assert_eq!(step, Step::Answered, "{}", String::from_utf8_lossy(&g.host.http.body));
+    if let Some((_, r)) = g.reply() {
+        assert!(r.get("result").is_none(), "a notification is never asked: {r}");
+    }
+}
+
+// --- (7) README claims ---
+
+/// A state the upstream hands out that is not ours passes untouched where no rule asks, also
+/// one spelled `mcpw1.…` (an upstream behind its own mcp-warden, with another key: ours carry
+/// our key's id).
+#[test]
+fn an_upstream_state_spelled_like_ours_passes_where_no_rule_asks() {
+    let mut g = Gw::new(policy(json!({"rules": []})));
+    let (mut flow, step) = g.post("alice", &first(1, "echo", "{}", CAPS), false);
+    assert_eq!(step, Step::Continue);
+    let theirs = "mcpw1.AQEAAAGLz-VoAA.inner-gateway-mac";
+    let out = g.host.respond(
+        &mut flow,
+        &[(":status", "200"), ("content-type", "application/json")],
+        &[upstream_asks(1, theirs).to_string().as_bytes()],
+    );
+    let seen: Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(seen["result"]["requestState"], theirs);
+    let prefs = json!({"prefs": {"action": "accept", "content": {}}});
+    let (_, step) = g.post("alice", &retry(2, "echo", "{}", &prefs, theirs), false);
+    assert_eq!(step, Step::Continue, "the upstream's own state was refused: {:?}", g.reply());
+}
+
+/// The carried approval lives from when the upstream's question passes: a slow upstream does not
+/// hand the user a state that is already expired.
+#[test]
+fn the_carried_approval_lives_from_when_the_upstream_asks() {
+    let args = r#"{"destination":"Paris"}"#;
+    let mut g = Gw::new(policy(json!({"rules": [{"id": "trips", "match": {"names": ["book_trip"]}, "action": "confirm"}],
+                                       "confirm": {"ttl_secs": 60}})));
+    let mut flow = approved(&mut g, "book_trip", args);
+    g.host.clock.advance_ms(59_000); // the upstream works for 59 s, then asks
+    let out = g.host.respond(
+        &mut flow,
+        &[(":status", "200"), ("content-type", "application/json")],
+        &[upstream_asks(2, "v1.theirs").to_string().as_bytes()],
+    );
+    let seen: Value = serde_json::from_slice(&out.body).unwrap();
+    let carried = seen["result"]["requestState"].as_str().unwrap().to_owned();
+    g.host.clock.advance_ms(5_000); // the user answers within 5 s
+    let prefs = json!({"prefs": {"action": "accept", "content": {"seat": "window"}}});
+    let (_, step) = g.post("alice", &retry(3, "book_trip", args, &prefs, &carried), false);
+    assert_eq!(step, Step::Continue, "answered 5 s after being asked: {:?}", g.reply());
 }

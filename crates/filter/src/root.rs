@@ -64,7 +64,7 @@ fn init_state_tables(p: &Policy) {
         ("tool name set", name_sets(slots).table),
         ("list change", baselines::list_changes()),
         ("tool name skeleton", mcp_warden_core::integrity::poison::skeletons()),
-        ("confirmation replay", confirm::replay::table(p.confirm.replay_slots)),
+        ("confirmation replay", confirm::replay::table()),
     ] {
         if let Err(e) = table.init(&mut SharedDataKv) {
             abi::log(LogLevel::Error, &format!("mcp-warden: cannot initialise the {what} table: {e:?}"));

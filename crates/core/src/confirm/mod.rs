@@ -150,7 +150,7 @@ pub fn gate(policy: &Policy, vm: &mut ConfirmVm, pending: Option<Pending<'_>>, c
     let parsed = Parsed::of(call.body);
     let state = parsed.member("requestState").and_then(|m| edit::string_at(call.body, m.value));
     let (ours, theirs) = match state.as_deref() {
-        Some(s) => seal::split(s),
+        Some(s) => seal::split(s, vm.key.as_ref().map(ConfirmKey::prefix)),
         None => (None, None),
     };
     let Some(token) = ours else {
@@ -291,7 +291,7 @@ fn forward(
     theirs: Option<&str>,
     kv: &mut dyn Kv,
 ) -> Gate {
-    let table = replay::table(policy.confirm.replay_slots);
+    let table = replay::table();
     match replay::use_once(kv, &table, &st.nonce, st.expires_ms, call.now_ms) {
         Ok(true) => {}
         Ok(false) => return Gate::refuse("replayed"),
@@ -300,8 +300,9 @@ fn forward(
     let Some(body) = strip(call.body, theirs) else { return Gate::refuse("forged") };
     let carry = match (pending, vm.key.clone()) {
         (Some(_), Some(key)) => {
+            // Its lifetime starts when the upstream asks (the inspector seals it then).
             let approved = state(vm, &key, Kind::Approved, st.binding, call.now_ms, policy.confirm.ttl_ms);
-            Some(carry::CarryApproval::new(key, approved))
+            Some(carry::CarryApproval::new(key, approved, policy.confirm.ttl_ms))
         }
         _ => None,
     };

@@ -4,15 +4,23 @@
 //! nonces refuses new ones ([`StoreError::Full`]): the step then fails closed.
 //!
 //! Per pod: a state replayed on another replica is not seen here (README "Confirm" says so;
-//! the state's short lifetime bounds it).
+//! the state's short lifetime bounds it). The size is fixed ([`SLOTS`]): a nonce's slot depends
+//! on it, and a table that changed size under a policy swap would forget the nonces used.
 
 use crate::ports::Kv;
 use crate::state::slots::{SlotTable, StoreError, NEVER_EVICT};
 
 /// Ways probed per nonce.
 const WAYS: u32 = 8;
+/// Used states each pod remembers at once (live ones are never evicted: past this many approvals
+/// within one state lifetime, confirmations fail closed).
+pub const SLOTS: u32 = 8192;
 
-pub fn table(capacity: u32) -> SlotTable {
+pub fn table() -> SlotTable {
+    table_of(SLOTS)
+}
+
+fn table_of(capacity: u32) -> SlotTable {
     SlotTable::new("cfm", capacity, WAYS)
 }
 
@@ -38,7 +46,7 @@ mod tests {
     #[test]
     fn a_nonce_is_good_once_until_it_expires() {
         let mut kv = FakeKv::default();
-        let t = table(16);
+        let t = table_of(16);
         t.init(&mut kv).unwrap();
         assert_eq!(use_once(&mut kv, &t, &[1; 16], 2000, 1000), Ok(true));
         assert_eq!(use_once(&mut kv, &t, &[1; 16], 2000, 1500), Ok(false));
@@ -48,7 +56,7 @@ mod tests {
     #[test]
     fn live_nonces_are_never_evicted_and_a_full_table_fails_closed() {
         let mut kv = FakeKv::default();
-        let t = table(4);
+        let t = table_of(4);
         t.init(&mut kv).unwrap();
         for i in 0..4u8 {
             assert_eq!(use_once(&mut kv, &t, &[i; 16], 10_000, 1000), Ok(true));
@@ -57,7 +65,10 @@ mod tests {
         for i in 0..4u8 {
             assert_eq!(use_once(&mut kv, &t, &[i; 16], 10_000, 2000), Ok(false), "still used");
         }
-        // Once they expire, the slots are free again.
+        // At their expiry millisecond they are still kept (their states are refused from then
+        // on, but evicting them then would make them good again one millisecond early).
+        assert_eq!(use_once(&mut kv, &t, &[9; 16], 20_000, 10_000), Err(StoreError::Full));
+        // Once they are past, the slots are free again.
         assert_eq!(use_once(&mut kv, &t, &[9; 16], 20_000, 10_001), Ok(true));
     }
 }

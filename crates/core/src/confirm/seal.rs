@@ -1,8 +1,10 @@
 //! The gateway's own `requestState`: what a confirmation binds, sealed so that any replica with
 //! the key can check a retry and nobody without it can make or change one.
 //!
-//! `mcpw1.<payload>.<mac>`, both base64url without padding; `mac` is HMAC-SHA256 over
-//! `mcpw1.<payload>` with the key from `WARDEN_CONFIRM_KEY`. The payload (106 bytes): a version
+//! `mcpw1.<kid>.<payload>.<mac>`: `kid` names the key (8 hex of a digest of it, so a state from
+//! another gateway with another key, an upstream behind its own mcp-warden, is that upstream's
+//! and passes); `payload` and `mac` are base64url without padding; `mac` is HMAC-SHA256 over
+//! everything before it with the key from `WARDEN_CONFIRM_KEY`. The payload (106 bytes): a version
 //! byte, a kind byte ([`Kind`]), the expiry (ms, big-endian), a 16-byte nonce (single use: the
 //! replay table) and five 16-byte digests of what the state is bound to ([`Binding`]). The
 //! digests are separate so that a refusal can say which binding failed. Nothing in it is a
@@ -15,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-/// Every state the gateway issues starts so; a `requestState` that does not is the upstream's.
+/// Every state an mcp-warden issues starts so, then its key's id ([`ConfirmKey::prefix`]).
 pub const PREFIX: &str = "mcpw1.";
 /// Between the gateway's state and the upstream's it carries.
 pub const CARRY_SEPARATOR: char = '~';
@@ -25,7 +27,11 @@ const PAYLOAD_LEN: usize = 2 + 8 + 16 + 5 * 16;
 
 /// The confirmation key: 32 bytes, from the environment (a Kubernetes Secret), never logged.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ConfirmKey([u8; 32]);
+pub struct ConfirmKey {
+    key: [u8; 32],
+    /// `mcpw1.<kid>.`: what every state this key seals starts with.
+    prefix: String,
+}
 
 impl std::fmt::Debug for ConfirmKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,19 +40,26 @@ impl std::fmt::Debug for ConfirmKey {
 }
 
 impl ConfirmKey {
-    pub fn new(bytes: [u8; 32]) -> ConfirmKey {
-        ConfirmKey(bytes)
+    pub fn new(key: [u8; 32]) -> ConfirmKey {
+        let kid = Sha256::new().chain_update(b"mcpw/confirm/kid\0").chain_update(key).finalize();
+        let prefix = format!("{PREFIX}{}.", hex::encode(kid.get(..4).unwrap_or(&[])));
+        ConfirmKey { key, prefix }
+    }
+
+    /// What every state this key seals starts with: a `requestState` that does not is not ours.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// 64 hex characters (what `warden keygen` writes), surrounding whitespace ignored.
     pub fn from_hex(text: &str) -> Result<ConfirmKey, &'static str> {
         let bytes = hex::decode(text.trim()).map_err(|_| "is not hex")?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| "must be 32 bytes (64 hex characters)")?;
-        Ok(ConfirmKey(key))
+        Ok(ConfirmKey::new(key))
     }
 
     fn mac(&self, message: &[u8]) -> [u8; 32] {
-        hmac_sha256(&self.0, message)
+        hmac_sha256(&self.key, message)
     }
 }
 
@@ -168,8 +181,8 @@ impl State {
         for d in [&b.caller, &b.call, &b.arguments, &b.rule, &b.carried] {
             payload.extend_from_slice(d);
         }
-        let mut token = String::with_capacity(PREFIX.len() + 100 + 1 + 43);
-        token.push_str(PREFIX);
+        let mut token = String::with_capacity(key.prefix.len() + 142 + 1 + 43);
+        token.push_str(&key.prefix);
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let mac = key.mac(token.as_bytes());
         token.push('.');
@@ -187,7 +200,7 @@ impl State {
         if mac.len() != expected.len() || mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
             return Err(Broken::Forged);
         }
-        let payload = signed.strip_prefix(PREFIX).ok_or(Broken::Forged)?;
+        let payload = signed.strip_prefix(key.prefix.as_str()).ok_or(Broken::Forged)?;
         let p = URL_SAFE_NO_PAD.decode(payload).map_err(|_| Broken::Forged)?;
         if p.len() != PAYLOAD_LEN || p.first() != Some(&VERSION) {
             return Err(Broken::Forged);
@@ -207,10 +220,11 @@ impl State {
     }
 }
 
-/// A `requestState` as the client sent it: the gateway's token (when it starts with [`PREFIX`])
-/// and the upstream's state carried behind it (or the whole string, when it is not ours).
-pub fn split(request_state: &str) -> (Option<&str>, Option<&str>) {
-    if !request_state.starts_with(PREFIX) {
+/// A `requestState` as the client sent it: the gateway's token (when it starts with `ours`, the
+/// key's [`ConfirmKey::prefix`]) and the upstream's state carried behind it (or the whole
+/// string, when it is not ours; everything is the upstream's for a gateway without a key).
+pub fn split<'s>(request_state: &'s str, ours: Option<&str>) -> (Option<&'s str>, Option<&'s str>) {
+    if !ours.is_some_and(|p| request_state.starts_with(p)) {
         return (None, Some(request_state));
     }
     match request_state.split_once(CARRY_SEPARATOR) {
@@ -269,7 +283,8 @@ mod tests {
     fn a_sealed_state_opens_with_its_key_only() {
         let k = ConfirmKey::new([1; 32]);
         let token = state().seal(&k);
-        assert!(token.starts_with(PREFIX) && !token.contains(CARRY_SEPARATOR));
+        assert!(token.starts_with(k.prefix()) && !token.contains(CARRY_SEPARATOR));
+        assert!(k.prefix().starts_with(PREFIX) && k.prefix() != ConfirmKey::new([2; 32]).prefix());
         assert_eq!(State::open(&token, &k), Ok(state()));
         assert_eq!(State::open(&token, &ConfirmKey::new([2; 32])), Err(Broken::Forged));
     }
@@ -278,7 +293,7 @@ mod tests {
     fn any_change_to_a_token_breaks_it() {
         let k = ConfirmKey::new([1; 32]);
         let token = state().seal(&k);
-        for i in PREFIX.len()..token.len() {
+        for i in 0..token.len() {
             let mut b = token.clone().into_bytes();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
             let t = String::from_utf8(b).unwrap();
@@ -293,11 +308,15 @@ mod tests {
 
     #[test]
     fn split_and_join_keep_the_upstreams_state_byte_for_byte() {
+        let ours = Some("mcpw1.0a0b0c0d.");
         let theirs = "eyJ4IjoxfQ.~weird~";
-        let joined = join("mcpw1.AAA.BBB", Some(theirs));
-        assert_eq!(split(&joined), (Some("mcpw1.AAA.BBB"), Some(theirs)));
-        assert_eq!(split("mcpw1.AAA.BBB"), (Some("mcpw1.AAA.BBB"), None));
-        assert_eq!(split("theirs~x"), (None, Some("theirs~x")));
+        let joined = join("mcpw1.0a0b0c0d.AAA.BBB", Some(theirs));
+        assert_eq!(split(&joined, ours), (Some("mcpw1.0a0b0c0d.AAA.BBB"), Some(theirs)));
+        assert_eq!(split("mcpw1.0a0b0c0d.AAA.BBB", ours), (Some("mcpw1.0a0b0c0d.AAA.BBB"), None));
+        assert_eq!(split("theirs~x", ours), (None, Some("theirs~x")));
+        // Another gateway's state (another key) is the upstream's; without a key, all is.
+        assert_eq!(split("mcpw1.ffffffff.AAA.BBB", ours), (None, Some("mcpw1.ffffffff.AAA.BBB")));
+        assert_eq!(split(&joined, None), (None, Some(joined.as_str())));
     }
 
     #[test]
@@ -306,5 +325,6 @@ mod tests {
         assert!(ConfirmKey::from_hex("abc").is_err());
         assert!(ConfirmKey::from_hex(&"ab".repeat(31)).is_err());
         assert_eq!(format!("{:?}", ConfirmKey::new([9; 32])), "ConfirmKey(..)");
+        assert_eq!(ConfirmKey::from_hex(&"09".repeat(32)).unwrap(), ConfirmKey::new([9; 32]));
     }
 }

@@ -3,6 +3,9 @@
 //! order; the first element refused refuses the whole batch (nothing of it is forwarded), and the
 //! elements after it are not decided. Each element gets its own receipt ([`BatchElement`]).
 //!
+//! An element a confirmation covers (a `confirm` rule, a sensitive tool) is refused as a client
+//! that cannot be asked (MRTR answers one request), and so is an element that is an MRTR retry.
+//!
 //! Each element also passes the request-side integrity checks a lone request passes (a
 //! `tools/call` against its baseline or pin, a task against its creator). An element whose answer
 //! the response pipeline would have to read (a list the policy filters or tool integrity reads,
@@ -25,6 +28,8 @@ use super::reply::{self, LocalReply};
 
 /// Rule id of the refusal of a batch element whose answer must be inspected.
 pub const RULE_INSPECTED_ANSWER: &str = "batch:inspected_answer";
+/// Rule id of the refusal of a batch element that is an MRTR retry.
+pub const RULE_MRTR_RETRY: &str = "batch:mrtr_retry";
 /// Rule id in the receipt of an element that was not decided because an earlier one was refused.
 pub const RULE_NOT_DECIDED: &str = "batch:refused";
 
@@ -59,6 +64,21 @@ pub fn decide_batch(
             continue;
         }
         let mut v = enforce(policy, remote_kill, principal, &request, upstream, kv, now_ms);
+        if v.action == Action::Allow && crate::confirm::sensitive(policy, &request) {
+            // Nobody can be asked about a batch element: refused as a client that cannot be.
+            v.action = Action::Confirm { reason: String::new() };
+            v.rule_id = Some(crate::confirm::SENSITIVE_RULE.to_owned());
+        }
+        if v.action == Action::Allow && request.is_mrtr_retry {
+            // MRTR answers one request: a retry has no place in a 2025-11-25 batch (and a state
+            // of the gateway's in one must not reach the upstream unchecked).
+            v.action = Action::Deny {
+                reason: "a multi round-trip retry (requestState / inputResponses) cannot travel in a batch: send it on its own"
+                    .to_owned(),
+                hide: false,
+            };
+            v.rule_id = Some(RULE_MRTR_RETRY.to_owned());
+        }
         if v.action == Action::Allow {
             integrity_checks(policy, &mut v, &request, at, kv, vm, findings);
         }
@@ -82,7 +102,7 @@ pub fn decide_batch(
 }
 
 /// A batch is answered with an array (JSON-RPC 2.0 §6).
-fn as_batch_answer(mut r: LocalReply) -> LocalReply {
+pub(super) fn as_batch_answer(mut r: LocalReply) -> LocalReply {
     r.body = format!("[{}]", r.body);
     r
 }

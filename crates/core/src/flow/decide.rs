@@ -163,10 +163,18 @@ pub fn decide<'a>(
         correlation: correlation.as_str(),
         upstream: &facts.upstream,
         now_ms: facts.now_ms,
+        // Nothing to redact in the question only when the scan looked for every detector and
+        // found nothing (a detector switched off finds nothing, but its secret is still one).
         scanned_clean: policy.scan.scans(Direction::Request)
+            && policy.scan.looks_for_every_detector()
             && !findings.iter().any(|f| f.inspector == crate::content_scan::NAME),
     };
-    let (verdict, reply, confirmed, carry) = confirm_call(policy, verdict, reply, pending, &call, kv, vm, &mut findings);
+    let (verdict, reply, confirmed, carry) = if batch.is_empty() {
+        confirm_call(policy, verdict, reply, pending, &call, kv, vm, &mut findings)
+    } else {
+        let (verdict, reply) = refuse_flagged_batch(verdict, reply, pending, &facts.request);
+        (verdict, reply, None, None)
+    };
     let request_body = confirmed.or(request_body);
     let at = Remembered {
         principal: &principal,
@@ -189,8 +197,10 @@ pub fn decide<'a>(
     } else {
         message_inspectors(policy, &verdict)
     };
+    // Last: it wraps the upstream's state as the client will receive it (after the content
+    // scan, which may redact it), and its own token is nobody else's to read.
     if let Some(approval) = carry.filter(|_| verdict.action == Action::Allow) {
-        inspectors.insert(0, Box::new(approval));
+        inspectors.push(Box::new(approval));
     }
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
@@ -298,6 +308,23 @@ fn confirm_call(
         }
         None => (verdict, reply, g.body, g.carry),
     }
+}
+
+/// A legacy batch whose body the content scan flags for confirmation: nobody can be asked about
+/// a batch (MRTR answers one request), so it is refused as a client that cannot be asked, with
+/// a batch's answer (an array; no one element's id: the scan read the whole body).
+fn refuse_flagged_batch(
+    mut verdict: Verdict,
+    reply: Option<LocalReply>,
+    pending: Option<(String, String)>,
+    req: &McpRequest,
+) -> (Verdict, Option<LocalReply>) {
+    let Some((rule, _)) = pending.filter(|_| verdict.action == Action::Allow) else { return (verdict, reply) };
+    verdict.action = Action::ConfirmRefused { why: "unsupported" };
+    verdict.rule_id = Some(rule);
+    let whole = McpRequest { id: None, ..req.clone() };
+    let reply = reply::for_action(&verdict.action, &whole).map(super::batch::as_batch_answer);
+    (verdict, reply)
 }
 
 /// The content scan of what the client sends, on a request everything else let through: a

@@ -3,18 +3,16 @@
 //! sensitive). The asking itself is [`crate::confirm`].
 //!
 //! ```json
-//! "confirm": { "ttl_secs": 300, "unsupported": "deny", "sensitive_tools": true, "replay_slots": 4096 }
+//! "confirm": { "ttl_secs": 300, "unsupported": "deny", "sensitive_tools": true }
 //! ```
 
 use serde::Deserialize;
 
 use super::error::{err, ConfigError};
-use crate::state::slots::MAX_CAPACITY;
 
 /// Longest a question stays open (and an approval carries through the upstream's own rounds).
 pub const MAX_TTL_SECS: u64 = 3600;
 const DEFAULT_TTL_SECS: u64 = 300;
-const DEFAULT_REPLAY_SLOTS: u32 = 4096;
 
 /// What happens to a call that needs confirmation from a client that cannot be asked (a
 /// 2025-11-25 client, a 2026-07-28 client that declared no form elicitation, a legacy batch, a
@@ -41,28 +39,16 @@ pub struct ConfirmSpec {
     /// Calls to tools matching `tool_integrity.sensitive_tools` need confirmation too.
     #[serde(default)]
     pub sensitive_tools: bool,
-    /// Confirmations each pod remembers as used (each is good for one retry).
-    #[serde(default = "default_replay_slots")]
-    pub replay_slots: u32,
 }
 
 impl Default for ConfirmSpec {
     fn default() -> Self {
-        ConfirmSpec {
-            ttl_secs: DEFAULT_TTL_SECS,
-            unsupported: Unsupported::Deny,
-            sensitive_tools: false,
-            replay_slots: DEFAULT_REPLAY_SLOTS,
-        }
+        ConfirmSpec { ttl_secs: DEFAULT_TTL_SECS, unsupported: Unsupported::Deny, sensitive_tools: false }
     }
 }
 
 fn default_ttl() -> u64 {
     DEFAULT_TTL_SECS
-}
-
-fn default_replay_slots() -> u32 {
-    DEFAULT_REPLAY_SLOTS
 }
 
 /// The compiled section.
@@ -71,7 +57,6 @@ pub struct ConfirmPolicy {
     pub ttl_ms: u64,
     pub unsupported: Unsupported,
     pub sensitive_tools: bool,
-    pub replay_slots: u32,
     /// Some rule asks for confirmation, or `sensitive_tools` is set: the key must be there.
     pub used: bool,
 }
@@ -80,26 +65,16 @@ pub fn compile(spec: &ConfirmSpec, rules_confirm: bool) -> Result<ConfirmPolicy,
     if !(10..=MAX_TTL_SECS).contains(&spec.ttl_secs) {
         return Err(err("confirm.ttl_secs", format!("must be between 10 and {MAX_TTL_SECS}")));
     }
-    if spec.replay_slots == 0 || spec.replay_slots > MAX_CAPACITY {
-        return Err(err("confirm.replay_slots", format!("must be between 1 and {MAX_CAPACITY}")));
-    }
     Ok(ConfirmPolicy {
         ttl_ms: spec.ttl_secs * 1000,
         unsupported: spec.unsupported,
         sensitive_tools: spec.sensitive_tools,
-        replay_slots: spec.replay_slots,
         used: rules_confirm || spec.sensitive_tools,
     })
 }
 
 impl Default for ConfirmPolicy {
     fn default() -> Self {
-        ConfirmPolicy {
-            ttl_ms: DEFAULT_TTL_SECS * 1000,
-            unsupported: Unsupported::Deny,
-            sensitive_tools: false,
-            replay_slots: DEFAULT_REPLAY_SLOTS,
-            used: false,
-        }
+        ConfirmPolicy { ttl_ms: DEFAULT_TTL_SECS * 1000, unsupported: Unsupported::Deny, sensitive_tools: false, used: false }
     }
 }

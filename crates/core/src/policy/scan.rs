@@ -92,6 +92,12 @@ impl ScanPolicy {
             }
     }
 
+    /// True when no detector is switched off: a scan that found nothing then means there is
+    /// nothing any detector would find.
+    pub fn looks_for_every_detector(&self) -> bool {
+        self.actions.iter().all(|a| *a != ScanAction::Off)
+    }
+
     /// The action for the detector at `index`.
     pub fn action(&self, index: usize) -> ScanAction {
         self.actions.get(index).copied().unwrap_or(ScanAction::Off)
