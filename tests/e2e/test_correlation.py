@@ -8,7 +8,8 @@ the recording upstream; principals from the trusted header `x-user`):
 - the same leak across two Envoy processes (two replicas, each with its own shared data) is
   stopped by the budget they share in a real rate limit service (tests/rls: Kuadrant's limitador
   over Redis), long before either pod's own budget would; with the service down, `failure_mode:
-  deny` refuses (503) and `allow` lets through, both counted;
+  deny` refuses (503) and `allow` lets through, both counted; an approved `confirm` state used on
+  one replica is refused on the other (the service counts each approval's use);
 - a task's slow drip of inputs (`tasks/update`) against a real FastMCP + fastmcp-tasks server is
   stopped by the task's budget;
 - a read-then-send chain is stopped on the call that completes it, the same calls in the benign
@@ -116,6 +117,9 @@ RLS_LIMITS = [
      "conditions": ["kind == 'entropy_bits'"], "variables": ["principal"]},
     {"namespace": "mcp-warden", "max_value": 100000, "seconds": 3600, "name": "tool-calls",
      "conditions": ["kind == 'tool_calls'"], "variables": ["principal", "tool"]},
+    # An approved `confirm` state is good once, mesh-wide (README "Confirm").
+    {"namespace": "mcp-warden", "max_value": 1, "seconds": 600, "name": "confirm-uses",
+     "conditions": ["kind == 'confirm_uses'"], "variables": ["confirm_nonce"]},
 ]
 
 
@@ -159,6 +163,26 @@ def test_two_replicas_share_one_budget_in_the_rate_limit_service(gateway, record
         assert stat(a, "wasmcustom.mcp_warden_mesh_checks_total.outcome.failed") == 1
         rls.start_rls()
         assert call(a.url, "carol", "notes_append", {"text": "hello again"})[0] == 200
+
+
+def test_an_approved_confirmation_is_good_once_across_replicas(gateway, recorder, tmp_path):
+    """A `confirm` approval used on one replica is refused on the other: each pod's replay table
+    sees only its own uses, the rate limit service sees both (`confirm_uses`, one per nonce)."""
+    from test_confirm import approve, ask, raw
+    policy = {"principal": PRINCIPAL, "rules": [{"id": "watched", "match": {"names": ["echo"]}, "action": "confirm"}],
+              "correlation": {"mesh": {"cluster": "warden_rls", "domain": "mcp-warden", "timeout_ms": 1000}}}
+    with RlsService(RLS_LIMITS, workdir=tmp_path / "rls") as rls:
+        a, b = (gateway(TEMPLATE, upstream_port=recorder.port, plugin_config=policy, wait_mcp=True,
+                        replace={"port_value: 8282": f"port_value: {rls.rls_port}"}) for _ in range(2))
+        state = ask(a, 1, {"text": "once"}, user="dave")
+        status, body = raw(a, 2, "echo", {"text": "once"}, user="dave", extra=approve(state))
+        assert status == 200 and "result" in body, body
+        status, body = raw(b, 3, "echo", {"text": "once"}, user="dave", extra=approve(state))
+        assert (status, body["error"]["data"]["why"]) == (400, "replayed"), body
+        # A fresh question is answered once, on whichever replica.
+        state = ask(b, 4, {"text": "again"}, user="dave")
+        status, body = raw(a, 5, "echo", {"text": "again"}, user="dave", extra=approve(state))
+        assert status == 200 and "result" in body, body
 
 
 def test_a_failed_mesh_check_under_allow_passes_and_is_counted(gateway, recorder, tmp_path):

@@ -958,3 +958,32 @@ fn the_carried_approval_lives_from_when_the_upstream_asks() {
     let (_, step) = g.post("alice", &retry(3, "book_trip", args, &prefs, &carried), false);
     assert_eq!(step, Step::Continue, "answered 5 s after being asked: {:?}", g.reply());
 }
+
+/// With the mesh-wide rate limit service configured, an approved state's use is also counted
+/// there (`confirm_uses`, one per nonce): a state already used on another replica is refused as
+/// replayed when the service says it is over its limit of one.
+#[test]
+fn a_used_state_is_counted_mesh_wide_and_refused_when_another_replica_used_it() {
+    let args = r#"{"env":"prod"}"#;
+    let p = policy(json!({"correlation": {"mesh": {"cluster": "warden_rls", "domain": "d"}}}));
+    let mut g = Gw::new(Rc::clone(&p));
+    let state = ask(&mut g, "alice", args);
+    let (mut flow, step) = g.post("alice", &retry(2, "deploy", args, &accept(), &state), false);
+    assert_eq!(step, Step::Buffer, "the approved call waits for the rate limit service");
+    let (_, _, body) = g.host.http.grpc_calls.last().cloned().unwrap();
+    assert!(body.windows(12).any(|w| w == b"confirm_uses"), "the use is counted mesh-wide");
+    assert!(body.windows(13).any(|w| w == b"confirm_nonce"));
+    // The service: the last descriptor (the confirmation's) is over its limit.
+    let n = body.windows(4).filter(|w| w == b"kind").count();
+    let mut over = vec![0x08, 0x02];
+    for i in 0..n {
+        over.extend_from_slice(&[0x12, 0x02, 0x08, if i + 1 == n { 0x02 } else { 0x01 }]);
+    }
+    assert_eq!(flow.on_mesh_answer(&mut g.host.ports(), Some(&over)), Step::Answered);
+    let (status, reply) = g.reply().unwrap();
+    assert_eq!((status, reply["error"]["data"]["why"].as_str()), (400, Some("replayed")), "{reply}");
+    // The service says OK: the call goes on.
+    let state = ask(&mut g, "alice", args);
+    let (mut flow, _) = g.post("alice", &retry(3, "deploy", args, &accept(), &state), false);
+    assert_eq!(flow.on_mesh_answer(&mut g.host.ports(), Some(&[0x08, 0x01])), Step::Continue);
+}

@@ -94,6 +94,9 @@ pub struct Gate {
     pub carry: Option<carry::CarryApproval>,
     pub finding: Option<Finding>,
     pub store_error: Option<StoreError>,
+    /// The nonce of the approved state this request used up here (the mesh-wide check, when
+    /// there is one, makes sure no other replica used it too).
+    pub used: Option<[u8; 16]>,
 }
 
 impl Gate {
@@ -306,7 +309,7 @@ fn forward(
         }
         _ => None,
     };
-    Gate { body: Some(body), carry, finding: Some(finding("approved", Severity::Info)), ..Gate::default() }
+    Gate { body: Some(body), carry, finding: Some(finding("approved", Severity::Info)), used: Some(st.nonce), ..Gate::default() }
 }
 
 /// The request without the gateway's own `requestState` and `inputResponses` entry: the

@@ -5,7 +5,9 @@
 //!
 //! Descriptors, all in the policy's `domain`, each with its own `hits_addend`:
 //! - `[("principal", <principal key>), ("kind", "entropy_bits")]`, hits = the bits sent;
-//! - `[("principal", <principal key>), ("tool", <name>), ("kind", "tool_calls")]`, hits = 1.
+//! - `[("principal", <principal key>), ("tool", <name>), ("kind", "tool_calls")]`, hits = 1;
+//! - `[("confirm_nonce", <hex>), ("kind", "confirm_uses")]`, hits = 1: an approved confirmation
+//!   used (README "Confirm"); a limit of 1 per nonce makes each approval good once mesh-wide.
 //!
 //! The limits themselves live in the service's configuration (per descriptor).
 
@@ -42,6 +44,15 @@ pub fn descriptors(principal_key: &str, tool: Option<&str>, bits: u64, tool_call
         });
     }
     out
+}
+
+/// What counts an approved confirmation's use: over its limit, the state was used before
+/// (on any replica).
+pub const CONFIRM_USES: &str = "confirm_uses";
+
+/// The descriptor of one approved confirmation used (its nonce, hex).
+pub fn confirm_use(nonce_hex: String) -> Descriptor {
+    Descriptor { entries: vec![("confirm_nonce", nonce_hex), ("kind", CONFIRM_USES.to_owned())], hits: 1, kind: CONFIRM_USES }
 }
 
 /// `RateLimitRequest { domain = 1, descriptors = 2, hits_addend = 3 }`; each

@@ -169,11 +169,11 @@ pub fn decide<'a>(
             && policy.scan.looks_for_every_detector()
             && !findings.iter().any(|f| f.inspector == crate::content_scan::NAME),
     };
-    let (verdict, reply, confirmed, carry) = if batch.is_empty() {
+    let (verdict, reply, confirmed, carry, used) = if batch.is_empty() {
         confirm_call(policy, verdict, reply, pending, &call, kv, vm, &mut findings)
     } else {
         let (verdict, reply) = refuse_flagged_batch(verdict, reply, pending, &facts.request);
-        (verdict, reply, None, None)
+        (verdict, reply, None, None, None)
     };
     let request_body = confirmed.or(request_body);
     let at = Remembered {
@@ -189,7 +189,9 @@ pub fn decide<'a>(
         Some(redacted) => (redacted.as_slice(), None),
         None => (facts.body, view.as_ref()),
     };
-    let (verdict, reply, mesh) = remember(policy, verdict, reply, &facts.request, &facts.upstream, sent, at, kv, &mut findings);
+    let used = used.map(|nonce| mesh::confirm_use(hex::encode(nonce)));
+    let (verdict, reply, mesh) =
+        remember(policy, verdict, reply, &facts.request, &facts.upstream, sent, at, used, kv, &mut findings);
     // A batch's answer is read only by the content scan (a JSON array of answers): elements
     // whose answer needs a request's own inspectors refuse the batch.
     let mut inspectors = if batch.is_empty() {
@@ -287,9 +289,9 @@ fn confirm_call(
     kv: &mut dyn Kv,
     vm: &mut VmCache,
     findings: &mut Vec<Finding>,
-) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<confirm::carry::CarryApproval>) {
+) -> (Verdict, Option<LocalReply>, Option<Vec<u8>>, Option<confirm::carry::CarryApproval>, Option<[u8; 16]>) {
     if verdict.action != Action::Allow {
-        return (verdict, reply, None, None);
+        return (verdict, reply, None, None, None);
     }
     let asked = pending.as_ref().map(|(rule, reason)| confirm::Pending { rule, reason });
     let g = confirm::gate(policy, &mut vm.confirm, asked, call, kv);
@@ -304,9 +306,9 @@ fn confirm_call(
         Some(action) => {
             verdict.action = action;
             let reply = reply::for_action(&verdict.action, call.req);
-            (verdict, reply, None, None)
+            (verdict, reply, None, None, None)
         }
-        None => (verdict, reply, g.body, g.carry),
+        None => (verdict, reply, g.body, g.carry, g.used),
     }
 }
 
@@ -371,7 +373,8 @@ fn scan_request<'b>(
 
 /// What the filter remembers across requests (see [`crate::correlate`]), on a request that got
 /// this far: an allowed one is accounted and may be refused; one the content scan refused only
-/// adds its points. Returns the mesh-wide check an allowed request still waits for.
+/// adds its points. Returns the mesh-wide check an allowed request still waits for, with
+/// `confirmed` in it (an approved confirmation this request used: good once mesh-wide).
 #[allow(clippy::too_many_arguments)]
 fn remember(
     policy: &Policy,
@@ -381,6 +384,7 @@ fn remember(
     upstream: &str,
     (body, view): (&[u8], Option<&View<'_>>),
     at: Remembered<'_>,
+    confirmed: Option<mesh::Descriptor>,
     kv: &mut dyn Kv,
     findings: &mut Vec<Finding>,
 ) -> (Verdict, Option<LocalReply>, Option<MeshCheck>) {
@@ -447,7 +451,8 @@ fn remember(
     }
     let mesh = c.mesh.as_ref().and_then(|m| {
         let bits = sends.as_ref().map_or(0, |s| s.bits);
-        let descriptors = mesh::descriptors(&caller.descriptor(), tool, bits, m.tool_calls);
+        let mut descriptors = mesh::descriptors(&caller.descriptor(), tool, bits, m.tool_calls);
+        descriptors.extend(confirmed);
         (!descriptors.is_empty()).then(|| MeshCheck {
             cluster: m.cluster.clone(),
             timeout_ms: m.timeout_ms,
@@ -486,6 +491,11 @@ fn trip_action(trip: Trip, now_ms: u64) -> Action {
 pub fn mesh_action(check: &MeshCheck, answer: Option<mesh::Answer>) -> Action {
     match answer {
         Some(mesh::Answer::Ok) => Action::Allow,
+        Some(mesh::Answer::OverLimit { descriptor, .. })
+            if descriptor.and_then(|i| check.kinds.get(i)) == Some(&mesh::CONFIRM_USES) =>
+        {
+            Action::ConfirmRefused { why: "replayed" }
+        }
         Some(mesh::Answer::OverLimit { descriptor, reset_secs }) => Action::Correlated {
             why: "mesh_budget",
             detail: descriptor.and_then(|i| check.kinds.get(i)).map(|k| (*k).to_owned()),
