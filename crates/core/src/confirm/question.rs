@@ -9,6 +9,7 @@ use crate::mcp::error::push_json_string;
 use crate::mcp::Method;
 use crate::policy::scan::ScanPolicy;
 use crate::scan::engine::Found;
+use crate::scan::redact::{splice, Redaction};
 
 /// Most bytes of the arguments shown (cut at a character boundary, with `…`).
 pub const MAX_SHOWN_ARGUMENTS: usize = 600;
@@ -25,30 +26,25 @@ pub struct Shown<'a> {
 }
 
 /// `text` with what the scanner finds in it (credentials, keys, personal numbers, canaries)
-/// replaced by `[redacted]`; as it is with no `scan` (the content scan already found nothing).
+/// replaced by `[redacted]` (the scan's own [`splice`], spans widened to whole characters); as
+/// it is with no `scan` (the content scan already found nothing).
 pub fn redacted(text: &str, scan: Option<&ScanPolicy>) -> String {
     let Some(scanner) = scan.and_then(|s| s.scanner.as_deref().map(|x| (x, s.max_bytes))) else { return text.to_owned() };
     let (scanner, max_bytes) = scanner;
     let (hits, _) = scanner.scan_text(text.as_bytes(), max_bytes.max(text.len()));
-    let mut spans: Vec<(usize, usize)> =
-        hits.iter().filter(|h| matches!(h.found, Found::Detector(_) | Found::Canary(_))).map(|h| (h.span.0, h.span.1)).collect();
-    spans.sort_unstable();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for (s, e) in spans {
-        let (s, e) = (s.max(at), e.min(text.len()));
-        if s >= e {
-            continue;
-        }
-        // Spans fall on character boundaries of the text they were found in; widen otherwise.
-        let s = (0..=s).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-        let e = (e..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
-        out.push_str(text.get(at..s).unwrap_or(""));
-        out.push_str("[redacted]");
-        at = e;
+    let redactions: Vec<Redaction> = hits
+        .iter()
+        .filter(|h| matches!(h.found, Found::Detector(_) | Found::Canary(_)))
+        .map(|h| {
+            let s = (0..=h.span.0.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let e = (h.span.1.min(text.len())..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            Redaction { span: (s, e), whole_string: false, marker: "[redacted]".to_owned() }
+        })
+        .collect();
+    if redactions.is_empty() {
+        return text.to_owned();
     }
-    out.push_str(text.get(at..).unwrap_or(""));
-    out
+    String::from_utf8_lossy(&splice(text.as_bytes(), 0, &redactions.iter().collect::<Vec<_>>())).into_owned()
 }
 
 /// The arguments as shown: their compact form, redacted, then cut to the bound.

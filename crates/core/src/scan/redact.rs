@@ -72,7 +72,8 @@ fn replace_spans(content: &[u8], base: usize, mine: &[&Redaction]) -> String {
 }
 
 /// `content` (starting at offset `base` of what the spans count in) with each span replaced by
-/// its marker, in order; a span overlapping an earlier one is already gone.
+/// its marker, in order; a span inside an earlier one is already gone, and of one that overlaps
+/// an earlier one and goes on past it, the rest is replaced too.
 pub fn splice(content: &[u8], base: usize, redactions: &[&Redaction]) -> Vec<u8> {
     let mut sorted: Vec<&&Redaction> = redactions.iter().collect();
     sorted.sort_by_key(|r| r.span.0);
@@ -81,9 +82,10 @@ pub fn splice(content: &[u8], base: usize, redactions: &[&Redaction]) -> Vec<u8>
     for r in sorted {
         let s = r.span.0.saturating_sub(base).min(content.len());
         let e = r.span.1.saturating_sub(base).min(content.len());
-        if s < at {
+        if s < at && e <= at {
             continue;
         }
+        let s = s.max(at);
         out.extend_from_slice(content.get(at..s).unwrap_or_default());
         out.extend_from_slice(r.marker.as_bytes());
         at = e.max(s);
@@ -135,6 +137,14 @@ mod tests {
         assert_eq!(parsed["a"], "key=[X] tail");
         assert_eq!(parsed["n"], "[X]");
         assert_eq!(parsed["b"], "ok");
+    }
+
+    #[test]
+    fn overlapping_spans_leave_nothing_of_either() {
+        let text = b"0123456789abcdef";
+        let (a, b, inside) = (red(2, 8, false), red(5, 12, false), red(3, 4, false));
+        assert_eq!(splice(text, 0, &[&a, &b, &inside]), b"01[X][X]cdef".to_vec());
+        assert_eq!(splice(text, 0, &[&a, &inside]), b"01[X]89abcdef".to_vec());
     }
 
     #[test]
