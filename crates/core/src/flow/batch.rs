@@ -66,7 +66,7 @@ pub fn decide_batch(
         let mut v = enforce(policy, remote_kill, principal, &request, upstream, kv, now_ms);
         if v.action == Action::Allow && crate::confirm::sensitive(policy, &request) {
             // Nobody can be asked about a batch element: refused as a client that cannot be.
-            v.action = Action::Confirm { reason: String::new() };
+            v.action = Action::ConfirmRefused { why: "unsupported" };
             v.rule_id = Some(crate::confirm::SENSITIVE_RULE.to_owned());
         }
         if v.action == Action::Allow && request.is_mrtr_retry {

@@ -165,7 +165,9 @@ pub fn decide<'a>(
         now_ms: facts.now_ms,
         // Nothing to redact in the question only when the scan looked for every detector and
         // found nothing (a detector switched off finds nothing, but its secret is still one).
-        scanned_clean: policy.scan.scans(Direction::Request)
+        // Only a question reads it: requests nobody asks about skip the walk.
+        scanned_clean: pending.is_some()
+            && policy.scan.scans(Direction::Request)
             && policy.scan.looks_for_every_detector()
             && !findings.iter().any(|f| f.inspector == crate::content_scan::NAME),
     };
