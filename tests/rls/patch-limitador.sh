@@ -15,7 +15,7 @@ ver=0.14.0
 sha=77e33de992fdc347850a81f1ed242cc702900a9651a2b5d044d153a2db5e2d1a
 cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache"
 
-find_crate() { ls "$cache"/*/"limitador-$ver.crate" 2>/dev/null | head -n 1; }
+find_crate() { ls "$cache"/*/"limitador-$ver.crate" 2>/dev/null | head -n 1 || true; }
 
 mkdir -p "$out"
 crate=$(find_crate)

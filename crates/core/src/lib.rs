@@ -47,6 +47,7 @@ pub mod export;
 pub mod fake_host;
 pub mod flow;
 pub mod fold;
+pub mod hex_text;
 pub mod inspect;
 pub mod integrity;
 pub mod jcs;

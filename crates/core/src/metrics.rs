@@ -121,14 +121,26 @@ impl ToolLabels {
 /// `base.label1.value1.label2.value2`: the stat name Envoy's tag extraction splits into labels.
 /// Dots inside values would break the split, so they become `_`.
 pub fn stat_name(base: &str, labels: &[(&str, &str)]) -> String {
-    let mut s = String::from(base);
-    for (k, v) in labels {
-        s.push('.');
-        s.push_str(k);
-        s.push('.');
-        s.extend(v.chars().map(|c| if c == '.' { '_' } else { c }));
-    }
+    let mut s = String::new();
+    write_stat_name(&mut s, base, labels);
     s
+}
+
+/// [`stat_name`] into `out` (cleared first): the host keeps one buffer and looks the name up
+/// without allocating one per count.
+pub fn write_stat_name(out: &mut String, base: &str, labels: &[(&str, &str)]) {
+    out.clear();
+    out.push_str(base);
+    for (k, v) in labels {
+        out.push('.');
+        out.push_str(k);
+        out.push('.');
+        if v.contains('.') {
+            out.extend(v.chars().map(|c| if c == '.' { '_' } else { c }));
+        } else {
+            out.push_str(v);
+        }
+    }
 }
 
 #[cfg(test)]

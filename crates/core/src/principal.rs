@@ -318,7 +318,7 @@ impl CorrelationKey {
 }
 
 fn hex16(digest: &[u8]) -> String {
-    hex::encode(digest.get(..16).unwrap_or(digest))
+    crate::hex_text::lower(digest.get(..16).unwrap_or(digest))
 }
 
 /// Hash of the client's network address (port dropped: it changes per connection) and user agent.

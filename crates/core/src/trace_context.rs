@@ -55,7 +55,8 @@ pub struct Plan {
 /// no usable context, and nothing changes.
 pub fn plan(request: &McpRequest, http_traceparent: Option<&[u8]>) -> Option<Plan> {
     let ctx = TraceContext::parse(request.traceparent.as_deref()?)?;
-    let canonical = format!("00-{}-{}-{:02x}", hex::encode(ctx.trace_id), hex::encode(ctx.span_id), ctx.flags);
+    let canonical =
+        format!("00-{}-{}-{:02x}", crate::hex_text::lower(&ctx.trace_id), crate::hex_text::lower(&ctx.span_id), ctx.flags);
     // The method names the span: only a method that is plain header text (a legacy request's
     // method is whatever the client wrote).
     let method = request.method.as_deref().filter(|m| header_safe(m, MAX_ATTRIBUTE))?;

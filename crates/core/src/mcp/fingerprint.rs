@@ -46,7 +46,7 @@ impl Fingerprint {
 
     /// `sha256:<64 hex>`.
     pub fn text(&self) -> String {
-        format!("sha256:{}", hex::encode(self.0))
+        format!("sha256:{}", crate::hex_text::lower(&self.0))
     }
 
     /// Reads `sha256:<64 hex>` (hex in either case).

@@ -119,8 +119,8 @@ impl std::error::Error for DecodeError {}
 
 /// `sha256:` + the first 16 hex digits of SHA-256(`value`): a stable, non-reversible label.
 pub fn fingerprint(value: &str) -> String {
-    let digest = hex::encode(Sha256::digest(value.as_bytes()));
-    format!("sha256:{}", digest.get(..16).unwrap_or_default())
+    let digest = Sha256::digest(value.as_bytes());
+    format!("sha256:{}", crate::hex_text::lower(digest.get(..8).unwrap_or_default()))
 }
 
 /// Who a receipt names when the exchange has no principal (refused before one was resolved).

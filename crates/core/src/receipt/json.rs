@@ -5,32 +5,53 @@
 //! other control characters as lowercase `\u00xx`, everything else (non-ASCII included) verbatim.
 //! Integers only: v1 receipts have no floats.
 
-/// Appends `s` as a JSON string literal with Go's escaping rules.
+/// Appends `s` as a JSON string literal with Go's escaping rules. Runs of bytes that need no
+/// escape are copied at once (the writer escapes every field of every receipt: a char at a time
+/// was 7 % of its time in V8).
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(hex_digit((c as u32) >> 4));
-                out.push(hex_digit((c as u32) & 0xf));
-            }
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        // U+2028 / U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
+        let line_sep = b == 0xE2 && bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9));
+        if !(needs_escape(b) || line_sep) {
+            i += 1;
+            continue;
         }
+        out.push_str(s.get(run..i).unwrap_or_default());
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            b'<' => out.push_str("\\u003c"),
+            b'>' => out.push_str("\\u003e"),
+            b'&' => out.push_str("\\u0026"),
+            0xE2 => {
+                out.push_str(if bytes.get(i + 2) == Some(&0xA8) { "\\u2028" } else { "\\u2029" });
+                i += 2;
+            }
+            c => {
+                out.push_str("\\u00");
+                out.push(hex_digit(u32::from(c) >> 4));
+                out.push(hex_digit(u32::from(c) & 0xf));
+            }
+        }
+        i += 1;
+        run = i;
     }
+    out.push_str(s.get(run..).unwrap_or_default());
     out.push('"');
+}
+
+/// A byte Go's encoder escapes (the first byte of U+2028 / U+2029 is checked apart).
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&')
 }
 
 fn hex_digit(n: u32) -> char {

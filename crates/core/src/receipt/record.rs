@@ -7,6 +7,7 @@
 use sha2::{Digest, Sha256};
 
 use super::json::{write_str, Obj};
+use crate::hex_text;
 
 /// `action_type` (validated by every verifier against this enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +231,7 @@ pub fn signing_digest_of(record_json: &str) -> [u8; 32] {
 /// [`Receipt::hash_hex`] of a receipt already serialised (its canonical JSON): the next
 /// receipt's `chain_prev_hash`.
 pub fn receipt_hash_hex(receipt_json: &str) -> String {
-    hex::encode(Sha256::digest(receipt_json.as_bytes()))
+    hex_text::lower(&Sha256::digest(receipt_json.as_bytes()))
 }
 
 /// A signed receipt (ActionReceipt v1 envelope).
@@ -260,9 +261,11 @@ pub fn envelope_json(record_json: &str, signature: &[u8; 64], signer_key: &[u8; 
     let mut o = Obj::begin(&mut out);
     o.u64("version", 1);
     o.raw("action_record", record_json);
-    let sig = format!("ed25519:{}", hex::encode(signature));
+    let mut sig = String::with_capacity(8 + 128);
+    sig.push_str("ed25519:");
+    sig.push_str(&hex_text::lower(signature));
     write_str(o.key("signature"), &sig);
-    o.str("signer_key", &hex::encode(signer_key));
+    o.str("signer_key", &hex_text::lower(signer_key));
     o.end();
     out
 }

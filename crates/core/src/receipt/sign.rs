@@ -7,7 +7,9 @@
 //!   which `warden keygen` writes, so the same file works with Pipelock's own tools.
 
 use base64::Engine as _;
+use ed25519_dalek::hazmat::{raw_sign, ExpandedSecretKey};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use sha2::Sha512;
 
 use super::record::{ActionRecord, Receipt};
 
@@ -32,23 +34,29 @@ pub fn sign_record(record: ActionRecord, signer: &dyn Signer) -> Receipt {
 }
 
 /// Deterministic Ed25519 (RFC 8032, no added noise), so signatures are reproducible.
+///
+/// The seed is expanded (SHA-512, the clamped scalar) once, not per signature as
+/// `SigningKey::sign` does; the expanded key and the public key both come from the one seed here,
+/// so `raw_sign` can never be handed a public key of another secret.
 pub struct Ed25519Signer {
-    key: SigningKey,
+    expanded: ExpandedSecretKey,
+    verifying: VerifyingKey,
 }
 
 impl Ed25519Signer {
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Ed25519Signer { key: SigningKey::from_bytes(&seed) }
+        let key = SigningKey::from_bytes(&seed);
+        Ed25519Signer { expanded: ExpandedSecretKey::from(&seed), verifying: key.verifying_key() }
     }
 }
 
 impl Signer for Ed25519Signer {
     fn public_key(&self) -> [u8; 32] {
-        self.key.verifying_key().to_bytes()
+        self.verifying.to_bytes()
     }
 
     fn sign_digest(&self, digest: &[u8; 32]) -> [u8; 64] {
-        ed25519_dalek::Signer::sign(&self.key, digest).to_bytes()
+        raw_sign::<Sha512>(&self.expanded, digest, &self.verifying).to_bytes()
     }
 }
 
