@@ -46,6 +46,7 @@ pub mod export;
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake_host;
 pub mod flow;
+pub mod fnv;
 pub mod fold;
 pub mod hex_text;
 pub mod inspect;

@@ -3,40 +3,19 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use proxy_wasm::types::MetricType;
 
 use super::abi;
+use mcp_warden_core::fnv::Fnv;
 use mcp_warden_core::metrics::write_stat_name;
 use mcp_warden_core::ports::Metrics;
 
-/// FNV-1a: the cache's keys are the filter's own bounded stat names, looked up several times per
-/// request, where SipHash's per-byte cost showed in the profile and its flood resistance buys
-/// nothing (no client chooses how many names exist).
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
 thread_local! {
+    /// FNV-1a: the keys are the filter's own bounded stat names, looked up several times per
+    /// request; SipHash's per-byte cost showed in the profile and its flood resistance buys
+    /// nothing here (no client chooses how many names exist).
     static IDS: RefCell<HashMap<String, u32, BuildHasherDefault<Fnv>>> = RefCell::new(HashMap::default());
     /// The name being looked up, reused so that a count allocates nothing once its stat exists.
     static NAME: RefCell<String> = const { RefCell::new(String::new()) };

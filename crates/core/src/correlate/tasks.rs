@@ -124,11 +124,9 @@ impl Inspector for TaskDrip {
         let mut strings = Vec::new();
         collect_strings(payload, &mut strings, 0);
         // FNV-1a over the strings: the answer's fingerprint.
-        let mut print: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut print = crate::fnv::OFFSET;
         for s in strings {
-            for b in s.bytes().chain([0]) {
-                print = (print ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
+            print = crate::fnv::extend(crate::fnv::extend(print, s.as_bytes()), &[0]);
             bits.value(s.as_bytes(), benign(s.as_bytes(), &c.budget.ignore));
         }
         let key = task_key(ex.upstream, &task);

@@ -265,11 +265,7 @@ pub const UPSTREAM_FILTER_KEY: &str = "mcpw/v1/tup/0";
 const FILTER_BYTES: usize = 256;
 
 fn filter_bits(upstream: &str) -> [usize; 2] {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in upstream.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::fnv::hash(upstream.as_bytes());
     let bits = (FILTER_BYTES * 8) as u64;
     [(h % bits) as usize, ((h >> 32) % bits) as usize]
 }

@@ -20,6 +20,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::fnv;
 use crate::ports::{Cas, Kv, KvError};
 
 /// Attempts per update before giving up with [`StoreError::Contention`].
@@ -238,11 +239,7 @@ impl SlotTable {
                 (KeyId::Inline(id, 16), u64::from_le_bytes(home))
             }
             Identity::Exact => {
-                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-                for b in self.name.as_bytes().iter().chain([0u8].iter()).chain(logical_key) {
-                    h ^= u64::from(*b);
-                    h = h.wrapping_mul(0x0100_0000_01b3);
-                }
+                let h = fnv::extend(fnv::extend(fnv::extend(fnv::OFFSET, self.name.as_bytes()), &[0]), logical_key);
                 // The key itself; a long key (or one that starts with 0xFF, which UTF-8 text
                 // never does) as 0xFF + 16 bytes of its digest, so the two forms never meet.
                 let id = if logical_key.len() <= MAX_EXACT_KEY && logical_key.first() != Some(&0xFF) {
