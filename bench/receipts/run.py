@@ -77,9 +77,15 @@ def counters(admin_port: int) -> dict[str, int]:
     return harness.receipt_counters(admin_port, "mcp_gateway")
 
 
+# --pin: the gateway (its workers and the writer's main thread) on CPU 0, everything else on
+# CPU 1, as `make bench` places them: "the worker at its own limit with the writer on the same
+# core" is then what is measured, not how the scheduler shares two cores among five processes.
+PIN: dict[str, list[str]] = {"gateway": [], "rest": []}
+
+
 def run_wrk(port: int, conns: int, seconds: int) -> dict:
     env = dict(os.environ, BENCH_BODY=f"{PAYLOAD}.json", BENCH_HEADERS=f"{PAYLOAD}.headers")
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout=5s", "-s", str(ROOT / "bench" / "post.lua"),
+    cmd = [*PIN["rest"], "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout=5s", "-s", str(ROOT / "bench" / "post.lua"),
            f"http://127.0.0.1:{port}/mcp"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
     for line in p.stdout.splitlines():
@@ -94,7 +100,7 @@ class Sink:
 
     def start(self) -> None:
         self.n += 1
-        self.proc = harness.Proc(f"sink-{self.n}", [str(WARDEN), "sink", "--listen", f"127.0.0.1:{self.port}",
+        self.proc = harness.Proc(f"sink-{self.n}", [*PIN["rest"], str(WARDEN), "sink", "--listen", f"127.0.0.1:{self.port}",
                                                     "--out", str(self.out)], self.logs)
         harness.wait_port(self.port, proc=self.proc)
 
@@ -142,7 +148,8 @@ def one_run(variant: str, conns: int, args, out: Path, upstream_port: int) -> di
         strip_writer(config)
     if variant != "sinkdown":
         sink.start()
-    env = harness.start_envoy(config, ports["ADMIN_PORT"], run_dir, name="envoy", concurrency=args.concurrency)
+    env = harness.start_envoy(config, ports["ADMIN_PORT"], run_dir, name="envoy", concurrency=args.concurrency,
+                              prefix=PIN["gateway"])
     try:
         harness.wait_mcp(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/mcp", proc=env)
         run_wrk(ports["GATEWAY_PORT"], conns, 2)  # warm-up
@@ -239,6 +246,8 @@ def main() -> int:
     ap.add_argument("--conns", default="1,16")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads of the gateway")
+    ap.add_argument("--pin", action="store_true",
+                    help="the gateway on CPU 0 (workers and writer share it), wrk, sink and upstream on CPU 1")
     ap.add_argument("--buffer", type=int, default=65536, help="writer max_buffer_bytes for the sinkdown variant")
     ap.add_argument("--batch-bytes", type=int, default=0, help="writer max_batch_bytes (default: the writer's, 256 KiB)")
     ap.add_argument("--catch-up-timeout", type=float, default=300)
@@ -259,7 +268,7 @@ def main() -> int:
     upstream_admin = harness.free_port()
     up = harness.render_envoy("envoy/bench-upstream.yaml", out / "upstream",
                               {"UPSTREAM_PORT": upstream_port, "ADMIN_PORT": upstream_admin})
-    upstream = harness.start_envoy(up, upstream_admin, out / "upstream", name="upstream")
+    upstream = harness.start_envoy(up, upstream_admin, out / "upstream", name="upstream", prefix=PIN["rest"])
     rows = []
     try:
         for variant in args.variants.split(","):

@@ -118,9 +118,11 @@ def render_envoy(template: str | Path, out_dir: Path, ports: dict[str, int], was
 
 
 def start_envoy(config: Path, admin_port: int, log_dir: Path, name: str = "envoy",
-                concurrency: int = 1, extra_args: list[str] | None = None) -> Proc:
-    """Start Envoy and wait until its admin /ready says LIVE."""
-    cmd = [str(ENVOY), "-c", str(config), "--concurrency", str(concurrency), "--base-id", str(admin_port),
+                concurrency: int = 1, extra_args: list[str] | None = None,
+                prefix: list[str] | None = None) -> Proc:
+    """Start Envoy and wait until its admin /ready says LIVE. `prefix`: a command that execs
+    Envoy (e.g. `taskset -c 0`: the pid stays Envoy's)."""
+    cmd = [*(prefix or []), str(ENVOY), "-c", str(config), "--concurrency", str(concurrency), "--base-id", str(admin_port),
            "-l", "info", *(extra_args or [])]
     # Configs with the receipt writer need a signing key in Envoy's environment; tests that do not
     # bring their own get the published pipelock conformance TEST key (never a production key).

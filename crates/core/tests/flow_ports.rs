@@ -290,6 +290,28 @@ fn sse_events_are_inspected_one_by_one_and_a_block_ends_the_stream() {
 }
 
 #[test]
+fn an_answer_the_filter_cannot_parse_is_withheld_as_a_client_could_read_it() {
+    // Each parses for some client (the BOM, 1e400 and the lone surrogate for JavaScript's, the
+    // nesting for Python's pydantic) as the answer to whichever request has id 8.
+    let deep = format!("{}{}", "[".repeat(140), "]".repeat(140));
+    let bodies = [
+        "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{\"tools\":[]}}".to_owned(),
+        r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[],"x":1e400}}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[],"x":"\ud800"}}"#.to_owned(),
+        format!(r#"{{"jsonrpc":"2.0","id":8,"result":{{"tools":[],"x":{deep}}}}}"#),
+    ];
+    for body in &bodies {
+        let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+        let out = stream(&mut p, "application/json", &[body]);
+        assert!(out.contains("unparsable_response") && !out.contains("tools"), "{body}: {out}");
+        let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+        let out = stream(&mut p, "text/event-stream", &["data: ", body.trim_start_matches('\u{feff}'), "\n\n"]);
+        // (Without its BOM the first is a readable answer to another request: withheld as such.)
+        assert!(out.contains("-31502") && !out.contains("tools"), "SSE {body}: {out}");
+    }
+}
+
+#[test]
 fn an_sse_event_too_large_to_inspect_ends_the_stream_with_an_error() {
     let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
     let big = "x".repeat(mcp_warden_core::flow::response::MAX_SSE_EVENT_BYTES + 1);
@@ -324,6 +346,13 @@ fn an_answer_the_inspectors_cannot_read_is_withheld_never_passed() {
     for (headers, what) in [
         (vec![("content-type", "text/plain"), ("content-length", "14")], "unreadable_content_type"),
         (vec![(":status", "200"), ("content-type", "application/json"), ("content-encoding", "gzip")], "encoded_response"),
+        // A 3xx without `Location` is parsed by Python's client as a 200 is.
+        (vec![(":status", "300"), ("content-type", "application/json"), ("content-encoding", "gzip")], "encoded_response"),
+        (vec![(":status", "399"), ("content-type", "text/plain")], "unreadable_content_type"),
+        // httpx decodes an event stream in the charset it names: UTF-7 spells `ghp_` and `"` in
+        // other bytes than the filter reads.
+        (vec![(":status", "200"), ("content-type", "text/event-stream; charset=utf-7")], "unreadable_charset"),
+        (vec![(":status", "200"), ("content-type", "text/event-stream;charset=\"UTF-16\"")], "unreadable_charset"),
     ] {
         let (out, hdrs, p) = answer(&headers);
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{headers:?}: {e}: {out}"));
@@ -335,6 +364,13 @@ fn an_answer_the_inspectors_cannot_read_is_withheld_never_passed() {
         assert_eq!(h("content-type").as_deref(), Some(&b"application/json"[..]));
         assert!(h("content-encoding").is_none() && h("content-length").is_none(), "{hdrs:?}");
         assert_eq!(p.findings().last().map(|f| f.disposition), Some(Disposition::Block));
+    }
+    // UTF-8 by name is UTF-8.
+    for ct in ["text/event-stream; charset=utf-8", "text/event-stream; charset=\"UTF8\"", "text/event-stream"] {
+        let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+        let out = stream(&mut p, ct, &["data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\n"]);
+        assert!(out.contains(r#"{"jsonrpc":"2.0","id":5,"result":{}}"#), "{ct}: {out}");
+        assert!(p.findings().is_empty(), "{ct}");
     }
     // An error answer that is not JSON carries no result: it passes as it is.
     let (out, _, p) = answer(&[(":status", "502"), ("content-type", "text/html")]);

@@ -327,7 +327,20 @@ fn clean_traffic_passes_untouched_and_scanning_can_be_turned_off() {
     let p = policy(config(json!({"enabled": false})));
     let mut flow = RequestFlow::new(Rc::clone(&p));
     assert_eq!(call(&mut host, &mut flow, false, "notes", json!({"t": GITHUB_PAT})), Step::Continue);
-    assert!(!flow.inspects_response(), "nothing reads the answer");
+    // Nothing scans the answer; whose answer it is is still read (it could be another request's).
+    let answer = text_result(GITHUB_PAT);
+    assert_eq!(json_answer(&mut host, &mut flow, &answer).body, answer.to_string().as_bytes());
+    assert!(whats(&flow).is_empty());
+    for (foreign, what) in [
+        (json!({"jsonrpc": "2.0", "id": 8, "result": {"tools": []}}).to_string(), "foreign_response"),
+        (r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[],"x":1e400}}"#.to_owned(), "unparsable_response"),
+    ] {
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(call(&mut host, &mut flow, false, "notes", json!({})), Step::Continue);
+        let got = host.respond(&mut flow, &[(":status", "200"), ("content-type", "application/json")], &[foreign.as_bytes()]);
+        let v: Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!((v["id"].clone(), v["error"]["data"]["finding"].clone()), (json!(7), json!(what)), "{foreign}");
+    }
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::policy::correlate::FailureMode;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::scan::{Direction, Subject};
-use crate::policy::{enforce, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
+use crate::policy::{enforce_keyed, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
 use crate::scan::view::View;
@@ -134,7 +134,15 @@ pub fn decide<'a>(
             (v, r)
         }
         Ok(Owner::Caller) => {
-            let mut v = enforce(policy, remote_kill, &principal, &facts.request, &facts.upstream, kv, facts.now_ms);
+            let mut v = enforce_keyed(
+                policy,
+                remote_kill,
+                (&principal, &principal_key),
+                &facts.request,
+                &facts.upstream,
+                kv,
+                facts.now_ms,
+            );
             pending = pending_confirmation(policy, &mut v, &facts.request);
             if v.action == Action::Allow {
                 annotated = integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
@@ -201,6 +209,9 @@ pub fn decide<'a>(
     } else {
         message_inspectors(policy, &verdict)
     };
+    if inspectors.is_empty() && batch.is_empty() && verdict.action == Action::Allow && facts.request.id.is_some() {
+        inspectors.push(Box::new(super::response::AnswerCheck));
+    }
     // Last: it wraps the upstream's state as the client will receive it (after the content
     // scan, which may redact it), and its own token is nobody else's to read.
     if let Some(approval) = carry.filter(|_| verdict.action == Action::Allow) {

@@ -124,7 +124,9 @@ impl ResponsePipeline {
             return Ok(Step::Continue);
         }
         let (ct, encoding) = (text("content-type")?, text("content-encoding")?);
-        let success = status.is_empty() || status.starts_with('2');
+        // What a client may read as an answer: below 400 (an SDK parses a 3xx without a
+        // `Location` as it parses a 200), or a status the filter cannot read.
+        let success = status.parse::<u16>().map_or(true, |s| s < 400);
         // An error page is read as text when an inspector reads text (the content scan).
         let reads_text = self.inspectors.iter().any(|i| i.reads_text());
         let framing = if !encoding.is_empty() && encoding != "identity" {
@@ -135,6 +137,10 @@ impl ResponsePipeline {
             }
         } else if ct.starts_with("application/json") {
             Framing::Json
+        } else if ct.starts_with("text/event-stream") && !utf8_charset(&ct) {
+            // A client decodes the stream in the charset it names (Python's httpx does: UTF-7
+            // spells `ghp_` and even `"` in other bytes); the filter reads UTF-8 only.
+            Framing::Unreadable("unreadable_charset")
         } else if ct.starts_with("text/event-stream") {
             Framing::Sse(Box::new(SseDecoder::new(MAX_SSE_EVENT_BYTES)))
         } else if success {
@@ -251,13 +257,24 @@ impl ResponsePipeline {
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        if !self.batch && self.read_answer(ex, message) {
+        let reading = if self.batch { None } else { self.read_answer(ex, message) };
+        if reading == Some(Reading::Foreign) {
             // The SDKs hand a response to whichever pending request has its id: on this
             // request's answer it would reach another request past the inspectors that one chose.
-            self.findings.push(unreadable("foreign_response"));
-            return (None, Some(reply::withheld(ex.request, "response", "foreign_response").into_bytes()));
+            return self.withhold(ex, "foreign_response");
         }
-        self.run_inspectors(ex, message, |i, input, f| Some(i.inspect(ex, input, kv, f)))
+        let (out, blocked) = self.run_inspectors(ex, message, |i, input, f| Some(i.inspect(ex, input, kv, f)));
+        if blocked.is_none() && reading == Some(Reading::Unparsed) {
+            // Nor can a message the filter cannot parse pass: it may still parse for a client (a
+            // BOM, `1e400`, a lone surrogate, nesting past the limit) and answer another request.
+            return self.withhold(ex, "unparsable_response");
+        }
+        (out, blocked)
+    }
+
+    fn withhold(&mut self, ex: &ExchangeView<'_>, what: &'static str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        self.findings.push(unreadable(what));
+        (None, Some(reply::withheld(ex.request, "response", what).into_bytes()))
     }
 
     /// One message through every inspector `call` reads it with (`None`: that inspector does not
@@ -288,25 +305,25 @@ impl ResponsePipeline {
     /// True when `message` is a JSON-RPC response (or a batch of them) to an id other than the
     /// request's own; the request's own answer is noted in [`ResponsePipeline::answer`]. A legacy
     /// GET stream has no request id: what it replays is judged by shape.
-    fn read_answer(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> bool {
-        let Some(own) = ex.request.id.as_deref() else { return false };
+    /// What the message is to this request (`None`: a stream no request id names); the
+    /// request's own answer is noted.
+    fn read_answer(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> Option<Reading> {
+        let own = ex.request.id.as_deref()?;
         if ex.request.handles.standalone_stream {
-            return false;
+            return None;
         }
-        match answers_another_request(own, message) {
-            Reading::Foreign => true,
-            Reading::Own { error_code, tool_error } => {
-                self.answer.seen = true;
-                self.answer.error_code = error_code;
-                self.answer.tool_error = tool_error;
-                false
-            }
-            Reading::Other => false,
+        let reading = answers_another_request(own, message);
+        if let Reading::Own { error_code, tool_error } = reading {
+            self.answer.seen = true;
+            self.answer.error_code = error_code;
+            self.answer.tool_error = tool_error;
         }
+        Some(reading)
     }
 }
 
 /// What one message is to the request that `own` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reading {
     Foreign,
     /// The request's own answer: its error code (0 when not an integer), and `isError: true`.
@@ -314,8 +331,10 @@ enum Reading {
         error_code: Option<i64>,
         tool_error: bool,
     },
-    /// Not an answer (a notification, a server request), or unparseable.
+    /// Not an answer (a notification, a server request).
     Other,
+    /// Not a JSON-RPC message the filter can parse.
+    Unparsed,
 }
 
 fn answers_another_request(own: &str, message: &[u8]) -> Reading {
@@ -337,7 +356,33 @@ fn answers_another_request(own: &str, message: &[u8]) -> Reading {
         },
         // An array answers several requests at once: never this single request's own answer.
         Ok(Body::Batch(items)) if items.iter().any(|e| e.has_result || e.has_error) => Reading::Foreign,
-        _ => Reading::Other,
+        Ok(_) => Reading::Other,
+        Err(_) => Reading::Unparsed,
+    }
+}
+
+/// True when a (lower-cased) content type names no charset or UTF-8 (the spellings Python's
+/// codec registry and the WHATWG encoding list share).
+fn utf8_charset(ct: &str) -> bool {
+    ct.split(';').skip(1).filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim() == "charset").all(|(_, v)| {
+        let v = v.trim().trim_matches('"').trim();
+        matches!(v, "utf-8" | "utf8" | "utf_8" | "u8" | "unicode-1-1-utf-8")
+    })
+}
+
+/// An answer that must be read and holds nothing the filter reads: the pipeline's own check of
+/// whose answer it is ([`ResponsePipeline::inspect`]) still runs. Policies without response
+/// inspectors for this request get it, since the answer could be another request's (a
+/// `tools/list` the policy filters) in disguise.
+pub struct AnswerCheck;
+
+impl Inspector for AnswerCheck {
+    fn name(&self) -> &'static str {
+        "answer"
+    }
+
+    fn inspect(&mut self, _: &ExchangeView<'_>, _: &[u8], _: &mut dyn Kv, _: &mut Vec<Finding>) -> Rewrite {
+        Rewrite::Keep
     }
 }
 

@@ -327,8 +327,7 @@ fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &
                 r.tracestate = m.tracestate.as_ref().and_then(StrField::as_str).map(str::to_owned);
                 r.baggage = m.baggage.as_ref().and_then(StrField::as_str).map(str::to_owned);
                 r.handles.tool_hash = m.tool_hash.as_ref().and_then(StrField::as_str).map(str::to_owned);
-                r.handles.may_create_task =
-                    m.client_capabilities.is_some_and(|c| c.get().contains("\"io.modelcontextprotocol/tasks\""));
+                r.handles.may_create_task = m.client_capabilities.is_some_and(|c| declares_tasks(c.get()));
             }
             r.handles.may_create_task |= p.has_task;
             let text = |f: &Option<StrField<'_>>| f.as_ref().and_then(StrField::as_str).map(str::to_owned);
@@ -338,6 +337,31 @@ fn base_request(era: Era, kind: MessageKind, env: Option<&Envelope<'_>>, head: &
         }
     }
     r
+}
+
+/// The key that declares the tasks extension among the client's capabilities.
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// Whether raw `clientCapabilities` declare the tasks extension, as a server reads them: an
+/// escaped spelling of the key (`io.modelcontextprotocol\/tasks`, `task\u0073`) is the same key
+/// to every JSON parser. Anywhere in the capabilities counts (binding a task that could not have
+/// been created costs nothing; missing one leaves it unbound), and capabilities that do not parse
+/// count as declaring it.
+fn declares_tasks(raw: &str) -> bool {
+    if !raw.contains('\\') {
+        // No escape anywhere: the key can only be spelled plainly.
+        return raw.contains("\"io.modelcontextprotocol/tasks\"");
+    }
+    serde_json::from_str::<serde_json::Value>(raw).map_or(true, |v| has_key(&v, TASKS_EXTENSION))
+}
+
+/// `key` is a key of some object in `v` (depth is bounded by the parser's recursion limit).
+fn has_key(v: &serde_json::Value, key: &str) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.iter().any(|(k, inner)| k == key || has_key(inner, key)),
+        serde_json::Value::Array(a) => a.iter().any(|inner| has_key(inner, key)),
+        _ => false,
+    }
 }
 
 /// A value kept raw that the filter cannot read back ([`Envelope::unreadable`]).
@@ -650,5 +674,24 @@ mod tests {
         assert_eq!(c.mcp_name, HeaderEdit::Set("admin".into()));
         let c = classify_body(&head(b"tools/call", b"admin"), CALL_ADMIN.as_bytes(), &rules()).unwrap();
         assert_eq!((c.mcp_method, c.mcp_name), (HeaderEdit::Keep, HeaderEdit::Keep));
+    }
+
+    #[test]
+    fn the_tasks_extension_is_read_as_a_server_parses_the_capabilities() {
+        let call = |caps: &str| {
+            let body = CALL_ADMIN.replace(
+                r#""io.modelcontextprotocol/clientCapabilities":{}"#,
+                &format!(r#""io.modelcontextprotocol/clientCapabilities":{caps}"#),
+            );
+            classify_body(&head(b"tools/call", b"admin"), body.as_bytes(), &rules()).unwrap().request.handles.may_create_task
+        };
+        assert!(!call("{}"));
+        assert!(call(r#"{"extensions":{"io.modelcontextprotocol/tasks":{}}}"#));
+        // Every escaped spelling of the key is the same key to json.loads and JSON.parse.
+        assert!(call(r#"{"extensions":{"io.modelcontextprotocol\/tasks":{}}}"#));
+        assert!(call(r#"{"extensions":{"io.modelcontextprotocol/task\u0073":{}}}"#));
+        assert!(call(r#"{"extensions":{"\u0069o.modelcontextprotocol\u002Ftasks":{"x":"\n"}}}"#));
+        // An escape elsewhere does not make an undeclared extension declared.
+        assert!(!call(r#"{"extensions":{"io.modelcontextprotocol\/other":{}}}"#));
     }
 }

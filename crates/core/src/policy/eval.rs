@@ -233,8 +233,8 @@ fn hideable(req: &McpRequest) -> bool {
 }
 
 /// The bucket of `rule` for this request (logical key; the slot table hashes it).
-pub fn bucket_key(rule: &Rule, key: BucketKey, p: &Principal, req: &McpRequest, upstream: &str) -> String {
-    let who = p.key();
+/// `who`: the principal's [`Principal::key`].
+pub fn bucket_key(rule: &Rule, key: BucketKey, who: &str, req: &McpRequest, upstream: &str) -> String {
     let method = req.method.as_deref().unwrap_or("");
     let name = req.name.as_deref().unwrap_or("");
     match key {
@@ -253,6 +253,20 @@ pub fn enforce<K: Kv + ?Sized>(
     policy: &Policy,
     remote_kill: &KillSwitch,
     principal: &Principal,
+    req: &McpRequest,
+    upstream: &str,
+    kv: &mut K,
+    now_ms: u64,
+) -> Verdict {
+    enforce_keyed(policy, remote_kill, (principal, &principal.key()), req, upstream, kv, now_ms)
+}
+
+/// [`enforce`] for a principal whose [`Principal::key`] the caller already has (the request
+/// path computes it once: a SHA-256 per request fewer).
+pub fn enforce_keyed<K: Kv + ?Sized>(
+    policy: &Policy,
+    remote_kill: &KillSwitch,
+    (principal, principal_key): (&Principal, &str),
     req: &McpRequest,
     upstream: &str,
     kv: &mut K,
@@ -289,7 +303,7 @@ pub fn enforce<K: Kv + ?Sized>(
             RuleAction::Deny { reason, hide } => Some(Action::Deny { reason: reason.clone(), hide: *hide && hide_ok }),
             RuleAction::Confirm { reason } => Some(Action::Confirm { reason: reason.clone() }),
             RuleAction::RateLimit { quota, key, on_store_error } => {
-                let k = bucket_key(rule, *key, principal, req, upstream);
+                let k = bucket_key(rule, *key, principal_key, req, upstream);
                 match ratelimit::take(kv, &table, &k, quota, now_ms) {
                     Ok(RateDecision { allowed: true, .. }) => None,
                     Ok(d) => {
