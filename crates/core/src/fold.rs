@@ -142,6 +142,26 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// True when `s` holds an invisible character of any kind ([`is_invisible`]).
+pub fn has_hidden(s: &str) -> bool {
+    s.chars().any(is_invisible)
+}
+
+/// [`fold`] of `s` as a model may read what is hidden in it: an invisible character between
+/// two words separates them (`ignore\u{200b}previous`, `do\u{ad}not`), and a tag character
+/// (U+E0020–E007E, "ASCII smuggling") is the ASCII character it shadows.
+pub fn fold_revealed(s: &str) -> String {
+    let revealed: String = s
+        .chars()
+        .map(|c| match c as u32 {
+            0xE0020..=0xE007E => char::from_u32(c as u32 - 0xE0000).unwrap_or(' '),
+            _ if is_invisible(c) && !is_typographic(c) => ' ',
+            _ => c,
+        })
+        .collect();
+    fold(&revealed)
+}
+
 /// `s` as whoever strips the disguise reads it: NFKC (fullwidth and mathematical letters become
 /// plain ones) without invisible characters, case and everything else kept. What a secret with a
 /// zero-width space in it (`gh\u{200b}p_…`) is to its receiver.

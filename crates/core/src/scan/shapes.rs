@@ -30,9 +30,10 @@ pub fn keyed_value_start(t: &[u8], e: usize) -> Option<usize> {
         }
     };
     let quote = |b: u8| matches!(b, b'"' | b'\'' | b'`' | b'\\');
-    let space = |b: u8| matches!(b, b' ' | b'\t');
+    // Any JSON or YAML whitespace, line breaks too (`"key"\n  : "value"` parses like the rest).
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     skip(&mut i, &quote, 2);
-    skip(&mut i, &space, 4);
+    skip(&mut i, &space, 16);
     match t.get(i) {
         Some(b'=') | Some(b':') => i += 1,
         _ => return None,
@@ -40,7 +41,7 @@ pub fn keyed_value_start(t: &[u8], e: usize) -> Option<usize> {
     if matches!(t.get(i), Some(b'>') | Some(b'=')) {
         i += 1;
     }
-    skip(&mut i, &space, 4);
+    skip(&mut i, &space, 16);
     skip(&mut i, &quote, 2);
     Some(i)
 }
