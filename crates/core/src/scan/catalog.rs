@@ -106,6 +106,8 @@ pub const IBAN: &str = "iban";
 pub const US_SSN: &str = "us_ssn";
 pub const BITCOIN_WIF: &str = "bitcoin_wif_private_key";
 pub const BIP39: &str = "bip39_seed_phrase";
+/// A private key in PEM armour, or its DER body without it (found once decoded).
+pub const PEM_PRIVATE_KEY: &str = "pem_private_key";
 /// The second half of an AWS key pair, found near an access key id.
 pub const AWS_SECRET: &str = "aws_secret_access_key";
 
@@ -244,7 +246,7 @@ pub static DETECTORS: &[Detector] = &[
     keyed("mistral_api_key", &["mistral_api_key"], ALNUM, 32, 32),
     // Private keys.
     check(
-        "pem_private_key",
+        PEM_PRIVATE_KEY,
         DataClass::PrivateKey,
         &[
             "-----BEGIN PRIVATE KEY-----",

@@ -34,6 +34,20 @@ pub fn keyed_value_start(t: &[u8], e: usize) -> Option<usize> {
     let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     skip(&mut i, &quote, 2);
     skip(&mut i, &space, 16);
+    // A name / value pair (Kubernetes and ECS `env`, CloudFormation parameters):
+    // `{"name": "AWS_SECRET_ACCESS_KEY", "value": "…"}`.
+    if t.get(i) == Some(&b',') {
+        let mut j = i + 1;
+        skip(&mut j, &space, 16);
+        skip(&mut j, &quote, 1);
+        let field = t.get(j..).unwrap_or_default();
+        let named = ["value", "parametervalue"]
+            .iter()
+            .find(|n| field.get(..n.len()).is_some_and(|f| f.eq_ignore_ascii_case(n.as_bytes())));
+        i = j + named?.len();
+        skip(&mut i, &quote, 1);
+        skip(&mut i, &space, 16);
+    }
     match t.get(i) {
         Some(b'=') | Some(b':') => i += 1,
         _ => return None,
@@ -196,6 +210,12 @@ pub fn pem_block(t: &[u8], s: usize, e: usize) -> Option<Span> {
             i += 2;
             continue;
         }
+        // So does the end of one string of a JSON array and the start of the next (a key sent
+        // as its lines: `"-----BEGIN PRIVATE KEY-----","MIGH…",…`).
+        if let Some(n) = next_string_of_list(t, i) {
+            i += n;
+            continue;
+        }
         // An armour header (`Proc-Type: 4,ENCRYPTED`, `Version: …`) before the body.
         let name = count(t, i, Set(ALNUM.0 | chars::DASH), 32);
         if body == 0 && headers < 8 && name > 0 && t.get(i + name) == Some(&b':') {
@@ -222,6 +242,40 @@ pub fn pem_block(t: &[u8], s: usize, e: usize) -> Option<Span> {
         }
     }
     Some((s, end))
+}
+
+/// At `i`, `"` `,` `"` with whitespace around the comma: how many bytes it takes.
+fn next_string_of_list(t: &[u8], i: usize) -> Option<usize> {
+    if t.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    j += count(t, j, Set(chars::SPACE), 16);
+    if t.get(j) != Some(&b',') {
+        return None;
+    }
+    j += 1;
+    j += count(t, j, Set(chars::SPACE), 16);
+    (t.get(j) == Some(&b'"')).then_some(j + 1 - i)
+}
+
+/// Decoded bytes that begin as a DER private key without its PEM armour: a SEQUENCE whose
+/// first element is the version INTEGER 0 followed by an algorithm SEQUENCE (PKCS#8) or the
+/// modulus INTEGER (PKCS#1 RSA, DSA), or the version 1 followed by the key's OCTET STRING (SEC1
+/// EC). Only the header is read: the first line of a key sent line by line is enough.
+/// Certificates, public keys, CSRs and CMS start otherwise (a SEQUENCE or an OID first).
+pub fn der_private_key(d: &[u8]) -> bool {
+    let start = match (d.first(), d.get(1)) {
+        (Some(0x30), Some(&l)) if l < 0x80 => 2,
+        (Some(0x30), Some(0x81)) => 3,
+        (Some(0x30), Some(0x82)) => 4,
+        _ => return false,
+    };
+    match d.get(start..start + 4) {
+        Some([0x02, 0x01, 0x00, 0x30 | 0x02]) => true,
+        Some([0x02, 0x01, 0x01, 0x04]) => true,
+        _ => false,
+    }
 }
 
 /// A PuTTY key file: the header and, within the file, its `Private-Lines:`.
