@@ -152,15 +152,70 @@ const LENIENT: GeneralPurposeConfig =
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
-/// `run` decoded as base64 (standard or URL-safe, by the characters it uses).
+/// `run` decoded as base64 (standard or URL-safe, by the characters it uses; both at once as
+/// Python's `urlsafe_b64decode` reads them: `-` and `_` are `+` and `/`).
 pub fn base64(run: &[u8]) -> Option<Vec<u8>> {
     let url = run.iter().any(|b| matches!(b, b'-' | b'_'));
     let std = run.iter().any(|b| matches!(b, b'+' | b'/'));
     if url && std {
-        return None;
+        let translated: Vec<u8> = run
+            .iter()
+            .map(|b| match b {
+                b'-' => b'+',
+                b'_' => b'/',
+                b => *b,
+            })
+            .collect();
+        return STANDARD.decode(translated).ok();
     }
     let engine = if url { &URL_SAFE } else { &STANDARD };
     engine.decode(run).ok()
+}
+
+/// True when `s` holds an HTML character reference (`&#103;`, `&#x67;`, `&lt;`).
+pub fn has_html_entity(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'&', s).any(|i| html_entity_at(s, i).is_some())
+}
+
+/// The character of the reference at `at` (an `&`) and how many bytes it takes: numeric ones
+/// with or without their `;` (as Python's `html.unescape` and browsers read them), and the
+/// named ones markup escapes with.
+fn html_entity_at(s: &[u8], at: usize) -> Option<(char, usize)> {
+    let rest = s.get(at + 1..)?;
+    if rest.first() == Some(&b'#') {
+        let (hex, digits_from) = if matches!(rest.get(1), Some(b'x' | b'X')) { (true, 2) } else { (false, 1) };
+        let digits = rest.get(digits_from..)?;
+        let n = digits.iter().take(8).take_while(|b| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() }).count();
+        if n == 0 {
+            return None;
+        }
+        let text = std::str::from_utf8(digits.get(..n)?).ok()?;
+        let cp = u32::from_str_radix(text, if hex { 16 } else { 10 }).ok()?;
+        let semi = usize::from(digits.get(n) == Some(&b';'));
+        return Some((char::from_u32(cp).unwrap_or('\u{FFFD}'), 1 + digits_from + n + semi));
+    }
+    const NAMED: [(&[u8], char); 6] =
+        [(b"amp;", '&'), (b"lt;", '<'), (b"gt;", '>'), (b"quot;", '"'), (b"apos;", '\''), (b"nbsp;", ' ')];
+    NAMED.iter().find(|(name, _)| rest.starts_with(name)).map(|(name, c)| (*c, 1 + name.len()))
+}
+
+/// `s` with its HTML character references decoded once (other bytes as they are).
+pub fn html_unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(b) = s.get(i) {
+        if *b == b'&' {
+            if let Some((c, used)) = html_entity_at(s, i) {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += used;
+                continue;
+            }
+        }
+        out.push(*b);
+        i += 1;
+    }
+    out
 }
 
 /// `run` (an even number of hex digits) decoded.
@@ -264,5 +319,8 @@ mod tests {
         assert_eq!(percent(b"%41KIA%2"), b"AKIA%2");
         assert!(has_percent_escape(b"a%2Fb") && !has_percent_escape(b"100%"));
         assert_eq!(json_unescape(br#"\u0041KIA \q"#), br#"AKIA \q"#);
+        assert_eq!(html_unescape(b"&#103;hp_ &#x67&#X68;p &lt;b&gt; &amp;amp; & &#;"), b"ghp_ ghp <b> &amp; & &#;");
+        assert!(has_html_entity(b"a &#65; b") && !has_html_entity(b"fish & chips"));
+        assert_eq!(base64(b"Pz8/Z2hw-x").unwrap(), base64(b"Pz8/Z2hw+x").unwrap(), "both alphabets at once");
     }
 }
