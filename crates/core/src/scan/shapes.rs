@@ -271,11 +271,7 @@ pub fn der_private_key(d: &[u8]) -> bool {
         (Some(0x30), Some(0x82)) => 4,
         _ => return false,
     };
-    match d.get(start..start + 4) {
-        Some([0x02, 0x01, 0x00, 0x30 | 0x02]) => true,
-        Some([0x02, 0x01, 0x01, 0x04]) => true,
-        _ => false,
-    }
+    matches!(d.get(start..start + 4), Some([0x02, 0x01, 0x00, 0x30 | 0x02] | [0x02, 0x01, 0x01, 0x04]))
 }
 
 /// A PuTTY key file: the header and, within the file, its `Private-Lines:`.
