@@ -22,6 +22,7 @@ pub fn is_invisible(c: char) -> bool {
         | 0x00AD | 0x034F | 0x17B4 | 0x17B5                      // soft hyphen, grapheme joiner
         | 0xFE00..=0xFE0F                                        // variation selectors
         | 0x115F | 0x1160 | 0x3164 | 0xFFA0                      // Hangul fillers
+        | 0xFFF9..=0xFFFB | 0x13430..=0x1343F                    // interlinear annotation, Egyptian format controls
     )
 }
 
@@ -166,7 +167,9 @@ pub fn fold_revealed(s: &str) -> String {
 /// plain ones) without invisible characters, case and everything else kept. What a secret with a
 /// zero-width space in it (`gh\u{200b}p_…`) is to its receiver.
 pub fn unhide(s: &str) -> String {
-    s.nfkc().filter(|c| !is_invisible(*c)).collect()
+    // Combining marks go too (`g\u{336}h\u{336}p\u{336}_…` strikes through a token that is
+    // still there): NFKC has already composed the ones that belong to a letter.
+    s.nfkc().filter(|c| !is_invisible(*c) && !unicode_normalization::char::is_combining_mark(*c)).collect()
 }
 
 /// A name's comparison form: [`fold`] without separators, so `read_file`, `Read-File` and
