@@ -309,6 +309,19 @@ fn an_answer_the_filter_cannot_parse_is_withheld_as_a_client_could_read_it() {
         // (Without its BOM the first is a readable answer to another request: withheld as such.)
         assert!(out.contains("-31502") && !out.contains("tools"), "SSE {body}: {out}");
     }
+    // An HTTP error is an error to every client: a body that does not parse passes as it is.
+    let mut p = ResponsePipeline::new(vec![Box::new(Tripwire)]);
+    let (req, who) = view();
+    let ex = ExchangeView { request: &req, principal: &who, principal_key: "pk", upstream: "up", now_ms: 0 };
+    let mut http = FakeHttp {
+        response_headers: vec![(":status".into(), b"404".to_vec()), ("content-type".into(), b"application/json".to_vec())],
+        ..FakeHttp::default()
+    };
+    p.on_headers(&mut http, false).unwrap();
+    http.response_body = b"not found".to_vec();
+    p.on_body(&mut http, &mut FakeKv::new(), &ex, 9, true).unwrap();
+    assert_eq!(http.response_body, b"not found");
+    assert!(p.findings().is_empty());
 }
 
 #[test]

@@ -264,9 +264,10 @@ impl ResponsePipeline {
             return self.withhold(ex, "foreign_response");
         }
         let (out, blocked) = self.run_inspectors(ex, message, |i, input, f| Some(i.inspect(ex, input, kv, f)));
-        if blocked.is_none() && reading == Some(Reading::Unparsed) {
+        if blocked.is_none() && reading == Some(Reading::Unparsed) && self.answer.http_error.is_none() {
             // Nor can a message the filter cannot parse pass: it may still parse for a client (a
             // BOM, `1e400`, a lone surrogate, nesting past the limit) and answer another request.
+            // (An HTTP error is an error to every client, whatever its body says.)
             return self.withhold(ex, "unparsable_response");
         }
         (out, blocked)
@@ -302,11 +303,10 @@ impl ResponsePipeline {
 }
 
 impl ResponsePipeline {
-    /// True when `message` is a JSON-RPC response (or a batch of them) to an id other than the
-    /// request's own; the request's own answer is noted in [`ResponsePipeline::answer`]. A legacy
-    /// GET stream has no request id: what it replays is judged by shape.
-    /// What the message is to this request (`None`: a stream no request id names); the
-    /// request's own answer is noted.
+    /// What `message` is to this request: a JSON-RPC response (or a batch of them) to another
+    /// id, its own answer (noted in [`ResponsePipeline::answer`]), something else, or nothing
+    /// the filter can parse. `None` for a legacy GET stream, which has no request id: what it
+    /// replays is judged by shape.
     fn read_answer(&mut self, ex: &ExchangeView<'_>, message: &[u8]) -> Option<Reading> {
         let own = ex.request.id.as_deref()?;
         if ex.request.handles.standalone_stream {
