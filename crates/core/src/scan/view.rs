@@ -201,11 +201,17 @@ fn html_entity_at(s: &[u8], at: usize) -> Option<(char, usize)> {
 
 /// `s` with its HTML character references decoded once (other bytes as they are).
 pub fn html_unescape(s: &[u8]) -> Vec<u8> {
+    unescape_once(s, b'&', html_entity_at)
+}
+
+/// `s` with each escape `decode` reads at a `marker` byte decoded once; what does not decode is
+/// kept as it is.
+fn unescape_once(s: &[u8], marker: u8, decode: impl Fn(&[u8], usize) -> Option<(char, usize)>) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while let Some(b) = s.get(i) {
-        if *b == b'&' {
-            if let Some((c, used)) = html_entity_at(s, i) {
+        if *b == marker {
+            if let Some((c, used)) = decode(s, i) {
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 i += used;
@@ -260,21 +266,7 @@ pub fn percent(s: &[u8]) -> Vec<u8> {
 /// `s` with JSON escapes decoded once more (text that is itself an escaped JSON document);
 /// escapes that do not decode are kept as they are.
 pub fn json_unescape(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(b) = s.get(i) {
-        if *b == b'\\' {
-            if let Ok((c, used)) = unescape_at(s, i) {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                i += used;
-                continue;
-            }
-        }
-        out.push(*b);
-        i += 1;
-    }
-    out
+    unescape_once(s, b'\\', |s, i| unescape_at(s, i).ok())
 }
 
 #[cfg(test)]
