@@ -19,10 +19,10 @@ use crate::policy::scan::{Direction, OversizeAction, ScanAction, ScanPolicy, Sub
 use crate::policy::Policy;
 use crate::ports::{Fault, Kv};
 use crate::scan::catalog::DETECTORS;
-use crate::scan::engine::Found;
 use crate::scan::phrases::FAMILIES;
 use crate::scan::redact::{redact, splice, Redaction};
 use crate::scan::view::View;
+use crate::scan::Found;
 
 /// The inspector name (findings' `inspector`, receipts' `layer`).
 pub const NAME: &str = "content_scan";

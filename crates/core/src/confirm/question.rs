@@ -8,8 +8,8 @@
 use crate::mcp::error::push_json_string;
 use crate::mcp::Method;
 use crate::policy::scan::ScanPolicy;
-use crate::scan::engine::Found;
 use crate::scan::redact::{splice, Redaction};
+use crate::scan::Found;
 
 /// Most bytes of the arguments shown (cut at a character boundary, with `…`).
 pub const MAX_SHOWN_ARGUMENTS: usize = 600;

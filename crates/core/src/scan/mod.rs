@@ -7,7 +7,8 @@
 //! - [`automaton`]: the Aho–Corasick DFA the anchors are found with.
 //! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
 //! - [`engine`]: the scanner (one Aho–Corasick pass and one run pass; one level of decoding;
-//!   folded text for injected instructions), bounded by a byte budget.
+//!   folded text for injected instructions), bounded by a byte budget; [`hit`]: what it reports.
+//! - [`runs`]: the run pass (cards, SSNs, IBANs, WIF keys, seed phrases, runs worth decoding).
 //! - [`view`]: the decoded view of a JSON message, and the one-level decoders.
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
@@ -19,12 +20,15 @@ pub mod automaton;
 pub mod catalog;
 pub mod chars;
 pub mod engine;
+pub mod hit;
 pub mod numbers;
 pub mod phrases;
 pub mod redact;
+pub mod runs;
 pub mod shapes;
 pub mod view;
 pub mod wallet;
 
 pub use catalog::{DataClass, Detector, DETECTORS};
-pub use engine::{Found, Hit, Scan, Scanner};
+pub use engine::{Scan, Scanner};
+pub use hit::{Found, Hit};
