@@ -259,6 +259,24 @@ fn next_string_of_list(t: &[u8], i: usize) -> Option<usize> {
     (t.get(j) == Some(&b'"')).then_some(j + 1 - i)
 }
 
+/// At `i`, where one string of a message ends: where the next string value of the same array
+/// or object starts (`","`, `", "`, or `","key":"`, whitespace between). A token cut into the
+/// strings of one message is read on there: a tool that joins them has it whole.
+pub fn next_string_value(t: &[u8], i: usize) -> Option<usize> {
+    let j = i + next_string_of_list(t, i)?;
+    // An object's next member: its key, then the value.
+    if let Some(k) = t.get(j..).unwrap_or_default().iter().take(64).position(|b| *b == b'"') {
+        let mut m = j + k + 1;
+        m += count(t, m, Set(chars::SPACE), 16);
+        if t.get(m) == Some(&b':') {
+            m += 1;
+            m += count(t, m, Set(chars::SPACE), 16);
+            return (t.get(m) == Some(&b'"')).then_some(m + 1);
+        }
+    }
+    Some(j)
+}
+
 /// Decoded bytes that begin as a DER private key without its PEM armour: a SEQUENCE whose
 /// first element is the version INTEGER 0 followed by an algorithm SEQUENCE (PKCS#8) or the
 /// modulus INTEGER (PKCS#1 RSA, DSA), or the version 1 followed by the key's OCTET STRING (SEC1
