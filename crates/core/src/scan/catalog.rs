@@ -115,7 +115,13 @@ pub const AWS_SECRET: &str = "aws_secret_access_key";
 pub static DETECTORS: &[Detector] = &[
     // Cloud providers.
     prefix("aws_access_key_id", &["AKIA", "ASIA", "ABIA", "ACCA"], UPPER_DIGIT, 16, 16),
-    keyed(AWS_SECRET, &["aws_secret_access_key", "aws_secret_key", "secret_access_key", "secretaccesskey"], B64, 40, 40),
+    keyed(
+        AWS_SECRET,
+        &["aws_secret_access_key", "aws-secret-access-key", "aws_secret_key", "secret_access_key", "secretaccesskey"],
+        B64,
+        40,
+        40,
+    ),
     keyed("aws_session_token", &["aws_session_token", "x-amz-security-token", "aws_security_token"], B64, 100, 2048),
     check("aws_mws_key", DataClass::Credential, &["amzn.mws."], shapes::uuid_after),
     check("gcp_service_account_key", DataClass::Credential, &["service_account"], shapes::gcp_service_account),

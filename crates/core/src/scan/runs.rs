@@ -185,15 +185,22 @@ fn numbers(t: &[u8], s: usize, e: usize, len: usize, any: u16, fresh: bool, hits
     None
 }
 
+/// What may separate a card number's printed groups (the same one throughout).
+const CARD_SEPARATORS: &[u8] = b" -._/";
+
 /// A card number at `s`: all digits, or in the groups cards are printed in (4-4-4-4, 4-4-4-4-3,
-/// Amex 4-6-5, Diners 4-6-4) separated by one space or dash (the same one throughout); the
+/// Amex 4-6-5, Diners 4-6-4) separated by one space, dash, dot, underscore or slash (the same one throughout); the
 /// longest such prefix that is a card. A run inside a longer sequence of digit groups (a log
 /// line's numbers) is not one, unless `fresh`: it starts right after a number already found.
 fn card_at(t: &[u8], s: usize, fresh: bool) -> Option<usize> {
     if s > 0 && t.get(s - 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
-    if !fresh && s >= 2 && matches!(t.get(s - 1), Some(b' ' | b'-')) && t.get(s - 2).is_some_and(u8::is_ascii_digit) {
+    if !fresh
+        && s >= 2
+        && t.get(s - 1).is_some_and(|b| CARD_SEPARATORS.contains(b))
+        && t.get(s - 2).is_some_and(u8::is_ascii_digit)
+    {
         return None;
     }
     let mut digits: Vec<u8> = Vec::with_capacity(19);
@@ -214,7 +221,7 @@ fn card_at(t: &[u8], s: usize, fresh: bool) -> Option<usize> {
             ends.push((digits.len(), i));
         }
         match (t.get(i), t.get(i + 1)) {
-            (Some(&c @ (b' ' | b'-')), Some(d)) if d.is_ascii_digit() && sep.is_none_or(|x| x == c) => {
+            (Some(&c), Some(d)) if CARD_SEPARATORS.contains(&c) && d.is_ascii_digit() && sep.is_none_or(|x| x == c) => {
                 sep = Some(c);
                 i += 1;
             }
