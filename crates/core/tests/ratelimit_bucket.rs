@@ -115,3 +115,64 @@ fn shared_take_keeps_state_per_key() {
     assert_eq!(take(&mut kv, &table, "alice", &q2, now).unwrap().remaining, 4);
     assert!(kv.keys().all(|k| k.starts_with("mcpw/v1/rl/")));
 }
+
+// ------------------------------------------------------------------------------------------
+// Whom and what a limit counts, through the whole flow.
+
+use std::rc::Rc;
+
+use mcp_warden_core::fake_host::FakeHost;
+use mcp_warden_core::flow::RequestFlow;
+use mcp_warden_core::policy;
+use mcp_warden_core::ports::{PeerFact, Step};
+
+/// One modern request on a fresh flow: `(forwarded, user agent)`.
+fn request(host: &mut FakeHost, p: &Rc<policy::Policy>, user_agent: &str, method: &str, name: &str, params: &str) -> bool {
+    let meta =
+        r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params},{meta}}}}}"#);
+    host.http.headers = vec![
+        (":method".into(), b"POST".to_vec()),
+        (":authority".into(), b"gateway".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("user-agent".into(), user_agent.as_bytes().to_vec()),
+        ("x-user".into(), b"alice".to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), method.as_bytes().to_vec()),
+        ("mcp-name".into(), name.as_bytes().to_vec()),
+    ];
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into()), (PeerFact::SourceAddress, "10.0.0.7:41000".into())];
+    host.http.reply = None;
+    let mut flow = RequestFlow::new(Rc::clone(p));
+    host.post(&mut flow, body.into_bytes()) == Step::Continue && host.http.reply.is_none()
+}
+
+#[test]
+fn an_anonymous_caller_is_limited_by_its_address_whatever_its_user_agent() {
+    let rule = r#"{"id":"rl","match":{"methods":["tools/call"]},"action":"rate_limit","rate_limit":{"rate":1,"period_secs":3600,"burst":1,"key":"principal"}}"#;
+    let p = Rc::new(policy::load(format!(r#"{{"content_scan":{{"enabled":false}},"rules":[{rule}]}}"#).as_bytes()).unwrap());
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let params = r#""name":"echo","arguments":{}"#;
+    let forwarded = (0..20).filter(|i| request(&mut host, &p, &format!("agent/{i}"), "tools/call", "echo", params)).count();
+    assert_eq!(forwarded, 1, "one call an hour, however many agent strings");
+}
+
+#[test]
+fn a_resource_limit_counts_every_spelling_of_its_uri() {
+    let rule = r#"{"id":"rl","match":{"methods":["resources/read"],"names":["file:///srv/report.txt"]},"action":"rate_limit","rate_limit":{"rate":1,"period_secs":3600,"burst":1,"key":"principal_tool"}}"#;
+    let doc = format!(
+        r#"{{"principal":{{"sources":["header"],"trusted_header":"x-user"}},"content_scan":{{"enabled":false}},"rules":[{rule}]}}"#
+    );
+    let p = Rc::new(policy::load(doc.as_bytes()).unwrap());
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(1_000_000);
+    let spellings =
+        ["file:///srv/report.txt", "FILE:///srv/report.txt", "file:///srv/./report.txt", "file:///srv/x/../report.txt"];
+    let forwarded: Vec<&str> = spellings
+        .iter()
+        .copied()
+        .filter(|uri| request(&mut host, &p, "agent", "resources/read", uri, &format!(r#""uri":"{uri}""#)))
+        .collect();
+    assert_eq!(forwarded, ["file:///srv/report.txt"], "one bucket for the resource");
+}

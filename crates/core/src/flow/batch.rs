@@ -63,7 +63,7 @@ pub fn decide_batch(
             out.push(BatchElement { request, verdict: None });
             continue;
         }
-        let mut v = enforce_keyed(policy, remote_kill, (principal, at.principal_key), &request, upstream, kv, now_ms);
+        let mut v = enforce_keyed(policy, remote_kill, (principal, at.rate_key), &request, upstream, kv, now_ms);
         if v.action == Action::Allow && crate::confirm::sensitive(policy, &request) {
             // Nobody can be asked about a batch element: refused as a client that cannot be.
             v.action = Action::ConfirmRefused { why: "unsupported" };

@@ -126,7 +126,11 @@ pub fn decide<'a>(
     let mut findings = Vec::new();
     let mut annotated = 0;
     let mut pending = None;
-    let at = Requester { upstream: &facts.upstream, principal_key: &principal_key, now_ms: facts.now_ms };
+    let rate_key = match correlate::Caller::of(&principal, &principal_key, facts.peer.source_address) {
+        correlate::Caller::Named(key) => std::borrow::Cow::Borrowed(key),
+        correlate::Caller::Anonymous(address) => std::borrow::Cow::Owned(format!("a/{address}")),
+    };
+    let at = Requester { upstream: &facts.upstream, principal_key: &principal_key, rate_key: &rate_key, now_ms: facts.now_ms };
     let (verdict, reply) = match owner {
         Ok(Owner::Caller) if !facts.batch.is_empty() => {
             let (v, r, elements) = decide_batch(policy, remote_kill, &principal, at, facts.batch, kv, vm, &mut findings);
@@ -134,15 +138,8 @@ pub fn decide<'a>(
             (v, r)
         }
         Ok(Owner::Caller) => {
-            let mut v = enforce_keyed(
-                policy,
-                remote_kill,
-                (&principal, &principal_key),
-                &facts.request,
-                &facts.upstream,
-                kv,
-                facts.now_ms,
-            );
+            let mut v =
+                enforce_keyed(policy, remote_kill, (&principal, at.rate_key), &facts.request, &facts.upstream, kv, facts.now_ms);
             pending = pending_confirmation(policy, &mut v, &facts.request);
             if v.action == Action::Allow {
                 annotated = integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);

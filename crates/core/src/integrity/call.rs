@@ -69,6 +69,9 @@ impl CallCheck {
 pub struct Requester<'a> {
     pub upstream: &'a str,
     pub principal_key: &'a str,
+    /// Whom rate limits count: the principal's key, or an anonymous caller's address (its key
+    /// includes the user agent, which a client rotates freely).
+    pub rate_key: &'a str,
     pub now_ms: u64,
 }
 
@@ -76,7 +79,7 @@ pub struct Requester<'a> {
 /// remembers (upstreams with baselines: a call to an upstream nobody listed reads one key and
 /// hashes nothing; with `baseline_cache_ms`, baselines read a moment ago).
 pub fn check_call(policy: &Policy, kv: &dyn Kv, cache: &mut BaselineCache, req: &McpRequest, at: Requester<'_>) -> CallCheck {
-    let Requester { upstream, principal_key, now_ms } = at;
+    let Requester { upstream, principal_key, now_ms, .. } = at;
     let mut out = CallCheck::default();
     let ip = &policy.integrity;
     let Some(tool) = req.name.as_deref().filter(|_| req.op == Some(crate::mcp::Method::ToolsCall)) else { return out };

@@ -233,10 +233,11 @@ fn hideable(req: &McpRequest) -> bool {
 }
 
 /// The bucket of `rule` for this request (logical key; the slot table hashes it).
-/// `who`: the principal's [`Principal::key`].
+/// `who`: whom the principal's limits count ([`enforce_keyed`]). The name is the one rules
+/// match (a resource URI in its normal form: `FILE:///a/./b` is `file:///a/b`'s bucket).
 pub fn bucket_key(rule: &Rule, key: BucketKey, who: &str, req: &McpRequest, upstream: &str) -> String {
     let method = req.method.as_deref().unwrap_or("");
-    let name = req.name.as_deref().unwrap_or("");
+    let name = req.policy_name().unwrap_or("");
     match key {
         BucketKey::Principal => format!("{}\0p\0{who}", rule.id),
         BucketKey::PrincipalTool => format!("{}\0pt\0{who}\0{method}\0{name}", rule.id),
@@ -261,12 +262,12 @@ pub fn enforce<K: Kv + ?Sized>(
     enforce_keyed(policy, remote_kill, (principal, &principal.key()), req, upstream, kv, now_ms)
 }
 
-/// [`enforce`] for a principal whose [`Principal::key`] the caller already has (the request
-/// path computes it once: a SHA-256 per request fewer).
+/// [`enforce`] with the identity rate limits count the principal by (`rate_key`: its
+/// [`Principal::key`], or for an anonymous caller its address, which the request path knows).
 pub fn enforce_keyed<K: Kv + ?Sized>(
     policy: &Policy,
     remote_kill: &KillSwitch,
-    (principal, principal_key): (&Principal, &str),
+    (principal, rate_key): (&Principal, &str),
     req: &McpRequest,
     upstream: &str,
     kv: &mut K,
@@ -303,7 +304,7 @@ pub fn enforce_keyed<K: Kv + ?Sized>(
             RuleAction::Deny { reason, hide } => Some(Action::Deny { reason: reason.clone(), hide: *hide && hide_ok }),
             RuleAction::Confirm { reason } => Some(Action::Confirm { reason: reason.clone() }),
             RuleAction::RateLimit { quota, key, on_store_error } => {
-                let k = bucket_key(rule, *key, principal_key, req, upstream);
+                let k = bucket_key(rule, *key, rate_key, req, upstream);
                 match ratelimit::take(kv, &table, &k, quota, now_ms) {
                     Ok(RateDecision { allowed: true, .. }) => None,
                     Ok(d) => {
