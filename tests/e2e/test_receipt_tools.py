@@ -90,6 +90,17 @@ def test_warden_verify_names_the_first_bad_receipt(warden, tmp_path):
     assert r.returncode == 1 and "chain_seq gap: expected 3" in r.stdout, r.stdout
     wrong_key = run(warden, "verify", SAMPLE, "--key", "11" * 32)
     assert wrong_key.returncode == 1 and "not the expected key" in wrong_key.stdout, wrong_key.stdout
+    # Nothing signs where a chain ends: a file cut short verifies as a prefix, and --root pins the end.
+    assert "its end is not signed: a valid prefix" in ok.stdout, ok.stdout
+    root = ok.stdout.split("root hash ")[1].split(",")[0].split(";")[0].strip()
+    pinned = run(warden, "verify", SAMPLE, "--key", TEST_PUB, "--root", root)
+    assert pinned.returncode == 0 and "ends at the pinned root" in pinned.stdout, pinned.stdout
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(lines[:-1]) + "\n")
+    prefix = run(warden, "verify", cut, "--key", TEST_PUB)
+    assert prefix.returncode == 0 and "valid prefix" in prefix.stdout, prefix.stdout
+    r = run(warden, "verify", cut, "--key", TEST_PUB, "--root", root)
+    assert r.returncode == 1 and "truncated or extended" in r.stdout, r.stdout
 
 
 def test_keygen_writes_a_private_file_only_we_can_read(warden, tmp_path):

@@ -1,4 +1,4 @@
-//! `warden verify FILE [--key HEX|PUBFILE] [--mode single|chain] [--prev FILE] [--digests FILE]`:
+//! `warden verify FILE [--key HEX|PUBFILE] [--mode single|chain] [--prev FILE] [--digests FILE] [--root HASH]`:
 //! offline check of one receipt (`.json`) or a chain (`.jsonl`, bare receipts or flight-recorder
 //! entries).
 //!
@@ -9,7 +9,10 @@
 //! that the chain's signed checkpoints cover every digest entry the writer exported under
 //! overload: each batch folds, in order, to its checkpoint's signed root from an anchor in the
 //! chain (`mcp_warden_core::receipt::checkpoint`). A chain with checkpoints and no digest file
-//! fails: the exchanges its checkpoints cover cannot be checked without it.
+//! fails: the exchanges its checkpoints cover cannot be checked without it. Nothing signs where
+//! a chain ends, so a file cut short verifies as the prefix it is: `--root HASH` (the root hash
+//! an earlier run printed, or one published) pins the end. The writer's signed drop notices and
+//! skipped non-receipt lines are reported.
 
 use std::process::ExitCode;
 
@@ -18,7 +21,8 @@ use mcp_warden_core::receipt::checkpoint::ChainCheckpoints;
 use mcp_warden_core::receipt::sign::{parse_hex32, PUBLIC_KEY_HEADER};
 use mcp_warden_core::receipt::verify::{verify_chain, verify_chain_visiting, verify_receipt, ChainSummary};
 
-const USAGE: &str = "usage: warden verify FILE [--key HEX|PUBLIC_KEY_FILE] [--mode single|chain] [--prev FILE] [--digests FILE]";
+const USAGE: &str =
+    "usage: warden verify FILE [--key HEX|PUBLIC_KEY_FILE] [--mode single|chain] [--prev FILE] [--digests FILE] [--root HASH]";
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut file = None;
@@ -26,6 +30,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut mode = None;
     let mut prev = None;
     let mut digests = None;
+    let mut root = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -33,6 +38,7 @@ pub fn run(args: &[String]) -> ExitCode {
             "--mode" => mode = it.next().cloned(),
             "--prev" => prev = it.next().cloned(),
             "--digests" => digests = it.next().cloned(),
+            "--root" => root = it.next().cloned(),
             s if !s.starts_with("--") && file.is_none() => file = Some(s.to_string()),
             _ => return usage(),
         }
@@ -58,7 +64,7 @@ pub fn run(args: &[String]) -> ExitCode {
         let sibling = file.strip_suffix(".jsonl").map(|stem| format!("{stem}.digests.jsonl"));
         digests = sibling.filter(|f| std::path::Path::new(f).is_file());
     }
-    match check(&file, chain_mode, pinned.as_ref(), prev.as_deref(), digests.as_deref()) {
+    match check(&file, chain_mode, pinned.as_ref(), prev.as_deref(), digests.as_deref(), root.as_deref()) {
         Ok(msg) => {
             println!("OK {file}: {msg}");
             ExitCode::SUCCESS
@@ -92,6 +98,7 @@ fn check(
     pinned: Option<&[u8; 32]>,
     prev: Option<&str>,
     digests: Option<&str>,
+    root: Option<&str>,
 ) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
     if !chain_mode {
@@ -130,6 +137,26 @@ fn check(
             ))
         }
         None => {}
+    }
+    if summary.drop_notices > 0 {
+        msg.push_str(&format!(
+            "; {} exchanges dropped, not receipted (the writer's {} signed drop notices)",
+            summary.dropped, summary.drop_notices
+        ));
+    }
+    if summary.skipped > 0 {
+        msg.push_str(&format!("; {} lines that are no receipts skipped", summary.skipped));
+    }
+    // Nothing signs where a chain ends: a file cut short is a valid prefix of its chain.
+    match root {
+        Some(want) if !want.eq_ignore_ascii_case(&summary.root_hash) => {
+            return Err(format!(
+                "the chain ends at chain_seq {} with hash {}, not at the pinned root {want}: it was truncated or extended",
+                summary.final_seq, summary.root_hash
+            ))
+        }
+        Some(_) => msg.push_str("; ends at the pinned root"),
+        None => msg.push_str("; its end is not signed: a valid prefix (pin the end with --root HASH)"),
     }
     Ok(msg)
 }

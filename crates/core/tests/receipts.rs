@@ -230,3 +230,32 @@ fn truncating_the_tail_is_only_visible_through_the_root_hash() {
     let cut = verify_chain(&all[..4].join("\n"), Some(&key)).unwrap();
     assert_ne!(full.root_hash, cut.root_hash);
 }
+
+#[test]
+fn one_text_per_receipt_and_one_receipt_per_line() {
+    let all = lines();
+    let key = parse_hex32(TEST_PUB).unwrap();
+    let verify = |lines: &[String]| verify_chain(&lines.join("\n"), Some(&key));
+    // An upper-cased signature decodes to the same bytes but is another text, another root hash.
+    let mut upper = all.clone();
+    let last = upper.len() - 1;
+    let sig = serde_json::from_str::<Value>(&upper[last]).unwrap()["signature"].as_str().unwrap().to_owned();
+    upper[last] = upper[last].replace(&sig, &format!("ed25519:{}", sig.trim_start_matches("ed25519:").to_uppercase()));
+    assert!(verify(&upper).unwrap_err().to_string().contains("upper-case hex"));
+    // A zero of the wrong type in an omitted field is not the omission it hashes as.
+    for wrong in [r#""intent":false,"#, r#""parent_action_id":[],"#, r#""contract_generation":0.0,"#] {
+        let mut typed = all.clone();
+        typed[2] = typed[2].replacen(r#""action_record":{"#, &format!(r#""action_record":{{{wrong}"#), 1);
+        assert!(verify(&typed).is_err(), "{wrong}");
+    }
+    // Receipts wrapped once as flight-recorder entries verify; an entry inside an entry does not.
+    let wrapped: Vec<String> = all.iter().map(|l| format!(r#"{{"type":"action_receipt","detail":{l}}}"#)).collect();
+    assert_eq!(verify(&wrapped).unwrap().count, all.len());
+    let mut nested = wrapped.clone();
+    nested[1] = format!(r#"{{"type":"action_receipt","detail":{}}}"#, wrapped[1]);
+    assert!(verify(&nested).is_err());
+    // Other entries are skipped, and counted.
+    let mut noted = all.clone();
+    noted.insert(2, r#"{"type":"note","detail":{}}"#.to_owned());
+    assert_eq!(verify(&noted).unwrap().skipped, 1);
+}

@@ -320,6 +320,8 @@ fn drops_are_reported_by_one_signed_notice_with_the_exact_count_before_the_next_
 
     let summary = sink.verify();
     assert_eq!(summary.count as u64, w.stats().signed);
+    // The verifier reports what the notices say was lost.
+    assert_eq!((summary.dropped, summary.drop_notices), (dropped, 1));
     let found = notices(&sink);
     assert_eq!(found.len(), 1);
     let (seq, count, since, v) = &found[0];

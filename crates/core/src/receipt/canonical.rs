@@ -176,7 +176,14 @@ fn write_object(
             (Some(Value::Object(inner)), Obj(nested)) => {
                 write_object(o.key(field.name), inner, nested, true, &path)?;
             }
-            (Some(v), _) if field.omitempty && is_go_zero(v) => {}
+            (Some(v), kind) if field.omitempty && is_go_zero(v) => {
+                // Left out as Go leaves its zero value out, but only a zero of the field's own
+                // type (or `null`, which Go's decoder takes for any field): `"intent": false` is
+                // no empty string, and Go's decoder refuses it.
+                if !v.is_null() {
+                    write_typed(&mut String::new(), v, kind, &path)?;
+                }
+            }
             (Some(v), kind) => write_typed(o.key(field.name), v, kind, &path)?,
         }
     }

@@ -105,9 +105,23 @@ pub struct Envelope {
 /// Reads one line/document: a bare receipt, or a flight-recorder entry wrapping one.
 /// `Ok(None)` for a recorder entry that carries something other than a receipt.
 pub fn read_envelope(text: &str) -> Result<Option<Envelope>, String> {
+    read_envelope_in(text, false)
+}
+
+/// [`read_envelope`]; `wrapped`: `text` is a flight-recorder entry's `detail`, which holds a
+/// receipt, never another entry (each level would be parsed again: nesting is a way to make the
+/// verifier's memory grow with the file's square).
+fn read_envelope_in(text: &str, wrapped: bool) -> Result<Option<Envelope>, String> {
     let RawMembers(members) = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
     let has = |name: &str| members.iter().any(|(k, _)| k == name);
     if has("type") && has("detail") {
+        if wrapped {
+            return Err("a flight-recorder entry's detail is another entry, not a receipt".into());
+        }
+        if ["version", "action_record", "signature", "signer_key"].iter().any(|f| has(f)) {
+            // Two receipts in one line: which one an auditor's tool reads is not ours to guess.
+            return Err("a flight-recorder entry carries receipt fields beside its detail".into());
+        }
         let mut kind = None;
         let mut detail = None;
         for (k, v) in &members {
@@ -122,8 +136,8 @@ pub fn read_envelope(text: &str) -> Result<Option<Envelope>, String> {
         }
         let Some(detail) = detail else { return Ok(None) };
         return match parse_strict(detail.get())? {
-            Value::String(inner) => read_envelope(&inner),
-            Value::Object(_) => read_envelope(detail.get()),
+            Value::String(inner) => read_envelope_in(&inner, true),
+            Value::Object(_) => read_envelope_in(detail.get(), true),
             _ => Err("flight-recorder detail is neither an object nor a JSON string".into()),
         };
     }

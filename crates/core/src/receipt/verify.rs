@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::chain::{Predecessor, CHAIN_OPEN_METHOD, CHAIN_TARGET_PREFIX, GENESIS, RECEIPT_CHAIN_LAYER, WRITER_PRINCIPAL};
+use super::chain::{
+    DropNotice, Predecessor, CHAIN_OPEN_METHOD, CHAIN_TARGET_PREFIX, DROPPED_METHOD, GENESIS, RECEIPT_CHAIN_LAYER,
+    WRITER_PRINCIPAL,
+};
 use super::checkpoint::{CHECKPOINT_METHOD, CHECKPOINT_PATTERN};
 use super::record::ActionType;
 use super::sign::verify_digest;
@@ -84,6 +87,9 @@ pub struct VerifiedReceipt {
     pub key_transition: bool,
     /// The signed `intent` when the record is the writer's checkpoint (see `checkpoint.rs`).
     pub checkpoint_intent: Option<String>,
+    /// The writer's drop notice: `Some((dropped, since_seq))`, `Some(None)` when its intent does
+    /// not say.
+    pub drop_notice: Option<Option<(u64, u64)>>,
 }
 
 /// What a chain-open receipt claims.
@@ -167,6 +173,14 @@ fn verify_envelope(
             return Err(ReceiptError::WrongSigner { found: signer_key.into(), expected: expected.into() });
         }
     }
+    // Lowercase, as the format writes it: the chain hash covers the text as written, so an
+    // upper-cased copy would verify with another root hash.
+    if sig_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ReceiptError::SignatureFormat("upper-case hex (the format writes lowercase)".into()));
+    }
+    if signer_key.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ReceiptError::SignerKeyFormat("upper-case hex (the format writes lowercase)".into()));
+    }
     let mut signature = [0u8; 64];
     hex::decode_to_slice(sig_hex, &mut signature)
         .map_err(|_| ReceiptError::SignatureFormat("not 128 hex characters (64 bytes)".into()))?;
@@ -188,7 +202,16 @@ fn verify_envelope(
         chain_open: chain_open(record),
         key_transition: record.get("key_transition").is_some_and(|v| !v.is_null()),
         checkpoint_intent: checkpoint_intent(record),
+        drop_notice: drop_notice(record),
     })
+}
+
+/// `(dropped, since_seq)` of the writer's own drop notice (its method, principal and layer).
+fn drop_notice(record: &Map<String, Value>) -> Option<Option<(u64, u64)>> {
+    let own = get_str(record, "method") == DROPPED_METHOD
+        && get_str(record, "principal") == WRITER_PRINCIPAL
+        && get_str(record, "layer") == RECEIPT_CHAIN_LAYER;
+    own.then(|| DropNotice::parse_intent(get_str(record, "intent")))
 }
 
 /// A checkpoint is the writer's own receipt: its method, and the principal, layer and pattern no
@@ -228,6 +251,8 @@ pub enum ChainReason {
     },
     /// Key rotation (`key_transition`) needs Pipelock's endorsement files; not supported here.
     RotationUnsupported,
+    /// A drop notice whose intent does not say how many it dropped since which earlier receipt.
+    BadDropNotice,
 }
 
 /// The first bad receipt of a chain and why.
@@ -265,6 +290,9 @@ impl fmt::Display for ChainFailure {
                 "chain_prev_hash does not match the previous receipt's hash {expected}: a receipt was edited, removed, reordered or replayed"
             ),
             ChainReason::RotationUnsupported => write!(f, "key_transition (key rotation) is not supported by this verifier"),
+            ChainReason::BadDropNotice => {
+                write!(f, "a drop notice that does not say how many exchanges it dropped after which earlier receipt")
+            }
         }
     }
 }
@@ -280,6 +308,11 @@ pub struct ChainSummary {
     pub root_hash: String,
     pub signer_key: String,
     pub chain_open: Option<ChainOpen>,
+    /// Exchanges the writer's signed drop notices say it dropped, and how many notices.
+    pub dropped: u64,
+    pub drop_notices: usize,
+    /// Lines that are flight-recorder entries of another type (not receipts).
+    pub skipped: usize,
 }
 
 /// Verifies a JSONL chain (bare receipts or flight-recorder entries, one per line; blank lines
@@ -299,6 +332,7 @@ pub fn verify_chain_visiting(
     let mut prev: Option<VerifiedReceipt> = None;
     let mut first_open = None;
     let mut count = 0usize;
+    let (mut dropped, mut drop_notices, mut skipped) = (0u64, 0usize, 0usize);
     for (i, line) in jsonl.lines().enumerate() {
         let line_no = i + 1;
         let fail = |seq, action_id, reason| ChainFailure { line: line_no, seq, action_id, reason };
@@ -307,7 +341,10 @@ pub fn verify_chain_visiting(
         }
         let env = match read_envelope(line) {
             Ok(Some(env)) => env,
-            Ok(None) => continue,
+            Ok(None) => {
+                skipped += 1;
+                continue;
+            }
             Err(e) => return Err(fail(None, None, ChainReason::Receipt(ReceiptError::Malformed(e)))),
         };
         let record = env.members.get("action_record").and_then(Value::as_object);
@@ -335,6 +372,16 @@ pub fn verify_chain_visiting(
         if prev.is_none() {
             first_open = receipt.chain_open.clone();
         }
+        if let Some(notice) = receipt.drop_notice {
+            // A notice counts what was lost since a receipt before it.
+            match notice {
+                Some((n, since)) if since < receipt.chain_seq => {
+                    dropped = dropped.saturating_add(n);
+                    drop_notices += 1;
+                }
+                _ => return Err(fail(seq, action_id, ChainReason::BadDropNotice)),
+            }
+        }
         count += 1;
         visit(&receipt);
         prev = Some(receipt);
@@ -346,6 +393,9 @@ pub fn verify_chain_visiting(
             root_hash: last.hash,
             signer_key: last.signer_key,
             chain_open: first_open,
+            dropped,
+            drop_notices,
+            skipped,
         }),
         None => Err(ChainFailure { line: 0, seq: None, action_id: None, reason: ChainReason::NoReceipts }),
     }
