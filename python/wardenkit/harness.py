@@ -37,10 +37,20 @@ TEST_SIGNING_PUBLIC = "4655a7e605c12ebb00a46037881c33c5bca5eb74b45a02e8e7261a7ff
 TEST_CONFIRM_KEY = "213e37ababa50e7f389f47f12fc6664ca6f6edc7dfec892d4779d56d813f4257"
 
 
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, and never one this process handed out before: the kernel
+    may offer a just-closed ephemeral port again, and two of one test's ports were once the same
+    (Envoy's admin took it, its listener could not bind)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: "Proc | None" = None) -> None:
