@@ -339,6 +339,35 @@ impl FakeHost {
         flow.on_request_body(&mut self.ports(), n, true)
     }
 
+    /// A 2026-07-28 POST as the flow tests send one: `method` with `params` (JSON members;
+    /// `_meta` with the version and empty capabilities is added), `name` mirrored into
+    /// `Mcp-Name`, and `extra` headers after the era's own. See [`FakeHost::post`].
+    pub fn post_modern(
+        &mut self,
+        flow: &mut RequestFlow,
+        method: &str,
+        name: Option<&str>,
+        params: &str,
+        extra: &[(&str, &[u8])],
+    ) -> Step {
+        let meta =
+            r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+        let members = if params.is_empty() { meta.to_owned() } else { format!("{params},{meta}") };
+        let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{members}}}}}"#);
+        self.http.headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            (":authority".into(), b"gateway".to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+            ("mcp-method".into(), method.as_bytes().to_vec()),
+        ];
+        if let Some(n) = name {
+            self.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
+        }
+        self.http.headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())));
+        self.post(flow, body.into_bytes())
+    }
+
     /// Drives the response side as Envoy does: headers, then each chunk added to what the host
     /// holds; while the filter answers [`Step::Buffer`] the data stays held, when it continues the
     /// held data (as the filter left it) goes to the client. Returns what the client received.

@@ -23,22 +23,8 @@ fn policy(correlation: Value) -> Rc<Policy> {
 }
 
 fn send_as(host: &mut FakeHost, flow: &mut RequestFlow, user: &str, method: &str, name: Option<&str>, params: &str) -> Step {
-    let meta =
-        r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params},{meta}}}}}"#);
-    host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("x-user".into(), user.as_bytes().to_vec()),
-        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
-        ("mcp-method".into(), method.as_bytes().to_vec()),
-    ];
-    if let Some(n) = name {
-        host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-    }
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.post(flow, body.into_bytes())
+    host.post_modern(flow, method, name, params, &[("x-user", user.as_bytes())])
 }
 
 fn call_as(host: &mut FakeHost, p: &Rc<Policy>, user: &str, tool: &str, arguments: Value) -> Step {

@@ -126,25 +126,12 @@ use mcp_warden_core::flow::RequestFlow;
 use mcp_warden_core::policy;
 use mcp_warden_core::ports::{PeerFact, Step};
 
-/// One modern request on a fresh flow: `(forwarded, user agent)`.
+/// One modern request on a fresh flow from 10.0.0.7 with this user agent: forwarded or not.
 fn request(host: &mut FakeHost, p: &Rc<policy::Policy>, user_agent: &str, method: &str, name: &str, params: &str) -> bool {
-    let meta =
-        r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
-    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params},{meta}}}}}"#);
-    host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("user-agent".into(), user_agent.as_bytes().to_vec()),
-        ("x-user".into(), b"alice".to_vec()),
-        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
-        ("mcp-method".into(), method.as_bytes().to_vec()),
-        ("mcp-name".into(), name.as_bytes().to_vec()),
-    ];
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into()), (PeerFact::SourceAddress, "10.0.0.7:41000".into())];
-    host.http.reply = None;
     let mut flow = RequestFlow::new(Rc::clone(p));
-    host.post(&mut flow, body.into_bytes()) == Step::Continue && host.http.reply.is_none()
+    let extra: [(&str, &[u8]); 2] = [("user-agent", user_agent.as_bytes()), ("x-user", b"alice")];
+    host.post_modern(&mut flow, method, Some(name), params, &extra) == Step::Continue && host.http.reply.is_none()
 }
 
 #[test]
