@@ -339,9 +339,22 @@ impl FakeHost {
         flow.on_request_body(&mut self.ports(), n, true)
     }
 
-    /// A 2026-07-28 POST as the flow tests send one: `method` with `params` (JSON members;
+    /// A JSON-RPC POST as the flow tests send one: `body` with the request line a client's
+    /// HTTP stack writes (`POST`, `:authority`, the JSON content type) and then `headers`. See
+    /// [`FakeHost::post`].
+    pub fn post_json(&mut self, flow: &mut RequestFlow, body: String, headers: &[(&str, &[u8])]) -> Step {
+        self.http.headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            (":authority".into(), b"gateway".to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+        ];
+        self.http.headers.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())));
+        self.post(flow, body.into_bytes())
+    }
+
+    /// A 2026-07-28 POST ([`FakeHost::post_json`]): `method` with `params` (JSON members;
     /// `_meta` with the version and empty capabilities is added), `name` mirrored into
-    /// `Mcp-Name`, and `extra` headers after the era's own. See [`FakeHost::post`].
+    /// `Mcp-Name`, and `extra` headers after the era's own.
     pub fn post_modern(
         &mut self,
         flow: &mut RequestFlow,
@@ -354,18 +367,10 @@ impl FakeHost {
             r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
         let members = if params.is_empty() { meta.to_owned() } else { format!("{params},{meta}") };
         let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{members}}}}}"#);
-        self.http.headers = vec![
-            (":method".into(), b"POST".to_vec()),
-            (":authority".into(), b"gateway".to_vec()),
-            ("content-type".into(), b"application/json".to_vec()),
-            ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
-            ("mcp-method".into(), method.as_bytes().to_vec()),
-        ];
-        if let Some(n) = name {
-            self.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-        }
-        self.http.headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())));
-        self.post(flow, body.into_bytes())
+        let mut headers: Vec<(&str, &[u8])> = vec![("mcp-protocol-version", b"2026-07-28"), ("mcp-method", method.as_bytes())];
+        headers.extend(name.map(|n| ("mcp-name", n.as_bytes())));
+        headers.extend_from_slice(extra);
+        self.post_json(flow, body, &headers)
     }
 
     /// Drives the response side as Envoy does: headers, then each chunk added to what the host

@@ -143,11 +143,6 @@ pub fn fold(s: &str) -> String {
     out
 }
 
-/// True when `s` holds an invisible character of any kind ([`is_invisible`]).
-pub fn has_hidden(s: &str) -> bool {
-    s.chars().any(is_invisible)
-}
-
 /// [`fold`] of `s` as a model may read what is hidden in it: an invisible character between
 /// two words separates them (`ignore\u{200b}previous`, `do\u{ad}not`), and a tag character
 /// (U+E0020–E007E, "ASCII smuggling") is the ASCII character it shadows.

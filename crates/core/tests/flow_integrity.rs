@@ -39,17 +39,12 @@ fn send_legacy(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, method: &
 /// One POST from `who` with the era's `headers`, driven as Envoy does.
 fn post(host: &mut FakeHost, flow: &mut RequestFlow, who: &str, headers: &[(&str, &str)], method: &str, params: &str) -> Step {
     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{{params}}}}}"#);
-    host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("x-user".into(), who.as_bytes().to_vec()),
-    ];
-    host.http.headers.extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())));
     if host.http.peer.is_empty() {
         host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
     }
-    host.post(flow, body.into_bytes())
+    let mut all: Vec<(&str, &[u8])> = vec![("x-user", who.as_bytes())];
+    all.extend(headers.iter().map(|(k, v)| (*k, v.as_bytes())));
+    host.post_json(flow, body, &all)
 }
 
 fn reply(host: &FakeHost) -> (u32, Value) {

@@ -25,32 +25,14 @@ fn config(scan: Value) -> Value {
     json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}, "content_scan": scan})
 }
 
-fn modern_meta() -> &'static str {
-    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
-}
-
 /// One request; `legacy` sends it as a 2025-11-25 client would (no routing headers, no `_meta`).
 fn send(host: &mut FakeHost, flow: &mut RequestFlow, legacy: bool, method: &str, name: Option<&str>, params: &str) -> Step {
-    let params = if legacy || params.is_empty() { params.to_owned() } else { format!("{params},{}", modern_meta()) };
-    let params = if params.is_empty() && !legacy { modern_meta().to_owned() } else { params };
-    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}}}}}"#);
-    host.http.headers = vec![
-        (":method".into(), b"POST".to_vec()),
-        (":authority".into(), b"gateway".to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("x-user".into(), b"alice".to_vec()),
-    ];
-    if legacy {
-        host.http.headers.push(("mcp-protocol-version".into(), b"2025-11-25".to_vec()));
-    } else {
-        host.http.headers.push(("mcp-protocol-version".into(), b"2026-07-28".to_vec()));
-        host.http.headers.push(("mcp-method".into(), method.as_bytes().to_vec()));
-        if let Some(n) = name {
-            host.http.headers.push(("mcp-name".into(), n.as_bytes().to_vec()));
-        }
-    }
     host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
-    host.post(flow, body.into_bytes())
+    if !legacy {
+        return host.post_modern(flow, method, name, params, &[("x-user", b"alice")]);
+    }
+    let body = format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{{{params}}}}}"#);
+    host.post_json(flow, body, &[("x-user", b"alice"), ("mcp-protocol-version", b"2025-11-25")])
 }
 
 fn call(host: &mut FakeHost, flow: &mut RequestFlow, legacy: bool, tool: &str, arguments: Value) -> Step {

@@ -259,7 +259,7 @@ impl Scanner {
         self.scan_phrases(&folded, span, budget, hits);
         // Hidden characters read two ways: removed (`ign\u{200b}ore`), and as what a model may
         // read them as (`ignore\u{200b}previous` is two words; tag characters spell ASCII).
-        if fold::has_hidden(&text) {
+        if fold::has_invisible(&text) {
             let revealed = fold::fold_revealed(&text);
             if revealed != folded {
                 self.scan_phrases(&revealed, span, budget, hits);

@@ -11,8 +11,8 @@ use super::wallet;
 
 /// Shortest run worth decoding as base64 and as hex (10–12 bytes once decoded: the shortest
 /// value a detector knows, an SSN, fits).
-pub const MIN_BASE64_RUN: usize = 14;
-pub const MIN_HEX_RUN: usize = 20;
+const MIN_BASE64_RUN: usize = 14;
+const MIN_HEX_RUN: usize = 20;
 
 /// How a run worth decoding is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,13 +269,13 @@ fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
 /// for a mnemonic.
 fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut Vec<Hit>) {
     let region = t.get(from..to).unwrap_or_default();
-    let mut streak: Vec<Span> = Vec::new();
-    let mut check = |streak: &mut Vec<Span>, hits: &mut Vec<Hit>| {
+    // Each list word where it stands, and lower-cased (the list's spelling).
+    let mut streak: Vec<(Span, Vec<u8>)> = Vec::new();
+    let mut check = |streak: &mut Vec<(Span, Vec<u8>)>, hits: &mut Vec<Hit>| {
         if streak.len() >= 12 {
-            let lower: Vec<Vec<u8>> = streak.iter().filter_map(|&(s, e)| t.get(s..e)).map(<[u8]>::to_ascii_lowercase).collect();
-            let w: Vec<&[u8]> = lower.iter().map(Vec::as_slice).collect();
+            let w: Vec<&[u8]> = streak.iter().map(|(_, lower)| lower.as_slice()).collect();
             if let Some((first, n)) = wallet::find_mnemonic(&w, tests) {
-                if let (Some(a), Some(b)) = (streak.get(first), streak.get(first + n - 1)) {
+                if let (Some((a, _)), Some((b, _))) = (streak.get(first), streak.get(first + n - 1)) {
                     hits.push(Hit {
                         found: Found::Detector(catalog::index_of(catalog::BIP39)),
                         span: (a.0, b.1),
@@ -294,13 +294,14 @@ fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut 
         if word.is_empty() {
             continue;
         }
-        let listed = wallet::is_word(&word.to_ascii_lowercase());
+        let lower = word.to_ascii_lowercase();
+        let listed = wallet::is_word(&lower);
         let apart = s - last_end > MAX_WORD_GAP || !t.get(last_end..s).is_some_and(list_gap);
         if apart || !listed {
             check(&mut streak, hits);
         }
         if listed {
-            streak.push((s, e));
+            streak.push(((s, e), lower));
         }
         last_end = e;
     }
