@@ -4,6 +4,8 @@ principal and polled, updated, cancelled or listened for by another is answered 
 answers an unknown task (-32602), counted (`mcp_warden_task_hijacks_total`) and receipted; its
 creator polls it to completion. On by default: the `{}` configuration binds tasks to the
 (anonymous) client that created them; with a trusted identity header, to the named principal.
+A task also answers to what policy says of its tool now: once the kill switch (served by `warden
+control`) stops `slow_report`, its creator can no longer read or feed its task, only cancel it.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import urllib.request
 import pytest
 
 from wardenkit import harness
+from test_control_endpoint import CONTROL_CLUSTER, write
 
 PEERS_PYTHON = harness.ROOT / ".venv-peers" / "bin" / "python"
 TASKS = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
@@ -43,8 +46,9 @@ def rpc(url: str, method: str, params: dict, who: dict[str, str], name: str | No
     return status, json.loads(text)
 
 
-def create(url: str, who: dict[str, str]) -> str:
-    status, answer = rpc(url, "tools/call", {"name": "slow_report", "arguments": {"topic": "gateways"}}, who, "slow_report")
+def create(url: str, who: dict[str, str], seconds: float = 0.2) -> str:
+    arguments = {"topic": "gateways", "seconds": seconds}
+    status, answer = rpc(url, "tools/call", {"name": "slow_report", "arguments": arguments}, who, "slow_report")
     assert status == 200 and answer["result"]["resultType"] == "task", answer
     return answer["result"]["taskId"]
 
@@ -76,3 +80,36 @@ def test_a_task_is_answered_only_to_its_creator(gateway, tasks_upstream, config,
     # An id the server never handed out reaches the server (which answers it as unknown itself).
     status, answer = rpc(gw.url, "tasks/get", {"taskId": "no-such-task"}, mallory, "no-such-task")
     assert answer["error"]["code"] == -32602
+
+
+def test_a_killed_tools_task_can_be_cancelled_but_not_read_or_fed(warden, gateway, tasks_upstream, tmp_path):
+    directory = tmp_path / "control"
+    directory.mkdir()
+    port = harness.free_port()
+    ctl = harness.Proc("warden-control", [str(warden), "control", "--dir", str(directory),
+                                          "--listen", f"127.0.0.1:{port}"], tmp_path / "logs")
+    harness.LIVE_PROCS.append(ctl)
+    try:
+        harness.wait_port(port, proc=ctl)
+        config = {"control": {"cluster": "warden_control", "period_ms": 200, "timeout_ms": 1000}}
+        gw = gateway("envoy/local.yaml", upstream_port=tasks_upstream, plugin_config=config,
+                     replace={"  clusters:\n": CONTROL_CLUSTER.format(port=port)}, wait_mcp=True)
+        alice = {"user-agent": "agent-alice"}
+        task = create(gw.url, alice, seconds=60)
+        assert rpc(gw.url, "tasks/get", {"taskId": task}, alice, task)[1]["result"]["status"] == "working"
+        write(directory / "kill.json", [{"tool": "slow_report", "reason": "incident 4711"}])
+        harness.wait_for("the kill switch installed", lambda: rpc(gw.url, "tools/call", {
+            "name": "slow_report", "arguments": {"topic": "x"}}, alice, "slow_report")[0] == 503, timeout=15, gw=gw)
+        for method, params in [("tasks/get", {"taskId": task}), ("tasks/update", {"taskId": task, "inputResponses": {}})]:
+            status, answer = rpc(gw.url, method, params, alice, task)
+            assert status == 503 and answer["error"]["code"] == -31503, (method, status, answer)
+            assert answer["error"]["data"] == {"reason": "incident 4711", "scope": "tool"}, answer
+        status, answer = rpc(gw.url, "subscriptions/listen", {"notifications": {"taskIds": [task]}}, alice)
+        assert status == 503, answer
+        # Stopping the work reaches the server, which cancels it.
+        status, answer = rpc(gw.url, "tasks/cancel", {"taskId": task}, alice, task)
+        assert status == 200 and "result" in answer, answer
+        assert harness.warden_stat(gw, "task_hijacks_total") == 0
+    finally:
+        harness.LIVE_PROCS.remove(ctl)
+        ctl.stop()

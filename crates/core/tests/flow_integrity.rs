@@ -218,6 +218,68 @@ fn a_task_belongs_to_its_creator() {
     assert_eq!(send(&mut host, &mut mine, "alice", "subscriptions/listen", None, &params), Step::Continue);
 }
 
+/// Alice's `tools/call` of `tool` under `p` answered with a new task `task`.
+fn create_task(host: &mut FakeHost, p: &Rc<Policy>, tool: &str, task: &str) {
+    let mut create = RequestFlow::new(Rc::clone(p));
+    let params = format!(r#""name":"{tool}","arguments":{{}},{}"#, meta(""));
+    assert_eq!(send(host, &mut create, "alice", "tools/call", Some(tool), &params), Step::Continue);
+    let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "task", "taskId": task, "status": "working", "ttlMs": 900000}});
+    host.respond(&mut create, &[(":status", "200"), ("content-type", "application/json")], &[answer.to_string().as_bytes()]);
+}
+
+#[test]
+fn a_task_answers_to_what_policy_says_of_its_tool_now_but_can_always_be_cancelled() {
+    let open = policy(config());
+    let mut doc = config();
+    doc["kill_switch"] = json!([{"tool": "slow*", "reason": "incident 4711"}]);
+    let killed = policy(doc);
+    let mut doc = config();
+    doc["rules"] =
+        json!([{"id": "no-slow", "match": {"names": ["slow"]}, "action": "deny", "hide": true, "reason": "secret reason"}]);
+    let denied = policy(doc);
+    let mut host = FakeHost::default();
+    let task = "HJwjXrt9AWnm0kndtalPt3FcWohONCpfP2HDfDCy8Wg";
+    create_task(&mut host, &open, "slow", task);
+    let other = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb";
+    create_task(&mut host, &open, "fast", other);
+    let on = |host: &mut FakeHost, p: &Rc<Policy>, method: &str, id: &str| {
+        let mut f = RequestFlow::new(Rc::clone(p));
+        let params = match method {
+            "subscriptions/listen" => format!(r#""notifications":{{"taskIds":["{id}"]}},{}"#, meta("")),
+            _ => format!(r#""taskId":"{id}",{}"#, meta("")),
+        };
+        let name = (method != "subscriptions/listen").then_some(id);
+        send(host, &mut f, "alice", method, name, &params)
+    };
+    for method in ["tasks/get", "tasks/update", "tasks/result", "subscriptions/listen"] {
+        assert_eq!(on(&mut host, &open, method, task), Step::Continue, "{method}");
+        // Killed: the task of the killed tool stops, the other tool's does not.
+        assert_eq!(on(&mut host, &killed, method, task), Step::Answered, "{method}");
+        let (_, body) = reply(&host);
+        assert!(body["error"]["message"].as_str().unwrap().contains("incident 4711"), "{method}: {body}");
+        assert_eq!(on(&mut host, &killed, method, other), Step::Continue, "{method}");
+        // Denied (hidden, even): refused without the rule's reason or the tool's name.
+        assert_eq!(on(&mut host, &denied, method, task), Step::Answered, "{method}");
+        let (status, body) = reply(&host);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(!message.contains("secret reason") && !message.contains("slow"), "{message}");
+        assert_eq!(on(&mut host, &denied, method, other), Step::Continue, "{method}");
+    }
+    // Stopping the work is always allowed.
+    assert_eq!(on(&mut host, &killed, "tasks/cancel", task), Step::Continue);
+    assert_eq!(on(&mut host, &denied, "tasks/cancel", task), Step::Continue);
+    assert_eq!(host.metrics.count_of("mcp_warden_task_hijacks_total"), 0);
+    // A tool name too long to record whole: any kill of a tool stops its tasks.
+    let long = "slow".repeat(80);
+    let third = "Zx9vQ2mN8bT4kL7pR1sW6yH3jF5dG0cA2eU8iO4rT6y";
+    create_task(&mut host, &open, &long, third);
+    let mut doc = config();
+    doc["kill_switch"] = json!([{"tool": "nothing-like-it", "reason": "incident 4712"}]);
+    assert_eq!(on(&mut host, &policy(doc), "tasks/get", third), Step::Answered);
+    assert_eq!(on(&mut host, &open, "tasks/get", third), Step::Continue);
+}
+
 #[test]
 fn a_changed_ui_template_is_withheld() {
     let p = policy(config());

@@ -80,7 +80,7 @@ pub fn decide_batch(
             v.rule_id = Some(RULE_MRTR_RETRY.to_owned());
         }
         if v.action == Action::Allow {
-            integrity_checks(policy, &mut v, &request, at, kv, vm, findings);
+            integrity_checks(policy, &mut v, &request, (at, (principal, remote_kill)), kv, vm, findings);
         }
         if !request_inspectors(policy, &v, &request, upstream).is_empty() {
             v.action = Action::Deny {

@@ -22,7 +22,7 @@ use crate::policy::correlate::FailureMode;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::scan::{Direction, Subject};
-use crate::policy::{enforce_keyed, list_varies, Action, KillSwitch, ListKind, Policy, Verdict};
+use crate::policy::{enforce_keyed, list_varies, task_tool_verdict, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
 use crate::scan::view::View;
@@ -142,7 +142,8 @@ pub fn decide<'a>(
                 enforce_keyed(policy, remote_kill, (&principal, at.rate_key), &facts.request, &facts.upstream, kv, facts.now_ms);
             pending = pending_confirmation(policy, &mut v, &facts.request);
             if v.action == Action::Allow {
-                annotated = integrity_checks(policy, &mut v, &facts.request, at, kv, vm, &mut findings);
+                annotated =
+                    integrity_checks(policy, &mut v, &facts.request, (at, (&principal, remote_kill)), kv, vm, &mut findings);
             }
             let r = reply::for_action(&v.action, &facts.request);
             (v, r)
@@ -243,7 +244,7 @@ pub(super) fn integrity_checks(
     policy: &Policy,
     v: &mut Verdict,
     req: &McpRequest,
-    at: Requester<'_>,
+    (at, refusers): (Requester<'_>, (&Principal, &KillSwitch)),
     kv: &mut dyn Kv,
     vm: &mut VmCache,
     findings: &mut Vec<Finding>,
@@ -260,9 +261,15 @@ pub(super) fn integrity_checks(
         Some(
             Method::TasksGet | Method::TasksUpdate | Method::TasksCancel | Method::TasksResult | Method::SubscriptionsListen,
         ) => {
-            let (action, finding, e) = check_task_access(policy, kv, req, principal_key, now_ms);
-            findings.extend(finding);
-            (action, e.map(|e| ("task".to_owned(), e)))
+            let (principal, remote_kill) = refusers;
+            let tool_verdict =
+                |tool: &str, whole: bool| task_tool_verdict(policy, remote_kill, principal, (req.era, at.upstream), tool, whole);
+            let access = check_task_access(policy, kv, req, (principal_key, now_ms), &tool_verdict);
+            findings.extend(access.finding);
+            if access.rule_id.is_some() {
+                v.rule_id = access.rule_id;
+            }
+            (access.action, access.store_error.map(|e| ("task".to_owned(), e)))
         }
         _ => (None, None),
     };

@@ -11,6 +11,10 @@
 //!   that belongs to someone else → the spec's not-found answer (`-32602`), a receipt and
 //!   `mcp_warden_task_hijacks_total`. A table that cannot answer refuses the same way (fail
 //!   closed, counted as a store error).
+//! - The binding also records the tool whose call created the task: `tasks/get`, `tasks/update`,
+//!   `tasks/result` and `subscriptions/listen` on it answer to the kill switch and the rules as a
+//!   call of that tool would (a killed tool's task cannot be fed, read or followed; cancelling it
+//!   stays open). Names longer than the slot holds are recorded by their start.
 //! - A task id whose [`estimated_bits`] fall below `tasks.min_id_bits` is a finding
 //!   (`guessable_task_id`): a bearer handle another caller could guess.
 
@@ -111,12 +115,51 @@ impl Inspector for TaskBinder {
         }
         let lifetime = ttl.unwrap_or(self.max_ttl_ms).min(self.max_ttl_ms);
         let table = owners::tasks(self.slots);
-        if owners::bind(state, &table, task, ex.principal_key, ex.now_ms, lifetime.max(1)).is_err() {
+        let tag = tool_tag(ex.request.name.as_deref().unwrap_or_default());
+        if owners::bind_tagged(state, &table, task, ex.principal_key, &tag, ex.now_ms, lifetime.max(1)).is_err() {
             // Unbound, the task goes to its first user: counted, and the answer passes.
             findings.push(Finding::store_error(INSPECTOR, Disposition::Report));
         }
         Rewrite::Keep
     }
+}
+
+/// A task binding's tag: `t` and the tool's name, or `…` and as much of its start as fits.
+fn tool_tag(tool: &str) -> Vec<u8> {
+    let room = owners::MAX_TAG - 1;
+    let (mark, name) = match tool.as_bytes().get(..room) {
+        Some(start) if tool.len() > room => (b'~', start),
+        _ => (b't', tool.as_bytes()),
+    };
+    let mut tag = Vec::with_capacity(1 + name.len());
+    tag.push(mark);
+    tag.extend_from_slice(name);
+    tag
+}
+
+/// The tool a task binding's tag names (`whole`: false when only its start was kept).
+fn tagged_tool(tag: &[u8]) -> Option<(std::borrow::Cow<'_, str>, bool)> {
+    let (&mark, name) = tag.split_first()?;
+    let whole = match mark {
+        b't' => true,
+        b'~' => false,
+        _ => return None,
+    };
+    Some((String::from_utf8_lossy(name), whole))
+}
+
+/// What policy says now of the tool a task belongs to (`whole`: the name is complete): a
+/// refusal and its rule, or `None`.
+pub type ToolVerdict<'a> = &'a dyn Fn(&str, bool) -> Option<(Action, Option<String>)>;
+
+/// What [`check_task_access`] decided: a refusal (and the rule that made it), its finding, and
+/// a table error.
+#[derive(Debug, Default)]
+pub struct TaskAccess {
+    pub action: Option<Action>,
+    pub rule_id: Option<String>,
+    pub finding: Option<Finding>,
+    pub store_error: Option<StoreError>,
 }
 
 /// The task ids a request acts on.
@@ -130,17 +173,19 @@ fn task_ids(req: &McpRequest) -> Vec<&str> {
     }
 }
 
-/// Refuses a request that acts on another principal's task; `(action, finding, store error)`.
+/// Refuses a request that acts on another principal's task, or (but to cancel it) on a task of a
+/// tool `tool_verdict` refuses now.
 pub fn check_task_access(
     policy: &Policy,
     kv: &mut dyn Kv,
     req: &McpRequest,
-    principal_key: &str,
-    now_ms: u64,
-) -> (Option<Action>, Option<Finding>, Option<StoreError>) {
+    (principal_key, now_ms): (&str, u64),
+    tool_verdict: ToolVerdict<'_>,
+) -> TaskAccess {
     if !policy.tasks.bind {
-        return (None, None, None);
+        return TaskAccess::default();
     }
+    let refuse = |action, finding| TaskAccess { action: Some(action), finding: Some(finding), ..TaskAccess::default() };
     // The legacy `tasks/list` would show the caller every task the server holds, other
     // principals' too (a session-less server does not scope it): binding cannot filter what it
     // does not know, so it is refused, as the 2026-07-28 tasks extension removed it.
@@ -149,28 +194,38 @@ pub fn check_task_access(
         let reason =
             "tasks/list is not served through this gateway (it would list other principals' tasks): poll your tasks by id"
                 .to_owned();
-        return (Some(Action::Deny { reason, hide: false }), Some(f), None);
+        return refuse(Action::Deny { reason, hide: false }, f);
     }
     let ids = task_ids(req);
     if ids.len() > MAX_LISTEN_TASK_IDS {
         let task = format!("{} (and {} more)", ids.first().copied().unwrap_or_default(), ids.len() - 1);
-        return (Some(Action::TaskNotFound { task }), Some(finding("too_many_task_ids", Severity::Warning, Fault::Client)), None);
+        return refuse(Action::TaskNotFound { task }, finding("too_many_task_ids", Severity::Warning, Fault::Client));
     }
     let table = owners::tasks(policy.tasks.slots);
     for id in ids {
-        match owners::check(kv, &table, id, principal_key, now_ms, policy.tasks.max_ttl_ms) {
-            Ok((Owner::Caller, _)) => {}
-            Ok((Owner::Other, _)) => {
+        match owners::check_tagged(kv, &table, id, principal_key, now_ms, policy.tasks.max_ttl_ms) {
+            Ok((Owner::Caller, _, tag)) => {
+                // Cancelling stops the tool's work: never refused for the tool's sake.
+                if req.op == Some(Method::TasksCancel) {
+                    continue;
+                }
+                let Some((tool, whole)) = tagged_tool(&tag) else { continue };
+                if let Some((action, rule_id)) = tool_verdict(&tool, whole) {
+                    let f = finding("task_of_refused_tool", Severity::Warning, Fault::Client);
+                    return TaskAccess { rule_id, ..refuse(action, f) };
+                }
+            }
+            Ok((Owner::Other, _, _)) => {
                 let f = finding("foreign_task", Severity::High, Fault::Client);
-                return (Some(Action::TaskNotFound { task: id.to_owned() }), Some(f), None);
+                return refuse(Action::TaskNotFound { task: id.to_owned() }, f);
             }
             Err(e) => {
                 let f = Finding::store_error(INSPECTOR, Disposition::Block);
-                return (Some(Action::TaskNotFound { task: id.to_owned() }), Some(f), Some(e));
+                return TaskAccess { store_error: Some(e), ..refuse(Action::TaskNotFound { task: id.to_owned() }, f) };
             }
         }
     }
-    (None, None, None)
+    TaskAccess::default()
 }
 
 #[cfg(test)]

@@ -209,8 +209,21 @@ fn target_verdict(
     if t.ambiguous {
         return deny_for_ambiguous(policy, principal, era, method, &t.name, upstream, false).map(ambiguous_denied);
     }
+    use_verdict(policy, principal, era, upstream, method, t.policy_name())
+}
+
+/// What the rules say of a use (`method` of `name`) reached indirectly, rate limits and
+/// confirmations aside: `None` when it would be allowed.
+fn use_verdict(
+    policy: &Policy,
+    principal: &Principal,
+    era: Era,
+    upstream: &str,
+    method: Option<&str>,
+    name: &str,
+) -> Option<(Action, Option<String>)> {
     for rule in &policy.rules {
-        if rule.dry_run || !rule.matcher.matches_parts(principal, era, method, Some(t.policy_name()), upstream) {
+        if rule.dry_run || !rule.matcher.matches_parts(principal, era, method, Some(name), upstream) {
             continue;
         }
         return match &rule.action {
@@ -225,6 +238,32 @@ fn target_verdict(
         };
     }
     policy.default_deny.as_ref().map(|reason| (Action::Deny { reason: reason.clone(), hide: true }, None))
+}
+
+/// What policy says now of the tool whose task a request reaches (`tasks/get|update|result`,
+/// `subscriptions/listen`): a task runs its tool's work and carries its output, so a tool that
+/// has since been killed (by name, or every `tools/call`) or denied to this principal stops its
+/// tasks too. `None`: the tool may still be called. A request's own kill entries (everything,
+/// the upstream, the principal, its method) were checked before. `whole`: false when only the
+/// start of an overlong name was recorded: then any kill entry naming a tool stops it.
+pub fn task_tool_verdict(
+    policy: &Policy,
+    remote_kill: &KillSwitch,
+    principal: &Principal,
+    (era, upstream): (Era, &str),
+    tool: &str,
+    whole: bool,
+) -> Option<(Action, Option<String>)> {
+    for ks in [&policy.kill, remote_kill] {
+        if let Some(k) = ks.check_tool_call(tool, whole) {
+            return Some((Action::Kill { reason: k.reason.clone(), scope: k.target.scope() }, None));
+        }
+    }
+    let (action, rule) = use_verdict(policy, principal, era, upstream, Some(Method::ToolsCall.as_str()), tool)?;
+    // A hidden tool's task is the caller's own, created while it could see the tool: the
+    // refusal names neither the rule's reason nor the tool.
+    let reason = "this task belongs to a tool that policy no longer lets this principal use".to_owned();
+    Some((if matches!(action, Action::Deny { .. }) { Action::Deny { reason, hide: false } } else { action }, rule))
 }
 
 /// Methods whose `Mcp-Name` names something a policy can hide.

@@ -101,6 +101,17 @@ impl KillSwitch {
         KillSwitch { entries }
     }
 
+    /// The first entry that stops a `tools/call` of `tool` by its tool or method (the entries a
+    /// task of that tool answers to: everything else it shares with its own request). `whole`:
+    /// false when `tool` is only the start of the name (then every tool entry stops it).
+    pub fn check_tool_call(&self, tool: &str, whole: bool) -> Option<&KillEntry> {
+        self.entries.iter().find(|e| match &e.target {
+            KillTarget::Tool(g) => !whole || g.matches(tool),
+            KillTarget::Method(g) => g.matches(Method::ToolsCall.as_str()),
+            KillTarget::All | KillTarget::Upstream(_) | KillTarget::Principal(_) => false,
+        })
+    }
+
     /// The first entry that stops this request, if any.
     pub fn check(&self, principal: &Principal, req: &McpRequest, upstream: &str) -> Option<&KillEntry> {
         let method = req.method.as_deref();

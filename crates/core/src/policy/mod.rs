@@ -34,6 +34,9 @@ pub mod spec;
 
 pub use compile::{compile, load, ControlConfig, Policy, Rule, RuleAction};
 pub use error::ConfigError;
-pub use eval::{enforce, enforce_keyed, item_visible, list_varies, tool_visible, tools_list_varies, Action, DryRunHit, Verdict};
+pub use eval::{
+    enforce, enforce_keyed, item_visible, list_varies, task_tool_verdict, tool_visible, tools_list_varies, Action, DryRunHit,
+    Verdict,
+};
 pub use killswitch::KillSwitch;
 pub use lists::{filter_list, filter_tools_list, ListKind};

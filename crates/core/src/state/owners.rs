@@ -39,21 +39,36 @@ pub fn tasks(capacity: u32) -> SlotTable {
     SlotTable::new("task", capacity, OWNER_WAYS)
 }
 
-fn encode(owner: &str, expires_ms: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + owner.len());
+/// Bytes a binding's tag may take (a slot holds [`super::slots::MAX_PAYLOAD`]: the expiry, the
+/// owner's 32-character key and a separator take the rest).
+pub const MAX_TAG: usize = 200;
+
+/// `expiry (u64 LE) | owner's principal key [| 0 | tag]`: principal keys are hex, so the first
+/// NUL ends the owner (bindings written before tags existed read as untagged).
+fn encode(owner: &str, expires_ms: u64, tag: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + owner.len() + tag.len());
     out.extend_from_slice(&expires_ms.to_le_bytes());
     out.extend_from_slice(owner.as_bytes());
+    if !tag.is_empty() {
+        out.push(0);
+        out.extend_from_slice(tag);
+    }
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<(u64, &[u8])> {
+/// `(expiry, owner, tag)`: an untagged binding's tag is empty.
+fn decode(bytes: &[u8]) -> Option<(u64, &[u8], &[u8])> {
     let expires = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    Some((expires, bytes.get(8..)?))
+    let rest = bytes.get(8..)?;
+    Some(match rest.iter().position(|&b| b == 0) {
+        Some(nul) => (expires, rest.get(..nul)?, rest.get(nul + 1..)?),
+        None => (expires, rest, &[]),
+    })
 }
 
 /// What evicting a stored binding loses: nothing once it has expired.
 fn eviction_cost(now_ms: u64) -> impl Fn(&[u8]) -> u64 {
-    move |b: &[u8]| decode(b).map_or(0, |(exp, _)| u64::from(exp > now_ms))
+    move |b: &[u8]| decode(b).map_or(0, |(exp, _, _)| u64::from(exp > now_ms))
 }
 
 /// Binds `id` to `principal_key` (an `initialize` answer handed it out), for `ttl_ms`.
@@ -65,8 +80,23 @@ pub fn bind<K: Kv + ?Sized>(
     now_ms: u64,
     ttl_ms: u64,
 ) -> Result<(), StoreError> {
+    bind_tagged(kv, table, id, principal_key, b"", now_ms, ttl_ms)
+}
+
+/// [`bind`] with what the binding is for (a task: the tool that created it), at most
+/// [`MAX_TAG`] bytes (the caller shortens it and says so in the tag).
+pub fn bind_tagged<K: Kv + ?Sized>(
+    kv: &mut K,
+    table: &SlotTable,
+    id: &str,
+    principal_key: &str,
+    tag: &[u8],
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<(), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
-    table.update(kv, id.as_bytes(), now_ms, &eviction_cost(now_ms), |_| (Some(encode(principal_key, expires)), ()))
+    let tag = tag.get(..MAX_TAG).unwrap_or(tag);
+    table.update(kv, id.as_bytes(), now_ms, &eviction_cost(now_ms), |_| (Some(encode(principal_key, expires, tag)), ()))
 }
 
 /// Whose session `id` is, and until when that answer holds. An unknown or expired one is
@@ -80,13 +110,31 @@ pub fn check<K: Kv + ?Sized>(
     now_ms: u64,
     ttl_ms: u64,
 ) -> Result<(Owner, u64), StoreError> {
+    check_tagged(kv, table, id, principal_key, now_ms, ttl_ms).map(|(owner, exp, _)| (owner, exp))
+}
+
+/// [`check`], with the caller's binding's tag (empty: untagged, or bound just now). Extending a
+/// binding keeps its tag.
+pub fn check_tagged<K: Kv + ?Sized>(
+    kv: &mut K,
+    table: &SlotTable,
+    id: &str,
+    principal_key: &str,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> Result<(Owner, u64, Vec<u8>), StoreError> {
     let expires = now_ms.saturating_add(ttl_ms);
     // An id first seen in a request is bound to its user only where that evicts nothing: ids
     // ground to land in another's window must not push a live binding out.
     table.update_without_eviction(kv, id.as_bytes(), now_ms, &eviction_cost(now_ms), |cur| match cur.and_then(decode) {
-        Some((exp, owner)) if exp > now_ms && owner != principal_key.as_bytes() => (None, (Owner::Other, exp)),
-        Some((exp, _)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, (Owner::Caller, exp)),
-        _ => (Some(encode(principal_key, expires)), (Owner::Caller, expires)),
+        Some((exp, owner, _)) if exp > now_ms && owner != principal_key.as_bytes() => (None, (Owner::Other, exp, Vec::new())),
+        Some((exp, _, tag)) if exp.saturating_sub(now_ms) > ttl_ms / 2 => (None, (Owner::Caller, exp, tag.to_vec())),
+        // The caller's own, due to be extended, keeps what it was for; an expired or unknown one
+        // is the caller's from now on, for nothing in particular.
+        Some((exp, _, tag)) if exp > now_ms => {
+            (Some(encode(principal_key, expires, tag)), (Owner::Caller, expires, tag.to_vec()))
+        }
+        _ => (Some(encode(principal_key, expires, b"")), (Owner::Caller, expires, Vec::new())),
     })
 }
 
@@ -172,6 +220,25 @@ mod tests {
         // Unknown sessions go to their first user.
         assert_eq!(owner(&mut kv, &t, "s-2", "bob", 0), Ok(Owner::Caller));
         assert_eq!(owner(&mut kv, &t, "s-2", "carol", 1), Ok(Owner::Other));
+    }
+
+    #[test]
+    fn a_tag_is_kept_while_the_binding_lives_and_dropped_with_it() {
+        let (mut kv, t) = (FakeKv::new(), tasks(16));
+        bind_tagged(&mut kv, &t, "t-1", "alice", b"tslow", 0, 1000).unwrap();
+        assert_eq!(check_tagged(&mut kv, &t, "t-1", "alice", 10, 1000), Ok((Owner::Caller, 1000, b"tslow".to_vec())));
+        // Extended (past half its life): the tag stays.
+        assert_eq!(check_tagged(&mut kv, &t, "t-1", "alice", 900, 1000), Ok((Owner::Caller, 1900, b"tslow".to_vec())));
+        assert_eq!(check_tagged(&mut kv, &t, "t-1", "alice", 1000, 1000), Ok((Owner::Caller, 1900, b"tslow".to_vec())));
+        // Nobody else learns it.
+        assert_eq!(check_tagged(&mut kv, &t, "t-1", "mallory", 1001, 1000), Ok((Owner::Other, 1900, Vec::new())));
+        // Expired: whoever comes next takes it over, untagged.
+        assert_eq!(check_tagged(&mut kv, &t, "t-1", "mallory", 2000, 1000), Ok((Owner::Caller, 3000, Vec::new())));
+        // Untagged bindings (and those written before tags) read as such; a long tag is cut.
+        bind(&mut kv, &t, "t-2", "alice", 0, 1000).unwrap();
+        assert_eq!(check_tagged(&mut kv, &t, "t-2", "alice", 1, 1000).map(|(_, _, tag)| tag), Ok(Vec::new()));
+        bind_tagged(&mut kv, &t, "t-3", "alice", &[b'x'; 400], 0, 1000).unwrap();
+        assert_eq!(check_tagged(&mut kv, &t, "t-3", "alice", 1, 1000).map(|(_, _, tag)| tag.len()), Ok(MAX_TAG));
     }
 
     #[test]
