@@ -159,12 +159,46 @@ pub fn fold_revealed(s: &str) -> String {
 }
 
 /// `s` as whoever strips the disguise reads it: NFKC (fullwidth and mathematical letters become
-/// plain ones) without invisible characters, case and everything else kept. What a secret with a
-/// zero-width space in it (`gh\u{200b}p_…`) is to its receiver.
+/// plain ones) without invisible characters, look-alikes of other scripts as the Latin letters
+/// they are drawn as, case and everything else kept. What a secret with a zero-width space in it
+/// (`gh\u{200b}p_…`) or a Cyrillic `о` (`ghp_…о…`) is to its receiver.
 pub fn unhide(s: &str) -> String {
     // Combining marks go too (`g\u{336}h\u{336}p\u{336}_…` strikes through a token that is
     // still there): NFKC has already composed the ones that belong to a letter.
-    s.nfkc().filter(|c| !is_invisible(*c) && !unicode_normalization::char::is_combining_mark(*c)).collect()
+    s.nfkc()
+        .filter(|c| !is_invisible(*c) && !unicode_normalization::char::is_combining_mark(*c))
+        .map(latin_lookalike_cased)
+        .collect()
+}
+
+/// [`latin_lookalike`] keeping case: a capital is drawn as the Latin capital (`О`, `Ο` are `O`).
+fn latin_lookalike_cased(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    match c {
+        // Capitals drawn as another letter than their small form's look-alike.
+        'Н' | 'Η' => 'H',
+        'В' | 'Β' => 'B',
+        'Ν' => 'N',
+        'Μ' | 'М' => 'M',
+        'Ζ' => 'Z',
+        'Υ' | 'Ү' => 'Y',
+        'Р' | 'Ρ' => 'P',
+        'Т' | 'Τ' => 'T',
+        'Х' | 'Χ' => 'X',
+        'К' | 'Κ' => 'K',
+        _ if c.is_uppercase() => {
+            let small = c.to_lowercase().next().unwrap_or(c);
+            let latin = latin_lookalike(small);
+            if latin.is_ascii_lowercase() {
+                latin.to_ascii_uppercase()
+            } else {
+                c
+            }
+        }
+        _ => latin_lookalike(c),
+    }
 }
 
 /// A name's comparison form: [`fold`] without separators, so `read_file`, `Read-File` and

@@ -76,7 +76,7 @@ fn every_true_positive_is_found_by_its_detector_plain_and_encoded() {
     assert!(missed.is_empty(), "{} of {} missed:\n{}", missed.len(), samples.len(), missed.join("\n"));
     for d in DETECTORS {
         let variants = covered.get(d.id).cloned().unwrap_or_default();
-        for v in ["plain", "base64", "base64url", "hex", "percent", "json_escape"] {
+        for v in ["plain", "base64", "base64url", "hex", "percent", "json_escape", "base32", "hex_pairs", "decimal"] {
             assert!(variants.contains(v), "{}: no {v} true positive in the corpus", d.id);
         }
     }

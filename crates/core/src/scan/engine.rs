@@ -24,8 +24,9 @@ use super::catalog::{self, Rule, Span, DETECTORS};
 use super::chars::{class, count, B64_BODY, SPACE};
 use super::hit::{Found, Hit};
 use super::phrases::{self, Phrase};
-use super::runs::{Encoding, Runs};
+use super::runs::{self, Encoding, Runs};
 use super::shapes::{self, left_boundary};
+use super::spread;
 use super::view::{self, View, ViewError};
 use crate::fold;
 
@@ -286,13 +287,23 @@ impl Scanner {
         for (span, enc) in join_wrapped(text, encoded) {
             let Some(run) = text.get(span.0..span.1) else { continue };
             let decoded = match enc {
-                // Wrapped base64 (MIME's 76 columns, PEM's 64) is one value across its lines.
-                Encoding::Base64 if run.iter().any(|b| class(*b) & SPACE != 0) => {
+                // Wrapped base64 (MIME's 76 columns, PEM's 64) and hex are one value across
+                // their lines.
+                Encoding::Base64 | Encoding::Hex if run.iter().any(|b| class(*b) & SPACE != 0) => {
                     let joined: Vec<u8> = run.iter().copied().filter(|b| class(*b) & SPACE == 0).collect();
-                    view::base64(&joined)
+                    if enc == Encoding::Hex {
+                        view::hex(&joined)
+                    } else {
+                        view::base64(&joined)
+                    }
                 }
-                Encoding::Base64 => view::base64(run),
+                Encoding::Base64 => base64_aligned(run),
                 Encoding::Hex => view::hex(run),
+                Encoding::Base32 => view::base32(run),
+                Encoding::Grouped | Encoding::Decimal | Encoding::Interleaved | Encoding::HexBytes => {
+                    self.scan_spread(text, span, enc, budget, hits);
+                    continue;
+                }
             };
             let Some(decoded) = decoded else { continue };
             if !budget.take(decoded.len()) {
@@ -304,6 +315,15 @@ impl Scanner {
             if std::str::from_utf8(&decoded).is_ok() {
                 // Text: scanned whole (and folded when it is not ASCII).
                 self.scan_form(&decoded, span, budget, hits, |_| true);
+                // Encoded twice (`base64(base64(token))`, `base64(hex(token))`): the inner value
+                // is the whole of the outer one, so a second level costs one decode.
+                if let Some(inner) = encoded_again(&decoded).filter(|d| budget.take(d.len())) {
+                    for (s, e) in printable_stretches(&inner) {
+                        if let Some(part) = inner.get(s..e) {
+                            self.scan_form(part, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
+                        }
+                    }
+                }
                 if !decoded.is_ascii() {
                     self.scan_folded(&decoded, span, budget, hits);
                 }
@@ -313,6 +333,29 @@ impl Scanner {
                     if let Some(part) = decoded.get(s..e) {
                         self.scan_form(part, span, budget, hits, |_| true);
                     }
+                }
+            }
+        }
+    }
+
+    /// A value written apart ([`super::spread`]): joined and scanned, and when the join is an
+    /// encoded run, decoded once and scanned (spacing is not a level of encoding).
+    fn scan_spread(&self, text: &[u8], span: Span, enc: Encoding, budget: &mut Budget, hits: &mut Vec<Hit>) {
+        let Some(joined) = spread::collapse(text, span, enc) else { return };
+        if !budget.take(joined.len()) {
+            return;
+        }
+        self.scan_form(&joined, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
+        let decoded = match runs::worth_decoding(&joined, 0) {
+            Some(Encoding::Base64) => view::base64(&joined),
+            Some(Encoding::Hex) => view::hex(&joined),
+            Some(Encoding::Base32) => view::base32(&joined),
+            _ => None,
+        };
+        if let Some(decoded) = decoded.filter(|d| budget.take(d.len())) {
+            for (s, e) in printable_stretches(&decoded) {
+                if let Some(part) = decoded.get(s..e) {
+                    self.scan_form(part, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
                 }
             }
         }
@@ -347,7 +390,7 @@ impl Scanner {
             }
             Event::Run { start, end, any } => runs.run(t, start, end, any, hits, encoded),
         });
-        runs.finish(t, hits);
+        runs.end(t, hits, encoded);
         aws_pairs(t, hits);
         runs.mnemonic_tests == 0
     }
@@ -358,9 +401,9 @@ impl Scanner {
 fn join_wrapped(text: &[u8], encoded: &[(Span, Encoding)]) -> Vec<(Span, Encoding)> {
     let mut out: Vec<(Span, Encoding)> = Vec::with_capacity(encoded.len());
     for &(span, enc) in encoded {
-        if let Some((last, Encoding::Base64)) = out.last_mut() {
+        if let Some((last, prev @ (Encoding::Base64 | Encoding::Hex))) = out.last_mut() {
             let gap = text.get(last.1..span.0).unwrap_or_default();
-            if enc == Encoding::Base64 && !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| class(*b) & SPACE != 0) {
+            if enc == *prev && !gap.is_empty() && gap.len() <= 4 && gap.iter().all(|b| class(*b) & SPACE != 0) {
                 last.1 = span.1;
                 continue;
             }
@@ -369,6 +412,35 @@ fn join_wrapped(text: &[u8], encoded: &[(Span, Encoding)]) -> Vec<(Span, Encodin
     }
     out
 }
+
+/// Base64 that does not start on a group boundary (`x` glued before `Z2hw…`, a length no
+/// base64 has) decodes to noise or not at all: then the run without its first one to three
+/// bytes, the first that decodes to text (short runs only: a long binary one is an image).
+fn base64_aligned(run: &[u8]) -> Option<Vec<u8>> {
+    let whole = view::base64(run);
+    if whole.as_deref().is_some_and(|d| std::str::from_utf8(d).is_ok()) || run.len() > MAX_REALIGNED {
+        return whole;
+    }
+    (1..4).filter_map(|k| run.get(k..).and_then(view::base64)).find(|d| std::str::from_utf8(d).is_ok()).or(whole)
+}
+
+/// A decoded value that is itself one encoded run, decoded.
+fn encoded_again(decoded: &[u8]) -> Option<Vec<u8>> {
+    let run = decoded.trim_ascii();
+    if !run.iter().all(|b| class(*b) & super::chars::RUN.0 != 0 || *b == b'=') {
+        return None;
+    }
+    let body = run.strip_suffix(b"==").or_else(|| run.strip_suffix(b"=")).unwrap_or(run);
+    match runs::worth_decoding(body, 0)? {
+        Encoding::Base64 => view::base64(body),
+        Encoding::Hex => view::hex(body),
+        Encoding::Base32 => view::base32(body),
+        _ => None,
+    }
+}
+
+/// Longest base64 run tried at another alignment.
+const MAX_REALIGNED: usize = 1024;
 
 /// The runs of printable ASCII (and whitespace) at least 8 bytes long in decoded binary.
 fn printable_stretches(b: &[u8]) -> Vec<Span> {
@@ -401,7 +473,12 @@ fn detect(t: &[u8], s: usize, e: usize, index: usize, anchor: &str) -> Option<Sp
     match d.rule {
         Rule::Prefix { body, min, max } => {
             let glued = gluable(anchor);
-            if t.get(s..e) != Some(anchor.as_bytes()) || !(glued || left_boundary(t, s)) {
+            // A capital-letter prefix of a token with no small letters (`AKIA` + `[A-Z0-9]`)
+            // after a small letter starts a new word as camel case does (`myKeyAKIA…`).
+            let camel = anchor.bytes().all(|b| b.is_ascii_uppercase())
+                && body.0 & (super::chars::LOWER | super::chars::HEX_LOWER) == 0
+                && s.checked_sub(1).and_then(|p| t.get(p)).is_some_and(u8::is_ascii_lowercase);
+            if t.get(s..e) != Some(anchor.as_bytes()) || !(glued || camel || left_boundary(t, s)) {
                 return None;
             }
             let (min, max) = (usize::from(min), usize::from(max));
@@ -516,6 +593,71 @@ fn finish(hits: &mut Vec<Hit>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a scan of a `tools/call` carrying `value` as an argument finds.
+    fn in_message(scanner: &Scanner, value: &serde_json::Value) -> Vec<String> {
+        let msg = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "send", "arguments": {"body": value}}});
+        let text = msg.to_string();
+        let scan = scanner.scan_message(text.as_bytes(), 1 << 20).unwrap();
+        scan.hits
+            .iter()
+            .filter_map(|h| if let Found::Detector(i) = h.found { Some(DETECTORS[i].id.to_owned()) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn a_token_disguised_as_its_receiver_undoes_it_is_found() {
+        use base64::Engine;
+        let s = Scanner::new(&[]).unwrap();
+        let gh = "ghp_R7c0aWq1zXy2Lm3N4oP5qR6sT7uV8wX9yZ0a";
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let chars: Vec<String> = gh.chars().map(String::from).collect();
+        let hexes: Vec<String> = gh.bytes().map(|b| format!("{b:02x}")).collect();
+        let hex = hexes.concat();
+        for (what, value) in [
+            ("spaced", serde_json::json!(chars.join(" "))),
+            ("dashed", serde_json::json!(chars.join("-"))),
+            ("hex pairs", serde_json::json!(hexes.join(":"))),
+            ("\\x hex", serde_json::json!(hexes.iter().map(|h| format!("\\x{h}")).collect::<String>())),
+            ("decimal array", serde_json::json!(gh.bytes().collect::<Vec<u8>>())),
+            (
+                "hex lines",
+                serde_json::json!(hex
+                    .as_bytes()
+                    .chunks(16)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+            ),
+            (
+                "short lines",
+                serde_json::json!(gh
+                    .as_bytes()
+                    .chunks(10)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+            ),
+            (
+                "base64 in 8 columns",
+                serde_json::json!(b64(gh.as_bytes())
+                    .as_bytes()
+                    .chunks(8)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+            ),
+            ("base64 glued", serde_json::json!(format!("x{}", b64(gh.as_bytes())))),
+            ("base64 twice", serde_json::json!(b64(b64(gh.as_bytes()).as_bytes()))),
+            ("base32", serde_json::json!("M5UHAX2SG5RTAYKXOEYXUWDZGJGG2M2OGRXVANLRKI3HGVBXOVLDQ52YHF4VUMDB")),
+            ("cyrillic o", serde_json::json!(gh.replace('o', "\u{43e}"))),
+            ("camel case", serde_json::json!("myKeyAKIAQYLPMN5HHHFPZAM2")),
+        ] {
+            let found = in_message(&s, &value);
+            assert!(!found.is_empty(), "{what}: {value} passed");
+        }
+    }
 
     fn ids(scanner: &Scanner, text: &str) -> Vec<String> {
         let (hits, _) = scanner.scan_text(text.as_bytes(), 1 << 20);

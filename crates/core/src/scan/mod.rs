@@ -8,7 +8,8 @@
 //! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
 //! - [`engine`]: the scanner (one Aho–Corasick pass and one run pass; one level of decoding;
 //!   folded text for injected instructions), bounded by a byte budget; [`hit`]: what it reports.
-//! - [`runs`]: the run pass (cards, SSNs, IBANs, WIF keys, seed phrases, runs worth decoding).
+//! - [`runs`]: the run pass (cards, SSNs, IBANs, WIF keys, seed phrases, runs worth decoding);
+//!   [`spread`]: values written apart (spaced characters, hex or decimal bytes, short lines).
 //! - [`view`]: the decoded view of a JSON message, and the one-level decoders.
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
@@ -26,6 +27,7 @@ pub mod phrases;
 pub mod redact;
 pub mod runs;
 pub mod shapes;
+pub mod spread;
 pub mod view;
 pub mod wallet;
 

@@ -7,6 +7,7 @@ use super::catalog::{self, Span};
 use super::chars::{class, count, Set, DASH, DIGIT, LOWER, UPPER};
 use super::hit::{Found, Hit};
 use super::numbers;
+use super::spread::Spread;
 use super::wallet;
 
 /// Shortest run worth decoding as base64 and as hex (10–12 bytes once decoded: the shortest
@@ -19,6 +20,18 @@ const MIN_HEX_RUN: usize = 20;
 pub enum Encoding {
     Base64,
     Hex,
+    /// RFC 4648 base32 (`A-Z2-7`, either case, padding optional).
+    Base32,
+    /// Short groups with the same bytes between them ([`super::spread`]): joined, then read as
+    /// they are and, when the join is an encoded run, decoded.
+    Grouped,
+    /// Small decimal numbers, one per byte.
+    Decimal,
+    /// Hex bytes one by one (`67 68`, `67:68`, `\x67\x68`, `0x67, 0x68`): read decoded only
+    /// (their digits joined are a number, not a value).
+    HexBytes,
+    /// One run with a separator between its characters.
+    Interleaved,
 }
 
 /// The run pass, fed each maximal run of [`RUN`](super::chars::RUN) bytes by the anchor pass: what each may be
@@ -26,6 +39,9 @@ pub enum Encoding {
 /// Per run it costs a few comparisons; only runs that can be something are looked at further.
 pub struct Runs {
     top: bool,
+    spread: Spread,
+    /// The run before this one: where it ended, its length.
+    last: (usize, usize),
     /// Checksums a seed-phrase search may still compute in this text ([`MNEMONIC_TESTS`]).
     pub mnemonic_tests: usize,
     numbers_until: usize,
@@ -37,13 +53,34 @@ pub struct Runs {
 
 impl Runs {
     pub fn new(top: bool) -> Runs {
-        Runs { top, mnemonic_tests: MNEMONIC_TESTS, numbers_until: 0, streak_start: 0, streak_end: 0, streak_words: 0 }
+        Runs {
+            top,
+            spread: Spread::default(),
+            last: (0, usize::MAX),
+            mnemonic_tests: MNEMONIC_TESTS,
+            numbers_until: 0,
+            streak_start: 0,
+            streak_end: 0,
+            streak_words: 0,
+        }
     }
 
     pub fn run(&mut self, t: &[u8], s: usize, i: usize, any: u16, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
         // Which alphabets the run is made of (base58 membership is asked of the run itself).
         let any = any & !super::chars::BASE58;
         let len = i - s;
+        if self.top {
+            // Only a run that may go on a streak is the spread pass's business: one as long as
+            // the one just before it, right after it, a short number, or any run while a streak
+            // is open (to end it).
+            let near = s - self.last.0 <= 2;
+            if self.spread.open() || (near && len == self.last.1) || (len <= 3 && any & !DIGIT == 0) {
+                self.spread.run(t, (self.last, s, i), any, encoded);
+            } else if len >= super::spread::MIN_INTERLEAVED {
+                self.spread.interleaved(t, s, i, encoded);
+            }
+            self.last = (i, len);
+        }
         // Seed phrases: words of 3–8 letters in any case, as a list is written: spaces, commas,
         // a JSON array's `","`, numbers (`1. legal 2. winner`) or dashes between them.
         if any & !LETTERS == 0 && (3..=8).contains(&len) {
@@ -118,8 +155,14 @@ impl Runs {
         self.streak_end = e;
     }
 
+    /// The text has ended.
+    pub fn end(&mut self, t: &[u8], hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) {
+        self.finish(t, hits);
+        self.spread.finish(encoded);
+    }
+
     /// The streak of words has ended.
-    pub fn finish(&mut self, t: &[u8], hits: &mut Vec<Hit>) {
+    fn finish(&mut self, t: &[u8], hits: &mut Vec<Hit>) {
         if self.streak_words >= 12 {
             seed_phrases(t, self.streak_start, self.streak_end, &mut self.mnemonic_tests, hits);
         }
@@ -255,10 +298,23 @@ fn iban_grouped_at(t: &[u8], s: usize) -> Option<usize> {
     }
 }
 
-/// Whether a long run is worth one level of decoding, and as what.
-fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
+/// Whether a long run is worth one level of decoding, and as what (`any`: its classes, or 0 to
+/// have them read).
+pub fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
+    if run.len() < MIN_BASE64_RUN {
+        return None;
+    }
     if run.len() >= MIN_HEX_RUN && run.len().is_multiple_of(2) && run.iter().all(u8::is_ascii_hexdigit) {
         return Some(Encoding::Hex);
+    }
+    let any = if any == 0 { run.iter().fold(0, |a, b| a | class(*b)) } else { any };
+    // Base32 is one case of letters with the digits 2–7 (and a length its groups allow).
+    let base32 = |upper: bool| {
+        run.iter().all(|b| matches!(b, b'2'..=b'7') || if upper { b.is_ascii_uppercase() } else { b.is_ascii_lowercase() })
+    };
+    // (Lower case only with a digit: an all-letter word is no base32 value.)
+    if run.len() >= 16 && matches!(run.len() % 8, 0 | 2 | 4 | 5 | 7) && (base32(true) || (any & DIGIT != 0 && base32(false))) {
+        return Some(Encoding::Base32);
     }
     // Base64 of text mixes both cases and digits: a run without all three is a word, a path, an
     // id or a UUID, and decodes to noise.

@@ -238,6 +238,28 @@ pub fn hex(run: &[u8]) -> Option<Vec<u8>> {
     run.chunks_exact(2).map(|p| Some((nibble(*p.first()?)? << 4) | nibble(*p.get(1)?)?)).collect()
 }
 
+/// `run` decoded as RFC 4648 base32 (either case; without padding, trailing bits dropped).
+pub fn base32(run: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(run.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in run {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// True when `s` holds a `%XX` escape.
 pub fn has_percent_escape(s: &[u8]) -> bool {
     memchr::memchr_iter(b'%', s).any(|i| s.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
