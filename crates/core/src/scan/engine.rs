@@ -291,15 +291,10 @@ impl Scanner {
                 // their lines.
                 Encoding::Base64 | Encoding::Hex if run.iter().any(|b| class(*b) & SPACE != 0) => {
                     let joined: Vec<u8> = run.iter().copied().filter(|b| class(*b) & SPACE == 0).collect();
-                    if enc == Encoding::Hex {
-                        view::hex(&joined)
-                    } else {
-                        view::base64(&joined)
-                    }
+                    decode_run(&joined, enc)
                 }
                 Encoding::Base64 => base64_aligned(run),
-                Encoding::Hex => view::hex(run),
-                Encoding::Base32 => view::base32(run),
+                Encoding::Hex | Encoding::Base32 => decode_run(run, enc),
                 Encoding::Grouped | Encoding::Decimal | Encoding::Interleaved | Encoding::HexBytes => {
                     self.scan_spread(text, span, enc, budget, hits);
                     continue;
@@ -317,12 +312,8 @@ impl Scanner {
                 self.scan_form(&decoded, span, budget, hits, |_| true);
                 // Encoded twice (`base64(base64(token))`, `base64(hex(token))`): the inner value
                 // is the whole of the outer one, so a second level costs one decode.
-                if let Some(inner) = encoded_again(&decoded).filter(|d| budget.take(d.len())) {
-                    for (s, e) in printable_stretches(&inner) {
-                        if let Some(part) = inner.get(s..e) {
-                            self.scan_form(part, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
-                        }
-                    }
+                if let Some(inner) = encoded_again(&decoded) {
+                    self.scan_decoded_secrets(&inner, span, budget, hits);
                 }
                 if !decoded.is_ascii() {
                     self.scan_folded(&decoded, span, budget, hits);
@@ -346,17 +337,19 @@ impl Scanner {
             return;
         }
         self.scan_form(&joined, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
-        let decoded = match runs::worth_decoding(&joined, 0) {
-            Some(Encoding::Base64) => view::base64(&joined),
-            Some(Encoding::Hex) => view::hex(&joined),
-            Some(Encoding::Base32) => view::base32(&joined),
-            _ => None,
-        };
-        if let Some(decoded) = decoded.filter(|d| budget.take(d.len())) {
-            for (s, e) in printable_stretches(&decoded) {
-                if let Some(part) = decoded.get(s..e) {
-                    self.scan_form(part, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
-                }
+        if let Some(decoded) = runs::worth_decoding(&joined, 0).and_then(|enc| decode_run(&joined, enc)) {
+            self.scan_decoded_secrets(&decoded, span, budget, hits);
+        }
+    }
+
+    /// A value decoded past the first level: its printable stretches, for secrets only.
+    fn scan_decoded_secrets(&self, decoded: &[u8], span: Span, budget: &mut Budget, hits: &mut Vec<Hit>) {
+        if !budget.take(decoded.len()) {
+            return;
+        }
+        for (s, e) in printable_stretches(decoded) {
+            if let Some(part) = decoded.get(s..e) {
+                self.scan_form(part, span, budget, hits, |h| !matches!(h.found, Found::Injection(_)));
             }
         }
     }
@@ -431,11 +424,16 @@ fn encoded_again(decoded: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let body = run.strip_suffix(b"==").or_else(|| run.strip_suffix(b"=")).unwrap_or(run);
-    match runs::worth_decoding(body, 0)? {
-        Encoding::Base64 => view::base64(body),
-        Encoding::Hex => view::hex(body),
-        Encoding::Base32 => view::base32(body),
-        _ => None,
+    decode_run(body, runs::worth_decoding(body, 0)?)
+}
+
+/// One encoded run decoded as [`runs::worth_decoding`] named it.
+fn decode_run(run: &[u8], enc: Encoding) -> Option<Vec<u8>> {
+    match enc {
+        Encoding::Base64 => view::base64(run),
+        Encoding::Hex => view::hex(run),
+        Encoding::Base32 => view::base32(run),
+        Encoding::Grouped | Encoding::Decimal | Encoding::HexBytes | Encoding::Interleaved => None,
     }
 }
 

@@ -70,13 +70,9 @@ impl Runs {
         let any = any & !super::chars::BASE58;
         let len = i - s;
         if self.top {
-            // Only a run that may go on a streak is the spread pass's business: one as long as
-            // the one just before it, right after it, a short number, or any run while a streak
-            // is open (to end it).
-            let near = s - self.last.0 <= 2;
-            if self.spread.open() || (near && len == self.last.1) || (len <= 3 && any & !DIGIT == 0) {
+            if self.spread.sees(self.last, s, len, any) {
                 self.spread.run(t, (self.last, s, i), any, encoded);
-            } else if len >= super::spread::MIN_INTERLEAVED {
+            } else {
                 self.spread.interleaved(t, s, i, encoded);
             }
             self.last = (i, len);

@@ -26,7 +26,7 @@ const MIN_HEX_PAIRS: usize = 10;
 /// Most bytes between two groups (`", "`, `"\r\n"`).
 const MAX_GAP: usize = 2;
 /// A run spelled with a separator between its characters (`g-h-p-_`): this long at least.
-pub const MIN_INTERLEAVED: usize = 31;
+const MIN_INTERLEAVED: usize = 31;
 
 /// A streak of runs (none while `groups` is 0).
 #[derive(Debug, Default, Clone, Copy)]
@@ -75,10 +75,16 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Whether a streak is open (every run must be shown to it, if only to end it).
+    /// Whether the run `[s, s + len)` of classes `any`, after the run that ended at `last.0` and
+    /// was `last.1` long, is this pass's business: it may start or continue a streak (as long as
+    /// the run right before it, or a short number), or a streak is open (if only to end it).
+    /// Other runs need [`Spread::interleaved`] alone.
     #[inline]
-    pub fn open(&self) -> bool {
-        self.groups.groups > 0 || self.decimals.groups > 0
+    pub fn sees(&self, last: (usize, usize), s: usize, len: usize, any: u16) -> bool {
+        self.groups.groups > 0
+            || self.decimals.groups > 0
+            || (len == last.1 && s - last.0 <= MAX_GAP)
+            || (len <= 3 && any & !DIGIT == 0)
     }
 
     /// One maximal run `[s, e)` made of the classes `any`, after the run that ended at
@@ -219,8 +225,9 @@ fn interleaved(run: &[u8]) -> bool {
         && run.iter().step_by(2).any(|b| class(*b) & (DIGIT | LOWER | UPPER) != 0)
 }
 
-/// The value a spread span spells: its groups joined (hex groups `x67` / `0x67` without their
-/// marker), a decimal list as the bytes it numbers, an interleaved run without its separators.
+/// The value a spread span spells: its groups joined, hex bytes (`x67` / `0x67` without their
+/// marker) and a decimal list as the bytes they write, an interleaved run without its
+/// separators.
 pub fn collapse(text: &[u8], span: Span, enc: Encoding) -> Option<Vec<u8>> {
     let region = text.get(span.0..span.1)?;
     let runs = || region.split(|b| class(*b) & super::chars::RUN.0 == 0).filter(|r| !r.is_empty());
@@ -229,25 +236,7 @@ pub fn collapse(text: &[u8], span: Span, enc: Encoding) -> Option<Vec<u8>> {
             let digits = |r: &'_ [u8]| r.get(r.len().saturating_sub(2)..).unwrap_or_default().to_vec();
             super::view::hex(&runs().flat_map(digits).collect::<Vec<u8>>())
         }
-        Encoding::Grouped => {
-            let strip = |r: &'_ [u8]| -> Option<usize> {
-                let body = |k: usize| r.get(k..).is_some_and(|h| !h.is_empty() && h.iter().all(u8::is_ascii_hexdigit));
-                if matches!(r.get(..2), Some(b"0x" | b"0X")) && body(2) {
-                    Some(2)
-                } else if matches!(r.first(), Some(b'x' | b'X')) && body(1) {
-                    Some(1)
-                } else {
-                    None
-                }
-            };
-            let marked = runs().all(|r| strip(r).is_some());
-            Some(
-                runs()
-                    .flat_map(|r| r.get(if marked { strip(r).unwrap_or(0) } else { 0 }..).unwrap_or_default())
-                    .copied()
-                    .collect(),
-            )
-        }
+        Encoding::Grouped => Some(runs().flatten().copied().collect()),
         Encoding::Decimal => runs().map(byte_value).collect(),
         Encoding::Interleaved => Some(region.iter().step_by(2).copied().collect()),
         Encoding::Base64 | Encoding::Hex | Encoding::Base32 => None,
