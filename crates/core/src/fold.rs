@@ -33,9 +33,70 @@ fn is_typographic(c: char) -> bool {
     matches!(c as u32, 0xFE0E | 0xFE0F | 0x200C | 0x200D)
 }
 
-/// True when `s` holds an [`is_invisible`] character that honest text has no use for.
+/// True when `s` holds an [`is_invisible`] character that honest text has no use for: any but
+/// the typographic ones, and those too between two ASCII letters (Latin script never joins or
+/// breaks a ligature with them: `ignore\u{200c}all` is two words to a model).
 pub fn has_invisible(s: &str) -> bool {
-    s.chars().any(|c| is_invisible(c) && !is_typographic(c))
+    let mut prev = ' ';
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if is_invisible(c) && (!is_typographic(c) || between_ascii_letters(prev, chars.peek().copied())) {
+            return true;
+        }
+        prev = c;
+    }
+    false
+}
+
+fn between_ascii_letters(prev: char, next: Option<char>) -> bool {
+    prev.is_ascii_alphabetic() && next.is_some_and(|n| n.is_ascii_alphabetic())
+}
+
+/// A word that spells letters with digits (`1gn0r3`, `pr3v10us`): letters that are not all hex
+/// digits, and digits only of those drawn as letters (`0 1 3 4 5 7`; an id with a `2`, `6`, `8`
+/// or `9` is an id).
+pub fn is_leet_word(w: &[u8]) -> bool {
+    (3..=20).contains(&w.len())
+        && w.iter().all(u8::is_ascii_alphanumeric)
+        && w.iter().any(|b| b"013457".contains(b))
+        && !w.iter().any(|b| b"2689".contains(b))
+        && w.iter().any(|b| b.is_ascii_alphabetic() && !b.is_ascii_hexdigit())
+}
+
+/// True when `text` has an [`is_leet_word`].
+pub fn has_leet_word(text: &[u8]) -> bool {
+    text.split(|b| !b.is_ascii_alphanumeric()).any(is_leet_word)
+}
+
+/// `folded` with the digits of its [`is_leet_word`]s read as the letters they are drawn as.
+pub fn unleet(folded: &str) -> String {
+    let mut out = Vec::with_capacity(folded.len());
+    for (i, word) in folded.as_bytes().split(|b| !b.is_ascii_alphanumeric()).enumerate() {
+        if i > 0 {
+            // The separator split on: the byte right before this word.
+            out.push(0);
+        }
+        if is_leet_word(word) {
+            out.extend(word.iter().map(|b| match b {
+                b'0' => b'o',
+                b'1' => b'i',
+                b'3' => b'e',
+                b'4' => b'a',
+                b'5' => b's',
+                b'7' => b't',
+                _ => b.to_ascii_lowercase(),
+            }));
+        } else {
+            out.extend_from_slice(word);
+        }
+    }
+    // Put the separators back (split drops them): same length, same places.
+    for (o, b) in out.iter_mut().zip(folded.as_bytes()) {
+        if !b.is_ascii_alphanumeric() {
+            *o = *b;
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A Latin letter a character of another script is drawn as (the confusables that matter for
@@ -147,14 +208,17 @@ pub fn fold(s: &str) -> String {
 /// two words separates them (`ignore\u{200b}previous`, `do\u{ad}not`), and a tag character
 /// (U+E0020–E007E, "ASCII smuggling") is the ASCII character it shadows.
 pub fn fold_revealed(s: &str) -> String {
-    let revealed: String = s
-        .chars()
-        .map(|c| match c as u32 {
+    let mut revealed = String::with_capacity(s.len());
+    let mut prev = ' ';
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        revealed.push(match c as u32 {
             0xE0020..=0xE007E => char::from_u32(c as u32 - 0xE0000).unwrap_or(' '),
-            _ if is_invisible(c) && !is_typographic(c) => ' ',
+            _ if is_invisible(c) && (!is_typographic(c) || between_ascii_letters(prev, chars.peek().copied())) => ' ',
             _ => c,
-        })
-        .collect();
+        });
+        prev = c;
+    }
     fold(&revealed)
 }
 

@@ -2,7 +2,8 @@
 //! detector, plain and encoded) is found by its own detector; the benign corpus (source code,
 //! logs, ids, base64 images, JSON APIs, prose in several languages, real MCP exchanges), each
 //! file sent as a tool's argument and as a tool's result under the shipped default policy, is
-//! never blocked nor redacted. The per-detector false-positive counts are printed (README,
+//! never blocked nor redacted; every injected instruction of `injections.jsonl` (each family,
+//! plain, paraphrased and disguised) is found as its family both ways. The per-detector false-positive counts are printed (README,
 //! "Content scanning"; `tools/scan_crosscheck.py` writes the full report).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -101,6 +102,29 @@ fn true_positives_in_arguments_and_results_are_acted_on_under_the_default_policy
             }
         }
     }
+}
+
+#[test]
+fn every_injected_instruction_is_found_as_its_family_in_arguments_and_results() {
+    let p = policy::load(b"{}").unwrap();
+    let text = std::fs::read_to_string(root().join("injections.jsonl")).unwrap();
+    let mut missed = Vec::new();
+    let mut families = BTreeSet::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let (family, variant, sample) =
+            (v["family"].as_str().unwrap(), v["variant"].as_str().unwrap(), v["text"].as_str().unwrap());
+        families.insert(family.to_owned());
+        for (direction, message) in both_ways(sample) {
+            let subject = Subject { tool: "t", principal: "p", upstream: "u", direction };
+            let j = judge(&p.scan, &subject, message.to_string().as_bytes());
+            if !j.findings.iter().any(|f| f.what == family) {
+                missed.push(format!("{family}/{variant} ({direction:?}): {sample}"));
+            }
+        }
+    }
+    assert_eq!(families.len(), mcp_warden_core::scan::phrases::FAMILIES.len(), "every family has samples");
+    assert!(missed.is_empty(), "injected instructions missed:\n{}", missed.join("\n"));
 }
 
 fn benign_files() -> Vec<PathBuf> {

@@ -121,10 +121,11 @@ impl Scanner {
         let mut hits = Vec::new();
         if budget.take(view.text.len()) {
             let mut encoded = Vec::new();
-            if self.scan_level(&view.text, true, &mut hits, &mut encoded) {
+            let runs = self.scan_runs(&view.text, true, &mut hits, &mut encoded);
+            if runs.mnemonic_tests == 0 {
                 budget.exhausted = true;
             }
-            self.scan_strings(&view, &mut budget, &mut hits);
+            self.scan_strings(&view, runs.leet, &mut budget, &mut hits);
             self.scan_encoded(&view.text, &encoded, &mut budget, &mut hits);
             self.scan_joined_text(&view, &mut budget, &mut hits);
         }
@@ -179,12 +180,13 @@ impl Scanner {
         let mut hits = Vec::new();
         if budget.take(text.len()) {
             let mut encoded = Vec::new();
-            if self.scan_level(text, true, &mut hits, &mut encoded) {
+            let runs = self.scan_runs(text, true, &mut hits, &mut encoded);
+            if runs.mnemonic_tests == 0 {
                 budget.exhausted = true;
             }
             let whole = (0, text.len());
             self.scan_decoded_forms(text, whole, &mut budget, &mut hits);
-            if !text.is_ascii() {
+            if !text.is_ascii() || (runs.leet && fold::has_leet_word(text)) {
                 self.scan_folded(text, whole, &mut budget, &mut hits);
             }
             self.scan_encoded(text, &encoded, &mut budget, &mut hits);
@@ -194,12 +196,13 @@ impl Scanner {
     }
 
     /// Per string: its folded form (injected instructions) and its percent / JSON-escaped forms.
-    fn scan_strings(&self, view: &View<'_>, budget: &mut Budget, hits: &mut Vec<Hit>) {
+    fn scan_strings(&self, view: &View<'_>, leet: bool, budget: &mut Budget, hits: &mut Vec<Hit>) {
         // One look at the whole view first: most messages hold no `%XX`, no second level of
-        // escapes and nothing to fold, and then no string needs a look of its own.
+        // escapes, nothing to fold and no digits for letters, and then no string needs a look
+        // of its own.
         let escapes = memchr::memchr3(b'%', b'\\', b'&', &view.text).is_some();
         let fold = view.strings.iter().any(|s| s.needs_fold);
-        if !escapes && !fold {
+        if !escapes && !fold && !leet {
             return;
         }
         for s in &view.strings {
@@ -210,6 +213,8 @@ impl Scanner {
             if s.needs_fold {
                 self.scan_folded(content, s.view, budget, hits);
                 self.scan_unhidden(content, s.view, budget, hits);
+            } else if leet && fold::has_leet_word(content) {
+                self.scan_folded(content, s.view, budget, hits);
             }
         }
     }
@@ -265,6 +270,10 @@ impl Scanner {
             if revealed != folded {
                 self.scan_phrases(&revealed, span, budget, hits);
             }
+        }
+        // Digits drawn as letters (`1gn0r3 pr3v10us 1nstruct10ns`), read as the letters.
+        if fold::has_leet_word(folded.as_bytes()) {
+            self.scan_phrases(&fold::unleet(&folded), span, budget, hits);
         }
     }
 
@@ -357,6 +366,11 @@ impl Scanner {
     /// The anchor pass and the run pass over one text. `top`: runs worth decoding are collected
     /// into `encoded` (only at the top level: one level of decoding).
     fn scan_level(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) -> bool {
+        self.scan_runs(t, top, hits, encoded).mnemonic_tests == 0
+    }
+
+    /// [`Self::scan_level`], with what the run pass saw.
+    fn scan_runs(&self, t: &[u8], top: bool, hits: &mut Vec<Hit>, encoded: &mut Vec<(Span, Encoding)>) -> Runs {
         let mut runs = Runs::new(top);
         self.automaton.scan(t, |event| match event {
             Event::Match { pattern, start: s, end: e } => {
@@ -385,7 +399,7 @@ impl Scanner {
         });
         runs.end(t, hits, encoded);
         aws_pairs(t, hits);
-        runs.mnemonic_tests == 0
+        runs
     }
 }
 

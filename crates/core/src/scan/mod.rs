@@ -23,6 +23,7 @@ pub mod chars;
 pub mod engine;
 pub mod hit;
 pub mod numbers;
+pub mod patterns;
 pub mod phrases;
 pub mod redact;
 pub mod runs;

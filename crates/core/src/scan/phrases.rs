@@ -7,6 +7,9 @@
 //! Each phrase is found by its longest word (one of the scanner's anchors) and confirmed by the
 //! words on either side of it.
 
+use std::sync::Arc;
+
+use super::patterns::{self, Pattern};
 use crate::fold;
 
 /// What family an injected instruction belongs to (findings' `what`).
@@ -130,6 +133,7 @@ pub static PHRASES: &[(usize, &str)] = &[
     (4, "never tell the user"),
     (4, "never mention this to the user"),
     (4, "do not reveal this to the user"),
+    (3, "eval(atob("),
     (1, "<|im_start|>"),
     (1, "<|im_end|>"),
 ];
@@ -140,8 +144,28 @@ pub static PHRASES: &[(usize, &str)] = &[
 /// then an object; at least one qualifier, before the object or right after it
 /// ([`OVERRIDE_AFTER`]): `ignore the instructions on the box` is not one.
 pub static OVERRIDE_VERBS: &[&str] = &["ignore", "ignoring", "disregard", "forget", "override", "bypass", "discard"];
-pub static OVERRIDE_FILLERS: &[&str] =
-    &["of", "the", "my", "this", "that", "and", "or", "given", "other", "set", "instructions'"];
+pub static OVERRIDE_FILLERS: &[&str] = &[
+    "of",
+    "the",
+    "my",
+    "this",
+    "that",
+    "and",
+    "or",
+    "given",
+    "other",
+    "set",
+    "instructions'",
+    "their",
+    "our",
+    "its",
+    "policy",
+    "security",
+    "content",
+    "ethical",
+    "built",
+    "in",
+];
 pub static OVERRIDE_QUALIFIERS: &[&str] = &[
     "all",
     "your",
@@ -183,10 +207,23 @@ pub static OVERRIDE_OBJECTS: &[&str] = &[
     "guardrails",
     "programming",
     "context",
+    "policies",
+    "safeguards",
 ];
 pub static OVERRIDE_AFTER: &[&str] = &["above", "before", "earlier", "previously", "so"];
 /// Most words between the verb and the object.
 pub const OVERRIDE_WORDS: usize = 5;
+
+/// How a phrase is confirmed around its anchor.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// By its fixed words on either side.
+    Fixed,
+    /// An [`OVERRIDE_VERBS`] verb: by the override grammar.
+    Override,
+    /// By a [`patterns`] pattern, found at the first word of its anchor alternative `alt`.
+    Pattern { pattern: Arc<Pattern>, alt: usize },
+}
 
 /// One phrase, folded and split into words.
 #[derive(Debug, Clone)]
@@ -195,20 +232,30 @@ pub struct Phrase {
     pub words: Vec<Vec<u8>>,
     /// The word the scanner's anchor finds (the longest).
     pub anchor: usize,
-    /// An [`OVERRIDE_VERBS`] verb: confirmed by the override grammar, not by fixed words.
-    pub grammar: bool,
+    pub kind: Kind,
 }
 
-/// Every phrase, folded once, and one per override verb.
+/// Every phrase, folded once, one per override verb, and one per anchor word of each
+/// [`patterns::PATTERNS`] pattern.
 pub fn compile() -> Vec<Phrase> {
     let fixed = PHRASES.iter().map(|(family, p)| {
         let folded = fold::fold(p);
         let words: Vec<Vec<u8>> = folded.split(' ').filter(|w| !w.is_empty()).map(|w| w.as_bytes().to_vec()).collect();
         let anchor = words.iter().enumerate().max_by_key(|(i, w)| (w.len(), usize::MAX - i)).map(|(i, _)| i).unwrap_or(0);
-        Phrase { family: *family, words, anchor, grammar: false }
+        Phrase { family: *family, words, anchor, kind: Kind::Fixed }
     });
-    let verbs = OVERRIDE_VERBS.iter().map(|v| Phrase { family: 0, words: vec![v.as_bytes().to_vec()], anchor: 0, grammar: true });
-    fixed.chain(verbs).collect()
+    let verbs =
+        OVERRIDE_VERBS.iter().map(|v| Phrase { family: 0, words: vec![v.as_bytes().to_vec()], anchor: 0, kind: Kind::Override });
+    let grammar = patterns::compile().into_iter().flat_map(|pattern| {
+        let anchors: Vec<Vec<u8>> = pattern.anchors.iter().filter_map(|a| a.first().cloned()).collect();
+        anchors.into_iter().enumerate().map(move |(alt, word)| Phrase {
+            family: pattern.family,
+            words: vec![word],
+            anchor: 0,
+            kind: Kind::Pattern { pattern: Arc::clone(&pattern), alt },
+        })
+    });
+    fixed.chain(verbs).chain(grammar).collect()
 }
 
 fn is_space(b: u8) -> bool {
@@ -221,7 +268,7 @@ fn eq_fold(text: &[u8], word: &[u8]) -> bool {
 
 /// A byte that may stand between two words of a phrase: whitespace, or the punctuation that
 /// glues words into one token (`ignore_previous_instructions`, `ignore-previous`, `a.b/c`).
-fn is_gap(b: u8) -> bool {
+pub(super) fn is_gap(b: u8) -> bool {
     is_space(b)
         || matches!(
             b,
@@ -248,15 +295,17 @@ fn is_gap(b: u8) -> bool {
 }
 
 /// The most gap bytes between two words.
-const MAX_GAP: usize = 16;
+pub(super) const MAX_GAP: usize = 16;
 
 /// True when `phrase` surrounds its anchor word found at `[s, e)` of `text`: the words before
 /// and after it, each separated by at least one gap byte ([`is_gap`]), in any ASCII case. A
 /// word may itself start or end with punctuation (`~/.ssh`, `instructions:`): each gap length
 /// is tried. Returns the phrase's span.
 pub fn confirm(text: &[u8], s: usize, e: usize, phrase: &Phrase) -> Option<(usize, usize)> {
-    if phrase.grammar {
-        return confirm_override(text, s, e);
+    match &phrase.kind {
+        Kind::Override => return confirm_override(text, s, e),
+        Kind::Pattern { pattern, alt } => return patterns::confirm(text, s, e, pattern, *alt),
+        Kind::Fixed => {}
     }
     let mut start = s;
     for w in phrase.words.get(..phrase.anchor)?.iter().rev() {
@@ -282,14 +331,14 @@ pub fn confirm(text: &[u8], s: usize, e: usize, phrase: &Phrase) -> Option<(usiz
 }
 
 /// The next word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of
-/// letters (and `'`), lower-cased. `(start, end, word)`.
-fn next_word(text: &[u8], at: usize) -> Option<(usize, usize, Vec<u8>)> {
+/// letters and digits (and `'`), lower-cased. `(start, end, word)`.
+pub(super) fn next_word(text: &[u8], at: usize) -> Option<(usize, usize, Vec<u8>)> {
     let gaps = text.get(at..)?.iter().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
     if gaps == 0 {
         return None;
     }
     let start = at + gaps;
-    let len = text.get(start..)?.iter().take(32).take_while(|b| b.is_ascii_alphabetic() || **b == b'\'').count();
+    let len = text.get(start..)?.iter().take(32).take_while(|b| b.is_ascii_alphanumeric() || **b == b'\'').count();
     (len > 0).then(|| (start, start + len, text.get(start..start + len).unwrap_or_default().to_ascii_lowercase()))
 }
 
@@ -303,6 +352,12 @@ fn confirm_override(text: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
     if (s > 0 && glued(s - 1)) || glued(e) {
         return None;
     }
+    override_tail(text, e).map(|end| (s, end))
+}
+
+/// What follows an override verb ending at `e`: up to [`OVERRIDE_WORDS`] fillers and
+/// qualifiers, then an object (at least one qualifier, before it or right after it). The end.
+pub(super) fn override_tail(text: &[u8], e: usize) -> Option<usize> {
     let mut end = e;
     let mut qualified = false;
     for _ in 0..=OVERRIDE_WORDS {
@@ -314,7 +369,7 @@ fn confirm_override(text: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
                 qualified = listed(OVERRIDE_AFTER, &after);
                 end = ae;
             }
-            return qualified.then_some((s, end));
+            return qualified.then_some(end);
         }
         if listed(OVERRIDE_QUALIFIERS, &w) {
             qualified = true;

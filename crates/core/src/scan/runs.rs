@@ -49,6 +49,9 @@ pub struct Runs {
     streak_start: usize,
     streak_end: usize,
     streak_words: usize,
+    /// A word spelled with digits for letters was seen ([`crate::fold::is_leet_word`]; top
+    /// level only): the strings holding one are read again with their letters back.
+    pub leet: bool,
 }
 
 impl Runs {
@@ -62,6 +65,7 @@ impl Runs {
             streak_start: 0,
             streak_end: 0,
             streak_words: 0,
+            leet: false,
         }
     }
 
@@ -70,6 +74,9 @@ impl Runs {
         let any = any & !super::chars::BASE58;
         let len = i - s;
         if self.top {
+            if !self.leet && any & DIGIT != 0 && any & (LOWER | UPPER) != 0 && (3..=20).contains(&len) {
+                self.leet = t.get(s..i).is_some_and(crate::fold::is_leet_word);
+            }
             if self.spread.sees(self.last, s, len, any) {
                 self.spread.run(t, (self.last, s, i), any, encoded);
             } else {
