@@ -13,7 +13,8 @@
 //! - [`view`]: the decoded view of a JSON message, and the one-level decoders.
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
-//! - [`phrases`]: the injected-instruction phrase families.
+//! - [`phrases`]: the injected-instruction phrase families and the override grammar;
+//!   [`patterns`]: the instructions whose wording varies, as word-set patterns.
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 

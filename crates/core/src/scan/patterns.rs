@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use super::phrases::{is_gap, next_word, override_tail, MAX_GAP};
+use super::phrases::{is_gap, override_tail, MAX_GAP};
 
 /// `(family, pattern)`; families as in [`super::phrases::FAMILIES`].
 pub static PATTERNS: &[(usize, &str)] = &[
@@ -60,7 +60,7 @@ pub static PATTERNS: &[(usize, &str)] = &[
     (1, "you now have|possess|hold ?full|unrestricted|complete|unlimited|total|elevated admin|administrator|root|superuser|sudo|system|elevated|god ^access|privileges|permissions|rights|clearance|mode"),
     (
         1,
-        "pretend|imagine|act|behave|roleplay|suppose ?that|as|like|as+if ?you ?are|were|have|had ?a|an *4 ?no|without|zero|free ^restrictions|filters|guidelines|guardrails|safeguards|censorship|morals|ethics|constraints",
+        "pretend|imagine|act|behave|roleplay|suppose ?that|as|like|as+if ?you ?are|were|have|had ?a|an *4 no|without|zero|free ^restrictions|filters|guidelines|guardrails|safeguards|censorship|morals|ethics|constraints",
     ),
     (1, "you|assistant|model|ai|chatbot *6 no|without|zero ?moral|ethical|content|safety ^filters|guardrails|safeguards|censorship|morals|ethics|scruples"),
     (1, "you|assistant|model|ai|chatbot *6 no|without|zero moral|ethical|content|safety ^restrictions|rules|limits|guidelines|constraints|boundaries|policies"),
@@ -115,15 +115,15 @@ pub static PATTERNS: &[(usize, &str)] = &[
 #[derive(Debug, Clone)]
 pub enum Elem {
     /// One of these word sequences.
-    One(Vec<Vec<Vec<u8>>>),
+    One(Words),
     /// One of these, or nothing.
-    Opt(Vec<Vec<Vec<u8>>>),
+    Opt(Words),
     /// Up to this many words of anything.
     Skip(usize),
     /// The override grammar's tail.
     Override,
     /// Not one of these words next (matches nothing).
-    Not(Vec<Vec<Vec<u8>>>),
+    Not(Words),
 }
 
 /// One compiled pattern.
@@ -138,6 +138,56 @@ pub struct Pattern {
     after: Vec<Elem>,
 }
 
+/// A set of word sequences, with the lengths and first letters of the words that can be next
+/// (forwards) and last (backwards) in it: most words of a text are turned away by two bit
+/// tests.
+#[derive(Debug, Clone)]
+pub struct Words {
+    alts: Vec<Vec<Vec<u8>>>,
+    /// Bit `len` set when a sequence starts (`heads`) or ends (`tails`) with a word that long
+    /// (lengths from 32 on share bit 31).
+    head_lens: u32,
+    tail_lens: u32,
+    /// Bit `b % 64` set when a sequence starts or ends with a word whose first byte is `b`.
+    head_firsts: u64,
+    tail_firsts: u64,
+}
+
+fn len_bit(len: usize) -> u32 {
+    1 << len.min(31)
+}
+
+fn first_bit(w: &[u8]) -> u64 {
+    w.first().map_or(0, |b| 1 << (b.to_ascii_lowercase() % 64))
+}
+
+impl Words {
+    fn new(alts: Vec<Vec<Vec<u8>>>) -> Words {
+        let mut w = Words { alts, head_lens: 0, tail_lens: 0, head_firsts: 0, tail_firsts: 0 };
+        for a in &w.alts {
+            if let (Some(h), Some(t)) = (a.first(), a.last()) {
+                w.head_lens |= len_bit(h.len());
+                w.tail_lens |= len_bit(t.len());
+                w.head_firsts |= first_bit(h);
+                w.tail_firsts |= first_bit(t);
+            }
+        }
+        w
+    }
+
+    /// The word at `span` may start a sequence.
+    fn may_start(&self, text: &[u8], span: (usize, usize)) -> bool {
+        let word = text.get(span.0..span.1).unwrap_or_default();
+        self.head_lens & len_bit(word.len()) != 0 && self.head_firsts & first_bit(word) != 0
+    }
+
+    /// The word at `span` may end a sequence.
+    fn may_end(&self, text: &[u8], span: (usize, usize)) -> bool {
+        let word = text.get(span.0..span.1).unwrap_or_default();
+        self.tail_lens & len_bit(word.len()) != 0 && self.tail_firsts & first_bit(word) != 0
+    }
+}
+
 fn alternatives(spec: &str) -> Vec<Vec<Vec<u8>>> {
     spec.split('|').map(|alt| alt.split('+').map(|w| w.to_ascii_lowercase().into_bytes()).collect()).collect()
 }
@@ -146,13 +196,13 @@ fn element(spec: &str) -> Elem {
     if spec == "OVERRIDE" {
         Elem::Override
     } else if let Some(rest) = spec.strip_prefix('!') {
-        Elem::Not(alternatives(rest))
+        Elem::Not(Words::new(alternatives(rest)))
     } else if let Some(n) = spec.strip_prefix('*').and_then(|n| n.parse().ok()) {
         Elem::Skip(n)
     } else if let Some(rest) = spec.strip_prefix('?') {
-        Elem::Opt(alternatives(rest))
+        Elem::Opt(Words::new(alternatives(rest)))
     } else {
-        Elem::One(alternatives(spec))
+        Elem::One(Words::new(alternatives(spec)))
     }
 }
 
@@ -176,39 +226,92 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
-/// The word before `at`: back over at least one gap byte (at most [`MAX_GAP`]), a run of
-/// letters (and `'`). `(start, word)`, lower-cased.
-fn prev_word(text: &[u8], at: usize) -> Option<(usize, Vec<u8>)> {
-    let before = text.get(..at)?;
-    let gaps = before.iter().rev().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
+fn is_letter(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || *b == b'\''
+}
+
+/// Longest word read: no pattern word is as long, so a longer one (an id, a hash) is read only
+/// this far and then matches nothing.
+const MAX_WORD: usize = 24;
+
+/// The word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of letters
+/// and digits (and `'`). Its span.
+fn word_after(text: &[u8], at: usize) -> Option<(usize, usize)> {
+    let gaps = text.get(at..)?.iter().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
+    if gaps == 0 {
+        return None;
+    }
+    let start = at + gaps;
+    let len = text.get(start..)?.iter().take(MAX_WORD).take_while(|b| is_letter(b)).count();
+    (len > 0).then_some((start, start + len))
+}
+
+/// The word before `at`, read backwards as [`word_after`] reads forwards.
+fn word_before(text: &[u8], at: usize) -> Option<(usize, usize)> {
+    let gaps = text.get(..at)?.iter().rev().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
     if gaps == 0 {
         return None;
     }
     let end = at - gaps;
-    let len = text.get(..end)?.iter().rev().take(32).take_while(|b| b.is_ascii_alphanumeric() || **b == b'\'').count();
-    (len > 0).then(|| (end - len, text.get(end - len..end).unwrap_or_default().to_ascii_lowercase()))
+    let len = text.get(..end)?.iter().rev().take(MAX_WORD).take_while(|b| is_letter(b)).count();
+    (len > 0).then_some((end - len, end))
 }
 
-fn seq_forward(text: &[u8], mut at: usize, words: &[Vec<u8>]) -> Option<usize> {
-    for w in words {
-        let (_, end, word) = next_word(text, at)?;
-        if &word != w {
+/// The word at `span` is `w` (lower case), in any ASCII case.
+fn is(text: &[u8], span: (usize, usize), w: &[u8]) -> bool {
+    text.get(span.0..span.1).is_some_and(|x| x.eq_ignore_ascii_case(w))
+}
+
+/// The rest of a word sequence whose first word is at `first`, forwards: its end.
+fn seq_forward(text: &[u8], first: (usize, usize), words: &[Vec<u8>]) -> Option<usize> {
+    let (head, rest) = words.split_first()?;
+    if !is(text, first, head) {
+        return None;
+    }
+    let mut at = first.1;
+    for w in rest {
+        let span = word_after(text, at)?;
+        if !is(text, span, w) {
             return None;
         }
-        at = end;
+        at = span.1;
     }
     Some(at)
 }
 
-fn seq_backward(text: &[u8], mut at: usize, words: &[Vec<u8>]) -> Option<usize> {
-    for w in words.iter().rev() {
-        let (start, word) = prev_word(text, at)?;
-        if &word != w {
+/// A word sequence whose last word is at `last`, backwards: its start.
+fn seq_backward(text: &[u8], last: (usize, usize), words: &[Vec<u8>]) -> Option<usize> {
+    let (tail, rest) = words.split_last()?;
+    if !is(text, last, tail) {
+        return None;
+    }
+    let mut at = last.0;
+    for w in rest.iter().rev() {
+        let span = word_before(text, at)?;
+        if !is(text, span, w) {
             return None;
         }
-        at = start;
+        at = span.0;
     }
     Some(at)
+}
+
+/// One of `alts` forwards from `at`, then `rest`: the end. The next word is read once.
+fn one_forward(text: &[u8], at: usize, words: &Words, rest: &[Elem]) -> Option<usize> {
+    let first = word_after(text, at)?;
+    if !words.may_start(text, first) {
+        return None;
+    }
+    words.alts.iter().find_map(|a| seq_forward(text, first, a).and_then(|e| forward(text, e, rest)))
+}
+
+/// One of `alts` backwards from `at`, then `rest`: the start.
+fn one_backward(text: &[u8], at: usize, words: &Words, rest: &[Elem]) -> Option<usize> {
+    let last = word_before(text, at)?;
+    if !words.may_end(text, last) {
+        return None;
+    }
+    words.alts.iter().find_map(|a| seq_backward(text, last, a).and_then(|s| backward(text, s, rest)))
 }
 
 /// A gap that closes a sentence or a clause: the words a pattern skips stay in one.
@@ -220,18 +323,15 @@ fn ends_sentence(gap: &[u8]) -> bool {
 fn forward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
     let Some((first, rest)) = elems.split_first() else { return Some(at) };
     match first {
-        Elem::One(alts) => alts.iter().find_map(|a| seq_forward(text, at, a).and_then(|e| forward(text, e, rest))),
-        Elem::Opt(alts) => alts
-            .iter()
-            .find_map(|a| seq_forward(text, at, a).and_then(|e| forward(text, e, rest)))
-            .or_else(|| forward(text, at, rest)),
+        Elem::One(alts) => one_forward(text, at, alts, rest),
+        Elem::Opt(alts) => one_forward(text, at, alts, rest).or_else(|| forward(text, at, rest)),
         Elem::Skip(n) => {
             let mut pos = at;
             for _ in 0..=*n {
                 if let Some(end) = forward(text, pos, rest) {
                     return Some(end);
                 }
-                let (start, end, _) = next_word(text, pos)?;
+                let (start, end) = word_after(text, pos)?;
                 if ends_sentence(text.get(pos..start)?) {
                     return None;
                 }
@@ -240,13 +340,10 @@ fn forward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
             None
         }
         Elem::Override => override_tail(text, at).and_then(|e| forward(text, e, rest)),
-        Elem::Not(alts) => {
-            if alts.iter().any(|a| seq_forward(text, at, a).is_some()) {
-                None
-            } else {
-                forward(text, at, rest)
-            }
-        }
+        Elem::Not(words) => match word_after(text, at) {
+            Some(next) if words.may_start(text, next) && words.alts.iter().any(|a| seq_forward(text, next, a).is_some()) => None,
+            _ => forward(text, at, rest),
+        },
     }
 }
 
@@ -254,19 +351,16 @@ fn forward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
 fn backward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
     let Some((first, rest)) = elems.split_first() else { return Some(at) };
     match first {
-        Elem::One(alts) => alts.iter().find_map(|a| seq_backward(text, at, a).and_then(|s| backward(text, s, rest))),
-        Elem::Opt(alts) => alts
-            .iter()
-            .find_map(|a| seq_backward(text, at, a).and_then(|s| backward(text, s, rest)))
-            .or_else(|| backward(text, at, rest)),
+        Elem::One(alts) => one_backward(text, at, alts, rest),
+        Elem::Opt(alts) => one_backward(text, at, alts, rest).or_else(|| backward(text, at, rest)),
         Elem::Skip(n) => {
             let mut pos = at;
             for _ in 0..=*n {
                 if let Some(start) = backward(text, pos, rest) {
                     return Some(start);
                 }
-                let (start, word) = prev_word(text, pos)?;
-                if ends_sentence(text.get(start + word.len()..pos)?) {
+                let (start, end) = word_before(text, pos)?;
+                if ends_sentence(text.get(end..pos)?) {
                     return None;
                 }
                 pos = start;
@@ -275,13 +369,10 @@ fn backward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
         }
         // Never written before an anchor.
         Elem::Override => None,
-        Elem::Not(alts) => {
-            if alts.iter().any(|a| seq_backward(text, at, a).is_some()) {
-                None
-            } else {
-                backward(text, at, rest)
-            }
-        }
+        Elem::Not(words) => match word_before(text, at) {
+            Some(prev) if words.may_end(text, prev) && words.alts.iter().any(|a| seq_backward(text, prev, a).is_some()) => None,
+            _ => backward(text, at, rest),
+        },
     }
 }
 
@@ -303,10 +394,11 @@ pub fn confirm(text: &[u8], s: usize, e: usize, pattern: &Pattern, alt: usize) -
     // continued by a letter (`id_rsa` is not `id_rsa.pub`, handled below).
     let glued = |i: usize| text.get(i).is_some_and(|b| is_word_byte(*b));
     let alphabetic = first.iter().all(u8::is_ascii_alphabetic);
-    if (alphabetic && s > 0 && glued(s - 1)) || glued(e) || not_the_secret(text, e, first) {
+    if (alphabetic && s > 0 && glued(s - 1)) || glued(e) || (!alphabetic && not_the_secret(text, e, first)) {
         return None;
     }
-    let end = seq_forward(text, e, words.get(1..)?)?;
+    // The automaton found the first word (in any case): only the rest of the anchor is read.
+    let end = if words.len() == 1 { e } else { seq_forward(text, (s, e), words)? };
     let end = forward(text, end, &pattern.after)?;
     // A path is read back from the start of the token it is in (`cat ~/.aws/credentials`).
     let token = if alphabetic {

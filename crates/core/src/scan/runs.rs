@@ -74,7 +74,13 @@ impl Runs {
         let any = any & !super::chars::BASE58;
         let len = i - s;
         if self.top {
-            if !self.leet && any & DIGIT != 0 && any & (LOWER | UPPER) != 0 && (3..=20).contains(&len) {
+            // (Letters and digits only, both: the class union says so without a look.)
+            if !self.leet
+                && any & !(DIGIT | LOWER | UPPER) == 0
+                && any & DIGIT != 0
+                && any & (LOWER | UPPER) != 0
+                && (3..=20).contains(&len)
+            {
                 self.leet = t.get(s..i).is_some_and(crate::fold::is_leet_word);
             }
             if self.spread.sees(self.last, s, len, any) {
