@@ -232,12 +232,14 @@ pub static DETECTORS: &[Detector] = &[
     prefix("adafruit_io_key", &["aio_"], ALNUM, 28, 28),
     prefix("age_secret_key", &["AGE-SECRET-KEY-1"], AGE, 58, 58),
     // AI providers.
-    prefix("anthropic_api_key", &["sk-ant-api", "sk-ant-oat"], URLSAFE, 80, 200),
+    // (The admin key first: of two detectors claiming the same bytes, the earlier names it.)
     prefix("anthropic_admin_key", &["sk-ant-admin"], URLSAFE, 80, 200),
+    // Any other `sk-ant-` key, whatever its kind and length: the prefix alone is Anthropic's.
+    prefix("anthropic_api_key", &["sk-ant-"], URLSAFE, 20, 200),
     prefix("openai_project_key", &["sk-proj-"], URLSAFE, 40, 250),
     prefix("openai_service_account_key", &["sk-svcacct-"], URLSAFE, 40, 250),
     prefix("openai_admin_key", &["sk-admin-"], URLSAFE, 40, 250),
-    check("openai_api_key", DataClass::Credential, &["T3BlbkFJ"], shapes::openai_legacy),
+    check("openai_api_key", DataClass::Credential, &["T3BlbkFJ", "sk-"], shapes::openai_legacy),
     prefix("openrouter_api_key", &["sk-or-v1-"], HEX, 64, 64),
     prefix("huggingface_token", &["hf_", "api_org_"], ALNUM, 34, 40),
     prefix("groq_api_key", &["gsk_"], ALNUM, 52, 52),

@@ -76,7 +76,7 @@ impl Runs {
         if self.top {
             // (Letters and digits only, both: the class union says so without a look.)
             if !self.leet
-                && any & !(DIGIT | LOWER | UPPER) == 0
+                && any & !(DIGIT | LETTERS) == 0
                 && any & DIGIT != 0
                 && any & (LOWER | UPPER) != 0
                 && (3..=20).contains(&len)

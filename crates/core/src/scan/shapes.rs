@@ -188,6 +188,11 @@ pub fn braintree(t: &[u8], s: usize, e: usize) -> Option<Span> {
 
 /// A legacy OpenAI key: `sk-…T3BlbkFJ…` (`T3BlbkFJ` is base64 for `OpenAI`).
 pub fn openai_legacy(t: &[u8], s: usize, e: usize) -> Option<Span> {
+    // The key as it was issued before the marker: `sk-` and exactly 48 letters and digits.
+    if t.get(s..e) == Some(b"sk-") {
+        let body = count(t, e, ALNUM, 49);
+        return (body == 48 && left_boundary(t, s) && !at(t, e + body, URLSAFE)).then_some((s, e + body));
+    }
     let back = count_back(t, s, URLSAFE, 200);
     let start = s - back;
     if t.get(start..start + 3) != Some(b"sk-") || !left_boundary(t, start) {
