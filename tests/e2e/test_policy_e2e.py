@@ -5,7 +5,8 @@ jwt_authn (envoy/e2e-jwt.yaml, JWKS generated per run) -> mcp-warden -> demo/ups
 - alice may not call `show_dashboard` (403, -31403, the rule's reason);
 - `book_trip` is hidden from bob: calling it answers like an unknown tool (200, -32602
   "Unknown tool: book_trip") and it is missing from bob's `tools/list` (result `cacheScope`
-  "private"), while alice still sees and can call it;
+  "private"), while alice still sees and can call it; under `hidden_answer: upstream` it
+  answers as the upstream answers a made-up name (the call goes there under a decoy);
 - alice's `echo` is rate limited (2 per hour): the third call gets 429, `Retry-After`, -31429, the
   request id kept; bob's echo is not limited;
 - a rule on the delegation chain (`actors`) and one on groups;
@@ -16,6 +17,7 @@ counters are not observable, so this uses Envoy's upstream request counter for t
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -136,6 +138,36 @@ def test_hidden_tool_is_unknown_and_missing_from_the_list(gw, issuer, era):
     assert "bob does not book trips" not in resp.text, "a hidden tool does not reveal the rule"
     assert msg["id"] == bob._rid
     assert upstream_requests(gw) == before
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_under_hidden_answer_upstream_a_hidden_tool_answers_as_a_made_up_one(gateway, demo_upstream, issuer, era):
+    """The upstream itself says what it says of a name it does not have: the hidden tool's answer
+    is the made-up name's, naming the tool asked for (the Python SDK's answer, not ours)."""
+    gw = gateway(TEMPLATE, upstream_port=demo_upstream.port, replace={placeholder_jwks(): issuer.jwks()},
+                 plugin_config={**POLICY, "hidden_answer": "upstream"}, wait_mcp=True)
+    bob = client(gw, issuer, "bob")
+    if era == "legacy":
+        bob.initialize()
+    before = upstream_requests(gw)
+    hidden_resp, hidden = call(bob, era, "book_trip", {"destination": "Oslo"})
+    made_up_resp, made_up = call(bob, era, "no_such_tool", {"destination": "Oslo"})
+    assert upstream_requests(gw) == before + 2, "both went to the upstream, one round trip each"
+    assert hidden_resp.status_code == made_up_resp.status_code == 200
+    assert "mcpw-absent" not in hidden_resp.text, hidden_resp.text
+    assert "Unknown tool: book_trip" not in hidden_resp.text or "Unknown tool: no_such_tool" in made_up_resp.text
+    hidden.pop("id"), made_up.pop("id")
+    assert json.loads(json.dumps(made_up).replace("no_such_tool", "book_trip")) == hidden, (hidden, made_up)
+    assert "book_trip" in json.dumps(hidden), hidden
+    assert "bob does not book trips" not in hidden_resp.text
+    # For alice the tool is there: her call reaches it (it asks her preferences, which this
+    # client cannot answer), not an unknown-tool answer.
+    alice = client(gw, issuer, "alice")
+    if era == "legacy":
+        alice.initialize()
+    _, msg = call(alice, era, "book_trip", {"destination": "Oslo"})
+    msg.pop("id")
+    assert msg != hidden and "ask_prefs" in json.dumps(msg), msg
 
 
 @pytest.mark.parametrize("era", ERAS)

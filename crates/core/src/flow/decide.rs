@@ -22,6 +22,7 @@ use crate::policy::correlate::FailureMode;
 use crate::policy::integrity::ChangeAction;
 use crate::policy::list_filter::ListFilter;
 use crate::policy::scan::{Direction, Subject};
+use crate::policy::spec::HiddenAnswer;
 use crate::policy::{enforce_keyed, list_varies, task_tool_verdict, Action, KillSwitch, ListKind, Policy, Verdict};
 use crate::ports::Kv;
 use crate::principal::{self, CorrelationKey, PeerFacts, Principal};
@@ -77,9 +78,38 @@ pub struct Decision<'a> {
     pub binds_session: bool,
     /// `Some`: the body to forward instead of the client's (the content scan redacted it).
     pub request_body: Option<Vec<u8>>,
+    /// `Some`: the decoy a hidden call is forwarded under ([`super::decoy`]): the `Mcp-Name`
+    /// to send (2026-07-28 requests carry one).
+    pub rename: Option<String>,
     /// `Some`: ask the mesh-wide rate limit service before forwarding.
     pub mesh: Option<MeshCheck>,
     pub outcome: Outcome,
+}
+
+/// The decoy and the body to forward for a call the policy hides, when the upstream answers
+/// for hidden names (`hidden_answer: upstream`): a single `tools/call` or `prompts/get` of a
+/// hidden name, with an id, that the gateway would otherwise answer itself.
+fn decoy_call(
+    policy: &Policy,
+    verdict: &Verdict,
+    answered_here: bool,
+    (req, body, now_ms): (&McpRequest, &[u8], u64),
+    principal_key: &str,
+) -> Option<(String, Vec<u8>)> {
+    let applies = policy.hidden_answer == HiddenAnswer::Upstream
+        && answered_here
+        && matches!(verdict.action, Action::Deny { hide: true, .. })
+        && req.target.is_none()
+        && matches!(req.op, Some(Method::ToolsCall | Method::PromptsGet));
+    let id = req.id.as_deref().filter(|_| applies)?;
+    let decoy = super::decoy::decoy_name(&[
+        id.as_bytes(),
+        principal_key.as_bytes(),
+        req.name.as_deref().unwrap_or_default().as_bytes(),
+        &now_ms.to_le_bytes(),
+    ]);
+    let body = super::decoy::forwarded_body(body, &decoy)?;
+    Some((decoy, body))
 }
 
 /// A call to the mesh-wide rate limit service the request waits for.
@@ -215,6 +245,22 @@ pub fn decide<'a>(
     if let Some(approval) = carry.filter(|_| verdict.action == Action::Allow) {
         inspectors.push(Box::new(approval));
     }
+    // A hidden tool or prompt answered by its upstream, as a name it does not have.
+    let mut rename = None;
+    let (mut reply, mut request_body) = (reply, request_body);
+    if let Some((decoy, body)) = decoy_call(
+        policy,
+        &verdict,
+        reply.is_some() && batch.is_empty(),
+        (&facts.request, facts.body, facts.now_ms),
+        &principal_key,
+    ) {
+        let name = facts.request.name.as_deref().unwrap_or_default();
+        inspectors = vec![Box::new(super::decoy::Undecoy::new(&decoy, name))];
+        inspectors.extend(message_inspectors(policy, &verdict));
+        (reply, request_body) = (None, Some(body));
+        rename = Some(decoy);
+    }
     let binds_session = opens_session(policy, &facts.request, &verdict);
     Decision {
         remove_headers: facts.client_warden_headers,
@@ -223,6 +269,7 @@ pub fn decide<'a>(
         inspectors,
         binds_session,
         request_body,
+        rename,
         mesh,
         outcome: Outcome {
             request: facts.request,

@@ -5,11 +5,13 @@
 //! - [`batch`]: the same for every element of a legacy batch (`eras.legacy_batches`);
 //! - [`response`]: the response pipeline, fed headers, body chunks and SSE events;
 //! - [`reply`]: every local reply and JSON-RPC error the filter sends;
+//! - [`decoy`]: a hidden tool or prompt answered by its upstream (`hidden_answer: upstream`);
 //! - [`exchange`]: the record of the exchange for the receipt writer;
 //! - [`vm`]: what one worker VM remembers between its streams.
 
 pub mod batch;
 pub mod decide;
+pub mod decoy;
 pub mod exchange;
 pub mod reply;
 pub mod request;

@@ -570,6 +570,10 @@ fn apply_decision(
         host.http.set_request_body(body_len, body)?;
         host.http.set_request_header("content-length", &body.len().to_string())?;
     }
+    // A hidden call forwarded under its decoy: the routing header says what the body says.
+    if let Some(decoy) = d.rename.as_deref().filter(|_| d.outcome.request.era == Era::Modern) {
+        host.http.set_request_header(headers::NAME, decoy)?;
+    }
     let batch = !d.outcome.batch.is_empty();
     let response = (!d.inspectors.is_empty()).then(|| {
         if batch {

@@ -39,6 +39,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// `Some(reason)` when no match means deny.
     pub default_deny: Option<String>,
+    /// Who answers a call of a hidden tool or prompt.
+    pub hidden_answer: super::spec::HiddenAnswer,
     /// Kill entries from this document.
     pub kill: KillSwitch,
     /// Capacity of the shared rate-limit slot table.
@@ -77,6 +79,7 @@ impl Default for Policy {
             sources: Sources::default(),
             rules: Vec::new(),
             default_deny: None,
+            hidden_answer: super::spec::HiddenAnswer::Gateway,
             kill: KillSwitch::default(),
             rate_limit_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
             session_slots: super::spec::DEFAULT_RATE_LIMIT_SLOTS,
@@ -263,6 +266,7 @@ pub fn compile(spec: PolicySpec) -> Result<Policy, ConfigError> {
         sources,
         rules,
         default_deny,
+        hidden_answer: spec.hidden_answer,
         kill,
         rate_limit_slots: spec.rate_limit_slots,
         session_slots: spec.session_slots,

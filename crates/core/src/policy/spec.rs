@@ -55,6 +55,11 @@ pub struct PolicySpec {
     /// The reason a client sees when `default_action` is `deny`.
     #[serde(default)]
     pub default_reason: Option<String>,
+    /// Who answers a call of a hidden tool or prompt: `gateway` (default: `-32602 Unknown
+    /// tool`) or `upstream` (its own answer to a name it does not have, so that a hidden name
+    /// and a made-up one cannot be told apart).
+    #[serde(default)]
+    pub hidden_answer: HiddenAnswer,
     /// Kill switch entries in force from the configuration (the control endpoint may add more).
     #[serde(default)]
     pub kill_switch: Vec<KillSpec>,
@@ -88,6 +93,15 @@ pub struct PolicySpec {
     /// that cannot be asked get, sensitive tools.
     #[serde(default)]
     pub confirm: super::confirm::ConfirmSpec,
+}
+
+/// Who answers a call of a hidden tool or prompt ([`PolicySpec::hidden_answer`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenAnswer {
+    #[default]
+    Gateway,
+    Upstream,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +275,7 @@ impl Default for PolicySpec {
             rules: Vec::new(),
             default_action: DefaultAction::Allow,
             default_reason: None,
+            hidden_answer: HiddenAnswer::Gateway,
             kill_switch: Vec::new(),
             rate_limit_slots: DEFAULT_RATE_LIMIT_SLOTS,
             session_slots: DEFAULT_RATE_LIMIT_SLOTS,
