@@ -8,22 +8,26 @@
 //! - [`catalog`]: the detectors (ids, data classes, anchors, rules).
 //! - [`engine`]: the scanner (one Aho–Corasick pass and one run pass; one level of decoding;
 //!   folded text for injected instructions), bounded by a byte budget; [`hit`]: what it reports.
+//! - [`encoding`]: how a run is written (base64, hex, bytes one by one, …).
 //! - [`runs`]: the run pass (cards, SSNs, IBANs, WIF keys, seed phrases, runs worth decoding);
 //!   [`spread`]: values written apart (spaced characters, hex or decimal bytes, short lines).
 //! - [`view`]: the decoded view of a JSON message, and the one-level decoders.
 //! - [`shapes`], [`numbers`], [`wallet`]: the validators (token shapes; Luhn, mod-97, SSN rules;
 //!   base58check and BIP-39 checksums).
-//! - [`phrases`]: the injected-instruction phrase families and the override grammar;
-//!   [`patterns`]: the instructions whose wording varies, as word-set patterns.
+//! - [`phrases`]: the injected-instruction phrase families; [`override_grammar`]: the override
+//!   grammar and the gaps between words; [`patterns`]: the instructions whose wording varies,
+//!   as word-set patterns.
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 
 pub mod automaton;
 pub mod catalog;
 pub mod chars;
+pub mod encoding;
 pub mod engine;
 pub mod hit;
 pub mod numbers;
+pub mod override_grammar;
 pub mod patterns;
 pub mod phrases;
 pub mod redact;

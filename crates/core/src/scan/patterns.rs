@@ -9,18 +9,18 @@
 //! - `?a|b`: the same, or nothing;
 //! - `*N`: up to N words of anything;
 //! - `OVERRIDE`: the override grammar's tail (qualifiers, fillers, an object:
-//!   [`super::phrases::override_tail`]);
+//!   [`super::override_grammar::override_tail`]);
 //! - `^a|b`: the anchor, found by the scanner's automaton; the elements before it are matched
 //!   backwards from it, the ones after forwards. An anchor word may hold punctuation
 //!   (`~/.ssh`, `id_rsa`): it is then matched as written.
 //!
 //! Words are letters and `'`, compared in ASCII lower case; between two words at least one gap
-//! byte and at most 16 ([`super::phrases::is_gap`]). Anchors are chosen as the rarest element,
+//! byte and at most 16 ([`super::override_grammar::is_gap`]). Anchors are chosen as the rarest element,
 //! so that ordinary prose rarely starts a confirmation.
 
 use std::sync::Arc;
 
-use super::phrases::{is_gap, override_tail, MAX_GAP};
+use super::override_grammar::{is_gap, override_tail, MAX_GAP};
 
 /// `(family, pattern)`; families as in [`super::phrases::FAMILIES`].
 pub static PATTERNS: &[(usize, &str)] = &[

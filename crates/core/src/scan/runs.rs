@@ -5,6 +5,7 @@
 
 use super::catalog::{self, Span};
 use super::chars::{class, count, Set, DASH, DIGIT, LOWER, UPPER};
+use super::encoding::Encoding;
 use super::hit::{Found, Hit};
 use super::numbers;
 use super::spread::Spread;
@@ -14,25 +15,6 @@ use super::wallet;
 /// value a detector knows, an SSN, fits).
 const MIN_BASE64_RUN: usize = 14;
 const MIN_HEX_RUN: usize = 20;
-
-/// How a run worth decoding is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Base64,
-    Hex,
-    /// RFC 4648 base32 (`A-Z2-7`, either case, padding optional).
-    Base32,
-    /// Short groups with the same bytes between them ([`super::spread`]): joined, then read as
-    /// they are and, when the join is an encoded run, decoded.
-    Grouped,
-    /// Small decimal numbers, one per byte.
-    Decimal,
-    /// Hex bytes one by one (`67 68`, `67:68`, `\x67\x68`, `0x67, 0x68`): read decoded only
-    /// (their digits joined are a number, not a value).
-    HexBytes,
-    /// One run with a separator between its characters.
-    Interleaved,
-}
 
 /// The run pass, fed each maximal run of [`RUN`](super::chars::RUN) bytes by the anchor pass: what each may be
 /// (digits of a card, SSN or IBAN; a base58 key; a word of a seed phrase; an encoded value).

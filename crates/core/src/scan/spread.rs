@@ -10,7 +10,7 @@
 //! a span; [`collapse`] turns it back into the value. Per run: a few comparisons.
 
 use super::chars::{class, Span, DASH, DIGIT, LOWER, PLUS_SLASH, UNDERSCORE, UPPER};
-use super::runs::Encoding;
+use super::encoding::Encoding;
 
 /// Longest group a streak is made of (PEM's and hex dumps' lines; MIME's 76 columns are joined
 /// by the base64 candidates' own rule).
