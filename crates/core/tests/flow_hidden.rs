@@ -72,6 +72,30 @@ fn a_hidden_call_goes_to_the_upstream_as_a_name_it_does_not_have_and_comes_back_
 }
 
 #[test]
+fn nothing_of_the_hidden_call_leaves_but_its_decoy() {
+    let p = policy(Some("upstream"));
+    let mut host = FakeHost::default();
+    // 2026-07-28 with an argument mirrored in a header, a task and MRTR state in the body.
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "mcp_upstream".into())];
+    let params = r#""name":"admin_reset","arguments":{"region":"eu"},"task":{"ttl":60000},"requestState":"abc""#;
+    host.post_modern(&mut flow, "tools/call", Some("admin_reset"), params, &[("mcp-param-region", b"eu")]);
+    assert!(host.http.reply.is_none());
+    assert!(host.http.header("mcp-param-region").is_none(), "the mirrored argument goes with the arguments");
+    let sent: Value = serde_json::from_slice(&host.http.body).unwrap();
+    assert_eq!(sent["params"].as_object().unwrap().keys().collect::<Vec<_>>(), ["_meta", "arguments", "name"], "{sent}");
+    // 2025-11-25: the routing header the classifier derived says the decoy too.
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#;
+    host.post_json(&mut flow, body.to_owned(), &[("mcp-protocol-version", b"2025-11-25")]);
+    assert!(host.http.reply.is_none());
+    let sent: Value = serde_json::from_slice(&host.http.body).unwrap();
+    let decoy = sent["params"]["name"].as_str().unwrap();
+    assert!(decoy.starts_with("mcpw-absent-"));
+    assert_eq!(host.http.header("mcp-name").unwrap(), decoy.as_bytes());
+}
+
+#[test]
 fn the_gateway_answers_hidden_calls_itself_by_default() {
     let p = policy(None);
     let mut host = FakeHost::default();

@@ -62,6 +62,9 @@ pub struct Outcome {
     pub batch: Vec<BatchElement>,
     /// What the request path's own checks found (tool integrity, task binding).
     pub findings: Vec<Finding>,
+    /// A hidden call forwarded under a decoy ([`super::decoy`]): the client gets the upstream's
+    /// answer, not the gateway's refusal (the verdict still says hidden).
+    pub answered_by_upstream: bool,
 }
 
 /// What the host must do.
@@ -257,11 +260,15 @@ pub fn decide<'a>(
     ) {
         let name = facts.request.name.as_deref().unwrap_or_default();
         inspectors = vec![Box::new(super::decoy::Undecoy::new(&decoy, name))];
-        inspectors.extend(message_inspectors(policy, &verdict));
+        // The upstream's answer is read as any answer is (the verdict is not an allow).
+        if policy.scan.scans(Direction::Response) {
+            inspectors.push(Box::new(ContentScan::new(Rc::clone(policy))));
+        }
         (reply, request_body) = (None, Some(body));
         rename = Some(decoy);
     }
     let binds_session = opens_session(policy, &facts.request, &verdict);
+    let answered_by_upstream = rename.is_some();
     Decision {
         remove_headers: facts.client_warden_headers,
         set_headers,
@@ -280,6 +287,7 @@ pub fn decide<'a>(
             verdict,
             batch,
             findings,
+            answered_by_upstream,
         },
     }
 }

@@ -23,21 +23,38 @@ pub fn decoy_name(seed: &[&[u8]]) -> String {
     format!("mcpw-absent-{h:016x}")
 }
 
-/// The body forwarded instead of the client's: the same message with `params.name` the decoy
-/// and no `arguments` (a tool's are an empty object, as a client without any sends). `None`
-/// when the body is not one JSON-RPC request object with `params` (never the case for a call
-/// the classifier let through).
+/// The body forwarded instead of the client's: `jsonrpc`, `id` and `method` as sent, `params`
+/// with the decoy for its `name`, a tool's `arguments` an empty object (as a client without
+/// any sends), and of `_meta` only what 2026-07-28 requires (`protocolVersion`, and
+/// `clientCapabilities` empty). Nothing else the client wrote leaves: not its arguments, a
+/// task, MRTR state, or other `_meta`. `None` when the body is not one JSON-RPC request object
+/// with `params` (never the case for a call the classifier let through).
 pub fn forwarded_body(body: &[u8], decoy: &str) -> Option<Vec<u8>> {
-    let mut message: Map<String, Value> = serde_json::from_slice(body).ok()?;
-    let tools = message.get("method").and_then(Value::as_str) == Some("tools/call");
-    let params = message.get_mut("params")?.as_object_mut()?;
+    let message: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let method = message.get("method")?.as_str()?;
+    let sent = message.get("params")?.as_object()?;
+    let mut params = Map::new();
     params.insert("name".to_owned(), Value::String(decoy.to_owned()));
-    params.remove("arguments");
-    if tools {
+    if method == "tools/call" {
         params.insert("arguments".to_owned(), Value::Object(Map::new()));
     }
-    serde_json::to_vec(&message).ok()
+    let version = sent.get("_meta").and_then(|m| m.get(PROTOCOL_VERSION));
+    if let Some(version) = version {
+        let mut meta = Map::new();
+        meta.insert(PROTOCOL_VERSION.to_owned(), version.clone());
+        meta.insert(CLIENT_CAPABILITIES.to_owned(), Value::Object(Map::new()));
+        params.insert("_meta".to_owned(), Value::Object(meta));
+    }
+    let mut out = Map::new();
+    for key in ["jsonrpc", "id", "method"] {
+        out.insert(key.to_owned(), message.get(key)?.clone());
+    }
+    out.insert("params".to_owned(), Value::Object(params));
+    serde_json::to_vec(&out).ok()
 }
+
+const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// The response inspector that puts the name back: every occurrence of the decoy in the
 /// upstream's answer (its JSON messages, and a non-2xx text body) becomes the name as the
@@ -102,6 +119,11 @@ mod tests {
         assert_eq!(out["params"]["name"], decoy.as_str());
         assert_eq!(out["params"]["arguments"], serde_json::json!({}));
         assert_eq!(out["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+        let extra = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","task":{"ttl":1},"requestState":"s","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"x":{}},"k":"AKIA"}}}"#;
+        let out: Value = serde_json::from_slice(&forwarded_body(extra, &decoy).unwrap()).unwrap();
+        assert_eq!(out["params"].as_object().unwrap().len(), 3, "name, arguments, _meta: {out}");
+        assert_eq!(out["params"]["_meta"].as_object().unwrap().len(), 2, "{out}");
+        assert_eq!(out["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], serde_json::json!({}));
         assert_eq!(out["id"], 7);
         assert!(!String::from_utf8_lossy(&forwarded_body(body, &decoy).unwrap()).contains("s3cr3t"));
         let prompt = br#"{"jsonrpc":"2.0","id":"p","method":"prompts/get","params":{"name":"p","arguments":{"a":"b"}}}"#;

@@ -116,7 +116,7 @@ impl RequestFlow {
         if let Some(r) = self.rejection() {
             return (Some(i64::from(r.kind.jsonrpc_code())), false, None, false);
         }
-        if let Some(code) = self.outcome().and_then(|o| reply::code(&o.verdict.action)) {
+        if let Some(code) = self.outcome().filter(|o| !o.answered_by_upstream).and_then(|o| reply::code(&o.verdict.action)) {
             return (Some(i64::from(code)), false, None, false);
         }
         if self.withheld() {

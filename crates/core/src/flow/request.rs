@@ -378,6 +378,12 @@ impl RequestFlow {
         drop(cache);
         self.binds_session = decision.binds_session;
         let mesh = decision.mesh.take().filter(|_| decision.reply.is_none());
+        if decision.rename.is_some() {
+            // A hidden call's `Mcp-Param-*` mirror arguments that do not leave.
+            for name in &self.head.param_headers {
+                host.http.remove_request_header(name)?;
+            }
+        }
         let (reply, response, mut outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
         // After apply_decision: its removal of the client's `x-warden-*` must not take ours.
         let handed_on = if reply.is_none() { hand_on_trace_context(host, &mut outcome) } else { Ok(()) };
@@ -570,8 +576,9 @@ fn apply_decision(
         host.http.set_request_body(body_len, body)?;
         host.http.set_request_header("content-length", &body.len().to_string())?;
     }
-    // A hidden call forwarded under its decoy: the routing header says what the body says.
-    if let Some(decoy) = d.rename.as_deref().filter(|_| d.outcome.request.era == Era::Modern) {
+    // A hidden call forwarded under its decoy: the routing header says what the body says
+    // (both eras: a legacy request carries the one the classifier derived).
+    if let Some(decoy) = d.rename.as_deref() {
         host.http.set_request_header(headers::NAME, decoy)?;
     }
     let batch = !d.outcome.batch.is_empty();

@@ -55,26 +55,35 @@ pub static PATTERNS: &[(usize, &str)] = &[
     ),
     (1, "enable|activate|enter|engage|unlock|entering|enabling|activating|switch+to|turn+on ^god|unrestricted|jailbreak|jailbroken|dan|uncensored|unfiltered|evil|godmode|anything mode"),
     (1, "^jailbreak|jailbroken|godmode enabled|activated|successful|mode"),
-    (1, "!if|unless|whether|when|once|because|as you have|possess|hold ?full root|superuser|god|sudo|elevated|system ?system|admin|root ^access|privileges|permissions|rights|clearance"),
+    // Not as a prerequisite is written (`make sure you have root access`, `if you have …`).
+    (
+        1,
+        "!if|unless|whether|when|once|because|as|sure|ensure|that|check|verify|confirm|assuming|provided|where|since you have|possess|hold ?full root|superuser|god|elevated|system|unrestricted ?system|admin|root ^access|privileges|permissions|rights|clearance",
+    ),
     (1, "you must *2 call|invoke|execute|run|use the|this|a|an ^hidden|special|secret *1 function|tool|endpoint|api|command"),
     (1, "you now have|possess|hold ?full|unrestricted|complete|unlimited|total|elevated admin|administrator|root|superuser|sudo|system|elevated|god ^access|privileges|permissions|rights|clearance|mode"),
     (
         1,
         "pretend|imagine|act|behave|roleplay|suppose ?that|as|like|as+if ?you ?are|were|have|had ?a|an *4 no|without|zero|free ^restrictions|filters|guidelines|guardrails|safeguards|censorship|morals|ethics|constraints",
     ),
-    (1, "you|assistant|model|ai|chatbot *6 no|without|zero ?moral|ethical|content|safety ^filters|guardrails|safeguards|censorship|morals|ethics|scruples"),
-    (1, "you|assistant|model|ai|chatbot *6 no|without|zero moral|ethical|content|safety ^restrictions|rules|limits|guidelines|constraints|boundaries|policies"),
+    (1, "you|assistant|model|ai|chatbot *6 no|without|zero ?moral|ethical|content|safety ^guardrails|safeguards|censorship|morals|ethics|scruples"),
+    (1, "you|assistant|model|ai|chatbot *6 no|without|zero moral|ethical|content|safety ^restrictions|rules|limits|guidelines|constraints|boundaries|policies|filters"),
     (1, "let's|lets|let+us play ?a ^game where|in+which you"),
     (1, "^hypothetical|fictional|imaginary ?scenario|world|story ?where|in+which you are|have|can|must|would"),
     // Credentials: reading the files that hold them, asking for them.
     (
         2,
-        "read|get|fetch|retrieve|cat|copy|extract|open|send|upload|include|print|output|dump|show|load|access|attach|paste|share|exfiltrate|leak *5 ^~/.ssh|id_rsa|id_ed25519|id_ecdsa|id_dsa|.aws/credentials|~/.aws|.netrc|.pypirc|.npmrc|.git-credentials|wallet.dat|.bash_history",
+        "!never|not|don't|dont read|fetch|retrieve|cat|extract|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak *5 ^~/.ssh|.aws/credentials|~/.aws|.netrc|.pypirc|.npmrc|.git-credentials|.bash_history",
+    ),
+    // A private key file is opened or copied by nobody but its owner's own tools.
+    (
+        2,
+        "!never|not|don't|dont read|get|fetch|retrieve|cat|copy|extract|open|load|access|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak *5 ^id_rsa|id_ed25519|id_ecdsa|id_dsa|wallet.dat",
     ),
     // The system's own files are named in manuals (`programs that read the /etc/shadow
     // file`): only a command to read one counts.
     (2, "read|get|fetch|cat|copy|open|send|upload|print|output|dump|show|attach|paste|share|exfiltrate|leak ^/etc/shadow|/etc/passwd"),
-    (2, "read|cat|send|upload|print|output|dump|show|exfiltrate|leak|attach|paste|share *3 !from|an|a|to|into|in|same|own|per ^.env"),
+    (2, "!never|not|don't|dont|nobody read|cat|send|upload|print|output|dump|show|exfiltrate|leak|attach|paste|share *3 !from|an|a|to|into|in|same|own|per ^.env"),
     (
         2,
         "!never|not|don't|dont|nobody|no+one send|paste|share|submit|supply|reveal|disclose|leak|dump|expose|exfiltrate|forward|email|upload|post|give|tell ?me|us|them ?your|the|all|any|their|user's *2 ^password|passwords|passwd|credentials|passphrase|seed+phrase|recovery+phrase|mnemonic|private+key|ssh+key|session+cookie|2fa|otp to|via|back|me|us|so|now|here|please",
@@ -93,11 +102,12 @@ pub static PATTERNS: &[(usize, &str)] = &[
         "^secretly|covertly|stealthily|surreptitiously|discreetly *3 execute|executing|run|call|invoke|send|fetch|curl|wget|download|upload|post|email|forward|transfer|copy|exfiltrate|delete|include|append|attach|add|grant|share|leak|read",
     ),
     (4, "^silently|quietly *3 send|upload|post|email|forward|transfer|exfiltrate|leak|include|attach|append|share|grant|delete|curl|wget"),
-    (4, "without the|your|any ?user|users|user's|human|operator|anyone|them|him|her|owner|admin|administrator ^knowing|noticing|realizing|realising|suspecting|knowledge|consent|awareness"),
-    (4, "do|must|should|shall|will|and not|never reveal|tell|show|display|mention|disclose|inform|alert|notify|say ?this|these|that|it|anything|any+of+this *2 ?to the|your ^user|users|human|operator|owner"),
-    (4, "^user|users|human|operator must|should|will|may|can|does|do|need|shall not|never see|know|notice|learn|read|find|discover this|these|that|it|about"),
-    (4, "^user|users|human|operator cannot|can't|cant|won't|wont see|know|notice|read|find|discover this|these|that|it|about"),
-    (4, "^invisible|hidden|concealed to|from the user|users|human but|so ?you"),
+    (4, "without the|your|any user|users|user's|human|operator|owner|admin|administrator ^knowing|noticing|realizing|realising|suspecting|knowledge|consent|awareness"),
+    (4, "without anyone|them|him|her ^knowing|noticing|realizing|realising|suspecting"),
+    (4, "do|must|should|shall|will|and not|never reveal|tell|show|display|mention|disclose|inform|alert|notify|say this|these|that|it|anything|any+of+this ?to the|your ^user|users|human|operator|owner"),
+    (4, "^user|users|human|operator must|should|will|may|can|does|do|need|shall not|never see|know|notice|learn|read|find|discover this|these|that|it|about !error|errors|page|message|field|button|screen|warning|dialog|option|value|setting|section|menu|link|tab|data|list"),
+    (4, "^user|users|human|operator cannot|can't|cant|won't|wont see|know|notice|read|find|discover this|these|that|it|about !error|errors|page|message|field|button|screen|warning|dialog|option|value|setting|section|menu|link|tab|data|list"),
+    (4, "^invisible|hidden|concealed to|from the user|users|human but|so you"),
     (4, "this|these|following ?is|are ?a|an ^hidden|secret|invisible instruction|instructions|task|directive|directives"),
     (4, "do|don't|dont|never ?not mention|tell|reveal|disclose *3 ^password|passwords|token|tokens|secret|secrets|credential|credentials|api+key|api+keys to the+user|the+users|them"),
     // Poisoning what the model keeps or prefers.
@@ -394,7 +404,9 @@ pub fn confirm(text: &[u8], s: usize, e: usize, pattern: &Pattern, alt: usize) -
     // continued by a letter (`id_rsa` is not `id_rsa.pub`, handled below).
     let glued = |i: usize| text.get(i).is_some_and(|b| is_word_byte(*b));
     let alphabetic = first.iter().all(u8::is_ascii_alphabetic);
-    if (alphabetic && s > 0 && glued(s - 1)) || glued(e) || (!alphabetic && not_the_secret(text, e, first)) {
+    // A dot file glued to a word is a property (`process.env`), not the file.
+    let dot_glued = first.first() == Some(&b'.') && s > 0 && glued(s - 1);
+    if (alphabetic && s > 0 && glued(s - 1)) || glued(e) || dot_glued || (!alphabetic && not_the_secret(text, e, first)) {
         return None;
     }
     // The automaton found the first word (in any case): only the rest of the anchor is read.
@@ -484,6 +496,17 @@ mod tests {
             "The text was hidden from view.",
             "You can decode the payload and inspect it.",
             "He quietly left the room.",
+            "We never share data without your consent.",
+            "Make sure you have sudo privileges.",
+            "Make sure you have root access before you start.",
+            "If you have root privileges, skip this step.",
+            "If you call the endpoint with no filters, all rows return.",
+            "Never share your .env file.",
+            "console.log(process.env.API_URL) prints the variable.",
+            "Open ~/.aws/credentials in an editor and add a profile.",
+            "You should never show stack traces to the user.",
+            "Hidden inputs are hidden from the user but sent.",
+            "Users should not see this error.",
             "Do not tell anyone the ending of the film.",
         ]
         .iter()

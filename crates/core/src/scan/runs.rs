@@ -56,14 +56,10 @@ impl Runs {
         let any = any & !super::chars::BASE58;
         let len = i - s;
         if self.top {
-            // (Letters and digits only, both: the class union says so without a look.)
-            if !self.leet
-                && any & !(DIGIT | LETTERS) == 0
-                && any & DIGIT != 0
-                && any & (LOWER | UPPER) != 0
-                && (3..=20).contains(&len)
-            {
-                self.leet = t.get(s..i).is_some_and(crate::fold::is_leet_word);
+            // Letters and digits both (the class union says so without a look), in a run short
+            // enough to be words: each piece between separators (`1gn0r3-4ll-pr3v10us`).
+            if !self.leet && any & DIGIT != 0 && any & LETTERS != 0 && (3..=MAX_LEET_RUN).contains(&len) {
+                self.leet = t.get(s..i).is_some_and(crate::fold::has_leet_word);
             }
             if self.spread.sees(self.last, s, len, any) {
                 self.spread.run(t, (self.last, s, i), any, encoded);
@@ -165,6 +161,9 @@ impl Runs {
 /// any honest text needs (a checksum per window of 12–24 consecutive list words), and past it
 /// the scan says it was cut short (the oversize action applies).
 const MNEMONIC_TESTS: usize = 4096;
+
+/// Longest run looked at for digits drawn as letters (a few words glued by `-`, `_`, `+`, `/`).
+const MAX_LEET_RUN: usize = 96;
 
 const LETTERS: u16 = LOWER | UPPER | super::chars::HEX_LOWER | super::chars::HEX_UPPER;
 
