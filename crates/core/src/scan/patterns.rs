@@ -10,13 +10,15 @@
 //! - `*N`: up to N words of anything;
 //! - `OVERRIDE`: the override grammar's tail (qualifiers, fillers, an object:
 //!   [`super::override_grammar::override_tail`]);
+//! - `!a|b`: not one of these words next (`!never|not send …`: a warning is not an order);
 //! - `^a|b`: the anchor, found by the scanner's automaton; the elements before it are matched
 //!   backwards from it, the ones after forwards. An anchor word may hold punctuation
 //!   (`~/.ssh`, `id_rsa`): it is then matched as written.
 //!
-//! Words are letters and `'`, compared in ASCII lower case; between two words at least one gap
-//! byte and at most 16 ([`super::override_grammar::is_gap`]). Anchors are chosen as the rarest element,
-//! so that ordinary prose rarely starts a confirmation.
+//! Words are letters, digits and `'`, compared in ASCII lower case; between two words at least
+//! one gap byte and at most 16 ([`super::override_grammar::is_gap`]); the words a `*N` skips
+//! stay in one sentence. Anchors are chosen as the rarest element, so that ordinary prose rarely
+//! starts a confirmation.
 
 use std::sync::Arc;
 
