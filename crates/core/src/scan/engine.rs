@@ -187,7 +187,8 @@ impl Scanner {
             }
             let whole = (0, text.len());
             self.scan_decoded_forms(text, whole, &mut budget, &mut hits);
-            if !text.is_ascii() || (runs.leet && fold::has_leet_word(text)) {
+            // (The run pass read `text` itself: a leet word it saw is in `text`.)
+            if !text.is_ascii() || runs.leet {
                 self.scan_folded(text, whole, &mut budget, &mut hits);
             }
             self.scan_encoded(text, &encoded, &mut budget, &mut hits);

@@ -1,6 +1,6 @@
 //! The override grammar (a verb, fillers and qualifiers, an object: `ignore all of the previous
 //! instructions`) and what every injected-instruction matcher reads between two words: the
-//! gap bytes ([`is_gap`]) and the next word ([`next_word`]). Used by the fixed phrases
+//! gap bytes ([`is_gap`]) and the words on either side ([`word_after`], [`word_before`]). Used by the fixed phrases
 //! ([`super::phrases`]) and the word-set patterns ([`super::patterns`]).
 
 /// Overriding instructions in the words a payload varies (`Ignore all of the previous
@@ -114,20 +114,44 @@ pub fn is_gap(b: u8) -> bool {
 /// The most gap bytes between two words.
 pub const MAX_GAP: usize = 16;
 
-/// The next word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of
-/// letters and digits (and `'`), lower-cased. `(start, end, word)`.
-pub fn next_word(text: &[u8], at: usize) -> Option<(usize, usize, Vec<u8>)> {
+/// Longest word read: no word of the grammar or the patterns is as long, so a longer one (an
+/// id, a hash) is read only this far and then matches nothing.
+const MAX_WORD: usize = 24;
+
+fn is_word_byte(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || *b == b'\''
+}
+
+/// The word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of letters and
+/// digits (and `'`). Its span.
+pub fn word_after(text: &[u8], at: usize) -> Option<(usize, usize)> {
     let gaps = text.get(at..)?.iter().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
     if gaps == 0 {
         return None;
     }
     let start = at + gaps;
-    let len = text.get(start..)?.iter().take(32).take_while(|b| b.is_ascii_alphanumeric() || **b == b'\'').count();
-    (len > 0).then(|| (start, start + len, text.get(start..start + len).unwrap_or_default().to_ascii_lowercase()))
+    let len = text.get(start..)?.iter().take(MAX_WORD).take_while(|b| is_word_byte(b)).count();
+    (len > 0).then_some((start, start + len))
 }
 
-fn listed(list: &[&str], word: &[u8]) -> bool {
-    list.iter().any(|w| w.as_bytes() == word)
+/// The word before `at`, read backwards as [`word_after`] reads forwards.
+pub fn word_before(text: &[u8], at: usize) -> Option<(usize, usize)> {
+    let gaps = text.get(..at)?.iter().rev().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
+    if gaps == 0 {
+        return None;
+    }
+    let end = at - gaps;
+    let len = text.get(..end)?.iter().rev().take(MAX_WORD).take_while(|b| is_word_byte(b)).count();
+    (len > 0).then_some((end - len, end))
+}
+
+/// The word at `span` is `w` (lower case), in any ASCII case.
+pub fn is(text: &[u8], span: (usize, usize), w: &[u8]) -> bool {
+    text.get(span.0..span.1).is_some_and(|x| x.eq_ignore_ascii_case(w))
+}
+
+fn listed(list: &[&str], text: &[u8], span: (usize, usize)) -> bool {
+    list.iter().any(|w| is(text, span, w.as_bytes()))
 }
 
 /// What follows an override verb ending at `e`: up to [`OVERRIDE_WORDS`] fillers and
@@ -136,19 +160,19 @@ pub fn override_tail(text: &[u8], e: usize) -> Option<usize> {
     let mut end = e;
     let mut qualified = false;
     for _ in 0..=OVERRIDE_WORDS {
-        let (_, we, w) = next_word(text, end)?;
-        end = we;
-        if listed(OVERRIDE_OBJECTS, &w) {
+        let w = word_after(text, end)?;
+        end = w.1;
+        if listed(OVERRIDE_OBJECTS, text, w) {
             if !qualified {
-                let (_, ae, after) = next_word(text, end)?;
-                qualified = listed(OVERRIDE_AFTER, &after);
-                end = ae;
+                let after = word_after(text, end)?;
+                qualified = listed(OVERRIDE_AFTER, text, after);
+                end = after.1;
             }
             return qualified.then_some(end);
         }
-        if listed(OVERRIDE_QUALIFIERS, &w) {
+        if listed(OVERRIDE_QUALIFIERS, text, w) {
             qualified = true;
-        } else if !listed(OVERRIDE_FILLERS, &w) {
+        } else if !listed(OVERRIDE_FILLERS, text, w) {
             return None;
         }
     }

@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use super::override_grammar::{is_gap, override_tail, MAX_GAP};
+use super::override_grammar::{is, override_tail, word_after, word_before};
 
 /// `(family, pattern)`; families as in [`super::phrases::FAMILIES`].
 pub static PATTERNS: &[(usize, &str)] = &[
@@ -234,96 +234,78 @@ pub fn compile() -> Vec<Arc<Pattern>> {
         .collect()
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+/// Which way a pattern is read from its anchor: the elements after it forwards, those before
+/// it backwards (nearest first). One reading of the elements serves both.
+#[derive(Clone, Copy)]
+enum Way {
+    Forward,
+    Backward,
 }
 
-fn is_letter(b: &u8) -> bool {
-    b.is_ascii_alphanumeric() || *b == b'\''
-}
-
-/// Longest word read: no pattern word is as long, so a longer one (an id, a hash) is read only
-/// this far and then matches nothing.
-const MAX_WORD: usize = 24;
-
-/// The word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of letters
-/// and digits (and `'`). Its span.
-fn word_after(text: &[u8], at: usize) -> Option<(usize, usize)> {
-    let gaps = text.get(at..)?.iter().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
-    if gaps == 0 {
-        return None;
+impl Way {
+    /// The next word this way from `at`.
+    fn word(self, text: &[u8], at: usize) -> Option<(usize, usize)> {
+        match self {
+            Way::Forward => word_after(text, at),
+            Way::Backward => word_before(text, at),
+        }
     }
-    let start = at + gaps;
-    let len = text.get(start..)?.iter().take(MAX_WORD).take_while(|b| is_letter(b)).count();
-    (len > 0).then_some((start, start + len))
-}
 
-/// The word before `at`, read backwards as [`word_after`] reads forwards.
-fn word_before(text: &[u8], at: usize) -> Option<(usize, usize)> {
-    let gaps = text.get(..at)?.iter().rev().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
-    if gaps == 0 {
-        return None;
+    /// Where reading goes on past the word at `span`.
+    fn past(self, span: (usize, usize)) -> usize {
+        match self {
+            Way::Forward => span.1,
+            Way::Backward => span.0,
+        }
     }
-    let end = at - gaps;
-    let len = text.get(..end)?.iter().rev().take(MAX_WORD).take_while(|b| is_letter(b)).count();
-    (len > 0).then_some((end - len, end))
-}
 
-/// The word at `span` is `w` (lower case), in any ASCII case.
-fn is(text: &[u8], span: (usize, usize), w: &[u8]) -> bool {
-    text.get(span.0..span.1).is_some_and(|x| x.eq_ignore_ascii_case(w))
-}
-
-/// The rest of a word sequence whose first word is at `first`, forwards: its end.
-fn seq_forward(text: &[u8], first: (usize, usize), words: &[Vec<u8>]) -> Option<usize> {
-    let (head, rest) = words.split_first()?;
-    if !is(text, first, head) {
-        return None;
+    /// The gap between `at` and the next word at `span`.
+    fn gap(self, text: &[u8], at: usize, span: (usize, usize)) -> &[u8] {
+        match self {
+            Way::Forward => text.get(at..span.0),
+            Way::Backward => text.get(span.1..at),
+        }
+        .unwrap_or_default()
     }
-    let mut at = first.1;
-    for w in rest {
-        let span = word_after(text, at)?;
-        if !is(text, span, w) {
+
+    /// The word at `span` may be the first one read of a sequence of `words`.
+    fn may(self, words: &Words, text: &[u8], span: (usize, usize)) -> bool {
+        match self {
+            Way::Forward => words.may_start(text, span),
+            Way::Backward => words.may_end(text, span),
+        }
+    }
+
+    /// A word sequence whose first word read this way is at `first`: where it ends this way.
+    fn seq(self, text: &[u8], first: (usize, usize), words: &[Vec<u8>]) -> Option<usize> {
+        let n = words.len();
+        let mut order = (0..n).filter_map(|k| match self {
+            Way::Forward => words.get(k),
+            Way::Backward => words.get(n - 1 - k),
+        });
+        if !is(text, first, order.next()?) {
             return None;
         }
-        at = span.1;
-    }
-    Some(at)
-}
-
-/// A word sequence whose last word is at `last`, backwards: its start.
-fn seq_backward(text: &[u8], last: (usize, usize), words: &[Vec<u8>]) -> Option<usize> {
-    let (tail, rest) = words.split_last()?;
-    if !is(text, last, tail) {
-        return None;
-    }
-    let mut at = last.0;
-    for w in rest.iter().rev() {
-        let span = word_before(text, at)?;
-        if !is(text, span, w) {
-            return None;
+        let mut at = self.past(first);
+        for w in order {
+            let span = self.word(text, at)?;
+            if !is(text, span, w) {
+                return None;
+            }
+            at = self.past(span);
         }
-        at = span.0;
+        Some(at)
     }
-    Some(at)
 }
 
-/// One of `alts` forwards from `at`, then `rest`: the end. The next word is read once.
-fn one_forward(text: &[u8], at: usize, words: &Words, rest: &[Elem]) -> Option<usize> {
-    let first = word_after(text, at)?;
-    if !words.may_start(text, first) {
+/// One of `words` this way from `at`, then `rest`: where it all ends. The next word is read
+/// once.
+fn one(way: Way, text: &[u8], at: usize, words: &Words, rest: &[Elem]) -> Option<usize> {
+    let first = way.word(text, at)?;
+    if !way.may(words, text, first) {
         return None;
     }
-    words.alts.iter().find_map(|a| seq_forward(text, first, a).and_then(|e| forward(text, e, rest)))
-}
-
-/// One of `alts` backwards from `at`, then `rest`: the start.
-fn one_backward(text: &[u8], at: usize, words: &Words, rest: &[Elem]) -> Option<usize> {
-    let last = word_before(text, at)?;
-    if !words.may_end(text, last) {
-        return None;
-    }
-    words.alts.iter().find_map(|a| seq_backward(text, last, a).and_then(|s| backward(text, s, rest)))
+    words.alts.iter().find_map(|a| way.seq(text, first, a).and_then(|e| walk(way, text, e, rest)))
 }
 
 /// A gap that closes a sentence or a clause: the words a pattern skips stay in one.
@@ -331,59 +313,34 @@ fn ends_sentence(gap: &[u8]) -> bool {
     gap.iter().any(|b| matches!(b, b'.' | b'!' | b'?' | b';' | b')'))
 }
 
-/// The end of `elems` matched forwards from `at`.
-fn forward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
+/// `elems` matched this way from `at`: where they end (forwards) or start (backwards).
+fn walk(way: Way, text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
     let Some((first, rest)) = elems.split_first() else { return Some(at) };
     match first {
-        Elem::One(alts) => one_forward(text, at, alts, rest),
-        Elem::Opt(alts) => one_forward(text, at, alts, rest).or_else(|| forward(text, at, rest)),
+        Elem::One(words) => one(way, text, at, words, rest),
+        Elem::Opt(words) => one(way, text, at, words, rest).or_else(|| walk(way, text, at, rest)),
         Elem::Skip(n) => {
             let mut pos = at;
             for _ in 0..=*n {
-                if let Some(end) = forward(text, pos, rest) {
+                if let Some(end) = walk(way, text, pos, rest) {
                     return Some(end);
                 }
-                let (start, end) = word_after(text, pos)?;
-                if ends_sentence(text.get(pos..start)?) {
+                let span = way.word(text, pos)?;
+                if ends_sentence(way.gap(text, pos, span)) {
                     return None;
                 }
-                pos = end;
+                pos = way.past(span);
             }
             None
         }
-        Elem::Override => override_tail(text, at).and_then(|e| forward(text, e, rest)),
-        Elem::Not(words) => match word_after(text, at) {
-            Some(next) if words.may_start(text, next) && words.alts.iter().any(|a| seq_forward(text, next, a).is_some()) => None,
-            _ => forward(text, at, rest),
+        // Only ever written after an anchor.
+        Elem::Override => match way {
+            Way::Forward => override_tail(text, at).and_then(|e| walk(way, text, e, rest)),
+            Way::Backward => None,
         },
-    }
-}
-
-/// The start of `elems` (nearest first) matched backwards from `at`.
-fn backward(text: &[u8], at: usize, elems: &[Elem]) -> Option<usize> {
-    let Some((first, rest)) = elems.split_first() else { return Some(at) };
-    match first {
-        Elem::One(alts) => one_backward(text, at, alts, rest),
-        Elem::Opt(alts) => one_backward(text, at, alts, rest).or_else(|| backward(text, at, rest)),
-        Elem::Skip(n) => {
-            let mut pos = at;
-            for _ in 0..=*n {
-                if let Some(start) = backward(text, pos, rest) {
-                    return Some(start);
-                }
-                let (start, end) = word_before(text, pos)?;
-                if ends_sentence(text.get(end..pos)?) {
-                    return None;
-                }
-                pos = start;
-            }
-            None
-        }
-        // Never written before an anchor.
-        Elem::Override => None,
-        Elem::Not(words) => match word_before(text, at) {
-            Some(prev) if words.may_end(text, prev) && words.alts.iter().any(|a| seq_backward(text, prev, a).is_some()) => None,
-            _ => backward(text, at, rest),
+        Elem::Not(words) => match way.word(text, at) {
+            Some(next) if way.may(words, text, next) && words.alts.iter().any(|a| way.seq(text, next, a).is_some()) => None,
+            _ => walk(way, text, at, rest),
         },
     }
 }
@@ -404,7 +361,7 @@ pub fn confirm(text: &[u8], s: usize, e: usize, pattern: &Pattern, alt: usize) -
     // A word anchor stands alone (`on` is not `one`); one with punctuation (`~/.ssh`) is
     // matched as written, glued to whatever precedes it (`cat ~/.ssh`, `a/.netrc`) but not
     // continued by a letter (`id_rsa` is not `id_rsa.pub`, handled below).
-    let glued = |i: usize| text.get(i).is_some_and(|b| is_word_byte(*b));
+    let glued = |i: usize| text.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let alphabetic = first.iter().all(u8::is_ascii_alphabetic);
     // A dot file glued to a word is a property (`process.env`), not the file.
     let dot_glued = first.first() == Some(&b'.') && s > 0 && glued(s - 1);
@@ -412,15 +369,15 @@ pub fn confirm(text: &[u8], s: usize, e: usize, pattern: &Pattern, alt: usize) -
         return None;
     }
     // The automaton found the first word (in any case): only the rest of the anchor is read.
-    let end = if words.len() == 1 { e } else { seq_forward(text, (s, e), words)? };
-    let end = forward(text, end, &pattern.after)?;
+    let end = if words.len() == 1 { e } else { Way::Forward.seq(text, (s, e), words)? };
+    let end = walk(Way::Forward, text, end, &pattern.after)?;
     // A path is read back from the start of the token it is in (`cat ~/.aws/credentials`).
     let token = if alphabetic {
         s
     } else {
         s - text.get(..s)?.iter().rev().take(256).take_while(|b| !b.is_ascii_whitespace() && !b"\"'`(".contains(b)).count()
     };
-    let start = backward(text, token, &pattern.before)?;
+    let start = walk(Way::Backward, text, token, &pattern.before)?;
     Some((start, end))
 }
 
