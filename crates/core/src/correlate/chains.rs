@@ -42,13 +42,20 @@ pub fn categories(policy: &CorrelationPolicy, name: &str, annotated: u8) -> u8 {
 }
 
 fn by_name(name: &str) -> u8 {
-    let lower = name.to_ascii_lowercase();
-    let words = || lower.split(['_', '-', '.', '/', ' ']).filter(|w| !w.is_empty());
-    for (cat, list) in WORDS {
-        if words().any(|w| list.contains(&w)) {
-            if *cat == Category::Persist && words().any(|w| PERSIST_VETO.contains(&w)) {
-                continue;
+    // One pass over the words, no lower-cased copy: which lists name one, and whether a veto
+    // word is there; then the first category in priority order.
+    let mut named = 0u32;
+    let mut veto = false;
+    for w in name.split(['_', '-', '.', '/', ' ']).filter(|w| !w.is_empty()) {
+        for (i, (_, list)) in WORDS.iter().enumerate() {
+            if list.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                named |= 1 << i;
             }
+        }
+        veto = veto || PERSIST_VETO.iter().any(|x| x.eq_ignore_ascii_case(w));
+    }
+    for (i, (cat, _)) in WORDS.iter().enumerate() {
+        if named & (1 << i) != 0 && !(*cat == Category::Persist && veto) {
             return cat.bit();
         }
     }

@@ -86,64 +86,77 @@ impl<'p> Bits<'p> {
 /// [`measure`] on a view already made.
 pub fn measure_view(policy: &CorrelationPolicy, message: &[u8], v: &View<'_>) -> Sends {
     let mut sends = Sends::default();
-    let sent = values::outbound(message, v);
+    let mut sent = values::outbound(message, v);
     if sent.strings.is_empty() && sent.scalars.is_empty() {
         return sends;
     }
     let b = &policy.budget;
     let echo = b.ignore.contains(&BenignShape::Echo);
-    let mut bits = Bits::new(b, sent.scalars);
-    // The values that join the fragment tail, in order.
-    let mut joined: Vec<&[u8]> = Vec::with_capacity(sent.strings.len());
-    for (i, ((s, t), is_key)) in sent.strings.iter().enumerate() {
-        let value = v.text.get(*s..*t).unwrap_or_default();
-        if value.is_empty() {
-            continue;
-        }
-        // An echo: the same value among the 64 before it counts once (bounded: a message of many
-        // values costs linear time).
-        let repeated = echo
-            && sent
-                .strings
-                .get(i.saturating_sub(64)..i)
-                .unwrap_or_default()
-                .iter()
-                .any(|((a, z), _)| v.text.get(*a..*z) == Some(value));
-        let shaped = benign(value, &b.ignore);
+    let mut shorts = std::mem::take(&mut sent.scalars);
+    shorts.reserve(SHORTS_RESERVE);
+    let mut bits = Bits::new(b, shorts);
+    // One pass: each value's bits, and whether it joins the fragment tail (its flag is reused
+    // to say so, for the head and tail gathered below).
+    let mut seen = 0u64;
+    for i in 0..sent.strings.len() {
+        let Some(&((s, t), is_key)) = sent.strings.get(i) else { break };
+        let value = v.text.get(s..t).unwrap_or_default();
+        let shaped = !value.is_empty() && benign(value, &b.ignore);
         // Keys count their bits but do not join the tail (pieces sent under the same key each
         // time would be cut apart by it); neither do benign shapes (a sequence number beside each
         // piece) nor what only separates (a lone space or comma between pieces).
-        if !is_key && !shaped && value.iter().any(|c| c.is_ascii_alphanumeric() || *c >= 0x80) {
-            joined.push(value);
+        let joins = !is_key && !shaped && value.iter().any(|c| c.is_ascii_alphanumeric() || *c >= 0x80);
+        if let Some(first) = value.first() {
+            // A filter on (length, first byte) over the values before: most values are unlike
+            // every earlier one and skip the comparisons.
+            let mark = 1u64 << ((value.len() as u64).wrapping_mul(31).wrapping_add(u64::from(*first)) % 64);
+            let repeated = echo && seen & mark != 0 && sent_before(&sent.strings, v.text.as_ref(), i, value);
+            seen |= mark;
+            if !repeated {
+                bits.value(value, shaped);
+            }
         }
-        if !repeated {
-            bits.value(value, shaped);
+        if let Some(flag) = sent.strings.get_mut(i).map(|e| &mut e.1) {
+            *flag = joins;
+        }
+        if joins {
+            sends.len += value.len();
         }
     }
     sends.bits = bits.total();
-    sends.len = joined.iter().map(|j| j.len()).sum();
+    let joined = || sent.strings.iter().filter(|(_, joins)| *joins).map(|((s, t), _)| v.text.get(*s..*t).unwrap_or_default());
     sends.head.reserve(SEAM_READ.min(sends.len));
-    for j in &joined {
+    for j in joined() {
         let room = SEAM_READ - sends.head.len();
         if room == 0 {
             break;
         }
         sends.head.extend_from_slice(j.get(..room.min(j.len())).unwrap_or_default());
     }
-    // The last TAIL bytes, gathered back to front.
-    let mut need = TAIL.min(sends.len);
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for j in joined.iter().rev() {
-        if need == 0 {
-            break;
-        }
-        let take = need.min(j.len());
-        parts.push(j.get(j.len() - take..).unwrap_or_default());
-        need -= take;
-    }
+    // The last TAIL bytes: skip what comes before them, then copy forward.
+    let mut skip = sends.len.saturating_sub(TAIL);
     sends.last.reserve(TAIL.min(sends.len));
-    for p in parts.iter().rev() {
-        sends.last.extend_from_slice(p);
+    for j in joined() {
+        if skip >= j.len() {
+            skip -= j.len();
+            continue;
+        }
+        sends.last.extend_from_slice(j.get(skip..).unwrap_or_default());
+        skip = 0;
     }
     sends
+}
+
+/// Room reserved for a message's short values, estimated together (most fit: no regrowth).
+const SHORTS_RESERVE: usize = 256;
+
+/// An echo: the same value among the 64 strings before `i` (bounded: a message of many values
+/// costs linear time). Lengths and first bytes are compared before the bytes.
+fn sent_before(strings: &[((usize, usize), bool)], text: &[u8], i: usize, value: &[u8]) -> bool {
+    let Some(first) = value.first() else { return false };
+    strings
+        .get(i.saturating_sub(64)..i)
+        .unwrap_or_default()
+        .iter()
+        .any(|((a, z), _)| z - a == value.len() && text.get(*a) == Some(first) && text.get(*a..*z) == Some(value))
 }

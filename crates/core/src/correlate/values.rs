@@ -63,7 +63,6 @@ pub fn outbound(message: &[u8], view: &View<'_>) -> Outbound {
     for (i, start) in ends.enumerate() {
         // Structure (and the scalars) between the previous string and this one.
         for b in message.get(from..start).unwrap_or_default() {
-            let counted = stack.last().is_some_and(|t| t.counted) || key == Key::Counted;
             match b {
                 b'{' | b'[' => {
                     let parent = stack.last().copied();
@@ -93,7 +92,9 @@ pub fn outbound(message: &[u8], view: &View<'_>) -> Outbound {
                     key = Key::None;
                 }
                 b',' => key = Key::None,
-                b if counted && (b.is_ascii_alphanumeric() || b"+-.".contains(b)) => {
+                b if (b.is_ascii_alphanumeric() || b"+-.".contains(b))
+                    && (key == Key::Counted || stack.last().is_some_and(|t| t.counted)) =>
+                {
                     if !in_scalar && !out.scalars.is_empty() {
                         out.scalars.push(b',');
                     }
