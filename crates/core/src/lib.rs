@@ -42,6 +42,7 @@ pub mod confirm;
 pub mod content_scan;
 pub mod control;
 pub mod correlate;
+pub mod digest_memo;
 pub mod export;
 #[cfg(any(test, feature = "fake-host"))]
 pub mod fake_host;

@@ -20,7 +20,8 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
+use crate::digest_memo::{digest16_with, DigestMemo};
 
 /// Header prefix the filter owns: stripped from client requests, set by the filter.
 pub const WARDEN_HEADER_PREFIX: &str = "x-warden-";
@@ -262,20 +263,25 @@ impl Principal {
     /// are told apart by their client fingerprint. This is the "principal" of every state key and
     /// the value of `x-warden-principal`.
     pub fn key(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(b"mcpw/principal/v1\0");
-        h.update(self.origin.as_str().as_bytes());
-        h.update([0]);
-        if self.origin == Origin::Anonymous {
-            h.update(self.client_fingerprint.as_bytes());
+        self.key_with(None)
+    }
+
+    /// [`Principal::key`], remembered in the worker's `memo` (the same digest).
+    pub fn key_with(&self, memo: Option<&mut DigestMemo>) -> String {
+        let origin = self.origin.as_str().as_bytes();
+        let d = if self.origin == Origin::Anonymous {
+            digest16_with(memo, &[b"mcpw/principal/v1\0", origin, &[0], self.client_fingerprint.as_bytes()])
+        } else if self.actors.is_empty() {
+            digest16_with(memo, &[b"mcpw/principal/v1\0", origin, &[0], self.id.as_bytes()])
         } else {
-            h.update(self.id.as_bytes());
+            let mut parts: Vec<&[u8]> = vec![b"mcpw/principal/v1\0", origin, &[0], self.id.as_bytes()];
             for a in &self.actors {
-                h.update([0]);
-                h.update(a.as_bytes());
+                parts.push(&[0]);
+                parts.push(a.as_bytes());
             }
-        }
-        hex16(&h.finalize())
+            digest16_with(memo, &parts)
+        };
+        crate::hex_text::lower(&d)
     }
 
     /// Headers the filter sets upstream (after stripping every client `x-warden-*`); `key` is
@@ -302,14 +308,28 @@ impl CorrelationKey {
     /// The same, for a caller that already holds `principal.key()` (it is a SHA-256: the
     /// request path computes it once).
     pub fn with_key(principal: &Principal, principal_key: &str, upstream: &str) -> CorrelationKey {
-        let mut h = Sha256::new();
-        h.update(b"mcpw/correlation/v1\0");
-        h.update(principal_key.as_bytes());
-        h.update([0]);
-        h.update(upstream.as_bytes());
-        h.update([0]);
-        h.update(principal.client_fingerprint.as_bytes());
-        CorrelationKey(hex16(&h.finalize()))
+        Self::with_key_memo(principal, principal_key, upstream, None)
+    }
+
+    /// [`CorrelationKey::with_key`], remembered in the worker's `memo` (the same digest).
+    pub fn with_key_memo(
+        principal: &Principal,
+        principal_key: &str,
+        upstream: &str,
+        memo: Option<&mut DigestMemo>,
+    ) -> CorrelationKey {
+        let d = digest16_with(
+            memo,
+            &[
+                b"mcpw/correlation/v1\0",
+                principal_key.as_bytes(),
+                &[0],
+                upstream.as_bytes(),
+                &[0],
+                principal.client_fingerprint.as_bytes(),
+            ],
+        );
+        CorrelationKey(crate::hex_text::lower(&d))
     }
 
     pub fn as_str(&self) -> &str {
@@ -317,19 +337,16 @@ impl CorrelationKey {
     }
 }
 
-fn hex16(digest: &[u8]) -> String {
-    crate::hex_text::lower(digest.get(..16).unwrap_or(digest))
-}
-
 /// Hash of the client's network address (port dropped: it changes per connection) and user agent.
 pub fn client_fingerprint(source_address: Option<&str>, user_agent: Option<&[u8]>) -> String {
+    client_fingerprint_with(None, source_address, user_agent)
+}
+
+/// [`client_fingerprint`], remembered in the worker's `memo` (the same digest).
+pub fn client_fingerprint_with(memo: Option<&mut DigestMemo>, source_address: Option<&str>, user_agent: Option<&[u8]>) -> String {
     let addr = source_address.map(strip_port).unwrap_or("");
-    let mut h = Sha256::new();
-    h.update(b"mcpw/client/v1\0");
-    h.update(addr.as_bytes());
-    h.update([0]);
-    h.update(user_agent.unwrap_or_default());
-    hex16(&h.finalize())
+    let d = digest16_with(memo, &[b"mcpw/client/v1\0", addr.as_bytes(), &[0], user_agent.unwrap_or_default()]);
+    crate::hex_text::lower(&d)
 }
 
 /// The client's network address without its port (what stays the same across a client's
@@ -353,7 +370,12 @@ fn strip_port(addr: &str) -> &str {
 
 /// Resolves the principal. Pure: the host supplies the facts it read.
 pub fn resolve(sources: &Sources, facts: &PeerFacts<'_>) -> Principal {
-    let fp = client_fingerprint(facts.source_address, facts.user_agent);
+    resolve_with(sources, facts, None)
+}
+
+/// [`resolve`], with the client fingerprint remembered in the worker's `memo`.
+pub fn resolve_with(sources: &Sources, facts: &PeerFacts<'_>, memo: Option<&mut DigestMemo>) -> Principal {
+    let fp = client_fingerprint_with(memo, facts.source_address, facts.user_agent);
     for s in &sources.order {
         let found = match s {
             SourceKind::Jwt => match (facts.jwt_payload, facts.jwt_claims) {
@@ -473,6 +495,38 @@ fn from_jwt(sources: &Sources, c: &dyn Claims, fp: &str) -> Option<Principal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
+
+    /// The digests as they were computed before the worker remembered them (each a SHA-256 fed
+    /// part by part): the values are the contract (state keys, `x-warden-principal`, receipts).
+    fn streamed(parts: &[&[u8]]) -> String {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        crate::hex_text::lower(h.finalize().get(..16).unwrap_or_default())
+    }
+
+    #[test]
+    fn remembered_identity_digests_are_the_digests() {
+        let mut memo = DigestMemo::default();
+        let fp = client_fingerprint_with(Some(&mut memo), Some("10.1.2.3:5000"), Some(b"curl/8"));
+        assert_eq!(fp, streamed(&[b"mcpw/client/v1\0", b"10.1.2.3", &[0], b"curl/8"]));
+        assert_eq!(fp, client_fingerprint(Some("10.1.2.3:6000"), Some(b"curl/8")));
+        let mut alice = simple(Origin::Jwt, "alice".into(), None, &fp);
+        let anon = simple(Origin::Anonymous, "anonymous".into(), None, &fp);
+        for _ in 0..2 {
+            assert_eq!(alice.key_with(Some(&mut memo)), streamed(&[b"mcpw/principal/v1\0", b"jwt", &[0], b"alice"]));
+            assert_eq!(anon.key_with(Some(&mut memo)), streamed(&[b"mcpw/principal/v1\0", b"anonymous", &[0], fp.as_bytes()]));
+        }
+        alice.actors = vec!["agent-1".into(), "agent-2".into()];
+        let via = streamed(&[b"mcpw/principal/v1\0", b"jwt", &[0], b"alice", &[0], b"agent-1", &[0], b"agent-2"]);
+        assert_eq!(alice.key_with(Some(&mut memo)), via);
+        assert_eq!(alice.key(), via);
+        let ck = CorrelationKey::with_key_memo(&alice, &via, "up", Some(&mut memo));
+        assert_eq!(ck.0, streamed(&[b"mcpw/correlation/v1\0", via.as_bytes(), &[0], b"up", &[0], fp.as_bytes()]));
+        assert_eq!(ck, CorrelationKey::new(&alice, "up"));
+    }
 
     #[test]
     fn ports_are_dropped() {

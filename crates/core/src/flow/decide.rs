@@ -149,9 +149,9 @@ pub fn decide<'a>(
     kv: &mut dyn Kv,
     vm: &mut VmCache,
 ) -> Decision<'a> {
-    let principal = principal::resolve(&policy.sources, &facts.peer);
-    let principal_key = principal.key();
-    let correlation = CorrelationKey::with_key(&principal, &principal_key, &facts.upstream);
+    let principal = principal::resolve_with(&policy.sources, &facts.peer, Some(&mut vm.digests));
+    let principal_key = principal.key_with(Some(&mut vm.digests));
+    let correlation = CorrelationKey::with_key_memo(&principal, &principal_key, &facts.upstream, Some(&mut vm.digests));
     let set_headers = principal.upstream_headers(&principal_key, &correlation);
 
     let owner = session_owner(policy, &facts.request, &principal_key, kv, &mut vm.sessions, facts.now_ms);
