@@ -315,9 +315,10 @@ pub fn worth_decoding(run: &[u8], any: u16) -> Option<Encoding> {
 /// for a mnemonic.
 fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut Vec<Hit>) {
     let region = t.get(from..to).unwrap_or_default();
-    // Each list word where it stands, and lower-cased (the list's spelling).
-    let mut streak: Vec<(Span, Vec<u8>)> = Vec::new();
-    let mut check = |streak: &mut Vec<(Span, Vec<u8>)>, hits: &mut Vec<Hit>| {
+    // Each list word where it stands, and lower-cased (the list's spelling) in place: list words
+    // are at most 8 letters, so no word needs an allocation of its own.
+    let mut streak: Vec<(Span, Lower)> = Vec::new();
+    let mut check = |streak: &mut Vec<(Span, Lower)>, hits: &mut Vec<Hit>| {
         if streak.len() >= 12 {
             let w: Vec<&[u8]> = streak.iter().map(|(_, lower)| lower.as_slice()).collect();
             if let Some((first, n)) = wallet::find_mnemonic(&w, tests) {
@@ -340,16 +341,41 @@ fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut 
         if word.is_empty() {
             continue;
         }
-        let lower = word.to_ascii_lowercase();
-        let listed = wallet::is_word(&lower);
+        let lower = Lower::of(word);
+        let listed = lower.as_ref().is_some_and(|l| wallet::is_word(l.as_slice()));
         let apart = s - last_end > MAX_WORD_GAP || !t.get(last_end..s).is_some_and(list_gap);
         if apart || !listed {
             check(&mut streak, hits);
         }
-        if listed {
-            streak.push(((s, e), lower));
+        if let (true, Some(l)) = (listed, lower) {
+            streak.push(((s, e), l));
         }
         last_end = e;
     }
     check(&mut streak, hits);
+}
+
+/// A word of at most 8 letters, lower-cased (the longest BIP-39 word has 8).
+#[derive(Clone, Copy)]
+struct Lower {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl Lower {
+    /// `None` for a word longer than any list word.
+    fn of(word: &[u8]) -> Option<Lower> {
+        if word.len() > 8 {
+            return None;
+        }
+        let mut bytes = [0u8; 8];
+        for (d, b) in bytes.iter_mut().zip(word) {
+            *d = b.to_ascii_lowercase();
+        }
+        Some(Lower { bytes, len: word.len() })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
 }

@@ -235,7 +235,12 @@ pub fn hex(run: &[u8]) -> Option<Vec<u8>> {
     if !run.len().is_multiple_of(2) {
         return None;
     }
-    run.chunks_exact(2).map(|p| Some((nibble(*p.first()?)? << 4) | nibble(*p.get(1)?)?)).collect()
+    // Sized once: collecting an `Option<Vec>` from the pairs grows the vector step by step.
+    let mut out = Vec::with_capacity(run.len() / 2);
+    for p in run.chunks_exact(2) {
+        out.push((nibble(*p.first()?)? << 4) | nibble(*p.get(1)?)?);
+    }
+    Some(out)
 }
 
 /// `run` decoded as RFC 4648 base32 (either case; without padding, trailing bits dropped).
