@@ -153,32 +153,48 @@ impl Automaton {
     pub fn scan(&self, text: &[u8], mut f: impl FnMut(Event)) {
         let run_bits = super::chars::RUN.0;
         let mut s = 0usize;
-        let mut run_start = usize::MAX;
-        let mut any = 0u16;
-        for (i, &b) in text.iter().enumerate() {
-            let v = self.trans.get(s + class_of(&self.classes, b)).copied().unwrap_or(0);
-            s = (v & !MATCH) as usize;
-            if v & MATCH != 0 {
-                for &p in self.outputs.get(s / self.stride).map(Vec::as_slice).unwrap_or_default() {
-                    let len = self.lens.get(p as usize).copied().unwrap_or(0);
-                    f(Event::Match { pattern: p as usize, start: i + 1 - len.min(i + 1), end: i + 1 });
+        let mut bytes = text.iter().enumerate();
+        // Two loops, one pass: outside a run, then inside one (no per-byte test of whether a
+        // run is open); every byte takes its automaton step first, so a match at a byte is
+        // reported before the run that the byte ends.
+        'text: loop {
+            let (start, mut any) = loop {
+                let Some((i, &b)) = bytes.next() else { break 'text };
+                s = self.step(s, b, i, &mut f);
+                let k = super::chars::class(b);
+                if k & run_bits != 0 {
+                    break (i, k);
                 }
-            }
-            let k = super::chars::class(b);
-            if k & run_bits != 0 {
-                if run_start == usize::MAX {
-                    run_start = i;
-                    any = 0;
+            };
+            loop {
+                let Some((i, &b)) = bytes.next() else {
+                    f(Event::Run { start, end: text.len(), any });
+                    break 'text;
+                };
+                s = self.step(s, b, i, &mut f);
+                let k = super::chars::class(b);
+                if k & run_bits == 0 {
+                    f(Event::Run { start, end: i, any });
+                    break;
                 }
                 any |= k;
-            } else if run_start != usize::MAX {
-                f(Event::Run { start: run_start, end: i, any });
-                run_start = usize::MAX;
             }
         }
-        if run_start != usize::MAX {
-            f(Event::Run { start: run_start, end: text.len(), any });
+    }
+
+    /// The automaton's step on byte `b` at `i` from state `s`: the next state, and every
+    /// pattern that ends here reported.
+    #[inline(always)]
+    fn step(&self, s: usize, b: u8, i: usize, f: &mut impl FnMut(Event)) -> usize {
+        let v = self.trans.get(s + class_of(&self.classes, b)).copied().unwrap_or(0);
+        let next = (v & !MATCH) as usize;
+        if v & MATCH != 0 {
+            for &p in self.outputs.get(next / self.stride).map(Vec::as_slice).unwrap_or_default() {
+                let len = self.lens.get(p as usize).copied().unwrap_or(0);
+                f(Event::Match { pattern: p as usize, start: i + 1 - len.min(i + 1), end: i + 1 });
+            }
         }
+        next
     }
 }
 
