@@ -222,6 +222,25 @@ mod tests {
     }
 
     #[test]
+    fn runs_and_matches_come_in_byte_order() {
+        let a = Automaton::new(&[b"b ".to_vec(), b"cd".to_vec()]).unwrap();
+        let mut events = Vec::new();
+        a.scan(b"ab cd", |e| {
+            events.push(match e {
+                Event::Match { pattern, start, end } => ('m', pattern, start, end),
+                Event::Run { start, end, .. } => ('r', 0, start, end),
+            })
+        });
+        // `b ` ends at the space that ends the run `ab`: the match first; the last run ends with
+        // the text.
+        assert_eq!(events, [('m', 0, 1, 3), ('r', 0, 0, 2), ('m', 1, 3, 5), ('r', 0, 3, 5)]);
+        let mut none = 0;
+        a.scan(b"", |_| none += 1);
+        a.scan(b"  ", |_| none += 1);
+        assert_eq!(none, 0, "no run in nothing or in spaces");
+    }
+
+    #[test]
     fn non_ascii_patterns_match_their_bytes() {
         let a = Automaton::new(&["忽略".as_bytes().to_vec(), b"ab".to_vec()]).unwrap();
         assert_eq!(all(&a, "请忽略AB"), [(0, 3, 9), (1, 9, 11)]);
