@@ -7,60 +7,29 @@ use crate::policy::correlate::{Category, ChainPattern, CorrelationPolicy};
 
 use super::record::CallMark;
 
-/// The category one word of a tool's name names, lower-cased (Pipelock's
-/// `internal/mcp/chains/classify.go`); each word is in one list at most.
-fn word_category(w: &[u8]) -> Option<Category> {
-    Some(match w {
-        b"shell" | b"bash" | b"run" | b"execute" | b"exec" | b"cmd" | b"spawn" | b"eval" | b"sh" | b"zsh" | b"powershell" => {
-            Category::Execute
-        }
-        b"crontab" | b"cron" | b"systemctl" | b"systemd" | b"launchd" | b"launchctl" | b"autostart" => Category::Persist,
-        b"env" | b"environ" | b"getenv" | b"secret" | b"secrets" | b"credential" | b"credentials" | b"token" | b"key"
-        | b"password" => Category::Credential,
-        b"fetch" | b"curl" | b"wget" | b"http" | b"request" | b"send" | b"post" | b"upload" | b"download" | b"api" | b"email"
-        | b"webhook" => Category::Network,
-        b"write" | b"create" | b"save" | b"update" | b"edit" | b"modify" | b"put" | b"append" | b"insert" => Category::Write,
-        b"read" | b"get" | b"view" | b"cat" | b"head" | b"tail" | b"open" | b"load" | b"retrieve" | b"access" => Category::Read,
-        b"list" | b"ls" | b"dir" | b"find" | b"glob" | b"search" | b"scan" | b"enumerate" | b"walk" => Category::List,
-        _ => return None,
-    })
-}
-
-/// The order in which a name's categories win (Pipelock's priority).
-const PRIORITY: [Category; 7] = [
-    Category::Execute,
-    Category::Persist,
-    Category::Credential,
-    Category::Network,
-    Category::Write,
-    Category::Read,
-    Category::List,
+/// Name words per category (Pipelock's `internal/mcp/chains/classify.go`), compared with each
+/// `_`, `-` or `.` separated word of the tool's name, lowercased.
+const WORDS: &[(Category, &[&str])] = &[
+    (Category::Execute, &["shell", "bash", "run", "execute", "exec", "cmd", "spawn", "eval", "sh", "zsh", "powershell"]),
+    (Category::Persist, &["crontab", "cron", "systemctl", "systemd", "launchd", "launchctl", "autostart"]),
+    (
+        Category::Credential,
+        &["env", "environ", "getenv", "secret", "secrets", "credential", "credentials", "token", "key", "password"],
+    ),
+    (
+        Category::Network,
+        &["fetch", "curl", "wget", "http", "request", "send", "post", "upload", "download", "api", "email", "webhook"],
+    ),
+    (Category::Write, &["write", "create", "save", "update", "edit", "modify", "put", "append", "insert"]),
+    (Category::Read, &["read", "get", "view", "cat", "head", "tail", "open", "load", "retrieve", "access"]),
+    (Category::List, &["list", "ls", "dir", "find", "glob", "search", "scan", "enumerate", "walk"]),
 ];
 
-/// Longest word any list holds (`credentials`): longer words name nothing.
-const LONGEST_WORD: usize = 11;
-
 /// Words that make a persist word a query (`cron_status` only reads).
-fn persist_veto(w: &[u8]) -> bool {
-    matches!(
-        w,
-        b"status"
-            | b"list"
-            | b"show"
-            | b"info"
-            | b"describe"
-            | b"get"
-            | b"view"
-            | b"check"
-            | b"inspect"
-            | b"cat"
-            | b"log"
-            | b"logs"
-            | b"read"
-            | b"query"
-            | b"monitor"
-    )
-}
+const PERSIST_VETO: &[&str] = &[
+    "status", "list", "show", "info", "describe", "get", "view", "check", "inspect", "cat", "log", "logs", "read", "query",
+    "monitor",
+];
 
 /// The categories of the tool `name`: the policy's, else the first category (in Pipelock's
 /// priority: execute, persist, credential, network, write, read, list) one of its words names,
@@ -73,21 +42,24 @@ pub fn categories(policy: &CorrelationPolicy, name: &str, annotated: u8) -> u8 {
 }
 
 fn by_name(name: &str) -> u8 {
-    // One pass over the `_`, `-`, `.`, `/` or space separated words, each lower-cased on the
-    // stack: the categories they name and whether a veto word is there; then the first category
-    // in priority order.
-    let mut named = 0u8;
+    // One pass over the words, no lower-cased copy: which lists name one, and whether a veto
+    // word is there; then the first category in priority order.
+    let mut named = 0u32;
     let mut veto = false;
-    for w in name.split(['_', '-', '.', '/', ' ']).filter(|w| !w.is_empty() && w.len() <= LONGEST_WORD) {
-        let mut buf = [0u8; LONGEST_WORD];
-        for (d, b) in buf.iter_mut().zip(w.bytes()) {
-            *d = b.to_ascii_lowercase();
+    for w in name.split(['_', '-', '.', '/', ' ']).filter(|w| !w.is_empty()) {
+        for (i, (_, list)) in WORDS.iter().enumerate() {
+            if list.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                named |= 1 << i;
+            }
         }
-        let lower = buf.get(..w.len()).unwrap_or_default();
-        named |= word_category(lower).map_or(0, Category::bit);
-        veto = veto || persist_veto(lower);
+        veto = veto || PERSIST_VETO.iter().any(|x| x.eq_ignore_ascii_case(w));
     }
-    PRIORITY.iter().find(|c| named & c.bit() != 0 && !(**c == Category::Persist && veto)).map_or(0, |c| c.bit())
+    for (i, (cat, _)) in WORDS.iter().enumerate() {
+        if named & (1 << i) != 0 && !(*cat == Category::Persist && veto) {
+            return cat.bit();
+        }
+    }
+    0
 }
 
 /// The first pattern the call `now` (after `history`, oldest first) completes.
