@@ -66,7 +66,15 @@ impl DigestMemo {
             }
         }
         let digest = first16(&Sha256::digest(&self.input));
-        *entry = Some((self.input.clone(), digest));
+        // The input moves into the entry and the evicted one's buffer is reused for the next
+        // input: a run of misses (a client rotating its user agent) allocates nothing.
+        match entry {
+            Some((input, d)) => {
+                std::mem::swap(input, &mut self.input);
+                *d = digest;
+            }
+            None => *entry = Some((std::mem::take(&mut self.input), digest)),
+        }
         digest
     }
 }

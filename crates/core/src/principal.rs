@@ -269,10 +269,11 @@ impl Principal {
     /// [`Principal::key`], remembered in the worker's `memo` (the same digest).
     pub fn key_with(&self, memo: Option<&mut DigestMemo>) -> String {
         let origin = self.origin.as_str().as_bytes();
-        let d = if self.origin == Origin::Anonymous {
-            digest16_with(memo, &[b"mcpw/principal/v1\0", origin, &[0], self.client_fingerprint.as_bytes()])
-        } else if self.actors.is_empty() {
-            digest16_with(memo, &[b"mcpw/principal/v1\0", origin, &[0], self.id.as_bytes()])
+        // Anonymous callers are told apart by their fingerprint; no delegation chain is theirs.
+        let anonymous = self.origin == Origin::Anonymous;
+        let who = if anonymous { &self.client_fingerprint } else { &self.id };
+        let d = if anonymous || self.actors.is_empty() {
+            digest16_with(memo, &[b"mcpw/principal/v1\0", origin, &[0], who.as_bytes()])
         } else {
             let mut parts: Vec<&[u8]> = vec![b"mcpw/principal/v1\0", origin, &[0], self.id.as_bytes()];
             for a in &self.actors {
@@ -514,11 +515,14 @@ mod tests {
         assert_eq!(fp, streamed(&[b"mcpw/client/v1\0", b"10.1.2.3", &[0], b"curl/8"]));
         assert_eq!(fp, client_fingerprint(Some("10.1.2.3:6000"), Some(b"curl/8")));
         let mut alice = simple(Origin::Jwt, "alice".into(), None, &fp);
-        let anon = simple(Origin::Anonymous, "anonymous".into(), None, &fp);
+        let mut anon = simple(Origin::Anonymous, "anonymous".into(), None, &fp);
         for _ in 0..2 {
             assert_eq!(alice.key_with(Some(&mut memo)), streamed(&[b"mcpw/principal/v1\0", b"jwt", &[0], b"alice"]));
             assert_eq!(anon.key_with(Some(&mut memo)), streamed(&[b"mcpw/principal/v1\0", b"anonymous", &[0], fp.as_bytes()]));
         }
+        // An anonymous caller's key is its fingerprint's, whatever else it carries.
+        anon.actors = vec!["agent-1".into()];
+        assert_eq!(anon.key_with(Some(&mut memo)), streamed(&[b"mcpw/principal/v1\0", b"anonymous", &[0], fp.as_bytes()]));
         alice.actors = vec!["agent-1".into(), "agent-2".into()];
         let via = streamed(&[b"mcpw/principal/v1\0", b"jwt", &[0], b"alice", &[0], b"agent-1", &[0], b"agent-2"]);
         assert_eq!(alice.key_with(Some(&mut memo)), via);

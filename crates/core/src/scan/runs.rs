@@ -341,13 +341,12 @@ fn seed_phrases(t: &[u8], from: usize, to: usize, tests: &mut usize, hits: &mut 
         if word.is_empty() {
             continue;
         }
-        let lower = Lower::of(word);
-        let listed = lower.as_ref().is_some_and(|l| wallet::is_word(l.as_slice()));
+        let listed = Lower::of(word).filter(|l| wallet::is_word(l.as_slice()));
         let apart = s - last_end > MAX_WORD_GAP || !t.get(last_end..s).is_some_and(list_gap);
-        if apart || !listed {
+        if apart || listed.is_none() {
             check(&mut streak, hits);
         }
-        if let (true, Some(l)) = (listed, lower) {
+        if let Some(l) = listed {
             streak.push(((s, e), l));
         }
         last_end = e;
