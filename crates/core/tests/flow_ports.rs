@@ -366,6 +366,11 @@ fn an_answer_the_inspectors_cannot_read_is_withheld_never_passed() {
         // other bytes than the filter reads.
         (vec![(":status", "200"), ("content-type", "text/event-stream; charset=utf-7")], "unreadable_charset"),
         (vec![(":status", "200"), ("content-type", "text/event-stream;charset=\"UTF-16\"")], "unreadable_charset"),
+        // RFC 2231 spellings, which Python's `email` parser (httpx's `encoding`) decodes too.
+        (vec![(":status", "200"), ("content-type", "text/event-stream; charset*=''utf-7")], "unreadable_charset"),
+        (vec![(":status", "200"), ("content-type", "text/event-stream; charset*0=utf-; charset*1=7")], "unreadable_charset"),
+        (vec![(":status", "200"), ("content-type", "text/event-stream; charset*=us-ascii'en'utf-8")], "unreadable_charset"),
+        (vec![(":status", "200"), ("content-type", "text/event-stream; charset=utf-8; charset*0*=utf-7")], "unreadable_charset"),
     ] {
         let (out, hdrs, p) = answer(&headers);
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{headers:?}: {e}: {out}"));

@@ -362,11 +362,13 @@ fn answers_another_request(own: &str, message: &[u8]) -> Reading {
 }
 
 /// True when a (lower-cased) content type names no charset or UTF-8 (the spellings Python's
-/// codec registry and the WHATWG encoding list share).
+/// codec registry and the WHATWG encoding list share). Any other parameter whose name starts
+/// with `charset` is not: Python's `email` parser (behind httpx's `encoding`) decodes the
+/// RFC 2231 forms `charset*=''utf-7`, `charset*0=utf-; charset*1=7` as the charset.
 fn utf8_charset(ct: &str) -> bool {
-    ct.split(';').skip(1).filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim() == "charset").all(|(_, v)| {
+    ct.split(';').skip(1).filter_map(|p| p.split_once('=')).filter(|(k, _)| k.trim().starts_with("charset")).all(|(k, v)| {
         let v = v.trim().trim_matches('"').trim();
-        matches!(v, "utf-8" | "utf8" | "utf_8" | "u8" | "unicode-1-1-utf-8")
+        k.trim() == "charset" && matches!(v, "utf-8" | "utf8" | "utf_8" | "u8" | "unicode-1-1-utf-8")
     })
 }
 
