@@ -208,6 +208,25 @@ def test_a_legacy_session_belongs_to_the_principal_that_opened_it(gw, issuer):
     assert_ok(resp, msg, "alice in her own session")
 
 
+def test_a_session_on_two_lines_is_refused_never_joined(gw, issuer):
+    """bob sends alice's Mcp-Session-Id and a second line: the Python SDK would run the first
+    line's session (alice's), the binding would have checked the two joined. 400, never forwarded."""
+    alice, bob = client(gw, issuer, "alice"), client(gw, issuer, "bob")
+    alice.initialize()
+    bob.initialize()
+    sid = alice.session["Mcp-Session-Id"]
+    before = upstream_requests(gw)
+    headers = [("Content-Type", "application/json"), ("Accept", pki.ACCEPT), *bob.base.items(),
+               ("MCP-Protocol-Version", pki.LEGACY_VERSION), ("Mcp-Session-Id", sid), ("Mcp-Session-Id", "x")]
+    resp = bob.http.post(bob.url, content=json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
+                         headers=headers)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == -32600 and "is repeated" in resp.json()["error"]["message"], resp.text
+    assert upstream_requests(gw) == before, "the request never reached the upstream"
+    resp, msg = alice.legacy("tools/list")
+    assert_ok(resp, msg, "alice in her own session")
+
+
 @pytest.mark.parametrize("era", ERAS)
 def test_rate_limit_per_principal_and_tool(gw, issuer, era):
     alice = client(gw, issuer, "alice")

@@ -567,6 +567,50 @@ fn a_legacy_session_presented_by_another_principal_is_not_found() {
     assert_eq!(legacy_as(&mut RequestFlow::new(off), &mut host, "mallory", Some("sess-42"), list), Step::Continue);
 }
 
+/// Two `Mcp-Session-Id` lines are two sessions: the Python SDK (Starlette's `headers.get`) runs
+/// the first line's, the binding would check the lines joined (a value nobody opened). Refused
+/// on every method, before the session table is asked; so is a repeated protocol version.
+#[test]
+fn a_repeated_session_or_version_line_is_refused_never_joined() {
+    let p = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}}));
+    let mut host = FakeHost::default();
+    host.clock.advance_ms(5_000);
+    let mut init = RequestFlow::new(Rc::clone(&p));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+    assert_eq!(legacy_as(&mut init, &mut host, "alice", None, body), Step::Continue);
+    host.respond(&mut init, &[("content-type", "application/json"), ("mcp-session-id", "sess-42")], &[b"{}"]);
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let headers = |method: &str, lines: &[(&str, &str)]| {
+        let mut h: Vec<(String, Vec<u8>)> = vec![
+            (":method".into(), method.as_bytes().to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("x-user".into(), b"mallory".to_vec()),
+        ];
+        h.extend(lines.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())));
+        h
+    };
+    for method in ["POST", "GET", "DELETE"] {
+        for lines in [
+            &[("mcp-session-id", "sess-42"), ("mcp-session-id", "x")][..],
+            &[("Mcp-Session-Id", "x"), ("mcp-session-id", "sess-42")],
+            &[("mcp-session-id", "sess-42"), ("mcp-protocol-version", "2025-11-25"), ("MCP-Protocol-Version", "2025-06-18")],
+        ] {
+            host.http.headers = headers(method, lines);
+            host.http.body = call.as_bytes().to_vec();
+            host.http.reply = None;
+            let step = RequestFlow::new(Rc::clone(&p)).on_request_headers(&mut host.ports(), method != "POST");
+            assert_eq!(step, Step::Answered, "{method} {lines:?}");
+            let (status, v) = reply_json(&host.http);
+            assert_eq!((status, v["error"]["code"].as_i64()), (400, Some(-32600)), "{method} {lines:?}");
+            assert!(v["error"]["message"].as_str().unwrap().contains("is repeated"), "{v}");
+        }
+    }
+    // One line, padded: the binding's own normal form (alice's session, refused to mallory).
+    assert_eq!(legacy_as(&mut RequestFlow::new(Rc::clone(&p)), &mut host, "mallory", Some(" sess-42 "), call), Step::Answered);
+    assert_eq!(reply_json(&host.http).0, 404);
+    assert_eq!(legacy_as(&mut RequestFlow::new(Rc::clone(&p)), &mut host, "alice", Some("sess-42"), call), Step::Continue);
+}
+
 #[test]
 fn a_repeated_trusted_identity_header_is_refused_never_joined() {
     let p = policy(json!({"principal": {"sources": ["header"], "trusted_header": "x-user"}}));

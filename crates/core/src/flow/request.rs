@@ -71,6 +71,9 @@ struct OwnedHead {
     trusted_header: Option<Vec<u8>>,
     /// The trusted identity header arrived on more than one line: never joined into an identity.
     trusted_header_repeated: bool,
+    /// `Mcp-Session-Id` or `MCP-Protocol-Version` arrived on more than one line (the header's
+    /// name): the Python SDK reads the first line, the TypeScript SDKs the lines joined.
+    repeated_claim: Option<&'static str>,
     warden_headers: Vec<String>,
     /// `Mcp-Param-*` header names (legacy requests carry none legitimately).
     param_headers: Vec<String>,
@@ -86,7 +89,9 @@ impl OwnedHead {
             protocol_version: http.request_header(headers::PROTOCOL_VERSION)?,
             mcp_method: http.request_header(headers::METHOD)?,
             mcp_name: http.request_header(headers::NAME)?,
-            session_id: http.request_header(headers::SESSION_ID)?,
+            // Envoy's codecs trim a value's whitespace and bind_session trims the server's: one
+            // normal form for both sides of the binding.
+            session_id: http.request_header(headers::SESSION_ID)?.map(|v| v.trim_ascii().to_vec()),
             content_length: http
                 .request_header("content-length")?
                 .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok()),
@@ -97,14 +102,21 @@ impl OwnedHead {
                 _ => None,
             },
             trusted_header_repeated: false,
+            repeated_claim: None,
             warden_headers: Vec::new(),
             param_headers: Vec::new(),
         };
         let trusted = sources.trusted_header.as_deref().filter(|_| sources.order.contains(&SourceKind::Header));
         let mut trusted_lines = 0;
+        let (mut session_lines, mut version_lines) = (0, 0);
         for name in http.request_header_names()? {
             if trusted.is_some_and(|t| name.eq_ignore_ascii_case(t)) {
                 trusted_lines += 1;
+            }
+            if name.eq_ignore_ascii_case(headers::SESSION_ID) {
+                session_lines += 1;
+            } else if name.eq_ignore_ascii_case(headers::PROTOCOL_VERSION) {
+                version_lines += 1;
             }
             // An underscored twin of a routing header (`mcp_name`) reads as that header to a
             // backend that folds `_` into `-`: ours alone to set, so it goes like `x-warden-*`.
@@ -115,6 +127,13 @@ impl OwnedHead {
             }
         }
         head.trusted_header_repeated = trusted_lines > 1;
+        head.repeated_claim = if session_lines > 1 {
+            Some(headers::SESSION_ID)
+        } else if version_lines > 1 {
+            Some(headers::PROTOCOL_VERSION)
+        } else {
+            None
+        };
         Ok(head)
     }
 
@@ -274,6 +293,11 @@ impl RequestFlow {
                 host,
                 Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: the identity header {name} is repeated")),
             );
+        }
+        if let Some(name) = self.head.repeated_claim {
+            // A session on two lines is two sessions: the Python SDK runs the first line's (a
+            // session another principal opened), the binding would check the lines joined.
+            return self.refuse(host, Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {name} is repeated")));
         }
         match classify_head(&self.head.view(), &self.policy.wire) {
             HeadDecision::Forward(c) => self.admit(host, *c, &[]),
