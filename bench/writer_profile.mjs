@@ -6,6 +6,8 @@
 // profile of the timed writer part alone, for bench/cpuprofile_top.mjs (bench/README.md).
 //
 //   node bench/writer_profile.mjs <filter.wasm> <payload stem> [N=2000] [worker configuration JSON]
+// WRITER_CONFIG=JSON replaces the writer's plugin configuration (e.g. `"checkpoints": false`: a
+// signature per receipt however far the queue lags, as a writer that keeps up signs).
 //   WRITER_CPUPROF=/tmp/w.cpuprofile node --no-liftoff bench/writer_profile.mjs <unstripped.wasm> modern-tools_call-1k 5000
 import fs from "node:fs";
 import inspector from "node:inspector/promises";
@@ -22,7 +24,7 @@ const producer = instance(wasmPath, { pluginConfig: configArg ?? DEFAULT_CONFIG,
 for (let i = 0; i < N + 200; i++) producer.request(10 + i, headers);
 if (!queue.length) throw new Error("the producer enqueued nothing");
 const messages = queue.splice(0);
-const writer = instance(wasmPath, { rootId: "mcp-warden-writer", pluginConfig: '{"sink_cluster": "receipt_sink"}',
+const writer = instance(wasmPath, { rootId: "mcp-warden-writer", pluginConfig: process.env.WRITER_CONFIG ?? '{"sink_cluster": "receipt_sink"}',
   queue, environ: [`WARDEN_SIGNING_KEY=${KEY}`] });
 const run = (msgs) => {
   for (const m of msgs) {

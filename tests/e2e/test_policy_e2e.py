@@ -221,7 +221,9 @@ def test_a_session_on_two_lines_is_refused_never_joined(gw, issuer):
     resp = bob.http.post(bob.url, content=json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
                          headers=headers)
     assert resp.status_code == 400, resp.text
-    assert resp.json()["error"]["code"] == -32600 and "is repeated" in resp.json()["error"]["message"], resp.text
+    err = resp.json()
+    assert err["error"]["code"] == -32600 and "is repeated" in err["error"]["message"], resp.text
+    assert err["id"] == 9, "refused once the body is in, with the request's id"
     assert upstream_requests(gw) == before, "the request never reached the upstream"
     resp, msg = alice.legacy("tools/list")
     assert_ok(resp, msg, "alice in her own session")

@@ -377,18 +377,43 @@ impl FakeHost {
     /// holds; while the filter answers [`Step::Buffer`] the data stays held, when it continues the
     /// held data (as the filter left it) goes to the client. Returns what the client received.
     pub fn respond(&mut self, flow: &mut RequestFlow, headers: &[(&str, &str)], chunks: &[&[u8]]) -> Delivered {
+        self.respond_ending(flow, headers, chunks, false)
+    }
+
+    /// [`FakeHost::respond`], the answer ended by trailers (HTTP/2): no body callback sees
+    /// `end_of_stream`; the trailers callback gets what Envoy holds, and only a held body can
+    /// still be written (a streamed one has gone).
+    pub fn respond_with_trailers(&mut self, flow: &mut RequestFlow, headers: &[(&str, &str)], chunks: &[&[u8]]) -> Delivered {
+        self.respond_ending(flow, headers, chunks, true)
+    }
+
+    fn respond_ending(
+        &mut self,
+        flow: &mut RequestFlow,
+        headers: &[(&str, &str)],
+        chunks: &[&[u8]],
+        trailers: bool,
+    ) -> Delivered {
         self.http.response_headers = headers.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect();
         self.http.response_body.clear();
         let mut out = Delivered::default();
-        let step = flow.on_response_headers(&mut self.ports(), chunks.is_empty());
+        let step = flow.on_response_headers(&mut self.ports(), chunks.is_empty() && !trailers);
         if step != Step::Continue {
             self.http.misuse.push(format!("response headers answered {step:?}"));
         }
         out.headers = self.http.response_headers.clone();
+        let mut held = 0;
         for (i, chunk) in chunks.iter().enumerate() {
             self.http.response_body.extend_from_slice(chunk);
-            let held = self.http.response_body.len();
-            let step = flow.on_response_body(&mut self.ports(), held, i + 1 == chunks.len());
+            held = self.http.response_body.len();
+            let step = flow.on_response_body(&mut self.ports(), held, i + 1 == chunks.len() && !trailers);
+            if step == Step::Continue {
+                out.body.append(&mut self.http.response_body);
+                held = 0;
+            }
+        }
+        if trailers {
+            let step = flow.on_response_trailers(&mut self.ports(), held);
             if step == Step::Continue {
                 out.body.append(&mut self.http.response_body);
             }

@@ -444,3 +444,56 @@ fn a_utf16_answer_that_a_sniffing_parser_would_read_is_withheld() {
     let v: Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(v["error"]["data"]["finding"], "unreadable_message");
 }
+
+/// HTTP/2 lets an upstream end its answer with trailers instead of a last data frame: no body
+/// callback then says the answer is over. The inspectors still see all of it, and what they
+/// could not read is withheld, never passed.
+#[test]
+fn an_answer_ended_by_trailers_is_inspected_whole() {
+    let p = policy(config(json!({})));
+    let json_h = [(":status", "200"), ("content-type", "application/json")];
+    let sse_h = [(":status", "200"), ("content-type", "text/event-stream")];
+    let run = |headers: &[(&str, &str)], chunks: &[&[u8]]| {
+        let mut host = FakeHost::default();
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(call(&mut host, &mut flow, false, "read", json!({})), Step::Continue);
+        let got = host.respond_with_trailers(&mut flow, headers, chunks);
+        assert!(host.http.misuse.is_empty(), "{:?}", host.http.misuse);
+        (String::from_utf8(got.body).unwrap(), whats(&flow), flow.findings().iter().map(|f| f.what).collect::<Vec<_>>())
+    };
+
+    // A secret in a JSON answer split over two frames: the error, with the id, and no byte of it.
+    let secret = text_result(&format!("export GITHUB_TOKEN={GITHUB_PAT}")).to_string();
+    let (a, b) = secret.split_at(secret.find("ghp_").unwrap() + 6);
+    let (out, scan, _) = run(&json_h, &[a.as_bytes(), b.as_bytes()]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["id"].clone(), v["error"]["code"].clone()), (json!(7), json!(-31502)), "{out}");
+    assert!(!out.contains("ghp_"), "{out}");
+    assert_eq!(scan, ["github_classic_pat"]);
+
+    // Redaction is still written into the held answer.
+    let (out, _, _) = run(&json_h, &[text_result("SSN 536-90-4399").to_string().as_bytes()]);
+    assert!(out.contains("[REDACTED:us_ssn]") && !out.contains("536-90"), "{out}");
+
+    // Clean, it arrives as sent.
+    let clean = text_result("all good").to_string();
+    let (out, scan, _) = run(&json_h, &[clean.as_bytes()]);
+    assert_eq!((out.as_str(), scan.len()), (clean.as_str(), 0));
+
+    // An answer the filter cannot read (encoded) is replaced, never passed.
+    let gz = [(":status", "200"), ("content-type", "application/json"), ("content-encoding", "gzip")];
+    let (out, _, all) = run(&gz, &[b"\x1f\x8b\x08\x00", b"SECRETSTUFF"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["error"]["data"]["finding"], "encoded_response");
+    assert!(all.contains(&"encoded_response") && !out.contains("SECRETSTUFF"));
+
+    // Complete events pass as they come; an event the trailers cut off is never delivered.
+    let e1 = format!("event: message\ndata: {clean}\n\n");
+    let (out, scan, all) = run(&sse_h, &[e1.as_bytes()]);
+    assert_eq!((out.as_str(), scan.len()), (e1.as_str(), 0));
+    assert!(!all.contains(&"sse_event_cut_by_trailers"), "{all:?}");
+    let cut = format!("event: message\ndata: {}", text_result(&format!("x {GITHUB_PAT}")));
+    let (out, _, all) = run(&sse_h, &[e1.as_bytes(), cut.as_bytes()]);
+    assert!(out.starts_with(&e1) && !out.contains("ghp_"), "{out}");
+    assert!(all.contains(&"sse_event_cut_by_trailers"), "{all:?}");
+}

@@ -36,6 +36,8 @@ pub struct WardenHttp {
     busy_ns: u64,
     start_nanos: u64,
     bytes_out: u64,
+    /// The size of the last response body callback: what Envoy holds when trailers come.
+    response_held: usize,
     /// The fault-injection build's later panic point, named by the request headers.
     #[cfg(feature = "fault-injection")]
     panic_at: Option<fault::Point>,
@@ -55,6 +57,7 @@ impl WardenHttp {
             busy_ns: 0,
             start_nanos: 0,
             bytes_out: 0,
+            response_held: 0,
             #[cfg(feature = "fault-injection")]
             panic_at: None,
         }
@@ -131,10 +134,21 @@ impl HttpContext for WardenHttp {
         #[cfg(feature = "fault-injection")]
         fault::check(self.panic_at, fault::Point::ResponseBody);
         self.bytes_out = self.bytes_out.saturating_add(body_size as u64);
+        self.response_held = body_size;
         if !self.flow.inspects_response() {
             return Action::Continue;
         }
         self.timed(|flow, host| flow.on_response_body(host, body_size, end_of_stream))
+    }
+
+    /// An HTTP/2 upstream may end its answer with trailers: the body callbacks then never see
+    /// `end_of_stream`, and a buffered answer would pass as it came.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if !self.flow.inspects_response() {
+            return Action::Continue;
+        }
+        let held = self.response_held;
+        self.timed(|flow, host| flow.on_response_trailers(host, held))
     }
 
     fn on_log(&mut self) {

@@ -71,12 +71,33 @@ struct OwnedHead {
     trusted_header: Option<Vec<u8>>,
     /// The trusted identity header arrived on more than one line: never joined into an identity.
     trusted_header_repeated: bool,
-    /// `Mcp-Session-Id` or `MCP-Protocol-Version` arrived on more than one line (the header's
-    /// name): the Python SDK reads the first line, the TypeScript SDKs the lines joined.
-    repeated_claim: Option<&'static str>,
+    /// `Mcp-Session-Id` or `MCP-Protocol-Version` arrived on more than one line: the Python SDK
+    /// reads the first line, the TypeScript SDKs the lines joined.
+    repeated_claim: Option<RepeatedClaim>,
     warden_headers: Vec<String>,
     /// `Mcp-Param-*` header names (legacy requests carry none legitimately).
     param_headers: Vec<String>,
+}
+
+/// A header the upstream reads one way and the binding another when it arrives on two lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RepeatedClaim {
+    /// Two sessions: the Python SDK runs the first line's (perhaps one another principal
+    /// opened) while the binding would check the lines joined.
+    Session,
+    /// Two versions: a routing header that disagrees with itself, as a repeated `Mcp-Name` does.
+    ProtocolVersion,
+}
+
+impl RepeatedClaim {
+    fn rejection(self, id: Option<&str>) -> Rejection {
+        let (kind, name) = match self {
+            RepeatedClaim::Session => (RejectKind::InvalidRequest, headers::SESSION_ID),
+            RepeatedClaim::ProtocolVersion => (RejectKind::HeaderMismatch, headers::PROTOCOL_VERSION),
+        };
+        let label = if kind == RejectKind::InvalidRequest { "Invalid Request" } else { "Header mismatch" };
+        Rejection::new(kind, format!("{label}: {name} is repeated")).with_id(id)
+    }
 }
 
 impl OwnedHead {
@@ -128,9 +149,9 @@ impl OwnedHead {
         }
         head.trusted_header_repeated = trusted_lines > 1;
         head.repeated_claim = if session_lines > 1 {
-            Some(headers::SESSION_ID)
+            Some(RepeatedClaim::Session)
         } else if version_lines > 1 {
-            Some(headers::PROTOCOL_VERSION)
+            Some(RepeatedClaim::ProtocolVersion)
         } else {
             None
         };
@@ -294,13 +315,13 @@ impl RequestFlow {
                 Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: the identity header {name} is repeated")),
             );
         }
-        if let Some(name) = self.head.repeated_claim {
-            // A session on two lines is two sessions: the Python SDK runs the first line's (a
-            // session another principal opened), the binding would check the lines joined.
-            return self.refuse(host, Rejection::new(RejectKind::InvalidRequest, format!("Invalid Request: {name} is repeated")));
-        }
         match classify_head(&self.head.view(), &self.policy.wire) {
-            HeadDecision::Forward(c) => self.admit(host, *c, &[]),
+            // A request without a body has no id to keep: refused here. One with a body is
+            // refused once the body is in, with its id (`classify`).
+            HeadDecision::Forward(c) => match self.head.repeated_claim {
+                Some(claim) => self.refuse(host, claim.rejection(None)),
+                None => self.admit(host, *c, &[]),
+            },
             HeadDecision::Reject(r) => self.refuse(host, r),
             HeadDecision::NeedBody => {
                 if self.head.content_length.is_some_and(|n| n > self.policy.max_body_bytes as u64) {
@@ -341,6 +362,9 @@ impl RequestFlow {
     }
 
     fn classify(&mut self, host: &mut Host<'_>, body: &[u8]) -> Result<Step, HostError> {
+        if let Some(claim) = self.head.repeated_claim {
+            return self.refuse(host, claim.rejection(salvage_id(body).as_deref()));
+        }
         match classify_body(&self.head.view(), body, &self.policy.wire) {
             Ok(c) => self.admit(host, c, body),
             Err(r) => self.refuse(host, r),
@@ -543,7 +567,19 @@ impl RequestFlow {
         }
     }
 
+    /// Trailers end the answer: what the body callbacks held is finished as at its end
+    /// (`body_size`: the size of the last body callback, what Envoy holds).
+    pub fn on_response_trailers(&mut self, host: &mut Host<'_>, body_size: usize) -> Step {
+        self.response_step(host, body_size, None)
+    }
+
     pub fn on_response_body(&mut self, host: &mut Host<'_>, body_size: usize, end_of_stream: bool) -> Step {
+        self.response_step(host, body_size, Some(end_of_stream))
+    }
+
+    /// One response callback through the pipeline: a body chunk (`Some(end_of_stream)`) or the
+    /// trailers (`None`).
+    fn response_step(&mut self, host: &mut Host<'_>, body_size: usize, end_of_stream: Option<bool>) -> Step {
         let (Some(pipeline), Some(o)) = (self.response.as_mut(), self.outcome.as_ref()) else {
             return Step::Continue;
         };
@@ -555,7 +591,11 @@ impl RequestFlow {
             now_ms: now_ms(host.clock),
         };
         let before = pipeline.findings().len();
-        let step = match pipeline.on_body(host.http, host.kv, &ex, body_size, end_of_stream) {
+        let result = match end_of_stream {
+            Some(eos) => pipeline.on_body(host.http, host.kv, &ex, body_size, eos),
+            None => pipeline.on_trailers(host.http, host.kv, &ex, body_size),
+        };
+        let step = match result {
             Ok(step) => step,
             Err(e) => {
                 // The response cannot be read or rewritten: it must not pass uninspected.

@@ -164,6 +164,31 @@ impl ResponsePipeline {
         Ok(Step::Continue)
     }
 
+    /// Trailers end the answer (an HTTP/2 upstream may finish with them, not a data frame): the
+    /// body callbacks never saw `end_of_stream`. A buffered answer (JSON, a text error page, an
+    /// unreadable one) is finished as at its end, `size` being what is held. A stream passed
+    /// event by event cannot take bytes any more: an event the trailers cut stays unsent (it was
+    /// never inspected), counted as an unreadable answer.
+    pub fn on_trailers(
+        &mut self,
+        http: &mut dyn HttpIo,
+        kv: &mut dyn Kv,
+        ex: &ExchangeView<'_>,
+        size: usize,
+    ) -> Result<Step, HostError> {
+        match &self.framing {
+            Framing::Sse(decoder) => {
+                if decoder.holds_event() {
+                    self.findings.push(unreadable("sse_event_cut_by_trailers"));
+                }
+                self.framing = Framing::Closed;
+                Ok(Step::Continue)
+            }
+            Framing::Json | Framing::Text | Framing::Unreadable(_) => self.on_body(http, kv, ex, size, true),
+            Framing::Pending | Framing::Pass | Framing::Closed => Ok(Step::Continue),
+        }
+    }
+
     pub fn on_body(
         &mut self,
         http: &mut dyn HttpIo,
@@ -186,7 +211,9 @@ impl ResponsePipeline {
                     if size > 0 {
                         http.set_response_body(size, b"")?;
                     }
-                    return Ok(Step::Continue);
+                    // Held (empty) rather than passed: an answer ended by trailers is written
+                    // at the trailers, which only a buffered body can take.
+                    return Ok(Step::Buffer);
                 }
                 self.findings.push(unreadable(what));
                 self.framing = Framing::Pass;

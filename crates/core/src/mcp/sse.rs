@@ -46,6 +46,11 @@ impl SseDecoder {
         }
     }
 
+    /// Bytes of an event not yet completed by its blank line are held.
+    pub fn holds_event(&self) -> bool {
+        !self.line.is_empty() || self.has_data
+    }
+
     /// Feeds one chunk; completed events are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let mut rest = chunk;
