@@ -605,6 +605,35 @@ async def test_route_legacy_name_set_by_filter(routes_gw, http_version):
     assert resp.status_code == 403 and resp.text == ROUTE_BLOCKED
 
 
+async def test_an_answer_from_a_cluster_the_decision_did_not_name_is_withheld(routes_gw, http_version):
+    """envoy/e2e-routes.yaml routes `mcp-name: echo` + `x-route-test: elsewhere` to mcp_upstream_b.
+    A legacy call (no Mcp-Name) and a modern one naming echo in the Base64 sentinel reach that route
+    only after the filter's edits, while the cluster the filter decided for is the route's before
+    them (mcp_upstream): their answers are withheld (-31502 upstream_changed), never passed. A
+    modern call that names echo plainly is routed there from the start and served."""
+    elsewhere = {"x-route-test": "elsewhere"}
+    echo = {"name": "echo", "arguments": {"text": "where"}}
+    async with raw_client(http_version) as http:
+        session = await legacy_initialize(http, routes_gw.url)
+        resp, msg = await legacy_call(http, routes_gw.url, session, 2, "tools/call", echo, headers=elsewhere)
+        assert resp.status_code == 200 and msg["error"]["code"] == -31502, (resp.status_code, msg)
+        assert msg["error"]["data"]["finding"] == "upstream_changed" and msg["id"] == 2, msg
+        for name, served in (("=?base64?ZWNobw==?=", False), ("echo", True)):
+            headers = {**LEGACY_ACCEPT, **elsewhere, "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+                       "Mcp-Name": name}
+            async with http.stream("POST", routes_gw.url, json=modern_call(3, "tools/call", echo),
+                                   headers=headers) as r:
+                assert r.status_code == 200, name
+                msg = await jsonrpc_result(r, 3)
+            if served:
+                assert msg["result"]["structuredContent"] == {"result": "where"}, msg
+            else:
+                assert msg["error"]["data"]["finding"] == "upstream_changed", msg
+        # Without the header the route is the same before and after the edits: served.
+        resp, msg = await legacy_call(http, routes_gw.url, session, 4, "tools/call", echo)
+        assert resp.status_code == 200 and msg["result"]["structuredContent"] == {"result": "where"}, msg
+
+
 async def test_route_legacy_lying_client_is_routed_by_body(routes_gw, http_version):
     async with raw_client(http_version) as http:
         # Claims echo, body says blocked_tool: routed by the body.

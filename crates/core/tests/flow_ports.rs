@@ -643,3 +643,50 @@ fn a_repeated_trusted_identity_header_is_refused_never_joined() {
     host.http.reply = None;
     assert_eq!(RequestFlow::new(p).on_request_headers(&mut host.ports(), true), Step::Continue);
 }
+
+/// Envoy re-evaluates the route after the filter's header edits, but the cluster a wasm filter
+/// reads at decision time is the route's before them: a call decided for `cluster_a` that a
+/// route on `mcp-name` sent to `cluster_b` (where a deny rule would have refused it) must not
+/// hand its answer back. Once the router has run, the cluster the filter reads is the one that
+/// served.
+#[test]
+fn an_answer_from_another_cluster_than_the_decision_named_is_withheld() {
+    let p = policy(json!({"rules": [{"id": "b-closed", "match": {"upstreams": ["cluster_b"]}, "action": "deny"}]}));
+    let json_h = [(":status", "200"), ("content-type", "application/json")];
+    let answer = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"ran on b"}]}}"#;
+    // (cluster at decision, cluster at the answer, withheld)
+    for (decided, served, withheld) in [
+        ("cluster_a", Some("cluster_a"), false),
+        ("cluster_a", Some("cluster_b"), true),
+        // A direct response or a local reply: no cluster served it.
+        ("cluster_a", None, false),
+    ] {
+        let mut host = FakeHost::default();
+        host.http.peer = vec![(PeerFact::UpstreamCluster, decided.into())];
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        assert_eq!(call(&mut flow, &mut host, 3, "echo"), Step::Continue);
+        host.http.peer = served.map(|c| vec![(PeerFact::UpstreamCluster, c.into())]).unwrap_or_default();
+        assert!(flow.inspects_response(), "the answer's cluster is always looked at");
+        let got = host.respond(&mut flow, &json_h, &[&answer[..40], &answer[40..]]);
+        let text = String::from_utf8(got.body).unwrap();
+        let findings: Vec<&str> = flow.findings().iter().map(|f| f.what).collect();
+        assert_eq!(findings.contains(&"upstream_changed"), withheld, "{served:?}: {findings:?}");
+        if withheld {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!((v["id"].clone(), v["error"]["code"].clone()), (json!(3), json!(-31502)), "{text}");
+            assert_eq!(v["error"]["data"]["finding"], "upstream_changed");
+            assert!(!text.contains("ran on b"));
+            assert!(host.metrics.counts.iter().any(|c| c.starts_with(metrics::FINDINGS) && c.contains("upstream_changed")));
+        } else {
+            assert_eq!(text.as_bytes(), answer);
+        }
+    }
+    // An answer without a body keeps its headers; the finding still says where it came from.
+    let mut host = FakeHost::default();
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "cluster_a".into())];
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut flow, &mut host, 3, "echo"), Step::Continue);
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "cluster_b".into())];
+    host.respond(&mut flow, &[(":status", "202")], &[]);
+    assert!(flow.findings().iter().any(|f| f.what == "upstream_changed"));
+}

@@ -52,6 +52,9 @@ enum State {
 /// How much of an over-cap body is read to find the request id for the 413 reply.
 const ID_SALVAGE_PREFIX: usize = 4096;
 
+/// The finding of an answer served by another cluster than the decision's.
+pub const UPSTREAM_CHANGED: &str = "upstream_changed";
+
 /// The head values the request path needs, copied once from the host at the headers callback
 /// (the body callback needs no second header-map fetch).
 #[derive(Debug, Default)]
@@ -210,6 +213,10 @@ pub struct RequestFlow {
     binds_session: bool,
     /// The mesh-wide check the request waits for (its reply arrives in [`RequestFlow::on_mesh_answer`]).
     pending_mesh: Option<MeshCheck>,
+    /// The decision's upstream is the cluster Envoy's route named before the filter's header
+    /// edits: checked against the cluster that served once the answer comes
+    /// ([`RequestFlow::served_elsewhere`]).
+    checks_route: bool,
 }
 
 impl RequestFlow {
@@ -235,6 +242,7 @@ impl RequestFlow {
             response: None,
             binds_session: false,
             pending_mesh: None,
+            checks_route: false,
         }
     }
 
@@ -260,7 +268,7 @@ impl RequestFlow {
 
     /// True while response callbacks may need the filter (a response pipeline is pending).
     pub fn inspects_response(&self) -> bool {
-        self.binds_session || self.response.as_ref().is_some_and(ResponsePipeline::active)
+        self.binds_session || self.checks_route || self.response.as_ref().is_some_and(ResponsePipeline::active)
     }
 
     /// The worker VM's cache (shared by its streams).
@@ -394,6 +402,7 @@ impl RequestFlow {
 
         let policy = Rc::clone(&self.policy);
         let mut peer = OwnedPeer::read(host.http, &policy.sources)?;
+        let routed = peer.upstream.is_some();
         let upstream = match peer.upstream.take() {
             Some(cluster) => cluster,
             None => String::from_utf8_lossy(self.head.authority.as_deref().unwrap_or_default()).into_owned(),
@@ -433,6 +442,7 @@ impl RequestFlow {
             }
         }
         let (reply, response, mut outcome) = apply_decision(host, decision, body.len(), mesh.is_none())?;
+        self.checks_route = routed && reply.is_none();
         // After apply_decision: its removal of the client's `x-warden-*` must not take ours.
         let handed_on = if reply.is_none() { hand_on_trace_context(host, &mut outcome) } else { Ok(()) };
         self.response = response;
@@ -543,6 +553,17 @@ impl RequestFlow {
         if std::mem::take(&mut self.binds_session) {
             self.bind_session(host);
         }
+        if std::mem::take(&mut self.checks_route) && self.served_elsewhere(host) {
+            let pipeline = self.response.get_or_insert_with(|| ResponsePipeline::new(Vec::new()));
+            return match pipeline.withhold_all(host.http, UPSTREAM_CHANGED, end_of_stream) {
+                Ok(step) => step,
+                Err(e) => {
+                    host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                    self.response = Some(ResponsePipeline::refusing());
+                    Step::Continue
+                }
+            };
+        }
         let Some(pipeline) = self.response.as_mut() else { return Step::Continue };
         match pipeline.on_headers(host.http, end_of_stream) {
             Ok(step) => step,
@@ -551,6 +572,24 @@ impl RequestFlow {
                 host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
                 self.response = Some(ResponsePipeline::refusing());
                 Step::Continue
+            }
+        }
+    }
+
+    /// The answer came from another cluster than the one the decision was made for. Envoy
+    /// re-evaluates the route after the filter's header edits (`Mcp-Name` set from the body, a
+    /// sentinel decoded, `x-warden-*` stripped), but the cluster a wasm filter reads is the
+    /// route's before them until the router asks again (Envoy 1.40): a route that picks its
+    /// cluster by what the filter edits sends the request where no rule, kill switch or
+    /// baseline was looked up. Once the router has run, the cluster is the one that served.
+    /// Not readable: assumed elsewhere (the answer is withheld, never passed on a guess).
+    fn served_elsewhere(&self, host: &mut Host<'_>) -> bool {
+        let Some(o) = self.outcome.as_ref() else { return false };
+        match host.http.peer_fact(PeerFact::UpstreamCluster, &self.policy.sources) {
+            Ok(served) => served.is_some_and(|c| c != o.upstream),
+            Err(e) => {
+                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+                true
             }
         }
     }

@@ -93,6 +93,22 @@ impl ResponsePipeline {
         }
     }
 
+    /// Replaces the whole answer with the withheld error (`what`, counted as an unreadable
+    /// answer): it came from somewhere the decision did not cover. An answer without a body
+    /// keeps its headers (there is nothing to replace) and the finding says so.
+    pub fn withhold_all(&mut self, http: &mut dyn HttpIo, what: &'static str, end_of_stream: bool) -> Result<Step, HostError> {
+        if end_of_stream {
+            self.findings.push(unreadable(what));
+            self.framing = Framing::Closed;
+            return Ok(Step::Continue);
+        }
+        http.remove_response_header("content-length")?;
+        http.remove_response_header("content-encoding")?;
+        http.set_response_header("content-type", "application/json")?;
+        self.framing = Framing::Unreadable(what);
+        Ok(Step::Continue)
+    }
+
     /// True while the pipeline may still need to see response callbacks.
     pub fn active(&self) -> bool {
         !matches!(self.framing, Framing::Pass)
