@@ -25,6 +25,7 @@ use super::chars::{class, count, B64_BODY, SPACE};
 use super::encoding::Encoding;
 use super::hit::{Found, Hit};
 use super::phrases::{self, Phrase};
+use super::placeholder;
 use super::runs::{self, Runs};
 use super::shapes::{self, left_boundary};
 use super::spread;
@@ -519,6 +520,10 @@ fn detect(t: &[u8], s: usize, e: usize, index: usize, anchor: &str) -> Option<Sp
                 // Joined across strings: the span runs from the anchor to the last piece.
                 return (n <= max || glued).then_some((s, end));
             }
+            // `ghp_xxxx…`, `AKIA…EXAMPLE`: documentation, judged on the token's own length.
+            if placeholder::token_body(t.get(e..e + n.min(max)).unwrap_or_default()) {
+                return None;
+            }
             if n > max {
                 // The token with something glued on (`ghp_…36…Z`): whoever receives it needs one
                 // slice to have the token.
@@ -529,7 +534,8 @@ fn detect(t: &[u8], s: usize, e: usize, index: usize, anchor: &str) -> Option<Sp
         Rule::Keyed { value, min, max } => {
             let v = shapes::keyed_value_start(t, e)?;
             let n = count(t, v, value, usize::from(max) + 1);
-            (n >= usize::from(min) && n <= usize::from(max)).then_some((v, v + n))
+            let fits = n >= usize::from(min) && n <= usize::from(max);
+            (fits && !placeholder::token_body(t.get(v..v + n).unwrap_or_default())).then_some((v, v + n))
         }
         Rule::Check(f) => f(t, s, e),
         Rule::Run => None,
@@ -562,7 +568,9 @@ fn aws_pairs(t: &[u8], hits: &mut Vec<Hit>) {
             let n = count(t, i, B64_BODY, 41);
             if n == 40 && left_boundary(t, i) && !t.get(i.wrapping_sub(1)).is_some_and(|b| B64_BODY.has(*b)) {
                 let run = t.get(i..i + 40).unwrap_or_default();
-                let mixed = run.iter().any(u8::is_ascii_uppercase) && run.iter().any(u8::is_ascii_lowercase);
+                let mixed = run.iter().any(u8::is_ascii_uppercase)
+                    && run.iter().any(u8::is_ascii_lowercase)
+                    && !placeholder::token_body(run);
                 let covered = hits.iter().any(|h| h.span.0 <= i && h.span.1 >= i + 40);
                 if mixed && !covered {
                     hits.push(Hit { found: Found::Detector(secret), span: (i, i + 40), decoded: false });

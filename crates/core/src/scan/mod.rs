@@ -30,6 +30,7 @@ pub mod numbers;
 pub mod override_grammar;
 pub mod patterns;
 pub mod phrases;
+pub mod placeholder;
 pub mod redact;
 pub mod runs;
 pub mod shapes;

@@ -364,7 +364,9 @@ pub fn url_password(t: &[u8], _s: usize, e: usize) -> Option<Span> {
     let colon = auth.get(..at_sign)?.iter().position(|b| *b == b':')?;
     let password = auth.get(colon + 1..at_sign)?;
     let host_ok = auth.get(at_sign + 1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
-    (host_ok && !password.is_empty() && !placeholder(password)).then_some((e + colon + 1, e + at_sign))
+    let user = auth.get(..colon).unwrap_or_default();
+    let dev_default = super::placeholder::url_password(user, password);
+    (host_ok && !password.is_empty() && !placeholder(password) && !dev_default).then_some((e + colon + 1, e + at_sign))
 }
 
 /// Values that stand for a secret without being one.
@@ -429,7 +431,8 @@ pub fn bearer(t: &[u8], s: usize, e: usize) -> Option<Span> {
     }
     let token = t.get(e..e + n)?;
     let mixed = token.iter().any(u8::is_ascii_digit) && token.iter().any(u8::is_ascii_alphabetic);
-    (mixed && chars::entropy(token) >= 3.0).then_some((e, e + n))
+    let stand_in = super::placeholder::token_body(token);
+    (mixed && !stand_in && chars::entropy(token) >= 3.0).then_some((e, e + n))
 }
 
 /// `xprv…` (and its testnet and segwit cousins): 111 base58 characters with a valid checksum.
