@@ -74,6 +74,8 @@ pub static OVERRIDE_OBJECTS: &[&str] = &[
     "context",
     "policies",
     "safeguards",
+    "guidance",
+    "everything",
 ];
 pub static OVERRIDE_AFTER: &[&str] = &["above", "before", "earlier", "previously", "so"];
 /// Most words between the verb and the object.
@@ -108,7 +110,74 @@ pub fn is_gap(b: u8) -> bool {
                 | b'`'
                 | b'('
                 | b')'
+                | b'['
+                | b']'
         )
+}
+
+/// Inline markup a renderer drops between two words (`<b>`, `</strong>`, `<br/>`, `<br />`):
+/// its length when `rest` starts with one.
+fn tag_len(rest: &[u8]) -> Option<usize> {
+    let inner = rest.strip_prefix(b"<")?;
+    let inner = inner.strip_prefix(b"/").unwrap_or(inner);
+    let name = inner.iter().take(MAX_TAG_NAME + 1).take_while(|b| b.is_ascii_alphanumeric()).count();
+    if name == 0 || name > MAX_TAG_NAME || !inner.first().is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let after = inner.get(name..)?;
+    let close = [&b">"[..], b"/>", b" />"].iter().find(|c| after.starts_with(c))?.len();
+    Some(rest.len() - inner.len() + name + close)
+}
+
+/// The inline tag that ends right before `end` of `text`, as [`tag_len`] reads one forwards.
+fn tag_len_before(text: &[u8], end: usize) -> Option<usize> {
+    let before = text.get(..end)?;
+    if before.last() != Some(&b'>') {
+        return None;
+    }
+    let open = before.iter().rev().take(MAX_TAG_NAME + 5).position(|b| *b == b'<')?;
+    let start = end - open - 1;
+    (tag_len(text.get(start..end)?) == Some(end - start)).then_some(end - start)
+}
+
+/// Longest tag name skipped as markup.
+const MAX_TAG_NAME: usize = 10;
+/// Most tags skipped in one gap.
+const MAX_TAGS: usize = 3;
+
+/// The gap after `at`: gap bytes (at most [`MAX_GAP`]) and up to [`MAX_TAGS`] inline tags
+/// between them (`Ignore all previous <strong>instructions</strong>`). Its length.
+pub fn gap_after(text: &[u8], at: usize) -> usize {
+    let mut n = 0;
+    let mut plain = 0;
+    for _ in 0..=MAX_TAGS {
+        let rest = text.get(at + n..).unwrap_or_default();
+        let g = rest.iter().take(MAX_GAP - plain).take_while(|b| is_gap(**b)).count();
+        n += g;
+        plain += g;
+        match tag_len(text.get(at + n..).unwrap_or_default()) {
+            Some(t) => n += t,
+            None => break,
+        }
+    }
+    n
+}
+
+/// The gap before `at`, read backwards as [`gap_after`] reads forwards.
+pub fn gap_before(text: &[u8], at: usize) -> usize {
+    let mut n = 0;
+    let mut plain = 0;
+    for _ in 0..=MAX_TAGS {
+        let before = text.get(..at - n).unwrap_or_default();
+        let g = before.iter().rev().take(MAX_GAP - plain).take_while(|b| is_gap(**b)).count();
+        n += g;
+        plain += g;
+        match tag_len_before(text, at - n) {
+            Some(t) => n += t,
+            None => break,
+        }
+    }
+    n
 }
 
 /// The most gap bytes between two words.
@@ -125,7 +194,7 @@ fn is_word_byte(b: &u8) -> bool {
 /// The word after `at`: past at least one gap byte (at most [`MAX_GAP`]), a run of letters and
 /// digits (and `'`). Its span.
 pub fn word_after(text: &[u8], at: usize) -> Option<(usize, usize)> {
-    let gaps = text.get(at..)?.iter().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
+    let gaps = gap_after(text, at);
     if gaps == 0 {
         return None;
     }
@@ -136,7 +205,7 @@ pub fn word_after(text: &[u8], at: usize) -> Option<(usize, usize)> {
 
 /// The word before `at`, read backwards as [`word_after`] reads forwards.
 pub fn word_before(text: &[u8], at: usize) -> Option<(usize, usize)> {
-    let gaps = text.get(..at)?.iter().rev().take(MAX_GAP).take_while(|b| is_gap(**b)).count();
+    let gaps = gap_before(text, at.min(text.len()));
     if gaps == 0 {
         return None;
     }
@@ -177,4 +246,23 @@ pub fn override_tail(text: &[u8], e: usize) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_markup_between_words_is_part_of_the_gap() {
+        let t = b"all previous <strong>instructions</strong>";
+        assert_eq!(word_after(t, 12), Some((21, 33)));
+        assert_eq!(word_before(t, 21), Some((4, 12)));
+        assert_eq!(word_after(b"previous<br/>instructions", 8), Some((13, 25)));
+        assert_eq!(word_after(b"previous<br />instructions", 8), Some((14, 26)));
+        // Not markup: an expression, a long or unclosed tag name.
+        assert_eq!(word_after(b"a <b c", 1), None);
+        assert_eq!(gap_after(b" <averyverylongtag>x", 0), 1);
+        assert_eq!(gap_after(b" a<b>c", 0), 1);
+        assert_eq!(gap_before(b"x</b> ", 6), 5);
+    }
 }

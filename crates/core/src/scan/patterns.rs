@@ -30,6 +30,11 @@ pub static PATTERNS: &[(usize, &str)] = &[
     (0, "^abandon|neglect|scrap|ditch|overrule|supersede|circumvent OVERRIDE"),
     (0, "stop|cease|quit|longer|not|don't|dont|never ^following|obeying|follow|obey|heeding|heed OVERRIDE"),
     (0, "pay no|zero ^attention to OVERRIDE"),
+    // What the model was told, named by the telling: `disregard everything you were told before`.
+    (0, "^ignore|disregard|forget|ignoring|disregarding everything|anything|all|what you+were|you've+been|you+have+been|i+have|i've|we+have|we've told|said|instructed|taught|given"),
+    // The user's own request set aside: `ignore your current task`, `ignore what the user asked`.
+    (0, "^ignore|disregard|ignoring|disregarding your|the+user's|the+users|user's ?original|actual|current request|task|question|query"),
+    (0, "^ignore|disregard|ignoring|disregarding what the|your user|users|human asked|requested|wanted|said"),
     // Invalidating what came before: `treat earlier directions as obsolete`, `your previous
     // instructions are void`.
     (
@@ -75,12 +80,12 @@ pub static PATTERNS: &[(usize, &str)] = &[
     // Credentials: reading the files that hold them, asking for them.
     (
         2,
-        "!never|not|don't|dont read|fetch|retrieve|cat|extract|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak *5 ^~/.ssh|.aws/credentials|~/.aws|.netrc|.pypirc|.npmrc|.git-credentials|.bash_history",
+        "!never|not|don't|dont read|fetch|retrieve|cat|extract|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak|curl|wget|scp|rsync *5 ^~/.ssh|.aws/credentials|~/.aws|.netrc|.pypirc|.npmrc|.git-credentials|.bash_history",
     ),
     // A private key file is opened or copied by nobody but its owner's own tools.
     (
         2,
-        "!never|not|don't|dont read|get|fetch|retrieve|cat|copy|extract|open|load|access|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak *5 ^id_rsa|id_ed25519|id_ecdsa|id_dsa|wallet.dat",
+        "!never|not|don't|dont read|get|fetch|retrieve|cat|copy|extract|open|load|access|send|upload|include|print|output|dump|show|attach|paste|share|exfiltrate|leak|curl|wget|scp|rsync *5 ^id_rsa|id_ed25519|id_ecdsa|id_dsa|wallet.dat",
     ),
     // The system's own files are named in manuals (`programs that read the /etc/shadow
     // file`): only a command to read one counts.
@@ -88,7 +93,7 @@ pub static PATTERNS: &[(usize, &str)] = &[
     (2, "!never|not|don't|dont|nobody read|cat|send|upload|print|output|dump|show|exfiltrate|leak|attach|paste|share *3 !from|an|a|to|into|in|same|own|per ^.env"),
     (
         2,
-        "!never|not|don't|dont|nobody|no+one send|paste|share|submit|supply|reveal|disclose|leak|dump|expose|exfiltrate|forward|email|upload|post|give|tell ?me|us|them ?your|the|all|any|their|user's *2 ^password|passwords|passwd|credentials|passphrase|seed+phrase|recovery+phrase|mnemonic|private+key|ssh+key|session+cookie|2fa|otp to|via|back|me|us|so|now|here|please",
+        "!never|not|don't|dont|nobody|no+one send|paste|share|submit|supply|reveal|disclose|leak|dump|expose|exfiltrate|forward|email|upload|post|give|tell ?me|us|them ?your|the|all|any|their|user's *2 ^password|passwords|passwd|credentials|passphrase|seed+phrase|recovery+phrase|mnemonic|private+key|ssh+key|session+cookie|2fa|otp|api+key|api+keys|access+token|access+tokens to|via|back|me|us|so|now|here|please",
     ),
     // Sending the model's own instructions out.
     (
@@ -106,7 +111,12 @@ pub static PATTERNS: &[(usize, &str)] = &[
     (4, "^silently|quietly *3 send|upload|post|email|forward|transfer|exfiltrate|leak|include|attach|append|share|grant|delete|curl|wget"),
     (4, "without the|your|any user|users|user's|human|operator|owner|admin|administrator ^knowing|noticing|realizing|realising|suspecting|knowledge|consent|awareness"),
     (4, "without anyone|them|him|her ^knowing|noticing|realizing|realising|suspecting"),
-    (4, "do|must|should|shall|will|and not|never reveal|tell|show|display|mention|disclose|inform|alert|notify|say this|these|that|it|anything|any+of+this ?to the|your ^user|users|human|operator|owner"),
+    (4, "do|must|should|shall|will|and not|never reveal|tell|show|display|mention|disclose|inform|alert|notify|say this|these|that|it|anything|any+of+this ?step|action|part|call ?to the|your ^user|users|human|operator|owner"),
+    (4, "don't|dont|do+not|never let the|your ^user|users|human|operator know|see|notice|find+out|learn"),
+    (4, "the|your ^user|users|human|operator doesn't|does+not|won't|will+not|mustn't|must+not|shouldn't|should+not|needn't need+to+know|find+out|notice|realize|realise"),
+    (4, "the|your ^user|users|human|operator doesn't|does+not|won't|will+not|mustn't|must+not|shouldn't|should+not need to know"),
+    // Sending the conversation out.
+    (3, "send|post|upload|forward|email|transmit|leak|exfiltrate ?the|your|this|our|all ?full|entire|whole|complete ^conversation|chat+history|conversation+history|chat+log|transcript|chat to|at"),
     (4, "^user|users|human|operator must|should|will|may|can|does|do|need|shall not|never see|know|notice|learn|read|find|discover this|these|that|it|about !error|errors|page|message|field|button|screen|warning|dialog|option|value|setting|section|menu|link|tab|data|list"),
     (4, "^user|users|human|operator cannot|can't|cant|won't|wont see|know|notice|read|find|discover this|these|that|it|about !error|errors|page|message|field|button|screen|warning|dialog|option|value|setting|section|menu|link|tab|data|list"),
     (4, "^invisible|hidden|concealed to|from the user|users|human but|so you"),
