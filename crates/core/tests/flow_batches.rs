@@ -178,3 +178,33 @@ fn a_batch_cannot_carry_a_call_past_tool_integrity_or_a_task_past_its_owner() {
     assert_eq!(step, Step::Answered);
     assert!(reply.unwrap().1[0]["error"]["message"].as_str().unwrap().contains("cannot travel in a batch"));
 }
+
+/// The SDKs hand an answer to whichever pending request has its id: an answer to a batch that
+/// answers an id outside the batch would reach another request past the inspectors that one
+/// chose. Withheld, with the content scan on or off.
+#[test]
+fn a_batch_answer_to_an_id_outside_the_batch_is_withheld() {
+    for doc in [json!({}), json!({"content_scan": {"enabled": false}})] {
+        let p = policy(doc.clone(), true);
+        let json_h = [(":status", "200"), ("content-type", "application/json")];
+        for (answer, foreign) in [
+            (json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 2, "result": {}}]), false),
+            (json!([{"jsonrpc": "2.0", "id": 2.0, "result": {}}]), false),
+            (json!({"jsonrpc": "2.0", "id": 1, "result": {}}), false),
+            (json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 7, "result": {"tools": []}}]), true),
+            (json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": []}}), true),
+        ] {
+            let mut host = FakeHost::default();
+            let mut flow = RequestFlow::new(Rc::clone(&p));
+            let (step, _) = send(&mut flow, &mut host, &[call(1, "echo"), call(2, "echo")]);
+            assert_eq!(step, Step::Continue);
+            let got = host.respond(&mut flow, &json_h, &[answer.to_string().as_bytes()]);
+            let v: Value = serde_json::from_slice(&got.body).unwrap();
+            let withheld = v.get("error").is_some_and(|e| e["data"]["finding"] == "foreign_response");
+            assert_eq!(withheld, foreign, "{doc} {answer} -> {v}");
+            if !foreign {
+                assert_eq!(v, answer);
+            }
+        }
+    }
+}

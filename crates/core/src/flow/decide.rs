@@ -240,7 +240,8 @@ pub fn decide<'a>(
     } else {
         message_inspectors(policy, &verdict)
     };
-    if inspectors.is_empty() && batch.is_empty() && verdict.action == Action::Allow && facts.request.id.is_some() {
+    let has_id = if batch.is_empty() { facts.request.id.is_some() } else { batch.iter().any(|e| e.request.id.is_some()) };
+    if inspectors.is_empty() && verdict.action == Action::Allow && has_id {
         inspectors.push(Box::new(super::response::AnswerCheck));
     }
     // Last: it wraps the upstream's state as the client will receive it (after the content

@@ -687,7 +687,8 @@ fn apply_decision(
     let batch = !d.outcome.batch.is_empty();
     let response = (!d.inspectors.is_empty()).then(|| {
         if batch {
-            ResponsePipeline::for_batch(d.inspectors)
+            let ids = d.outcome.batch.iter().filter_map(|e| e.request.id.clone()).collect();
+            ResponsePipeline::for_batch(d.inspectors, ids)
         } else {
             ResponsePipeline::new(d.inspectors)
         }

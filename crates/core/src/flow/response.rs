@@ -21,7 +21,7 @@
 //! [`MAX_SSE_EVENT_BYTES`]. Non-2xx answers without a JSON body pass (they carry no result).
 
 use crate::inspect::{Disposition, ExchangeView, Finding, Inspector, Rewrite};
-use crate::mcp::jsonrpc::{parse_body, Body};
+use crate::mcp::jsonrpc::{parse_body, Body, Envelope};
 use crate::mcp::sse::{SseDecoder, SseEvent};
 use crate::ports::{HostError, HttpIo, Kv, Step};
 
@@ -67,18 +67,20 @@ pub struct ResponsePipeline {
     framing: Framing,
     findings: Vec<Finding>,
     answer: Answer,
-    /// The answer to a legacy batch: an array of answers is its own, not a foreign one.
-    batch: bool,
+    /// The answer to a legacy batch: the ids of its elements. An array of answers to them is
+    /// its own; an answer to any other id is foreign.
+    batch: Option<Vec<String>>,
 }
 
 impl ResponsePipeline {
     pub fn new(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
-        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new(), answer: Answer::default(), batch: false }
+        ResponsePipeline { inspectors, framing: Framing::Pending, findings: Vec::new(), answer: Answer::default(), batch: None }
     }
 
-    /// The pipeline of a legacy batch's answer (message-wide inspectors only).
-    pub fn for_batch(inspectors: Vec<Box<dyn Inspector>>) -> ResponsePipeline {
-        ResponsePipeline { batch: true, ..ResponsePipeline::new(inspectors) }
+    /// The pipeline of a legacy batch's answer (message-wide inspectors only), `ids` its
+    /// elements' ids.
+    pub fn for_batch(inspectors: Vec<Box<dyn Inspector>>, ids: Vec<String>) -> ResponsePipeline {
+        ResponsePipeline { batch: Some(ids), ..ResponsePipeline::new(inspectors) }
     }
 
     /// A pipeline that lets nothing of the answer through (the host could not prepare it for
@@ -89,7 +91,7 @@ impl ResponsePipeline {
             framing: Framing::Closed,
             findings: vec![unreadable("unprepared_response")],
             answer: Answer::default(),
-            batch: false,
+            batch: None,
         }
     }
 
@@ -300,7 +302,10 @@ impl ResponsePipeline {
     /// One message through every inspector: `(rewritten, blocked)`, where `blocked` is the
     /// JSON-RPC error that must stand in for the message.
     fn inspect(&mut self, ex: &ExchangeView<'_>, message: &[u8], kv: &mut dyn Kv) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let reading = if self.batch { None } else { self.read_answer(ex, message) };
+        let reading = match &self.batch {
+            Some(ids) => Some(answers_outside_batch(ids, message)),
+            None => self.read_answer(ex, message),
+        };
         if reading == Some(Reading::Foreign) {
             // The SDKs hand a response to whichever pending request has its id: on this
             // request's answer it would reach another request past the inspectors that one chose.
@@ -380,15 +385,31 @@ enum Reading {
     Unparsed,
 }
 
-fn answers_another_request(own: &str, message: &[u8]) -> Reading {
-    // The id as the client wrote it, else the same value spelled otherwise (`1.0`, `"\u0061"`).
-    let same = |id: &str| {
-        id == own
-            || match (serde_json::from_str::<serde_json::Value>(id), serde_json::from_str::<serde_json::Value>(own)) {
-                (Ok(a), Ok(b)) => a == b || a.as_f64().is_some_and(|x| b.as_f64() == Some(x)),
-                _ => false,
-            }
+/// The id as the client wrote it, else the same value spelled otherwise (`1.0`, `"\u0061"`).
+fn same_id(id: &str, own: &str) -> bool {
+    id == own
+        || match (serde_json::from_str::<serde_json::Value>(id), serde_json::from_str::<serde_json::Value>(own)) {
+            (Ok(a), Ok(b)) => a == b || a.as_f64().is_some_and(|x| b.as_f64() == Some(x)),
+            _ => false,
+        }
+}
+
+/// What one message is to a legacy batch whose elements have `ids`: an answer (alone or in an
+/// array) to an id outside them is foreign, as a single request's answer to another id is.
+fn answers_outside_batch(ids: &[String], message: &[u8]) -> Reading {
+    let outside = |env: &Envelope<'_>| {
+        (env.has_result || env.has_error) && env.id.as_ref().is_some_and(|i| !ids.iter().any(|own| same_id(i.json(), own)))
     };
+    match parse_body(message) {
+        Ok(Body::Single(env)) if outside(&env) => Reading::Foreign,
+        Ok(Body::Batch(items)) if items.iter().any(outside) => Reading::Foreign,
+        Ok(_) => Reading::Other,
+        Err(_) => Reading::Unparsed,
+    }
+}
+
+fn answers_another_request(own: &str, message: &[u8]) -> Reading {
+    let same = |id: &str| same_id(id, own);
     match parse_body(message) {
         Ok(Body::Single(env)) if env.has_result || env.has_error => match env.id {
             Some(i) if !same(i.json()) => Reading::Foreign,
