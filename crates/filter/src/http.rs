@@ -36,7 +36,8 @@ pub struct WardenHttp {
     busy_ns: u64,
     start_nanos: u64,
     bytes_out: u64,
-    /// The size of the last response body callback: what Envoy holds when trailers come.
+    /// What Envoy holds of the answer since the last response body callback paused (0 after
+    /// one that continued): handed over again with the next chunk, and to the trailers.
     response_held: usize,
     /// The fault-injection build's later panic point, named by the request headers.
     #[cfg(feature = "fault-injection")]
@@ -133,12 +134,18 @@ impl HttpContext for WardenHttp {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         #[cfg(feature = "fault-injection")]
         fault::check(self.panic_at, fault::Point::ResponseBody);
-        self.bytes_out = self.bytes_out.saturating_add(body_size as u64);
-        self.response_held = body_size;
+        // What Envoy hands over again (held since a paused callback) is not counted twice.
+        let new = body_size.saturating_sub(self.response_held);
+        self.bytes_out = self.bytes_out.saturating_add(new as u64);
+        self.response_held = 0;
         if !self.flow.inspects_response() {
             return Action::Continue;
         }
-        self.timed(|flow, host| flow.on_response_body(host, body_size, end_of_stream))
+        let action = self.timed(|flow, host| flow.on_response_body(host, body_size, end_of_stream));
+        if action == Action::Pause {
+            self.response_held = body_size;
+        }
+        action
     }
 
     /// An HTTP/2 upstream may end its answer with trailers: the body callbacks then never see
