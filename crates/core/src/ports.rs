@@ -74,6 +74,9 @@ pub enum PeerFact {
     SourceAddress,
     /// The upstream cluster the route chose (`xds.cluster_name`).
     UpstreamCluster,
+    /// The address of the upstream host that served (`upstream.address`; an internal listener's
+    /// is `envoy://…`).
+    UpstreamAddress,
 }
 
 /// The HTTP stream. Header names are lowercase. A repeated request header is returned combined

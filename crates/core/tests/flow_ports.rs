@@ -681,6 +681,16 @@ fn an_answer_from_another_cluster_than_the_decision_named_is_withheld() {
             assert_eq!(text.as_bytes(), answer);
         }
     }
+    // Served through an internal listener (the tracing hop a filter-set header picks): its own
+    // route table chose the upstream, not compared.
+    let mut host = FakeHost::default();
+    host.http.peer = vec![(PeerFact::UpstreamCluster, "cluster_a".into())];
+    let mut flow = RequestFlow::new(Rc::clone(&p));
+    assert_eq!(call(&mut flow, &mut host, 3, "echo"), Step::Continue);
+    host.http.peer =
+        vec![(PeerFact::UpstreamCluster, "mcp_traced".into()), (PeerFact::UpstreamAddress, "envoy://mcp_traced/".into())];
+    let got = host.respond(&mut flow, &json_h, &[&answer[..]]);
+    assert_eq!(got.body, answer);
     // An answer without a body keeps its headers; the finding still says where it came from.
     let mut host = FakeHost::default();
     host.http.peer = vec![(PeerFact::UpstreamCluster, "cluster_a".into())];

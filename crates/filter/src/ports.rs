@@ -74,6 +74,7 @@ impl HttpIo for EnvoyIo {
             PeerFact::IstioPrincipal => property_text(&["source", "principal"]),
             PeerFact::SourceAddress => property_text(&["source", "address"]),
             PeerFact::UpstreamCluster => property_text(&["xds", "cluster_name"]),
+            PeerFact::UpstreamAddress => property_text(&["upstream", "address"]),
         }
     }
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {

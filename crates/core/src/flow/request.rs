@@ -582,16 +582,24 @@ impl RequestFlow {
     /// route's before them until the router asks again (Envoy 1.40): a route that picks its
     /// cluster by what the filter edits sends the request where no rule, kill switch or
     /// baseline was looked up. Once the router has run, the cluster is the one that served.
-    /// Not readable: assumed elsewhere (the answer is withheld, never passed on a guess).
+    /// A cluster that is an internal listener (`envoy://…`, the shipped tracing hop that a
+    /// filter-set `x-warden-span-name` picks) is a hop in front of the upstream, whose own route
+    /// table chose what served: not compared. Not readable: assumed elsewhere (the answer is
+    /// withheld, never passed on a guess).
     fn served_elsewhere(&self, host: &mut Host<'_>) -> bool {
         let Some(o) = self.outcome.as_ref() else { return false };
-        match host.http.peer_fact(PeerFact::UpstreamCluster, &self.policy.sources) {
-            Ok(served) => served.is_some_and(|c| c != o.upstream),
-            Err(e) => {
-                host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
-                true
+        let sources = &self.policy.sources;
+        let read = host.http.peer_fact(PeerFact::UpstreamCluster, sources).and_then(|served| match served {
+            Some(c) if c != o.upstream => {
+                let hop = host.http.peer_fact(PeerFact::UpstreamAddress, sources)?;
+                Ok(!hop.is_some_and(|a| a.starts_with("envoy://")))
             }
-        }
+            _ => Ok(false),
+        });
+        read.unwrap_or_else(|e| {
+            host.metrics.count(metrics::HOST_ERRORS, &[("call", e.call)]);
+            true
+        })
     }
 
     /// The `initialize` answer's session id now belongs to the caller. A binding that cannot be
