@@ -1,6 +1,7 @@
 //! One stream through the filter, between the host ports and the pure core:
 //!
 //! - [`request`]: the request path as gather → decide → apply ([`RequestFlow`]);
+//! - `gather`: what it reads of the stream before deciding (the head, the peer facts);
 //! - [`decide`]: the pure decision on a valid request (principal, policy, reply, inspectors);
 //! - [`batch`]: the same for every element of a legacy batch (`eras.legacy_batches`);
 //! - [`response`]: the response pipeline, fed headers, body chunks and SSE events;
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod decide;
 pub mod decoy;
 pub mod exchange;
+mod gather;
 pub mod reply;
 pub mod request;
 pub mod response;

@@ -1,8 +1,8 @@
 //! The request path of one stream, as gather → decide → apply, written against the
 //! [`ports`](crate::ports) so the same code runs in Envoy and on the fake host.
 //!
-//! 1. **Gather** the head once at the headers callback ([`OwnedHead`]), the body when it is
-//!    complete.
+//! 1. **Gather** the head once at the headers callback (`gather::OwnedHead`), the body when it
+//!    is complete.
 //! 2. **Decide on the wire**: classify and validate ([`crate::mcp::classify`]); a rejection is
 //!    answered here.
 //! 3. **Apply the routing headers** the wire decision made true. Envoy re-evaluates the route on
@@ -23,7 +23,7 @@ use std::rc::Rc;
 use crate::correlate::mesh;
 use crate::flow::vm::VmCache;
 use crate::inspect::{Disposition, ExchangeView, Finding, Severity};
-use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit, RequestHead};
+use crate::mcp::classify::{classify_body, classify_head, Classified, HeadDecision, HeaderEdit};
 use crate::mcp::error::{RejectKind, Rejection};
 use crate::mcp::headers;
 use crate::mcp::jsonrpc::salvage_id;
@@ -32,11 +32,12 @@ use crate::mcp::Method;
 use crate::metrics;
 use crate::policy::{Action, KillSwitch, Policy, Verdict};
 use crate::ports::{now_ms, Fault, Host, HostError, HttpIo, Metrics, PeerFact, Step};
-use crate::principal::{self, PeerFacts, SourceKind, Sources};
+use crate::principal::PeerFacts;
 use crate::state::owners;
 use crate::trace_context;
 
 use super::decide::{decide, mesh_action, Decision, MeshCheck, Outcome, RequestFacts};
+use super::gather::{OwnedHead, OwnedPeer};
 use super::reply::{self, LocalReply};
 use super::response::ResponsePipeline;
 
@@ -54,150 +55,6 @@ const ID_SALVAGE_PREFIX: usize = 4096;
 
 /// The finding of an answer served by another cluster than the decision's.
 pub const UPSTREAM_CHANGED: &str = "upstream_changed";
-
-/// The head values the request path needs, copied once from the host at the headers callback
-/// (the body callback needs no second header-map fetch).
-#[derive(Debug, Default)]
-struct OwnedHead {
-    http_method: String,
-    content_type: Option<Vec<u8>>,
-    content_encoding: Option<Vec<u8>>,
-    protocol_version: Option<Vec<u8>>,
-    mcp_method: Option<Vec<u8>>,
-    mcp_name: Option<Vec<u8>>,
-    session_id: Option<Vec<u8>>,
-    content_length: Option<u64>,
-    // Identity inputs, and the header names the client must not set (`x-warden-*`, underscored
-    // twins of the routing headers).
-    authority: Option<Vec<u8>>,
-    user_agent: Option<Vec<u8>>,
-    trusted_header: Option<Vec<u8>>,
-    /// The trusted identity header arrived on more than one line: never joined into an identity.
-    trusted_header_repeated: bool,
-    /// `Mcp-Session-Id` or `MCP-Protocol-Version` arrived on more than one line: the Python SDK
-    /// reads the first line, the TypeScript SDKs the lines joined.
-    repeated_claim: Option<RepeatedClaim>,
-    warden_headers: Vec<String>,
-    /// `Mcp-Param-*` header names (legacy requests carry none legitimately).
-    param_headers: Vec<String>,
-}
-
-/// A header the upstream reads one way and the binding another when it arrives on two lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RepeatedClaim {
-    /// Two sessions: the Python SDK runs the first line's (perhaps one another principal
-    /// opened) while the binding would check the lines joined.
-    Session,
-    /// Two versions: a routing header that disagrees with itself, as a repeated `Mcp-Name` does.
-    ProtocolVersion,
-}
-
-impl RepeatedClaim {
-    fn rejection(self, id: Option<&str>) -> Rejection {
-        let (kind, name) = match self {
-            RepeatedClaim::Session => (RejectKind::InvalidRequest, headers::SESSION_ID),
-            RepeatedClaim::ProtocolVersion => (RejectKind::HeaderMismatch, headers::PROTOCOL_VERSION),
-        };
-        let label = if kind == RejectKind::InvalidRequest { "Invalid Request" } else { "Header mismatch" };
-        Rejection::new(kind, format!("{label}: {name} is repeated")).with_id(id)
-    }
-}
-
-impl OwnedHead {
-    fn read(http: &dyn HttpIo, sources: &Sources) -> Result<OwnedHead, HostError> {
-        let method = http.request_header(":method")?.unwrap_or_default();
-        let mut head = OwnedHead {
-            http_method: String::from_utf8_lossy(&method).into_owned(),
-            content_type: http.request_header("content-type")?,
-            content_encoding: http.request_header("content-encoding")?,
-            protocol_version: http.request_header(headers::PROTOCOL_VERSION)?,
-            mcp_method: http.request_header(headers::METHOD)?,
-            mcp_name: http.request_header(headers::NAME)?,
-            // Envoy's codecs trim a value's whitespace and bind_session trims the server's: one
-            // normal form for both sides of the binding.
-            session_id: http.request_header(headers::SESSION_ID)?.map(|v| v.trim_ascii().to_vec()),
-            content_length: http
-                .request_header("content-length")?
-                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok()),
-            authority: http.request_header(":authority")?,
-            user_agent: http.request_header("user-agent")?,
-            trusted_header: match &sources.trusted_header {
-                Some(h) if sources.order.contains(&SourceKind::Header) => http.request_header(h)?,
-                _ => None,
-            },
-            trusted_header_repeated: false,
-            repeated_claim: None,
-            warden_headers: Vec::new(),
-            param_headers: Vec::new(),
-        };
-        let trusted = sources.trusted_header.as_deref().filter(|_| sources.order.contains(&SourceKind::Header));
-        let mut trusted_lines = 0;
-        let (mut session_lines, mut version_lines) = (0, 0);
-        for name in http.request_header_names()? {
-            if trusted.is_some_and(|t| name.eq_ignore_ascii_case(t)) {
-                trusted_lines += 1;
-            }
-            if name.eq_ignore_ascii_case(headers::SESSION_ID) {
-                session_lines += 1;
-            } else if name.eq_ignore_ascii_case(headers::PROTOCOL_VERSION) {
-                version_lines += 1;
-            }
-            // An underscored twin of a routing header (`mcp_name`) reads as that header to a
-            // backend that folds `_` into `-`: ours alone to set, so it goes like `x-warden-*`.
-            if principal::is_warden_header(&name) || (name.contains('_') && headers::is_routing_header(&name)) {
-                head.warden_headers.push(name);
-            } else if headers::is_param_header(&name) {
-                head.param_headers.push(name);
-            }
-        }
-        head.trusted_header_repeated = trusted_lines > 1;
-        head.repeated_claim = if session_lines > 1 {
-            Some(RepeatedClaim::Session)
-        } else if version_lines > 1 {
-            Some(RepeatedClaim::ProtocolVersion)
-        } else {
-            None
-        };
-        Ok(head)
-    }
-
-    fn view(&self) -> RequestHead<'_> {
-        RequestHead {
-            http_method: &self.http_method,
-            content_type: self.content_type.as_deref(),
-            content_encoding: self.content_encoding.as_deref(),
-            protocol_version: self.protocol_version.as_deref(),
-            mcp_method: self.mcp_method.as_deref(),
-            mcp_name: self.mcp_name.as_deref(),
-            session_id: self.session_id.as_deref(),
-        }
-    }
-}
-
-/// The peer facts one request needs, read from the host (owned for the length of the decision).
-#[derive(Debug, Default)]
-struct OwnedPeer {
-    jwt: Option<String>,
-    uri_san: Option<String>,
-    istio: Option<String>,
-    source_address: Option<String>,
-    upstream: Option<String>,
-}
-
-impl OwnedPeer {
-    /// Each lookup is a host call: only what a configured source can use is read.
-    fn read(http: &dyn HttpIo, sources: &Sources) -> Result<OwnedPeer, HostError> {
-        let uses = |k| sources.order.contains(&k);
-        let fact = |f| http.peer_fact(f, sources);
-        Ok(OwnedPeer {
-            jwt: if uses(SourceKind::Jwt) { fact(PeerFact::JwtPayload)? } else { None },
-            uri_san: if uses(SourceKind::Spiffe) { fact(PeerFact::UriSan)? } else { None },
-            istio: if uses(SourceKind::Istio) { fact(PeerFact::IstioPrincipal)? } else { None },
-            source_address: fact(PeerFact::SourceAddress)?,
-            upstream: fact(PeerFact::UpstreamCluster)?,
-        })
-    }
-}
 
 pub struct RequestFlow {
     policy: Rc<Policy>,
