@@ -40,6 +40,8 @@ pub struct FakeHttp {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     pub peer: Vec<(PeerFact, String)>,
+    /// Every peer fact the filter asked for, in order (each is a host call in Envoy).
+    pub facts_read: std::cell::RefCell<Vec<PeerFact>>,
     pub response_headers: Vec<(String, Vec<u8>)>,
     /// Response data handed to the filter in the current callback (see [`FakeHost::respond`]).
     pub response_body: Vec<u8>,
@@ -110,6 +112,7 @@ impl HttpIo for FakeHttp {
     }
     fn peer_fact(&self, fact: PeerFact, _sources: &Sources) -> Result<Option<String>, HostError> {
         self.call("get_property")?;
+        self.facts_read.borrow_mut().push(fact);
         Ok(self.peer.iter().find(|(f, _)| *f == fact).map(|(_, v)| v.clone()))
     }
     fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {

@@ -378,25 +378,35 @@ pub fn resolve(sources: &Sources, facts: &PeerFacts<'_>) -> Principal {
 pub fn resolve_with(sources: &Sources, facts: &PeerFacts<'_>, memo: Option<&mut DigestMemo>) -> Principal {
     let fp = client_fingerprint_with(memo, facts.source_address, facts.user_agent);
     for s in &sources.order {
-        let found = match s {
-            SourceKind::Jwt => match (facts.jwt_payload, facts.jwt_claims) {
-                (Some(p), _) => JsonClaims::parse(p).and_then(|c| from_jwt(sources, &c, &fp)),
-                (None, Some(c)) => from_jwt(sources, c, &fp),
-                (None, None) => None,
-            },
-            SourceKind::Spiffe => facts.uri_san.and_then(|u| from_spiffe(Origin::Spiffe, u, &fp)),
-            SourceKind::Istio => facts.istio_principal.and_then(|u| from_spiffe(Origin::Istio, u, &fp)),
-            SourceKind::Header => facts.trusted_header.and_then(|v| {
-                let v = std::str::from_utf8(v).ok()?.trim();
-                let id = clean(v)?;
-                Some(simple(Origin::Header, id, None, &fp))
-            }),
-        };
-        if let Some(p) = found {
+        if let Some(p) = from_source(sources, *s, facts, &fp) {
             return p;
         }
     }
     simple(Origin::Anonymous, "anonymous".to_owned(), None, &fp)
+}
+
+/// True when source `kind` alone names a principal in `facts`: the sources after it in the
+/// order are never consulted, so the host need not be asked for their facts.
+pub fn names_one(sources: &Sources, kind: SourceKind, facts: &PeerFacts<'_>) -> bool {
+    from_source(sources, kind, facts, "").is_some()
+}
+
+/// The principal source `kind` names in `facts` (`fp`: the client fingerprint it carries).
+fn from_source(sources: &Sources, kind: SourceKind, facts: &PeerFacts<'_>, fp: &str) -> Option<Principal> {
+    match kind {
+        SourceKind::Jwt => match (facts.jwt_payload, facts.jwt_claims) {
+            (Some(p), _) => JsonClaims::parse(p).and_then(|c| from_jwt(sources, &c, fp)),
+            (None, Some(c)) => from_jwt(sources, c, fp),
+            (None, None) => None,
+        },
+        SourceKind::Spiffe => facts.uri_san.and_then(|u| from_spiffe(Origin::Spiffe, u, fp)),
+        SourceKind::Istio => facts.istio_principal.and_then(|u| from_spiffe(Origin::Istio, u, fp)),
+        SourceKind::Header => facts.trusted_header.and_then(|v| {
+            let v = std::str::from_utf8(v).ok()?.trim();
+            let id = clean(v)?;
+            Some(simple(Origin::Header, id, None, fp))
+        }),
+    }
 }
 
 fn simple(origin: Origin, id: String, trust_domain: Option<String>, fp: &str) -> Principal {

@@ -700,3 +700,61 @@ fn an_answer_from_another_cluster_than_the_decision_named_is_withheld() {
     host.respond(&mut flow, &[(":status", "202")], &[]);
     assert!(flow.findings().iter().any(|f| f.what == "upstream_changed"));
 }
+
+/// Each peer fact is a host call (~11k instructions in Envoy): the sources after the first that
+/// names a principal are never read, and the principal is the one every source read would give.
+#[test]
+fn peer_facts_after_the_first_source_that_names_a_principal_are_not_read() {
+    use mcp_warden_core::principal::{self, PeerFacts};
+    let p = policy(json!({"principal": {"sources": ["jwt", "spiffe", "istio", "header"], "trusted_header": "x-user"}}));
+    let jwt = (PeerFact::JwtPayload, r#"{"sub":"alice"}"#.to_owned());
+    let no_sub = (PeerFact::JwtPayload, r#"{"aud":"x"}"#.to_owned());
+    let san = (PeerFact::UriSan, "spiffe://corp/ns/a/sa/b".to_owned());
+    let istio = (PeerFact::IstioPrincipal, "corp/ns/c/sa/d".to_owned());
+    let base = [(PeerFact::SourceAddress, "10.0.0.9:5555".to_owned()), (PeerFact::UpstreamCluster, "up".to_owned())];
+    use PeerFact::{IstioPrincipal as I, JwtPayload as J, UriSan as U};
+    for (present, header, read, origin) in [
+        (vec![jwt.clone(), san.clone(), istio.clone()], true, vec![J], "jwt"),
+        (vec![no_sub.clone(), san.clone(), istio.clone()], true, vec![J, U], "spiffe"),
+        (vec![istio.clone()], true, vec![J, U, I], "istio"),
+        (vec![], true, vec![J, U, I], "header"),
+        (vec![no_sub.clone()], false, vec![J, U, I], "anonymous"),
+    ] {
+        let mut host = FakeHost::default();
+        host.http.peer = base.iter().cloned().chain(present.iter().cloned()).collect();
+        let mut flow = RequestFlow::new(Rc::clone(&p));
+        let body = call_body(1, "echo");
+        host.http.headers = vec![
+            (":method".into(), b"POST".to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+            ("mcp-method".into(), b"tools/call".to_vec()),
+            ("mcp-name".into(), b"echo".to_vec()),
+        ];
+        if header {
+            host.http.headers.push(("x-user".into(), b"carol".to_vec()));
+        }
+        host.http.body = body.into_bytes();
+        assert_eq!(flow.on_request_headers(&mut host.ports(), false), Step::Buffer);
+        let n = host.http.body.len();
+        assert_eq!(flow.on_request_body(&mut host.ports(), n, true), Step::Continue);
+        let sources_read: Vec<PeerFact> =
+            host.http.facts_read.borrow().iter().copied().filter(|f| [J, U, I].contains(f)).collect();
+        assert_eq!(sources_read, read, "{origin}");
+        // The principal every fact read at once would give.
+        let fact = |k| present.iter().find(|(f, _)| *f == k).map(|(_, v)| v.as_str());
+        let all = PeerFacts {
+            jwt_payload: fact(J).map(str::as_bytes),
+            jwt_claims: None,
+            uri_san: fact(U),
+            istio_principal: fact(I),
+            trusted_header: header.then_some(&b"carol"[..]),
+            source_address: Some("10.0.0.9:5555"),
+            user_agent: None,
+        };
+        let want = principal::resolve(&p.sources, &all);
+        let got = &flow.outcome().unwrap().principal;
+        assert_eq!((got.origin, &got.id), (want.origin, &want.id), "{origin}");
+        assert_eq!(got.origin.as_str(), origin);
+    }
+}

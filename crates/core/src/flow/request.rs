@@ -258,7 +258,7 @@ impl RequestFlow {
         }
 
         let policy = Rc::clone(&self.policy);
-        let mut peer = OwnedPeer::read(host.http, &policy.sources)?;
+        let mut peer = OwnedPeer::read(host.http, &policy.sources, self.head.trusted_header.as_deref())?;
         let routed = peer.upstream.is_some();
         let upstream = match peer.upstream.take() {
             Some(cluster) => cluster,
