@@ -322,6 +322,10 @@ pub static DETECTORS: &[Detector] = &[
     run(CREDIT_CARD, DataClass::Pii),
     run(IBAN, DataClass::Pii),
     run(US_SSN, DataClass::Pii),
+    // Config files that keep a secret under their own keys: Twilio's auth token (the secret
+    // half beside the account SID), a `.netrc` machine's password.
+    keyed("twilio_auth_token", &["twilio_auth_token"], HEX, 32, 32),
+    check("netrc_password", DataClass::Credential, &["machine "], shapes::netrc_password),
     // Generic, last: a vendor format above names the finding when both match.
     check("bearer_token", DataClass::Credential, &["bearer "], shapes::bearer),
     mild(check(

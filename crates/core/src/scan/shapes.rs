@@ -402,6 +402,30 @@ fn placeholder(v: &[u8]) -> bool {
         )
 }
 
+/// A `.netrc` entry (`machine HOST login USER password PASS`, on one line or several): the
+/// password, unless it is a placeholder. Read within the entry (the next `machine` ends it).
+pub fn netrc_password(t: &[u8], s: usize, e: usize) -> Option<Span> {
+    if !left_boundary(t, s) {
+        return None;
+    }
+    let entry = t.get(e..(e + 512).min(t.len()))?;
+    let entry = entry.get(..find(entry, b"machine ").unwrap_or(entry.len()))?;
+    let words: Vec<(usize, &[u8])> = entry
+        .split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .scan(0usize, |at, w| {
+            let start = *at;
+            *at += w.len() + 1;
+            Some((start, w))
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    let key = |k: &[u8]| words.iter().position(|(_, w)| w.eq_ignore_ascii_case(k));
+    key(b"login")?;
+    let (at, value) = *words.get(key(b"password")? + 1)?;
+    let ok = value.len() >= 6 && value.len() <= 128 && !placeholder(value) && !super::placeholder::token_body(value);
+    ok.then_some((e + at, e + at + value.len()))
+}
+
 /// `Authorization: Basic <base64 of user:password>`.
 pub fn basic_auth(t: &[u8], s: usize, e: usize) -> Option<Span> {
     let before = t.get(s.saturating_sub(32)..s)?.to_ascii_lowercase();
@@ -542,5 +566,28 @@ mod tests {
         assert_eq!(jwt(jwt_text, 0, 3), Some((0, jwt_text.len())));
         assert_eq!(jwt(b"eyJhbGciOiJIUzI1NiJ9 is a header only", 0, 3), None);
         assert_eq!(kubernetes_jwt(jwt_text, 0, 3), None);
+    }
+}
+
+#[cfg(test)]
+mod netrc_tests {
+    use super::*;
+
+    fn at(t: &str) -> Option<String> {
+        let s = t.find("machine ")?;
+        netrc_password(t.as_bytes(), s, s + 8).map(|(a, b)| t[a..b].to_owned())
+    }
+
+    #[test]
+    fn a_netrc_entrys_password_is_found_and_its_stand_ins_are_not() {
+        assert_eq!(at("machine h login u password Xk9#pQ2zLw").as_deref(), Some("Xk9#pQ2zLw"));
+        assert_eq!(at("machine h\n  login u\n  password Xk9#pQ2zLw\n").as_deref(), Some("Xk9#pQ2zLw"));
+        assert_eq!(at("machine h login u password <password>"), None);
+        assert_eq!(at("machine h login u password xxxxxxxxxx"), None);
+        // No login in the entry: not a netrc entry; the next machine's words are not this one's.
+        assert_eq!(at("the machine learning password policy Xk9#pQ2zLw"), None);
+        assert_eq!(at("machine a login u\nmachine b password Xk9#pQ2zLw"), None);
+        // Inside a word: not the keyword.
+        assert_eq!(netrc_password(b"timemachine h login u password Xk9#pQ2zLw", 4, 12), None);
     }
 }
