@@ -191,6 +191,8 @@ fn a_batch_answer_to_an_id_outside_the_batch_is_withheld() {
             (json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 2, "result": {}}]), false),
             (json!([{"jsonrpc": "2.0", "id": 2.0, "result": {}}]), false),
             (json!({"jsonrpc": "2.0", "id": 1, "result": {}}), false),
+            // A null id answers no request.
+            (json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "bad batch"}}), false),
             (json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 7, "result": {"tools": []}}]), true),
             (json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": []}}), true),
         ] {

@@ -397,8 +397,11 @@ fn same_id(id: &str, own: &str) -> bool {
 /// What one message is to a legacy batch whose elements have `ids`: an answer (alone or in an
 /// array) to an id outside them is foreign, as a single request's answer to another id is.
 fn answers_outside_batch(ids: &[String], message: &[u8]) -> Reading {
+    // A `null` id answers no request (a server's error for a batch it could not read): it
+    // reaches no other request either.
     let outside = |env: &Envelope<'_>| {
-        (env.has_result || env.has_error) && env.id.as_ref().is_some_and(|i| !ids.iter().any(|own| same_id(i.json(), own)))
+        (env.has_result || env.has_error)
+            && env.id.as_ref().is_some_and(|i| i.json() != "null" && !ids.iter().any(|own| same_id(i.json(), own)))
     };
     match parse_body(message) {
         Ok(Body::Single(env)) if outside(&env) => Reading::Foreign,
