@@ -7,7 +7,7 @@
 //! finding (vendor formats before the generic keyword and bearer detectors).
 
 use super::chars::{Set, ALNUM, B64, HEX, LOWER_DIGIT, UPPER_DIGIT, URLSAFE, URLSAFE_DOT, WORD};
-use super::shapes;
+use super::{password_shapes, shapes};
 
 /// What kind of data a detector finds (receipts' `data_classes_in` / `data_classes_out`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -296,12 +296,9 @@ pub static DETECTORS: &[Detector] = &[
         &["redis://", "rediss://", "amqp://", "amqps://", "nats://", "mqtt://", "mqtts://", "kafka://", "memcached://"],
         shapes::url_password,
     ),
-    check(
-        "url_with_credentials",
-        DataClass::Credential,
-        &["https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://"],
-        shapes::url_password,
-    ),
+    // Any other scheme (`smtp://`, `ldap://`, `git+ssh://` …): the databases and brokers above
+    // name their own findings.
+    check("url_with_credentials", DataClass::Credential, &["://"], shapes::url_password),
     check("basic_auth_header", DataClass::Credential, &["basic "], shapes::basic_auth),
     // Wallet secrets.
     check(
@@ -326,6 +323,36 @@ pub static DETECTORS: &[Detector] = &[
     // half beside the account SID), a `.netrc` machine's password.
     keyed("twilio_auth_token", &["twilio_auth_token"], HEX, 32, 32),
     check("netrc_password", DataClass::Credential, &["machine "], shapes::netrc_password),
+    // Passwords in the files and command lines that keep them (`password_shapes`): each is
+    // confirmed by the structure around it, not by a prefix of its own.
+    check(
+        "connection_string_password",
+        DataClass::Credential,
+        &["password=", "pwd="],
+        password_shapes::connection_string_password,
+    ),
+    check(
+        "password_hash",
+        DataClass::Credential,
+        &["$2a$", "$2b$", "$2y$", "$1$", "$apr1$", "$5$", "$6$", "$y$"],
+        password_shapes::password_hash,
+    ),
+    check("docker_config_auth", DataClass::Credential, &["\"auth\""], password_shapes::docker_config_auth),
+    check("pgpass_password", DataClass::Credential, &[":5432:"], password_shapes::pgpass_password),
+    check(
+        "command_line_password",
+        DataClass::Credential,
+        &["mysql ", "mysqldump ", "mysqladmin ", "mariadb ", "mariadb-dump ", "sshpass ", "redis-cli ", "curl ", "wget "],
+        password_shapes::command_line_password,
+    ),
+    // Heroku's API keys before the `HRKU-` prefix: a UUID under the CLI's own variable names.
+    keyed(
+        "heroku_legacy_api_key",
+        &["heroku_api_key", "heroku_api_token", "heroku_auth_token", "heroku_oauth_token"],
+        HEX_DASH,
+        36,
+        36,
+    ),
     // Generic, last: a vendor format above names the finding when both match.
     check("bearer_token", DataClass::Credential, &["bearer "], shapes::bearer),
     mild(check(
@@ -334,6 +361,7 @@ pub static DETECTORS: &[Detector] = &[
         &[
             "password",
             "passwd",
+            "_pass",
             "secret",
             "api_key",
             "apikey",

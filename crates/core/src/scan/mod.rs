@@ -28,6 +28,7 @@ pub mod engine;
 pub mod hit;
 pub mod numbers;
 pub mod override_grammar;
+pub mod password_shapes;
 pub mod patterns;
 pub mod phrases;
 pub mod placeholder;

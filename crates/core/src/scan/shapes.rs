@@ -370,7 +370,7 @@ pub fn url_password(t: &[u8], _s: usize, e: usize) -> Option<Span> {
 }
 
 /// Values that stand for a secret without being one.
-fn placeholder(v: &[u8]) -> bool {
+pub(super) fn placeholder(v: &[u8]) -> bool {
     let lower = v.to_ascii_lowercase();
     // `${DB_PASS}`, `$(cat f)`, `$DB_PASSWORD`, `%(password)s`, `{{ secret }}`, `<password>`.
     let variable = v.first() == Some(&b'$')
@@ -480,8 +480,8 @@ pub fn hex_private_key(t: &[u8], _s: usize, e: usize) -> Option<Span> {
 
 /// A keyword (`password`, `client_secret`, `api_key` …) assigned a value that looks generated:
 /// 12+ characters, letters and digits, not an identifier, not a placeholder.
-pub fn secret_assignment(t: &[u8], _s: usize, e: usize) -> Option<Span> {
-    let v = keyed_value_start(t, e)?;
+pub fn secret_assignment(t: &[u8], s: usize, e: usize) -> Option<Span> {
+    let v = keyed_value_start(t, e).or_else(|| php_define_value(t, s, e))?;
     let n = t
         .get(v..)?
         .iter()
@@ -491,10 +491,19 @@ pub fn secret_assignment(t: &[u8], _s: usize, e: usize) -> Option<Span> {
                 && !matches!(b, b'"' | b'\'' | b'`' | b'(' | b')' | b'{' | b'}' | b'<' | b'>' | b',' | b';' | b'[' | b']' | b'\\')
         })
         .count();
-    if !(12..=128).contains(&n) {
+    let value = t.get(v..v + n)?;
+    // Twelve bytes, or eight that mix three kinds of characters (`Vq7#mR2p`): a short value of
+    // one or two kinds is a word, a version or an identifier more often than a secret.
+    let kinds = [
+        value.iter().any(u8::is_ascii_lowercase),
+        value.iter().any(u8::is_ascii_uppercase),
+        value.iter().any(u8::is_ascii_digit),
+        value.iter().any(u8::is_ascii_punctuation),
+    ];
+    let long_enough = n >= 12 || (n >= 8 && kinds.iter().filter(|k| **k).count() >= 3);
+    if !long_enough || n > 128 {
         return None;
     }
-    let value = t.get(v..v + n)?;
     let has_digit = value.iter().any(u8::is_ascii_digit);
     let has_alpha = value.iter().any(u8::is_ascii_alphabetic);
     let identifier = value.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'.' || *b == b'-')
@@ -502,6 +511,22 @@ pub fn secret_assignment(t: &[u8], _s: usize, e: usize) -> Option<Span> {
     let url = contains(value, b"://");
     let ok = has_digit && has_alpha && !identifier && !url && !placeholder(value) && chars::entropy(value) >= 3.0;
     ok.then_some((v, v + n))
+}
+
+/// PHP's `define('DB_PASSWORD', 'value')` (WordPress's `wp-config.php`): where the value
+/// starts, when the keyword is the first argument of a `define` call.
+fn php_define_value(t: &[u8], s: usize, e: usize) -> Option<usize> {
+    let before = t.get(s.saturating_sub(24)..s)?.to_ascii_lowercase();
+    if !contains(&before, b"define(") && !contains(&before, b"define (") {
+        return None;
+    }
+    let spaces = |i: usize| i + count(t, i, Set(chars::SPACE), 16);
+    let mut i = e + count(t, e, Set(chars::DIGIT | chars::LOWER | chars::UPPER | chars::UNDERSCORE), 24);
+    (matches!(t.get(i), Some(b'\'' | b'"'))).then_some(())?;
+    i = spaces(i + 1);
+    (t.get(i) == Some(&b',')).then_some(())?;
+    i = spaces(i + 1);
+    matches!(t.get(i), Some(b'\'' | b'"')).then_some(i + 1)
 }
 
 fn trim_padding(s: &[u8]) -> &[u8] {
