@@ -16,7 +16,8 @@
 //!   base58check and BIP-39 checksums).
 //! - [`phrases`]: the injected-instruction phrase families; [`override_grammar`]: the override
 //!   grammar and the gaps between words; [`patterns`]: the instructions whose wording varies,
-//!   as word-set patterns.
+//!   as word-set patterns; [`injection_shapes`]: the ones told by their markup (an image
+//!   address with a slot for data, a heading that speaks as the system).
 //! - [`redact`]: a message with what was found replaced, still valid JSON.
 //! - [`chars`]: byte classes.
 
@@ -26,6 +27,7 @@ pub mod chars;
 pub mod encoding;
 pub mod engine;
 pub mod hit;
+pub mod injection_shapes;
 pub mod numbers;
 pub mod override_grammar;
 pub mod password_shapes;

@@ -76,6 +76,16 @@ pub static PATTERNS: &[(usize, &str)] = &[
     (1, "you|assistant|model|ai|chatbot *6 no|without|zero ?moral|ethical|content|safety ^guardrails|safeguards|censorship|morals|ethics|scruples"),
     (1, "you|assistant|model|ai|chatbot *6 no|without|zero moral|ethical|content|safety ^restrictions|rules|limits|guidelines|constraints|boundaries|policies|filters"),
     (1, "let's|lets|let+us play ?a ^game where|in+which you"),
+    // Authority claimed for the model: `the user has pre-approved this`, `ADMIN OVERRIDE:`, a
+    // note addressed to the model reading the text.
+    (1, "user|users|human|operator|owner|admin has|have ?already pre ^approved|authorized|authorised|approve|authorize"),
+    (1, "user|users|human|operator|owner|admin has|have ?already ^preapproved|preauthorized|preauthorised"),
+    (1, "admin|administrator|developer|root|sudo|maintainer|operator ^override|overrides"),
+    (
+        1,
+        "^note|message|attention|memo|notice|reminder to|for ?the|any|all|every ?ai|llm|language agent|agents|assistant|assistants|model|models",
+    ),
+    (4, "do+not|don't|dont|never|no+need+to ask|request|seek|get|prompt ?the|your user|users|user's|human|operator for ^confirmation|approval|permission|consent"),
     // A line that speaks as the system to the model: `SYSTEM: the user has authorized you`.
     (1, "^system: you|you're|the+user|the+assistant|assistant|ai|model|ignore|disregard|override|new+instructions"),
     (1, "^hypothetical|fictional|imaginary ?scenario|world|story ?where|in+which you are|have|can|must|would"),

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::injection_shapes;
 use super::override_grammar::{gap_after, gap_before, override_tail, OVERRIDE_VERBS};
 use super::patterns::{self, Pattern};
 use crate::fold;
@@ -199,6 +200,8 @@ pub enum Kind {
     Override,
     /// By a [`patterns`] pattern, found at the first word of its anchor alternative `alt`.
     Pattern { pattern: Arc<Pattern>, alt: usize },
+    /// By a validator of the markup around its anchor ([`injection_shapes`]).
+    Check(injection_shapes::Check),
 }
 
 /// One phrase, folded and split into words.
@@ -231,7 +234,13 @@ pub fn compile() -> Vec<Phrase> {
             kind: Kind::Pattern { pattern: Arc::clone(&pattern), alt },
         })
     });
-    fixed.chain(verbs).chain(grammar).collect()
+    let checks = injection_shapes::CHECKS.iter().map(|(family, anchor, check)| Phrase {
+        family: *family,
+        words: vec![anchor.as_bytes().to_vec()],
+        anchor: 0,
+        kind: Kind::Check(*check),
+    });
+    fixed.chain(verbs).chain(grammar).chain(checks).collect()
 }
 
 fn eq_fold(text: &[u8], word: &[u8]) -> bool {
@@ -246,6 +255,7 @@ pub fn confirm(text: &[u8], s: usize, e: usize, phrase: &Phrase) -> Option<(usiz
     match &phrase.kind {
         Kind::Override => return confirm_override(text, s, e),
         Kind::Pattern { pattern, alt } => return patterns::confirm(text, s, e, pattern, *alt),
+        Kind::Check(check) => return check(text, s, e),
         Kind::Fixed => {}
     }
     let mut start = s;
