@@ -150,6 +150,18 @@ pub fn entropy(s: &[u8]) -> f64 {
     counts.iter().filter(|c| **c > 0).map(|c| f64::from(*c) / n).map(|p| -p * p.log2()).sum()
 }
 
+/// How many kinds of character `v` mixes: lower-case letters, upper-case letters, digits,
+/// punctuation (0 to 4). What a password checker counts.
+pub fn character_kinds(v: &[u8]) -> usize {
+    let kinds = [
+        v.iter().any(u8::is_ascii_lowercase),
+        v.iter().any(u8::is_ascii_uppercase),
+        v.iter().any(u8::is_ascii_digit),
+        v.iter().any(u8::is_ascii_punctuation),
+    ];
+    kinds.iter().filter(|k| **k).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

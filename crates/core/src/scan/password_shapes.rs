@@ -8,9 +8,6 @@
 //! structure and turns away what stands in for a password (`${DB_PASS}`, `<password>`,
 //! `your_password_here`, `$MYSQL_PWD`).
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine;
-
 use super::chars::{count, Set, Span, B64, DIGIT, DOT, LOWER, PLUS_SLASH, UPPER};
 use super::shapes::{find, left_boundary};
 
@@ -26,13 +23,7 @@ fn real_password(v: &[u8]) -> bool {
     if v.first() == Some(&b'$') || v.starts_with(b"%") || v.contains(&b'\0') {
         return false;
     }
-    let kinds = [
-        v.iter().any(u8::is_ascii_lowercase),
-        v.iter().any(u8::is_ascii_uppercase),
-        v.iter().any(u8::is_ascii_digit),
-        v.iter().any(|b| b.is_ascii_punctuation()),
-    ];
-    kinds.iter().filter(|k| **k).count() >= 2 || v.len() >= 12
+    super::chars::character_kinds(v) >= 2 || v.len() >= 12
 }
 
 /// The line holding `i`: its start and end (a line break, or 512 bytes either way).
@@ -158,13 +149,8 @@ pub fn docker_config_auth(t: &[u8], s: usize, e: usize) -> Option<Span> {
     if !(8..=1024).contains(&n) || t.get(v + n) != Some(&b'"') {
         return None;
     }
-    let token = t.get(v..v + n)?;
-    let body = token.get(..n - token.iter().rev().take_while(|b| **b == b'=').count())?;
-    let decoded = STANDARD_NO_PAD.decode(body).ok()?;
-    let colon = decoded.iter().position(|b| *b == b':')?;
-    let printable = decoded.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
-    let password = decoded.get(colon + 1..)?;
-    (printable && colon > 0 && !password.is_empty() && !super::shapes::placeholder(password)).then_some((v, v + n))
+    let (_, password) = super::shapes::base64_login(t.get(v..v + n)?)?;
+    (!password.is_empty() && !super::shapes::placeholder(&password)).then_some((v, v + n))
 }
 
 /// A `.pgpass` entry on the default port: `host:5432:database:user:password` (`*` a wildcard,

@@ -436,11 +436,18 @@ pub fn basic_auth(t: &[u8], s: usize, e: usize) -> Option<Span> {
     if !(8..=1024).contains(&n) {
         return None;
     }
-    let token = t.get(e..e + n)?;
+    let (_, password) = base64_login(t.get(e..e + n)?)?;
+    (!password.is_empty()).then_some((e, e + n))
+}
+
+/// A base64 `user:password` (Basic auth, a Docker config's `auth`): the two halves, when the
+/// token decodes to printable text with a user before its first colon.
+pub fn base64_login(token: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let decoded = STANDARD_NO_PAD.decode(trim_padding(token)).ok()?;
     let colon = decoded.iter().position(|b| *b == b':')?;
     let printable = decoded.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
-    (printable && colon > 0 && colon + 1 < decoded.len()).then_some((e, e + n))
+    (printable && colon > 0)
+        .then(|| (decoded.get(..colon).unwrap_or_default().to_vec(), decoded.get(colon + 1..).unwrap_or_default().to_vec()))
 }
 
 /// `Bearer <token>`: a token of 20+ characters with letters and digits and no placeholder look.
@@ -494,13 +501,7 @@ pub fn secret_assignment(t: &[u8], s: usize, e: usize) -> Option<Span> {
     let value = t.get(v..v + n)?;
     // Twelve bytes, or eight that mix three kinds of characters (`Vq7#mR2p`): a short value of
     // one or two kinds is a word, a version or an identifier more often than a secret.
-    let kinds = [
-        value.iter().any(u8::is_ascii_lowercase),
-        value.iter().any(u8::is_ascii_uppercase),
-        value.iter().any(u8::is_ascii_digit),
-        value.iter().any(u8::is_ascii_punctuation),
-    ];
-    let long_enough = n >= 12 || (n >= 8 && kinds.iter().filter(|k| **k).count() >= 3);
+    let long_enough = n >= 12 || (n >= 8 && chars::character_kinds(value) >= 3);
     if !long_enough || n > 128 {
         return None;
     }
